@@ -1,0 +1,1 @@
+"""All logic of halo-immy: plain typed Python, no azure.functions imports."""

@@ -1,0 +1,45 @@
+"""RFC 9457 problem details: the one shape every HTTP error of the app takes."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://halo-immy.invalid/problems/"
+
+
+class Problem(BaseModel):
+    """An `application/problem+json` body; extension members are allowed (RFC 9457 section 3.2)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+    def body(self) -> bytes:
+        """The serialised body, without absent members."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def problem(
+    status: int, slug: str | None = None, detail: str | None = None, **extra: Any
+) -> Problem:
+    """A problem with the standard title for `status` and a type URI naming the kind of error."""
+    return Problem(
+        type=PROBLEM_BASE + slug if slug else "about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        **extra,
+    )
+
+
+def not_implemented(feature: str) -> Problem:
+    """The honest answer of an endpoint whose capability has not been built yet."""
+    return problem(501, "not-implemented", f"{feature} is not available in this version yet")

@@ -1,0 +1,165 @@
+"""Typed settings read from app settings (environment variables), validated once, at first use.
+
+A bad or missing setting raises :class:`SettingsError` naming every offending key, never its value:
+app settings hold secrets, and an error message ends up in logs and Application Insights.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KEY_VAULT_PREFIX = "@Microsoft.KeyVault("
+DEFAULT_SYNC_SCHEDULE = "0 */15 * * * *"
+
+# Hosted HaloPSA answers 429 past 300 requests per rolling 5 minutes (60 a minute); stay well under
+# it so an interactive user of the same API application is not starved by a sync.
+DEFAULT_HALO_REQUESTS_PER_MINUTE = 50.0
+
+
+class SettingsError(RuntimeError):
+    """App settings are missing or malformed; the message names them, never their values."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(sorted(problems.items()))
+        lines = "; ".join(f"{key}: {why}" for key, why in self.problems.items())
+        super().__init__(f"invalid app settings: {lines}")
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Settings(BaseSettings):
+    """Every setting the app reads. Environment variable names are the field names upper-cased."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, str_strip_whitespace=True
+    )
+
+    halo_base_url: AnyHttpUrl
+    halo_tenant: str | None = None
+    halo_client_id: NonEmpty
+    halo_client_secret: SecretStr
+    halo_scope: NonEmpty = "all"
+    halo_requests_per_minute: float = Field(default=DEFAULT_HALO_REQUESTS_PER_MINUTE, gt=0)
+    halo_page_size: int = Field(default=100, ge=10, le=1000)
+    halo_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+
+    tables_connection_string: SecretStr | None = None
+    tables_endpoint: AnyHttpUrl | None = None
+
+    sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_key_vault_references(cls, data: Any) -> Any:
+        # An unresolved reference arrives as the literal text; catch it before it is used as a
+        # secret or URL and give the operator the cause, not a confusing 401 later.
+        if isinstance(data, dict):
+            unresolved = [
+                key
+                for key, value in data.items()
+                if isinstance(value, str) and value.strip().startswith(KEY_VAULT_PREFIX)
+            ]
+            if unresolved:
+                raise ValueError("KEYVAULT:" + ",".join(sorted(unresolved)))
+        return data
+
+    @field_validator("halo_base_url")
+    @classmethod
+    def _https_unless_loopback(cls, url: AnyHttpUrl) -> AnyHttpUrl:
+        if url.scheme != "https" and not _is_loopback(url.host):
+            raise ValueError("must be an https:// URL (plain http is allowed for loopback only)")
+        if url.query or url.fragment:
+            raise ValueError("must be the instance's base URL, without query or fragment")
+        return url
+
+    @field_validator("halo_tenant")
+    @classmethod
+    def _empty_tenant_is_none(cls, tenant: str | None) -> str | None:
+        return tenant or None
+
+    @field_validator("sync_schedule")
+    @classmethod
+    def _six_field_ncrontab(cls, schedule: str) -> str:
+        if len(schedule.split()) != 6:
+            raise ValueError("must be a six-field NCRONTAB expression, e.g. '0 */15 * * * *'")
+        return schedule
+
+    @model_validator(mode="after")
+    def _one_storage_source(self) -> Self:
+        conn = self.tables_connection_string
+        if conn is not None and not conn.get_secret_value():
+            object.__setattr__(self, "tables_connection_string", None)
+        if (self.tables_connection_string is None) == (self.tables_endpoint is None):
+            raise ValueError("STORAGE:exactly one of them must be set")
+        return self
+
+    @property
+    def halo_base(self) -> str:
+        """The HaloPSA base URL without a trailing slash."""
+        return str(self.halo_base_url).rstrip("/")
+
+    @property
+    def halo_origin(self) -> str:
+        """scheme://host[:port] of the HaloPSA instance."""
+        parts = urlsplit(self.halo_base)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+def _problems(error: ValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        message = str(item.get("msg", "invalid"))
+        if "KEYVAULT:" in message:
+            for key in message.split("KEYVAULT:", 1)[1].split(","):
+                problems[key.upper()] = (
+                    "is an unresolved Key Vault reference: grant the app's identity "
+                    "'Key Vault Secrets User' and check the secret URI"
+                )
+            continue
+        if "STORAGE:" in message:
+            why = message.split("STORAGE:", 1)[1]
+            problems["TABLES_CONNECTION_STRING / TABLES_ENDPOINT"] = why
+            continue
+        loc = item.get("loc") or ("settings",)
+        key = str(loc[0]).upper()
+        problems[key] = "is missing" if item.get("type") == "missing" else message
+    return problems
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings from the environment (overrides win); raise SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_problems(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, validated on first call."""
+    return load_settings()

@@ -1,0 +1,564 @@
+"""Unit tests of the HaloPSA client against respx: tokens, paging, retries, and secret hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from email.utils import format_datetime
+
+import httpx
+import pytest
+import respx
+
+from shared.halo_client import (
+    HaloAuthError,
+    HaloClient,
+    HaloNotFound,
+    HaloProtocolError,
+    HaloRateLimited,
+    HaloUnavailable,
+    RequestBudget,
+    RetryPolicy,
+    parse_retry_after,
+)
+
+BASE = "https://msp.halopsa.test"
+SECRET = "s3cr3t-client-secret-value"
+TOKEN_A = "token-aaaaaaaaaaaaaaaa"
+TOKEN_B = "token-bbbbbbbbbbbbbbbb"
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def mock():
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+def make_client(clock: FakeClock, **kwargs) -> HaloClient:
+    kwargs.setdefault("retry", RetryPolicy(max_attempts=4, base_delay=0.1, max_delay=1.0))
+    return HaloClient(
+        BASE,
+        "client-id-1",
+        SECRET,
+        page_size=kwargs.pop("page_size", 10),
+        sleep=clock.sleep,
+        clock=clock,
+        rng=random.Random(7),
+        **kwargs,
+    )
+
+
+def token_route(mock, *tokens: str, expires_in: int = 3600):
+    answers = iter(tokens)
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        # Yield to the loop like a real network call, so concurrent callers really overlap.
+        await asyncio.sleep(0)
+        body = {"access_token": next(answers), "token_type": "Bearer", "expires_in": expires_in}
+        return httpx.Response(200, json=body)
+
+    return mock.post("/auth/token").mock(side_effect=answer)
+
+
+def paged(records: list[dict], key: str, *, record_count: int | None = None, calls=None):
+    """A side effect that pages `records` the way HaloPSA does, optionally lying about the count."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        assert params["pageinate"] == "true"
+        size, number = int(params["page_size"]), int(params["page_no"])
+        if calls is not None:
+            calls.append(number)
+        chunk = records[(number - 1) * size : number * size]
+        total = len(records) if record_count is None else record_count
+        return httpx.Response(200, json={"record_count": total, key: chunk})
+
+    return answer
+
+
+def clients(n: int) -> list[dict]:
+    return [{"id": i, "name": f"Client {i}", "inactive": False} for i in range(1, n + 1)]
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+
+async def test_token_request_sends_client_credentials_form_and_tenant(mock, clock):
+    tokens = token_route(mock, TOKEN_A)
+    mock.get("/api/Tickets/5").respond(json={"id": 5, "summary": "Printer"})
+    async with make_client(clock, tenant="yourmsp", scope="read:tickets") as halo:
+        ticket = await halo.ticket(5)
+    assert ticket.summary == "Printer"
+    sent = tokens.calls.last.request
+    assert sent.url.params["tenant"] == "yourmsp"
+    form = httpx.QueryParams(sent.content.decode())
+    assert dict(form) == {
+        "grant_type": "client_credentials",
+        "client_id": "client-id-1",
+        "client_secret": SECRET,
+        "scope": "read:tickets",
+    }
+    assert mock.calls.last.request.headers["Authorization"] == f"Bearer {TOKEN_A}"
+
+
+async def test_token_is_cached_until_shortly_before_expiry(mock, clock):
+    tokens = token_route(mock, TOKEN_A, TOKEN_B, expires_in=3600)
+    route = mock.get("/api/Tickets/1").respond(json={"id": 1})
+    async with make_client(clock) as halo:
+        await halo.ticket(1)
+        clock.now += 3600 - 61  # still inside the margin of 60 s
+        await halo.ticket(1)
+        assert tokens.call_count == 1
+        clock.now += 2
+        await halo.ticket(1)
+    assert tokens.call_count == 2
+    auth = [c.request.headers["Authorization"] for c in route.calls]
+    assert auth == [f"Bearer {TOKEN_A}", f"Bearer {TOKEN_A}", f"Bearer {TOKEN_B}"]
+
+
+async def test_concurrent_callers_share_one_token_refresh(mock, clock):
+    tokens = token_route(mock, TOKEN_A, TOKEN_B)
+    mock.get(url__regex=r"/api/Tickets/\d+").mock(
+        side_effect=lambda request: httpx.Response(
+            200, json={"id": int(request.url.path.rsplit("/", 1)[1])}
+        )
+    )
+    async with make_client(clock) as halo:
+        got = await asyncio.gather(*(halo.ticket(i) for i in range(1, 21)))
+    assert [t.id for t in got] == list(range(1, 21))
+    assert tokens.call_count == 1
+
+
+async def test_401_refreshes_the_token_once_and_retries(mock, clock):
+    tokens = token_route(mock, TOKEN_A, TOKEN_B)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == f"Bearer {TOKEN_A}":
+            return httpx.Response(401)
+        return httpx.Response(200, json={"id": 9, "summary": "ok"})
+
+    mock.get("/api/Tickets/9").mock(side_effect=answer)
+    async with make_client(clock) as halo:
+        ticket = await halo.ticket(9)
+    assert ticket.id == 9
+    assert tokens.call_count == 2
+
+
+async def test_concurrent_401s_cause_a_single_refresh(mock, clock):
+    tokens = token_route(mock, TOKEN_A, TOKEN_B, "token-never-needed")
+    revoked = False
+    refused = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal refused
+        await asyncio.sleep(0)  # let the other callers send with the same token
+        if revoked and request.headers["Authorization"] == f"Bearer {TOKEN_A}":
+            refused += 1
+            return httpx.Response(401)
+        return httpx.Response(200, json={"id": int(request.url.path.rsplit("/", 1)[1])})
+
+    mock.get(url__regex=r"/api/Tickets/\d+").mock(side_effect=answer)
+    async with make_client(clock) as halo:
+        await halo.ticket(99)  # caches TOKEN_A
+        revoked = True  # HaloPSA revokes it while the client still holds it
+        got = await asyncio.gather(*(halo.ticket(i) for i in range(1, 11)))
+    assert [t.id for t in got] == list(range(1, 11))
+    assert refused == 10  # all ten were refused with the revoked token...
+    assert tokens.call_count == 2  # ...and shared one refresh
+
+
+async def test_second_401_gives_up_with_auth_error(mock, clock):
+    tokens = token_route(mock, TOKEN_A, TOKEN_B)
+    api = mock.get("/api/Client").respond(401)
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloAuthError) as caught:
+            await halo.clients()
+    assert tokens.call_count == 2
+    assert api.call_count == 2
+    assert "GET /api/Client page 1: HTTP 401" in str(caught.value)
+
+
+async def test_refused_credentials_name_the_oauth_error_but_not_the_secret(mock, clock):
+    mock.post("/auth/token").respond(401, json={"error": "invalid_client", "echo": SECRET})
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloAuthError) as caught:
+            await halo.ticket(1)
+    assert "invalid_client" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+async def test_token_answer_without_access_token_is_a_protocol_error(mock, clock):
+    mock.post("/auth/token").respond(200, json={"token_type": "Bearer"})
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloProtocolError, match="no access_token"):
+            await halo.ticket(1)
+
+
+# -- paging ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "expected_pages"),
+    [
+        (0, 1),  # empty list: one empty page
+        (7, 1),  # one short page
+        (25, 3),  # 10 + 10 + 5
+        (30, 4),  # exact multiple: the fourth, empty page proves the end
+    ],
+)
+async def test_paging_reads_every_record_once(mock, clock, total, expected_pages):
+    token_route(mock, TOKEN_A)
+    calls: list[int] = []
+    mock.get("/api/Client").mock(side_effect=paged(clients(total), "clients", calls=calls))
+    async with make_client(clock) as halo:
+        listing = await halo.clients()
+    assert [c.id for c in listing.records] == list(range(1, total + 1))
+    assert sorted(calls) == list(range(1, expected_pages + 1))
+    assert listing.pages == expected_pages
+    assert halo.stats.requests["Client"] == expected_pages
+
+
+async def test_paging_sends_halo_parameters(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/RecurringInvoice").respond(json={"record_count": 0, "invoices": []})
+    async with make_client(clock) as halo:
+        await halo.recurring_invoices()
+    params = route.calls.last.request.url.params
+    assert params["pageinate"] == "true"
+    assert params["page_size"] == "10"
+    assert params["page_no"] == "1"
+    assert params["includelines"] == "true"
+    assert params["includeinactive"] == "true"
+
+
+async def test_record_count_lying_low_does_not_lose_records(mock, clock):
+    token_route(mock, TOKEN_A)
+    calls: list[int] = []
+    data = clients(47)
+    mock.get("/api/Client").mock(side_effect=paged(data, "clients", record_count=10, calls=calls))
+    async with make_client(clock) as halo:
+        listing = await halo.clients()
+    assert [c.id for c in listing.records] == list(range(1, 48))
+    assert sorted(calls) == [1, 2, 3, 4, 5]
+
+
+async def test_record_count_lying_high_stops_at_the_first_short_page(mock, clock):
+    token_route(mock, TOKEN_A)
+    calls: list[int] = []
+    mock.get("/api/Client").mock(
+        side_effect=paged(clients(15), "clients", record_count=100_000, calls=calls)
+    )
+    async with make_client(clock, max_concurrency=3, max_pages=20_000) as halo:
+        listing = await halo.clients()
+    assert len(listing.records) == 15
+    # Page 2 is short; at most the pages already in flight beside it were asked for.
+    assert len(calls) <= 1 + 3
+
+
+async def test_record_count_implying_too_many_pages_is_refused(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Client").mock(side_effect=paged(clients(20), "clients", record_count=10**9))
+    async with make_client(clock, max_pages=50) as halo:
+        with pytest.raises(HaloProtocolError, match="over the cap"):
+            await halo.clients()
+
+
+async def test_a_server_that_never_ends_is_cut_off(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Client").mock(
+        side_effect=lambda request: httpx.Response(200, json={"clients": clients(10)})
+    )
+    async with make_client(clock, max_pages=6) as halo:
+        with pytest.raises(HaloProtocolError, match="more than 6 full pages"):
+            await halo.clients()
+    assert route.call_count == 6
+
+
+async def test_endpoint_that_ignores_paging_is_read_in_one_request(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Item").respond(
+        json={"items": [{"id": i, "name": "x"} for i in range(1, 31)]}
+    )
+    async with make_client(clock) as halo:
+        listing = await halo.items()
+    assert len(listing.records) == 30
+    assert route.call_count == 1
+
+
+async def test_duplicates_across_pages_are_dropped_and_counted(mock, clock):
+    token_route(mock, TOKEN_A)
+    data = clients(25)
+    # A record inserted at the front while paging shifts record 10 onto page 2 as well.
+    pages = {1: data[0:10], 2: data[9:19], 3: data[19:25]}
+    mock.get("/api/Client").mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            json={"record_count": 25, "clients": pages[int(request.url.params["page_no"])]},
+        )
+    )
+    async with make_client(clock) as halo:
+        listing = await halo.clients()
+    assert [c.id for c in listing.records] == list(range(1, 26))
+    assert listing.duplicates == 1
+
+
+async def test_pages_after_the_first_are_fetched_concurrently_within_the_bound(mock, clock):
+    token_route(mock, TOKEN_A)
+    data = clients(95)
+    in_flight = 0
+    peak = 0
+    gate = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        number = int(request.url.params["page_no"])
+        if number > 1:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            if peak >= 3:
+                gate.set()
+            await gate.wait()  # hold pages open until the bound is reached
+            in_flight -= 1
+        chunk = data[(number - 1) * 10 : number * 10]
+        return httpx.Response(200, json={"record_count": 95, "clients": chunk})
+
+    mock.get("/api/Client").mock(side_effect=answer)
+    async with make_client(clock, max_concurrency=3) as halo:
+        listing = await asyncio.wait_for(halo.clients(), timeout=10)
+    assert len(listing.records) == 95
+    assert peak == 3
+
+
+async def test_missing_list_key_and_non_json_are_protocol_errors(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Site").respond(json={"record_count": 3, "something": []})
+    mock.get("/api/Item").respond(200, text="<html>maintenance</html>")
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloProtocolError, match="no 'sites' list"):
+            await halo.sites()
+        with pytest.raises(HaloProtocolError, match="not JSON"):
+            await halo.items()
+
+
+async def test_invalid_records_are_rejected_with_reasons_and_the_rest_kept(mock, clock):
+    token_route(mock, TOKEN_A)
+    raw = [
+        {"id": 1, "client_id": 4, "contracttype_name": "Managed Security"},
+        {"id": 2, "client_id": None, "contracttype_name": "Managed Security"},
+        {"id": 3, "client_id": 5, "start_date": "not-a-date"},
+        {"id": 4, "client_id": 6, "end_date": "0001-01-01T00:00:00"},
+    ]
+    mock.get("/api/ClientContract").respond(json={"record_count": 4, "contracts": raw})
+    async with make_client(clock) as halo:
+        listing = await halo.contracts()
+    assert [c.id for c in listing.records] == [1, 4]
+    assert listing.records[1].end_date is None
+    assert [(r.record_id, r.reason.split(":")[0]) for r in listing.rejects] == [
+        ("2", "client_id"),
+        ("3", "start_date"),
+    ]
+
+
+async def test_unknown_ticket_is_not_found(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Tickets/404").respond(404)
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloNotFound, match="GET /api/Tickets/404: HTTP 404"):
+            await halo.ticket(404)
+
+
+# -- retries and budget --------------------------------------------------------------------------
+
+
+async def test_retry_after_is_honoured(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Tickets/1").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}),
+            httpx.Response(503, headers={"Retry-After": "2"}),
+            httpx.Response(200, json={"id": 1}),
+        ]
+    )
+    async with make_client(clock) as halo:
+        await halo.ticket(1)
+    assert route.call_count == 3
+    assert clock.sleeps[0] >= 7
+    assert clock.sleeps[1] >= 2
+    assert halo.stats.retries == 2
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("30") == 30
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=45), usegmt=True), now) == 45
+    assert parse_retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True), now) == 0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(503, HaloUnavailable), (502, HaloUnavailable), (429, HaloRateLimited)]
+)
+async def test_gives_up_after_the_attempt_cap(mock, clock, status, error):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Client").respond(status)
+    async with make_client(clock) as halo:
+        with pytest.raises(error) as caught:
+            await halo.clients()
+    assert route.call_count == 4
+    assert f"GET /api/Client page 1: HTTP {status}" in str(caught.value)
+    assert len(clock.sleeps) == 3
+    # Exponential: each wait's ceiling doubles (0.1, 0.2, 0.4), equal jitter keeps at least half.
+    for attempt, slept in enumerate(clock.sleeps, start=1):
+        ceiling = 0.1 * 2 ** (attempt - 1)
+        assert ceiling / 2 <= slept <= ceiling
+
+
+async def test_retry_after_longer_than_allowed_fails_fast(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Client").respond(429, headers={"Retry-After": "3600"})
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloRateLimited, match="asked to wait 3600s"):
+            await halo.clients()
+    assert route.call_count == 1
+    assert clock.sleeps == []
+
+
+async def test_500_is_not_retried(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Client").respond(500)
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloUnavailable, match="HTTP 500"):
+            await halo.clients()
+    assert route.call_count == 1
+
+
+async def test_timeouts_and_connection_errors_are_retried(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Tickets/1").mock(
+        side_effect=[
+            httpx.ReadTimeout("slow"),
+            httpx.ConnectError("refused"),
+            httpx.Response(200, json={"id": 1}),
+        ]
+    )
+    async with make_client(clock) as halo:
+        await halo.ticket(1)
+    assert route.call_count == 3
+
+
+async def test_connection_errors_past_the_cap_are_unavailable(mock, clock):
+    mock.post("/auth/token").mock(side_effect=httpx.ConnectError("refused"))
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloUnavailable, match="POST /auth/token: no response: ConnectError"):
+            await halo.ticket(1)
+
+
+async def test_a_failed_page_fails_the_listing(mock, clock):
+    token_route(mock, TOKEN_A)
+    data = clients(45)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page_no"])
+        if number == 5:
+            return httpx.Response(500)
+        return httpx.Response(
+            200, json={"record_count": 45, "clients": data[(number - 1) * 10 : number * 10]}
+        )
+
+    mock.get("/api/Client").mock(side_effect=answer)
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloUnavailable, match="page 5: HTTP 500"):
+            await halo.clients()
+
+
+async def test_budget_paces_requests(clock):
+    budget = RequestBudget(per_minute=60, burst=2, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        await budget.acquire()
+    # Two from the burst, then one a second.
+    assert clock.sleeps == pytest.approx([1.0, 1.0, 1.0])
+    assert budget.waited_seconds == pytest.approx(3.0)
+
+
+async def test_every_request_draws_on_the_shared_budget(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Client").mock(side_effect=paged(clients(35), "clients"))
+    budget = RequestBudget(per_minute=6, burst=1, clock=clock, sleep=clock.sleep)
+    async with make_client(clock, budget=budget) as halo:
+        await halo.clients()
+    # One token request and four pages: five requests, the first from the burst.
+    assert halo.stats.total_requests == 5
+    assert sum(clock.sleeps) == pytest.approx(40.0)
+
+
+# -- secret hygiene ----------------------------------------------------------------------------
+
+
+async def test_secret_and_tokens_never_reach_logs_or_errors(mock, clock, caplog):
+    caplog.set_level(logging.DEBUG)
+    token_route(mock, TOKEN_A, TOKEN_B)
+    mock.get("/api/Client").mock(
+        side_effect=[
+            httpx.Response(401),
+            httpx.Response(503),
+            httpx.Response(429),
+            httpx.Response(401),
+        ]
+    )
+    errors: list[BaseException] = []
+    async with make_client(clock, tenant="yourmsp") as halo:
+        with pytest.raises(HaloAuthError) as caught:
+            await halo.clients()
+        errors.append(caught.value)
+        text_of_client = repr(halo)
+    mock.post("/auth/token").respond(400, json={"error": "invalid_client", "detail": SECRET})
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloAuthError) as caught:
+            await halo.ticket(1)
+        errors.append(caught.value)
+
+    texts = [record.getMessage() for record in caplog.records]
+    texts.append(text_of_client)
+    for error in errors:
+        chain: BaseException | None = error
+        while chain is not None:
+            texts.extend([str(chain), repr(chain)])
+            chain = chain.__cause__ or chain.__context__
+    assert any("retry" in t for t in texts)  # something was logged
+    for text in texts:
+        for secret in (SECRET, TOKEN_A, TOKEN_B):
+            assert secret not in text
+
+
+def test_backoff_is_bounded_by_max_delay():
+    policy = RetryPolicy(base_delay=1, max_delay=8)
+    rng = random.Random(1)
+    waits = [policy.backoff(attempt, rng) for attempt in range(1, 10)]
+    assert all(w <= 8 for w in waits)
+    assert waits[-1] >= 4
+    assert math.isclose(max(policy.backoff(1, random.Random(s)) for s in range(50)), 1, rel_tol=0.1)

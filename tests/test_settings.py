@@ -1,0 +1,128 @@
+"""Settings fail fast, name the bad key, and never echo a value."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import DEFAULT_SYNC_SCHEDULE, SettingsError, get_settings, load_settings
+
+SECRET = "very-secret-value-123"
+GOOD = {
+    "HALO_BASE_URL": "https://msp.halopsa.com/",
+    "HALO_CLIENT_ID": "client-1",
+    "HALO_CLIENT_SECRET": SECRET,
+    "TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true",
+}
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for key in [
+        *GOOD,
+        "HALO_TENANT",
+        "HALO_SCOPE",
+        "HALO_REQUESTS_PER_MINUTE",
+        "HALO_PAGE_SIZE",
+        "HALO_TIMEOUT_SECONDS",
+        "TABLES_ENDPOINT",
+        "SYNC_SCHEDULE",
+    ]:
+        monkeypatch.delenv(key, raising=False)
+
+    def apply(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+
+    get_settings.cache_clear()
+    yield apply
+    get_settings.cache_clear()
+
+
+def error_for(**values: str) -> SettingsError:
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    return caught.value
+
+
+def test_complete_settings_load_with_defaults(env):
+    env(**GOOD)
+    settings = get_settings()
+    assert settings.halo_base == "https://msp.halopsa.com"
+    assert settings.halo_origin == "https://msp.halopsa.com"
+    assert settings.halo_scope == "all"
+    assert settings.halo_tenant is None
+    assert settings.sync_schedule == DEFAULT_SYNC_SCHEDULE
+    assert 0 < settings.halo_requests_per_minute < 60  # under hosted HaloPSA's 300 per 5 minutes
+    assert settings.halo_client_secret.get_secret_value() == SECRET
+    assert SECRET not in repr(settings)
+    assert get_settings() is settings
+
+
+def test_missing_settings_are_all_named(env):
+    env(HALO_BASE_URL="https://msp.halopsa.com")
+    error = error_for()
+    assert error.problems == {"HALO_CLIENT_ID": "is missing", "HALO_CLIENT_SECRET": "is missing"}
+    assert "HALO_CLIENT_ID: is missing" in str(error)
+
+
+def test_missing_storage_is_named(env):
+    env(**{k: v for k, v in GOOD.items() if k != "TABLES_CONNECTION_STRING"})
+    error = error_for()
+    assert error.problems == {
+        "TABLES_CONNECTION_STRING / TABLES_ENDPOINT": "exactly one of them must be set"
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("HALO_BASE_URL", "http://msp.halopsa.com", "https://"),
+        ("HALO_BASE_URL", "not a url", "URL"),
+        ("HALO_BASE_URL", "https://msp.halopsa.com/?x=1", "without query"),
+        ("HALO_REQUESTS_PER_MINUTE", "0", "greater than 0"),
+        ("HALO_PAGE_SIZE", "100000", "less than or equal to 1000"),
+        ("SYNC_SCHEDULE", "*/15 * * * *", "six-field"),
+    ],
+)
+def test_malformed_setting_is_named_with_the_reason(env, key, value, expected):
+    env(**{**GOOD, key: value})
+    error = error_for()
+    assert list(error.problems) == [key]
+    assert expected in error.problems[key]
+
+
+def test_loopback_may_use_plain_http(env):
+    env(**{**GOOD, "HALO_BASE_URL": "http://127.0.0.1:8089"})
+    assert load_settings().halo_base == "http://127.0.0.1:8089"
+
+
+def test_exactly_one_storage_source(env):
+    env(**{**GOOD, "TABLES_ENDPOINT": "https://acct.table.core.windows.net"})
+    assert "exactly one" in str(error_for())
+    env(
+        **{
+            **GOOD,
+            "TABLES_CONNECTION_STRING": "",
+            "TABLES_ENDPOINT": "https://a.table.core.windows.net",
+        }
+    )
+    settings = load_settings()
+    assert settings.tables_connection_string is None
+    assert str(settings.tables_endpoint) == "https://a.table.core.windows.net/"
+
+
+def test_unresolved_key_vault_reference_is_reported_as_such(env):
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/halo/)"
+    env(**{**GOOD, "HALO_CLIENT_SECRET": reference})
+    error = error_for()
+    assert list(error.problems) == ["HALO_CLIENT_SECRET"]
+    assert "unresolved Key Vault reference" in str(error)
+    assert "kv.vault.azure.net" not in str(error)
+
+
+def test_no_value_is_echoed_in_errors(env):
+    env(**{**GOOD, "HALO_CLIENT_SECRET": SECRET, "HALO_PAGE_SIZE": SECRET})
+    error = error_for()
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error)
+    assert error.__cause__ is None and error.__suppress_context__
