@@ -1,90 +1,12 @@
-"""Session fixtures for real components: Azurite (Table Storage) started from node_modules."""
+"""Session fixtures for real components: Azurite (Table Storage) and the HaloPSA sandbox."""
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-AZURITE = ROOT / "node_modules" / ".bin" / "azurite-table"
-# Azurite's documented, public development account; not a secret.
-DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-STARTUP_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class Azurite:
-    """A running Azurite table service on loopback."""
-
-    port: int
-    pid: int
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"TableEndpoint={self.endpoint};"
-        )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_line(proc: subprocess.Popen[bytes], marker: bytes, seconds: float) -> bytes:
-    """Read the process's output until a line contains `marker`; fail on exit or time-out."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + seconds
-    seen = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise RuntimeError(f"no {marker!r} within {seconds}s; output so far: {seen!r}")
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"process exited ({proc.wait()}) before {marker!r}: {seen!r}")
-            seen += line
-            if marker in line:
-                return line
-
-
-def drain(proc: subprocess.Popen[bytes]) -> None:
-    """Keep reading a child's output in the background so a full pipe never blocks it."""
-    stream = proc.stdout
-    if stream is not None:
-        threading.Thread(target=stream.read, daemon=True, name=f"drain-{proc.pid}").start()
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process we started, by its PID: SIGTERM, then SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+from sandbox.processes import AZURITE, Azurite, azurite_table
 
 
 @pytest.fixture(scope="session")
@@ -92,26 +14,22 @@ def azurite() -> Iterator[Azurite]:
     """Real Azurite table storage, in memory, on a free loopback port, for the whole session."""
     if not AZURITE.exists():
         pytest.fail(f"{AZURITE} is missing: run `make setup` (npm ci installs azurite@3.35.0)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(AZURITE),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--silent",
-            "--tableHost",
-            "127.0.0.1",
-            "--tablePort",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_line(proc, b"successfully started", STARTUP_SECONDS)
-        drain(proc)
-        yield Azurite(port=port, pid=proc.pid)
-    finally:
-        stop_process(proc)
+    with azurite_table() as running:
+        yield running
+
+
+@pytest.fixture
+def halo_sandbox():
+    """Start HaloPSA sandboxes on free loopback ports; every one is stopped after the test."""
+    from sandbox.halo import HaloSandbox
+
+    started: list[HaloSandbox] = []
+
+    def start(data, **kwargs) -> HaloSandbox:
+        server = HaloSandbox(data, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
