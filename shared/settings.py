@@ -70,8 +70,11 @@ class Settings(BaseSettings):
 
     tables_connection_string: SecretStr | None = None
     tables_endpoint: AnyHttpUrl | None = None
+    tables_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9]{0,20}$")
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
+    sync_max_drop: float = Field(default=0.3, ge=0, le=1)
+    sync_confirm_by_repeat: bool = True
 
     @model_validator(mode="before")
     @classmethod

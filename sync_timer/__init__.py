@@ -1,11 +1,26 @@
-"""Timer blueprint: the scheduled HaloPSA -> Table Storage sync."""
+"""Sync blueprint: the scheduled HaloPSA -> Table Storage sync, a manual trigger, and its status."""
 
+import json
 import logging
+from datetime import UTC, datetime
 
 import azure.functions as func
 
+from shared.http import Reply, guarded, json_reply, problem_reply
+from shared.problems import problem
+from shared.store import StoreError, get_store
+from shared.sync import Outcome, approve_held, run_sync, sync_status
+
 bp = func.Blueprint()
 log = logging.getLogger("halo_immy.sync")
+SYNC_QUEUE = "sync-requests"
+
+
+async def _run_and_judge(trigger: str) -> None:
+    report = await run_sync()
+    if report.outcome is Outcome.FAILED:
+        # Failing the invocation lets the retry policy and the failure alerts do their work.
+        raise RuntimeError(f"sync run {report.run_id} ({trigger}) failed: {report.error}")
 
 
 @bp.function_name("sync_timer")
@@ -16,7 +31,56 @@ log = logging.getLogger("halo_immy.sync")
     minimum_interval="00:00:30",
     maximum_interval="00:05:00",
 )
-def sync_timer(timer: func.TimerRequest) -> None:
+async def sync_timer(timer: func.TimerRequest) -> None:
     """Run one sync on the `%SYNC_SCHEDULE%` schedule."""
-    # The store and the sync run come with the "Sync" issue; until then say so rather than no-op.
-    log.warning("sync_timer fired but the sync is not built yet; nothing was read or written")
+    if timer.past_due:
+        log.info("sync timer is past due; running now")
+    await _run_and_judge("timer")
+
+
+@bp.function_name("sync_queue")
+@bp.queue_trigger(arg_name="message", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
+async def sync_queue(message: func.QueueMessage) -> None:
+    """Run one sync asked for through `POST /api/sync`."""
+    await _run_and_judge("manual")
+
+
+@bp.function_name("sync_now")
+@bp.route(route="sync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@bp.queue_output(arg_name="request", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
+def sync_now(req: func.HttpRequest, request: func.Out[str]) -> func.HttpResponse:
+    """`POST /api/sync` (admin key): queue one sync now; a run takes longer than HTTP may wait."""
+    request.set(json.dumps({"requested_at": datetime.now(UTC).isoformat()}))
+    body = {"status": "queued", "status_url": "/api/sync/status"}
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=202,
+        mimetype="application/json",
+        headers={"Location": "/api/sync/status"},
+    )
+
+
+@bp.function_name("sync_status")
+@bp.route(route="sync/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def sync_status_http(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/sync/status`: the current generation, its age, a held run, the last runs."""
+    reply = guarded(lambda: json_reply(sync_status(get_store(), datetime.now(UTC))))
+    return func.HttpResponse(**reply.as_kwargs())
+
+
+@bp.function_name("sync_approve")
+@bp.route(route="sync/approve", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
+    """`POST /api/sync/approve?run_id=` (admin key): make the held generation current."""
+
+    def approve() -> Reply:
+        run_id = req.params.get("run_id") or None
+        try:
+            approve_held(get_store(), run_id=run_id)
+        except StoreError as error:
+            if "no held sync run" in str(error):
+                return problem_reply(problem(409, "nothing-held", str(error)))
+            raise
+        return json_reply(sync_status(get_store(), datetime.now(UTC)))
+
+    return func.HttpResponse(**guarded(approve).as_kwargs())

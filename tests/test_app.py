@@ -10,21 +10,27 @@ from azure.functions.decorators.function_app import Function
 
 import function_app
 from shared.problems import PROBLEM_JSON
-
-# get_functions() validates as it indexes and refuses a second call, as the host calls it once.
-FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+from tests.registry import registered
 
 
 def functions() -> dict[str, Function]:
-    return FUNCTIONS
+    return registered()
 
 
 def bindings(name: str) -> list[dict]:
     return [json.loads(raw) for raw in functions()[name].get_raw_bindings()]
 
 
-def test_the_three_functions_are_registered():
-    assert set(functions()) == {"sync_timer", "targets", "technician_tab"}
+def test_the_functions_are_registered():
+    assert set(functions()) == {
+        "sync_timer",
+        "sync_queue",
+        "sync_now",
+        "sync_status",
+        "sync_approve",
+        "targets",
+        "technician_tab",
+    }
 
 
 def test_sync_timer_runs_on_the_configured_schedule():
@@ -39,14 +45,27 @@ def test_sync_timer_runs_on_the_configured_schedule():
 
 
 @pytest.mark.parametrize(
-    ("name", "route"),
-    [("targets", "targets"), ("technician_tab", "technician-tab/ticket/{ticket_id}")],
+    ("name", "route", "method", "auth"),
+    [
+        ("targets", "targets", "GET", "FUNCTION"),
+        ("technician_tab", "technician-tab/ticket/{ticket_id}", "GET", "FUNCTION"),
+        ("sync_status", "sync/status", "GET", "FUNCTION"),
+        ("sync_now", "sync", "POST", "ADMIN"),
+        ("sync_approve", "sync/approve", "POST", "ADMIN"),
+    ],
 )
-def test_http_functions_require_a_function_key(name, route):
+def test_http_functions_routes_and_keys(name, route, method, auth):
     trigger = next(b for b in bindings(name) if b["type"] == "httpTrigger")
     assert trigger["route"] == route
-    assert trigger["authLevel"] == "FUNCTION"
-    assert trigger["methods"] == ["GET"]
+    assert trigger["authLevel"] == auth
+    assert trigger["methods"] == [method]
+
+
+def test_manual_sync_goes_through_a_queue():
+    out = next(b for b in bindings("sync_now") if b["type"] == "queue")
+    trigger = next(b for b in bindings("sync_queue") if b["type"] == "queueTrigger")
+    assert out["queueName"] == trigger["queueName"] == "sync-requests"
+    assert out["direction"] == "OUT"
 
 
 @pytest.mark.parametrize(

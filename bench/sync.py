@@ -1,0 +1,107 @@
+"""Benchmark: one full sync of a generated HaloPSA data set into real Azurite.
+
+Prints wall time per phase, HaloPSA requests against the minimum, table transactions against the
+minimum (entities / 100 per partition), and peak memory. The sandbox and Azurite run in their own
+processes on loopback.
+
+    python bench/sync.py [--clients 5000] [--page-size 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from azure.data.tables import TableServiceClient  # noqa: E402
+
+from sandbox.halo_data import generate  # noqa: E402
+from sandbox.processes import azurite_table, stop_process, wait_for_line  # noqa: E402
+from shared.rules import ItemMatch, Rule  # noqa: E402
+from shared.settings import load_settings  # noqa: E402
+from shared.store import Store  # noqa: E402
+from shared.sync import SyncReport, run_sync  # noqa: E402
+
+RULES = (
+    Rule(software="Huntress", contract_types=["Managed Security"]),
+    Rule(software="SentinelOne", items=[ItemMatch(code="S1-COMPLETE")]),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--page-size", type=int, default=100)
+    args = parser.parse_args()
+
+    data = generate(args.clients, seed=args.seed)
+    lists = [data.clients, data.sites, data.contracts, data.invoices, data.items]
+    minimum_requests = 1 + sum(max(1, math.ceil(len(x) / args.page_size)) for x in lists)
+
+    with azurite_table() as azurite:
+        proc = subprocess.Popen(  # noqa: S603 - our own module
+            [
+                sys.executable,
+                "-m",
+                "sandbox.halo",
+                "--port",
+                "0",
+                "--clients",
+                str(args.clients),
+                "--seed",
+                str(args.seed),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            url = wait_for_line(proc, b"listening on", 60).decode().split("listening on ")[1]
+            settings = load_settings(
+                halo_base_url=url.strip(),
+                halo_client_id="sandbox-client",
+                halo_client_secret="sandbox-secret",  # noqa: S106 - the sandbox's own
+                halo_requests_per_minute=1_000_000,  # the sandbox has no rate limit to respect
+                halo_page_size=args.page_size,
+                tables_connection_string=azurite.connection_string,
+                tables_endpoint=None,
+            )
+            store = Store(TableServiceClient.from_connection_string(azurite.connection_string))
+            for rule in RULES:
+                store.put_rule_document(rule.key, rule.model_dump(mode="json"))
+            report: SyncReport = asyncio.run(run_sync(settings, store=store))
+        finally:
+            stop_process(proc)
+
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"data set      : {args.clients} clients, {len(data.contracts)} contracts, "
+        f"{len(data.invoices)} recurring invoices, {sum(len(i['lines']) for i in data.invoices)} lines"
+    )
+    print(f"outcome       : {report.outcome} {report.error or ''}".rstrip())
+    print("phases (s)    : " + ", ".join(f"{k} {v:.2f}" for k, v in report.phases.items()))
+    print(f"wall time     : {report.phases['total']:.2f} s")
+    print(
+        f"HaloPSA       : {report.halo_requests} requests, minimum {minimum_requests} "
+        f"({100 * (report.halo_requests / minimum_requests - 1):+.1f}%)"
+    )
+    print(
+        f"Table Storage : {report.transactions} transactions, minimum {report.transactions_minimum} "
+        f"({100 * (report.transactions / report.transactions_minimum - 1):+.1f}%), "
+        f"{report.entities_written} entities"
+    )
+    print(f"targets       : {report.targets}")
+    print(f"peak memory   : {peak_mib:.0f} MiB (max RSS of this process)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""What a snapshot generation holds and how it is laid out in its table.
+
+Partitions of a generation's table:
+- `clients`: one document per client holding the client and its sites, contracts and recurring
+  invoices (with lines). RowKey `<client id, 10 digits>-<part, 3 digits>`: a client whose records
+  outgrow one entity spills into further parts, so nothing is ever truncated.
+- `items`: the item catalogue, packed many to a document.
+- `targets|<rule key>`: one rule's resolved targets, packed many to a document, in order.
+- `meta`: the manifest (when, what was read, which rules with how many targets).
+
+Table Storage costs per entity (Azurite about 1.3 ms each whatever its size), so records are grouped
+into as few entities as the size limits allow: a 5,000-client snapshot is about 5,000 entities
+instead of 45,000, and a client's whole record is one point read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.halo_models import Client, Contract, Item, RecurringInvoice, Reject, Site
+from shared.store import MAX_ENTITY_CHARS, Store, client_key, decode_data, encode_data
+from shared.targets import Snapshot, Target
+
+# Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
+_DOC_LIMIT = MAX_ENTITY_CHARS - 2_000
+CLIENTS = "clients"
+ITEMS = "items"
+META = "meta"
+
+
+def target_partition(rule_key: str) -> str:
+    """The partition holding one rule's resolved targets."""
+    return f"targets|{rule_key}"
+
+
+def _dump(model: BaseModel) -> str:
+    return model.model_dump_json()
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A generation ready to write: entities per partition, and records too large to store."""
+
+    partitions: dict[str, list[dict[str, Any]]]
+    too_large: list[Reject]
+
+    @property
+    def entities(self) -> int:
+        """How many entities the generation has."""
+        return sum(len(v) for v in self.partitions.values())
+
+
+def layout(
+    snapshot: Snapshot, targets: Mapping[str, Sequence[Target]], manifest: Mapping[str, Any]
+) -> Layout:
+    """Lay a snapshot, its resolved targets and its manifest out as table entities."""
+    too_large: list[Reject] = []
+    by_client: dict[int, list[tuple[str, BaseModel]]] = defaultdict(list)
+    for site in snapshot.sites.values():
+        by_client[site.client_id].append(("sites", site))
+    for contract in snapshot.contracts:
+        by_client[contract.client_id].append(("contracts", contract))
+    for invoice in snapshot.invoices:
+        by_client[invoice.client_id].append(("invoices", invoice))
+
+    clients: list[dict[str, Any]] = []
+    for client in snapshot.clients.values():
+        head = _dump(client)
+        records = by_client.get(client.id, [])
+        for part, groups in enumerate(_pack(records, len(head), too_large)):
+            body = ",".join(f'"{kind}":[{",".join(items)}]' for kind, items in groups.items())
+            document = f'{{"client":{head}' + (f",{body}" if body else "") + "}"
+            clients.append(
+                {"RowKey": f"{client_key(client.id)}-{part:03d}", **encode_data(document)}
+            )
+
+    partitions = {
+        CLIENTS: clients,
+        ITEMS: _packed_lists((_dump(i) for i in snapshot.items.values()), too_large, "items"),
+        META: [{"RowKey": "manifest", **encode_data(json.dumps(manifest, default=str))}],
+    }
+    for key, found in targets.items():
+        partitions[target_partition(key)] = _packed_lists(
+            (_dump(t) for t in found), too_large, "targets"
+        )
+    return Layout(partitions, too_large)
+
+
+def _pack(
+    records: Iterable[tuple[str, BaseModel]], head: int, too_large: list[Reject]
+) -> Iterator[dict[str, list[str]]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    size = head
+    for kind, model in records:
+        text = _dump(model)
+        if len(text) + head > _DOC_LIMIT:
+            too_large.append(
+                Reject(
+                    kind,
+                    str(getattr(model, "id", "?")),
+                    f"{len(text)} characters, too large to store",
+                )
+            )
+            continue
+        if groups and size + len(text) + 1 > _DOC_LIMIT:
+            yield groups
+            groups, size = defaultdict(list), head
+        groups[kind].append(text)
+        size += len(text) + 1
+    yield groups  # the first part always exists: it carries the client
+
+
+def _packed_lists(texts: Iterable[str], too_large: list[Reject], kind: str) -> list[dict[str, Any]]:
+    entities: list[dict[str, Any]] = []
+    chunk: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        row = f"{len(entities):06d}"
+        entities.append({"RowKey": row, "count": len(chunk), **encode_data(f"[{','.join(chunk)}]")})
+
+    for text in texts:
+        if len(text) > _DOC_LIMIT:
+            too_large.append(Reject(kind, "?", f"{len(text)} characters, too large to store"))
+            continue
+        if chunk and size + len(text) + 1 > _DOC_LIMIT:
+            flush()
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text) + 1
+    if chunk:
+        flush()
+    return entities
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """One client with its sites, contracts and recurring invoices, as of a generation."""
+
+    client: Client
+    sites: list[Site]
+    contracts: list[Contract]
+    invoices: list[RecurringInvoice]
+
+
+def _client_record(documents: Sequence[Mapping[str, Any]]) -> ClientRecord:
+    return ClientRecord(
+        client=Client.model_validate(documents[0]["client"]),
+        sites=[Site.model_validate(x) for d in documents for x in d.get("sites", ())],
+        contracts=[Contract.model_validate(x) for d in documents for x in d.get("contracts", ())],
+        invoices=[
+            RecurringInvoice.model_validate(x) for d in documents for x in d.get("invoices", ())
+        ],
+    )
+
+
+def read_client(store: Store, generation: str, client_id: int) -> ClientRecord | None:
+    """One client's records (a single range read), or None if the generation lacks it."""
+    documents = store.read_documents(generation, CLIENTS, row_prefix=client_key(client_id) + "-")
+    return _client_record(documents) if documents else None
+
+
+def read_clients(store: Store, generation: str) -> list[ClientRecord]:
+    """Every client's records, in client id order."""
+    parts: dict[str, list[Any]] = defaultdict(list)
+    for entity in store.read_partition(generation, CLIENTS):
+        parts[str(entity["RowKey"]).split("-", 1)[0]].append(_decode(entity))
+    return [_client_record(parts[key]) for key in sorted(parts)]
+
+
+def read_items(store: Store, generation: str) -> list[Item]:
+    """The item catalogue of a generation."""
+    return [Item.model_validate(x) for x in _read_lists(store, generation, ITEMS)]
+
+
+def read_snapshot(store: Store, generation: str) -> Snapshot:
+    """A whole generation back as a Snapshot, for re-resolving rules without HaloPSA."""
+    records = read_clients(store, generation)
+    return Snapshot.build(
+        (r.client for r in records),
+        (s for r in records for s in r.sites),
+        (c for r in records for c in r.contracts),
+        (i for r in records for i in r.invoices),
+        read_items(store, generation),
+    )
+
+
+def read_targets(store: Store, generation: str, rule_key: str) -> list[Target]:
+    """One rule's resolved targets, in their stored order."""
+    return [
+        Target.model_validate(x) for x in _read_lists(store, generation, target_partition(rule_key))
+    ]
+
+
+def read_target_ids(store: Store, generation: str, rule_key: str) -> set[int]:
+    """The client ids one rule targets."""
+    return {int(x["client_id"]) for x in _read_lists(store, generation, target_partition(rule_key))}
+
+
+def read_manifest(store: Store, generation: str) -> dict[str, Any]:
+    """The generation's manifest."""
+    documents = store.read_documents(generation, META)
+    return dict(documents[0]) if documents else {}
+
+
+def _read_lists(store: Store, generation: str, partition: str) -> list[Any]:
+    return [x for document in store.read_documents(generation, partition) for x in document]
+
+
+def _decode(entity: Mapping[str, Any]) -> Any:
+    return json.loads(decode_data(entity))

@@ -1,0 +1,527 @@
+"""Table Storage repository: every table the app uses, and their keys, live here.
+
+Layout (all names carry the store's optional prefix, which tests use to share one Azurite):
+- `SyncState`: PartitionKey `sync`; RowKey `current` (the pointer readers follow), `held` (a
+  generation waiting for approval), `lease` (one sync run at a time).
+- `SyncRuns`: PartitionKey `run`; RowKey sorts newest first.
+- `Rules`: PartitionKey `rule`; RowKey the normalised software name.
+- `snap<generation>`: one table per snapshot generation. PartitionKey is the record kind
+  (`clients`, `sites`, `contracts`, `invoices`, `items`, `targets|<software>`, `meta`); RowKey starts
+  with the zero-padded client id, so one client's records are a single range read.
+
+A generation is its own table, not a key prefix in a shared one: dropping an old generation is one
+`delete_table` call instead of a scan and thousands of deletes, and a half-written generation is
+invisible until the pointer names it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger("halo_immy.store")
+
+MAX_BATCH_ENTITIES = 100
+# The service's limit is 4 MiB per transaction; stay clear of it, counting strings as UTF-16.
+MAX_BATCH_BYTES = 3_500_000
+# A string property may hold 64 KiB of UTF-16, i.e. 32,768 characters.
+CHUNK_CHARS = 30_000
+# An entity may hold 1 MiB; leave room for keys, property names and the other properties.
+MAX_ENTITY_CHARS = 15 * CHUNK_CHARS
+_FORBIDDEN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+STATE_PK = "sync"
+SNAPSHOT_PREFIX = "snap"
+
+
+class StoreError(RuntimeError):
+    """A storage operation failed after its retries; the message is safe to log."""
+
+
+class EntityTooLarge(ValueError):
+    """A record is larger than one table entity may hold, even split into chunks."""
+
+
+def check_key(key: str) -> str:
+    """Return `key` if Table Storage accepts it as a PartitionKey/RowKey, else raise ValueError."""
+    if not key or len(key) > 512 or _FORBIDDEN_KEY.search(key):
+        raise ValueError("a table key must be 1-512 characters without / \\ # ? or controls")
+    return key
+
+
+def client_key(client_id: int, record_id: int | None = None) -> str:
+    """RowKey of a client's record: sorts and range-reads by client."""
+    head = f"{client_id:010d}"
+    return head if record_id is None else f"{head}-{record_id:010d}"
+
+
+def encode_data(payload: str) -> dict[str, Any]:
+    """Spread a JSON document over as many string properties as the 64 KiB limit needs."""
+    if len(payload) > MAX_ENTITY_CHARS:
+        raise EntityTooLarge(
+            f"{len(payload)} characters, over the {MAX_ENTITY_CHARS} an entity holds"
+        )
+    if len(payload) <= CHUNK_CHARS:
+        return {"d": payload}
+    chunks = [payload[i : i + CHUNK_CHARS] for i in range(0, len(payload), CHUNK_CHARS)]
+    return {"n": len(chunks), **{f"d{i}": chunk for i, chunk in enumerate(chunks)}}
+
+
+def decode_data(entity: Mapping[str, Any]) -> str:
+    """The JSON document `encode_data` spread over an entity."""
+    if "d" in entity:
+        return str(entity["d"])
+    return "".join(str(entity[f"d{i}"]) for i in range(int(entity["n"])))
+
+
+def new_generation(now: datetime) -> str:
+    """A sortable, table-name-safe generation id: UTC time plus randomness."""
+    return now.astimezone(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
+
+
+@dataclass(frozen=True, slots=True)
+class Pointer:
+    """Where readers look: the current generation, the one kept for rollback, when it synced."""
+
+    generation: str
+    previous: str | None
+    synced_at: datetime
+    run_id: str
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A generation the mass-change guard kept from becoming current."""
+
+    generation: str
+    run_id: str
+    held_at: datetime
+    synced_at: datetime
+    reason: str
+    fingerprint: str
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """What a bulk write cost."""
+
+    entities: int = 0
+    transactions: int = 0
+    retries: int = 0
+    partitions: int = 0
+    minimum_transactions: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    partition: str
+    operations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    size: int = 0
+
+
+TransactionHook = Callable[[str, int], None]
+
+
+class Store:
+    """The app's Table Storage. Build once per process with `from_settings` (or a test's service)."""
+
+    def __init__(
+        self,
+        service: TableServiceClient,
+        *,
+        prefix: str = "",
+        concurrency: int = 8,
+        attempts: int = 4,
+        transaction_hook: TransactionHook | None = None,
+    ) -> None:
+        if prefix and not prefix.isalnum():
+            raise ValueError("the table prefix must be alphanumeric")
+        self.service = service
+        self.prefix = prefix
+        self._concurrency = concurrency
+        self._attempts = attempts
+        # A seam for fault tests: called before each transaction with (partition, sequence).
+        self._hook = transaction_hook
+        self._ready: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Store:
+        """A store from a connection string, or from an endpoint with DefaultAzureCredential."""
+        if settings.tables_connection_string is not None:
+            service = TableServiceClient.from_connection_string(
+                settings.tables_connection_string.get_secret_value()
+            )
+        else:
+            from azure.identity import DefaultAzureCredential  # imported only where it is used
+
+            service = TableServiceClient(
+                str(settings.tables_endpoint), credential=DefaultAzureCredential()
+            )
+        kwargs.setdefault("prefix", settings.tables_prefix)
+        return cls(service, **kwargs)
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def table(self, name: str, *, create: bool = True) -> TableClient:
+        """A client for `name` (prefixed), creating the table on first use."""
+        full = self.prefix + name
+        if create and full not in self._ready:
+            with self._lock:
+                if full not in self._ready:
+                    try:
+                        self.service.create_table(full)
+                    except ResourceExistsError:
+                        pass
+                    self._ready.add(full)
+        return self.service.get_table_client(full)
+
+    def _snapshot_table(self, generation: str, *, create: bool = False) -> TableClient:
+        if not generation.isalnum():
+            raise ValueError("a generation id is alphanumeric")
+        return self.table(SNAPSHOT_PREFIX + generation, create=create)
+
+    def generations(self) -> list[str]:
+        """Every snapshot generation stored, oldest first."""
+        head = self.prefix + SNAPSHOT_PREFIX
+        found = [
+            t.name[len(head) :]
+            for t in self.service.query_tables(
+                "TableName ge @lo and TableName lt @hi", parameters={"lo": head, "hi": head + "~"}
+            )
+        ]
+        return sorted(g for g in found if g.isalnum())
+
+    def delete_generation(self, generation: str) -> None:
+        """Drop a whole generation (one table delete)."""
+        name = self.prefix + SNAPSHOT_PREFIX + generation
+        self.service.delete_table(name)
+        self._ready.discard(name)
+
+    # -- bulk writes ---------------------------------------------------------------------------
+
+    def write_generation(
+        self, generation: str, partitions: Mapping[str, Iterable[Mapping[str, Any]]]
+    ) -> WriteStats:
+        """Upsert entities (`RowKey` plus properties) into each partition of a generation."""
+        table = self._snapshot_table(generation, create=True)
+        return self.write_partitions(table, partitions)
+
+    def write_partitions(
+        self, table: TableClient, partitions: Mapping[str, Iterable[Mapping[str, Any]]]
+    ) -> WriteStats:
+        """Upsert per partition in transactions of at most 100 entities and 3.5 MB, concurrently."""
+        batches = list(self._batches(partitions))
+        sizes = Counter(b.partition for b in batches for _ in b.operations)
+        stats = WriteStats(
+            partitions=len(sizes),
+            # What the 100-entity limit alone forces; the byte limit may add a few.
+            minimum_transactions=sum(-(-n // MAX_BATCH_ENTITIES) for n in sizes.values()),
+        )
+        lock = threading.Lock()
+
+        def send(sequence: int, batch: _Batch) -> None:
+            retries = self._submit(table, batch, sequence)
+            with lock:
+                stats.transactions += 1
+                stats.entities += len(batch.operations)
+                stats.retries += retries
+
+        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="tables") as pool:
+            futures = [pool.submit(send, n, b) for n, b in enumerate(batches)]
+            errors = [f.exception() for f in futures]
+        failed = [e for e in errors if e is not None]
+        if failed:
+            raise StoreError(
+                f"{len(failed)} of {len(batches)} transactions to {table.table_name} failed; "
+                f"first: {failed[0]}"
+            ) from failed[0]
+        return stats
+
+    def _batches(self, partitions: Mapping[str, Iterable[Mapping[str, Any]]]) -> Iterator[_Batch]:
+        for partition, entities in partitions.items():
+            check_key(partition)
+            batch = _Batch(partition)
+            for source in entities:
+                entity = {**source, "PartitionKey": partition}
+                check_key(str(entity["RowKey"]))
+                size = _entity_size(entity)
+                full = len(batch.operations) >= MAX_BATCH_ENTITIES
+                if batch.operations and (full or batch.size + size > MAX_BATCH_BYTES):
+                    yield batch
+                    batch = _Batch(partition)
+                batch.operations.append(("upsert", entity))
+                batch.size += size
+            if batch.operations:
+                yield batch
+
+    def _submit(self, table: TableClient, batch: _Batch, sequence: int) -> int:
+        """Send one transaction; upserts are idempotent, so a failed one is simply sent again."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                if self._hook is not None:
+                    self._hook(batch.partition, sequence)
+                table.submit_transaction(batch.operations)
+                return attempt - 1
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+                status = getattr(error, "status_code", None)
+                retryable = status is None or status in (408, 429) or status >= 500
+                if not retryable or attempt == self._attempts:
+                    raise StoreError(
+                        f"transaction {sequence} on partition {batch.partition!r}: "
+                        f"{type(error).__name__} {status or ''} after {attempt} attempts".strip()
+                    ) from None
+                time.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random() / 2))  # noqa: S311
+        raise AssertionError("unreachable")
+
+    # -- snapshot reads --------------------------------------------------------------------------
+
+    def read_partition(
+        self, generation: str, partition: str, *, row_prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every entity of a generation's partition, optionally only RowKeys with a prefix."""
+        table = self._snapshot_table(generation)
+        params: dict[str, Any] = {"pk": check_key(partition)}
+        query = "PartitionKey eq @pk"
+        if row_prefix:
+            query += " and RowKey ge @lo and RowKey lt @hi"
+            params |= {"lo": row_prefix, "hi": row_prefix + "\uffff"}
+        try:
+            return [dict(e) for e in table.query_entities(query, parameters=params)]
+        except ResourceNotFoundError:
+            raise StoreError(f"generation {generation} is not stored") from None
+
+    def read_documents(
+        self, generation: str, partition: str, *, row_prefix: str | None = None
+    ) -> list[Any]:
+        """The JSON documents of a partition, in RowKey order."""
+        return [
+            json.loads(decode_data(e))
+            for e in self.read_partition(generation, partition, row_prefix=row_prefix)
+        ]
+
+    # -- pointer, held generation, lease ---------------------------------------------------------
+
+    def current(self) -> Pointer | None:
+        """The generation readers should use, or None before the first successful sync."""
+        entity = self._state("current")
+        if entity is None:
+            return None
+        return Pointer(
+            generation=entity["generation"],
+            previous=entity.get("previous") or None,
+            synced_at=_utc(entity["synced_at"]),
+            run_id=entity["run_id"],
+            etag=entity.metadata.get("etag"),
+        )
+
+    def swap(
+        self, generation: str, *, run_id: str, synced_at: datetime, expected: Pointer | None
+    ) -> Pointer:
+        """Make `generation` current, if the pointer is still `expected` (optimistic concurrency)."""
+        entity = {
+            "PartitionKey": STATE_PK,
+            "RowKey": "current",
+            "generation": generation,
+            "previous": expected.generation if expected else "",
+            "synced_at": synced_at,
+            "run_id": run_id,
+        }
+        table = self.table("SyncState")
+        try:
+            if expected is None:
+                table.create_entity(entity)
+            else:
+                table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=expected.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            raise StoreError("the current pointer moved during the sync; not swapping") from None
+        pointer = self.current()
+        assert pointer is not None
+        return pointer
+
+    def held(self) -> Held | None:
+        """The generation waiting for approval, if any."""
+        entity = self._state("held")
+        if entity is None:
+            return None
+        return Held(
+            generation=entity["generation"],
+            run_id=entity["run_id"],
+            held_at=_utc(entity["held_at"]),
+            synced_at=_utc(entity["synced_at"]),
+            reason=entity["reason"],
+            fingerprint=entity["fingerprint"],
+        )
+
+    def set_held(self, held: Held | None) -> None:
+        """Record (or with None, clear) the generation waiting for approval."""
+        table = self.table("SyncState")
+        if held is None:
+            try:
+                table.delete_entity(STATE_PK, "held")
+            except ResourceNotFoundError:
+                pass
+            return
+        table.upsert_entity(
+            {
+                "PartitionKey": STATE_PK,
+                "RowKey": "held",
+                "generation": held.generation,
+                "run_id": held.run_id,
+                "held_at": held.held_at,
+                "synced_at": held.synced_at,
+                "reason": held.reason[:2000],
+                "fingerprint": held.fingerprint,
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take the sync lease unless another owner holds an unexpired one."""
+        table = self.table("SyncState")
+        entity = {
+            "PartitionKey": STATE_PK,
+            "RowKey": "lease",
+            "owner": owner,
+            "expires_at": now + ttl,
+        }
+        existing = self._state("lease")
+        try:
+            if existing is None:
+                table.create_entity(entity)
+                return True
+            if _utc(existing["expires_at"]) > now and existing["owner"] != owner:
+                return False
+            table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=existing.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return True
+        except (ResourceExistsError, ResourceModifiedError):
+            return False  # someone else took it between our read and our write
+
+    def release_lease(self, owner: str) -> None:
+        """Give the lease back if we still hold it."""
+        existing = self._state("lease")
+        if existing is None or existing["owner"] != owner:
+            return
+        try:
+            self.table("SyncState").delete_entity(
+                STATE_PK,
+                "lease",
+                etag=existing.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            pass
+
+    def _state(self, row: str) -> Any:
+        try:
+            return self.table("SyncState").get_entity(STATE_PK, row)
+        except ResourceNotFoundError:
+            return None
+
+    # -- run records -----------------------------------------------------------------------------
+
+    def record_run(self, run_id: str, started_at: datetime, properties: Mapping[str, Any]) -> None:
+        """Store one sync run's record (newest sorts first)."""
+        millis = int(started_at.timestamp() * 1000)
+        row = f"{10**13 - millis:013d}-{run_id}"
+        entity = {"PartitionKey": "run", "RowKey": row, "run_id": run_id, **properties}
+        self.table("SyncRuns").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest run records, newest first."""
+        pages = self.table("SyncRuns").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": "run"}, results_per_page=limit
+        )
+        runs: list[dict[str, Any]] = []
+        for entity in pages:
+            runs.append(dict(entity))
+            if len(runs) >= limit:
+                break
+        return runs
+
+    # -- rules -------------------------------------------------------------------------------------
+
+    def rule_documents(self) -> list[Any]:
+        """Every stored rule as its JSON document."""
+        table = self.table("Rules")
+        entities = table.query_entities("PartitionKey eq @pk", parameters={"pk": "rule"})
+        return [json.loads(decode_data(e)) for e in entities]
+
+    def put_rule_document(self, key: str, document: Any) -> None:
+        """Create or replace one rule."""
+        entity = {
+            "PartitionKey": "rule",
+            "RowKey": check_key(key),
+            **encode_data(json.dumps(document)),
+        }
+        self.table("Rules").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_rule(self, key: str) -> bool:
+        """Delete one rule; False if there was none."""
+        table = self.table("Rules")
+        try:
+            table.get_entity("rule", check_key(key))
+        except ResourceNotFoundError:
+            return False
+        table.delete_entity("rule", key)
+        return True
+
+
+def documents_to_entities(rows: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """(RowKey, JSON-able document) pairs as entities; raises EntityTooLarge for a huge one."""
+    return [
+        {"RowKey": row, **encode_data(json.dumps(doc, separators=(",", ":")))} for row, doc in rows
+    ]
+
+
+def _entity_size(entity: Mapping[str, Any]) -> int:
+    size = 0
+    for key, value in entity.items():
+        size += 2 * len(key) + (2 * len(value) if isinstance(value, str) else 16)
+    return size
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=1)
+def get_store() -> Store:
+    """The process-wide store, built from settings on first use."""
+    return Store.from_settings(get_settings())

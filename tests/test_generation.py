@@ -1,0 +1,92 @@
+"""How a generation is laid out in its table, and read back, against real Azurite."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.generation import CLIENTS, layout, read_client, read_snapshot, read_targets
+from shared.halo_models import Client, Contract, Item, RecurringInvoice, Site
+from shared.store import MAX_ENTITY_CHARS, Store
+from shared.targets import SiteRef, Snapshot, Target
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def store(azurite) -> Store:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    return Store(service, prefix=f"l{next(_prefixes)}x")
+
+
+def invoice(invoice_id: int, client_id: int, lines: int, text: str = "x") -> RecurringInvoice:
+    return RecurringInvoice.model_validate(
+        {
+            "id": invoice_id,
+            "client_id": client_id,
+            "lines": [
+                {
+                    "id": invoice_id * 1000 + n,
+                    "_itemid": 1,
+                    "item_shortdescription": text,
+                    "qty_order": 1,
+                }
+                for n in range(lines)
+            ],
+        }
+    )
+
+
+def test_a_large_client_spills_into_parts_and_reads_back_whole(store):
+    # 60 invoices of ~12 KB each: more than one entity holds, so the client takes several parts.
+    big = [
+        invoice(i, 1, 40, "SentinelOne Complete per endpoint, billed monthly") for i in range(1, 61)
+    ]
+    snapshot = Snapshot.build(
+        [Client(id=1, name="Contoso Ltd"), Client(id=2, name="Fabrikam")],
+        [Site(id=5, name="HQ", client_id=1)],
+        [Contract(id=9, client_id=2, contracttype_name="Managed Security")],
+        big,
+        [Item(id=1, name="SentinelOne Complete")],
+    )
+    planned = layout(snapshot, {}, {"generation": "g"})
+    rows = [e["RowKey"] for e in planned.partitions[CLIENTS]]
+    contoso = [r for r in rows if r.startswith("0000000001-")]
+    assert len(contoso) >= 2
+    assert rows.count("0000000002-000") == 1
+    assert planned.too_large == []
+
+    store.write_generation("g1", planned.partitions)
+    record = read_client(store, "g1", 1)
+    assert [i.model_dump() for i in record.invoices] == [i.model_dump() for i in big]
+    assert [s.id for s in record.sites] == [5]
+    assert read_client(store, "g1", 3) is None
+    again = read_snapshot(store, "g1")
+    assert again == snapshot
+
+
+def test_a_record_too_large_for_any_entity_is_rejected_not_truncated():
+    huge = invoice(1, 1, 1, "y" * MAX_ENTITY_CHARS)
+    snapshot = Snapshot.build([Client(id=1, name="A")], [], [], [huge, invoice(2, 1, 1)], [])
+    planned = layout(snapshot, {}, {})
+    assert [(r.kind, r.record_id) for r in planned.too_large] == [("invoices", "1")]
+    assert '"id":2' in planned.partitions[CLIENTS][0]["d"]
+
+
+def test_targets_are_packed_and_read_back_in_order(store):
+    targets = [
+        Target(
+            client_id=n,
+            client_name=f"Client {n:05d}",
+            sites=[SiteRef(id=n, name="HQ")],
+            quantity=n,
+            reasons=[],
+        )
+        for n in range(1, 5001)
+    ]
+    planned = layout(Snapshot.build([], [], [], [], []), {"huntress": targets}, {})
+    assert 1 < len(planned.partitions["targets|huntress"]) < 20
+    store.write_generation("g2", planned.partitions)
+    assert read_targets(store, "g2", "huntress") == targets

@@ -1,0 +1,156 @@
+"""The Table Storage repository against real Azurite."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.store import (
+    CHUNK_CHARS,
+    MAX_ENTITY_CHARS,
+    EntityTooLarge,
+    Store,
+    StoreError,
+    check_key,
+    decode_data,
+    documents_to_entities,
+    encode_data,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+_names = itertools.count()
+
+
+@pytest.fixture
+def store(azurite) -> Store:
+    # A fresh table prefix per test keeps tests independent on the one session Azurite.
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    return Store(service, prefix=f"t{next(_names)}x")
+
+
+def test_bulk_write_splits_into_100_entity_transactions_per_partition(store):
+    partitions = {
+        "contracts": documents_to_entities([(f"{i:06d}", {"n": i}) for i in range(250)]),
+        "items": documents_to_entities([(f"{i:06d}", {"n": i}) for i in range(100)]),
+        "sites": documents_to_entities([("000001", {"n": 1})]),
+    }
+    stats = store.write_generation("g1", partitions)
+    assert stats.transactions == 3 + 1 + 1
+    assert stats.entities == 351
+    assert [d["n"] for d in store.read_documents("g1", "contracts")] == list(range(250))
+    assert len(store.read_documents("g1", "items")) == 100
+
+
+def test_large_documents_are_split_across_properties_and_read_back_whole(store):
+    big = {"text": "x" * (CHUNK_CHARS * 3 + 17), "unicode": "Zoë — 東京"}
+    entities = documents_to_entities([("r1", big)])
+    assert entities[0]["n"] == 4
+    assert all(len(v) <= CHUNK_CHARS for k, v in entities[0].items() if k.startswith("d"))
+    store.write_generation("g2", {"invoices": entities})
+    assert store.read_documents("g2", "invoices") == [big]
+
+
+def test_transactions_stay_under_the_payload_limit(store):
+    # 20 entities of ~400 KB (UTF-16) each: far over 4 MiB together, so several transactions.
+    doc = {"text": "y" * (MAX_ENTITY_CHARS - 100)}
+    entities = documents_to_entities([(f"{i:03d}", doc) for i in range(20)])
+    stats = store.write_generation("g3", {"invoices": entities})
+    assert stats.entities == 20
+    assert stats.transactions >= 3
+    assert len(store.read_partition("g3", "invoices")) == 20
+
+
+def test_a_document_too_large_for_an_entity_is_refused():
+    with pytest.raises(EntityTooLarge):
+        encode_data("z" * (MAX_ENTITY_CHARS + 1))
+    assert decode_data(encode_data("short")) == "short"
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a\\b", "a#b", "a?b", "a\tb", "", "x" * 513])
+def test_forbidden_keys_are_refused_before_any_write(store, bad):
+    with pytest.raises(ValueError, match="table key"):
+        check_key(bad)
+    with pytest.raises(ValueError, match="table key"):
+        store.write_generation("g4", {"items": [{"RowKey": bad, "d": "{}"}]})
+
+
+def test_range_read_returns_one_clients_records(store):
+    rows = [(f"{c:010d}-{r:010d}", {"client": c, "row": r}) for c in (1, 2, 10) for r in (1, 2)]
+    store.write_generation("g5", {"contracts": documents_to_entities(rows)})
+    got = store.read_documents("g5", "contracts", row_prefix=f"{1:010d}-")
+    assert [(d["client"], d["row"]) for d in got] == [(1, 1), (1, 2)]
+
+
+def test_injected_failures_are_retried_and_persistent_ones_fail(azurite):
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    failures = {"left": 2}
+
+    def flaky(partition: str, sequence: int) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            from azure.core.exceptions import HttpResponseError
+
+            error = HttpResponseError(message="injected 503")
+            error.status_code = 503
+            raise error
+
+    store = Store(service, prefix=f"t{next(_names)}x", transaction_hook=flaky)
+    stats = store.write_generation("g6", {"items": documents_to_entities([("1", {})])})
+    assert stats.retries == 2 and stats.entities == 1
+
+    def broken(partition: str, sequence: int) -> None:
+        raise StoreError("disk on fire")
+
+    store = Store(service, prefix=f"t{next(_names)}x", transaction_hook=broken)
+    with pytest.raises(StoreError, match="disk on fire"):
+        store.write_generation("g7", {"items": documents_to_entities([("1", {})])})
+
+
+def test_pointer_swap_is_optimistic(store):
+    assert store.current() is None
+    first = store.swap("gen1", run_id="r1", synced_at=NOW, expected=None)
+    assert (first.generation, first.previous) == ("gen1", None)
+    second = store.swap("gen2", run_id="r2", synced_at=NOW, expected=first)
+    assert (second.generation, second.previous) == ("gen2", "gen1")
+    with pytest.raises(StoreError, match="pointer moved"):
+        store.swap("gen3", run_id="r3", synced_at=NOW, expected=first)  # stale view
+    with pytest.raises(StoreError, match="pointer moved"):
+        store.swap("gen3", run_id="r3", synced_at=NOW, expected=None)
+    assert store.current().generation == "gen2"
+
+
+def test_lease_admits_one_owner_until_it_expires(store):
+    ttl = timedelta(minutes=10)
+    assert store.acquire_lease("a", now=NOW, ttl=ttl)
+    assert not store.acquire_lease("b", now=NOW + timedelta(minutes=5), ttl=ttl)
+    assert store.acquire_lease("b", now=NOW + timedelta(minutes=11), ttl=ttl)  # a's went stale
+    store.release_lease("a")  # not a's any more: must not free b's
+    assert not store.acquire_lease("c", now=NOW + timedelta(minutes=12), ttl=ttl)
+    store.release_lease("b")
+    assert store.acquire_lease("c", now=NOW + timedelta(minutes=12), ttl=ttl)
+
+
+def test_generations_are_listed_and_dropped(store):
+    for generation in ("20261125120000aaaaaa", "20261125121500bbbbbb"):
+        store.write_generation(generation, {"items": documents_to_entities([("1", {})])})
+    assert store.generations() == ["20261125120000aaaaaa", "20261125121500bbbbbb"]
+    store.delete_generation("20261125120000aaaaaa")
+    assert store.generations() == ["20261125121500bbbbbb"]
+
+
+def test_runs_are_listed_newest_first(store):
+    for minute in (1, 3, 2):
+        store.record_run(f"run{minute}", NOW + timedelta(minutes=minute), {"outcome": "succeeded"})
+    assert [r["run_id"] for r in store.recent_runs(2)] == ["run3", "run2"]
+
+
+def test_rule_documents_round_trip(store):
+    store.put_rule_document("huntress", {"software": "Huntress", "contract_types": ["MS"]})
+    assert store.rule_documents() == [{"software": "Huntress", "contract_types": ["MS"]}]
+    assert store.delete_rule("huntress") is True
+    assert store.delete_rule("huntress") is False
+    assert json.dumps(store.rule_documents()) == "[]"

@@ -1,0 +1,125 @@
+"""The sync blueprint's handlers, called the way the host calls them, against Azurite and the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from datetime import date
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+
+from sandbox.halo_data import demo_data
+from shared.problems import PROBLEM_JSON
+from shared.settings import get_settings
+from shared.store import get_store
+from tests.registry import handler
+
+pytestmark = pytest.mark.integration
+_prefixes = itertools.count()
+
+
+class Out:
+    """What the host passes for an output binding."""
+
+    def __init__(self) -> None:
+        self.value = None
+
+    def set(self, value) -> None:
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+@pytest.fixture
+def configure(monkeypatch, azurite):
+    def apply(halo_url: str, **extra: str) -> None:
+        values = {
+            "HALO_BASE_URL": halo_url,
+            "HALO_CLIENT_ID": "sandbox-client",
+            "HALO_CLIENT_SECRET": "sandbox-secret",
+            "HALO_REQUESTS_PER_MINUTE": "100000",
+            "TABLES_CONNECTION_STRING": azurite.connection_string,
+            "TABLES_PREFIX": f"h{next(_prefixes)}x",
+            **extra,
+        }
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        get_store.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+    get_store.cache_clear()
+
+
+def get(name: str, url: str, method: str = "GET", **params) -> func.HttpResponse:
+    request = func.HttpRequest(method, url, body=b"", params=params)
+    if name == "sync_now":
+        out = Out()
+        response = handler(name)(request, out)
+        response.queued = out.value
+        return response
+    return handler(name)(request)
+
+
+def status() -> dict:
+    response = get("sync_status", "/api/sync/status")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    return json.loads(response.get_body())
+
+
+def test_status_before_any_sync(configure, halo_sandbox):
+    configure(halo_sandbox(demo_data(date.today())).url)
+    assert status() == {"current": None, "held": None, "last_runs": []}
+
+
+def test_manual_sync_is_queued_then_run_by_the_queue_function(configure, halo_sandbox):
+    configure(halo_sandbox(demo_data(date.today())).url)
+    response = get("sync_now", "/api/sync", method="POST")
+    assert response.status_code == 202
+    assert response.headers["Location"] == "/api/sync/status"
+    assert "requested_at" in json.loads(response.queued)
+
+    asyncio.run(handler("sync_queue")(func.QueueMessage(body=response.queued.encode())))
+    seen = status()
+    assert seen["current"]["generation"]
+    assert seen["current"]["age_seconds"] >= 0
+    assert seen["last_runs"][0]["outcome"] == "succeeded"
+    assert seen["last_runs"][0]["read"]["clients"] == len(demo_data(date.today()).clients)
+
+
+def test_a_failing_timer_run_fails_the_invocation_and_is_recorded(configure, halo_sandbox):
+    configure(halo_sandbox(demo_data(date.today())).url, HALO_CLIENT_SECRET="wrong-secret")
+    with pytest.raises(RuntimeError, match="failed: HaloPSA POST /auth/token: HTTP 401") as caught:
+        asyncio.run(handler("sync_timer")(TimerRequest(past_due=False)))
+    assert "wrong-secret" not in str(caught.value)
+    run = status()["last_runs"][0]
+    assert run["outcome"] == "failed"
+    assert "invalid_client" in run["error"]
+    assert status()["current"] is None
+
+
+def test_approve_with_nothing_held_is_a_conflict(configure, halo_sandbox):
+    configure(halo_sandbox(demo_data(date.today())).url)
+    response = get("sync_approve", "/api/sync/approve", method="POST")
+    assert response.status_code == 409
+    assert response.mimetype == PROBLEM_JSON
+    assert json.loads(response.get_body())["detail"] == "no held sync run to approve"
+
+
+def test_missing_settings_are_a_named_503_problem(configure, monkeypatch):
+    configure("https://msp.halopsa.com")
+    monkeypatch.delenv("HALO_CLIENT_SECRET")
+    monkeypatch.setenv("HALO_CLIENT_ID", "")
+    get_settings.cache_clear()
+    response = get("sync_status", "/api/sync/status")
+    assert response.status_code == 503
+    assert response.mimetype == PROBLEM_JSON
+    body = json.loads(response.get_body())
+    assert body["settings"] == ["HALO_CLIENT_ID", "HALO_CLIENT_SECRET"]
+    assert response.headers["Retry-After"] == "300"
