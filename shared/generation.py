@@ -5,8 +5,11 @@ Partitions of a generation's table:
   invoices (with lines). RowKey `<client id, 10 digits>-<part, 3 digits>`: a client whose records
   outgrow one entity spills into further parts, so nothing is ever truncated.
 - `items`: the item catalogue, packed many to a document.
-- `targets|<rule key>`: one rule's resolved targets, packed many to a document, in order.
-- `meta`: the manifest (when, what was read, which rules with how many targets).
+- `targets|<rule key>|<rule hash>`: one rule's resolved targets, packed many to a document, in
+  order. The manifest names the partition of each rule, so a rule edited between syncs is
+  re-resolved into a fresh partition and switched to with one manifest write: readers never see a
+  half-written answer.
+- `meta`: the manifest (when, what was read, which rules, where their targets are) and the catalog.
 
 Table Storage costs per entity (Azurite about 1.3 ms each whatever its size), so records are grouped
 into as few entities as the size limits allow: a 5,000-client snapshot is about 5,000 entities
@@ -15,28 +18,82 @@ instead of 45,000, and a client's whole record is one point read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from shared.catalog import Catalog
 from shared.halo_models import Client, Contract, Item, RecurringInvoice, Reject, Site
-from shared.store import MAX_ENTITY_CHARS, Store, client_key, decode_data, encode_data
-from shared.targets import Snapshot, Target
+from shared.rules import Rule
+from shared.store import (
+    MAX_ENTITY_CHARS,
+    Store,
+    StoreConflict,
+    StoreError,
+    client_key,
+    decode_data,
+    encode_data,
+)
+from shared.targets import Snapshot, Target, resolve
 
 # Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
 _DOC_LIMIT = MAX_ENTITY_CHARS - 2_000
 CLIENTS = "clients"
 ITEMS = "items"
 META = "meta"
+MANIFEST = "manifest"
+CATALOG = "catalog"
 
 
-def target_partition(rule_key: str) -> str:
-    """The partition holding one rule's resolved targets."""
-    return f"targets|{rule_key}"
+def rule_hash(rule: Rule) -> str:
+    """A short digest of a rule's content: its targets partition changes when the rule does."""
+    return hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:12]
+
+
+def target_partition(rule: Rule) -> str:
+    """The partition holding one version of one rule's resolved targets."""
+    return f"targets|{rule.key}|{rule_hash(rule)}"
+
+
+class RuleEntry(BaseModel):
+    """Where a rule's targets are in a generation, and their totals."""
+
+    software: str
+    partition: str
+    targets: int
+    quantity: float
+    rule: Rule
+    rule_hash: str
+    resolved_on: date
+
+
+class Manifest(BaseModel):
+    """What a generation holds."""
+
+    generation: str
+    synced_at: datetime
+    today: date
+    read: dict[str, int] = Field(default_factory=dict)
+    rules: dict[str, RuleEntry] = Field(default_factory=dict)
+
+
+def rule_entry(rule: Rule, found: Sequence[Target], today: date) -> RuleEntry:
+    """The manifest entry for `rule` resolved to `found` on `today`."""
+    return RuleEntry(
+        software=rule.software,
+        partition=target_partition(rule),
+        targets=len(found),
+        quantity=sum(t.quantity for t in found),
+        rule=rule,
+        rule_hash=rule_hash(rule),
+        resolved_on=today,
+    )
 
 
 def _dump(model: BaseModel) -> str:
@@ -57,9 +114,12 @@ class Layout:
 
 
 def layout(
-    snapshot: Snapshot, targets: Mapping[str, Sequence[Target]], manifest: Mapping[str, Any]
+    snapshot: Snapshot,
+    targets: Mapping[str, Sequence[Target]],
+    manifest: Manifest,
+    catalog: Catalog | None = None,
 ) -> Layout:
-    """Lay a snapshot, its resolved targets and its manifest out as table entities."""
+    """Lay a snapshot, its resolved targets (by rule key), manifest and catalog out as entities."""
     too_large: list[Reject] = []
     by_client: dict[int, list[tuple[str, BaseModel]]] = defaultdict(list)
     for site in snapshot.sites.values():
@@ -83,13 +143,18 @@ def layout(
     partitions = {
         CLIENTS: clients,
         ITEMS: _packed_lists((_dump(i) for i in snapshot.items.values()), too_large, "items"),
-        META: [{"RowKey": "manifest", **encode_data(json.dumps(manifest, default=str))}],
+        META: [{"RowKey": MANIFEST, **encode_data(manifest.model_dump_json())}],
     }
+    if catalog is not None:
+        partitions[META].append({"RowKey": CATALOG, **encode_data(catalog.model_dump_json())})
     for key, found in targets.items():
-        partitions[target_partition(key)] = _packed_lists(
-            (_dump(t) for t in found), too_large, "targets"
-        )
+        partitions[manifest.rules[key].partition] = target_entities(found, too_large)
     return Layout(partitions, too_large)
+
+
+def target_entities(found: Iterable[Target], too_large: list[Reject]) -> list[dict[str, Any]]:
+    """One rule's targets packed into entities."""
+    return _packed_lists((_dump(t) for t in found), too_large, "targets")
 
 
 def _pack(
@@ -194,22 +259,71 @@ def read_snapshot(store: Store, generation: str) -> Snapshot:
     )
 
 
-def read_targets(store: Store, generation: str, rule_key: str) -> list[Target]:
-    """One rule's resolved targets, in their stored order."""
-    return [
-        Target.model_validate(x) for x in _read_lists(store, generation, target_partition(rule_key))
-    ]
+def read_targets(store: Store, generation: str, partition: str) -> list[Target]:
+    """One rule's resolved targets from the partition its manifest entry names, in order."""
+    return [Target.model_validate(x) for x in _read_lists(store, generation, partition)]
 
 
-def read_target_ids(store: Store, generation: str, rule_key: str) -> set[int]:
-    """The client ids one rule targets."""
-    return {int(x["client_id"]) for x in _read_lists(store, generation, target_partition(rule_key))}
+def read_rule_targets(store: Store, generation: str, rule_key: str) -> list[Target] | None:
+    """A rule's targets through the generation's manifest; None if the rule is not in it."""
+    manifest, _ = read_manifest(store, generation)
+    entry = manifest.rules.get(rule_key)
+    return None if entry is None else read_targets(store, generation, entry.partition)
 
 
-def read_manifest(store: Store, generation: str) -> dict[str, Any]:
-    """The generation's manifest."""
-    documents = store.read_documents(generation, META)
-    return dict(documents[0]) if documents else {}
+def read_target_ids(store: Store, generation: str, partition: str) -> set[int]:
+    """The client ids in one rule's targets partition."""
+    return {int(x["client_id"]) for x in _read_lists(store, generation, partition)}
+
+
+def read_manifest(store: Store, generation: str) -> tuple[Manifest, str]:
+    """A generation's manifest and its ETag (for optimistic updates)."""
+    document, etag = store.read_document(generation, META, MANIFEST)
+    return Manifest.model_validate(document), etag
+
+
+def read_catalog(store: Store, generation: str) -> Catalog:
+    """The catalogue of contract types and items stored with a generation."""
+    document, _ = store.read_document(generation, META, CATALOG)
+    return Catalog.model_validate(document)
+
+
+def apply_rules(
+    store: Store,
+    generation: str,
+    snapshot: Snapshot,
+    rules: Sequence[Rule],
+    today: date,
+    *,
+    removed: Sequence[str] = (),
+    attempts: int = 5,
+) -> Manifest:
+    """Re-resolve `rules` (and drop `removed` keys) in an existing generation.
+
+    New targets go to fresh partitions first; one ETag-checked manifest write then switches
+    readers over, and the partitions nothing names any more are deleted.
+    """
+    fresh: dict[str, RuleEntry] = {}
+    for rule in rules:
+        found = resolve(snapshot, rule, today)
+        entry = rule_entry(rule, found, today)
+        store.write_generation(generation, {entry.partition: target_entities(found, [])})
+        fresh[rule.key] = entry
+    for _ in range(attempts):
+        manifest, etag = read_manifest(store, generation)
+        previous = {e.partition for e in manifest.rules.values()}
+        rules_now = {k: v for k, v in manifest.rules.items() if k not in removed}
+        rules_now.update(fresh)
+        updated = manifest.model_copy(update={"rules": rules_now})
+        try:
+            store.replace_document(generation, META, MANIFEST, updated.model_dump_json(), etag)
+        except StoreConflict:
+            continue  # someone else changed another rule meanwhile: merge onto theirs
+        named = {e.partition for e in rules_now.values()}
+        for partition in previous - named:
+            store.delete_partition(generation, partition)
+        return updated
+    raise StoreError(f"the manifest of generation {generation} kept changing; rule not applied")
 
 
 def _read_lists(store: Store, generation: str, partition: str) -> list[Any]:

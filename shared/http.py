@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.problems import PROBLEM_JSON, Problem, problem
+from shared.problems import PROBLEM_JSON, ApiError, Problem, problem
 from shared.settings import SettingsError
 from shared.store import StoreError
 
@@ -52,9 +52,11 @@ def problem_reply(answer: Problem, headers: Mapping[str, str] | None = None) -> 
 
 
 def guarded(handler: Callable[[], Reply]) -> Reply:
-    """Run a handler, turning configuration and storage failures into problem answers."""
+    """Run a handler, turning API errors, configuration and storage failures into problems."""
     try:
         return handler()
+    except ApiError as error:
+        return problem_reply(error.problem, error.headers)
     except SettingsError as error:
         # Names of the bad settings only; values never leave the process.
         log.error("%s", error)

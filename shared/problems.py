@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -43,3 +44,12 @@ def problem(
 def not_implemented(feature: str) -> Problem:
     """The honest answer of an endpoint whose capability has not been built yet."""
     return problem(501, "not-implemented", f"{feature} is not available in this version yet")
+
+
+class ApiError(Exception):
+    """An answer that is a problem (4xx/5xx), with any headers it needs."""
+
+    def __init__(self, answer: Problem, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(answer.detail or answer.title)
+        self.problem = answer
+        self.headers = dict(headers or {})

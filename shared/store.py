@@ -63,6 +63,10 @@ class StoreError(RuntimeError):
     """A storage operation failed after its retries; the message is safe to log."""
 
 
+class StoreConflict(StoreError):
+    """An ETag-conditioned write lost to a concurrent change; re-read and try again."""
+
+
 class EntityTooLarge(ValueError):
     """A record is larger than one table entity may hold, even split into chunks."""
 
@@ -325,6 +329,46 @@ class Store:
             json.loads(decode_data(e))
             for e in self.read_partition(generation, partition, row_prefix=row_prefix)
         ]
+
+    def read_document(self, generation: str, partition: str, row: str) -> tuple[Any, str]:
+        """One JSON document of a generation and its ETag; StoreError if it is missing."""
+        table = self._snapshot_table(generation)
+        try:
+            entity = table.get_entity(check_key(partition), check_key(row))
+        except ResourceNotFoundError:
+            raise StoreError(f"generation {generation} has no {partition}/{row}") from None
+        return json.loads(decode_data(entity)), str(entity.metadata["etag"])
+
+    def replace_document(
+        self, generation: str, partition: str, row: str, payload: str, etag: str
+    ) -> None:
+        """Replace one document if it is unchanged since `etag` was read, else StoreConflict."""
+        entity = {"PartitionKey": partition, "RowKey": row, **encode_data(payload)}
+        try:
+            self._snapshot_table(generation).update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            raise StoreConflict(f"{partition}/{row} changed concurrently") from None
+
+    def delete_partition(self, generation: str, partition: str) -> int:
+        """Delete every entity of one partition of a generation; returns how many."""
+        table = self._snapshot_table(generation)
+        keys = [
+            e["RowKey"]
+            for e in table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": check_key(partition)}, select=["RowKey"]
+            )
+        ]
+        for start in range(0, len(keys), MAX_BATCH_ENTITIES):
+            chunk = keys[start : start + MAX_BATCH_ENTITIES]
+            table.submit_transaction(
+                [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
+            )
+        return len(keys)
 
     # -- pointer, held generation, lease ---------------------------------------------------------
 

@@ -15,13 +15,21 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.generation import layout, read_target_ids
+from shared.catalog import build_catalog
+from shared.generation import (
+    Manifest,
+    apply_rules,
+    layout,
+    read_manifest,
+    read_target_ids,
+    rule_entry,
+)
 from shared.halo_client import HaloClient, HaloError, Listing
 from shared.halo_models import Reject
 from shared.rules import Rule
@@ -281,22 +289,14 @@ async def _run(
     mark = phases.mark("resolve", mark)
 
     generation = new_generation(synced_at)
-    manifest = {
-        "generation": generation,
-        "synced_at": synced_at.isoformat(),
-        "today": today.isoformat(),
-        "read": data.read,
-        "rules": [
-            {
-                "key": r.key,
-                "software": r.software,
-                "targets": len(targets[r.key]),
-                "rule": r.model_dump(mode="json"),
-            }
-            for r in rules
-        ],
-    }
-    planned = layout(data.snapshot, targets, manifest)
+    manifest = Manifest(
+        generation=generation,
+        synced_at=synced_at,
+        today=today,
+        read=data.read,
+        rules={r.key: rule_entry(r, targets[r.key], today) for r in rules},
+    )
+    planned = layout(data.snapshot, targets, manifest, build_catalog(data.snapshot, today))
     rejects = data.rejects + planned.too_large
     report.read = data.read
     report.rejected = _count(rejects)
@@ -341,7 +341,19 @@ async def _run(
     await asyncio.to_thread(store.set_held, None)
     await asyncio.to_thread(_collect_garbage, store)
     report.outcome = Outcome.SUCCEEDED
+    # A rule edited while this run was reading was applied to the old generation; carry it over.
+    await asyncio.to_thread(_catch_up_rules, store, generation, data.snapshot, manifest, today)
     phases.mark("swap", mark)
+
+
+def _catch_up_rules(
+    store: Store, generation: str, snapshot: Snapshot, resolved: Manifest, today: date
+) -> None:
+    rules, _ = load_rules(store)
+    changed = [r for r in rules if r.key not in resolved.rules or resolved.rules[r.key].rule != r]
+    removed = [k for k in resolved.rules if k not in {r.key for r in rules}]
+    if changed or removed:
+        apply_rules(store, generation, snapshot, changed, today, removed=removed)
 
 
 def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
@@ -358,7 +370,12 @@ def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
 
 
 def _current_target_sets(store: Store, pointer: Pointer, keys: list[str]) -> dict[str, set[int]]:
-    return {key: read_target_ids(store, pointer.generation, key) for key in keys}
+    manifest, _ = read_manifest(store, pointer.generation)
+    return {
+        key: read_target_ids(store, pointer.generation, manifest.rules[key].partition)
+        for key in keys
+        if key in manifest.rules
+    }
 
 
 def _collect_garbage(store: Store) -> None:

@@ -1,15 +1,87 @@
-"""HTTP blueprint of the targets API that the deployment tool (ImmyBot) calls."""
+"""HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot) and rules admin.
+
+Rules live in a function of their own, so the key ImmyBot holds for `targets` cannot edit them.
+"""
+
+import json
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 import azure.functions as func
 
-from shared.problems import PROBLEM_JSON, not_implemented
+from shared.api_models import RuleView
+from shared.http import JSON, Reply, guarded, json_reply
+from shared.openapi import openapi_document
+from shared.queries import answer_catalog, answer_targets, parse_targets_query
+from shared.rule_admin import delete_rule, export_rules, get_rule, import_rules, put_rule
+from shared.store import get_store
 
 bp = func.Blueprint()
+
+
+def _respond(reply: Reply) -> func.HttpResponse:
+    return func.HttpResponse(**reply.as_kwargs())
 
 
 @bp.function_name("targets")
 @bp.route(route="targets", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def targets(req: func.HttpRequest) -> func.HttpResponse:
-    """`GET /api/targets`: deployment targets for a software, contract type or item."""
-    answer = not_implemented("The targets API")
-    return func.HttpResponse(answer.body(), status_code=answer.status, mimetype=PROBLEM_JSON)
+    """`GET /api/targets?software=` (or `contract_type=` / `item=`): targets with reasons."""
+
+    def answer() -> Reply:
+        query = parse_targets_query(req.params)
+        result = answer_targets(get_store(), query, req.headers.get("If-None-Match"))
+        headers = {"ETag": result.etag, "Cache-Control": "private, no-cache"}
+        if result.body is None:
+            return Reply(304, headers=headers)
+        return json_reply(result.body, headers=headers)
+
+    return _respond(guarded(answer))
+
+
+@bp.function_name("catalog")
+@bp.route(route="catalog", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def catalog(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/catalog`: contract types and recurring items, with client counts."""
+    return _respond(guarded(lambda: json_reply(answer_catalog(get_store()))))
+
+
+@bp.function_name("openapi")
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/openapi.json`: the OpenAPI 3.1 document of this API."""
+    return func.HttpResponse(json.dumps(openapi_document()), mimetype=JSON)
+
+
+@bp.function_name("rules")
+@bp.route(
+    route="rules/{software?}", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.FUNCTION
+)
+def rules(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET|PUT /api/rules` (export/import) and `GET|PUT|DELETE /api/rules/{software}`."""
+    software = req.route_params.get("software") or None
+    today = datetime.now(UTC).date()
+
+    def answer() -> Reply:
+        store = get_store()
+        if software is None:
+            if req.method == "GET":
+                return json_reply(export_rules(store))
+            if req.method == "PUT":
+                return json_reply(import_rules(store, req.get_body(), today))
+            return Reply(405, headers={"Allow": "GET, PUT"})
+        if req.method == "GET":
+            return json_reply(get_rule(store, software))
+        if req.method == "PUT":
+            view, created = put_rule(store, software, req.get_body(), today)
+            return _rule_reply(view, created)
+        delete_rule(store, software, today)
+        return Reply(204)
+
+    return _respond(guarded(answer))
+
+
+def _rule_reply(view: RuleView, created: bool) -> Reply:
+    if created:
+        return json_reply(view, 201, {"Location": f"/api/rules/{quote(view.rule.software)}"})
+    return json_reply(view)

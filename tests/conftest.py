@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
 
 from sandbox.processes import AZURITE, Azurite, azurite_table
+from shared.settings import get_settings
+from shared.store import get_store
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +36,30 @@ def halo_sandbox():
     yield start
     for server in started:
         server.stop()
+
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def configure(monkeypatch, azurite):
+    """Point the app's settings (environment) at a HaloPSA URL and a fresh table prefix."""
+
+    def apply(halo_url: str, **extra: str) -> None:
+        values = {
+            "HALO_BASE_URL": halo_url,
+            "HALO_CLIENT_ID": "sandbox-client",
+            "HALO_CLIENT_SECRET": "sandbox-secret",
+            "HALO_REQUESTS_PER_MINUTE": "100000",
+            "TABLES_CONNECTION_STRING": azurite.connection_string,
+            "TABLES_PREFIX": f"app{next(_prefixes)}x",
+            **extra,
+        }
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        get_store.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+    get_store.cache_clear()

@@ -29,6 +29,9 @@ def test_the_functions_are_registered():
         "sync_status",
         "sync_approve",
         "targets",
+        "catalog",
+        "openapi",
+        "rules",
         "technician_tab",
     }
 
@@ -48,6 +51,8 @@ def test_sync_timer_runs_on_the_configured_schedule():
     ("name", "route", "method", "auth"),
     [
         ("targets", "targets", "GET", "FUNCTION"),
+        ("catalog", "catalog", "GET", "FUNCTION"),
+        ("openapi", "openapi.json", "GET", "FUNCTION"),
         ("technician_tab", "technician-tab/ticket/{ticket_id}", "GET", "FUNCTION"),
         ("sync_status", "sync/status", "GET", "FUNCTION"),
         ("sync_now", "sync", "POST", "ADMIN"),
@@ -61,6 +66,13 @@ def test_http_functions_routes_and_keys(name, route, method, auth):
     assert trigger["methods"] == [method]
 
 
+def test_rules_have_a_function_and_so_a_key_of_their_own():
+    trigger = next(b for b in bindings("rules") if b["type"] == "httpTrigger")
+    assert trigger["route"] == "rules/{software?}"
+    assert sorted(trigger["methods"]) == ["DELETE", "GET", "PUT"]
+    assert trigger["authLevel"] == "FUNCTION"
+
+
 def test_manual_sync_goes_through_a_queue():
     out = next(b for b in bindings("sync_now") if b["type"] == "queue")
     trigger = next(b for b in bindings("sync_queue") if b["type"] == "queueTrigger")
@@ -70,10 +82,7 @@ def test_manual_sync_goes_through_a_queue():
 
 @pytest.mark.parametrize(
     ("name", "url", "params"),
-    [
-        ("targets", "/api/targets?software=Huntress", {}),
-        ("technician_tab", "/api/technician-tab/ticket/42", {"ticket_id": "42"}),
-    ],
+    [("technician_tab", "/api/technician-tab/ticket/42", {"ticket_id": "42"})],
 )
 def test_unbuilt_endpoints_answer_501_problem_json(name, url, params):
     handler = functions()[name].get_user_function()

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, date, datetime
 
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.generation import CLIENTS, layout, read_client, read_snapshot, read_targets
+from shared.generation import (
+    CLIENTS,
+    Manifest,
+    layout,
+    read_client,
+    read_manifest,
+    read_rule_targets,
+    read_snapshot,
+    rule_entry,
+)
 from shared.halo_models import Client, Contract, Item, RecurringInvoice, Site
+from shared.rules import Rule
 from shared.store import MAX_ENTITY_CHARS, Store
 from shared.targets import SiteRef, Snapshot, Target
 
 _prefixes = itertools.count()
+TODAY = date(2026, 11, 25)
+MANIFEST = Manifest(generation="g", synced_at=datetime(2026, 11, 25, tzinfo=UTC), today=TODAY)
 
 
 @pytest.fixture
@@ -51,7 +64,7 @@ def test_a_large_client_spills_into_parts_and_reads_back_whole(store):
         big,
         [Item(id=1, name="SentinelOne Complete")],
     )
-    planned = layout(snapshot, {}, {"generation": "g"})
+    planned = layout(snapshot, {}, MANIFEST)
     rows = [e["RowKey"] for e in planned.partitions[CLIENTS]]
     contoso = [r for r in rows if r.startswith("0000000001-")]
     assert len(contoso) >= 2
@@ -70,7 +83,7 @@ def test_a_large_client_spills_into_parts_and_reads_back_whole(store):
 def test_a_record_too_large_for_any_entity_is_rejected_not_truncated():
     huge = invoice(1, 1, 1, "y" * MAX_ENTITY_CHARS)
     snapshot = Snapshot.build([Client(id=1, name="A")], [], [], [huge, invoice(2, 1, 1)], [])
-    planned = layout(snapshot, {}, {})
+    planned = layout(snapshot, {}, MANIFEST)
     assert [(r.kind, r.record_id) for r in planned.too_large] == [("invoices", "1")]
     assert '"id":2' in planned.partitions[CLIENTS][0]["d"]
 
@@ -86,7 +99,12 @@ def test_targets_are_packed_and_read_back_in_order(store):
         )
         for n in range(1, 5001)
     ]
-    planned = layout(Snapshot.build([], [], [], [], []), {"huntress": targets}, {})
-    assert 1 < len(planned.partitions["targets|huntress"]) < 20
+    rule = Rule(software="Huntress", contract_types=["Managed Security"])
+    manifest = MANIFEST.model_copy(update={"rules": {rule.key: rule_entry(rule, targets, TODAY)}})
+    planned = layout(Snapshot.build([], [], [], [], []), {rule.key: targets}, manifest)
+    partition = manifest.rules[rule.key].partition
+    assert partition.startswith("targets|huntress|")
+    assert 1 < len(planned.partitions[partition]) < 20
     store.write_generation("g2", planned.partitions)
-    assert read_targets(store, "g2", "huntress") == targets
+    assert read_rule_targets(store, "g2", rule.key) == targets
+    assert read_manifest(store, "g2")[0] == manifest

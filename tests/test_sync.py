@@ -12,7 +12,7 @@ from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
-from shared.generation import read_clients, read_items, read_targets
+from shared.generation import read_clients, read_items, read_rule_targets
 from shared.halo_client import HaloClient, RetryPolicy
 from shared.rules import ItemMatch, Rule
 from shared.settings import Settings, load_settings
@@ -89,7 +89,7 @@ def answers(store: Store) -> dict:
         "items": dump(read_items(store, pointer.generation)),
     }
     for rule in (HUNTRESS, SENTINELONE):
-        out[rule.software] = dump(read_targets(store, pointer.generation, rule.key))
+        out[rule.software] = dump(read_rule_targets(store, pointer.generation, rule.key))
     return {"generation": pointer.generation, **out}
 
 

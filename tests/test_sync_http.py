@@ -14,7 +14,6 @@ from azure.functions.timer import TimerRequest
 from sandbox.halo_data import demo_data
 from shared.problems import PROBLEM_JSON
 from shared.settings import get_settings
-from shared.store import get_store
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
@@ -32,28 +31,6 @@ class Out:
 
     def get(self):
         return self.value
-
-
-@pytest.fixture
-def configure(monkeypatch, azurite):
-    def apply(halo_url: str, **extra: str) -> None:
-        values = {
-            "HALO_BASE_URL": halo_url,
-            "HALO_CLIENT_ID": "sandbox-client",
-            "HALO_CLIENT_SECRET": "sandbox-secret",
-            "HALO_REQUESTS_PER_MINUTE": "100000",
-            "TABLES_CONNECTION_STRING": azurite.connection_string,
-            "TABLES_PREFIX": f"h{next(_prefixes)}x",
-            **extra,
-        }
-        for key, value in values.items():
-            monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
-        get_store.cache_clear()
-
-    yield apply
-    get_settings.cache_clear()
-    get_store.cache_clear()
 
 
 def get(name: str, url: str, method: str = "GET", **params) -> func.HttpResponse:

@@ -1,0 +1,67 @@
+"""The JSON the HTTP API answers with: one pydantic model per response, also the OpenAPI source."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.catalog import ContractTypeEntry, ItemEntry
+from shared.rules import Rule
+from shared.targets import Target
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TargetCounts(_Out):
+    """Totals over the targets, for a quick check against billing."""
+
+    targets: int
+    quantity: float = Field(description="Billed quantity summed over every target.")
+    by_contract: int = Field(description="Targets entitled by at least one contract.")
+    by_invoice_line: int = Field(description="Targets entitled by at least one invoice line.")
+
+
+class TargetsResponse(_Out):
+    """`GET /api/targets`: who is entitled to a software (or a contract type, or an item), and why."""
+
+    software: str | None = Field(description="The rule's software; null for an ad hoc query.")
+    query: dict[str, str] = Field(description="The query as understood.")
+    generation: str = Field(description="The snapshot generation answered from (also the ETag).")
+    synced_at: datetime
+    resolved_on: date = Field(description="The day coverage was evaluated for.")
+    rule: Rule
+    counts: TargetCounts
+    targets: list[Target]
+
+
+class CatalogResponse(_Out):
+    """`GET /api/catalog`: contract types and recurring items in the current snapshot."""
+
+    generation: str
+    synced_at: datetime
+    contract_types: list[ContractTypeEntry]
+    items: list[ItemEntry]
+
+
+class RuleView(_Out):
+    """A stored rule, how many targets it has now, and what looks wrong with it."""
+
+    rule: Rule
+    targets: int | None = Field(
+        description="Targets in the current generation; null before a sync."
+    )
+    warnings: list[str] = Field(
+        description="Names HaloPSA does not currently carry, with suggestions."
+    )
+
+
+class RulesImported(_Out):
+    """`PUT /api/rules`: the rule set as imported."""
+
+    created: list[str]
+    replaced: list[str]
+    deleted: list[str]
+    rules: list[RuleView]

@@ -1,0 +1,221 @@
+"""The read side of the API: targets and catalogue answers from the current generation.
+
+Named software is answered from the targets the sync (or a rule edit) resolved: a pointer read, a
+manifest read and one partition read. Ad hoc `contract_type=` and `item=` queries resolve against the
+whole snapshot, cached per generation in the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from shared.api_models import CatalogResponse, TargetCounts, TargetsResponse
+from shared.catalog import Catalog
+from shared.generation import Manifest, read_catalog, read_manifest, read_snapshot, read_targets
+from shared.problems import ApiError, problem
+from shared.rules import ItemMatch, Rule, closest, normalise
+from shared.store import Pointer, Store
+from shared.targets import ContractReason, InvoiceLineReason, Snapshot, Target, resolve
+
+QueryKind = Literal["software", "contract_type", "item"]
+QUERY_KINDS: tuple[QueryKind, ...] = ("software", "contract_type", "item")
+# `code` carries the function key when a caller cannot send the x-functions-key header.
+HOST_PARAMS = frozenset({"code"})
+MAX_VALUE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TargetsQuery:
+    """What the caller asked targets for."""
+
+    kind: QueryKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A targets answer: its ETag, and the body unless the caller's copy is current."""
+
+    etag: str
+    body: TargetsResponse | None
+
+
+def parse_targets_query(
+    params: Mapping[str, str], extra: frozenset[str] = frozenset()
+) -> TargetsQuery:
+    """Exactly one of software, contract_type or item, with a sane value; else a 400."""
+    unknown = sorted(set(params) - set(QUERY_KINDS) - HOST_PARAMS - extra)
+    if unknown:
+        raise ApiError(
+            problem(
+                400,
+                "bad-query",
+                f"unknown parameter(s): {', '.join(unknown)}",
+                allowed=list(QUERY_KINDS),
+            )
+        )
+    given = [k for k in QUERY_KINDS if k in params]
+    if len(given) != 1:
+        detail = "give one of software, contract_type or item" + (
+            f", not {len(given)}" if given else ""
+        )
+        raise ApiError(problem(400, "bad-query", detail))
+    kind = given[0]
+    value = " ".join(params[kind].split())
+    if not value or len(value) > MAX_VALUE or not value.isprintable():
+        raise ApiError(
+            problem(400, "bad-query", f"{kind} must be 1-{MAX_VALUE} printable characters")
+        )
+    return TargetsQuery(kind, value)
+
+
+def current_pointer(store: Store) -> Pointer:
+    """The current generation, or a 503 telling the caller to come back after the first sync."""
+    pointer = store.current()
+    if pointer is None:
+        raise ApiError(
+            problem(503, "no-snapshot", "no sync has completed yet; try again after the first one"),
+            {"Retry-After": "60"},
+        )
+    return pointer
+
+
+def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None = None) -> Answer:
+    """Targets for a query from the current generation, or a 304-style answer if unchanged."""
+    pointer = current_pointer(store)
+    manifest, _ = read_manifest(store, pointer.generation)
+    if query.kind == "software":
+        entry = manifest.rules.get(normalise(query.value))
+        if entry is None:
+            known = sorted(e.software for e in manifest.rules.values())
+            raise ApiError(
+                problem(
+                    404,
+                    "unknown-software",
+                    f"no rule for software {query.value!r}",
+                    known=known,
+                    closest=closest(query.value, known),
+                )
+            )
+        etag = f'"{pointer.generation}.{entry.rule_hash}"'
+        if etag_matches(if_none_match, etag):
+            return Answer(etag, None)
+        targets = read_targets(store, pointer.generation, entry.partition)
+        return Answer(
+            etag,
+            _response(entry.software, query, manifest, entry.rule, targets, entry.resolved_on),
+        )
+
+    rule = _ad_hoc_rule(query, read_catalog(store, pointer.generation))
+    etag = (
+        f'"{pointer.generation}.{hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:12]}"'
+    )
+    if etag_matches(if_none_match, etag):
+        return Answer(etag, None)
+    targets = resolve(snapshot_of(store, pointer.generation), rule, manifest.today)
+    return Answer(etag, _response(None, query, manifest, rule, targets, manifest.today))
+
+
+def answer_catalog(store: Store) -> CatalogResponse:
+    """The contract types and recurring items of the current generation."""
+    pointer = current_pointer(store)
+    catalog = read_catalog(store, pointer.generation)
+    return CatalogResponse(
+        generation=pointer.generation,
+        synced_at=pointer.synced_at,
+        contract_types=catalog.contract_types,
+        items=catalog.items,
+    )
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: weak comparison against a list of tags, or `*`."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _ad_hoc_rule(query: TargetsQuery, catalog: Catalog) -> Rule:
+    value = query.value
+    if query.kind == "contract_type":
+        names = [e.name for e in catalog.contract_types]
+        if normalise(value) not in {normalise(n) for n in names}:
+            raise ApiError(
+                problem(
+                    404,
+                    "unknown-contract-type",
+                    f"no contract type {value!r} in HaloPSA",
+                    closest=closest(value, names),
+                )
+            )
+        return Rule(software=f"contract_type={value}", contract_types=[value])
+    matches = [ItemMatch(name=value), ItemMatch(code=value)]
+    if value.isdigit():
+        matches.append(ItemMatch(id=int(value)))
+    known = [e.name for e in catalog.items] + [c for e in catalog.items for c in e.codes]
+    ids = {str(e.id) for e in catalog.items if e.id is not None}
+    if normalise(value) not in {normalise(k) for k in known} and value not in ids:
+        raise ApiError(
+            problem(
+                404,
+                "unknown-item",
+                f"no current recurring item {value!r} in HaloPSA",
+                closest=closest(value, known),
+            )
+        )
+    return Rule(software=f"item={value}", items=matches)
+
+
+def _response(
+    software: str | None,
+    query: TargetsQuery,
+    manifest: Manifest,
+    rule: Rule,
+    targets: list[Target],
+    resolved_on: date,
+) -> TargetsResponse:
+    counts = TargetCounts(
+        targets=len(targets),
+        quantity=sum(t.quantity for t in targets),
+        by_contract=sum(any(isinstance(r, ContractReason) for r in t.reasons) for t in targets),
+        by_invoice_line=sum(
+            any(isinstance(r, InvoiceLineReason) for r in t.reasons) for t in targets
+        ),
+    )
+    return TargetsResponse(
+        software=software,
+        query={query.kind: query.value},
+        generation=manifest.generation,
+        synced_at=manifest.synced_at,
+        resolved_on=resolved_on,
+        rule=rule,
+        counts=counts,
+        targets=targets,
+    )
+
+
+@dataclass
+class _SnapshotCache:
+    generation: str | None = None
+    snapshot: Snapshot | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_cache = _SnapshotCache()
+
+
+def snapshot_of(store: Store, generation: str) -> Snapshot:
+    """The whole snapshot of a generation, kept in memory until the generation changes."""
+    with _cache.lock:
+        if _cache.generation == generation and _cache.snapshot is not None:
+            return _cache.snapshot
+    snapshot = read_snapshot(store, generation)
+    with _cache.lock:
+        _cache.generation, _cache.snapshot = generation, snapshot
+    return snapshot

@@ -1,0 +1,305 @@
+"""The targets, catalogue and rules API through the registered handlers, against Azurite.
+
+Every JSON answer is checked against the OpenAPI document the app serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_spec
+
+from sandbox.halo_data import demo_data
+from shared.openapi import openapi_document
+from shared.problems import PROBLEM_JSON
+from shared.rules import RuleSet
+from shared.settings import get_settings
+from shared.store import get_store
+from shared.sync import Outcome, run_sync
+from tests.registry import handler
+
+pytestmark = pytest.mark.integration
+DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+HUNTRESS = ["Contoso Ltd", "Fabrikam, Inc.", "Wide World Importers"]
+SENTINELONE = ["Contoso Ltd", "Northwind Traders", "Wide World Importers", "Woodgrove Bank"]
+
+
+def call(
+    name: str, url: str, method: str = "GET", body: bytes = b"", headers=None, route=None, **params
+):
+    request = func.HttpRequest(
+        method, url, body=body, params=params, headers=headers or {}, route_params=route or {}
+    )
+    return handler(name)(request)
+
+
+def body_of(response: func.HttpResponse, schema: str | None = None):
+    body = json.loads(response.get_body())
+    if schema:
+        conforms(body, schema)
+    return body
+
+
+def conforms(body, schema: str) -> None:
+    document = openapi_document()
+    validator = Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema}", "components": document["components"]}
+    )
+    errors = sorted(validator.iter_errors(body), key=str)
+    assert not errors, [e.message for e in errors[:3]]
+
+
+def problem_of(response: func.HttpResponse, status: int) -> dict:
+    assert response.status_code == status, response.get_body()
+    assert response.mimetype == PROBLEM_JSON
+    return body_of(response, "Problem")
+
+
+def rules_put(url_software: str | None, document) -> func.HttpResponse:
+    route = {"software": url_software} if url_software else {}
+    return call(
+        "rules",
+        f"/api/rules/{url_software or ''}",
+        "PUT",
+        json.dumps(document).encode(),
+        route=route,
+    )
+
+
+@pytest.fixture
+def demo(configure, halo_sandbox):
+    """The demo data set synced into a fresh store with the demo rules."""
+    sandbox = halo_sandbox(demo_data(date.today()))
+    configure(sandbox.url)
+    response = call("rules", "/api/rules", "PUT", DEMO_RULES.read_bytes())
+    assert response.status_code == 200
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    return sandbox
+
+
+def names(body) -> list[str]:
+    return [t["client_name"] for t in body["targets"]]
+
+
+def test_targets_for_a_software(demo):
+    response = call("targets", "/api/targets", software="huntress")
+    assert response.status_code == 200
+    body = body_of(response, "TargetsResponse")
+    assert names(body) == HUNTRESS
+    assert body["software"] == "Huntress"
+    assert body["counts"]["targets"] == 3
+    assert body["counts"]["by_contract"] == 3
+    generation = get_store().current().generation
+    assert body["generation"] == generation
+    assert response.headers["ETag"].startswith(f'"{generation}.')
+    reason = body["targets"][0]["reasons"][0]
+    assert reason["kind"] == "contract" and reason["contract_type"] == "Managed Security"
+
+
+def test_sentinelone_quantities_and_matches(demo):
+    body = body_of(call("targets", "/api/targets", software="SentinelOne"), "TargetsResponse")
+    assert names(body) == SENTINELONE
+    by_name = {t["client_name"]: t for t in body["targets"]}
+    assert by_name["Contoso Ltd"]["quantity"] == 25
+    assert by_name["Northwind Traders"]["reasons"][0]["matched_by"] == "name SentinelOne Complete"
+    assert body["counts"]["quantity"] == sum(t["quantity"] for t in body["targets"])
+
+
+def test_if_none_match_gives_304(demo):
+    first = call("targets", "/api/targets", software="Huntress")
+    etag = first.headers["ETag"]
+    again = call("targets", "/api/targets", headers={"If-None-Match": etag}, software="Huntress")
+    assert again.status_code == 304
+    assert again.get_body() == b""
+    assert again.headers["ETag"] == etag
+    other = call(
+        "targets", "/api/targets", headers={"If-None-Match": '"stale"'}, software="Huntress"
+    )
+    assert other.status_code == 200
+
+
+def test_unknown_software_is_404_listing_the_known_ones(demo):
+    body = problem_of(call("targets", "/api/targets", software="Huntres"), 404)
+    assert body["known"] == ["Huntress", "SentinelOne"]
+    assert body["closest"] == ["Huntress"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"software": "Huntress", "item": "x"},
+        {"softwre": "Huntress"},
+        {"software": "   "},
+        {"software": "x" * 201},
+        {"software": "a\x00b"},
+    ],
+)
+def test_bad_queries_are_400(demo, params):
+    body = problem_of(call("targets", "/api/targets", **params), 400)
+    assert body["detail"]
+
+
+def test_function_key_parameter_is_not_a_bad_query(demo):
+    assert call("targets", "/api/targets", software="Huntress", code="key").status_code == 200
+
+
+def test_ad_hoc_contract_type_and_item(demo):
+    by_type = body_of(
+        call("targets", "/api/targets", contract_type="managed  security"), "TargetsResponse"
+    )
+    assert by_type["software"] is None
+    assert by_type["query"] == {"contract_type": "managed security"}
+    assert names(by_type) == HUNTRESS  # grace 0 vs 7 makes no difference in the demo set
+    by_item = body_of(call("targets", "/api/targets", item="S1-COMPLETE"), "TargetsResponse")
+    assert names(by_item) == ["Contoso Ltd", "Wide World Importers", "Woodgrove Bank"]
+    missing = problem_of(call("targets", "/api/targets", contract_type="Managed Securty"), 404)
+    assert missing["closest"][0] == "Managed Security"
+    problem_of(call("targets", "/api/targets", item="Nothing Like It"), 404)
+
+
+def test_no_snapshot_yet_is_503_with_retry_after(configure):
+    configure("https://msp.halopsa.com")
+    response = call("targets", "/api/targets", software="Huntress")
+    problem_of(response, 503)
+    assert response.headers["Retry-After"] == "60"
+    problem_of(call("catalog", "/api/catalog"), 503)
+
+
+def test_catalog_lists_types_and_items_with_counts(demo):
+    body = body_of(call("catalog", "/api/catalog"), "CatalogResponse")
+    types = {t["name"]: t for t in body["contract_types"]}
+    assert types["Managed Security"]["covered_clients"] == 3
+    assert types["Managed Security"]["clients"] >= 5  # inactive and expired contracts count too
+    items = {(i["id"], i["name"]): i for i in body["items"]}
+    linked = next(
+        v for (item_id, name), v in items.items() if item_id and name == "SentinelOne Complete"
+    )
+    assert linked["clients"] == 3
+    assert "S1-COMPLETE" in linked["codes"]
+    # Northwind's line carries only text; it is listed apart, by that text, with no id.
+    assert items[(None, "sentinelone COMPLETE")]["clients"] == 1
+
+
+def test_openapi_document_validates(demo):
+    response = call("openapi", "/api/openapi.json")
+    document = json.loads(response.get_body())
+    validate_spec(document)
+    assert "/targets" in document["paths"]
+
+
+def test_rules_export_round_trips_through_import(demo):
+    exported = body_of(call("rules", "/api/rules"), "RuleSet")
+    assert [r["software"] for r in exported["rules"]] == ["Huntress", "SentinelOne"]
+    assert RuleSet.model_validate(exported) == RuleSet.model_validate_json(DEMO_RULES.read_text())
+    again = call("rules", "/api/rules", "PUT", json.dumps(exported).encode())
+    body = body_of(again, "RulesImported")
+    assert body["created"] == [] and body["deleted"] == []
+    assert body["replaced"] == ["Huntress", "SentinelOne"]
+
+
+def test_a_rule_change_takes_effect_without_a_sync(demo):
+    before = call("targets", "/api/targets", software="Huntress")
+    contoso = next(t["client_id"] for t in json.loads(before.get_body())["targets"])
+    response = rules_put(
+        "Huntress", {"contract_types": ["Managed Security"], "exclude_clients": [contoso]}
+    )
+    assert response.status_code == 200
+    assert body_of(response, "RuleView")["targets"] == 2
+    after = call("targets", "/api/targets", software="Huntress")
+    assert names(json.loads(after.get_body())) == HUNTRESS[1:]
+    assert after.headers["ETag"] != before.headers["ETag"]
+    stale = call(
+        "targets",
+        "/api/targets",
+        headers={"If-None-Match": before.headers["ETag"]},
+        software="Huntress",
+    )
+    assert stale.status_code == 200
+
+
+def test_creating_and_deleting_a_rule(demo):
+    created = rules_put(
+        "Backup Agent", {"contract_types": ["Backup"], "items": [{"name": "Cloud Backup"}]}
+    )
+    assert created.status_code == 201
+    assert created.headers["Location"] == "/api/rules/Backup%20Agent"
+    view = body_of(created, "RuleView")
+    assert view["warnings"] == []
+    assert view["targets"] > 0
+    assert call("targets", "/api/targets", software="backup agent").status_code == 200
+    assert (
+        call(
+            "rules", "/api/rules/Backup Agent", "DELETE", route={"software": "Backup Agent"}
+        ).status_code
+        == 204
+    )
+    problem_of(call("targets", "/api/targets", software="Backup Agent"), 404)
+    problem_of(
+        call("rules", "/api/rules/Backup Agent", "DELETE", route={"software": "Backup Agent"}), 404
+    )
+
+
+def test_rule_warnings_name_the_closest_known_names(demo):
+    view = body_of(
+        rules_put(
+            "EDR", {"contract_types": ["Managed Securty"], "items": [{"code": "S1-COMPLEET"}]}
+        )
+    )
+    first, second = view["warnings"]
+    assert first.startswith(
+        "no current contract type 'Managed Securty' in HaloPSA; did you mean 'Managed Security'"
+    )
+    assert second.startswith(
+        "no current item code 'S1-COMPLEET' in HaloPSA; did you mean 'S1-COMPLETE'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url_software", "body", "status"),
+    [
+        ("Huntress", {"software": "SentinelOne", "contract_types": ["x"]}, 400),
+        ("Huntress", {"contract_types": []}, 400),
+        ("Huntress", ["not", "an", "object"], 400),
+        ("Huntress", {"contract_types": ["x"], "surprise": 1}, 400),
+        ("A#B", {"contract_types": ["x"]}, 400),
+    ],
+)
+def test_bad_rules_are_400(demo, url_software, body, status):
+    problem_of(rules_put(url_software, body), status)
+
+
+def test_invalid_json_and_oversized_bodies(demo):
+    bad = call("rules", "/api/rules/X", "PUT", b"{nope", route={"software": "X"})
+    assert problem_of(bad, 400)["detail"] == "the body is not valid JSON"
+    big = call(
+        "rules", "/api/rules/X", "PUT", b"{" + b" " * 300_000 + b"}", route={"software": "X"}
+    )
+    problem_of(big, 413)
+
+
+def test_a_rule_edited_during_a_sync_is_carried_into_the_new_generation(demo):
+    settings = get_settings()
+    store = get_store()
+
+    def edit_mid_sync(generation: str) -> None:
+        # The admin's edit lands on the old generation while the sync still holds its own rules.
+        assert (
+            rules_put(
+                "Huntress", {"contract_types": ["Managed Security"], "exclude_clients": [1]}
+            ).status_code
+            == 200
+        )
+
+    report = asyncio.run(run_sync(settings, store=store, before_swap=edit_mid_sync))
+    assert report.outcome is Outcome.SUCCEEDED
+    body = json.loads(call("targets", "/api/targets", software="Huntress").get_body())
+    assert body["generation"] == report.generation
+    assert 1 not in [t["client_id"] for t in body["targets"]]
