@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: setup test lint typecheck unit bench-halo sandbox clean
+.PHONY: setup test lint typecheck run bench bench-halo sandbox clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ typecheck:
 
 test: lint typecheck
 	$(PY) -m pytest
+
+run:
+	$(PY) -m sandbox.devhost --port 7071
+
+bench:
+	$(PY) bench/halo_read.py
+	$(PY) bench/sync.py
+	$(PY) bench/targets.py
 
 bench-halo:
 	$(PY) bench/halo_read.py

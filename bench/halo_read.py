@@ -81,7 +81,12 @@ def main() -> None:
         stdin=subprocess.DEVNULL,
     )
     try:
-        url = wait_for_line(proc, b"listening on", 60).decode().split("listening on ", 1)[1].strip()
+        url = (
+            wait_for_line(proc, b"listening on", 60)
+            .decode()
+            .split("listening on ", 1)[1]
+            .split()[0]
+        )
         listings, stats, wall = asyncio.run(
             read_all(url, args.page_size, args.concurrency, args.per_minute)
         )

@@ -10,24 +10,17 @@ processes on loopback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import resource
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from azure.data.tables import TableServiceClient  # noqa: E402
-
+from bench.harness import synced  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
-from sandbox.processes import azurite_table, stop_process, wait_for_line  # noqa: E402
 from shared.rules import ItemMatch, Rule  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
-from shared.store import Store  # noqa: E402
-from shared.sync import SyncReport, run_sync  # noqa: E402
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),
@@ -46,41 +39,8 @@ def main() -> None:
     lists = [data.clients, data.sites, data.contracts, data.invoices, data.items]
     minimum_requests = 1 + sum(max(1, math.ceil(len(x) / args.page_size)) for x in lists)
 
-    with azurite_table() as azurite:
-        proc = subprocess.Popen(  # noqa: S603 - our own module
-            [
-                sys.executable,
-                "-m",
-                "sandbox.halo",
-                "--port",
-                "0",
-                "--clients",
-                str(args.clients),
-                "--seed",
-                str(args.seed),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            url = wait_for_line(proc, b"listening on", 60).decode().split("listening on ")[1]
-            settings = load_settings(
-                halo_base_url=url.strip(),
-                halo_client_id="sandbox-client",
-                halo_client_secret="sandbox-secret",  # noqa: S106 - the sandbox's own
-                halo_requests_per_minute=1_000_000,  # the sandbox has no rate limit to respect
-                halo_page_size=args.page_size,
-                tables_connection_string=azurite.connection_string,
-                tables_endpoint=None,
-            )
-            store = Store(TableServiceClient.from_connection_string(azurite.connection_string))
-            for rule in RULES:
-                store.put_rule_document(rule.key, rule.model_dump(mode="json"))
-            report: SyncReport = asyncio.run(run_sync(settings, store=store))
-        finally:
-            stop_process(proc)
+    with synced(args.clients, RULES, args.seed, args.page_size) as done:
+        report = done.report
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

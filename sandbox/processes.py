@@ -54,29 +54,41 @@ def free_port() -> int:
 
 
 def wait_for_line(proc: subprocess.Popen[bytes], marker: bytes, seconds: float) -> bytes:
-    """Read the process's output until a line contains `marker`; fail on exit or time-out."""
+    """Read the process's output until a line holds `marker`; return everything read so far.
+
+    Reads the pipe's file descriptor directly: a buffered readline() would swallow lines that
+    select() then never reports.
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     deadline = time.monotonic() + seconds
     seen = b""
     with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
         while True:
+            at = seen.find(marker)
+            if at >= 0 and b"\n" in seen[at:]:
+                return seen
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not selector.select(remaining):
                 raise RuntimeError(f"no {marker!r} within {seconds}s; output so far: {seen!r}")
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 raise RuntimeError(f"process exited ({proc.wait()}) before {marker!r}: {seen!r}")
-            seen += line
-            if marker in line:
-                return line
+            seen += chunk
 
 
 def drain(proc: subprocess.Popen[bytes]) -> None:
     """Keep reading a child's output in the background so a full pipe never blocks it."""
     stream = proc.stdout
     if stream is not None:
-        threading.Thread(target=stream.read, daemon=True, name=f"drain-{proc.pid}").start()
+        fd = stream.fileno()
+
+        def read_until_closed() -> None:
+            while os.read(fd, 65536):
+                pass
+
+        threading.Thread(target=read_until_closed, daemon=True, name=f"drain-{proc.pid}").start()
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -8,20 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.catalog import ContractTypeEntry, ItemEntry
 from shared.rules import Rule
-from shared.targets import Target
+from shared.targets import Target, TargetCounts
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class TargetCounts(_Out):
-    """Totals over the targets, for a quick check against billing."""
-
-    targets: int
-    quantity: float = Field(description="Billed quantity summed over every target.")
-    by_contract: int = Field(description="Targets entitled by at least one contract.")
-    by_invoice_line: int = Field(description="Targets entitled by at least one invoice line.")
 
 
 class TargetsResponse(_Out):

@@ -40,7 +40,7 @@ from shared.store import (
     decode_data,
     encode_data,
 )
-from shared.targets import Snapshot, Target, resolve
+from shared.targets import Snapshot, Target, TargetCounts, count_targets, resolve
 
 # Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
 _DOC_LIMIT = MAX_ENTITY_CHARS - 2_000
@@ -66,11 +66,15 @@ class RuleEntry(BaseModel):
 
     software: str
     partition: str
-    targets: int
-    quantity: float
+    counts: TargetCounts
     rule: Rule
     rule_hash: str
     resolved_on: date
+
+    @property
+    def targets(self) -> int:
+        """How many targets the rule has."""
+        return self.counts.targets
 
 
 class Manifest(BaseModel):
@@ -88,8 +92,7 @@ def rule_entry(rule: Rule, found: Sequence[Target], today: date) -> RuleEntry:
     return RuleEntry(
         software=rule.software,
         partition=target_partition(rule),
-        targets=len(found),
-        quantity=sum(t.quantity for t in found),
+        counts=count_targets(found),
         rule=rule,
         rule_hash=rule_hash(rule),
         resolved_on=today,
@@ -324,6 +327,11 @@ def apply_rules(
             store.delete_partition(generation, partition)
         return updated
     raise StoreError(f"the manifest of generation {generation} kept changing; rule not applied")
+
+
+def read_target_texts(store: Store, generation: str, partition: str) -> list[str]:
+    """The stored JSON arrays of one targets partition, undecoded, in order."""
+    return [decode_data(e) for e in store.read_partition(generation, partition)]
 
 
 def _read_lists(store: Store, generation: str, partition: str) -> list[Any]:

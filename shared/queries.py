@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from shared.api_models import CatalogResponse, TargetCounts, TargetsResponse
+from shared.api_models import CatalogResponse, TargetsResponse
 from shared.catalog import Catalog
-from shared.generation import Manifest, read_catalog, read_manifest, read_snapshot, read_targets
+from shared.generation import (
+    Manifest,
+    read_catalog,
+    read_manifest,
+    read_snapshot,
+    read_target_texts,
+)
 from shared.problems import ApiError, problem
 from shared.rules import ItemMatch, Rule, closest, normalise
 from shared.store import Pointer, Store
-from shared.targets import ContractReason, InvoiceLineReason, Snapshot, Target, resolve
+from shared.targets import Snapshot, TargetCounts, count_targets, resolve
 
 QueryKind = Literal["software", "contract_type", "item"]
 QUERY_KINDS: tuple[QueryKind, ...] = ("software", "contract_type", "item")
@@ -39,10 +46,10 @@ class TargetsQuery:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A targets answer: its ETag, and the body unless the caller's copy is current."""
+    """A targets answer: its ETag, and the JSON body unless the caller's copy is current."""
 
     etag: str
-    body: TargetsResponse | None
+    body: bytes | None
 
 
 def parse_targets_query(
@@ -105,11 +112,11 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
         etag = f'"{pointer.generation}.{entry.rule_hash}"'
         if etag_matches(if_none_match, etag):
             return Answer(etag, None)
-        targets = read_targets(store, pointer.generation, entry.partition)
-        return Answer(
-            etag,
-            _response(entry.software, query, manifest, entry.rule, targets, entry.resolved_on),
+        envelope = _envelope(
+            entry.software, query, manifest, entry.rule, entry.counts, entry.resolved_on
         )
+        stored = _target_texts.get(store, pointer.generation, entry.partition)
+        return Answer(etag, _splice(envelope, stored))
 
     rule = _ad_hoc_rule(query, read_catalog(store, pointer.generation))
     etag = (
@@ -117,8 +124,9 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
     )
     if etag_matches(if_none_match, etag):
         return Answer(etag, None)
-    targets = resolve(snapshot_of(store, pointer.generation), rule, manifest.today)
-    return Answer(etag, _response(None, query, manifest, rule, targets, manifest.today))
+    found = resolve(snapshot_of(store, pointer.generation), rule, manifest.today)
+    envelope = _envelope(None, query, manifest, rule, count_targets(found), manifest.today)
+    return Answer(etag, envelope.model_copy(update={"targets": found}).model_dump_json().encode())
 
 
 def answer_catalog(store: Store) -> CatalogResponse:
@@ -172,22 +180,14 @@ def _ad_hoc_rule(query: TargetsQuery, catalog: Catalog) -> Rule:
     return Rule(software=f"item={value}", items=matches)
 
 
-def _response(
+def _envelope(
     software: str | None,
     query: TargetsQuery,
     manifest: Manifest,
     rule: Rule,
-    targets: list[Target],
+    counts: TargetCounts,
     resolved_on: date,
 ) -> TargetsResponse:
-    counts = TargetCounts(
-        targets=len(targets),
-        quantity=sum(t.quantity for t in targets),
-        by_contract=sum(any(isinstance(r, ContractReason) for r in t.reasons) for t in targets),
-        by_invoice_line=sum(
-            any(isinstance(r, InvoiceLineReason) for r in t.reasons) for t in targets
-        ),
-    )
     return TargetsResponse(
         software=software,
         query={query.kind: query.value},
@@ -196,8 +196,71 @@ def _response(
         resolved_on=resolved_on,
         rule=rule,
         counts=counts,
-        targets=targets,
+        targets=[],
     )
+
+
+_EMPTY_TARGETS = b'"targets":[]}'
+
+
+def _splice(envelope: TargetsResponse, targets: bytes) -> bytes:
+    """The envelope's JSON with the stored targets array in place of its empty one.
+
+    The stored arrays were written by the same Target model, so the answer is exactly what
+    serialising TargetsResponse would give, without decoding and re-encoding thousands of targets.
+    """
+    head = envelope.model_dump_json().encode()
+    if not head.endswith(_EMPTY_TARGETS):
+        raise AssertionError("TargetsResponse must serialise `targets` last")
+    return head[: -len(_EMPTY_TARGETS)] + b'"targets":' + targets + b"}"
+
+
+class _TargetTextCache:
+    """Spliced targets arrays by (store, generation, partition), bounded by size.
+
+    A targets partition is named by its rule's hash and never rewritten, so an entry can only
+    go out of use, never stale.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._entries: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, store: Store, generation: str, partition: str) -> bytes:
+        key = (store.identity, generation, partition)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit
+        texts = read_target_texts(store, generation, partition)
+        joined = b"[" + b",".join(t[1:-1].encode() for t in texts if len(t) > 2) + b"]"
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = joined
+                self._bytes += len(joined)
+            while self._bytes > self._max and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
+        return joined
+
+    def clear(self) -> None:
+        """Forget everything (benchmarks measure the cold path with it)."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+_target_texts = _TargetTextCache()
+
+
+def clear_caches() -> None:
+    """Drop the in-process caches of targets and snapshots."""
+    _target_texts.clear()
+    with _cache.lock:
+        _cache.generation, _cache.snapshot = None, None
 
 
 @dataclass

@@ -191,6 +191,11 @@ class Store:
         kwargs.setdefault("prefix", settings.tables_prefix)
         return cls(service, **kwargs)
 
+    @property
+    def identity(self) -> str:
+        """Which account and tables this store reads: a cache key, not a secret."""
+        return f"{self.service.url}|{self.prefix}"
+
     # -- tables --------------------------------------------------------------------------------
 
     def table(self, name: str, *, create: bool = True) -> TableClient:

@@ -119,6 +119,28 @@ class Target(_Model):
     reasons: list[Reason]
 
 
+class TargetCounts(_Model):
+    """Totals over a rule's targets, for a quick check against billing."""
+
+    targets: int
+    quantity: float = Field(description="Billed quantity summed over every target.")
+    by_contract: int = Field(description="Targets entitled by at least one contract.")
+    by_invoice_line: int = Field(description="Targets entitled by at least one invoice line.")
+
+
+def count_targets(targets: Iterable[Target]) -> TargetCounts:
+    """Totals over `targets`."""
+    found = list(targets)
+    return TargetCounts(
+        targets=len(found),
+        quantity=sum(t.quantity for t in found),
+        by_contract=sum(any(isinstance(r, ContractReason) for r in t.reasons) for t in found),
+        by_invoice_line=sum(
+            any(isinstance(r, InvoiceLineReason) for r in t.reasons) for t in found
+        ),
+    )
+
+
 def contract_covers(contract: Contract, today: date, grace_days: int = 0) -> tuple[bool, bool]:
     """(covers, in_grace) for a contract on `today`."""
     start, end = as_date(contract.start_date), as_date(contract.end_date)

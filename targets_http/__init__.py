@@ -34,7 +34,7 @@ def targets(req: func.HttpRequest) -> func.HttpResponse:
         headers = {"ETag": result.etag, "Cache-Control": "private, no-cache"}
         if result.body is None:
             return Reply(304, headers=headers)
-        return json_reply(result.body, headers=headers)
+        return Reply(200, result.body, JSON, headers)
 
     return _respond(guarded(answer))
 

@@ -142,7 +142,7 @@ def test_sandbox_cli_serves_the_client(tmp_path):
     )
     try:
         line = wait_for_line(proc, b"listening on", 30).decode().strip()
-        url = line.split("listening on ", 1)[1]
+        url = line.split("listening on ", 1)[1].split()[0]
 
         async def go():
             async with HaloClient(

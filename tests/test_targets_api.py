@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 
 from sandbox.halo_data import demo_data
+from shared.api_models import TargetsResponse
 from shared.openapi import openapi_document
 from shared.problems import PROBLEM_JSON
 from shared.rules import RuleSet
@@ -99,6 +100,8 @@ def test_targets_for_a_software(demo):
     generation = get_store().current().generation
     assert body["generation"] == generation
     assert response.headers["ETag"].startswith(f'"{generation}.')
+    # The spliced answer is byte for byte what the response model itself would serialise.
+    assert response.get_body() == TargetsResponse.model_validate(body).model_dump_json().encode()
     reason = body["targets"][0]["reasons"][0]
     assert reason["kind"] == "contract" and reason["contract_type"] == "Managed Security"
 

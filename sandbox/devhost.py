@@ -1,0 +1,261 @@
+"""Run the app locally without Azure: Azurite, the HaloPSA sandbox, one sync, and the HTTP routes.
+
+Where Azure Functions Core Tools cannot be installed, this serves the app's HTTP functions on
+loopback by calling the very handler objects registered in `function_app.app`, with the host's key
+rules: a function-level route takes that function's key or the master key (header
+`x-functions-key` or query `code`), an admin route only the master key. Output bindings to the
+sync queue run the queue function in-process.
+
+    python -m sandbox.devhost --port 7071        (make run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from sandbox.halo import HaloSandbox
+from sandbox.halo_data import demo_data, generate
+from sandbox.processes import azurite_table
+
+DEMO_RULES = Path(__file__).resolve().parent / "demo_rules.json"
+# Loopback-only development keys, printed at start; never used outside this process.
+MASTER_KEY = os.environ.get("DEVHOST_MASTER_KEY", "dev-master-key")
+
+
+def function_key(name: str) -> str:
+    """The development key of one function."""
+    return f"dev-key-{name}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP function as the host would route it."""
+
+    name: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    auth: str
+    handler: Callable[..., Any]
+    outputs: tuple[str, ...]
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    # "rules/{software?}" -> ^rules(?:/(?P<software>[^/]+))?$ ; "x/{id}" -> ^x/(?P<id>[^/]+)$
+    parts = []
+    for segment in template.strip("/").split("/"):
+        match = re.fullmatch(r"\{(\w+)(\?)?\}", segment)
+        if match is None:
+            parts.append("/" + re.escape(segment))
+        elif match.group(2):
+            parts.append(f"(?:/(?P<{match.group(1)}>[^/]+))?")
+        else:
+            parts.append(f"/(?P<{match.group(1)}>[^/]+)")
+    return re.compile("^" + "".join(parts)[1:] + "$", re.IGNORECASE)
+
+
+def routes(app: func.FunctionApp) -> tuple[list[Route], dict[str, Callable[..., Any]]]:
+    """HTTP routes and queue-triggered handlers (by queue name) of an app."""
+    http: list[Route] = []
+    queues: dict[str, Callable[..., Any]] = {}
+    for function in app.get_functions():
+        bindings = [json.loads(b) for b in function.get_raw_bindings()]
+        trigger = next(b for b in bindings if b["direction"] == "IN")
+        handler = function.get_user_function()
+        if trigger["type"] == "queueTrigger":
+            queues[trigger["queueName"]] = handler
+        if trigger["type"] != "httpTrigger":
+            continue
+        outputs = tuple(
+            b["queueName"] for b in bindings if b["type"] == "queue" and b["direction"] == "OUT"
+        )
+        http.append(
+            Route(
+                name=function.get_function_name(),
+                pattern=_pattern(trigger.get("route") or function.get_function_name()),
+                methods=frozenset(m.upper() for m in trigger.get("methods") or ["GET", "POST"]),
+                auth=str(trigger.get("authLevel", "FUNCTION")).upper(),
+                handler=handler,
+                outputs=outputs,
+            )
+        )
+    return http, queues
+
+
+class QueueOut:
+    """An output binding that hands the message to the queue's function in the background."""
+
+    def __init__(self, run: Callable[[str], None]) -> None:
+        self._run = run
+        self.value: str | None = None
+
+    def set(self, value: str) -> None:
+        """Queue one message."""
+        self.value = value
+        threading.Thread(target=self._run, args=(value,), daemon=True).start()
+
+    def get(self) -> str | None:
+        """The message set, if any."""
+        return self.value
+
+
+def _call(handler: Callable[..., Any], *args: Any) -> Any:
+    result = handler(*args)
+    return asyncio.run(result) if inspect.isawaitable(result) else result
+
+
+class DevHost:
+    """Dispatches HTTP requests to the app's handlers with the host's key checks."""
+
+    def __init__(self, app: func.FunctionApp) -> None:
+        self.routes, self.queues = routes(app)
+
+    def keys(self) -> dict[str, str]:
+        """Every key that opens something: the master key and one per function."""
+        return {"master": MASTER_KEY, **{r.name: function_key(r.name) for r in self.routes}}
+
+    def dispatch(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one request as (status, headers, body)."""
+        split = urlsplit(target)
+        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        path = split.path
+        if not path.startswith("/api/"):
+            return _text(404, "not found")
+        for route in self.routes:
+            match = route.pattern.match(path[len("/api/") :])
+            if match is None:
+                continue
+            if method not in route.methods:
+                return _text(405, "method not allowed")
+            key = headers.get("x-functions-key") or params.get("code")
+            allowed = (
+                {MASTER_KEY} if route.auth == "ADMIN" else {MASTER_KEY, function_key(route.name)}
+            )
+            if route.auth != "ANONYMOUS" and key not in allowed:
+                return _text(401, "a valid function key is required")
+            request = func.HttpRequest(
+                method,
+                f"http://127.0.0.1{target}",
+                headers=headers,
+                params=params,
+                route_params={k: v for k, v in match.groupdict().items() if v is not None},
+                body=body,
+            )
+            outs = [QueueOut(self._queue_runner(name)) for name in route.outputs]
+            response: func.HttpResponse = _call(route.handler, request, *outs)
+            out_headers = dict(response.headers)
+            if response.mimetype:
+                out_headers["Content-Type"] = response.mimetype + (
+                    f"; charset={response.charset}" if response.charset else ""
+                )
+            return response.status_code, out_headers, response.get_body() or b""
+        return _text(404, "no function has this route")
+
+    def _queue_runner(self, queue: str) -> Callable[[str], None]:
+        def run(message: str) -> None:
+            _call(self.queues[queue], func.QueueMessage(body=message.encode()))
+
+        return run
+
+
+def _text(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode()
+
+
+def serve(host: DevHost, port: int) -> ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1:port (0 = any free port) answering through `host`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, out_headers, payload = host.dispatch(self.command, self.path, headers, body)
+            self.send_response(status)
+            for name, value in out_headers.items():
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start everything, sync once, serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        description="Serve halo-immy locally with Azurite and the sandbox."
+    )
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument(
+        "--clients", type=int, default=0, help="generated clients (0: the demo set)"
+    )
+    args = parser.parse_args(argv)
+
+    data = generate(args.clients) if args.clients else demo_data(date.today())
+    with azurite_table() as azurite, HaloSandbox(data) as halo:
+        os.environ.update(
+            {
+                "HALO_BASE_URL": halo.url,
+                "HALO_CLIENT_ID": "sandbox-client",
+                "HALO_CLIENT_SECRET": "sandbox-secret",
+                "HALO_REQUESTS_PER_MINUTE": "100000",
+                "TABLES_CONNECTION_STRING": azurite.connection_string,
+                "SYNC_SCHEDULE": "0 */15 * * * *",
+            }
+        )
+        os.environ.pop("TABLES_ENDPOINT", None)
+        import function_app  # after the settings are in place
+        from shared.rule_admin import import_rules
+        from shared.store import get_store
+        from shared.sync import run_sync
+
+        import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
+        report = asyncio.run(run_sync())
+        print(f"sync: {report.outcome} {json.dumps(report.targets)}", flush=True)
+        host = DevHost(function_app.app)
+        server = serve(host, args.port)
+        print(f"keys: {json.dumps(host.keys())}", flush=True)
+        print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""`make run`'s server: the real handlers behind loopback HTTP, with the host's key rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from sandbox.processes import ROOT, stop_process, wait_for_line
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def devhost():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.devhost", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        output = wait_for_line(proc, b"listening on", 120).decode()
+        url = output.split("listening on ")[1].split()[0]
+        keys = json.loads(output.split("keys: ", 1)[1].splitlines()[0])
+        yield url, keys
+    finally:
+        stop_process(proc)
+
+
+def test_targets_call_answers_with_the_demo_targets(devhost):
+    url, keys = devhost
+    response = httpx.get(
+        f"{url}/api/targets",
+        params={"software": "Huntress"},
+        headers={"x-functions-key": keys["targets"]},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert [t["client_name"] for t in response.json()["targets"]] == [
+        "Contoso Ltd",
+        "Fabrikam, Inc.",
+        "Wide World Importers",
+    ]
+
+
+def test_keys_are_checked_like_the_host_does(devhost):
+    url, keys = devhost
+    target = f"{url}/api/targets"
+    huntress = {"software": "Huntress"}
+    assert httpx.get(target, params=huntress).status_code == 401
+    other_function = {**huntress, "code": keys["rules"]}
+    assert httpx.get(target, params=other_function).status_code == 401
+    assert httpx.get(target, params={**huntress, "code": keys["master"]}).status_code == 200
+    rules = f"{url}/api/rules/Huntress"
+    assert (
+        httpx.put(rules, headers={"x-functions-key": keys["targets"]}, content=b"{}").status_code
+        == 401
+    )
+    sync = f"{url}/api/sync"
+    assert (
+        httpx.post(sync, headers={"x-functions-key": keys["sync_now"]}).status_code == 401
+    )  # admin
+    assert httpx.post(sync, headers={"x-functions-key": keys["master"]}).status_code == 202
+
+
+def test_problem_answers_pass_through(devhost):
+    url, keys = devhost
+    response = httpx.get(f"{url}/api/targets", params={"software": "Nope", "code": keys["targets"]})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["known"] == ["Huntress", "SentinelOne"]
