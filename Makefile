@@ -4,13 +4,26 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: setup test lint typecheck run bench bench-halo sandbox clean
+.PHONY: setup browser test lint typecheck run bench bench-halo sandbox clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	npm ci --no-audit --no-fund --loglevel=error
+	@$(MAKE) --no-print-directory browser
+
+# Debian's Chromium and ChromeDriver for the browser test; where they cannot be installed the
+# test is skipped and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+		|| echo "could not install chromium: the browser test will be skipped"; \
+	else \
+		echo "chromium missing and apt-get unavailable: the browser test will be skipped"; \
+	fi
 
 lint:
 	$(BIN)/ruff check .

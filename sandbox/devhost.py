@@ -20,7 +20,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
+from azure.functions.decorators.function_app import Function
 
 from sandbox.halo import HaloSandbox
 from sandbox.halo_data import demo_data, generate
@@ -71,11 +72,11 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(parts)[1:] + "$", re.IGNORECASE)
 
 
-def routes(app: func.FunctionApp) -> tuple[list[Route], dict[str, Callable[..., Any]]]:
-    """HTTP routes and queue-triggered handlers (by queue name) of an app."""
+def routes(functions: Iterable[Function]) -> tuple[list[Route], dict[str, Callable[..., Any]]]:
+    """HTTP routes and queue-triggered handlers (by queue name) of an app's functions."""
     http: list[Route] = []
     queues: dict[str, Callable[..., Any]] = {}
-    for function in app.get_functions():
+    for function in functions:
         bindings = [json.loads(b) for b in function.get_raw_bindings()]
         trigger = next(b for b in bindings if b["direction"] == "IN")
         handler = function.get_user_function()
@@ -124,8 +125,9 @@ def _call(handler: Callable[..., Any], *args: Any) -> Any:
 class DevHost:
     """Dispatches HTTP requests to the app's handlers with the host's key checks."""
 
-    def __init__(self, app: func.FunctionApp) -> None:
-        self.routes, self.queues = routes(app)
+    def __init__(self, functions: Iterable[Function]) -> None:
+        # The app's get_functions() indexes once per process: callers pass its result.
+        self.routes, self.queues = routes(functions)
 
     def keys(self) -> dict[str, str]:
         """Every key that opens something: the master key and one per function."""
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
         report = asyncio.run(run_sync())
         print(f"sync: {report.outcome} {json.dumps(report.targets)}", flush=True)
-        host = DevHost(function_app.app)
+        host = DevHost(function_app.app.get_functions())
         server = serve(host, args.port)
         print(f"keys: {json.dumps(host.keys())}", flush=True)
         print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)

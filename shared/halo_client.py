@@ -12,6 +12,7 @@ import email.utils
 import logging
 import math
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -147,6 +148,30 @@ class _Token:
     expires_at: float
 
 
+class TokenCache:
+    """Tokens shared by short-lived clients (one per tab view), keyed by who asked for what.
+
+    Thread-safe and loop-free on purpose: each client still refreshes under its own asyncio lock.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, ...], _Token] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> _Token | None:
+        """The cached token for `key`, if any (it may have expired: callers check)."""
+        with self._lock:
+            return self._tokens.get(key)
+
+    def put(self, key: tuple[str, ...], token: _Token | None) -> None:
+        """Cache (or with None, forget) the token for `key`."""
+        with self._lock:
+            if token is None:
+                self._tokens.pop(key, None)
+            else:
+                self._tokens[key] = token
+
+
 @dataclass(slots=True)
 class Listing(Parsed[M], Generic[M]):
     """A fully paged list: valid records, rejects, and how it was read."""
@@ -208,6 +233,7 @@ class HaloClient:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
+        token_cache: TokenCache | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._client_id = client_id
@@ -224,7 +250,8 @@ class HaloClient:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._token: _Token | None = None
+        self._tokens = token_cache or TokenCache()
+        self._token_key = (self._base, client_id, tenant or "", scope)
         self._token_lock = asyncio.Lock()
         self.stats = ClientStats()
         self._http = httpx.AsyncClient(
@@ -244,18 +271,18 @@ class HaloClient:
         transport: httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> HaloClient:
-        """A client configured from app settings, with a fresh request budget unless given one."""
+        """A client configured from app settings (keyword arguments override them)."""
+        options: dict[str, Any] = {
+            "tenant": settings.halo_tenant,
+            "scope": settings.halo_scope,
+            "page_size": settings.halo_page_size,
+            "timeout": settings.halo_timeout_seconds,
+            "budget": budget or RequestBudget(settings.halo_requests_per_minute),
+            "transport": transport,
+        }
+        options.update(kwargs)
         return cls(
-            settings.halo_base,
-            settings.halo_client_id,
-            settings.halo_client_secret,
-            tenant=settings.halo_tenant,
-            scope=settings.halo_scope,
-            page_size=settings.halo_page_size,
-            timeout=settings.halo_timeout_seconds,
-            budget=budget or RequestBudget(settings.halo_requests_per_minute),
-            transport=transport,
-            **kwargs,
+            settings.halo_base, settings.halo_client_id, settings.halo_client_secret, **options
         )
 
     async def __aenter__(self) -> Self:
@@ -541,20 +568,21 @@ class HaloClient:
     # -- token -------------------------------------------------------------------------------
 
     async def _current_token(self) -> _Token:
-        token = self._token
+        token = self._tokens.get(self._token_key)
         if token is not None and self._clock() < token.expires_at:
             return token
         async with self._token_lock:
             # Whoever held the lock before us may have refreshed already: one refresh for all.
-            token = self._token
+            token = self._tokens.get(self._token_key)
             if token is not None and self._clock() < token.expires_at:
                 return token
-            self._token = await self._fetch_token()
-            return self._token
+            token = await self._fetch_token()
+            self._tokens.put(self._token_key, token)
+            return token
 
     def _drop_token(self, token: _Token) -> None:
-        if self._token is token:
-            self._token = None
+        if self._tokens.get(self._token_key) is token:
+            self._tokens.put(self._token_key, None)
 
     async def _fetch_token(self) -> _Token:
         path = "/auth/token"
@@ -644,6 +672,7 @@ __all__ = [
     "Reject",
     "RequestBudget",
     "RetryPolicy",
+    "TokenCache",
     "describe_error",
     "parse_retry_after",
 ]

@@ -41,11 +41,6 @@ def problem(
     )
 
 
-def not_implemented(feature: str) -> Problem:
-    """The honest answer of an endpoint whose capability has not been built yet."""
-    return problem(501, "not-implemented", f"{feature} is not available in this version yet")
-
-
 class ApiError(Exception):
     """An answer that is a problem (4xx/5xx), with any headers it needs."""
 

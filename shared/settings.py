@@ -7,6 +7,7 @@ app settings hold secrets, and an error message ends up in logs and Application 
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
     tables_endpoint: AnyHttpUrl | None = None
     tables_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9]{0,20}$")
 
+    tab_frame_origins: str = Field(
+        default="", description="Origins allowed to frame the tab; empty: the HaloPSA origin."
+    )
+    tab_allowed_group: str | None = None
+    tab_halo_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)
     sync_confirm_by_repeat: bool = True
@@ -105,6 +112,30 @@ class Settings(BaseSettings):
     def _empty_tenant_is_none(cls, tenant: str | None) -> str | None:
         return tenant or None
 
+    @field_validator("tab_frame_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in value.replace(",", " ").split():
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or parts.path not in ("", "/")
+            ):
+                raise ValueError(
+                    "must be origins like https://yourmsp.halopsa.com, space-separated"
+                )
+            if parts.scheme == "http" and not _is_loopback(parts.hostname):
+                raise ValueError("plain http origins are allowed for loopback only")
+        return value
+
+    @field_validator("tab_allowed_group")
+    @classmethod
+    def _group_id(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[0-9a-fA-F-]{36}", value):
+            raise ValueError("must be an Entra group object id (a GUID)")
+        return value or None
+
     @field_validator("sync_schedule")
     @classmethod
     def _six_field_ncrontab(cls, schedule: str) -> str:
@@ -125,6 +156,12 @@ class Settings(BaseSettings):
     def halo_base(self) -> str:
         """The HaloPSA base URL without a trailing slash."""
         return str(self.halo_base_url).rstrip("/")
+
+    @property
+    def frame_origins(self) -> list[str]:
+        """The origins allowed to frame the technician tab."""
+        given = [o.rstrip("/") for o in self.tab_frame_origins.replace(",", " ").split()]
+        return given or [self.halo_origin]
 
     @property
     def halo_origin(self) -> str:

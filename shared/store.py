@@ -524,6 +524,28 @@ class Store:
                 break
         return runs
 
+    # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------
+
+    def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
+        """Record which client a ticket belongs to."""
+        self.table("TicketClients").upsert_entity(
+            {
+                "PartitionKey": "ticket",
+                "RowKey": str(ticket_id),
+                "client_id": client_id,
+                "seen_at": seen_at,
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    def ticket_client(self, ticket_id: int) -> int | None:
+        """The client a ticket was last seen with, if any."""
+        try:
+            entity = self.table("TicketClients").get_entity("ticket", str(ticket_id))
+        except ResourceNotFoundError:
+            return None
+        return int(entity["client_id"])
+
     # -- rules -------------------------------------------------------------------------------------
 
     def rule_documents(self) -> list[Any]:

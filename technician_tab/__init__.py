@@ -1,8 +1,8 @@
-"""HTTP blueprint of the page HaloPSA shows in a ticket's Custom Tab iframe."""
+"""HTTP blueprint of the page HaloPSA shows in a ticket's Custom Tab iframe (`.../ticket/$FAULTID`)."""
 
 import azure.functions as func
 
-from shared.problems import PROBLEM_JSON, not_implemented
+from shared.tab import tab_page
 
 bp = func.Blueprint()
 
@@ -11,7 +11,16 @@ bp = func.Blueprint()
 @bp.route(
     route="technician-tab/ticket/{ticket_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
 )
-def technician_tab(req: func.HttpRequest) -> func.HttpResponse:
-    """`GET /api/technician-tab/ticket/{ticket_id}`: the tab for one ticket."""
-    answer = not_implemented("The technician tab")
-    return func.HttpResponse(answer.body(), status_code=answer.status, mimetype=PROBLEM_JSON)
+async def technician_tab(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/technician-tab/ticket/{ticket_id}`: the tab for one ticket, as HTML."""
+    page = await tab_page(
+        req.route_params.get("ticket_id", ""),
+        principal=req.headers.get("X-MS-CLIENT-PRINCIPAL"),
+    )
+    return func.HttpResponse(
+        page.html,
+        status_code=page.status,
+        headers=page.headers,
+        mimetype="text/html",
+        charset="utf-8",
+    )

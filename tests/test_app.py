@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-import azure.functions as func
 import pytest
 from azure.functions.decorators.function_app import Function
 
 import function_app
-from shared.problems import PROBLEM_JSON
 from tests.registry import registered
 
 
@@ -78,21 +76,6 @@ def test_manual_sync_goes_through_a_queue():
     trigger = next(b for b in bindings("sync_queue") if b["type"] == "queueTrigger")
     assert out["queueName"] == trigger["queueName"] == "sync-requests"
     assert out["direction"] == "OUT"
-
-
-@pytest.mark.parametrize(
-    ("name", "url", "params"),
-    [("technician_tab", "/api/technician-tab/ticket/42", {"ticket_id": "42"})],
-)
-def test_unbuilt_endpoints_answer_501_problem_json(name, url, params):
-    handler = functions()[name].get_user_function()
-    request = func.HttpRequest("GET", url, body=b"", route_params=params)
-    response = handler(request)
-    assert response.status_code == 501
-    assert response.mimetype == PROBLEM_JSON
-    body = json.loads(response.get_body())
-    assert body["status"] == 501
-    assert body["title"] == "Not Implemented"
 
 
 def test_no_function_json_anywhere():

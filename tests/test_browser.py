@@ -1,0 +1,172 @@
+"""The tab in real headless Chromium, framed the way HaloPSA frames it.
+
+A page on one loopback origin (standing in for HaloPSA) embeds the tab, served from another origin
+through the registered handler; it renders. A page on an origin not in TAB_FRAME_ORIGINS is
+refused by the tab's Content-Security-Policy. Screenshots at 480 and 1200 px go to docs/images/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sandbox.devhost import DevHost, function_key, serve
+from sandbox.halo_data import demo_data
+from shared.rule_admin import import_rules
+from shared.store import get_store
+from shared.sync import Outcome, run_sync
+from tests.registry import registered
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "docs" / "images"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+    pytest.skip(
+        "Debian packages chromium and chromium-driver are not installed "
+        "(make setup installs them where apt-get is available)",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def host_page(tab_url: str) -> bytes:
+    return f"""<!doctype html><html><head><title>HaloPSA ticket</title></head>
+<body style="margin:0;font-family:sans-serif">
+<div style="background:#1d3557;color:#fff;padding:8px 12px">HaloPSA &middot; Ticket 1 &middot; Tools tab</div>
+<iframe id="tab" src="{tab_url}" style="border:0;width:100%;height:900px"
+        onload="document.body.dataset.loaded='yes'"></iframe>
+</body></html>""".encode()
+
+
+class Pages:
+    """A loopback origin serving one page (set once the tab's URL is known)."""
+
+    def __init__(self) -> None:
+        self.page = b""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                page = owner.page
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def browser():
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager reach out for a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def framed(configure, halo_sandbox):
+    """The allowed HaloPSA stand-in, a foreign page, and the tab's own server."""
+    allowed, foreign = Pages(), Pages()
+    sandbox = halo_sandbox(demo_data(datetime.now(UTC).date()))
+    configure(sandbox.url, TAB_FRAME_ORIGINS=allowed.origin)
+    import_rules(
+        get_store(), (ROOT / "sandbox" / "demo_rules.json").read_bytes(), datetime.now(UTC).date()
+    )
+    assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
+    server = serve(DevHost(registered().values()), 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # "localhost" makes the tab a different origin from the 127.0.0.1 pages that frame it.
+    tab_url = (
+        f"http://localhost:{server.server_address[1]}/api/technician-tab/ticket/1"
+        f"?code={function_key('technician_tab')}"
+    )
+    allowed.page = foreign.page = host_page(tab_url)
+    yield allowed, foreign
+    allowed.close()
+    foreign.close()
+    server.shutdown()
+    server.server_close()
+
+
+def open_framed(driver, url: str, width: int) -> None:
+    driver.set_window_size(width, 1100)
+    driver.get(url)
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return document.body.dataset.loaded") == "yes"
+    )
+
+
+def test_the_tab_renders_inside_the_allowed_origin(browser, framed):
+    allowed, _ = framed
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    for width in (1200, 480):
+        open_framed(browser, allowed.origin + "/", width)
+        browser.save_screenshot(str(IMAGES / f"tab-{width}.png"))
+        WebDriverWait(browser, 10).until(ec.frame_to_be_available_and_switch_to_it((By.ID, "tab")))
+        heading = browser.find_element(By.TAG_NAME, "h1").text
+        assert heading == "#1 Outlook keeps asking for my password"
+        software = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "ul.software li b")]
+        assert software == ["Huntress", "SentinelOne"]
+        # Nothing wider than the frame: the layout holds at this width.
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+        browser.switch_to.default_content()
+    assert (IMAGES / "tab-480.png").stat().st_size > 10_000
+
+
+def test_a_foreign_origin_is_refused_by_csp(browser, framed):
+    allowed, foreign = framed
+    open_framed(browser, foreign.origin + "/", 1200)
+    browser.switch_to.frame(browser.find_element(By.ID, "tab"))
+    assert browser.find_elements(By.CSS_SELECTOR, "ul.software") == []
+    browser.switch_to.default_content()
+    messages = [entry["message"] for entry in browser.get_log("browser")]
+    assert any("frame-ancestors" in m and allowed.origin in m for m in messages), messages

@@ -1,0 +1,264 @@
+"""The technician tab: escaping, security headers, coverage, degradation, access."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+
+from sandbox.halo import Faults
+from sandbox.halo_data import demo_data
+from shared.halo_models import Ticket
+from shared.rule_admin import import_rules
+from shared.schedule import longest_gap
+from shared.store import get_store
+from shared.sync import Outcome, run_sync
+from shared.tab import ComputerRow, Computers, TabView, render, security_headers
+from tests.registry import handler
+
+DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+GROUP = "7f1c2a3b-0000-4000-8000-123456789abc"
+HOSTILE = [
+    "<script>alert('x')</script>",
+    '"><img src=x onerror=alert(1)>',
+    "' onmouseover='alert(1)",
+    "</style><script>alert(2)</script>",
+    "javascript:alert(3)",
+]
+
+
+class Live(HTMLParser):
+    """Collects what a browser would treat as live markup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.handlers: list[str] = []
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.handlers += [name for name, _ in attrs if name.startswith("on")]
+        self.hrefs += [value for name, value in attrs if name in ("href", "src")]
+
+
+def live(html: str) -> Live:
+    parser = Live()
+    parser.feed(html)
+    return parser
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_halopsa_and_immybot_text_is_never_live(text):
+    view = TabView(
+        ticket_id=6,
+        ticket=Ticket(
+            id=6, summary=text, client_name=text, user_name=text, user_email=text, site_name=text
+        ),
+        client_name=text,
+        site_name=text,
+        notices=[text],
+        computers=Computers(
+            rows=[
+                ComputerRow(
+                    name=text,
+                    online=True,
+                    last_seen=None,
+                    user_email=text,
+                    url=text,
+                    is_ticket_user=True,
+                ),
+                ComputerRow(
+                    name="ok",
+                    online=False,
+                    last_seen=None,
+                    user_email="",
+                    url="javascript:alert(1)",
+                    is_ticket_user=False,
+                ),
+            ]
+        ),
+    )
+    page = render("tab.html", ["https://msp.halopsa.com"], view=view)
+    found = live(page.html)
+    assert "script" not in found.tags and "img" not in found.tags
+    assert found.handlers == []
+    assert all(h.startswith(("http://", "https://")) for h in found.hrefs)
+    assert "javascript:" not in " ".join(found.hrefs)
+    assert found.tags.count("style") == 1  # only ours, carrying the nonce
+
+
+def test_security_headers():
+    headers = security_headers(["https://msp.halopsa.com", "https://msp2.halopsa.com"], "abc")
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "style-src 'nonce-abc'" in csp
+    assert "frame-ancestors https://msp.halopsa.com https://msp2.halopsa.com" in csp
+    assert "script-src" not in csp  # no script at all
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Cache-Control"] == "private, no-store"
+    assert "X-Frame-Options" not in headers
+
+
+def test_schedule_gaps():
+    assert longest_gap("0 */15 * * * *") == timedelta(minutes=15)
+    assert longest_gap("0 0 * * * *") == timedelta(hours=1)
+    assert longest_gap("0 0 6,18 * * *") == timedelta(hours=12)
+    assert longest_gap("0 0 9 * * 1-5") == timedelta(days=3)  # Friday to Monday
+    with pytest.raises(ValueError, match="six fields"):
+        longest_gap("*/5 * * * *")
+
+
+# -- through the handler, against Azurite and the sandbox --------------------------------------------
+
+
+def tab(ticket_id: str, headers=None) -> func.HttpResponse:
+    request = func.HttpRequest(
+        "GET",
+        f"/api/technician-tab/ticket/{ticket_id}",
+        body=b"",
+        headers=headers or {},
+        route_params={"ticket_id": ticket_id},
+    )
+    return asyncio.run(handler("technician_tab")(request))
+
+
+def html_of(response: func.HttpResponse) -> str:
+    assert response.mimetype == "text/html"
+    return response.get_body().decode()
+
+
+@pytest.fixture
+def demo(configure, halo_sandbox):
+    sandbox = halo_sandbox(demo_data(datetime.now(UTC).date()))
+    configure(sandbox.url, TAB_FRAME_ORIGINS="https://msp.halopsa.com")
+    import_rules(get_store(), DEMO_RULES.read_bytes(), datetime.now(UTC).date())
+    assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
+    return sandbox
+
+
+@pytest.mark.integration
+def test_tab_shows_ticket_coverage_and_software(demo):
+    response = tab("1")
+    assert response.status_code == 200
+    html = html_of(response)
+    assert "Outlook keeps asking for my password" in html
+    assert "Contoso Ltd" in html and "Dana Whitfield" in html
+    assert "<b>Huntress</b>" in html and "<b>SentinelOne</b>" in html
+    assert "Managed Security" in html
+    assert "SentinelOne Complete" in html
+    assert "ImmyBot is not configured" in html
+    csp = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors https://msp.halopsa.com" in csp
+    assert "X-Frame-Options" not in response.headers
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+@pytest.mark.integration
+def test_expiring_contract_is_flagged(demo):
+    html = html_of(tab("3"))  # Fabrikam: Managed Security ends in 20 days
+    assert "expires within 30 days" in html
+    assert '<span class="tag warn">soon</span>' in html
+
+
+@pytest.mark.integration
+def test_demo_ticket_with_markup_is_escaped(demo):
+    html = html_of(tab("6"))
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "script" not in live(html).tags
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("bad", ["abc", "0", "-1", "1.5", "99999999999", " 7"])
+def test_bad_ticket_ids_are_a_400_page(demo, bad):
+    response = tab(bad)
+    assert response.status_code == 400
+    assert "positive whole number" in html_of(response)
+    assert "Traceback" not in html_of(response)
+
+
+@pytest.mark.integration
+def test_unknown_ticket_is_a_404_page(demo):
+    response = tab("4242")
+    assert response.status_code == 404
+    assert "HaloPSA has no ticket 4242" in html_of(response)
+
+
+def principal(*groups: str) -> str:
+    claims = [{"typ": "groups", "val": g} for g in groups] + [
+        {"typ": "name", "val": "tech@msp.example"}
+    ]
+    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
+
+
+@pytest.mark.integration
+def test_group_restriction_with_app_service_authentication(demo, monkeypatch):
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
+    get_settings.cache_clear()
+    assert tab("1").status_code == 403
+    assert (
+        tab(
+            "1", {"X-MS-CLIENT-PRINCIPAL": principal("00000000-0000-4000-8000-000000000000")}
+        ).status_code
+        == 403
+    )
+    assert tab("1", {"X-MS-CLIENT-PRINCIPAL": "not base64!"}).status_code == 403
+    assert tab("1", {"X-MS-CLIENT-PRINCIPAL": principal(GROUP.upper())}).status_code == 200
+
+
+@pytest.mark.integration
+def test_halopsa_down_still_shows_coverage_for_a_known_ticket(demo):
+    assert tab("1").status_code == 200  # HaloPSA up: the tab learns ticket 1 is Contoso's
+    demo.stop()  # HaloPSA goes away entirely
+    html = html_of(tab("1"))
+    assert "HaloPSA is unavailable: coverage is from the last sync" in html
+    assert "<b>Huntress</b>" in html and "Contoso Ltd" in html
+    unseen = html_of(tab("2"))
+    assert "this ticket&#39;s client is not known yet" in unseen
+
+
+@pytest.mark.integration
+def test_slow_halopsa_times_out_into_a_notice(demo, monkeypatch):
+    from shared.settings import get_settings
+
+    assert tab("7").status_code == 200
+    monkeypatch.setenv("TAB_HALO_TIMEOUT_SECONDS", "0.2")
+    get_settings.cache_clear()
+    demo.set_faults(Faults(latency_ms=1500))
+    html = html_of(tab("7"))
+    assert "HaloPSA did not answer in time" in html
+    assert "Wide World Importers" in html
+
+
+@pytest.mark.integration
+def test_stale_data_and_failed_runs_are_warned_about(demo, monkeypatch):
+    from shared import tab as tab_module
+
+    later = datetime.now(UTC) + timedelta(hours=2)
+    html = asyncio.run(tab_module.tab_page("1", principal=None, now=later)).html
+    assert "The data is 2.0 hours old" in html
+
+    demo.set_faults(Faults(fail=[{"resource": "Client", "page": None, "status": 500}]))
+    assert asyncio.run(run_sync()).outcome is Outcome.FAILED
+    demo.set_faults(Faults())
+    assert "The last sync failed" in html_of(tab("1"))
+
+
+@pytest.mark.integration
+def test_missing_settings_are_a_503_page(configure, monkeypatch):
+    configure("https://msp.halopsa.com")
+    monkeypatch.delenv("HALO_CLIENT_SECRET")
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    response = tab("1")
+    assert response.status_code == 503
+    assert "settings are incomplete" in html_of(response)
