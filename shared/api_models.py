@@ -7,8 +7,9 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.catalog import ContractTypeEntry, ItemEntry
+from shared.immy_models import ImmyComputer
 from shared.rules import Rule
-from shared.targets import Target, TargetCounts
+from shared.targets import Target, TargetCounts, UnmappedClient
 
 
 class _Out(BaseModel):
@@ -25,7 +26,15 @@ class TargetsResponse(_Out):
     resolved_on: date = Field(description="The day coverage was evaluated for.")
     rule: Rule
     counts: TargetCounts
-    targets: list[Target]
+    immybot_configured: bool = Field(description="False: targets carry no ImmyBot tenants.")
+    unmapped: list[UnmappedClient] = Field(
+        description="Covered clients with no ImmyBot tenant: deploy-able nowhere until mapped."
+    )
+    computers: dict[str, list[ImmyComputer]] | None = Field(
+        default=None,
+        description="With expand=computers: each target tenant's computers, by tenant id.",
+    )
+    targets: list[Target] = Field(description="Always the last member of the answer.")
 
 
 class CatalogResponse(_Out):

@@ -30,6 +30,8 @@ from pydantic import BaseModel, Field
 
 from shared.catalog import Catalog
 from shared.halo_models import Client, Contract, Item, RecurringInvoice, Reject, Site
+from shared.immy_models import ImmyComputer, ImmyTenant
+from shared.mapping import TenantMatch
 from shared.rules import Rule
 from shared.store import (
     MAX_ENTITY_CHARS,
@@ -40,7 +42,15 @@ from shared.store import (
     decode_data,
     encode_data,
 )
-from shared.targets import Snapshot, Target, TargetCounts, count_targets, resolve
+from shared.targets import (
+    Snapshot,
+    Target,
+    TargetCounts,
+    UnmappedClient,
+    count_targets,
+    resolve,
+    unmapped_of,
+)
 
 # Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
 _DOC_LIMIT = MAX_ENTITY_CHARS - 2_000
@@ -49,32 +59,46 @@ ITEMS = "items"
 META = "meta"
 MANIFEST = "manifest"
 CATALOG = "catalog"
+MAPPING = "mapping"
+IMMY_TENANTS = "immy_tenants"
+IMMY_COMPUTERS = "immy_computers"
 
 
-def rule_hash(rule: Rule) -> str:
-    """A short digest of a rule's content: its targets partition changes when the rule does."""
-    return hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:12]
+def resolution_version(rule: Rule, snapshot: Snapshot) -> str:
+    """A digest of what a rule's targets depend on besides the records: the rule and the mapping."""
+    material = rule.model_dump_json() + "|" + snapshot.mapping_digest
+    return hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
-def target_partition(rule: Rule) -> str:
+def target_partition(rule: Rule, version: str) -> str:
     """The partition holding one version of one rule's resolved targets."""
-    return f"targets|{rule.key}|{rule_hash(rule)}"
+    return f"targets|{rule.key}|{version}"
 
 
 class RuleEntry(BaseModel):
-    """Where a rule's targets are in a generation, and their totals."""
+    """Where a rule's targets are in a generation, their totals, and who could not be mapped."""
 
     software: str
     partition: str
     counts: TargetCounts
     rule: Rule
-    rule_hash: str
+    version: str
     resolved_on: date
+    unmapped: list[UnmappedClient] = Field(default_factory=list)
 
     @property
     def targets(self) -> int:
         """How many targets the rule has."""
         return self.counts.targets
+
+
+class ImmyState(BaseModel):
+    """What the generation holds of ImmyBot."""
+
+    configured: bool = False
+    tenants: int = 0
+    computers: int = 0
+    note: str | None = None
 
 
 class Manifest(BaseModel):
@@ -85,17 +109,20 @@ class Manifest(BaseModel):
     today: date
     read: dict[str, int] = Field(default_factory=dict)
     rules: dict[str, RuleEntry] = Field(default_factory=dict)
+    immybot: ImmyState = Field(default_factory=ImmyState)
 
 
-def rule_entry(rule: Rule, found: Sequence[Target], today: date) -> RuleEntry:
-    """The manifest entry for `rule` resolved to `found` on `today`."""
+def rule_entry(rule: Rule, found: Sequence[Target], today: date, snapshot: Snapshot) -> RuleEntry:
+    """The manifest entry for `rule` resolved to `found` on `today` in `snapshot`."""
+    version = resolution_version(rule, snapshot)
     return RuleEntry(
         software=rule.software,
-        partition=target_partition(rule),
+        partition=target_partition(rule, version),
         counts=count_targets(found),
         rule=rule,
-        rule_hash=rule_hash(rule),
+        version=version,
         resolved_on=today,
+        unmapped=unmapped_of(found, snapshot),
     )
 
 
@@ -121,8 +148,9 @@ def layout(
     targets: Mapping[str, Sequence[Target]],
     manifest: Manifest,
     catalog: Catalog | None = None,
+    computers: Sequence[ImmyComputer] = (),
 ) -> Layout:
-    """Lay a snapshot, its resolved targets (by rule key), manifest and catalog out as entities."""
+    """Lay a snapshot, its targets (by rule key), manifest, catalog and ImmyBot data out as entities."""
     too_large: list[Reject] = []
     by_client: dict[int, list[tuple[str, BaseModel]]] = defaultdict(list)
     for site in snapshot.sites.values():
@@ -150,6 +178,20 @@ def layout(
     }
     if catalog is not None:
         partitions[META].append({"RowKey": CATALOG, **encode_data(catalog.model_dump_json())})
+    if snapshot.immybot:
+        matches = "[" + ",".join(_dump(m) for m in snapshot.matches.values()) + "]"
+        partitions[META].append({"RowKey": MAPPING, **encode_data(matches)})
+        partitions[IMMY_TENANTS] = _packed_lists(
+            (_dump(t) for t in snapshot.tenants.values()), too_large, "immy_tenants"
+        )
+        by_tenant: dict[int, list[str]] = defaultdict(list)
+        for computer in computers:
+            by_tenant[computer.tenant_id].append(_dump(computer))
+        partitions[IMMY_COMPUTERS] = [
+            {**entity, "RowKey": f"{tenant_id:010d}-{entity['RowKey']}"}
+            for tenant_id, texts in sorted(by_tenant.items())
+            for entity in _packed_lists(texts, too_large, "immy_computers")
+        ]
     for key, found in targets.items():
         partitions[manifest.rules[key].partition] = target_entities(found, too_large)
     return Layout(partitions, too_large)
@@ -253,13 +295,37 @@ def read_items(store: Store, generation: str) -> list[Item]:
 def read_snapshot(store: Store, generation: str) -> Snapshot:
     """A whole generation back as a Snapshot, for re-resolving rules without HaloPSA."""
     records = read_clients(store, generation)
-    return Snapshot.build(
+    snapshot = Snapshot.build(
         (r.client for r in records),
         (s for r in records for s in r.sites),
         (c for r in records for c in r.contracts),
         (i for r in records for i in r.invoices),
         read_items(store, generation),
     )
+    manifest, _ = read_manifest(store, generation)
+    if not manifest.immybot.configured:
+        return snapshot
+    return snapshot.with_immybot(read_tenants(store, generation), read_matches(store, generation))
+
+
+def read_tenants(store: Store, generation: str) -> list[ImmyTenant]:
+    """ImmyBot's tenants as of a generation."""
+    return [ImmyTenant.model_validate(x) for x in _read_lists(store, generation, IMMY_TENANTS)]
+
+
+def read_matches(store: Store, generation: str) -> dict[int, TenantMatch]:
+    """The client -> tenant mapping of a generation."""
+    document, _ = store.read_document(generation, META, MAPPING)
+    return {m.client_id: m for m in (TenantMatch.model_validate(x) for x in document)}
+
+
+def read_computers(
+    store: Store, generation: str, tenant_id: int | None = None
+) -> list[ImmyComputer]:
+    """ImmyBot's computers as of a generation: one tenant's (one range read) or all."""
+    prefix = f"{tenant_id:010d}-" if tenant_id is not None else None
+    documents = store.read_documents(generation, IMMY_COMPUTERS, row_prefix=prefix)
+    return [ImmyComputer.model_validate(x) for document in documents for x in document]
 
 
 def read_targets(store: Store, generation: str, partition: str) -> list[Target]:
@@ -309,7 +375,7 @@ def apply_rules(
     fresh: dict[str, RuleEntry] = {}
     for rule in rules:
         found = resolve(snapshot, rule, today)
-        entry = rule_entry(rule, found, today)
+        entry = rule_entry(rule, found, today, snapshot)
         store.write_generation(generation, {entry.partition: target_entities(found, [])})
         fresh[rule.key] = entry
     for _ in range(attempts):

@@ -20,14 +20,25 @@ from shared.catalog import Catalog
 from shared.generation import (
     Manifest,
     read_catalog,
+    read_computers,
     read_manifest,
     read_snapshot,
     read_target_texts,
+    read_targets,
 )
+from shared.immy_models import ImmyComputer
 from shared.problems import ApiError, problem
 from shared.rules import ItemMatch, Rule, closest, normalise
 from shared.store import Pointer, Store
-from shared.targets import Snapshot, TargetCounts, count_targets, resolve
+from shared.targets import (
+    Snapshot,
+    Target,
+    TargetCounts,
+    UnmappedClient,
+    count_targets,
+    resolve,
+    unmapped_of,
+)
 
 QueryKind = Literal["software", "contract_type", "item"]
 QUERY_KINDS: tuple[QueryKind, ...] = ("software", "contract_type", "item")
@@ -42,6 +53,7 @@ class TargetsQuery:
 
     kind: QueryKind
     value: str
+    computers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +64,12 @@ class Answer:
     body: bytes | None
 
 
-def parse_targets_query(
-    params: Mapping[str, str], extra: frozenset[str] = frozenset()
-) -> TargetsQuery:
+def parse_targets_query(params: Mapping[str, str]) -> TargetsQuery:
     """Exactly one of software, contract_type or item, with a sane value; else a 400."""
-    unknown = sorted(set(params) - set(QUERY_KINDS) - HOST_PARAMS - extra)
+    expand = params.get("expand", "")
+    if expand not in ("", "computers"):
+        raise ApiError(problem(400, "bad-query", "expand may only be 'computers'"))
+    unknown = sorted(set(params) - set(QUERY_KINDS) - HOST_PARAMS - {"expand"})
     if unknown:
         raise ApiError(
             problem(
@@ -78,7 +91,7 @@ def parse_targets_query(
         raise ApiError(
             problem(400, "bad-query", f"{kind} must be 1-{MAX_VALUE} printable characters")
         )
-    return TargetsQuery(kind, value)
+    return TargetsQuery(kind, value, expand == "computers")
 
 
 def current_pointer(store: Store) -> Pointer:
@@ -109,24 +122,60 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
                     closest=closest(query.value, known),
                 )
             )
-        etag = f'"{pointer.generation}.{entry.rule_hash}"'
+        etag = _etag(pointer.generation, entry.version, query)
         if etag_matches(if_none_match, etag):
             return Answer(etag, None)
         envelope = _envelope(
-            entry.software, query, manifest, entry.rule, entry.counts, entry.resolved_on
+            entry.software,
+            query,
+            manifest,
+            entry.rule,
+            entry.counts,
+            entry.resolved_on,
+            entry.unmapped,
         )
+        if query.computers:
+            found = read_targets(store, pointer.generation, entry.partition)
+            return Answer(etag, _with_computers(store, pointer.generation, envelope, found))
         stored = _target_texts.get(store, pointer.generation, entry.partition)
         return Answer(etag, _splice(envelope, stored))
 
     rule = _ad_hoc_rule(query, read_catalog(store, pointer.generation))
-    etag = (
-        f'"{pointer.generation}.{hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:12]}"'
-    )
+    version = hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:12]
+    snapshot = snapshot_of(store, pointer.generation)
+    etag = _etag(pointer.generation, f"{version}.{snapshot.mapping_digest}", query)
     if etag_matches(if_none_match, etag):
         return Answer(etag, None)
-    found = resolve(snapshot_of(store, pointer.generation), rule, manifest.today)
-    envelope = _envelope(None, query, manifest, rule, count_targets(found), manifest.today)
+    found = resolve(snapshot, rule, manifest.today)
+    envelope = _envelope(
+        None,
+        query,
+        manifest,
+        rule,
+        count_targets(found),
+        manifest.today,
+        unmapped_of(found, snapshot),
+    )
+    if query.computers:
+        return Answer(etag, _with_computers(store, pointer.generation, envelope, found))
     return Answer(etag, envelope.model_copy(update={"targets": found}).model_dump_json().encode())
+
+
+def _etag(generation: str, version: str, query: TargetsQuery) -> str:
+    return f'"{generation}.{version}{".computers" if query.computers else ""}"'
+
+
+def _with_computers(
+    store: Store, generation: str, envelope: TargetsResponse, found: list[Target]
+) -> bytes:
+    tenants = {t.immy_tenant_id for t in found if t.immy_tenant_id is not None}
+    computers: dict[str, list[ImmyComputer]] = {str(t): [] for t in sorted(tenants)}
+    if tenants:
+        for computer in read_computers(store, generation):
+            if computer.tenant_id in tenants:
+                computers[str(computer.tenant_id)].append(computer)
+    answer = envelope.model_copy(update={"computers": computers, "targets": found})
+    return answer.model_dump_json().encode()
 
 
 def answer_catalog(store: Store) -> CatalogResponse:
@@ -187,15 +236,19 @@ def _envelope(
     rule: Rule,
     counts: TargetCounts,
     resolved_on: date,
+    unmapped: list[UnmappedClient],
 ) -> TargetsResponse:
+    described = {query.kind: query.value} | ({"expand": "computers"} if query.computers else {})
     return TargetsResponse(
         software=software,
-        query={query.kind: query.value},
+        query=described,
         generation=manifest.generation,
         synced_at=manifest.synced_at,
         resolved_on=resolved_on,
         rule=rule,
         counts=counts,
+        immybot_configured=manifest.immybot.configured,
+        unmapped=unmapped,
         targets=[],
     )
 

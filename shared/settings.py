@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
@@ -39,7 +40,8 @@ class SettingsError(RuntimeError):
         super().__init__(f"invalid app settings: {lines}")
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine (localhost or a loopback address)."""
     if host is None:
         return False
     if host == "localhost":
@@ -51,6 +53,19 @@ def _is_loopback(host: str | None) -> bool:
 
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class ImmySettings:
+    """ImmyBot's part of the settings, present only when ImmyBot is configured."""
+
+    base_url: str
+    tenant_id: str
+    client_id: str
+    client_secret: SecretStr
+    scope: str
+    authority_host: str
+    live_after_minutes: int
 
 
 class Settings(BaseSettings):
@@ -72,6 +87,14 @@ class Settings(BaseSettings):
     tables_connection_string: SecretStr | None = None
     tables_endpoint: AnyHttpUrl | None = None
     tables_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9]{0,20}$")
+
+    immy_base_url: AnyHttpUrl | None = None
+    immy_tenant_id: str | None = None
+    immy_client_id: str | None = None
+    immy_client_secret: SecretStr | None = None
+    immy_scope: str | None = None
+    immy_authority_host: AnyHttpUrl = AnyHttpUrl("https://login.microsoftonline.com")
+    immy_live_after_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
 
     tab_frame_origins: str = Field(
         default="", description="Origins allowed to frame the tab; empty: the HaloPSA origin."
@@ -101,10 +124,17 @@ class Settings(BaseSettings):
     @field_validator("halo_base_url")
     @classmethod
     def _https_unless_loopback(cls, url: AnyHttpUrl) -> AnyHttpUrl:
-        if url.scheme != "https" and not _is_loopback(url.host):
+        if url.scheme != "https" and not is_loopback(url.host):
             raise ValueError("must be an https:// URL (plain http is allowed for loopback only)")
         if url.query or url.fragment:
             raise ValueError("must be the instance's base URL, without query or fragment")
+        return url
+
+    @field_validator("immy_base_url", "immy_authority_host")
+    @classmethod
+    def _immy_https(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if url is not None and url.scheme != "https" and not is_loopback(url.host):
+            raise ValueError("must be an https:// URL (plain http is allowed for loopback only)")
         return url
 
     @field_validator("halo_tenant")
@@ -125,7 +155,7 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "must be origins like https://yourmsp.halopsa.com, space-separated"
                 )
-            if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
                 raise ValueError("plain http origins are allowed for loopback only")
         return value
 
@@ -144,6 +174,21 @@ class Settings(BaseSettings):
         return schedule
 
     @model_validator(mode="after")
+    def _immybot_all_or_nothing(self) -> Self:
+        given = {
+            "IMMY_BASE_URL": self.immy_base_url,
+            "IMMY_TENANT_ID": self.immy_tenant_id or None,
+            "IMMY_CLIENT_ID": self.immy_client_id or None,
+            "IMMY_CLIENT_SECRET": self.immy_client_secret
+            if self.immy_client_secret and self.immy_client_secret.get_secret_value()
+            else None,
+        }
+        missing = sorted(k for k, v in given.items() if v is None)
+        if missing and len(missing) < len(given):
+            raise ValueError("IMMYBOT:" + ",".join(missing))
+        return self
+
+    @model_validator(mode="after")
     def _one_storage_source(self) -> Self:
         conn = self.tables_connection_string
         if conn is not None and not conn.get_secret_value():
@@ -156,6 +201,22 @@ class Settings(BaseSettings):
     def halo_base(self) -> str:
         """The HaloPSA base URL without a trailing slash."""
         return str(self.halo_base_url).rstrip("/")
+
+    @property
+    def immybot(self) -> ImmySettings | None:
+        """ImmyBot's settings, or None when ImmyBot is not configured (it is optional)."""
+        if self.immy_base_url is None or self.immy_client_secret is None:
+            return None
+        base = str(self.immy_base_url).rstrip("/")
+        return ImmySettings(
+            base_url=base,
+            tenant_id=self.immy_tenant_id or "",
+            client_id=self.immy_client_id or "",
+            client_secret=self.immy_client_secret,
+            scope=self.immy_scope or f"{base}/.default",
+            authority_host=str(self.immy_authority_host).rstrip("/"),
+            live_after_minutes=self.immy_live_after_minutes,
+        )
 
     @property
     def frame_origins(self) -> list[str]:
@@ -180,6 +241,10 @@ def _problems(error: ValidationError) -> dict[str, str]:
                     "is an unresolved Key Vault reference: grant the app's identity "
                     "'Key Vault Secrets User' and check the secret URI"
                 )
+            continue
+        if "IMMYBOT:" in message:
+            for key in message.split("IMMYBOT:", 1)[1].split(","):
+                problems[key] = "is needed too: ImmyBot is configured only when all four are set"
             continue
         if "STORAGE:" in message:
             why = message.split("STORAGE:", 1)[1]

@@ -546,6 +546,44 @@ class Store:
             return None
         return int(entity["client_id"])
 
+    # -- explicit client -> tenant mappings -------------------------------------------------------
+
+    def mapping_rows(self) -> list[dict[str, Any]]:
+        """Every explicit mapping as stored: halo_client_id, immy_tenant_id, note."""
+        entities = self.table("Mappings").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": "map"}
+        )
+        return [
+            {
+                "halo_client_id": int(e["RowKey"]),
+                "immy_tenant_id": int(e["immy_tenant_id"]),
+                "note": e.get("note", ""),
+            }
+            for e in entities
+        ]
+
+    def put_mapping_row(self, halo_client_id: int, immy_tenant_id: int, note: str) -> None:
+        """Create or replace the explicit mapping of one client."""
+        self.table("Mappings").upsert_entity(
+            {
+                "PartitionKey": "map",
+                "RowKey": str(halo_client_id),
+                "immy_tenant_id": immy_tenant_id,
+                "note": note,
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    def delete_mapping_row(self, halo_client_id: int) -> bool:
+        """Delete one client's explicit mapping; False if there was none."""
+        table = self.table("Mappings")
+        try:
+            table.get_entity("map", str(halo_client_id))
+        except ResourceNotFoundError:
+            return False
+        table.delete_entity("map", str(halo_client_id))
+        return True
+
     # -- rules -------------------------------------------------------------------------------------
 
     def rule_documents(self) -> list[Any]:

@@ -23,15 +23,21 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.catalog import build_catalog
 from shared.generation import (
+    ImmyState,
     Manifest,
     apply_rules,
     layout,
+    read_computers,
     read_manifest,
     read_target_ids,
+    read_tenants,
     rule_entry,
 )
 from shared.halo_client import HaloClient, HaloError, Listing
 from shared.halo_models import Reject
+from shared.immy_client import ImmyClient, ImmyError
+from shared.immy_models import ImmyComputer, ImmyTenant
+from shared.mapping import ExplicitMapping, map_clients
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
 from shared.store import Held, Pointer, Store, StoreError, get_store, new_generation
@@ -73,6 +79,7 @@ class SyncReport:
     transactions: int = 0
     transactions_minimum: int = 0
     guard: dict[str, Any] | None = None
+    immybot: dict[str, Any] | None = None
     note: str | None = None
     error: str | None = None
 
@@ -215,6 +222,7 @@ async def run_sync(
     *,
     store: Store | None = None,
     halo: HaloClient | None = None,
+    immy: ImmyClient | None = None,
     now: Callable[[], datetime] | None = None,
     before_swap: Callable[[str], None] | None = None,
 ) -> SyncReport:
@@ -232,9 +240,11 @@ async def run_sync(
         report.note = "another sync run holds the lease"
         return await _finish(store, report, phases, clock)
     halo = halo or HaloClient.from_settings(settings)
+    owned_immy = immy is None
+    immy = immy or ImmyClient.from_settings(settings)
     try:
-        await _run(settings, store, halo, report, phases, clock, before_swap)
-    except (HaloError, StoreError) as error:
+        await _run(settings, store, halo, immy, report, phases, clock, before_swap)
+    except (HaloError, StoreError, ImmyError) as error:
         report.outcome = Outcome.FAILED
         report.error = str(error)
     except Exception as error:
@@ -246,6 +256,8 @@ async def run_sync(
         report.halo_retries = halo.stats.retries
         if owned_halo:
             await halo.aclose()
+        if owned_immy and immy is not None:
+            await immy.aclose()
     await asyncio.to_thread(store.release_lease, report.run_id)
     return await _finish(store, report, phases, clock)
 
@@ -272,19 +284,30 @@ async def _run(
     settings: Settings,
     store: Store,
     halo: HaloClient,
+    immy: ImmyClient | None,
     report: SyncReport,
     phases: _Phases,
     clock: Callable[[], datetime],
     before_swap: Callable[[str], None] | None,
 ) -> None:
     mark = time.perf_counter()
-    data = await read_halo(halo)
+    halo_read = read_halo(halo)
+    if immy is None:
+        data, immy_read = await halo_read, None
+    else:
+        data, immy_read = await asyncio.gather(
+            halo_read, _read_immybot(immy), return_exceptions=False
+        )
     mark = phases.mark("read", mark)
+    snapshot, computers, immy_state = await asyncio.to_thread(
+        _with_immybot, store, data.snapshot, immy_read
+    )
+    report.immybot = immy_state.model_dump()
 
     rules, rule_problems = await asyncio.to_thread(load_rules, store)
     synced_at = clock()
     today = synced_at.date()
-    targets = {rule.key: resolve(data.snapshot, rule, today) for rule in rules}
+    targets = {rule.key: resolve(snapshot, rule, today) for rule in rules}
     report.targets = {rule.software: len(targets[rule.key]) for rule in rules}
     mark = phases.mark("resolve", mark)
 
@@ -294,9 +317,10 @@ async def _run(
         synced_at=synced_at,
         today=today,
         read=data.read,
-        rules={r.key: rule_entry(r, targets[r.key], today) for r in rules},
+        rules={r.key: rule_entry(r, targets[r.key], today, snapshot) for r in rules},
+        immybot=immy_state,
     )
-    planned = layout(data.snapshot, targets, manifest, build_catalog(data.snapshot, today))
+    planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
     rejects = data.rejects + planned.too_large
     report.read = data.read
     report.rejected = _count(rejects)
@@ -342,8 +366,52 @@ async def _run(
     await asyncio.to_thread(_collect_garbage, store)
     report.outcome = Outcome.SUCCEEDED
     # A rule edited while this run was reading was applied to the old generation; carry it over.
-    await asyncio.to_thread(_catch_up_rules, store, generation, data.snapshot, manifest, today)
+    await asyncio.to_thread(_catch_up_rules, store, generation, snapshot, manifest, today)
     phases.mark("swap", mark)
+
+
+@dataclass(frozen=True, slots=True)
+class _ImmyRead:
+    tenants: list[ImmyTenant] | None
+    computers: list[ImmyComputer]
+    error: ImmyError | None
+
+
+async def _read_immybot(immy: ImmyClient) -> _ImmyRead:
+    try:
+        tenants, computers = await asyncio.gather(immy.tenants(), immy.computers())
+    except ImmyError as error:
+        return _ImmyRead(None, [], error)
+    return _ImmyRead(tenants, computers, None)
+
+
+def _with_immybot(
+    store: Store, snapshot: Snapshot, read: _ImmyRead | None
+) -> tuple[Snapshot, list[ImmyComputer], ImmyState]:
+    """The snapshot with ImmyBot's tenants and the client mapping, and ImmyBot's computers.
+
+    If ImmyBot is down, its tenants and computers are carried over from the current generation,
+    so an ImmyBot outage does not hold back HaloPSA's billing changes; with nothing to carry over
+    the run fails (all targets unmapped would read as "deploy nowhere").
+    """
+    if read is None:
+        return snapshot, [], ImmyState()
+    tenants, computers, note = read.tenants, read.computers, None
+    if tenants is None:
+        pointer = store.current()
+        previous = read_manifest(store, pointer.generation)[0] if pointer else None
+        if pointer is None or previous is None or not previous.immybot.configured:
+            raise read.error or ImmyError("ImmyBot could not be read")
+        tenants = read_tenants(store, pointer.generation)
+        computers = read_computers(store, pointer.generation)
+        note = (
+            f"ImmyBot unavailable ({read.error}); "
+            f"tenants and computers from generation {pointer.generation}"
+        )
+    explicit = {row["halo_client_id"]: ExplicitMapping(**row) for row in store.mapping_rows()}
+    matches = map_clients(snapshot.clients.values(), tenants, explicit)
+    state = ImmyState(configured=True, tenants=len(tenants), computers=len(computers), note=note)
+    return snapshot.with_immybot(tenants, matches), computers, state
 
 
 def _catch_up_rules(
@@ -420,6 +488,7 @@ class RunSummary(BaseModel):
     rejected: dict[str, int] = Field(default_factory=dict)
     targets: dict[str, int] = Field(default_factory=dict)
     guard: dict[str, Any] | None = None
+    immybot: dict[str, Any] | None = None
     note: str | None = None
     error: str | None = None
 

@@ -13,9 +13,11 @@ The semantics are DESIGN.md section 4:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -30,6 +32,8 @@ from shared.halo_models import (
     Site,
     as_date,
 )
+from shared.immy_models import ImmyTenant
+from shared.mapping import MatchKind, TenantMatch
 from shared.rules import Rule, normalise
 
 
@@ -43,6 +47,27 @@ class Snapshot:
     invoices: tuple[RecurringInvoice, ...]
     items: Mapping[int, Item]
     sites_by_client: Mapping[int, tuple[Site, ...]] = field(default_factory=dict)
+    tenants: Mapping[int, ImmyTenant] = field(default_factory=dict)
+    matches: Mapping[int, TenantMatch] = field(default_factory=dict)
+    immybot: bool = False
+
+    @property
+    def mapping_digest(self) -> str:
+        """A digest of the client -> tenant mapping: resolved targets depend on it."""
+        if not self.immybot:
+            return "none"
+        canonical = json.dumps(
+            sorted((m.client_id, m.kind, m.tenant_id) for m in self.matches.values())
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def with_immybot(
+        self, tenants: Iterable[ImmyTenant], matches: Mapping[int, TenantMatch]
+    ) -> Snapshot:
+        """The same records with ImmyBot's tenants and the client mapping."""
+        return replace(
+            self, tenants={t.id: t for t in tenants}, matches=dict(matches), immybot=True
+        )
 
     @classmethod
     def build(
@@ -114,9 +139,42 @@ class Target(_Model):
 
     client_id: int
     client_name: str
+    immy_tenant_id: int | None = Field(description="The mapped ImmyBot tenant; null if none.")
+    immy_tenant_name: str | None
+    mapping: MatchKind = Field(description="How the tenant was found, or why it was not.")
     sites: list[SiteRef]
     quantity: float = Field(description="Sum of qty_order over the matching invoice lines.")
     reasons: list[Reason]
+
+
+class UnmappedClient(_Model):
+    """A covered client with no ImmyBot tenant: the gap an ImmyBot admin must close."""
+
+    client_id: int
+    client_name: str
+    mapping: MatchKind
+    detail: str
+    candidates: list[int] = Field(description="Tenants an ambiguous name matched.")
+
+
+def unmapped_of(targets: Iterable[Target], snapshot: Snapshot) -> list[UnmappedClient]:
+    """The targets ImmyBot cannot be told about (none when ImmyBot is not configured)."""
+    if not snapshot.immybot:
+        return []
+    gaps = []
+    for target in targets:
+        if target.immy_tenant_id is None:
+            match = snapshot.matches.get(target.client_id)
+            gaps.append(
+                UnmappedClient(
+                    client_id=target.client_id,
+                    client_name=target.client_name,
+                    mapping=target.mapping,
+                    detail=match.detail if match else "no ImmyBot tenant has this name",
+                    candidates=list(match.candidates) if match else [],
+                )
+            )
+    return gaps
 
 
 class TargetCounts(_Model):
@@ -266,6 +324,12 @@ def resolve(snapshot: Snapshot, rule: Rule, today: date) -> list[Target]:
     targets = []
     for client_id, why in reasons.items():
         client = snapshot.clients[client_id]
+        match = snapshot.matches.get(client_id)
+        kind = (
+            match.kind
+            if match
+            else (MatchKind.UNMAPPED if snapshot.immybot else MatchKind.NOT_CONFIGURED)
+        )
         sites = [
             SiteRef(id=s.id, name=s.name)
             for s in snapshot.sites_by_client.get(client_id, ())
@@ -275,6 +339,9 @@ def resolve(snapshot: Snapshot, rule: Rule, today: date) -> list[Target]:
             Target(
                 client_id=client_id,
                 client_name=client.name,
+                immy_tenant_id=match.tenant_id if match else None,
+                immy_tenant_name=match.tenant_name if match else None,
+                mapping=kind,
                 sites=sites,
                 quantity=quantity.get(client_id, 0.0),
                 reasons=why,

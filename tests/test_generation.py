@@ -93,6 +93,9 @@ def test_targets_are_packed_and_read_back_in_order(store):
         Target(
             client_id=n,
             client_name=f"Client {n:05d}",
+            immy_tenant_id=None,
+            immy_tenant_name=None,
+            mapping="not_configured",
             sites=[SiteRef(id=n, name="HQ")],
             quantity=n,
             reasons=[],
@@ -100,8 +103,10 @@ def test_targets_are_packed_and_read_back_in_order(store):
         for n in range(1, 5001)
     ]
     rule = Rule(software="Huntress", contract_types=["Managed Security"])
-    manifest = MANIFEST.model_copy(update={"rules": {rule.key: rule_entry(rule, targets, TODAY)}})
-    planned = layout(Snapshot.build([], [], [], [], []), {rule.key: targets}, manifest)
+    empty = Snapshot.build([], [], [], [], [])
+    entry = rule_entry(rule, targets, TODAY, empty)
+    manifest = MANIFEST.model_copy(update={"rules": {rule.key: entry}})
+    planned = layout(empty, {rule.key: targets}, manifest)
     partition = manifest.rules[rule.key].partition
     assert partition.startswith("targets|huntress|")
     assert 1 < len(planned.partitions[partition]) < 20

@@ -1,0 +1,314 @@
+"""ImmyBot REST client: an Entra ID token from msal (client credentials), tenants and computers.
+
+msal is synchronous and talks HTTP through the client we give it (an httpx.Client adapter), so
+tests stay offline and a loopback stand-in can play Entra ID. msal insists on https authorities;
+for a loopback authority host (tests, `make run`) the adapter maps https://127.0.0.1:PORT back to
+plain http. The application object is built lazily, on the first token, because its constructor
+fetches the authority's OpenID configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+import msal
+from pydantic import SecretStr, ValidationError
+
+from shared.halo_client import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
+from shared.halo_models import describe_error
+from shared.immy_models import ImmyComputer, ImmyTenant
+from shared.settings import Settings, is_loopback
+
+log = logging.getLogger("halo_immy.immy")
+PAGE_SIZE = 500
+
+
+class ImmyError(Exception):
+    """Base of every ImmyBot failure; `str()` is safe to log (no secret, no token, no body)."""
+
+
+class ImmyAuthError(ImmyError):
+    """Entra ID refused the credentials, or ImmyBot refused the token."""
+
+
+class ImmyUnavailable(ImmyError):
+    """ImmyBot or Entra ID did not answer usefully within the retry cap."""
+
+
+class ImmyProtocolError(ImmyError):
+    """ImmyBot answered with something the client cannot read."""
+
+
+class MsalHttpClient:
+    """The HTTP client msal calls (`post`, `get`, `close`), backed by httpx.
+
+    `loopback_https` lists host:port pairs whose https URLs are really plain http (a local
+    stand-in for Entra ID); nothing else is rewritten.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        *,
+        timeout: float = 10.0,
+        loopback_https: frozenset[str] = frozenset(),
+    ) -> None:
+        self._http = client or httpx.Client(timeout=timeout, follow_redirects=False)
+        self._loopback = loopback_https
+
+    def _url(self, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.netloc in self._loopback:
+            return parts._replace(scheme="http").geturl()
+        return url
+
+    def post(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """POST as msal asks (form data arrives as a dict)."""
+        if isinstance(data, Mapping):
+            data = {k: v for k, v in data.items() if v is not None}
+        return self._http.post(self._url(url), params=params, data=data, headers=headers)
+
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """GET as msal asks."""
+        return self._http.get(self._url(url), params=params, headers=headers)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+
+class ImmyClient:
+    """Reads ImmyBot. Use as `async with ImmyClient(...) as immy:`; share one per process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tenant_id: str,
+        client_id: str,
+        client_secret: SecretStr | str,
+        scope: str | None = None,
+        authority_host: str = "https://login.microsoftonline.com",
+        timeout: float = 20.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        msal_http: MsalHttpClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._scope = scope or f"{self.base_url}/.default"
+        self._client_id = client_id
+        self._secret = (
+            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        )
+        authority = urlsplit(authority_host.rstrip("/"))
+        loopback = authority.scheme == "http" and is_loopback(authority.hostname)
+        # msal accepts only https authorities: a loopback stand-in is named https and mapped back.
+        self._authority = f"https://{authority.netloc}/{tenant_id}"
+        self._known_authority = authority.netloc == "login.microsoftonline.com"
+        self._msal_http = msal_http or MsalHttpClient(
+            timeout=timeout,
+            loopback_https=frozenset({authority.netloc}) if loopback else frozenset(),
+        )
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._app_lock = threading.Lock()
+        self._retry = retry or RetryPolicy(max_attempts=4)
+        self._sleep = sleep
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self.requests = 0
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "halo-immy/0.1"},
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> ImmyClient | None:
+        """A client from app settings, or None when ImmyBot is not configured."""
+        immy = settings.immybot
+        if immy is None:
+            return None
+        options: dict[str, Any] = {
+            "tenant_id": immy.tenant_id,
+            "client_id": immy.client_id,
+            "client_secret": immy.client_secret,
+            "scope": immy.scope,
+            "authority_host": immy.authority_host,
+        }
+        options.update(kwargs)
+        return cls(immy.base_url, **options)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients."""
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"ImmyClient(base_url={self.base_url!r}, client_id={self._client_id!r})"
+
+    # -- token -------------------------------------------------------------------------------------
+
+    def _application(self) -> msal.ConfidentialClientApplication:
+        with self._app_lock:
+            if self._app is None:
+                try:
+                    self._app = msal.ConfidentialClientApplication(
+                        self._client_id,
+                        client_credential=self._secret.get_secret_value(),
+                        authority=self._authority,
+                        http_client=self._msal_http,
+                        instance_discovery=False if not self._known_authority else None,
+                    )
+                except (ValueError, httpx.HTTPError) as error:
+                    raise ImmyUnavailable(
+                        f"Entra ID authority {self._authority}: {type(error).__name__}"
+                    ) from None
+            return self._app
+
+    def _token_sync(self) -> str:
+        result = self._application().acquire_token_for_client(scopes=[self._scope])
+        if "access_token" in result:
+            return str(result["access_token"])
+        code = str(result.get("error", "unknown_error"))[:60]
+        # The description is Entra's own text (AADSTS code, trace ids): no secret, useful to admins.
+        description = str(result.get("error_description", "")).split("\n")[0][:200]
+        raise ImmyAuthError(f"Entra ID refused the ImmyBot token ({code}): {description}")
+
+    async def token(self) -> str:
+        """An access token for ImmyBot; msal caches it and refreshes it before it expires."""
+        try:
+            return await asyncio.to_thread(self._token_sync)
+        except httpx.HTTPError as error:
+            raise ImmyUnavailable(f"Entra ID token request: {type(error).__name__}") from None
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    async def tenants(self) -> list[ImmyTenant]:
+        """Every tenant ImmyBot knows."""
+        body = await self._get("/api/v1/tenants", {})
+        if not isinstance(body, list):
+            raise ImmyProtocolError("GET /api/v1/tenants: the answer is not a list")
+        return self._parse(ImmyTenant, body, "tenant")
+
+    async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
+        """Every computer (offline ones included), optionally of one tenant, paged by id."""
+        found: list[ImmyComputer] = []
+        skip = 0
+        while True:
+            params = {
+                "skip": str(skip),
+                "take": str(PAGE_SIZE),
+                "includeOffline": "true",
+                "sort": "id",
+            }
+            if tenant_id is not None:
+                params["tenantId"] = str(tenant_id)
+            body = await self._get("/api/v1/computers/paged", params)
+            results = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(results, list):
+                raise ImmyProtocolError("GET /api/v1/computers/paged: no 'results' list")
+            found.extend(self._parse(ImmyComputer, results, "computer"))
+            skip += len(results)
+            total = body.get("count", body.get("totalCount"))
+            if len(results) < PAGE_SIZE or (isinstance(total, int) and skip >= total):
+                break
+            if skip > 1_000_000:
+                raise ImmyProtocolError(
+                    "GET /api/v1/computers/paged: more than a million computers"
+                )
+        unique = {c.id: c for c in found}
+        return sorted(unique.values(), key=lambda c: c.id)
+
+    @staticmethod
+    def _parse(model: Any, raw: list[Any], kind: str) -> list[Any]:
+        parsed = []
+        for item in raw:
+            try:
+                parsed.append(model.model_validate(item))
+            except ValidationError as error:
+                log.warning("ImmyBot %s skipped: %s", kind, describe_error(error))
+        return parsed
+
+    async def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        auth_retried = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = await self.token()
+            self.requests += 1
+            try:
+                response = await self._http.get(
+                    path, params=params, headers={"Authorization": f"Bearer {token}"}
+                )
+            except httpx.TransportError as error:
+                if attempt >= self._retry.max_attempts:
+                    raise ImmyUnavailable(
+                        f"GET {path}: {type(error).__name__} after {attempt} attempts"
+                    ) from None
+                await self._sleep(self._retry.backoff(attempt, self._rng))
+                continue
+            status = response.status_code
+            if status == 401 and not auth_retried:
+                auth_retried = True
+                attempt -= 1
+                await asyncio.to_thread(self._forget_tokens)
+                continue
+            if status in RETRYABLE_STATUS and attempt < self._retry.max_attempts:
+                wait = parse_retry_after(response.headers.get("Retry-After")) or 0.0
+                await self._sleep(
+                    min(
+                        self._retry.max_retry_after,
+                        max(wait, self._retry.backoff(attempt, self._rng)),
+                    )
+                )
+                continue
+            if status in (401, 403):
+                raise ImmyAuthError(
+                    f"GET {path}: HTTP {status}: check the ImmyBot user of the app registration"
+                )
+            if status >= 400:
+                error_type = (
+                    ImmyUnavailable if status >= 500 or status == 429 else ImmyProtocolError
+                )
+                raise error_type(f"GET {path}: HTTP {status}")
+            try:
+                return response.json()
+            except ValueError:
+                raise ImmyProtocolError(f"GET {path}: the answer is not JSON") from None
+
+    def _forget_tokens(self) -> None:
+        app = self._app
+        if app is not None:
+            app.remove_tokens_for_client()

@@ -1,0 +1,130 @@
+"""HaloPSA client -> ImmyBot tenant: an explicit mapping first, then the normalised name.
+
+Normalising folds case, width and punctuation and drops legal suffixes (Ltd, LLC, Inc, GmbH, ...),
+so "Contoso Ltd" meets "Contoso Limited". Two tenants with the same normalised name are ambiguous
+and a client without a match is unmapped: both are reported, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.halo_models import Client
+from shared.immy_models import ImmyTenant
+
+LEGAL_SUFFIXES = frozenset(
+    {
+        "ltd", "limited", "llc", "inc", "incorporated", "corp", "corporation", "co", "company",
+        "plc", "llp", "lp", "gmbh", "ag", "bv", "nv", "sa", "sas", "srl", "pty", "pte", "oy", "ab",
+        "as", "aps", "kg", "the",
+    }
+)  # fmt: skip
+_WORDS = re.compile(r"[^\w]+")
+
+
+def normalise_name(name: str) -> str:
+    """A company name reduced to the words that identify it."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+    words = [w for w in _WORDS.split(folded.replace("&", " and ")) if w]
+    while words and words[-1] in LEGAL_SUFFIXES:
+        words.pop()
+    while words and words[0] == "the":
+        words.pop(0)
+    return " ".join(words)
+
+
+class MatchKind(StrEnum):
+    """How a client was (or was not) matched to a tenant."""
+
+    EXPLICIT = "explicit"
+    NAME = "name"
+    AMBIGUOUS = "ambiguous"
+    UNMAPPED = "unmapped"
+    NOT_CONFIGURED = "not_configured"
+
+
+class TenantMatch(BaseModel):
+    """One client's mapping outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: int
+    kind: MatchKind
+    tenant_id: int | None = None
+    tenant_name: str | None = None
+    candidates: list[int] = Field(
+        default_factory=list, description="Tenants an ambiguous name matched."
+    )
+    detail: str = ""
+
+
+class ExplicitMapping(BaseModel):
+    """An admin's decision: this HaloPSA client is that ImmyBot tenant."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    halo_client_id: int = Field(gt=0)
+    immy_tenant_id: int = Field(gt=0)
+    note: str = Field(default="", max_length=500)
+
+
+def map_clients(
+    clients: Iterable[Client],
+    tenants: Iterable[ImmyTenant],
+    explicit: Mapping[int, ExplicitMapping],
+) -> dict[int, TenantMatch]:
+    """Match every client to a tenant, explicit mappings first, then by normalised name."""
+    tenant_list = [t for t in tenants if not t.is_msp]
+    by_id = {t.id: t for t in tenant_list}
+    by_name: dict[str, list[ImmyTenant]] = defaultdict(list)
+    for tenant in tenant_list:
+        if tenant.active:
+            by_name[normalise_name(tenant.name)].append(tenant)
+    matches: dict[int, TenantMatch] = {}
+    for client in clients:
+        chosen = explicit.get(client.id)
+        if chosen is not None:
+            mapped = by_id.get(chosen.immy_tenant_id)
+            if mapped is None:
+                matches[client.id] = TenantMatch(
+                    client_id=client.id,
+                    kind=MatchKind.UNMAPPED,
+                    detail=f"mapped to ImmyBot tenant {chosen.immy_tenant_id}, which does not exist",
+                )
+            else:
+                matches[client.id] = TenantMatch(
+                    client_id=client.id,
+                    kind=MatchKind.EXPLICIT,
+                    tenant_id=mapped.id,
+                    tenant_name=mapped.name,
+                )
+            continue
+        key = normalise_name(client.name)
+        found = by_name.get(key, []) if key else []
+        if len(found) == 1:
+            matches[client.id] = TenantMatch(
+                client_id=client.id,
+                kind=MatchKind.NAME,
+                tenant_id=found[0].id,
+                tenant_name=found[0].name,
+            )
+        elif found:
+            matches[client.id] = TenantMatch(
+                client_id=client.id,
+                kind=MatchKind.AMBIGUOUS,
+                candidates=sorted(t.id for t in found),
+                detail=f"{len(found)} ImmyBot tenants are named like this client: map it explicitly",
+            )
+        else:
+            matches[client.id] = TenantMatch(
+                client_id=client.id,
+                kind=MatchKind.UNMAPPED,
+                detail="no ImmyBot tenant has this name",
+            )
+    return matches
