@@ -59,16 +59,17 @@ class Route:
 
 
 def _pattern(template: str) -> re.Pattern[str]:
-    # "rules/{software?}" -> ^rules(?:/(?P<software>[^/]+))?$ ; "x/{id}" -> ^x/(?P<id>[^/]+)$
+    # "rules/{software?}" -> ^rules(?:/(?P<software>[^/]+))?$ ; "{a:regex(^(x|y)$)}" -> (?P<a>x|y)
     parts = []
     for segment in template.strip("/").split("/"):
-        match = re.fullmatch(r"\{(\w+)(\?)?\}", segment)
+        match = re.fullmatch(r"\{(\w+)(?::regex\((.*)\))?(\?)?\}", segment)
         if match is None:
             parts.append("/" + re.escape(segment))
-        elif match.group(2):
-            parts.append(f"(?:/(?P<{match.group(1)}>[^/]+))?")
-        else:
-            parts.append(f"/(?P<{match.group(1)}>[^/]+)")
+            continue
+        name, constraint, optional = match.groups()
+        body = constraint.removeprefix("^").removesuffix("$") if constraint else "[^/]+"
+        group = f"(?P<{name}>{body})"
+        parts.append(f"(?:/{group})?" if optional else f"/{group}")
     return re.compile("^" + "".join(parts)[1:] + "$", re.IGNORECASE)
 
 

@@ -9,7 +9,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.api_models import CatalogResponse, RulesImported, RuleView, TargetsResponse
+from shared.mapping import ExplicitMapping
+from shared.mapping_admin import MappingsView
 from shared.problems import PROBLEM_JSON, Problem
+from shared.reconciliation import ReconciliationResponse
 from shared.rules import Rule, RuleSet
 from shared.sync import SyncStatus
 
@@ -22,6 +25,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     RuleSet,
     Rule,
     SyncStatus,
+    ReconciliationResponse,
+    MappingsView,
+    ExplicitMapping,
     Problem,
 )
 
@@ -86,6 +92,12 @@ def openapi_document() -> dict[str, Any]:
                         _param("contract_type", "Ad hoc: a HaloPSA contract type name."),
                         _param("item", "Ad hoc: a recurring item's name, code or id."),
                         {
+                            "name": "expand",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["computers"]},
+                        },
+                        {
                             "name": "If-None-Match",
                             "in": "header",
                             "required": False,
@@ -148,6 +160,57 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "delete": {
                     "operationId": "deleteRule",
+                    "responses": {"204": {"description": "Deleted"}, **_problems(404, 503)},
+                },
+            },
+            "/reconciliation": {
+                "get": {
+                    "operationId": "getReconciliation",
+                    "summary": "Billed quantity against deployed computers, per client",
+                    "parameters": [
+                        _param("software", "A rule's software name.", required=True),
+                        {
+                            "name": "format",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["json", "csv"]},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The report (JSON, or CSV with format=csv)",
+                            "content": {
+                                "application/json": {"schema": _ref(ReconciliationResponse)},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_problems(400, 404, 503),
+                    },
+                }
+            },
+            "/mappings": {
+                "get": {
+                    "operationId": "listMappings",
+                    "summary": "Explicit client -> tenant mappings and every client's outcome",
+                    "responses": {"200": _json(MappingsView, "The mappings"), **_problems(503)},
+                }
+            },
+            "/mappings/{halo_client_id}": {
+                "parameters": [_param("halo_client_id", "The HaloPSA client id.", "path", True)],
+                "put": {
+                    "operationId": "putMapping",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(ExplicitMapping)}},
+                    },
+                    "responses": {
+                        "200": _json(ExplicitMapping, "Replaced"),
+                        "201": _json(ExplicitMapping, "Created"),
+                        **_problems(400, 503),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteMapping",
                     "responses": {"204": {"description": "Deleted"}, **_problems(404, 503)},
                 },
             },

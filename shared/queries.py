@@ -313,12 +313,12 @@ def clear_caches() -> None:
     """Drop the in-process caches of targets and snapshots."""
     _target_texts.clear()
     with _cache.lock:
-        _cache.generation, _cache.snapshot = None, None
+        _cache.key, _cache.snapshot = None, None
 
 
 @dataclass
 class _SnapshotCache:
-    generation: str | None = None
+    key: tuple[str, str, str] | None = None
     snapshot: Snapshot | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -327,11 +327,17 @@ _cache = _SnapshotCache()
 
 
 def snapshot_of(store: Store, generation: str) -> Snapshot:
-    """The whole snapshot of a generation, kept in memory until the generation changes."""
+    """The whole snapshot of a generation, kept in memory until its manifest changes.
+
+    Keyed by the manifest's ETag: a mapping or rule change rewrites the manifest, so every
+    instance notices on its next read.
+    """
+    _, version = read_manifest(store, generation)
+    key = (store.identity, generation, version)
     with _cache.lock:
-        if _cache.generation == generation and _cache.snapshot is not None:
+        if _cache.key == key and _cache.snapshot is not None:
             return _cache.snapshot
     snapshot = read_snapshot(store, generation)
     with _cache.lock:
-        _cache.generation, _cache.snapshot = generation, snapshot
+        _cache.key, _cache.snapshot = key, snapshot
     return snapshot

@@ -512,17 +512,38 @@ class HeldGeneration(BaseModel):
     reason: dict[str, Any]
 
 
+class ImmyStatus(BaseModel):
+    """Whether ImmyBot is configured, and what the current generation holds of it."""
+
+    configured: bool
+    tenants: int = 0
+    computers: int = 0
+    note: str | None = None
+
+
 class SyncStatus(BaseModel):
     """`GET /api/sync/status`."""
 
+    immybot: ImmyStatus
     current: CurrentGeneration | None
     held: HeldGeneration | None
     last_runs: list[RunSummary]
 
 
-def sync_status(store: Store, now: datetime, *, runs: int = 10) -> SyncStatus:
-    """The current generation, its age, any held generation, and the last runs."""
+def sync_status(
+    store: Store, now: datetime, *, immybot_configured: bool, runs: int = 10
+) -> SyncStatus:
+    """The current generation, its age, any held generation, the last runs, and ImmyBot's state."""
     pointer = store.current()
+    immybot = ImmyStatus(
+        configured=immybot_configured,
+        note=None if immybot_configured else "ImmyBot is not configured: targets carry no tenants",
+    )
+    if pointer is not None and immybot_configured:
+        state = read_manifest(store, pointer.generation)[0].immybot
+        immybot = ImmyStatus(
+            configured=True, tenants=state.tenants, computers=state.computers, note=state.note
+        )
     held = store.held()
     current = None
     if pointer is not None:
@@ -534,6 +555,7 @@ def sync_status(store: Store, now: datetime, *, runs: int = 10) -> SyncStatus:
             run_id=pointer.run_id,
         )
     return SyncStatus(
+        immybot=immybot,
         current=current,
         held=HeldGeneration(
             generation=held.generation,

@@ -8,8 +8,9 @@ import azure.functions as func
 
 from shared.http import Reply, guarded, json_reply, problem_reply
 from shared.problems import problem
+from shared.settings import get_settings
 from shared.store import StoreError, get_store
-from shared.sync import Outcome, approve_held, run_sync, sync_status
+from shared.sync import Outcome, SyncStatus, approve_held, run_sync, sync_status
 
 bp = func.Blueprint()
 log = logging.getLogger("halo_immy.sync")
@@ -21,6 +22,11 @@ async def _run_and_judge(trigger: str) -> None:
     if report.outcome is Outcome.FAILED:
         # Failing the invocation lets the retry policy and the failure alerts do their work.
         raise RuntimeError(f"sync run {report.run_id} ({trigger}) failed: {report.error}")
+
+
+def _status() -> SyncStatus:
+    configured = get_settings().immybot is not None
+    return sync_status(get_store(), datetime.now(UTC), immybot_configured=configured)
 
 
 @bp.function_name("sync_timer")
@@ -64,7 +70,7 @@ def sync_now(req: func.HttpRequest, request: func.Out[str]) -> func.HttpResponse
 @bp.route(route="sync/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def sync_status_http(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/sync/status`: the current generation, its age, a held run, the last runs."""
-    reply = guarded(lambda: json_reply(sync_status(get_store(), datetime.now(UTC))))
+    reply = guarded(lambda: json_reply(_status()))
     return func.HttpResponse(**reply.as_kwargs())
 
 
@@ -81,6 +87,6 @@ def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
             if "no held sync run" in str(error):
                 return problem_reply(problem(409, "nothing-held", str(error)))
             raise
-        return json_reply(sync_status(get_store(), datetime.now(UTC)))
+        return json_reply(_status())
 
     return func.HttpResponse(**guarded(approve).as_kwargs())

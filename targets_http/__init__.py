@@ -4,17 +4,20 @@ Rules live in a function of their own, so the key ImmyBot holds for `targets` ca
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 import azure.functions as func
 
 from shared.api_models import RuleView
 from shared.http import JSON, Reply, guarded, json_reply
+from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
 from shared.openapi import openapi_document
+from shared.problems import ApiError, problem
 from shared.queries import answer_catalog, answer_targets, parse_targets_query
+from shared.reconciliation import as_csv, reconcile
 from shared.rule_admin import delete_rule, export_rules, get_rule, import_rules, put_rule
-from shared.store import get_store
+from shared.store import Store, get_store
 
 bp = func.Blueprint()
 
@@ -53,32 +56,77 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(openapi_document()), mimetype=JSON)
 
 
+@bp.function_name("reconciliation")
+@bp.route(route="reconciliation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/reconciliation?software=NAME[&format=csv]`: billed vs deployed per client."""
+
+    def answer() -> Reply:
+        software = (req.params.get("software") or "").strip()
+        output = req.params.get("format", "json")
+        if not software or output not in ("json", "csv"):
+            raise ApiError(problem(400, "bad-query", "give software=NAME, and format json or csv"))
+        report = reconcile(get_store(), software)
+        if output == "json":
+            return json_reply(report)
+        name = "".join(ch if ch.isalnum() else "-" for ch in report.software)
+        return Reply(
+            200,
+            as_csv(report).encode(),
+            "text/csv",
+            {"Content-Disposition": f'attachment; filename="reconciliation-{name}.csv"'},
+        )
+
+    return _respond(guarded(answer))
+
+
+# One function, so one key, for both admin areas; the key ImmyBot holds for `targets` opens neither.
 @bp.function_name("rules")
 @bp.route(
-    route="rules/{software?}", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.FUNCTION
+    route="{area:regex(^(rules|mappings)$)}/{key?}",
+    methods=["GET", "PUT", "DELETE"],
+    auth_level=func.AuthLevel.FUNCTION,
 )
-def rules(req: func.HttpRequest) -> func.HttpResponse:
-    """`GET|PUT /api/rules` (export/import) and `GET|PUT|DELETE /api/rules/{software}`."""
-    software = req.route_params.get("software") or None
+def admin(req: func.HttpRequest) -> func.HttpResponse:
+    """Rules: `GET|PUT /api/rules`, `GET|PUT|DELETE /api/rules/{software}`.
+    Mappings: `GET /api/mappings`, `PUT|DELETE /api/mappings/{halo_client_id}`."""
+    area = req.route_params.get("area", "rules")
+    key = req.route_params.get("key") or None
     today = datetime.now(UTC).date()
 
     def answer() -> Reply:
         store = get_store()
-        if software is None:
+        if area == "mappings":
+            return _mappings(store, req, key, today)
+        if key is None:
             if req.method == "GET":
                 return json_reply(export_rules(store))
             if req.method == "PUT":
                 return json_reply(import_rules(store, req.get_body(), today))
             return Reply(405, headers={"Allow": "GET, PUT"})
         if req.method == "GET":
-            return json_reply(get_rule(store, software))
+            return json_reply(get_rule(store, key))
         if req.method == "PUT":
-            view, created = put_rule(store, software, req.get_body(), today)
+            view, created = put_rule(store, key, req.get_body(), today)
             return _rule_reply(view, created)
-        delete_rule(store, software, today)
+        delete_rule(store, key, today)
         return Reply(204)
 
     return _respond(guarded(answer))
+
+
+def _mappings(store: Store, req: func.HttpRequest, key: str | None, today: date) -> Reply:
+    if key is None:
+        if req.method != "GET":
+            return Reply(405, headers={"Allow": "GET"})
+        return json_reply(list_mappings(store))
+    if req.method == "PUT":
+        mapping, created = put_mapping(store, key, req.get_body(), today)
+        return json_reply(mapping, 201 if created else 200)
+    if req.method == "DELETE":
+        delete_mapping(store, key, today)
+        return Reply(204)
+    return Reply(405, headers={"Allow": "PUT, DELETE"})
 
 
 def _rule_reply(view: RuleView, created: bool) -> Reply:

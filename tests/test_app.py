@@ -30,6 +30,7 @@ def test_the_functions_are_registered():
         "catalog",
         "openapi",
         "rules",
+        "reconciliation",
         "technician_tab",
     }
 
@@ -51,6 +52,7 @@ def test_sync_timer_runs_on_the_configured_schedule():
         ("targets", "targets", "GET", "FUNCTION"),
         ("catalog", "catalog", "GET", "FUNCTION"),
         ("openapi", "openapi.json", "GET", "FUNCTION"),
+        ("reconciliation", "reconciliation", "GET", "FUNCTION"),
         ("technician_tab", "technician-tab/ticket/{ticket_id}", "GET", "FUNCTION"),
         ("sync_status", "sync/status", "GET", "FUNCTION"),
         ("sync_now", "sync", "POST", "ADMIN"),
@@ -66,7 +68,7 @@ def test_http_functions_routes_and_keys(name, route, method, auth):
 
 def test_rules_have_a_function_and_so_a_key_of_their_own():
     trigger = next(b for b in bindings("rules") if b["type"] == "httpTrigger")
-    assert trigger["route"] == "rules/{software?}"
+    assert trigger["route"] == "{area:regex(^(rules|mappings)$)}/{key?}"
     assert sorted(trigger["methods"]) == ["DELETE", "GET", "PUT"]
     assert trigger["authLevel"] == "FUNCTION"
 

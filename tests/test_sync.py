@@ -279,7 +279,7 @@ def test_mass_change_guard_holds_a_50_percent_drop_until_approved(halo_sandbox, 
     assert guard["before"] == len(before["Huntress"])
     assert 0.4 < guard["share"] < 0.6
     assert answers(store) == before  # still serving the old targets
-    status = sync_status(store, datetime.now(UTC))
+    status = sync_status(store, datetime.now(UTC), immybot_configured=False)
     assert status.held.run_id == held.run_id
     assert status.last_runs[0].outcome == "held"
 

@@ -52,7 +52,17 @@ def status() -> dict:
 
 def test_status_before_any_sync(configure, halo_sandbox):
     configure(halo_sandbox(demo_data(date.today())).url)
-    assert status() == {"current": None, "held": None, "last_runs": []}
+    assert status() == {
+        "immybot": {
+            "configured": False,
+            "tenants": 0,
+            "computers": 0,
+            "note": "ImmyBot is not configured: targets carry no tenants",
+        },
+        "current": None,
+        "held": None,
+        "last_runs": [],
+    }
 
 
 def test_manual_sync_is_queued_then_run_by_the_queue_function(configure, halo_sandbox):

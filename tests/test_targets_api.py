@@ -63,7 +63,7 @@ def problem_of(response: func.HttpResponse, status: int) -> dict:
 
 
 def rules_put(url_software: str | None, document) -> func.HttpResponse:
-    route = {"software": url_software} if url_software else {}
+    route = {"area": "rules", **({"key": url_software} if url_software else {})}
     return call(
         "rules",
         f"/api/rules/{url_software or ''}",
@@ -240,13 +240,22 @@ def test_creating_and_deleting_a_rule(demo):
     assert call("targets", "/api/targets", software="backup agent").status_code == 200
     assert (
         call(
-            "rules", "/api/rules/Backup Agent", "DELETE", route={"software": "Backup Agent"}
+            "rules",
+            "/api/rules/Backup Agent",
+            "DELETE",
+            route={"area": "rules", "key": "Backup Agent"},
         ).status_code
         == 204
     )
     problem_of(call("targets", "/api/targets", software="Backup Agent"), 404)
     problem_of(
-        call("rules", "/api/rules/Backup Agent", "DELETE", route={"software": "Backup Agent"}), 404
+        call(
+            "rules",
+            "/api/rules/Backup Agent",
+            "DELETE",
+            route={"area": "rules", "key": "Backup Agent"},
+        ),
+        404,
     )
 
 
@@ -280,10 +289,14 @@ def test_bad_rules_are_400(demo, url_software, body, status):
 
 
 def test_invalid_json_and_oversized_bodies(demo):
-    bad = call("rules", "/api/rules/X", "PUT", b"{nope", route={"software": "X"})
+    bad = call("rules", "/api/rules/X", "PUT", b"{nope", route={"area": "rules", "key": "X"})
     assert problem_of(bad, 400)["detail"] == "the body is not valid JSON"
     big = call(
-        "rules", "/api/rules/X", "PUT", b"{" + b" " * 300_000 + b"}", route={"software": "X"}
+        "rules",
+        "/api/rules/X",
+        "PUT",
+        b"{" + b" " * 300_000 + b"}",
+        route={"area": "rules", "key": "X"},
     )
     problem_of(big, 413)
 

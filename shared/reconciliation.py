@@ -1,0 +1,171 @@
+"""Billed versus deployed: per client, the quantity HaloPSA bills against the computers ImmyBot has.
+
+The number an MSP owner asks for first. Rows are sorted by money at stake (difference times the
+billed unit price) where the item has a price, then by the size of the difference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.generation import read_computers, read_manifest, read_targets
+from shared.mapping import MatchKind
+from shared.problems import ApiError, problem
+from shared.queries import current_pointer
+from shared.rules import closest, normalise
+from shared.store import Store
+from shared.targets import InvoiceLineReason, Target
+
+
+class ReconciliationRow(BaseModel):
+    """One client: what it is billed for, what is deployed, and the gap."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: int
+    client_name: str
+    immy_tenant_id: int | None
+    mapping: MatchKind
+    billed: float = Field(description="Quantity on the matching recurring invoice lines.")
+    deployed: int | None = Field(description="Computers in the mapped tenant; null if unmapped.")
+    difference: float | None = Field(description="deployed - billed; positive: unbilled devices.")
+    unit_price: float | None = Field(description="Billed price per unit, where the lines have one.")
+    at_stake: float | None = Field(description="|difference| x unit_price.")
+
+
+class ReconciliationTotals(BaseModel):
+    """Sums over the rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    billed: float
+    deployed: int
+    at_stake: float
+    unmapped_clients: int
+
+
+class ReconciliationResponse(BaseModel):
+    """`GET /api/reconciliation?software=NAME`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    software: str
+    generation: str
+    synced_at: datetime
+    resolved_on: date
+    immybot_configured: bool
+    totals: ReconciliationTotals
+    rows: list[ReconciliationRow]
+
+
+def _unit_price(target: Target) -> float | None:
+    lines = [r for r in target.reasons if isinstance(r, InvoiceLineReason) and r.unit_price > 0]
+    quantity = sum(r.quantity for r in lines)
+    if not lines or quantity <= 0:
+        return None
+    return round(sum(r.unit_price * r.quantity for r in lines) / quantity, 4)
+
+
+def reconcile(store: Store, software: str) -> ReconciliationResponse:
+    """Billed quantity against deployed computers for every target of a rule."""
+    pointer = current_pointer(store)
+    manifest, _ = read_manifest(store, pointer.generation)
+    entry = manifest.rules.get(normalise(software))
+    if entry is None:
+        known = sorted(e.software for e in manifest.rules.values())
+        raise ApiError(
+            problem(
+                404,
+                "unknown-software",
+                f"no rule for software {software!r}",
+                known=known,
+                closest=closest(software, known),
+            )
+        )
+    targets = read_targets(store, pointer.generation, entry.partition)
+    per_tenant = (
+        Counter(c.tenant_id for c in read_computers(store, pointer.generation))
+        if (manifest.immybot.configured)
+        else Counter()
+    )
+    rows = []
+    for target in targets:
+        deployed = per_tenant.get(target.immy_tenant_id, 0) if target.immy_tenant_id else None
+        difference = None if deployed is None else deployed - target.quantity
+        price = _unit_price(target)
+        at_stake = (
+            None if difference is None or price is None else round(abs(difference) * price, 2)
+        )
+        rows.append(
+            ReconciliationRow(
+                client_id=target.client_id,
+                client_name=target.client_name,
+                immy_tenant_id=target.immy_tenant_id,
+                mapping=target.mapping,
+                billed=target.quantity,
+                deployed=deployed,
+                difference=difference,
+                unit_price=price,
+                at_stake=at_stake,
+            )
+        )
+    rows.sort(
+        key=lambda r: (
+            -(r.at_stake or 0.0),
+            -(abs(r.difference) if r.difference is not None else -1.0),
+            normalise(r.client_name),
+        )
+    )
+    totals = ReconciliationTotals(
+        billed=sum(r.billed for r in rows),
+        deployed=sum(r.deployed or 0 for r in rows),
+        at_stake=round(sum(r.at_stake or 0.0 for r in rows), 2),
+        unmapped_clients=sum(r.deployed is None for r in rows),
+    )
+    return ReconciliationResponse(
+        software=entry.software,
+        generation=pointer.generation,
+        synced_at=pointer.synced_at,
+        resolved_on=entry.resolved_on,
+        immybot_configured=manifest.immybot.configured,
+        totals=totals,
+        rows=rows,
+    )
+
+
+CSV_COLUMNS = (
+    "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "deployed", "difference",
+    "unit_price", "at_stake",
+)  # fmt: skip
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A spreadsheet would run a cell starting like a formula: neutralise customer-controlled text.
+    return (
+        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
+    )
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def as_csv(answer: ReconciliationResponse) -> str:
+    """The rows as CSV (RFC 4180), safe to open in a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in answer.rows:
+        values = row.model_dump(mode="json")
+        writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
+    return out.getvalue()
