@@ -10,6 +10,7 @@ fetches the authority's OpenID configuration.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import threading
@@ -29,6 +30,8 @@ from shared.settings import Settings, is_loopback
 
 log = logging.getLogger("halo_immy.immy")
 PAGE_SIZE = 500
+_APPS: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
+_APPS_LOCK = threading.Lock()
 
 
 class ImmyError(Exception):
@@ -126,13 +129,11 @@ class ImmyClient:
         loopback = authority.scheme == "http" and is_loopback(authority.hostname)
         # msal accepts only https authorities: a loopback stand-in is named https and mapped back.
         self._authority = f"https://{authority.netloc}/{tenant_id}"
-        self._known_authority = authority.netloc == "login.microsoftonline.com"
         self._msal_http = msal_http or MsalHttpClient(
             timeout=timeout,
             loopback_https=frozenset({authority.netloc}) if loopback else frozenset(),
         )
         self._app: msal.ConfidentialClientApplication | None = None
-        self._app_lock = threading.Lock()
         self._retry = retry or RetryPolicy(max_attempts=4)
         self._sleep = sleep
         self._rng = random.Random()  # noqa: S311 - jitter, not security
@@ -181,7 +182,16 @@ class ImmyClient:
     # -- token -------------------------------------------------------------------------------------
 
     def _application(self) -> msal.ConfidentialClientApplication:
-        with self._app_lock:
+        # One msal application (and so one token cache) per identity per process: short-lived
+        # clients, such as the technician tab's, reuse the token instead of asking Entra each time.
+        key = (
+            self._authority,
+            self._client_id,
+            hashlib.sha256(self._secret.get_secret_value().encode()).hexdigest(),
+        )
+        with _APPS_LOCK:
+            if self._app is None:
+                self._app = _APPS.get(key)
             if self._app is None:
                 try:
                     self._app = msal.ConfidentialClientApplication(
@@ -189,12 +199,14 @@ class ImmyClient:
                         client_credential=self._secret.get_secret_value(),
                         authority=self._authority,
                         http_client=self._msal_http,
-                        instance_discovery=False if not self._known_authority else None,
+                        # A tenant-specific authority needs no instance discovery round trip.
+                        instance_discovery=False,
                     )
                 except (ValueError, httpx.HTTPError) as error:
                     raise ImmyUnavailable(
                         f"Entra ID authority {self._authority}: {type(error).__name__}"
                     ) from None
+                _APPS[key] = self._app
             return self._app
 
     def _token_sync(self) -> str:
@@ -312,3 +324,9 @@ class ImmyClient:
         app = self._app
         if app is not None:
             app.remove_tokens_for_client()
+
+
+def forget_applications() -> None:
+    """Drop every cached msal application and its tokens (tests, and after a secret rotation)."""
+    with _APPS_LOCK:
+        _APPS.clear()

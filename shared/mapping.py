@@ -86,6 +86,10 @@ def map_clients(
     for tenant in tenant_list:
         if tenant.active:
             by_name[normalise_name(tenant.name)].append(tenant)
+    clients = list(clients)
+    client_names: dict[str, list[str]] = defaultdict(list)
+    for client in clients:
+        client_names[normalise_name(client.name)].append(_exact(client.name))
     matches: dict[int, TenantMatch] = {}
     for client in clients:
         chosen = explicit.get(client.id)
@@ -107,6 +111,10 @@ def map_clients(
             continue
         key = normalise_name(client.name)
         found = by_name.get(key, []) if key else []
+        if len(found) > 1 and _paired_exactly(found, client_names[key]):
+            # "Blue Dental Ltd" and "Blue Dental LLC" are two customers in both systems: the
+            # letter-for-letter names pair them up. Any unpaired tenant leaves it ambiguous.
+            found = [t for t in found if _exact(t.name) == _exact(client.name)]
         if len(found) == 1:
             matches[client.id] = TenantMatch(
                 client_id=client.id,
@@ -128,3 +136,15 @@ def map_clients(
                 detail="no ImmyBot tenant has this name",
             )
     return matches
+
+
+def _paired_exactly(tenants: list[ImmyTenant], client_names: list[str]) -> bool:
+    tenant_names = [_exact(t.name) for t in tenants]
+    unique = len(set(tenant_names)) == len(tenant_names) and len(set(client_names)) == len(
+        client_names
+    )
+    return unique and sorted(tenant_names) == sorted(client_names)
+
+
+def _exact(name: str) -> str:
+    return " ".join(name.casefold().split())

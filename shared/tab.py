@@ -25,7 +25,15 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from shared.generation import ClientRecord, Manifest, read_client, read_items, read_manifest
+from shared.generation import (
+    ClientRecord,
+    Manifest,
+    read_client,
+    read_computers,
+    read_items,
+    read_manifest,
+    read_matches,
+)
 from shared.halo_client import (
     HaloClient,
     HaloError,
@@ -35,8 +43,11 @@ from shared.halo_client import (
     TokenCache,
 )
 from shared.halo_models import Item, Ticket, as_date
+from shared.immy_client import ImmyClient, ImmyError
+from shared.immy_models import ImmyComputer
+from shared.mapping import TenantMatch
 from shared.schedule import longest_gap
-from shared.settings import SettingsError, get_settings
+from shared.settings import Settings, SettingsError, get_settings
 from shared.store import Held, Pointer, Store, StoreError, get_store
 from shared.targets import Snapshot, contract_covers, line_covers, resolve
 
@@ -124,8 +135,8 @@ class TicketNotFound(Exception):
     """HaloPSA says the ticket does not exist."""
 
 
-# A source of computers for a client (ImmyBot, snapshot or live); None when not configured.
-ComputerSource = Callable[[int, str], Awaitable[Computers]]
+# Computers of a client: (generation, client id, ticket user's email, synced at) -> Computers.
+ComputerSource = Callable[[str, int, str, datetime], Awaitable[Computers]]
 
 
 # -- building the view -------------------------------------------------------------------------
@@ -206,11 +217,13 @@ async def build_tab(
         return view
     view.client_name = view.client_name or record.client.name
     _coverage(view, record, items, state.manifest, now.date())
-    if computers is not None:
-        email = view.ticket.user_email if view.ticket else ""
-        view.computers = await computers(client_id, email)
-    else:
+    if computers is None:
         view.computers = Computers(note="ImmyBot is not configured: no computer list.")
+    elif not state.manifest.immybot.configured:
+        view.computers = Computers(note="The last sync did not include ImmyBot yet.")
+    else:
+        email = view.ticket.user_email if view.ticket else ""
+        view.computers = await computers(generation, client_id, email, state.pointer.synced_at)
     return view
 
 
@@ -420,6 +433,86 @@ def error_page(status: int, title: str, message: str, frame_origins: Sequence[st
     return render("error.html", frame_origins, status, title=title, message=message, code=status)
 
 
+# -- computers ---------------------------------------------------------------------------------------
+
+
+def computer_rows(
+    computers: Sequence[ImmyComputer], email: str, base_url: str
+) -> list[ComputerRow]:
+    """Rows for the tab: the ticket user's computers first, then online ones, then by name."""
+    wanted = email.strip().casefold()
+    rows = [
+        ComputerRow(
+            name=c.name or f"computer {c.id}",
+            online=c.online,
+            last_seen=c.last_seen,
+            user_email=c.primary_user_email,
+            url=f"{base_url}/computers/{c.id}",
+            is_ticket_user=bool(wanted) and c.primary_user_email.strip().casefold() == wanted,
+        )
+        for c in computers
+    ]
+    rows.sort(key=lambda r: (not r.is_ticket_user, not r.online, r.name.casefold()))
+    return rows
+
+
+def immybot_computers(store: Store, settings: Settings, live_timeout: float) -> ComputerSource:
+    """Computers from the snapshot, or live from ImmyBot when the snapshot is older than
+    IMMY_LIVE_AFTER_MINUTES (falling back to the snapshot if ImmyBot does not answer in time)."""
+    immy = settings.immybot
+    assert immy is not None
+
+    async def source(generation: str, client_id: int, email: str, synced_at: datetime) -> Computers:
+        match = (await asyncio.to_thread(_matches, store, generation)).get(client_id)
+        if match is None or match.tenant_id is None:
+            why = match.detail if match else "no ImmyBot tenant has this client's name"
+            return Computers(
+                note=f"This client has no ImmyBot tenant ({why}): map it in /api/mappings."
+            )
+        tenant_id = match.tenant_id
+        age = datetime.now(UTC) - synced_at
+        if age > timedelta(minutes=immy.live_after_minutes):
+            try:
+                live = await asyncio.wait_for(_live_computers(settings, tenant_id), live_timeout)
+                return Computers(
+                    rows=computer_rows(live, email, immy.base_url), source="live from ImmyBot"
+                )
+            except (TimeoutError, ImmyError) as error:
+                log.warning("live computers for tenant %s: %s", tenant_id, type(error).__name__)
+        stored = await asyncio.to_thread(read_computers, store, generation, tenant_id)
+        rows = computer_rows(stored, email, immy.base_url)
+        note = None if rows else f"ImmyBot tenant {match.tenant_name} has no computers."
+        return Computers(
+            rows=rows, note=note, source=f"ImmyBot tenant {match.tenant_name}, as of the last sync"
+        )
+
+    return source
+
+
+async def _live_computers(settings: Settings, tenant_id: int) -> list[ImmyComputer]:
+    immy = ImmyClient.from_settings(settings)
+    assert immy is not None
+    async with immy:
+        return await immy.computers(tenant_id)
+
+
+_matches_cache: dict[tuple[str, str], dict[int, TenantMatch]] = {}
+
+
+def _matches(store: Store, generation: str) -> dict[int, TenantMatch]:
+    _, version = read_manifest(store, generation)
+    key = (store.identity + generation, version)
+    with _items_lock:
+        hit = _matches_cache.get(key)
+    if hit is not None:
+        return hit
+    matches = read_matches(store, generation)
+    with _items_lock:
+        _matches_cache.clear()
+        _matches_cache[key] = matches
+    return matches
+
+
 # -- the whole request -----------------------------------------------------------------------------
 
 MAX_TICKET_ID = 2**31 - 1
@@ -463,10 +556,13 @@ async def tab_page(
         ) as halo:
             return await halo.ticket(ticket)
 
+    store = get_store()
+    if computers is None and settings.immybot is not None:
+        computers = immybot_computers(store, settings, settings.tab_halo_timeout_seconds)
     try:
         view = await build_tab(
             number,
-            store=get_store(),
+            store=store,
             fetch_ticket=fetch,
             computers=computers,
             sync_schedule=settings.sync_schedule,

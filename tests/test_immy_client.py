@@ -1,0 +1,202 @@
+"""The ImmyBot client's token flow through msal, and its reads, against respx (no network)."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+import respx
+
+from shared.halo_client import RetryPolicy
+from shared.immy_client import (
+    ImmyAuthError,
+    ImmyClient,
+    ImmyUnavailable,
+    MsalHttpClient,
+    forget_applications,
+)
+
+BASE = "https://msp.immy.bot"
+TENANT = "11111111-2222-3333-4444-555555555555"
+LOGIN = "https://login.microsoftonline.com"
+SECRET = "immy-s3cret-value-xyz"
+OPENID = {
+    "token_endpoint": f"{LOGIN}/{TENANT}/oauth2/v2.0/token",
+    "authorization_endpoint": f"{LOGIN}/{TENANT}/oauth2/v2.0/authorize",
+    "issuer": f"{LOGIN}/{TENANT}/v2.0",
+}
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+@pytest.fixture(autouse=True)
+def fresh_msal():
+    forget_applications()
+    yield
+    forget_applications()
+
+
+@pytest.fixture
+def entra():
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{LOGIN}/{TENANT}/v2.0/.well-known/openid-configuration").respond(json=OPENID)
+        yield router
+
+
+def token_route(router, *tokens: str, expires_in: int = 3599):
+    answers = [
+        httpx.Response(
+            200, json={"token_type": "Bearer", "expires_in": expires_in, "access_token": t}
+        )
+        for t in tokens
+    ]
+    return router.post(OPENID["token_endpoint"]).mock(side_effect=answers)
+
+
+def client(**kwargs) -> ImmyClient:
+    return ImmyClient(
+        BASE,
+        tenant_id=TENANT,
+        client_id="app-id",
+        client_secret=SECRET,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.01),
+        sleep=no_sleep,
+        **kwargs,
+    )
+
+
+async def test_token_request_uses_client_credentials_and_the_instance_scope(entra):
+    tokens = token_route(entra, "tok-1")
+    entra.get(f"{BASE}/api/v1/tenants").respond(json=[{"id": 2, "name": "Contoso Limited"}])
+    async with client() as immy:
+        tenants = await immy.tenants()
+    assert [t.name for t in tenants] == ["Contoso Limited"]
+    form = httpx.QueryParams(tokens.calls.last.request.content.decode())
+    assert form["grant_type"] == "client_credentials"
+    assert form["client_id"] == "app-id"
+    assert form["client_secret"] == SECRET
+    assert form["scope"] == f"{BASE}/.default"
+    assert entra.calls.last.request.headers["Authorization"] == "Bearer tok-1"
+
+
+async def test_cached_token_is_reused(entra):
+    tokens = token_route(entra, "tok-1", "tok-2")
+    entra.get(f"{BASE}/api/v1/tenants").respond(json=[])
+    async with client() as immy:
+        for _ in range(3):
+            await immy.tenants()
+    assert tokens.call_count == 1
+
+
+async def test_expired_token_is_refreshed(entra):
+    # msal refreshes a token with less than five minutes left: one of 60 s is stale at once.
+    tokens = token_route(entra, "tok-1", "tok-2", expires_in=60)
+    api = entra.get(f"{BASE}/api/v1/tenants").respond(json=[])
+    async with client() as immy:
+        await immy.tenants()
+        await immy.tenants()
+    assert tokens.call_count == 2
+    assert [c.request.headers["Authorization"] for c in api.calls] == [
+        "Bearer tok-1",
+        "Bearer tok-2",
+    ]
+
+
+async def test_a_401_from_immybot_drops_the_token_and_retries_once(entra):
+    tokens = token_route(entra, "tok-1", "tok-2")
+    entra.get(f"{BASE}/api/v1/tenants").mock(
+        side_effect=lambda request: httpx.Response(
+            401 if request.headers["Authorization"] == "Bearer tok-1" else 200, json=[]
+        )
+    )
+    async with client() as immy:
+        assert await immy.tenants() == []
+    assert tokens.call_count == 2
+
+
+async def test_entra_error_is_a_typed_error_without_the_secret(entra, caplog):
+    caplog.set_level(logging.DEBUG)
+    entra.post(OPENID["token_endpoint"]).respond(
+        401,
+        json={
+            "error": "invalid_client",
+            "error_description": "AADSTS7000215: Invalid client secret provided. Trace ID: abc",
+            "error_codes": [7000215],
+        },
+    )
+    async with client() as immy:
+        with pytest.raises(ImmyAuthError) as caught:
+            await immy.tenants()
+    text = str(caught.value)
+    assert "invalid_client" in text and "AADSTS7000215" in text
+    assert SECRET not in text and SECRET not in repr(caught.value)
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+async def test_unreachable_authority_is_unavailable(entra):
+    entra.get(f"{LOGIN}/{TENANT}/v2.0/.well-known/openid-configuration").mock(
+        side_effect=httpx.ConnectError("refused")
+    )
+    async with client() as immy:
+        with pytest.raises(ImmyUnavailable):
+            await immy.tenants()
+
+
+async def test_computers_are_paged_until_a_short_page(entra, monkeypatch):
+    monkeypatch.setattr("shared.immy_client.PAGE_SIZE", 2)
+    token_route(entra, "tok-1")
+    rows = [
+        {
+            "id": n,
+            "computerName": f"PC{n}",
+            "tenantId": 7,
+            "isOnline": n % 2 == 0,
+            "primaryUserEmail": None,
+        }
+        for n in range(1, 6)
+    ]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        skip, take = int(request.url.params["skip"]), int(request.url.params["take"])
+        assert request.url.params["includeOffline"] == "true"
+        return httpx.Response(200, json={"count": 5, "results": rows[skip : skip + take]})
+
+    route = entra.get(f"{BASE}/api/v1/computers/paged").mock(side_effect=page)
+    async with client() as immy:
+        computers = await immy.computers()
+    assert [c.id for c in computers] == [1, 2, 3, 4, 5]
+    assert computers[0].name == "PC1" and computers[0].primary_user_email == ""
+    assert route.call_count == 3
+
+
+async def test_retryable_failures_are_retried_then_given_up(entra):
+    token_route(entra, "tok-1")
+    route = entra.get(f"{BASE}/api/v1/tenants").respond(503)
+    async with client() as immy:
+        with pytest.raises(ImmyUnavailable, match="HTTP 503"):
+            await immy.tenants()
+    assert route.call_count == 3
+
+
+def test_loopback_authority_is_mapped_back_to_http():
+    seen = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    adapter = MsalHttpClient(
+        httpx.Client(transport=httpx.MockTransport(transport)),
+        loopback_https=frozenset({"127.0.0.1:9999"}),
+    )
+    adapter.get("https://127.0.0.1:9999/t/v2.0/.well-known/openid-configuration")
+    adapter.post(
+        "https://login.microsoftonline.com/t/oauth2/v2.0/token", data={"a": "1", "b": None}
+    )
+    assert seen == [
+        "http://127.0.0.1:9999/t/v2.0/.well-known/openid-configuration",
+        "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+    ]

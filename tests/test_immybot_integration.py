@@ -1,0 +1,167 @@
+"""HaloPSA and ImmyBot sandboxes synced into Azurite: tenants on targets, computers, reconciliation.
+
+Expectations are computed by hand from the demo data sets' tables (sandbox/halo_data.py and
+sandbox/immybot_data.py docstrings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+
+from sandbox.halo_data import demo_data
+from sandbox.immybot import ImmyBotSandbox
+from sandbox.immybot_data import immy_data_for
+from shared.immy_client import forget_applications
+from shared.rule_admin import import_rules
+from shared.store import get_store
+from shared.sync import Outcome, run_sync
+from tests.registry import handler
+
+pytestmark = pytest.mark.integration
+DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+
+
+@pytest.fixture
+def both(configure, halo_sandbox):
+    forget_applications()
+    halo_data = demo_data(datetime.now(UTC).date())
+    halo = halo_sandbox(halo_data)
+    immy = ImmyBotSandbox(immy_data_for(halo_data)).start()
+    configure(
+        halo.url,
+        IMMY_BASE_URL=immy.url,
+        IMMY_TENANT_ID="11111111-2222-3333-4444-555555555555",
+        IMMY_CLIENT_ID="immy-client",
+        IMMY_CLIENT_SECRET="immy-secret",
+        IMMY_AUTHORITY_HOST=immy.url,
+    )
+    import_rules(get_store(), DEMO_RULES.read_bytes(), datetime.now(UTC).date())
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    yield halo, immy
+    immy.stop()
+    forget_applications()
+
+
+def call(name: str, url: str, method: str = "GET", body: bytes = b"", route=None, **params):
+    request = func.HttpRequest(method, url, body=body, params=params, route_params=route or {})
+    return handler(name)(request)
+
+
+def targets(software: str, **params) -> dict:
+    response = call("targets", "/api/targets", software=software, **params)
+    assert response.status_code == 200, response.get_body()
+    return json.loads(response.get_body())
+
+
+def by_name(body: dict) -> dict[str, dict]:
+    return {t["client_name"]: t for t in body["targets"]}
+
+
+def test_targets_carry_their_immybot_tenant_or_say_why_not(both):
+    huntress = targets("Huntress")
+    assert huntress["immybot_configured"] is True
+    got = {n: (t["immy_tenant_id"], t["mapping"]) for n, t in by_name(huntress).items()}
+    assert got == {
+        "Contoso Ltd": (2, "name"),
+        "Fabrikam, Inc.": (3, "name"),
+        "Wide World Importers": (None, "unmapped"),
+    }
+    assert [(u["client_name"], u["mapping"]) for u in huntress["unmapped"]] == [
+        ("Wide World Importers", "unmapped")
+    ]
+    sentinel = targets("SentinelOne")
+    gaps = {u["client_name"]: u for u in sentinel["unmapped"]}
+    assert set(gaps) == {"Northwind Traders", "Wide World Importers", "Woodgrove Bank"}
+    assert gaps["Northwind Traders"]["mapping"] == "ambiguous"
+    assert gaps["Northwind Traders"]["candidates"] == [4, 5]
+
+
+def test_expand_computers_lists_each_tenants_computers(both):
+    body = targets("Huntress", expand="computers")
+    assert sorted(body["computers"]) == ["2", "3"]
+    assert len(body["computers"]["2"]) == 5  # Contoso Limited
+    assert len(body["computers"]["3"]) == 4  # Fabrikam Inc
+    assert {c["tenant_id"] for c in body["computers"]["2"]} == {2}
+    plain = call("targets", "/api/targets", software="Huntress")
+    expanded = call("targets", "/api/targets", software="Huntress", expand="computers")
+    assert plain.headers["ETag"] != expanded.headers["ETag"]
+
+
+def test_reconciliation_compares_billed_with_deployed(both):
+    response = call("reconciliation", "/api/reconciliation", software="SentinelOne")
+    report = json.loads(response.get_body())
+    rows = {r["client_name"]: r for r in report["rows"]}
+    contoso = rows["Contoso Ltd"]
+    # Contoso is billed 25 SentinelOne seats at 6.00 and has 5 computers in tenant 2.
+    assert (contoso["billed"], contoso["deployed"], contoso["difference"]) == (25, 5, -20)
+    assert (contoso["unit_price"], contoso["at_stake"]) == (6.0, 120.0)
+    assert report["rows"][0]["client_name"] == "Contoso Ltd"  # most money at stake first
+    assert rows["Woodgrove Bank"]["deployed"] is None
+    assert report["totals"]["unmapped_clients"] == 3
+    csv_response = call(
+        "reconciliation", "/api/reconciliation", software="SentinelOne", format="csv"
+    )
+    assert csv_response.mimetype == "text/csv"
+    lines = list(csv.DictReader(io.StringIO(csv_response.get_body().decode())))
+    assert lines[0]["client_name"] == "Contoso Ltd" and lines[0]["at_stake"] == "120.0"
+
+
+def test_an_explicit_mapping_takes_effect_at_once(both):
+    response = call(
+        "rules",
+        "/api/mappings/6",
+        "PUT",
+        json.dumps({"immy_tenant_id": 8, "note": "renamed in ImmyBot"}).encode(),
+        route={"area": "mappings", "key": "6"},
+    )
+    assert response.status_code == 201
+    wwi = by_name(targets("Huntress"))["Wide World Importers"]
+    assert (wwi["immy_tenant_id"], wwi["mapping"]) == (8, "explicit")
+    report = json.loads(
+        call("reconciliation", "/api/reconciliation", software="SentinelOne").get_body()
+    )
+    row = next(r for r in report["rows"] if r["client_name"] == "Wide World Importers")
+    assert (row["billed"], row["deployed"]) == (10, 6)
+    listed = json.loads(call("rules", "/api/mappings", route={"area": "mappings"}).get_body())
+    assert listed["explicit"] == [
+        {"halo_client_id": 6, "immy_tenant_id": 8, "note": "renamed in ImmyBot"}
+    ]
+    removed = call("rules", "/api/mappings/6", "DELETE", route={"area": "mappings", "key": "6"})
+    assert removed.status_code == 204
+    assert by_name(targets("Huntress"))["Wide World Importers"]["immy_tenant_id"] is None
+
+
+def test_status_reports_immybot(both):
+    status = json.loads(call("sync_status", "/api/sync/status").get_body())
+    assert status["immybot"] == {"configured": True, "tenants": 9, "computers": 30, "note": None}
+
+
+def test_immybot_down_carries_the_previous_generation_over(both):
+    _, immy = both
+    immy.stop()
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    assert "ImmyBot unavailable" in report.immybot["note"]
+    assert by_name(targets("Huntress"))["Contoso Ltd"]["immy_tenant_id"] == 2
+
+
+def test_the_tab_lists_the_ticket_users_computer_first(both):
+    request = func.HttpRequest(
+        "GET", "/api/technician-tab/ticket/1", body=b"", route_params={"ticket_id": "1"}
+    )
+    html = asyncio.run(handler("technician_tab")(request)).get_body().decode()
+    _, immy = both
+    first_row = html.split('<tr class="mine">', 1)[1].split("</tr>", 1)[0]
+    assert "CONTOSO-LT01" in first_row
+    assert f'href="{immy.url}/computers/' in first_row
+    assert 'target="_blank" rel="noopener noreferrer"' in first_row
+    assert "ImmyBot tenant Contoso Limited" in html
