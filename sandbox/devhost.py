@@ -1,4 +1,4 @@
-"""Run the app locally without Azure: Azurite, the HaloPSA sandbox, one sync, and the HTTP routes.
+"""Run the app locally without Azure: Azurite, the HaloPSA and ImmyBot sandboxes, one sync, the routes.
 
 Where Azure Functions Core Tools cannot be installed, this serves the app's HTTP functions on
 loopback by calling the very handler objects registered in `function_app.app`, with the host's key
@@ -34,6 +34,8 @@ from azure.functions.decorators.function_app import Function
 
 from sandbox.halo import HaloSandbox
 from sandbox.halo_data import demo_data, generate
+from sandbox.immybot import ImmyBotSandbox
+from sandbox.immybot_data import immy_data_for
 from sandbox.processes import azurite_table
 
 DEMO_RULES = Path(__file__).resolve().parent / "demo_rules.json"
@@ -223,9 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     data = generate(args.clients) if args.clients else demo_data(date.today())
-    with azurite_table() as azurite, HaloSandbox(data) as halo:
+    with (
+        azurite_table() as azurite,
+        HaloSandbox(data) as halo,
+        ImmyBotSandbox(immy_data_for(data)) as immy,
+    ):
         os.environ.update(
             {
+                "IMMY_BASE_URL": immy.url,
+                "IMMY_TENANT_ID": immy.entra_tenant,
+                "IMMY_CLIENT_ID": "immy-client",
+                "IMMY_CLIENT_SECRET": "immy-secret",
+                "IMMY_AUTHORITY_HOST": immy.url,
                 "HALO_BASE_URL": halo.url,
                 "HALO_CLIENT_ID": "sandbox-client",
                 "HALO_CLIENT_SECRET": "sandbox-secret",

@@ -150,11 +150,15 @@ class _SnapshotState:
     last_outcome: str | None
 
 
-def _snapshot_state(store: Store) -> _SnapshotState:
-    pointer = store.current()
-    manifest = read_manifest(store, pointer.generation)[0] if pointer else None
-    runs = store.recent_runs(1)
-    return _SnapshotState(pointer, manifest, store.held(), runs[0].get("outcome") if runs else None)
+async def _snapshot_state(store: Store) -> _SnapshotState:
+    # Four small reads: the pointer first, the rest side by side (each is a round trip).
+    pointer = await asyncio.to_thread(store.current)
+    manifest, held, runs = await asyncio.gather(
+        asyncio.to_thread(lambda: read_manifest(store, pointer.generation)[0] if pointer else None),
+        asyncio.to_thread(store.held),
+        asyncio.to_thread(store.recent_runs, 1),
+    )
+    return _SnapshotState(pointer, manifest, held, runs[0].get("outcome") if runs else None)
 
 
 async def build_tab(
@@ -170,7 +174,7 @@ async def build_tab(
     """Gather the ticket (HaloPSA) and the snapshot state concurrently, then the client's coverage."""
     view = TabView(ticket_id=ticket_id, generated_at=now)
     ticket_task = asyncio.wait_for(fetch_ticket(ticket_id), timeout=halo_timeout)
-    state_task = asyncio.to_thread(_snapshot_state, store)
+    state_task = _snapshot_state(store)
     ticket_result, state = await asyncio.gather(ticket_task, state_task, return_exceptions=True)
     if isinstance(state, BaseException):
         raise state
@@ -206,9 +210,21 @@ async def build_tab(
         return view
 
     generation = state.pointer.generation
-    record, items = await asyncio.gather(
+    manifest, synced_at = state.manifest, state.pointer.synced_at
+
+    async def machines() -> Computers:
+        # Side by side with the coverage reads: the tenant comes from the snapshot's mapping.
+        if computers is None:
+            return Computers(note="ImmyBot is not configured: no computer list.")
+        if not manifest.immybot.configured:
+            return Computers(note="The last sync did not include ImmyBot yet.")
+        email = view.ticket.user_email if view.ticket else ""
+        return await computers(generation, client_id, email, synced_at)
+
+    record, items, found = await asyncio.gather(
         asyncio.to_thread(read_client, store, generation, client_id),
         asyncio.to_thread(_items, store, generation),
+        machines(),
     )
     if record is None:
         view.notices.append(
@@ -216,14 +232,8 @@ async def build_tab(
         )
         return view
     view.client_name = view.client_name or record.client.name
-    _coverage(view, record, items, state.manifest, now.date())
-    if computers is None:
-        view.computers = Computers(note="ImmyBot is not configured: no computer list.")
-    elif not state.manifest.immybot.configured:
-        view.computers = Computers(note="The last sync did not include ImmyBot yet.")
-    else:
-        email = view.ticket.user_email if view.ticket else ""
-        view.computers = await computers(generation, client_id, email, state.pointer.synced_at)
+    _coverage(view, record, items, manifest, now.date())
+    view.computers = found
     return view
 
 

@@ -19,6 +19,8 @@ import pytest
 
 from sandbox.devhost import DevHost, function_key, serve
 from sandbox.halo_data import demo_data
+from sandbox.immybot import ImmyBotSandbox
+from sandbox.immybot_data import immy_data_for
 from shared.rule_admin import import_rules
 from shared.store import get_store
 from shared.sync import Outcome, run_sync
@@ -113,8 +115,18 @@ def browser():
 def framed(configure, halo_sandbox):
     """The allowed HaloPSA stand-in, a foreign page, and the tab's own server."""
     allowed, foreign = Pages(), Pages()
-    sandbox = halo_sandbox(demo_data(datetime.now(UTC).date()))
-    configure(sandbox.url, TAB_FRAME_ORIGINS=allowed.origin)
+    data = demo_data(datetime.now(UTC).date())
+    sandbox = halo_sandbox(data)
+    immy = ImmyBotSandbox(immy_data_for(data)).start()
+    configure(
+        sandbox.url,
+        TAB_FRAME_ORIGINS=allowed.origin,
+        IMMY_BASE_URL=immy.url,
+        IMMY_TENANT_ID=immy.entra_tenant,
+        IMMY_CLIENT_ID="immy-client",
+        IMMY_CLIENT_SECRET="immy-secret",
+        IMMY_AUTHORITY_HOST=immy.url,
+    )
     import_rules(
         get_store(), (ROOT / "sandbox" / "demo_rules.json").read_bytes(), datetime.now(UTC).date()
     )
@@ -132,6 +144,7 @@ def framed(configure, halo_sandbox):
     foreign.close()
     server.shutdown()
     server.server_close()
+    immy.stop()
 
 
 def open_framed(driver, url: str, width: int) -> None:
@@ -153,6 +166,9 @@ def test_the_tab_renders_inside_the_allowed_origin(browser, framed):
         assert heading == "#1 Outlook keeps asking for my password"
         software = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "ul.software li b")]
         assert software == ["Huntress", "SentinelOne"]
+        mine = browser.find_element(By.CSS_SELECTOR, "tr.mine a")
+        assert mine.text == "CONTOSO-LT01"
+        assert mine.get_attribute("target") == "_blank"
         # Nothing wider than the frame: the layout holds at this width.
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
