@@ -42,6 +42,8 @@ bench:
 	$(PY) bench/halo_read.py
 	$(PY) bench/sync.py
 	$(PY) bench/targets.py
+	$(PY) bench/tab.py
+	$(PY) bench/cold_start.py
 
 bench-halo:
 	$(PY) bench/halo_read.py

@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def start(module: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def timed(handler, ticket_ids: list[int]) -> list[float]:
+def timed(
+    handler: Callable[[func.HttpRequest], Awaitable[func.HttpResponse]], ticket_ids: list[int]
+) -> list[float]:
     samples = []
     for ticket_id in ticket_ids:
         request = func.HttpRequest(

@@ -5,7 +5,9 @@ Keeping azure.functions out of shared/ lets every answer be built and tested as 
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,31 @@ def json_reply(
 def problem_reply(answer: Problem, headers: Mapping[str, str] | None = None) -> Reply:
     """A problem details answer."""
     return Reply(answer.status, answer.body(), PROBLEM_JSON, dict(headers or {}))
+
+
+def log_api_call(
+    function: str, method: str, status: int, started: float, params: Mapping[str, str]
+) -> None:
+    """One structured line per API call: names and numbers only (no values, no customer text)."""
+    line = {
+        "event": "api_call",
+        "service": function,
+        "method": method,
+        "status": status,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+        "params": sorted(k for k in params if k != "code"),
+    }
+    log.info(json.dumps(line))
+
+
+def observed(
+    function: str, method: str, params: Mapping[str, str], handler: Callable[[], Reply]
+) -> Reply:
+    """`guarded(handler)`, timed and logged as an api_call line."""
+    started = time.perf_counter()
+    reply = guarded(handler)
+    log_api_call(function, method, reply.status, started, params)
+    return reply
 
 
 def guarded(handler: Callable[[], Reply]) -> Reply:

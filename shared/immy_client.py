@@ -16,11 +16,10 @@ import random
 import threading
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import httpx
-import msal
 from pydantic import SecretStr, ValidationError
 
 from shared.halo_client import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
@@ -28,9 +27,12 @@ from shared.halo_models import describe_error
 from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.settings import Settings, is_loopback
 
+if TYPE_CHECKING:
+    import msal
+
 log = logging.getLogger("halo_immy.immy")
 PAGE_SIZE = 500
-_APPS: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
+_APPS: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}  # keyed by identity
 _APPS_LOCK = threading.Lock()
 
 
@@ -193,6 +195,8 @@ class ImmyClient:
             if self._app is None:
                 self._app = _APPS.get(key)
             if self._app is None:
+                import msal
+
                 try:
                     self._app = msal.ConfidentialClientApplication(
                         self._client_id,

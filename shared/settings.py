@@ -108,6 +108,24 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        # App settings are often present but empty (a Bicep template writes every name): for an
+        # optional setting, empty is the same as absent.
+        if isinstance(data, dict):
+            optional = {
+                name
+                for name, info in cls.model_fields.items()
+                if not info.is_required() and info.default is None
+            }
+            return {
+                k: v
+                for k, v in data.items()
+                if not (k in optional and isinstance(v, str) and not v.strip())
+            }
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _reject_key_vault_references(cls, data: Any) -> Any:
         # An unresolved reference arrives as the literal text; catch it before it is used as a
         # secret or URL and give the operator the cause, not a confusing 401 later.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.http import Reply, guarded, json_reply, problem_reply
+from shared.http import Reply, json_reply, observed, problem_reply
 from shared.problems import problem
 from shared.settings import get_settings
 from shared.store import StoreError, get_store
@@ -70,7 +70,7 @@ def sync_now(req: func.HttpRequest, request: func.Out[str]) -> func.HttpResponse
 @bp.route(route="sync/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def sync_status_http(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/sync/status`: the current generation, its age, a held run, the last runs."""
-    reply = guarded(lambda: json_reply(_status()))
+    reply = observed("sync_status", req.method, req.params, lambda: json_reply(_status()))
     return func.HttpResponse(**reply.as_kwargs())
 
 
@@ -89,4 +89,6 @@ def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
             raise
         return json_reply(_status())
 
-    return func.HttpResponse(**guarded(approve).as_kwargs())
+    return func.HttpResponse(
+        **observed("sync_approve", req.method, req.params, approve).as_kwargs()
+    )

@@ -4,13 +4,14 @@ Rules live in a function of their own, so the key ImmyBot holds for `targets` ca
 """
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 import azure.functions as func
 
 from shared.api_models import RuleView
-from shared.http import JSON, Reply, guarded, json_reply
+from shared.http import JSON, Reply, json_reply, observed
 from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
 from shared.openapi import openapi_document
 from shared.problems import ApiError, problem
@@ -22,7 +23,10 @@ from shared.store import Store, get_store
 bp = func.Blueprint()
 
 
-def _respond(reply: Reply) -> func.HttpResponse:
+def _respond(
+    req: func.HttpRequest, function: str, answer: Callable[[], Reply]
+) -> func.HttpResponse:
+    reply = observed(function, req.method, req.params, answer)
     return func.HttpResponse(**reply.as_kwargs())
 
 
@@ -39,14 +43,14 @@ def targets(req: func.HttpRequest) -> func.HttpResponse:
             return Reply(304, headers=headers)
         return Reply(200, result.body, JSON, headers)
 
-    return _respond(guarded(answer))
+    return _respond(req, "targets", answer)
 
 
 @bp.function_name("catalog")
 @bp.route(route="catalog", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def catalog(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/catalog`: contract types and recurring items, with client counts."""
-    return _respond(guarded(lambda: json_reply(answer_catalog(get_store()))))
+    return _respond(req, "catalog", lambda: json_reply(answer_catalog(get_store())))
 
 
 @bp.function_name("openapi")
@@ -77,7 +81,7 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
             {"Content-Disposition": f'attachment; filename="reconciliation-{name}.csv"'},
         )
 
-    return _respond(guarded(answer))
+    return _respond(req, "reconciliation", answer)
 
 
 # One function, so one key, for both admin areas; the key ImmyBot holds for `targets` opens neither.
@@ -112,7 +116,7 @@ def admin(req: func.HttpRequest) -> func.HttpResponse:
         delete_rule(store, key, today)
         return Reply(204)
 
-    return _respond(guarded(answer))
+    return _respond(req, "rules", answer)
 
 
 def _mappings(store: Store, req: func.HttpRequest, key: str | None, today: date) -> Reply:

@@ -1,7 +1,10 @@
 """HTTP blueprint of the page HaloPSA shows in a ticket's Custom Tab iframe (`.../ticket/$FAULTID`)."""
 
+import time
+
 import azure.functions as func
 
+from shared.http import log_api_call
 from shared.tab import tab_page
 
 bp = func.Blueprint()
@@ -13,10 +16,12 @@ bp = func.Blueprint()
 )
 async def technician_tab(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/technician-tab/ticket/{ticket_id}`: the tab for one ticket, as HTML."""
+    started = time.perf_counter()
     page = await tab_page(
         req.route_params.get("ticket_id", ""),
         principal=req.headers.get("X-MS-CLIENT-PRINCIPAL"),
     )
+    log_api_call("technician_tab", req.method, page.status, started, req.params)
     return func.HttpResponse(
         page.html,
         status_code=page.status,

@@ -1,0 +1,198 @@
+"""Deployment and operations: settings in one place, the Bicep's security posture, telemetry,
+structured API log lines, and the PowerShell example's HTTP contract.
+
+The Bicep compiler cannot be installed here, so the templates are parsed with pycep-parser.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+from pycep import BicepParser
+
+from shared.settings import Settings
+from shared.telemetry import configure_telemetry
+from tests.registry import handler
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+# Read by the Functions host, the platform or a library, not by shared/settings.py.
+PLATFORM = {
+    "FUNCTIONS_WORKER_RUNTIME",
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "AzureWebJobsFeatureFlags",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "AZURE_CLIENT_ID",
+}
+# Azure reaches tables by managed identity (TABLES_ENDPOINT); a connection string is local only.
+LOCAL_ONLY = {"TABLES_CONNECTION_STRING"}
+
+
+def parsed(path: Path) -> dict:
+    return BicepParser().parse(file_path=path)
+
+
+def read_settings() -> set[str]:
+    return {name.upper() for name in Settings.model_fields}
+
+
+def infra_settings() -> set[str]:
+    api = parsed(INFRA / "app" / "api.bicep")
+    names: set[str] = set()
+    for variable in api["variables"].values():
+        # Settings arrays, plain or behind a condition: every {"name": X, "value": ...} entry.
+        names.update(
+            re.findall(r'"name": "([A-Za-z_][A-Za-z0-9_]*)"', json.dumps(variable["value"]))
+        )
+    return names
+
+
+def local_settings() -> set[str]:
+    return set(json.loads((ROOT / "local.settings.json.example").read_text())["Values"])
+
+
+def test_every_bicep_file_parses():
+    files = sorted(INFRA.rglob("*.bicep"))
+    assert len(files) >= 5
+    for path in files:
+        assert parsed(path)["resources"] is not None, path
+
+
+def test_settings_live_in_one_place():
+    read = read_settings()
+    infra, local = infra_settings() - {"FC1"}, local_settings()
+    assert read - LOCAL_ONLY <= infra, f"missing in infra: {sorted(read - LOCAL_ONLY - infra)}"
+    assert read <= local, f"missing in local.settings.json.example: {sorted(read - local)}"
+    assert infra - read <= PLATFORM, (
+        f"infra sets what nothing reads: {sorted(infra - read - PLATFORM)}"
+    )
+    assert local - read <= PLATFORM, (
+        f"local sets what nothing reads: {sorted(local - read - PLATFORM)}"
+    )
+
+
+def test_roles_key_vault_references_and_transport_security():
+    rbac = json.dumps(parsed(INFRA / "app" / "rbac.bicep"))
+    for role in (
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",  # Storage Blob Data Owner
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",  # Storage Queue Data Contributor
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",  # Storage Table Data Contributor
+        "4633458b-17de-408a-b874-0445c86b69e6",  # Key Vault Secrets User
+        "3913510d-42f4-4e42-8a64-420c390055eb",  # Monitoring Metrics Publisher
+    ):
+        assert role in rbac
+    api = parsed(INFRA / "app" / "api.bicep")
+    settings = json.dumps(api["variables"])
+    for secret, name in (
+        ("HALO_CLIENT_SECRET", "halo-client-secret"),
+        ("IMMY_CLIENT_SECRET", "immy-client-secret"),
+    ):
+        reference = rf"@Microsoft\.KeyVault\(SecretUri=\$\{{keyVaultUri\}}secrets/{name}/\)"
+        assert re.search(rf'"name": "{secret}", "value": "{reference}"', settings), secret
+    site = api["resources"]["site"]["config"]["properties"]
+    assert site["httpsOnly"] is True
+    assert site["keyVaultReferenceIdentity"] == "identityId"
+    assert site["siteConfig"]["minTlsVersion"] == "1.2"
+    assert site["siteConfig"]["ftpsState"] == "Disabled"
+    assert site["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
+    plan = api["resources"]["plan"]["config"]["sku"]
+    assert plan == {"name": "FC1", "tier": "FlexConsumption"}
+    storage = parsed(INFRA / "app" / "storage.bicep")
+    account = next(
+        r for r in storage["resources"].values() if r["type"] == "Microsoft.Storage/storageAccounts"
+    )
+    assert account["config"]["properties"]["allowSharedKeyAccess"] is False
+    assert account["config"]["properties"]["minimumTlsVersion"] == "TLS1_2"
+    monitoring = json.dumps(parsed(INFRA / "app" / "monitoring.bicep"))
+    assert '"DisableLocalAuth": true' in monitoring
+    keyvault = json.dumps(parsed(INFRA / "app" / "keyvault.bicep"))
+    assert '"enableRbacAuthorization": true' in keyvault
+    assert (ROOT / "azure.yaml").read_text().count("host: function") == 1
+
+
+def test_telemetry_is_off_and_not_imported_without_a_connection_string(monkeypatch):
+    monkeypatch.delitem(sys.modules, "azure.monitor.opentelemetry", raising=False)
+    assert configure_telemetry({}) is False
+    assert "azure.monitor.opentelemetry" not in sys.modules
+
+
+def test_telemetry_uses_the_managed_identity_for_entra_only_ingestion(monkeypatch):
+    import azure.monitor.opentelemetry as distro
+
+    calls = []
+    monkeypatch.setattr(distro, "configure_azure_monitor", lambda **kwargs: calls.append(kwargs))
+    environ = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId=abc-123;Authorization=AAD",
+    }
+    assert configure_telemetry(environ) is True
+    (options,) = calls
+    assert options["connection_string"] == environ["APPLICATIONINSIGHTS_CONNECTION_STRING"]
+    assert options["logger_name"] == "halo_immy"
+    assert type(options["credential"]).__name__ == "ManagedIdentityCredential"
+
+
+def test_every_api_call_is_one_structured_line_without_values(configure, caplog):
+    configure("https://msp.halopsa.com")
+    caplog.set_level(logging.INFO, logger="halo_immy.http")
+    request = func.HttpRequest(
+        "GET",
+        "/api/targets",
+        body=b"",
+        params={"software": "Secret Customer Name", "code": "key-123"},
+    )
+    handler("targets")(request)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if '"api_call"' in r.getMessage()]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["event"] == "api_call" and line["service"] == "targets"
+    assert line["status"] == 503 and line["params"] == ["software"]
+    assert isinstance(line["ms"], float)
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "Secret Customer Name" not in text and "key-123" not in text
+
+
+def test_powershell_example_reads_only_what_the_api_answers():
+    """pwsh cannot be installed here: check the script's JSON members against the OpenAPI schema."""
+    from shared.openapi import openapi_document
+
+    script = (ROOT / "docs" / "examples" / "Get-HaloImmyTargets.ps1").read_text()
+    members = set(re.findall(r"Get-JsonMember \$\w+ '(\w+)'", script))
+    assert {
+        "software",
+        "generation",
+        "synced_at",
+        "targets",
+        "unmapped",
+        "immy_tenant_id",
+    } <= members
+    schemas = openapi_document()["components"]["schemas"]
+    known = set()
+    for name in ("TargetsResponse", "Target", "TargetCounts", "UnmappedClient"):
+        known |= set(schemas[name]["properties"])
+    assert members <= known, sorted(members - known)
+    assert "x-functions-key" in script
+    assert "$ErrorActionPreference = 'Stop'" in script
+    # Every failure path throws (Stop-Targets) rather than returning an empty list.
+    assert script.count("Stop-Targets") > 15
+    assert re.search(r"return\s+@\(\)", script) is None
+
+
+@pytest.mark.parametrize("doc", ["halopsa-setup.md", "immybot-setup.md", "operations.md"])
+def test_docs_exist_and_name_the_routes_they_document(doc):
+    text = (ROOT / "docs" / doc).read_text()
+    assert len(text) > 2000
+    if doc == "operations.md":
+        assert "/api/sync/approve" in text and "SYNC_MAX_DROP" in text
+    if doc == "halopsa-setup.md":
+        assert "$FAULTID" in text and "TAB_FRAME_ORIGINS" in text
