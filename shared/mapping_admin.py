@@ -7,7 +7,6 @@ waiting for the next sync.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from shared.generation import MAPPING, META, apply_rules, read_manifest
 from shared.halo_models import describe_error
 from shared.mapping import ExplicitMapping, TenantMatch, map_clients
-from shared.problems import ApiError, problem
+from shared.problems import ApiError, json_object, problem
 from shared.queries import snapshot_of
 from shared.store import Store, encode_data
 
@@ -58,12 +57,7 @@ def put_mapping(
 ) -> tuple[ExplicitMapping, bool]:
     """Map one client to a tenant from a JSON body `{"immy_tenant_id": N, "note": "..."}`."""
     client_id = _client_id(halo_client_id)
-    try:
-        document = json.loads(body or b"null")
-    except ValueError:
-        raise ApiError(problem(400, "bad-json", "the body is not valid JSON")) from None
-    if not isinstance(document, dict):
-        raise ApiError(problem(400, "bad-json", "the body must be a JSON object"))
+    document = json_object(body, 16 * 1024)
     document.setdefault("halo_client_id", client_id)
     try:
         mapping = ExplicitMapping.model_validate(document)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -48,3 +49,16 @@ class ApiError(Exception):
         super().__init__(answer.detail or answer.title)
         self.problem = answer
         self.headers = dict(headers or {})
+
+
+def json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
+    """A request body that must be one JSON object, or the 400/413 problem saying why not."""
+    if len(body) > max_bytes:
+        raise ApiError(problem(413, "too-large", f"the body may be at most {max_bytes} bytes"))
+    try:
+        document = json.loads(body or b"null")
+    except ValueError:
+        raise ApiError(problem(400, "bad-json", "the body is not valid JSON")) from None
+    if not isinstance(document, dict):
+        raise ApiError(problem(400, "bad-json", "the body must be a JSON object"))
+    return document

@@ -19,6 +19,7 @@ from shared.api_models import CatalogResponse, TargetsResponse
 from shared.catalog import Catalog
 from shared.generation import (
     Manifest,
+    RuleEntry,
     read_catalog,
     read_computers,
     read_manifest,
@@ -105,23 +106,29 @@ def current_pointer(store: Store) -> Pointer:
     return pointer
 
 
+def rule_in(manifest: Manifest, software: str) -> RuleEntry:
+    """The manifest's entry for `software`, or a 404 naming the known and closest ones."""
+    entry = manifest.rules.get(normalise(software))
+    if entry is None:
+        known = sorted(e.software for e in manifest.rules.values())
+        raise ApiError(
+            problem(
+                404,
+                "unknown-software",
+                f"no rule for software {software!r}",
+                known=known,
+                closest=closest(software, known),
+            )
+        )
+    return entry
+
+
 def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None = None) -> Answer:
     """Targets for a query from the current generation, or a 304-style answer if unchanged."""
     pointer = current_pointer(store)
     manifest, _ = read_manifest(store, pointer.generation)
     if query.kind == "software":
-        entry = manifest.rules.get(normalise(query.value))
-        if entry is None:
-            known = sorted(e.software for e in manifest.rules.values())
-            raise ApiError(
-                problem(
-                    404,
-                    "unknown-software",
-                    f"no rule for software {query.value!r}",
-                    known=known,
-                    closest=closest(query.value, known),
-                )
-            )
+        entry = rule_in(manifest, query.value)
         etag = _etag(pointer.generation, entry.version, query)
         if etag_matches(if_none_match, etag):
             return Answer(etag, None)

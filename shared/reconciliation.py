@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.generation import read_computers, read_manifest, read_targets
 from shared.mapping import MatchKind
-from shared.problems import ApiError, problem
-from shared.queries import current_pointer
-from shared.rules import closest, normalise
+from shared.queries import current_pointer, rule_in
+from shared.rules import normalise
 from shared.store import Store
 from shared.targets import InvoiceLineReason, Target
 
@@ -75,18 +74,7 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
     """Billed quantity against deployed computers for every target of a rule."""
     pointer = current_pointer(store)
     manifest, _ = read_manifest(store, pointer.generation)
-    entry = manifest.rules.get(normalise(software))
-    if entry is None:
-        known = sorted(e.software for e in manifest.rules.values())
-        raise ApiError(
-            problem(
-                404,
-                "unknown-software",
-                f"no rule for software {software!r}",
-                known=known,
-                closest=closest(software, known),
-            )
-        )
+    entry = rule_in(manifest, software)
     targets = read_targets(store, pointer.generation, entry.partition)
     per_tenant = (
         Counter(c.tenant_id for c in read_computers(store, pointer.generation))

@@ -7,7 +7,6 @@ the next HaloPSA sync.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
@@ -17,7 +16,7 @@ from shared.api_models import RulesImported, RuleView
 from shared.catalog import Catalog, rule_warnings
 from shared.generation import Manifest, apply_rules, read_catalog, read_manifest
 from shared.halo_models import describe_error
-from shared.problems import ApiError, problem
+from shared.problems import ApiError, json_object, problem
 from shared.queries import snapshot_of
 from shared.rules import Rule, RuleSet, normalise
 from shared.store import Store, StoreError
@@ -63,7 +62,7 @@ def get_rule(store: Store, software: str) -> RuleView:
 
 def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[RuleView, bool]:
     """Create or replace the rule for `software` from a JSON body; (view, created)."""
-    document = _json_object(body)
+    document = json_object(body, MAX_BODY)
     document.setdefault("software", software)
     rule = _validate(document)
     if rule.key != normalise(software):
@@ -89,7 +88,7 @@ def delete_rule(store: Store, software: str, today: date) -> None:
 
 def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
     """Replace every rule with the rule set in the body (the format `export_rules` writes)."""
-    document = _json_object(body)
+    document = json_object(body, MAX_BODY)
     try:
         rule_set = RuleSet.model_validate(document)
     except ValidationError as error:
@@ -140,18 +139,6 @@ def _view(rule: Rule, manifest: Manifest | None, catalog: Catalog | None) -> Rul
         targets=entry.targets if entry else None,
         warnings=rule_warnings(rule, catalog) if catalog else [],
     )
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    if len(body) > MAX_BODY:
-        raise ApiError(problem(413, "too-large", f"the body may be at most {MAX_BODY} bytes"))
-    try:
-        document = json.loads(body or b"null")
-    except ValueError:
-        raise ApiError(problem(400, "bad-json", "the body is not valid JSON")) from None
-    if not isinstance(document, dict):
-        raise ApiError(problem(400, "bad-json", "the body must be a JSON object"))
-    return document
 
 
 def _validate(document: dict[str, Any]) -> Rule:
