@@ -23,28 +23,27 @@ import argparse
 import base64
 import binascii
 import hmac
-import json
-import math
-import random
 import re
-import secrets
-import signal
-import socket
 import sys
-import threading
-import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from typing import Any
+from urllib.parse import unquote_plus
 
 from sandbox.halo_data import demo_data, generate
+from sandbox.http_server import (
+    ApiSandbox,
+    Response,
+    SandboxFaults,
+    add_common_arguments,
+    form_fields,
+    is_number,
+    is_whole,
+    sandbox_options,
+    serve_until_signalled,
+)
 from sandbox.immybot_data import ImmyDataSet, immy_data_for
 
 DEFAULT_ENTRA_TENANT = "11111111-2222-3333-4444-555555555555"
@@ -65,7 +64,7 @@ _HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 
 
 @dataclass
-class ImmyFaults:
+class ImmyFaults(SandboxFaults):
     """Misbehaviour to simulate. `error_rate` and `error_status` hit ImmyBot API requests only
     (not Entra's); `latency_ms` delays every endpoint; tokens live `token_ttl_seconds`."""
 
@@ -76,65 +75,14 @@ class ImmyFaults:
     token_ttl_seconds: int = 3599
 
     def __post_init__(self) -> None:
-        if not _number(self.latency_ms, 0):
+        if not is_number(self.latency_ms, 0):
             raise ValueError("latency_ms must be a number >= 0")
-        if not _number(self.error_rate, 0) or self.error_rate > 1:
-            raise ValueError("error_rate must be between 0 and 1")
-        if not _whole(self.error_status, 400) or self.error_status > 599:
-            raise ValueError("error_status must be an HTTP error status (400-599)")
-        if not _whole(self.seed, None):
-            raise ValueError("seed must be an integer")
-        if not _whole(self.token_ttl_seconds, 0):
+        self._check_errors()
+        if not is_whole(self.token_ttl_seconds, 0):
             raise ValueError("token_ttl_seconds must be an integer >= 0")
-
-    def to_json(self) -> dict[str, Any]:
-        """The faults as a JSON object (the shape `from_json` and `PUT /_sandbox/faults` take)."""
-        return {
-            "latency_ms": self.latency_ms,
-            "error_rate": self.error_rate,
-            "error_status": self.error_status,
-            "seed": self.seed,
-            "token_ttl_seconds": self.token_ttl_seconds,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImmyFaults:
-        """Faults from a JSON object; missing keys take defaults, unknown keys are errors."""
-        if not isinstance(data, Mapping):
-            raise ValueError("faults must be a JSON object")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown fault settings: {', '.join(unknown)}")
-        return cls(**dict(data))
-
-
-def _number(value: Any, minimum: float) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= minimum
-    )
-
-
-def _whole(value: Any, minimum: int | None) -> bool:
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and (minimum is None or value >= minimum)
-    )
 
 
 # -- responses -------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Response:
-    """One answer: status, JSON body and extra headers."""
-
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 _TITLES = {
@@ -154,10 +102,6 @@ def _problem(status: int, detail: str, **headers: str) -> Response:
 def _invalid(name: str, message: str) -> Response:
     """ASP.NET Core's model-validation 400, naming the offending query parameter."""
     return Response(400, {"title": _TITLES[400], "status": 400, "errors": {name: [message]}})
-
-
-def _control_error(status: int, error: str, description: str) -> Response:
-    return Response(status, {"error": error, "error_description": description})
 
 
 class _BadParam(ValueError):
@@ -227,7 +171,7 @@ def _sort_value(value: Any) -> tuple[int, Any]:
 # -- the sandbox -----------------------------------------------------------------------------
 
 
-class ImmyBotSandbox:
+class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
     """ImmyBot plus Entra ID on loopback. Use `with ImmyBotSandbox(data) as immy:`; authenticate
     against `immy.authority` with `immy.scope`, then call the API under `immy.https_url`."""
 
@@ -247,76 +191,22 @@ class ImmyBotSandbox:
         self.client_id = client_id
         self.client_secret = client_secret
         self.expected_scope = expected_scope
-        self.host = host
-        self._port = port
-        self._lock = threading.Lock()
-        self._data = data
-        self._index = _Index(data)
-        self._tokens: dict[str, float] = {}
-        self._requests: Counter[str] = Counter()
-        self._statuses: Counter[int] = Counter()
-        self._tokens_issued = 0
-        self._faults = ImmyFaults()
-        self._rng = random.Random(0)
-        self.set_faults(faults or ImmyFaults())
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Bind and serve in a daemon thread; returns self."""
-        if self._server is not None:
-            raise RuntimeError("the sandbox is already running")
-        server = _Server((self.host, self._port), self.handle)
-        self._server = server
-        self._port = server.server_address[1]  # so `url` still names it after `stop`
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"immybot-sandbox-{self.port}",
-            daemon=True,
+        super().__init__(
+            data,
+            _Index,
+            faults or ImmyFaults(),
+            host=host,
+            port=port,
+            server_version="ImmyBotSandbox/1.0",
+            thread_name="immybot-sandbox",
         )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving and close every connection; safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one before `start`)."""
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The base URL the server really listens on, e.g. "http://127.0.0.1:54321"."""
-        return f"http://{self._netloc}"
+    # -- addresses ----------------------------------------------------------------------------
 
     @property
     def https_url(self) -> str:
         """The same address as https: the ImmyBot instance URL a rewriting client is given."""
-        return f"https://{self._netloc}"
+        return f"https://{self.netloc}"
 
     @property
     def authority(self) -> str:
@@ -328,80 +218,30 @@ class ImmyBotSandbox:
         """The scope to ask tokens for: the instance URL plus "/.default"."""
         return self.expected_scope or f"{self.https_url}{_DEFAULT_SUFFIX}"
 
-    @property
-    def _netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+    # -- stats and dispatch -------------------------------------------------------------------
 
-    # -- data, faults, stats ------------------------------------------------------------------
+    def _request_counts(self) -> dict[str, int]:
+        # Every endpoint, called or not (see ENDPOINTS).
+        return {name: self._requests[name] for name in ENDPOINTS}
 
-    @property
-    def data(self) -> ImmyDataSet:
-        """The data set being served."""
-        return self._data
+    def _api_error(self, status: int, error: str, description: str) -> Response:
+        return _problem(status, description)
 
-    def set_data(self, data: ImmyDataSet) -> None:
-        """Serve another data set from the next request on (tokens stay valid)."""
-        index = _Index(data)  # built before the swap, so requests never see half an index
-        with self._lock:
-            self._data, self._index = data, index
-
-    @property
-    def faults(self) -> ImmyFaults:
-        """The faults in force."""
-        return self._faults
-
-    def set_faults(self, faults: ImmyFaults) -> None:
-        """Replace the faults and reseed the random errors."""
-        faults = ImmyFaults.from_json(faults.to_json())  # a private copy the caller cannot edit
-        with self._lock:
-            self._faults = faults
-            self._rng = random.Random(faults.seed)
-
-    def stats(self) -> dict[str, Any]:
-        """Requests per endpoint (token, openid, tenants, computers), responses per status."""
-        with self._lock:
-            return {
-                "requests": {name: self._requests[name] for name in ENDPOINTS},
-                "statuses": {str(status): n for status, n in sorted(self._statuses.items())},
-                "total": sum(self._requests.values()),
-                "tokens_issued": self._tokens_issued,
-            }
-
-    def reset_stats(self) -> None:
-        """Zero every counter (tokens and faults are kept)."""
-        with self._lock:
-            self._requests.clear()
-            self._statuses.clear()
-            self._tokens_issued = 0
-
-    # -- dispatch -----------------------------------------------------------------------------
-
-    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
-        """Answer one request (the HTTP handler's only entry point)."""
-        split = urlsplit(target)
-        path = split.path.rstrip("/") or "/"
-        # ASP.NET binds query parameters case-insensitively; so does this.
-        query = {
-            key.lower(): values[-1]
-            for key, values in parse_qs(split.query, keep_blank_values=True).items()
-        }
-        if path.startswith("/_sandbox/"):
-            return self._control(method, path, body)
-        endpoint, tenant = _route(path)
-        if endpoint is None:
-            return _problem(404, f"no such endpoint: {path}")
-        faults = self._faults
-        if faults.latency_ms > 0:
-            time.sleep(faults.latency_ms / 1000)
-        try:
-            response = self._answer(method, endpoint, tenant, query, headers, body, faults)
-        except Exception:  # a sandbox bug must still answer, or the client just sees a hang
-            response = _problem(500, "the sandbox failed on this request")
-        with self._lock:
-            self._requests[endpoint] += 1
-            self._statuses[response.status] += 1
-        return response
+    @staticmethod
+    def _route(path: str) -> tuple[str, str] | None:
+        """The endpoint a path names (a stats key) and, for Entra's, the tenant in it."""
+        parts = path.split("/")
+        lowered = [part.lower() for part in parts]
+        if lowered == ["", "api", "v1", "tenants"]:
+            return "tenants", ""
+        if lowered == ["", "api", "v1", "computers", "paged"]:
+            return "computers", ""
+        if len(parts) == 5 and parts[1]:
+            if lowered[2:] == ["v2.0", ".well-known", "openid-configuration"]:
+                return "openid", parts[1]
+            if lowered[2:] == ["oauth2", "v2.0", "token"]:
+                return "token", parts[1]
+        return None
 
     def _answer(
         self,
@@ -434,12 +274,9 @@ class ImmyBotSandbox:
             return response
         if method != "GET":
             return _problem(405, "use GET", Allow="GET")
-        if faults.error_rate > 0:
-            with self._lock:
-                unlucky = self._rng.random() < faults.error_rate
-            if unlucky:
-                return _problem(faults.error_status, "injected error")
-        if not self._authorised(headers):
+        if self._injected_error(faults):
+            return _problem(faults.error_status, "injected error")
+        if not self._bearer_ok(headers):
             return _problem(
                 401,
                 "missing, unknown or expired bearer token",
@@ -453,7 +290,7 @@ class ImmyBotSandbox:
         # Echo the client's own name for us, so URLs work through whatever address it used;
         # anything odd (or no Host at all) falls back to the bound address.
         host = (headers.get("Host") or "").strip()
-        return host if _HOST_HEADER.fullmatch(host) else self._netloc
+        return host if _HOST_HEADER.fullmatch(host) else self.netloc
 
     # -- Entra ID -----------------------------------------------------------------------------
 
@@ -499,12 +336,7 @@ class ImmyBotSandbox:
     ) -> Response:
         if not self._known_tenant(tenant):
             return _unknown_tenant("invalid_request", tenant, correlation)
-        form = {
-            key: values[-1]
-            for key, values in parse_qs(
-                body.decode("utf-8", "replace"), keep_blank_values=True
-            ).items()
-        }
+        form = form_fields(body)
         basic = _basic_credentials(headers)
         if basic is not None:  # client_secret_basic; the form's own values would be a conflict
             form.setdefault("client_id", basic[0])
@@ -577,14 +409,8 @@ class ImmyBotSandbox:
                 f"'{client}'.",
                 correlation,
             )
-        token = secrets.token_urlsafe(48)
         ttl = faults.token_ttl_seconds
-        now = time.monotonic()
-        with self._lock:
-            if len(self._tokens) > 10_000:
-                self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
-            self._tokens[token] = now + ttl
-            self._tokens_issued += 1
+        token = self._issue_token(ttl, 48)
         return Response(
             200,
             {
@@ -605,21 +431,6 @@ class ImmyBotSandbox:
         # This sandbox as the resource, by the name the client used or by its bound address.
         ours = {self.expected_scope, f"{origin}{_DEFAULT_SUFFIX}", f"{self.https_url}/.default"}
         return scope in ours
-
-    def _authorised(self, headers: Mapping[str, str]) -> bool:
-        scheme, _, token = (headers.get("Authorization") or "").strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return False
-        now = time.monotonic()
-        with self._lock:
-            expires = self._tokens.get(token)
-            if expires is None:
-                return False
-            if expires <= now:
-                del self._tokens[token]
-                return False
-            return True
 
     # -- ImmyBot ------------------------------------------------------------------------------
 
@@ -653,43 +464,6 @@ class ImmyBotSandbox:
                 reverse=sort_desc,
             )
         return Response(200, {"count": len(rows), "results": rows[skip : skip + take]})
-
-    # -- control ------------------------------------------------------------------------------
-
-    def _control(self, method: str, path: str, body: bytes) -> Response:
-        if path == "/_sandbox/stats" and method == "GET":
-            return Response(200, self.stats())
-        if path == "/_sandbox/reset" and method == "POST":
-            self.reset_stats()
-            return Response(200, {"reset": True})
-        if path == "/_sandbox/faults" and method == "GET":
-            return Response(200, self._faults.to_json())
-        if path == "/_sandbox/faults" and method == "PUT":
-            try:
-                faults = ImmyFaults.from_json(json.loads(body or b"{}"))
-            except (ValueError, TypeError) as error:
-                return _control_error(400, "invalid_faults", str(error))
-            self.set_faults(faults)
-            return Response(200, faults.to_json())
-        if path in ("/_sandbox/stats", "/_sandbox/reset", "/_sandbox/faults"):
-            return _control_error(405, "method_not_allowed", f"{method} is not allowed here")
-        return _control_error(404, "not_found", f"no such endpoint: {path}")
-
-
-def _route(path: str) -> tuple[str | None, str]:
-    """The endpoint a path names (a stats key) and, for Entra's, the tenant in it."""
-    parts = path.split("/")
-    lowered = [part.lower() for part in parts]
-    if lowered == ["", "api", "v1", "tenants"]:
-        return "tenants", ""
-    if lowered == ["", "api", "v1", "computers", "paged"]:
-        return "computers", ""
-    if len(parts) == 5 and parts[1]:
-        if lowered[2:] == ["v2.0", ".well-known", "openid-configuration"]:
-            return "openid", parts[1]
-        if lowered[2:] == ["oauth2", "v2.0", "token"]:
-            return "token", parts[1]
-    return None, ""
 
 
 def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
@@ -741,131 +515,6 @@ def _unknown_tenant(error: str, tenant: str, correlation: str) -> Response:
     )
 
 
-# -- HTTP plumbing ---------------------------------------------------------------------------
-
-_Answer = Callable[[str, str, Mapping[str, str], bytes], Response]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The default backlog of 5 makes a burst of concurrent connects wait for SYN retries.
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], answer: _Answer) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.answer = answer
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet when a client drops its connection (clients cancel requests all the time)."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        """Remember open connections, so `stop` can end idle keep-alive ones."""
-        with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        """Shut every open connection down; their handler threads then end on their own."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by the peer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every answer carries Content-Length
-    server_version = "ImmyBotSandbox/1.0"
-    sys_version = ""
-    timeout = 120  # an idle keep-alive connection does not hold a thread forever
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle and delayed ACKs add ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the default handler writes every request to stderr."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def _serve(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            self._send(_control_error(400, "invalid_request", "bad Content-Length"))
-            return
-        body = self.rfile.read(length) if length else b""
-        self._send(self.server.answer(method, self.path, _HeaderView(self.headers), body))
-
-    def _send(self, response: Response) -> None:
-        payload = json.dumps(response.body, separators=(",", ":")).encode("utf-8")
-        try:
-            self.send_response(response.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client went away; nothing to tell it
-
-
-class _HeaderView(Mapping[str, str]):
-    """Case-insensitive read-only headers (http.server's Message) as a plain Mapping."""
-
-    def __init__(self, message: Message) -> None:
-        self._message = message
-
-    def __getitem__(self, key: str) -> str:
-        value = self._message.get(key)
-        if value is None:
-            raise KeyError(key)
-        return str(value)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._message.keys())
-
-    def __len__(self) -> int:
-        return len(self._message)
-
-
 # -- command line ----------------------------------------------------------------------------
 
 
@@ -875,16 +524,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a simulated ImmyBot API and Entra ID token endpoint on loopback.",
     )
     parser.add_argument("--port", type=int, required=True, help="port (0 = any free port)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add_common_arguments(
+        parser,
+        token_ttl=3599,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_CLIENT_SECRET,
+    )
     parser.add_argument("--clients", type=int, help="HaloPSA clients to generate (default: demo)")
-    parser.add_argument("--seed", type=int, default=1, help="generator and fault seed")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
-    parser.add_argument("--error-rate", type=float, default=0.0, help="share of API errors")
-    parser.add_argument("--error-status", type=int, default=503, help="status of those errors")
-    parser.add_argument("--token-ttl", type=int, default=3599, help="token lifetime, seconds")
     parser.add_argument("--entra-tenant", default=DEFAULT_ENTRA_TENANT)
-    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     parser.add_argument("--expected-scope", help="also accept this scope (default: any /.default)")
     return parser
 
@@ -896,13 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.clients is not None and args.clients < 0:
         parser.error("--clients must not be negative")
     try:
-        faults = ImmyFaults(
-            latency_ms=args.latency_ms,
-            error_rate=args.error_rate,
-            error_status=args.error_status,
-            seed=args.seed,
-            token_ttl_seconds=args.token_ttl,
-        )
+        faults = ImmyFaults.from_args(args)
     except ValueError as error:
         parser.error(str(error))
 
@@ -911,28 +552,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     halo = demo_data(today) if args.clients is None else generate(args.clients, args.seed, today)
     data = immy_data_for(halo, args.seed, today)
 
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     sandbox = ImmyBotSandbox(
         data,
         entra_tenant=args.entra_tenant,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
         expected_scope=args.expected_scope,
         faults=faults,
-        host=args.host,
-        port=args.port,
+        **sandbox_options(args),
     )
-    with sandbox:
-        print(f"listening on {sandbox.url}", flush=True)
-        # A timed wait keeps the main thread responsive to signals on every platform.
-        while not stopping.wait(0.5):
-            pass
+    serve_until_signalled(sandbox)
     return 0
 
 
