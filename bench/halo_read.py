@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sandbox.halo_data import generate  # noqa: E402
-from sandbox.processes import stop_process, wait_for_line  # noqa: E402
+from sandbox.processes import start_module, stop_process  # noqa: E402
 from shared.halo_client import HaloClient, RequestBudget  # noqa: E402
 
 LISTS = {
@@ -61,32 +60,12 @@ def main() -> None:
 
     data = generate(args.clients, seed=args.seed)
     counts = {resource: len(getattr(data, key)) for resource, key in LISTS.items()}
-    proc = subprocess.Popen(  # noqa: S603 - our own module
-        [
-            sys.executable,
-            "-m",
-            "sandbox.halo",
-            "--port",
-            "0",
-            "--clients",
-            str(args.clients),
-            "--seed",
-            str(args.seed),
-            "--latency-ms",
-            str(args.latency_ms),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+    proc, url = start_module(
+        "sandbox.halo",
+        *("--clients", str(args.clients), "--seed", str(args.seed)),
+        *("--latency-ms", str(args.latency_ms)),
     )
     try:
-        url = (
-            wait_for_line(proc, b"listening on", 60)
-            .decode()
-            .split("listening on ", 1)[1]
-            .split()[0]
-        )
         listings, stats, wall = asyncio.run(
             read_all(url, args.page_size, args.concurrency, args.per_minute)
         )

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from azure.data.tables import TableServiceClient
 
-from sandbox.processes import azurite_table, stop_process, wait_for_line
+from sandbox.processes import azurite_table, start_module, stop_process
 from shared.rules import Rule
 from shared.settings import Settings, get_settings, load_settings
 from shared.store import Store, get_store
 from shared.sync import SyncReport, run_sync
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -47,30 +42,8 @@ def synced(
     same store.
     """
     with azurite_table() as azurite:
-        proc = subprocess.Popen(  # noqa: S603 - our own module
-            [
-                sys.executable,
-                "-m",
-                "sandbox.halo",
-                "--port",
-                "0",
-                "--clients",
-                str(clients),
-                "--seed",
-                str(seed),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        proc, url = start_module("sandbox.halo", "--clients", str(clients), "--seed", str(seed))
         try:
-            url = (
-                wait_for_line(proc, b"listening on", 60)
-                .decode()
-                .split("listening on ")[1]
-                .split()[0]
-            )
             os.environ.update(
                 {
                     "HALO_BASE_URL": url,

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -27,23 +26,11 @@ import azure.functions as func  # noqa: E402
 
 from bench.harness import percentile  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
-from sandbox.processes import azurite_table, stop_process, wait_for_line  # noqa: E402
+from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
 from shared.rule_admin import import_rules  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from shared.store import get_store  # noqa: E402
 from shared.sync import run_sync  # noqa: E402
-
-
-def start(module: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(  # noqa: S603 - our own modules
-        [sys.executable, "-m", module, "--port", "0", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    url = wait_for_line(proc, b"listening on", 60).decode().split("listening on ")[1].split()[0]
-    return proc, url
 
 
 def timed(
@@ -82,8 +69,8 @@ def main() -> None:
     data = generate(args.clients, seed=1)
     latency = ["--clients", str(args.clients), "--seed", "1", "--latency-ms", str(args.latency_ms)]
     with azurite_table() as azurite:
-        halo, halo_url = start("sandbox.halo", *latency)
-        immy, immy_url = start("sandbox.immybot", *latency)
+        halo, halo_url = start_module("sandbox.halo", *latency)
+        immy, immy_url = start_module("sandbox.immybot", *latency)
         try:
             os.environ.update(
                 {

@@ -10,6 +10,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -131,3 +132,23 @@ def azurite_table(seconds: float = STARTUP_SECONDS) -> Iterator[Azurite]:
         yield Azurite(port=port, pid=proc.pid)
     finally:
         stop_process(proc)
+
+
+def start_module(
+    module: str, *args: str, seconds: float = 60.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Run `python -m module --port 0 ARGS` (a sandbox) and return it with the URL it listens on."""
+    proc = subprocess.Popen(  # noqa: S603 - our own modules, by the running interpreter
+        [sys.executable, "-m", module, "--port", "0", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        output = wait_for_line(proc, b"listening on", seconds).decode()
+    except RuntimeError:
+        stop_process(proc)
+        raise
+    drain(proc)
+    return proc, output.split("listening on ", 1)[1].split()[0]
