@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 Record = dict[str, Any]
 
@@ -69,8 +69,45 @@ _CATALOGUE: tuple[tuple[str, str, str, str, float], ...] = (
 )
 
 
+class JsonDataSet:
+    """A sandbox data set: a dataclass of record lists, stored as one JSON object of lists."""
+
+    def to_json(self) -> dict[str, list[Record]]:
+        """One JSON-ready object with a list per record type (the lists are not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """A data set from `to_json()`'s shape; missing types are empty, unknown keys are errors."""
+        if not isinstance(data, Mapping):
+            raise ValueError("a data set must be a JSON object")
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            # A typo ("contract") would otherwise silently serve nothing.
+            raise ValueError(f"unknown record types: {', '.join(unknown)}")
+        lists: dict[str, list[Record]] = {}
+        for name in names:
+            value = data.get(name, [])
+            if not isinstance(value, list):
+                raise ValueError(f"'{name}' must be a list")
+            lists[name] = value
+        return cls(**lists)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a data set written by `dump`."""
+        with Path(path).open(encoding="utf-8") as handle:
+            return cls.from_json(json.load(handle))
+
+    def dump(self, path: str | Path) -> None:
+        """Write the data set as one JSON object."""
+        with Path(path).open("w", encoding="utf-8") as handle:
+            json.dump(self.to_json(), handle, separators=(",", ":"))
+
+
 @dataclass
-class HaloDataSet:
+class HaloDataSet(JsonDataSet):
     """Every record the sandbox serves, one list of HaloPSA JSON objects per record type."""
 
     clients: list[Record] = field(default_factory=list)
@@ -81,38 +118,6 @@ class HaloDataSet:
     tickets: list[Record] = field(default_factory=list)
     assets: list[Record] = field(default_factory=list)
     users: list[Record] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, list[Record]]:
-        """One JSON-ready object with a list per record type (the lists are not copied)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> HaloDataSet:
-        """A data set from `to_json()`'s shape; missing types are empty, unknown keys are errors."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a data set must be a JSON object")
-        unknown = sorted(set(data) - set(RECORD_TYPES))
-        if unknown:
-            # A typo ("contract") would otherwise silently serve nothing.
-            raise ValueError(f"unknown record types: {', '.join(unknown)}")
-        lists: dict[str, list[Record]] = {}
-        for name in RECORD_TYPES:
-            value = data.get(name, [])
-            if not isinstance(value, list):
-                raise ValueError(f"'{name}' must be a list")
-            lists[name] = value
-        return cls(**lists)
-
-    @classmethod
-    def load(cls, path: str | Path) -> HaloDataSet:
-        """Read a data set written by `dump`."""
-        with Path(path).open(encoding="utf-8") as handle:
-            return cls.from_json(json.load(handle))
-
-    def dump(self, path: str | Path) -> None:
-        """Write the data set as one JSON object."""
-        with Path(path).open("w", encoding="utf-8") as handle:
-            json.dump(self.to_json(), handle, separators=(",", ":"))
 
     def counts(self) -> dict[str, int]:
         """Records per type, plus recurring invoice lines under "invoice_lines"."""

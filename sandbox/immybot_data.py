@@ -7,8 +7,8 @@ them, computers as `ComputerListViewModel` in `GET /api/v1/computers/paged`). Ti
 Tenant 1 is always the MSP's own tenant, "Demo MSP (internal)" (isMsp, no HaloPSA client). Every
 other tenant has ownerTenantId 1 and parentTenantId null, and is active. Tenant names follow the
 HaloPSA client names except for deliberate mismatches, which a client -> tenant mapper must handle.
-`normalise_name` is the rule the mismatches are built around: lower case, punctuation to spaces,
-trailing legal suffixes (Ltd, Limited, LLC, Inc, Corp, Co, PLC, ...) dropped.
+The mismatches are built around the app's own rule, `shared.mapping.normalise_name` (case,
+punctuation and trailing legal suffixes such as Ltd, Limited, LLC, Inc ignored).
 
 The demo set (`immy_data_for(demo_data(today))`): the mapping outcome assumes a mapper that
 matches normalised names and refuses to guess when two tenants share one (even if one is exact).
@@ -58,80 +58,33 @@ primary user from the client's HaloPSA users.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
-from sandbox.halo_data import HaloDataSet
+from sandbox.halo_data import HaloDataSet, JsonDataSet
+from shared.mapping import LEGAL_SUFFIXES
 
 Record = dict[str, Any]
 
 RECORD_TYPES = ("tenants", "computers")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
 MSP_TENANT_ID = 1
 MSP_TENANT_NAME = "Demo MSP (internal)"
 
 # Trailing words a company name may carry or drop without naming another company.
-LEGAL_SUFFIXES = frozenset(
-    {"ltd", "limited", "llc", "inc", "incorporated", "corp", "corporation", "co", "plc", "gmbh"}
-    | {"pty", "llp", "lp", "sa", "ag", "bv"}
-)
-_NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
 @dataclass
-class ImmyDataSet:
+class ImmyDataSet(JsonDataSet):
     """Every record the ImmyBot sandbox serves: tenants and computers, as ImmyBot JSON objects."""
 
     tenants: list[Record] = field(default_factory=list)
     computers: list[Record] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, list[Record]]:
-        """One JSON-ready object with a list per record type (the lists are not copied)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImmyDataSet:
-        """A data set from `to_json()`'s shape; missing types are empty, unknown keys are errors."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a data set must be a JSON object")
-        unknown = sorted(set(data) - set(RECORD_TYPES))
-        if unknown:
-            raise ValueError(f"unknown record types: {', '.join(unknown)}")
-        lists: dict[str, list[Record]] = {}
-        for name in RECORD_TYPES:
-            value = data.get(name, [])
-            if not isinstance(value, list):
-                raise ValueError(f"'{name}' must be a list")
-            lists[name] = value
-        return cls(**lists)
-
-    @classmethod
-    def load(cls, path: str | Path) -> ImmyDataSet:
-        """Read a data set written by `dump`."""
-        with Path(path).open(encoding="utf-8") as handle:
-            return cls.from_json(json.load(handle))
-
-    def dump(self, path: str | Path) -> None:
-        """Write the data set as one JSON object."""
-        with Path(path).open("w", encoding="utf-8") as handle:
-            json.dump(self.to_json(), handle, separators=(",", ":"))
-
-
-def normalise_name(name: str) -> str:
-    """A company name reduced for matching: lower case, punctuation gone, legal suffixes dropped.
-
-    "Fabrikam, Inc." and "Fabrikam Inc" -> "fabrikam"; "Contoso Ltd" and "Contoso Limited" ->
-    "contoso". A name that is nothing but a suffix ("Inc") keeps it rather than become empty."""
-    words = _NON_WORD.sub(" ", name.lower()).split()
-    while len(words) > 1 and words[-1] in LEGAL_SUFFIXES:
-        words.pop()
-    return " ".join(words)
 
 
 # -- building blocks -------------------------------------------------------------------------

@@ -18,8 +18,9 @@ import pytest
 
 from sandbox.halo_data import HaloDataSet, demo_data, generate
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
-from sandbox.immybot_data import ImmyDataSet, immy_data_for, normalise_name
+from sandbox.immybot_data import ImmyDataSet, immy_data_for
 from sandbox.processes import stop_process, wait_for_line
+from shared.mapping import normalise_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2025, 6, 15)
@@ -210,14 +211,6 @@ def test_generated_sets_hold_mismatches_at_small_rates():
     assert 0.65 < online < 0.75
     assert sum(c["primaryUserEmail"] is not None for c in immy.computers) > len(immy.computers) / 2
     assert len({c["deviceId"] for c in immy.computers}) == len(immy.computers)
-
-
-def test_normalise_name():
-    assert normalise_name("Fabrikam, Inc.") == normalise_name("Fabrikam Inc") == "fabrikam"
-    assert normalise_name("Contoso Ltd") == normalise_name("Contoso Limited") == "contoso"
-    assert normalise_name("Northwind Traders Ltd") == "northwind traders"
-    assert normalise_name("Wide World Importers") != normalise_name("World Wide Importers")
-    assert normalise_name("Inc") == "inc"
 
 
 # -- Entra ID --------------------------------------------------------------------------------
