@@ -63,3 +63,14 @@ def configure(monkeypatch, azurite):
     yield apply
     get_settings.cache_clear()
     get_store.cache_clear()
+
+
+def immy_settings(immy) -> dict[str, str]:
+    """App settings that point ImmyBot (and its Entra ID stand-in) at an ImmyBot sandbox."""
+    return {
+        "IMMY_BASE_URL": immy.url,
+        "IMMY_TENANT_ID": immy.entra_tenant,
+        "IMMY_CLIENT_ID": "immy-client",
+        "IMMY_CLIENT_SECRET": "immy-secret",
+        "IMMY_AUTHORITY_HOST": immy.url,
+    }

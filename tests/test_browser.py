@@ -24,6 +24,7 @@ from sandbox.immybot_data import immy_data_for
 from shared.rule_admin import import_rules
 from shared.store import get_store
 from shared.sync import Outcome, run_sync
+from tests.conftest import immy_settings
 from tests.registry import registered
 
 pytestmark = pytest.mark.integration
@@ -118,15 +119,7 @@ def framed(configure, halo_sandbox):
     data = demo_data(datetime.now(UTC).date())
     sandbox = halo_sandbox(data)
     immy = ImmyBotSandbox(immy_data_for(data)).start()
-    configure(
-        sandbox.url,
-        TAB_FRAME_ORIGINS=allowed.origin,
-        IMMY_BASE_URL=immy.url,
-        IMMY_TENANT_ID=immy.entra_tenant,
-        IMMY_CLIENT_ID="immy-client",
-        IMMY_CLIENT_SECRET="immy-secret",
-        IMMY_AUTHORITY_HOST=immy.url,
-    )
+    configure(sandbox.url, TAB_FRAME_ORIGINS=allowed.origin, **immy_settings(immy))
     import_rules(
         get_store(), (ROOT / "sandbox" / "demo_rules.json").read_bytes(), datetime.now(UTC).date()
     )

@@ -23,6 +23,7 @@ from shared.immy_client import forget_applications
 from shared.rule_admin import import_rules
 from shared.store import get_store
 from shared.sync import Outcome, run_sync
+from tests.conftest import immy_settings
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
@@ -35,14 +36,7 @@ def both(configure, halo_sandbox):
     halo_data = demo_data(datetime.now(UTC).date())
     halo = halo_sandbox(halo_data)
     immy = ImmyBotSandbox(immy_data_for(halo_data)).start()
-    configure(
-        halo.url,
-        IMMY_BASE_URL=immy.url,
-        IMMY_TENANT_ID="11111111-2222-3333-4444-555555555555",
-        IMMY_CLIENT_ID="immy-client",
-        IMMY_CLIENT_SECRET="immy-secret",
-        IMMY_AUTHORITY_HOST=immy.url,
-    )
+    configure(halo.url, **immy_settings(immy))
     import_rules(get_store(), DEMO_RULES.read_bytes(), datetime.now(UTC).date())
     report = asyncio.run(run_sync())
     assert report.outcome is Outcome.SUCCEEDED, report.error
