@@ -29,6 +29,7 @@ from shared.generation import (
     layout,
     read_computers,
     read_manifest,
+    read_matches,
     read_target_ids,
     read_tenants,
     rule_entry,
@@ -36,8 +37,10 @@ from shared.generation import (
 from shared.halo_client import HaloClient, HaloError, Listing
 from shared.halo_models import Reject
 from shared.immy_client import ImmyClient, ImmyError
+from shared.immy_links import HaloLinks, read_halo_links
 from shared.immy_models import ImmyComputer, ImmyTenant
-from shared.mapping import ExplicitMapping, map_clients
+from shared.immy_tags import apply_immy_tags
+from shared.mapping import ExplicitMapping, links_of, map_clients
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
 from shared.store import Held, Pointer, Store, StoreError, get_store, new_generation
@@ -82,6 +85,7 @@ class SyncReport:
     transactions_minimum: int = 0
     guard: dict[str, Any] | None = None
     immybot: dict[str, Any] | None = None
+    immy_tags: dict[str, Any] | None = None
     note: str | None = None
     error: str | None = None
 
@@ -298,7 +302,7 @@ async def _run(
         data, immy_read = await halo_read, None
     else:
         data, immy_read = await asyncio.gather(
-            halo_read, _read_immybot(immy), return_exceptions=False
+            halo_read, _read_immybot(immy, settings.immy_halo_link_id), return_exceptions=False
         )
     mark = phases.mark("read", mark)
     snapshot, computers, immy_state = await asyncio.to_thread(
@@ -369,7 +373,10 @@ async def _run(
     report.outcome = Outcome.SUCCEEDED
     # A rule edited while this run was reading was applied to the old generation; carry it over.
     await asyncio.to_thread(_catch_up_rules, store, generation, snapshot, manifest, today)
-    phases.mark("swap", mark)
+    mark = phases.mark("swap", mark)
+    if immy is not None:  # only ever from a current generation: a held one never gets here
+        report.immy_tags = await apply_immy_tags(settings, store, immy, generation, clock())
+        phases.mark("immy_tags", mark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,14 +384,17 @@ class _ImmyRead:
     tenants: list[ImmyTenant] | None
     computers: list[ImmyComputer]
     error: ImmyError | None
+    links: HaloLinks = field(default_factory=HaloLinks)
 
 
-async def _read_immybot(immy: ImmyClient) -> _ImmyRead:
+async def _read_immybot(immy: ImmyClient, link_id: int | None) -> _ImmyRead:
     try:
-        tenants, computers = await asyncio.gather(immy.tenants(), immy.computers())
+        tenants, computers, links = await asyncio.gather(
+            immy.tenants(), immy.computers(), read_halo_links(immy, link_id)
+        )
     except ImmyError as error:
         return _ImmyRead(None, [], error)
-    return _ImmyRead(tenants, computers, None)
+    return _ImmyRead(tenants, computers, None, links)
 
 
 def _with_immybot(
@@ -398,7 +408,7 @@ def _with_immybot(
     """
     if read is None:
         return snapshot, [], ImmyState()
-    tenants, computers, note = read.tenants, read.computers, None
+    tenants, computers, note, links = read.tenants, read.computers, None, read.links.links
     if tenants is None:
         pointer = store.current()
         previous = read_manifest(store, pointer.generation)[0] if pointer else None
@@ -406,12 +416,13 @@ def _with_immybot(
             raise read.error or ImmyError("ImmyBot could not be read")
         tenants = read_tenants(store, pointer.generation)
         computers = read_computers(store, pointer.generation)
+        links = links_of(read_matches(store, pointer.generation).values())
         note = (
             f"ImmyBot unavailable ({read.error}); "
             f"tenants and computers from generation {pointer.generation}"
         )
     explicit = {row["halo_client_id"]: ExplicitMapping(**row) for row in store.mapping_rows()}
-    matches = map_clients(snapshot.clients.values(), tenants, explicit)
+    matches = map_clients(snapshot.clients.values(), tenants, explicit, links)
     state = ImmyState(configured=True, tenants=len(tenants), computers=len(computers), note=note)
     return snapshot.with_immybot(tenants, matches), computers, state
 
