@@ -2,6 +2,11 @@
 
 The number an MSP owner asks for first. Rows are sorted by money at stake (difference times the
 billed unit price) where the item has a price, then by the size of the difference.
+
+"Deployed" counts only computers ImmyBot would deploy to and that were seen lately: sandbox,
+dev-lab and excluded-from-maintenance computers are left out, and computers not seen for
+`IMMY_STALE_DAYS` (default 30) are counted apart as stale, so a long-dead laptop neither hides
+an unbilled seat nor makes one up.
 """
 
 from __future__ import annotations
@@ -9,11 +14,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from datetime import date, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.generation import read_computers, read_manifest, read_targets
+from shared.immy_models import ImmyComputer
 from shared.mapping import MatchKind
 from shared.queries import current_pointer, rule_in
 from shared.rules import normalise
@@ -31,7 +38,16 @@ class ReconciliationRow(BaseModel):
     immy_tenant_id: int | None
     mapping: MatchKind
     billed: float = Field(description="Quantity on the matching recurring invoice lines.")
-    deployed: int | None = Field(description="Computers in the mapped tenant; null if unmapped.")
+    deployed: int | None = Field(
+        description="Active computers in the mapped tenant (deployable, seen within the stale "
+        "window); null if unmapped."
+    )
+    stale: int | None = Field(
+        default=None, description="Deployable computers not seen for IMMY_STALE_DAYS or more."
+    )
+    not_deployable: int | None = Field(
+        default=None, description="Sandbox, dev-lab and excluded-from-maintenance computers."
+    )
     difference: float | None = Field(description="deployed - billed; positive: unbilled devices.")
     unit_price: float | None = Field(description="Billed price per unit, where the lines have one.")
     at_stake: float | None = Field(description="|difference| x unit_price.")
@@ -44,6 +60,8 @@ class ReconciliationTotals(BaseModel):
 
     billed: float
     deployed: int
+    stale: int = 0
+    not_deployable: int = 0
     at_stake: float
     unmapped_clients: int
 
@@ -70,20 +88,43 @@ def _unit_price(target: Target) -> float | None:
     return round(sum(r.unit_price * r.quantity for r in lines) / quantity, 4)
 
 
-def reconcile(store: Store, software: str) -> ReconciliationResponse:
-    """Billed quantity against deployed computers for every target of a rule."""
+def count_computers(
+    computers: Iterable[ImmyComputer], as_of: datetime, stale_days: int
+) -> dict[str, Counter[int]]:
+    """Per tenant: `active`, `stale` and `not_deployable` computers as of `as_of`."""
+    since = as_of - timedelta(days=stale_days)
+    counts: dict[str, Counter[int]] = {k: Counter() for k in ("active", "stale", "not_deployable")}
+    for computer in computers:
+        if not computer.deployable:
+            kind = "not_deployable"
+        elif computer.last_seen is None or _utc(computer.last_seen) < since:
+            kind = "stale"
+        else:
+            kind = "active"
+        counts[kind][computer.tenant_id] += 1
+    return counts
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def reconcile(store: Store, software: str, stale_days: int = 30) -> ReconciliationResponse:
+    """Billed quantity against active computers for every target of a rule."""
     pointer = current_pointer(store)
     manifest, _ = read_manifest(store, pointer.generation)
     entry = rule_in(manifest, software)
     targets = read_targets(store, pointer.generation, entry.partition)
-    per_tenant = (
-        Counter(c.tenant_id for c in read_computers(store, pointer.generation))
-        if (manifest.immybot.configured)
-        else Counter()
+    counts = count_computers(
+        read_computers(store, pointer.generation) if manifest.immybot.configured else [],
+        manifest.synced_at,
+        stale_days,
     )
+    per_tenant = counts["active"]
     rows = []
     for target in targets:
-        deployed = per_tenant.get(target.immy_tenant_id, 0) if target.immy_tenant_id else None
+        tenant = target.immy_tenant_id
+        deployed = per_tenant.get(tenant, 0) if tenant else None
         difference = None if deployed is None else deployed - target.quantity
         price = _unit_price(target)
         at_stake = (
@@ -97,6 +138,8 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
                 mapping=target.mapping,
                 billed=target.quantity,
                 deployed=deployed,
+                stale=counts["stale"].get(tenant, 0) if tenant else None,
+                not_deployable=counts["not_deployable"].get(tenant, 0) if tenant else None,
                 difference=difference,
                 unit_price=price,
                 at_stake=at_stake,
@@ -112,6 +155,8 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
     totals = ReconciliationTotals(
         billed=sum(r.billed for r in rows),
         deployed=sum(r.deployed or 0 for r in rows),
+        stale=sum(r.stale or 0 for r in rows),
+        not_deployable=sum(r.not_deployable or 0 for r in rows),
         at_stake=round(sum(r.at_stake or 0.0 for r in rows), 2),
         unmapped_clients=sum(r.deployed is None for r in rows),
     )
@@ -127,8 +172,8 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
 
 
 CSV_COLUMNS = (
-    "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "deployed", "difference",
-    "unit_price", "at_stake",
+    "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "deployed", "stale",
+    "not_deployable", "difference", "unit_price", "at_stake",
 )  # fmt: skip
 
 

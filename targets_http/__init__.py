@@ -72,7 +72,7 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
         output = req.params.get("format", "json")
         if not software or output not in ("json", "csv"):
             raise ApiError(problem(400, "bad-query", "give software=NAME, and format json or csv"))
-        report = reconcile(get_store(), software)
+        report = reconcile(get_store(), software, get_settings().immy_stale_days)
         if output == "json":
             return json_reply(report)
         name = "".join(ch if ch.isalnum() else "-" for ch in report.software)
