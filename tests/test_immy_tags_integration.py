@@ -206,3 +206,22 @@ def test_plan_writes_nothing_and_shows_what_apply_then_does(start, monkeypatch):
     }
     assert made == planned
     assert not [w for w in immy.tag_writes if w[0] == "remove_tags"]
+
+
+def test_a_site_scoped_rule_is_warned_about_and_not_tagged(start):
+    immy = start("apply")
+    sync()
+    rules = {r["software"]: r for r in json.loads(DEMO_RULES.read_text())["rules"]}
+    body = json.dumps({**rules["Huntress"], "site_ids": [1]}).encode()
+    response = call(
+        "rules", "/api/rules/Huntress", "PUT", body, {"area": "rules", "key": "Huntress"}
+    )
+    assert any(w.startswith("site-scoped") for w in json.loads(response.get_body())["warnings"])
+    catalog = json.loads(call("catalog", "/api/catalog").get_body())
+    assert list(catalog["rule_warnings"]) == ["Huntress"]
+    before = writes(immy)
+    sync()
+    huntress = tag_view()["Huntress"]
+    assert huntress["tag"] is None and huntress["changes"] == []
+    assert {s["note"] for s in huntress["site_scope"]} == {"site scope: not tagged"}
+    assert writes(immy) == before  # the old tag is left as it was
