@@ -1,0 +1,97 @@
+"""Planning a rule's ImmyBot tag changes (pure: no storage, no ImmyBot)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from shared.immy_models import ImmyTag, ImmyTenant
+from shared.immy_tags import TagChange, plan_rule, tag_description, write_groups
+from shared.mapping import MatchKind
+from shared.rules import Rule
+from shared.targets import Target
+
+TODAY = date(2026, 12, 2)
+RULE = Rule(software="EDR", contract_types=["Managed"])
+TENANTS = {
+    i: ImmyTenant(id=i, name=f"T{i}", tenantTagIds=[7] if i in (1, 2, 3) else [])
+    for i in range(1, 7)
+}
+
+
+def target(client: int, tenant: int | None) -> Target:
+    return Target(
+        client_id=client,
+        client_name=f"C{client}",
+        immy_tenant_id=tenant,
+        immy_tenant_name=None,
+        mapping=MatchKind.NAME if tenant else MatchKind.UNMAPPED,
+        sites=[],
+        quantity=1,
+        reasons=[],
+    )
+
+
+def plan(targets, tags, rule=RULE, **kwargs):
+    options = {
+        "prefix": "Halo: ",
+        "max_drop": 0.3,
+        "approved": set(),
+        "lost_on": {},
+        "today": TODAY,
+        "generation": "g1",
+        "now": datetime(2026, 12, 2, tzinfo=UTC),
+    }
+    options.update(kwargs)
+    return plan_rule(rule, targets, TENANTS, {t.name.casefold(): t for t in tags}, **options)
+
+
+MANAGED = ImmyTag(id=7, name="Halo: EDR", description=tag_description("EDR"))
+
+
+def test_adds_the_missing_and_removes_the_extra_within_the_guard():
+    targets = [target(c, t) for c, t in ((1, 1), (2, 2), (3, 3), (4, 4), (5, None))]
+    result = plan(targets, [MANAGED])
+    assert result.changes == [TagChange(tag="Halo: EDR", tag_id=7, add=[4])]
+    shrunk = plan([target(c, c) for c in (1, 2, 4)], [MANAGED], max_drop=0.5)
+    assert shrunk.changes[0].remove == [3] and shrunk.held is None
+    guarded = plan([target(c, c) for c in (1, 2, 4)], [MANAGED])  # 1 of 3 is over 30%
+    assert guarded.changes[0].remove == [] and guarded.changes[0].add == [4]
+    assert guarded.held is not None and (guarded.held.removing, guarded.held.share) == (1, 0.3333)
+
+
+def test_a_same_named_tag_without_the_marker_is_left_alone():
+    theirs = ImmyTag(id=7, name="Halo: EDR", description="made by hand")
+    result = plan([target(4, 4)], [theirs])
+    assert result.changes == [] and "did not create it" in (result.problem or "")
+
+
+def test_removing_all_is_held_unless_approved():
+    held = plan([], [MANAGED])
+    assert held.held is not None and held.held.tenants == [1, 2, 3]
+    assert held.changes == []
+    approved = plan([], [MANAGED], approved={1, 2, 3})
+    assert approved.changes[0].remove == [1, 2, 3]
+
+
+def test_offboarding_tag_for_lost_tenants_inside_the_window():
+    rule = RULE.model_copy(update={"offboard_days": 10})
+    result = plan(
+        [target(c, c) for c in (1, 2, 3)],
+        [MANAGED],
+        rule=rule,
+        lost_on={5: date(2026, 11, 30), 6: date(2026, 10, 1)},
+    )
+    assert result.offboarding == [5]
+    assert result.changes == [
+        TagChange(tag="Halo: EDR (offboarding)", tag_id=None, create=True, add=[5])
+    ]
+
+
+def test_tenant_sets_shared_by_tags_go_in_one_request():
+    changes = [
+        TagChange(tag="a", tag_id=1, add=[1, 2]),
+        TagChange(tag="b", tag_id=2, add=[1, 2]),
+        TagChange(tag="c", tag_id=3, add=[3], remove=[4]),
+    ]
+    assert write_groups(changes, "add") == {(1, 2): ["a", "b"], (3,): ["c"]}
+    assert write_groups(changes, "remove") == {(4,): ["c"]}
