@@ -20,12 +20,34 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import synced  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
+from sandbox.immybot import MAX_TAKE  # noqa: E402
+from shared.immy_client import PAGE_SIZE, TENANT_PAGE_SIZE  # noqa: E402
 from shared.rules import ItemMatch, Rule  # noqa: E402
+from shared.sync import SyncReport  # noqa: E402
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),
     Rule(software="SentinelOne", items=[ItemMatch(code="S1-COMPLETE")]),
 )
+
+
+def immybot_requests(report: SyncReport) -> str | None:
+    """ImmyBot API requests the sync made against the fewest its API allows, or None without
+    ImmyBot: tenant pages plus the empty page that ends them (the list has no count), computer
+    pages at the server's cap, the provider link and its clients, and the tag plan's minimum."""
+    tags, state = report.immy_tags or {}, report.immybot or {}
+    if "immybot_requests" not in tags:
+        return None
+    made = tags["immybot_requests"]
+    minimum = (
+        math.ceil(state.get("tenants", 0) / TENANT_PAGE_SIZE) + 1
+        + max(1, math.ceil(state.get("computers", 0) / min(PAGE_SIZE, MAX_TAKE)))
+        + 2
+        + tags.get("minimum_requests", 1)
+    )  # fmt: skip
+    return (
+        f"ImmyBot       : {made} requests, minimum {minimum} ({100 * (made / minimum - 1):+.1f}%)"
+    )
 
 
 def main() -> None:
@@ -60,6 +82,9 @@ def main() -> None:
         f"{report.entities_written} entities"
     )
     print(f"targets       : {report.targets}")
+    immybot = immybot_requests(report)
+    if immybot is not None:
+        print(immybot)
     print(f"peak memory   : {peak_mib:.0f} MiB (max RSS of this process)")
 
 

@@ -394,6 +394,8 @@ async def _run(
         _save, store, plans, result, [e.rule.key for e in manifest.rules.values()]
     )
     summary = result.model_dump(mode="json")
+    # Everything this run's client asked ImmyBot, its reads included (the benchmark's figure).
+    summary["immybot_requests"] = immy.requests
     summary["rules"] = {
         p.software: {
             "add": sum(len(c.add) for c in p.changes),

@@ -16,6 +16,7 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+from bench.sync import immybot_requests
 from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import add_halo_link, immy_data_for
@@ -102,7 +103,10 @@ def start(configure, halo_sandbox, monkeypatch):
 
 def test_apply_makes_each_managed_tag_equal_to_its_rules_targets(start):
     immy = start("apply")
-    sync()
+    first = sync()
+    # Tenants: a page and the empty one; computers: one page; the link and its clients; tags: a
+    # read, two creates and one add-tags per rule (their tenant sets differ).
+    assert immybot_requests(first) == "ImmyBot       : 10 requests, minimum 10 (+0.0%)"
     carried = immy.tenant_tags()
     assert carried[HUNTRESS] == mapped_targets("Huntress") == {2, 3, 8}
     assert carried[SENTINEL] == mapped_targets("SentinelOne")
