@@ -1,11 +1,12 @@
-"""Planning a rule's ImmyBot tag changes (pure: no storage, no ImmyBot)."""
+"""Planning a rule's ImmyBot tag changes, and making them (no storage; a stand-in ImmyBot)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from shared.immy_client import ImmyUnavailable
 from shared.immy_models import ImmyTag, ImmyTenant
-from shared.immy_tags import TagChange, plan_rule, tag_description, write_groups
+from shared.immy_tags import TagChange, _make, plan_rule, tag_description, write_groups
 from shared.mapping import MatchKind
 from shared.rules import Rule
 from shared.targets import Target
@@ -95,3 +96,34 @@ def test_tenant_sets_shared_by_tags_go_in_one_request():
     ]
     assert write_groups(changes, "add") == {(1, 2): ["a", "b"], (3,): ["c"]}
     assert write_groups(changes, "remove") == {(4,): ["c"]}
+
+
+class FlakyImmy:
+    """Creates and adds succeed; the first removal fails as ImmyBot being down would."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[int], list[int]]] = []
+
+    async def create_tag(self, name: str, description: str) -> ImmyTag:
+        self.sent.append(("create", [], []))
+        return ImmyTag(id=50, name=name, description=description)
+
+    async def add_tenant_tags(self, tenants: list[int], tags: list[int]) -> int:
+        self.sent.append(("add", tenants, tags))
+        return 1
+
+    async def remove_tenant_tags(self, tenants: list[int], tags: list[int]) -> int:
+        raise ImmyUnavailable("POST /api/v1/tenants/remove-tags: HTTP 503")
+
+
+async def test_an_immybot_error_mid_way_stops_the_writes_and_says_what_was_done():
+    changes = [
+        TagChange(tag="new", tag_id=None, create=True, add=[1]),
+        TagChange(tag="old", tag_id=7, add=[2], remove=[3]),
+    ]
+    done: set[tuple[str, str]] = set()
+    immy = FlakyImmy()
+    error = await _make(immy, changes, done)  # type: ignore[arg-type]
+    assert error == "POST /api/v1/tenants/remove-tags: HTTP 503"
+    assert immy.sent == [("create", [], []), ("add", [1], [50]), ("add", [2], [7])]
+    assert done == {("new", "create"), ("new", "add"), ("old", "add")}  # not ("old", "remove")
