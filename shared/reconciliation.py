@@ -1,7 +1,10 @@
 """Billed versus deployed: per client, the quantity HaloPSA bills against the computers ImmyBot has.
 
 The number an MSP owner asks for first. Rows are sorted by money at stake (difference times the
-billed unit price) where the item has a price, then by the size of the difference.
+billed unit price) where the item has a price, then by the size of the difference. Fixed quantities
+(typed on the line) and calculated ones (HaloPSA counts licences, users, devices or subscriptions
+at invoice time) are kept apart: a calculated line HaloPSA has not calculated yet is reported as
+"calculated", never as 0 billed.
 
 "Deployed" counts only computers ImmyBot would deploy to and that were seen lately: sandbox,
 dev-lab and excluded-from-maintenance computers are left out, and computers not seen for
@@ -37,7 +40,15 @@ class ReconciliationRow(BaseModel):
     client_name: str
     immy_tenant_id: int | None
     mapping: MatchKind
-    billed: float = Field(description="Quantity on the matching recurring invoice lines.")
+    billed: float | None = Field(
+        description="Billed quantity (fixed + calculated) on the matching recurring invoice lines;"
+        " null when a calculated line has no value yet or only contracts match."
+    )
+    billed_fixed: float = Field(description="Quantity typed on fixed-quantity lines.")
+    billed_calculated: float = Field(description="Last calculated quantity of calculated lines.")
+    calculated_unknown: int = Field(
+        description="Calculated lines HaloPSA has not calculated yet (billed is then null)."
+    )
     deployed: int | None = Field(
         description="Active computers in the mapped tenant (deployable, seen within the stale "
         "window); null if unmapped."
@@ -58,7 +69,9 @@ class ReconciliationTotals(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    billed: float
+    billed_fixed: float
+    billed_calculated: float
+    calculated_unknown: int
     deployed: int
     stale: int = 0
     not_deployable: int = 0
@@ -81,11 +94,56 @@ class ReconciliationResponse(BaseModel):
 
 
 def _unit_price(target: Target) -> float | None:
-    lines = [r for r in target.reasons if isinstance(r, InvoiceLineReason) and r.unit_price > 0]
-    quantity = sum(r.quantity for r in lines)
-    if not lines or quantity <= 0:
+    priced = [
+        (r.unit_price, r.quantity)
+        for r in target.reasons
+        if isinstance(r, InvoiceLineReason) and r.unit_price > 0
+    ]
+    weighted = [(price, quantity) for price, quantity in priced if quantity]
+    if weighted:
+        total = sum(quantity for _, quantity in weighted)
+        return round(sum(price * quantity for price, quantity in weighted) / total, 4)
+    # Only uncalculated lines: their price is still the price of one unit.
+    return round(sum(p for p, _ in priced) / len(priced), 4) if priced else None
+
+
+def _billed(target: Target) -> float | None:
+    split = target.quantities
+    has_lines = any(isinstance(r, InvoiceLineReason) for r in target.reasons)
+    if not has_lines or split.calculated_unknown:
         return None
-    return round(sum(r.unit_price * r.quantity for r in lines) / quantity, 4)
+    return split.fixed + split.calculated
+
+
+def reconciliation_row(
+    target: Target,
+    deployed: int | None,
+    *,
+    stale: int | None = None,
+    not_deployable: int | None = None,
+) -> ReconciliationRow:
+    """One target's billed quantities (fixed and calculated apart) against its active computers;
+    stale and not-deployable computers are counted apart."""
+    billed = _billed(target)
+    difference = None if deployed is None or billed is None else deployed - billed
+    price = _unit_price(target)
+    at_stake = None if difference is None or price is None else round(abs(difference) * price, 2)
+    return ReconciliationRow(
+        client_id=target.client_id,
+        client_name=target.client_name,
+        immy_tenant_id=target.immy_tenant_id,
+        mapping=target.mapping,
+        billed=billed,
+        billed_fixed=target.quantities.fixed,
+        billed_calculated=target.quantities.calculated,
+        calculated_unknown=target.quantities.calculated_unknown,
+        deployed=deployed,
+        stale=stale,
+        not_deployable=not_deployable,
+        difference=difference,
+        unit_price=price,
+        at_stake=at_stake,
+    )
 
 
 def count_computers(
@@ -121,30 +179,19 @@ def reconcile(store: Store, software: str, stale_days: int = 30) -> Reconciliati
         stale_days,
     )
     per_tenant = counts["active"]
-    rows = []
-    for target in targets:
-        tenant = target.immy_tenant_id
-        deployed = per_tenant.get(tenant, 0) if tenant else None
-        difference = None if deployed is None else deployed - target.quantity
-        price = _unit_price(target)
-        at_stake = (
-            None if difference is None or price is None else round(abs(difference) * price, 2)
+    rows = [
+        reconciliation_row(
+            target,
+            per_tenant.get(target.immy_tenant_id, 0) if target.immy_tenant_id else None,
+            stale=counts["stale"].get(target.immy_tenant_id, 0) if target.immy_tenant_id else None,
+            not_deployable=(
+                counts["not_deployable"].get(target.immy_tenant_id, 0)
+                if target.immy_tenant_id
+                else None
+            ),
         )
-        rows.append(
-            ReconciliationRow(
-                client_id=target.client_id,
-                client_name=target.client_name,
-                immy_tenant_id=target.immy_tenant_id,
-                mapping=target.mapping,
-                billed=target.quantity,
-                deployed=deployed,
-                stale=counts["stale"].get(tenant, 0) if tenant else None,
-                not_deployable=counts["not_deployable"].get(tenant, 0) if tenant else None,
-                difference=difference,
-                unit_price=price,
-                at_stake=at_stake,
-            )
-        )
+        for target in targets
+    ]
     rows.sort(
         key=lambda r: (
             -(r.at_stake or 0.0),
@@ -153,7 +200,9 @@ def reconcile(store: Store, software: str, stale_days: int = 30) -> Reconciliati
         )
     )
     totals = ReconciliationTotals(
-        billed=sum(r.billed for r in rows),
+        billed_fixed=sum(r.billed_fixed for r in rows),
+        billed_calculated=sum(r.billed_calculated for r in rows),
+        calculated_unknown=sum(r.calculated_unknown for r in rows),
         deployed=sum(r.deployed or 0 for r in rows),
         stale=sum(r.stale or 0 for r in rows),
         not_deployable=sum(r.not_deployable or 0 for r in rows),
@@ -172,8 +221,9 @@ def reconcile(store: Store, software: str, stale_days: int = 30) -> Reconciliati
 
 
 CSV_COLUMNS = (
-    "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "deployed", "stale",
-    "not_deployable", "difference", "unit_price", "at_stake",
+    "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "billed_fixed",
+    "billed_calculated", "calculated_unknown", "deployed", "stale", "not_deployable", "difference",
+    "unit_price", "at_stake",
 )  # fmt: skip
 
 
@@ -200,5 +250,7 @@ def as_csv(answer: ReconciliationResponse) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in answer.rows:
         values = row.model_dump(mode="json")
+        if row.billed is None and row.calculated_unknown:
+            values["billed"] = "calculated"  # not yet known: an empty cell would read as 0
         writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
     return out.getvalue()

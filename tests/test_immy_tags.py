@@ -9,7 +9,7 @@ from shared.immy_models import ImmyTag, ImmyTenant
 from shared.immy_tags import TagChange, _make, plan_rule, tag_description, write_groups
 from shared.mapping import MatchKind
 from shared.rules import Rule
-from shared.targets import Target
+from shared.targets import Quantities, Target
 
 TODAY = date(2026, 12, 2)
 RULE = Rule(software="EDR", contract_types=["Managed"])
@@ -28,6 +28,7 @@ def target(client: int, tenant: int | None) -> Target:
         mapping=MatchKind.NAME if tenant else MatchKind.UNMAPPED,
         sites=[],
         quantity=1,
+        quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
         reasons=[],
     )
 
