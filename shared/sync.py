@@ -521,6 +521,7 @@ class RunSummary(BaseModel):
     targets: dict[str, int] = Field(default_factory=dict)
     guard: dict[str, Any] | None = None
     immybot: dict[str, Any] | None = None
+    immy_tags: dict[str, Any] | None = None
     note: str | None = None
     error: str | None = None
 
@@ -619,6 +620,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         rejected=parsed("rejected") or {},
         targets=parsed("targets") or {},
         guard=parsed("guard"),
+        immy_tags=parsed("immy_tags"),
         note=entity.get("note"),
         error=entity.get("error"),
     )
