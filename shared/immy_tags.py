@@ -288,6 +288,25 @@ def _carriers(tag: ImmyTag | None, tenants: Mapping[int, ImmyTenant]) -> set[int
     return {t.id for t in tenants.values() if tag.id in t.tag_ids}
 
 
+def write_phases(
+    changes: Sequence[TagChange],
+) -> list[tuple[str, dict[tuple[int, ...], list[str]]]]:
+    """The writes in order: rule tags added, then every removal, then offboarding tags added.
+
+    Adds first, so an error mid-way never leaves a tenant without software it should have; the
+    offboarding adds last, so a tenant whose removal failed never carries both the install and the
+    uninstall tag.
+    """
+    rule_tags = [c for c in changes if not c.tag.endswith(OFFBOARDING_SUFFIX)]
+    offboarding = [c for c in changes if c.tag.endswith(OFFBOARDING_SUFFIX)]
+    phases = [
+        ("add", write_groups(rule_tags, "add")),
+        ("remove", write_groups(changes, "remove")),
+        ("add", write_groups(offboarding, "add")),
+    ]
+    return [(direction, groups) for direction, groups in phases if groups]
+
+
 def write_groups(changes: Iterable[TagChange], direction: str) -> dict[tuple[int, ...], list[str]]:
     """Tenants -> the tags they all get (or lose): one request per distinct set of tenants."""
     groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
@@ -360,10 +379,7 @@ async def _run(
         )
     changes = [c for p in plans for c in p.changes]
     minimum = (
-        1
-        + sum(c.create for c in changes)
-        + len(write_groups(changes, "add"))
-        + len(write_groups(changes, "remove"))
+        1 + sum(c.create for c in changes) + sum(len(groups) for _, groups in write_phases(changes))
     )
     result = ApplyResult(
         at=now,
@@ -426,9 +442,8 @@ async def _make(
                 )
                 ids[change.tag] = created.id
                 done.add((change.tag, "create"))
-        # Adds before removes: an error mid-way leaves software installed, never the reverse.
-        for direction in ("add", "remove"):
-            for tenants, names in write_groups(changes, direction).items():
+        for direction, groups in write_phases(changes):
+            for tenants, names in groups.items():
                 tag_ids = [ids[n] for n in names]
                 if direction == "add":
                     await immy.add_tenant_tags(list(tenants), tag_ids)

@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime
 
 from shared.immy_client import ImmyUnavailable
 from shared.immy_models import ImmyTag, ImmyTenant
-from shared.immy_tags import TagChange, _make, plan_rule, tag_description, write_groups
+from shared.immy_tags import (
+    TagChange,
+    _make,
+    plan_rule,
+    tag_description,
+    write_groups,
+    write_phases,
+)
 from shared.mapping import MatchKind
 from shared.rules import Rule
 from shared.targets import Quantities, Target
@@ -128,3 +135,15 @@ async def test_an_immybot_error_mid_way_stops_the_writes_and_says_what_was_done(
     assert error == "POST /api/v1/tenants/remove-tags: HTTP 503"
     assert immy.sent == [("create", [], []), ("add", [1], [50]), ("add", [2], [7])]
     assert done == {("new", "create"), ("new", "add"), ("old", "add")}  # not ("old", "remove")
+
+
+def test_offboarding_tags_are_added_only_after_the_removals():
+    changes = [
+        TagChange(tag="Halo: EDR", tag_id=7, add=[1], remove=[3]),
+        TagChange(tag="Halo: EDR (offboarding)", tag_id=8, add=[3]),
+    ]
+    assert write_phases(changes) == [
+        ("add", {(1,): ["Halo: EDR"]}),
+        ("remove", {(3,): ["Halo: EDR"]}),
+        ("add", {(3,): ["Halo: EDR (offboarding)"]}),
+    ]
