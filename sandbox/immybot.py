@@ -85,13 +85,16 @@ _HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 @dataclass
 class ImmyFaults(SandboxFaults):
     """Misbehaviour to simulate. `error_rate` and `error_status` hit ImmyBot API requests only
-    (not Entra's); `latency_ms` delays every endpoint; tokens live `token_ttl_seconds`."""
+    (not Entra's); `latency_ms` delays every endpoint; tokens live `token_ttl_seconds`;
+    `tag_writes_before_error` (when set) lets that many add-tags/remove-tags requests through and
+    fails every later one with `error_status`, as an ImmyBot going down mid-run would."""
 
     latency_ms: float = 0
     error_rate: float = 0
     error_status: int = 503
     seed: int = 0
     token_ttl_seconds: int = 3599
+    tag_writes_before_error: int | None = None
 
     def __post_init__(self) -> None:
         if not is_number(self.latency_ms, 0):
@@ -99,6 +102,10 @@ class ImmyFaults(SandboxFaults):
         self._check_errors()
         if not is_whole(self.token_ttl_seconds, 0):
             raise ValueError("token_ttl_seconds must be an integer >= 0")
+        if self.tag_writes_before_error is not None and not is_whole(
+            self.tag_writes_before_error, 0
+        ):
+            raise ValueError("tag_writes_before_error must be null or an integer >= 0")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -210,6 +217,7 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
         self.entra_tenant = entra_tenant
         self.max_take = max_take
         self.tag_writes: list[tuple[str, list[int], list[int]]] = []
+        self._tag_writes_seen = 0
         self.client_id = client_id
         self.client_secret = client_secret
         self.expected_scope = expected_scope
@@ -222,6 +230,9 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             server_version="ImmyBotSandbox/1.0",
             thread_name="immybot-sandbox",
         )
+
+    def _restart_faults(self, faults: ImmyFaults) -> None:
+        self._tag_writes_seen = 0
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -322,6 +333,12 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
         if endpoint == "tags":
             return self._create_tag(body) if method == "POST" else self._tags(query)
         if endpoint in _POST_ONLY:
+            limit = faults.tag_writes_before_error
+            with self._lock:
+                self._tag_writes_seen += 1
+                failing = limit is not None and self._tag_writes_seen > limit
+            if failing:
+                return _problem(faults.error_status, "injected error after tag writes")
             return self._tenant_tags(endpoint, body)
         if endpoint == "provider_links":
             return Response(200, list(self._data.provider_links))

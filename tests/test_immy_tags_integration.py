@@ -18,7 +18,7 @@ import pytest
 
 from bench.sync import immybot_requests
 from sandbox.halo_data import demo_data
-from sandbox.immybot import ImmyBotSandbox
+from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import add_halo_link, immy_data_for
 from shared.immy_client import forget_applications
 from shared.rule_admin import import_rules
@@ -229,3 +229,17 @@ def test_a_site_scoped_rule_is_warned_about_and_not_tagged(start):
     assert huntress["tag"] is None and huntress["changes"] == []
     assert {s["note"] for s in huntress["site_scope"]} == {"site scope: not tagged"}
     assert writes(immy) == before  # the old tag is left as it was
+
+
+def test_an_immybot_error_mid_way_is_finished_by_the_next_run(start):
+    immy = start("apply")
+    immy.set_faults(ImmyFaults(tag_writes_before_error=1))  # one add-tags, then 503s
+    report = sync()  # the snapshot is current all the same
+    assert "HTTP 503" in report.immy_tags["error"]
+    assert len(immy.tag_writes) == 1
+    immy.set_faults(ImmyFaults())
+    sync()
+    carried = immy.tenant_tags()
+    assert carried[HUNTRESS] == mapped_targets("Huntress")
+    assert carried[SENTINEL] == mapped_targets("SentinelOne")
+    assert len(immy.tag_writes) == 2  # only what was left
