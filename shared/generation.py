@@ -99,6 +99,9 @@ class ImmyState(BaseModel):
     tenants: int = 0
     computers: int = 0
     note: str | None = None
+    halo_link: str | None = Field(
+        default=None, description="Which ImmyBot HaloPSA provider link mapped clients, or why none."
+    )
 
 
 class Manifest(BaseModel):

@@ -442,7 +442,13 @@ def _with_immybot(
         )
     explicit = {row["halo_client_id"]: ExplicitMapping(**row) for row in store.mapping_rows()}
     matches = map_clients(snapshot.clients.values(), tenants, explicit, links)
-    state = ImmyState(configured=True, tenants=len(tenants), computers=len(computers), note=note)
+    state = ImmyState(
+        configured=True,
+        tenants=len(tenants),
+        computers=len(computers),
+        note=note,
+        halo_link=read.links.note,
+    )
     return snapshot.with_immybot(tenants, matches), computers, state
 
 

@@ -107,6 +107,7 @@ def test_apply_makes_each_managed_tag_equal_to_its_rules_targets(start):
     # Tenants: a page and the empty one; computers: one page; the link and its clients; tags: a
     # read, two creates and one add-tags per rule (their tenant sets differ).
     assert immybot_requests(first) == "ImmyBot       : 10 requests, minimum 10 (+0.0%)"
+    assert first.immybot["halo_link"] == "provider link 1 (HaloPSA)"
     carried = immy.tenant_tags()
     assert carried[HUNTRESS] == mapped_targets("Huntress") == {2, 3, 8}
     assert carried[SENTINEL] == mapped_targets("SentinelOne")
