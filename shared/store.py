@@ -1,9 +1,7 @@
 """Table Storage repository: every table the app uses, and their keys, live here.
 
 Layout (all names carry the store's optional prefix, which tests use to share one Azurite):
-- `SyncState`: PartitionKey `sync`; RowKey `current` (the pointer readers follow), `held` (a
-  generation waiting for approval), `lease` (one sync run at a time).
-- `SyncRuns`: PartitionKey `run`; RowKey sorts newest first.
+- `SyncState` and `SyncRuns`: see `shared.store_state` (the pointer, held generation, lease, runs).
 - `Rules`: PartitionKey `rule`; RowKey the normalised software name.
 - `snap<generation>`: one table per snapshot generation. PartitionKey is the record kind
   (`clients`, `sites`, `contracts`, `invoices`, `items`, `targets|<software>`, `meta`); RowKey starts
@@ -19,22 +17,20 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
-    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -43,92 +39,57 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.settings import Settings, get_settings
+from shared.store_base import (
+    CHUNK_CHARS,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ENTITIES,
+    MAX_ENTITY_CHARS,
+    SNAPSHOT_PREFIX,
+    STATE_PK,
+    EntityTooLarge,
+    StoreConflict,
+    StoreError,
+    TableStore,
+    TransactionHook,
+    check_key,
+    client_key,
+    decode_data,
+    encode_data,
+)
+from shared.store_state import Held, Pointer, SyncStateStore
+
+# Names other modules import from here; they live in the split-out modules.
+__all__ = [
+    "CHUNK_CHARS",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_ENTITIES",
+    "MAX_ENTITY_CHARS",
+    "SNAPSHOT_PREFIX",
+    "STATE_PK",
+    "EntityTooLarge",
+    "Held",
+    "Pointer",
+    "Store",
+    "StoreConflict",
+    "StoreError",
+    "TableStore",
+    "TransactionHook",
+    "WriteStats",
+    "check_key",
+    "client_key",
+    "decode_data",
+    "documents_to_entities",
+    "encode_data",
+    "get_store",
+    "new_generation",
+]
 
 log = logging.getLogger("halo_immy.store")
-
-MAX_BATCH_ENTITIES = 100
-# The service's limit is 4 MiB per transaction; stay clear of it, counting strings as UTF-16.
-MAX_BATCH_BYTES = 3_500_000
-# A string property may hold 64 KiB of UTF-16, i.e. 32,768 characters.
-CHUNK_CHARS = 30_000
-# An entity may hold 1 MiB; leave room for keys, property names and the other properties.
-MAX_ENTITY_CHARS = 15 * CHUNK_CHARS
-_FORBIDDEN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
-
-STATE_PK = "sync"
-SNAPSHOT_PREFIX = "snap"
-
-
-class StoreError(RuntimeError):
-    """A storage operation failed after its retries; the message is safe to log."""
-
-
-class StoreConflict(StoreError):
-    """An ETag-conditioned write lost to a concurrent change; re-read and try again."""
-
-
-class EntityTooLarge(ValueError):
-    """A record is larger than one table entity may hold, even split into chunks."""
-
-
-def check_key(key: str) -> str:
-    """Return `key` if Table Storage accepts it as a PartitionKey/RowKey, else raise ValueError."""
-    if not key or len(key) > 512 or _FORBIDDEN_KEY.search(key):
-        raise ValueError("a table key must be 1-512 characters without / \\ # ? or controls")
-    return key
-
-
-def client_key(client_id: int, record_id: int | None = None) -> str:
-    """RowKey of a client's record: sorts and range-reads by client."""
-    head = f"{client_id:010d}"
-    return head if record_id is None else f"{head}-{record_id:010d}"
-
-
-def encode_data(payload: str) -> dict[str, Any]:
-    """Spread a JSON document over as many string properties as the 64 KiB limit needs."""
-    if len(payload) > MAX_ENTITY_CHARS:
-        raise EntityTooLarge(
-            f"{len(payload)} characters, over the {MAX_ENTITY_CHARS} an entity holds"
-        )
-    if len(payload) <= CHUNK_CHARS:
-        return {"d": payload}
-    chunks = [payload[i : i + CHUNK_CHARS] for i in range(0, len(payload), CHUNK_CHARS)]
-    return {"n": len(chunks), **{f"d{i}": chunk for i, chunk in enumerate(chunks)}}
-
-
-def decode_data(entity: Mapping[str, Any]) -> str:
-    """The JSON document `encode_data` spread over an entity."""
-    if "d" in entity:
-        return str(entity["d"])
-    return "".join(str(entity[f"d{i}"]) for i in range(int(entity["n"])))
 
 
 def new_generation(now: datetime) -> str:
     """A sortable, table-name-safe generation id: UTC time plus randomness."""
     return now.astimezone(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
-
-
-@dataclass(frozen=True, slots=True)
-class Pointer:
-    """Where readers look: the current generation, the one kept for rollback, when it synced."""
-
-    generation: str
-    previous: str | None
-    synced_at: datetime
-    run_id: str
-    etag: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A generation the mass-change guard kept from becoming current."""
-
-    generation: str
-    run_id: str
-    held_at: datetime
-    synced_at: datetime
-    reason: str
-    fingerprint: str
 
 
 @dataclass(slots=True)
@@ -149,31 +110,8 @@ class _Batch:
     size: int = 0
 
 
-TransactionHook = Callable[[str, int], None]
-
-
-class Store:
+class Store(SyncStateStore):
     """The app's Table Storage. Build once per process with `from_settings` (or a test's service)."""
-
-    def __init__(
-        self,
-        service: TableServiceClient,
-        *,
-        prefix: str = "",
-        concurrency: int = 8,
-        attempts: int = 4,
-        transaction_hook: TransactionHook | None = None,
-    ) -> None:
-        if prefix and not prefix.isalnum():
-            raise ValueError("the table prefix must be alphanumeric")
-        self.service = service
-        self.prefix = prefix
-        self._concurrency = concurrency
-        self._attempts = attempts
-        # A seam for fault tests: called before each transaction with (partition, sequence).
-        self._hook = transaction_hook
-        self._ready: set[str] = set()
-        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Store:
@@ -190,26 +128,6 @@ class Store:
             )
         kwargs.setdefault("prefix", settings.tables_prefix)
         return cls(service, **kwargs)
-
-    @property
-    def identity(self) -> str:
-        """Which account and tables this store reads: a cache key, not a secret."""
-        return f"{self.service.url}|{self.prefix}"
-
-    # -- tables --------------------------------------------------------------------------------
-
-    def table(self, name: str, *, create: bool = True) -> TableClient:
-        """A client for `name` (prefixed), creating the table on first use."""
-        full = self.prefix + name
-        if create and full not in self._ready:
-            with self._lock:
-                if full not in self._ready:
-                    try:
-                        self.service.create_table(full)
-                    except ResourceExistsError:
-                        pass
-                    self._ready.add(full)
-        return self.service.get_table_client(full)
 
     def _snapshot_table(self, generation: str, *, create: bool = False) -> TableClient:
         if not generation.isalnum():
@@ -375,155 +293,6 @@ class Store:
             )
         return len(keys)
 
-    # -- pointer, held generation, lease ---------------------------------------------------------
-
-    def current(self) -> Pointer | None:
-        """The generation readers should use, or None before the first successful sync."""
-        entity = self._state("current")
-        if entity is None:
-            return None
-        return Pointer(
-            generation=entity["generation"],
-            previous=entity.get("previous") or None,
-            synced_at=_utc(entity["synced_at"]),
-            run_id=entity["run_id"],
-            etag=entity.metadata.get("etag"),
-        )
-
-    def swap(
-        self, generation: str, *, run_id: str, synced_at: datetime, expected: Pointer | None
-    ) -> Pointer:
-        """Make `generation` current, if the pointer is still `expected` (optimistic concurrency)."""
-        entity = {
-            "PartitionKey": STATE_PK,
-            "RowKey": "current",
-            "generation": generation,
-            "previous": expected.generation if expected else "",
-            "synced_at": synced_at,
-            "run_id": run_id,
-        }
-        table = self.table("SyncState")
-        try:
-            if expected is None:
-                table.create_entity(entity)
-            else:
-                table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=expected.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError):
-            raise StoreError("the current pointer moved during the sync; not swapping") from None
-        pointer = self.current()
-        assert pointer is not None
-        return pointer
-
-    def held(self) -> Held | None:
-        """The generation waiting for approval, if any."""
-        entity = self._state("held")
-        if entity is None:
-            return None
-        return Held(
-            generation=entity["generation"],
-            run_id=entity["run_id"],
-            held_at=_utc(entity["held_at"]),
-            synced_at=_utc(entity["synced_at"]),
-            reason=entity["reason"],
-            fingerprint=entity["fingerprint"],
-        )
-
-    def set_held(self, held: Held | None) -> None:
-        """Record (or with None, clear) the generation waiting for approval."""
-        table = self.table("SyncState")
-        if held is None:
-            try:
-                table.delete_entity(STATE_PK, "held")
-            except ResourceNotFoundError:
-                pass
-            return
-        table.upsert_entity(
-            {
-                "PartitionKey": STATE_PK,
-                "RowKey": "held",
-                "generation": held.generation,
-                "run_id": held.run_id,
-                "held_at": held.held_at,
-                "synced_at": held.synced_at,
-                "reason": held.reason[:2000],
-                "fingerprint": held.fingerprint,
-            },
-            mode=UpdateMode.REPLACE,
-        )
-
-    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
-        """Take the sync lease unless another owner holds an unexpired one."""
-        table = self.table("SyncState")
-        entity = {
-            "PartitionKey": STATE_PK,
-            "RowKey": "lease",
-            "owner": owner,
-            "expires_at": now + ttl,
-        }
-        existing = self._state("lease")
-        try:
-            if existing is None:
-                table.create_entity(entity)
-                return True
-            if _utc(existing["expires_at"]) > now and existing["owner"] != owner:
-                return False
-            table.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return True
-        except (ResourceExistsError, ResourceModifiedError):
-            return False  # someone else took it between our read and our write
-
-    def release_lease(self, owner: str) -> None:
-        """Give the lease back if we still hold it."""
-        existing = self._state("lease")
-        if existing is None or existing["owner"] != owner:
-            return
-        try:
-            self.table("SyncState").delete_entity(
-                STATE_PK,
-                "lease",
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            pass
-
-    def _state(self, row: str) -> Any:
-        try:
-            return self.table("SyncState").get_entity(STATE_PK, row)
-        except ResourceNotFoundError:
-            return None
-
-    # -- run records -----------------------------------------------------------------------------
-
-    def record_run(self, run_id: str, started_at: datetime, properties: Mapping[str, Any]) -> None:
-        """Store one sync run's record (newest sorts first)."""
-        millis = int(started_at.timestamp() * 1000)
-        row = f"{10**13 - millis:013d}-{run_id}"
-        entity = {"PartitionKey": "run", "RowKey": row, "run_id": run_id, **properties}
-        self.table("SyncRuns").upsert_entity(entity, mode=UpdateMode.REPLACE)
-
-    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
-        """The newest run records, newest first."""
-        pages = self.table("SyncRuns").query_entities(
-            "PartitionKey eq @pk", parameters={"pk": "run"}, results_per_page=limit
-        )
-        runs: list[dict[str, Any]] = []
-        for entity in pages:
-            runs.append(dict(entity))
-            if len(runs) >= limit:
-                break
-        return runs
-
     # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------
 
     def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
@@ -624,10 +393,6 @@ def _entity_size(entity: Mapping[str, Any]) -> int:
     for key, value in entity.items():
         size += 2 * len(key) + (2 * len(value) if isinstance(value, str) else 16)
     return size
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=1)

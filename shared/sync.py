@@ -8,18 +8,16 @@ current: a HaloPSA permission change must never uninstall security software flee
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from shared.catalog import build_catalog
 from shared.generation import (
@@ -33,6 +31,7 @@ from shared.generation import (
     read_tenants,
     rule_entry,
 )
+from shared.guard import fingerprint, guard_verdict
 from shared.halo_client import HaloClient, HaloError, Listing
 from shared.halo_models import Reject
 from shared.immy_client import ImmyClient, ImmyError
@@ -40,83 +39,47 @@ from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.mapping import ExplicitMapping, map_clients
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
-from shared.store import Held, Pointer, Store, StoreError, get_store, new_generation
+from shared.store import Store, StoreError, get_store, new_generation
+from shared.store_state import Held, Pointer
+from shared.sync_runs import (
+    CurrentGeneration,
+    HeldGeneration,
+    ImmyStatus,
+    Outcome,
+    RunSummary,
+    SyncReport,
+    SyncStatus,
+    sync_status,
+)
 from shared.targets import Snapshot, resolve
 
 log = logging.getLogger("halo_immy.sync")
+
+# Names callers import from here; they live in shared.guard and shared.sync_runs.
+__all__ = [
+    "LEASE_TTL",
+    "CurrentGeneration",
+    "HeldGeneration",
+    "ImmyStatus",
+    "Outcome",
+    "RunSummary",
+    "SyncData",
+    "SyncReport",
+    "SyncStatus",
+    "approve_held",
+    "fingerprint",
+    "guard_verdict",
+    "load_rules",
+    "read_halo",
+    "run_sync",
+    "sync_status",
+]
 
 # Longer than host.json's functionTimeout (30 minutes): a run the host has not killed still owns it.
 # A 5,000-client sync at the default 50 requests a minute needs about 8 minutes.
 LEASE_TTL = timedelta(minutes=35)
 REJECT_SAMPLES = 20
 RECORD_KINDS = ("clients", "sites", "contracts", "invoices", "items")
-
-
-class Outcome(StrEnum):
-    """How a run ended."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    HELD = "held"
-    SKIPPED = "skipped"
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """Everything a run did, as stored in `SyncRuns` and logged as one line."""
-
-    run_id: str
-    started_at: datetime
-    outcome: Outcome = Outcome.FAILED
-    generation: str | None = None
-    ended_at: datetime | None = None
-    phases: dict[str, float] = field(default_factory=dict)
-    halo_requests: int = 0
-    halo_retries: int = 0
-    read: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)
-    reject_samples: list[str] = field(default_factory=list)
-    targets: dict[str, int] = field(default_factory=dict)
-    entities_written: int = 0
-    transactions: int = 0
-    transactions_minimum: int = 0
-    guard: dict[str, Any] | None = None
-    immybot: dict[str, Any] | None = None
-    note: str | None = None
-    error: str | None = None
-
-    def properties(self) -> dict[str, Any]:
-        """The report as Table Storage properties (nested values as JSON strings)."""
-        data = asdict(self)
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            if value is None:
-                continue
-            if isinstance(value, dict | list):
-                out[key] = json.dumps(value, default=str)[:30_000]
-            elif isinstance(value, StrEnum):
-                out[key] = str(value)
-            else:
-                out[key] = value
-        return out
-
-    def log_line(self) -> str:
-        """One structured line: counts and ids only, no customer text."""
-        fields = {
-            "event": "sync_run",
-            "run_id": self.run_id,
-            "outcome": str(self.outcome),
-            "generation": self.generation,
-            "seconds": self.phases.get("total"),
-            "halo_requests": self.halo_requests,
-            "read": self.read,
-            "rejected": self.rejected,
-            "targets": self.targets,
-            "entities": self.entities_written,
-            "transactions": self.transactions,
-            "error": self.error,
-        }
-        return json.dumps(fields, default=str, sort_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,32 +154,6 @@ def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
             name = document.get("software", "?") if isinstance(document, dict) else "?"
             problems.append(f"rule {str(name)[:100]!r} is invalid: {error.error_count()} errors")
     return rules, problems
-
-
-def fingerprint(targets: Mapping[str, Iterable[int]]) -> str:
-    """A digest of who is targeted by which rule: equal outcomes have equal fingerprints."""
-    canonical = json.dumps({k: sorted(set(v)) for k, v in sorted(targets.items())})
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def guard_verdict(
-    current: Mapping[str, set[int]], new: Mapping[str, set[int]], max_drop: float
-) -> dict[str, Any] | None:
-    """Why the new targets must be held, per rule, or None when the change is acceptable."""
-    held: dict[str, Any] = {}
-    for key, before in current.items():
-        if key not in new or not before:
-            continue  # a deleted rule is an admin's explicit act, not a data accident
-        dropped = len(before - new[key])
-        share = dropped / len(before)
-        if share > max_drop or not new[key]:
-            held[key] = {
-                "before": len(before),
-                "after": len(new[key]),
-                "dropped": dropped,
-                "share": round(share, 4),
-            }
-    return held or None
 
 
 async def run_sync(
@@ -474,121 +411,3 @@ def _count(rejects: Iterable[Reject]) -> dict[str, int]:
     for reject in rejects:
         counts[reject.kind] = counts.get(reject.kind, 0) + 1
     return counts
-
-
-class RunSummary(BaseModel):
-    """One recorded sync run, as the status endpoint shows it."""
-
-    run_id: str
-    outcome: str
-    started_at: datetime
-    ended_at: datetime | None = None
-    generation: str | None = None
-    seconds: float | None = None
-    halo_requests: int = 0
-    read: dict[str, int] = Field(default_factory=dict)
-    rejected: dict[str, int] = Field(default_factory=dict)
-    targets: dict[str, int] = Field(default_factory=dict)
-    guard: dict[str, Any] | None = None
-    immybot: dict[str, Any] | None = None
-    note: str | None = None
-    error: str | None = None
-
-
-class CurrentGeneration(BaseModel):
-    """The generation readers use."""
-
-    generation: str
-    previous: str | None
-    synced_at: datetime
-    age_seconds: float
-    run_id: str
-
-
-class HeldGeneration(BaseModel):
-    """A generation the mass-change guard keeps waiting for approval."""
-
-    generation: str
-    run_id: str
-    held_at: datetime
-    reason: dict[str, Any]
-
-
-class ImmyStatus(BaseModel):
-    """Whether ImmyBot is configured, and what the current generation holds of it."""
-
-    configured: bool
-    tenants: int = 0
-    computers: int = 0
-    note: str | None = None
-
-
-class SyncStatus(BaseModel):
-    """`GET /api/sync/status`."""
-
-    immybot: ImmyStatus
-    current: CurrentGeneration | None
-    held: HeldGeneration | None
-    last_runs: list[RunSummary]
-
-
-def sync_status(
-    store: Store, now: datetime, *, immybot_configured: bool, runs: int = 10
-) -> SyncStatus:
-    """The current generation, its age, any held generation, the last runs, and ImmyBot's state."""
-    pointer = store.current()
-    immybot = ImmyStatus(
-        configured=immybot_configured,
-        note=None if immybot_configured else "ImmyBot is not configured: targets carry no tenants",
-    )
-    if pointer is not None and immybot_configured:
-        state = read_manifest(store, pointer.generation)[0].immybot
-        immybot = ImmyStatus(
-            configured=True, tenants=state.tenants, computers=state.computers, note=state.note
-        )
-    held = store.held()
-    current = None
-    if pointer is not None:
-        current = CurrentGeneration(
-            generation=pointer.generation,
-            previous=pointer.previous,
-            synced_at=pointer.synced_at,
-            age_seconds=round((now - pointer.synced_at).total_seconds(), 1),
-            run_id=pointer.run_id,
-        )
-    return SyncStatus(
-        immybot=immybot,
-        current=current,
-        held=HeldGeneration(
-            generation=held.generation,
-            run_id=held.run_id,
-            held_at=held.held_at,
-            reason=json.loads(held.reason),
-        )
-        if held
-        else None,
-        last_runs=[_summary(entity) for entity in store.recent_runs(runs)],
-    )
-
-
-def _summary(entity: Mapping[str, Any]) -> RunSummary:
-    def parsed(key: str) -> Any:
-        value = entity.get(key)
-        return json.loads(value) if isinstance(value, str) else value
-
-    phases = parsed("phases") or {}
-    return RunSummary(
-        run_id=entity["run_id"],
-        outcome=entity.get("outcome", "unknown"),
-        started_at=entity["started_at"],
-        ended_at=entity.get("ended_at"),
-        generation=entity.get("generation"),
-        seconds=phases.get("total"),
-        halo_requests=entity.get("halo_requests", 0),
-        read=parsed("read") or {},
-        rejected=parsed("rejected") or {},
-        targets=parsed("targets") or {},
-        guard=parsed("guard"),
-        note=entity.get("note"),
-        error=entity.get("error"),
-    )
