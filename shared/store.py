@@ -14,6 +14,7 @@ invisible until the pointer names it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -31,18 +32,20 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
+    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.settings import Settings, get_settings
 from shared.store_base import (
     CHUNK_CHARS,
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTITIES,
+    MAX_DOCUMENT_CHARS,
     MAX_ENTITY_CHARS,
     SNAPSHOT_PREFIX,
     STATE_PK,
@@ -63,6 +66,7 @@ __all__ = [
     "CHUNK_CHARS",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_ENTITIES",
+    "MAX_DOCUMENT_CHARS",
     "MAX_ENTITY_CHARS",
     "SNAPSHOT_PREFIX",
     "STATE_PK",
@@ -78,8 +82,10 @@ __all__ = [
     "check_key",
     "client_key",
     "decode_data",
+    "document_entities",
     "documents_to_entities",
     "encode_data",
+    "entity_sizes",
     "get_store",
     "new_generation",
 ]
@@ -101,6 +107,10 @@ class WriteStats:
     retries: int = 0
     partitions: int = 0
     minimum_transactions: int = 0
+    # The largest entity and string property written, in bytes as the service counts them (UTF-16
+    # strings), against the 1 MiB entity and 64 KiB property limits.
+    largest_entity: int = 0
+    largest_property: int = 0
 
 
 @dataclass(slots=True)
@@ -166,10 +176,13 @@ class Store(SyncStateStore):
         """Upsert per partition in transactions of at most 100 entities and 3.5 MB, concurrently."""
         batches = list(self._batches(partitions))
         sizes = Counter(b.partition for b in batches for _ in b.operations)
+        measured = [entity_sizes(e) for b in batches for _, e in b.operations]
         stats = WriteStats(
             partitions=len(sizes),
             # What the 100-entity limit alone forces; the byte limit may add a few.
             minimum_transactions=sum(-(-n // MAX_BATCH_ENTITIES) for n in sizes.values()),
+            largest_entity=max((m[0] for m in measured), default=0),
+            largest_property=max((m[1] for m in measured), default=0),
         )
         lock = threading.Lock()
 
@@ -254,28 +267,78 @@ class Store(SyncStateStore):
         ]
 
     def read_document(self, generation: str, partition: str, row: str) -> tuple[Any, str]:
-        """One JSON document of a generation and its ETag; StoreError if it is missing."""
+        """One JSON document of a generation (over one or more rows) and its version token.
+
+        The token is opaque: pass it to `replace_document` for an optimistic update, or use it as a
+        cache key (it changes whenever the document does). StoreError if the document is missing.
+        """
         table = self._snapshot_table(generation)
-        try:
-            entity = table.get_entity(check_key(partition), check_key(row))
-        except ResourceNotFoundError:
-            raise StoreError(f"generation {generation} has no {partition}/{row}") from None
-        return json.loads(decode_data(entity)), str(entity.metadata["etag"])
+        params = {"pk": check_key(partition), "lo": check_key(row), "hi": row + "|\uffff"}
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        for _ in range(3):
+            try:
+                found = [
+                    e
+                    for e in table.query_entities(query, parameters=params)
+                    if e["RowKey"] == row or str(e["RowKey"]).startswith(row + "|")
+                ]
+            except ResourceNotFoundError:
+                raise StoreError(f"generation {generation} is not stored") from None
+            if not found:
+                raise StoreError(f"generation {generation} has no {partition}/{row}")
+            parts = int(found[0].get("parts", 1))
+            # A reader racing a multi-row replace may see rows of two versions: read again.
+            if len(found) == parts and len({e.get("v") for e in found}) == 1:
+                payload = "".join(decode_data(e) for e in found)
+                token = json.dumps(
+                    {str(e["RowKey"]): str(e.metadata["etag"]) for e in found}, sort_keys=True
+                )
+                return json.loads(payload), token
+        raise StoreError(f"{partition}/{row} kept changing while being read")
 
     def replace_document(
         self, generation: str, partition: str, row: str, payload: str, etag: str
     ) -> None:
-        """Replace one document if it is unchanged since `etag` was read, else StoreConflict."""
-        entity = {"PartitionKey": partition, "RowKey": row, **encode_data(payload)}
+        """Replace a document if unchanged since `etag` (its token) was read, else StoreConflict.
+
+        All of the document's rows change in one transaction, so readers see the old or the new
+        document, never a mix.
+        """
+        old: dict[str, str] = json.loads(etag)
+        operations: list[Any] = []
+        new = document_entities(row, payload)
+        for source in new:
+            entity = {"PartitionKey": partition, **source}
+            previous = old.get(entity["RowKey"])
+            if previous is None:
+                operations.append(("create", entity))
+            else:
+                conditions = {"etag": previous, "match_condition": MatchConditions.IfNotModified}
+                operations.append(("update", entity, {"mode": UpdateMode.REPLACE, **conditions}))
+        kept = {e["RowKey"] for e in new}
+        for key, previous in old.items():
+            if key not in kept:
+                conditions = {"etag": previous, "match_condition": MatchConditions.IfNotModified}
+                operations.append(
+                    ("delete", {"PartitionKey": partition, "RowKey": key}, conditions)
+                )
         try:
-            self._snapshot_table(generation).update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
+            self._snapshot_table(generation).submit_transaction(operations)
+        except (TableTransactionError, ResourceModifiedError, ResourceExistsError) as error:
+            if getattr(error, "status_code", None) in (409, 412) or not isinstance(
+                error, TableTransactionError
+            ):
+                raise StoreConflict(f"{partition}/{row} changed concurrently") from None
+            raise
+
+    def delete_rows(self, generation: str, partition: str, rows: Sequence[str]) -> None:
+        """Delete the named rows of one partition of a generation."""
+        table = self._snapshot_table(generation)
+        for start in range(0, len(rows), MAX_BATCH_ENTITIES):
+            chunk = rows[start : start + MAX_BATCH_ENTITIES]
+            table.submit_transaction(
+                [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
             )
-        except ResourceModifiedError:
-            raise StoreConflict(f"{partition}/{row} changed concurrently") from None
 
     def delete_partition(self, generation: str, partition: str) -> int:
         """Delete every entity of one partition of a generation; returns how many."""
@@ -386,6 +449,38 @@ def documents_to_entities(rows: Sequence[tuple[str, Any]]) -> list[dict[str, Any
     return [
         {"RowKey": row, **encode_data(json.dumps(doc, separators=(",", ":")))} for row, doc in rows
     ]
+
+
+def document_entities(row: str, payload: str) -> list[dict[str, Any]]:
+    """A JSON document as one or more entities (`row`, `row|001`, ...) of at most 1 MiB each.
+
+    The rows are read back together by `Store.read_document` and replaced in one transaction by
+    `Store.replace_document`, so a document may outgrow one entity (a manifest with many rules, a
+    large catalogue) up to MAX_DOCUMENT_CHARS; EntityTooLarge beyond that.
+    """
+    check_key(row)
+    if len(payload) > MAX_DOCUMENT_CHARS:
+        raise EntityTooLarge(
+            f"{len(payload)} characters, over the {MAX_DOCUMENT_CHARS} a document holds"
+        )
+    pieces = [payload[i : i + MAX_ENTITY_CHARS] for i in range(0, len(payload), MAX_ENTITY_CHARS)]
+    pieces = pieces or [""]
+    version = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return [
+        {
+            "RowKey": row if n == 0 else f"{row}|{n:03d}",
+            "parts": len(pieces),
+            "v": version,
+            **encode_data(piece),
+        }
+        for n, piece in enumerate(pieces)
+    ]
+
+
+def entity_sizes(entity: Mapping[str, Any]) -> tuple[int, int]:
+    """An entity's size and its largest string property's, in bytes (strings count as UTF-16)."""
+    strings = [len(v.encode("utf-16-le")) for v in entity.values() if isinstance(v, str)]
+    return _entity_size(entity), max(strings, default=0)
 
 
 def _entity_size(entity: Mapping[str, Any]) -> int:

@@ -22,6 +22,8 @@ MAX_BATCH_BYTES = 3_500_000
 CHUNK_CHARS = 30_000
 # An entity may hold 1 MiB; leave room for keys, property names and the other properties.
 MAX_ENTITY_CHARS = 15 * CHUNK_CHARS
+# A document over several entities is replaced in one transaction: stay inside its 4 MiB.
+MAX_DOCUMENT_CHARS = 3 * MAX_ENTITY_CHARS
 _FORBIDDEN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 STATE_PK = "sync"
