@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store_base import STATE_PK, StoreError, TableStore, _utc
+from shared.store_base import CHUNK_CHARS, STATE_PK, StoreError, TableStore, _utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,37 +121,71 @@ class SyncStateStore(TableStore):
                 "run_id": held.run_id,
                 "held_at": held.held_at,
                 "synced_at": held.synced_at,
-                "reason": held.reason[:2000],
+                # Callers bound the reason (sync_runs.bounded_json); never cut JSON mid-document.
+                "reason": held.reason
+                if len(held.reason) <= CHUNK_CHARS
+                else json.dumps({"...": f"{len(held.reason)} characters left out"}),
                 "fingerprint": held.fingerprint,
             },
             mode=UpdateMode.REPLACE,
         )
 
-    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
-        """Take the sync lease unless another owner holds an unexpired one."""
+    def acquire_lease(
+        self, owner: str, *, now: datetime, ttl: timedelta, started_at: datetime | None = None
+    ) -> LeaseGrant:
+        """Take the sync lease unless another owner holds an unexpired one.
+
+        The grant is truthy when taken; `replaced` names an expired lease of another owner that
+        it took over (a run that stopped without releasing it), `holder` who holds it when not.
+        """
         table = self.table("SyncState")
         entity = {
             "PartitionKey": STATE_PK,
             "RowKey": "lease",
             "owner": owner,
+            "started_at": started_at or now,
+            "renewed_at": now,
             "expires_at": now + ttl,
         }
         existing = self._state("lease")
         try:
             if existing is None:
                 table.create_entity(entity)
-                return True
-            if _utc(existing["expires_at"]) > now and existing["owner"] != owner:
-                return False
+                return LeaseGrant(True)
+            found = _lease_info(existing)
+            if found.expires_at > now and found.owner != owner:
+                return LeaseGrant(False, holder=found)
             table.update_entity(
                 entity,
                 mode=UpdateMode.REPLACE,
                 etag=existing.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )
-            return True
+            return LeaseGrant(True, replaced=found if found.owner != owner else None)
         except (ResourceExistsError, ResourceModifiedError):
-            return False  # someone else took it between our read and our write
+            return LeaseGrant(False)  # someone else took it between our read and our write
+
+    def renew_lease(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Extend our lease to `now + ttl`; False if it is not ours any more (someone took it)."""
+        existing = self._state("lease")
+        if existing is None or existing["owner"] != owner:
+            return False
+        renewed = {**existing, "renewed_at": now, "expires_at": now + ttl}
+        try:
+            self.table("SyncState").update_entity(
+                renewed,
+                mode=UpdateMode.REPLACE,
+                etag=existing.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    def lease(self) -> LeaseInfo | None:
+        """Who holds the sync lease (expired or not), if anyone."""
+        existing = self._state("lease")
+        return None if existing is None else _lease_info(existing)
 
     def release_lease(self, owner: str) -> None:
         """Give the lease back if we still hold it."""
@@ -177,10 +212,20 @@ class SyncStateStore(TableStore):
 
     def record_run(self, run_id: str, started_at: datetime, properties: Mapping[str, Any]) -> None:
         """Store one sync run's record (newest sorts first)."""
-        millis = int(started_at.timestamp() * 1000)
-        row = f"{10**13 - millis:013d}-{run_id}"
-        entity = {"PartitionKey": "run", "RowKey": row, "run_id": run_id, **properties}
+        entity = {
+            "PartitionKey": "run",
+            "RowKey": _run_row(run_id, started_at),
+            "run_id": run_id,
+            **properties,
+        }
         self.table("SyncRuns").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def run_record(self, run_id: str, started_at: datetime) -> dict[str, Any] | None:
+        """One run's record, if it was written."""
+        try:
+            return dict(self.table("SyncRuns").get_entity("run", _run_row(run_id, started_at)))
+        except ResourceNotFoundError:
+            return None
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         """The newest run records, newest first."""
@@ -193,3 +238,38 @@ class SyncStateStore(TableStore):
             if len(runs) >= limit:
                 break
         return runs
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """The sync lease as stored: who holds it, since when, until when."""
+
+    owner: str
+    started_at: datetime | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    """The answer to `acquire_lease`: truthy when the lease was taken."""
+
+    acquired: bool
+    replaced: LeaseInfo | None = None
+    holder: LeaseInfo | None = None
+
+    def __bool__(self) -> bool:
+        return self.acquired
+
+
+def _lease_info(entity: Mapping[str, Any]) -> LeaseInfo:
+    started = entity.get("started_at")
+    return LeaseInfo(
+        owner=str(entity["owner"]),
+        started_at=_utc(started) if isinstance(started, datetime) else None,
+        expires_at=_utc(entity["expires_at"]),
+    )
+
+
+def _run_row(run_id: str, started_at: datetime) -> str:
+    millis = int(started_at.timestamp() * 1000)
+    return f"{10**13 - millis:013d}-{run_id}"
