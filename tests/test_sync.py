@@ -272,14 +272,19 @@ def test_two_concurrent_runs_one_runs_one_skips(halo_sandbox, azurite, store):
 
 def halve_managed_security(data: HaloDataSet) -> HaloDataSet:
     """Every other Managed Security client loses its contracts, as a permission change would."""
+    # HaloPSA sends some client ids as decimals or strings.
     clients = sorted(
-        {c["client_id"] for c in data.contracts if c["contracttype_name"] == "Managed Security"}
+        {
+            int(float(c["client_id"]))
+            for c in data.contracts
+            if c["contracttype_name"] == "Managed Security"
+        }
     )
     gone = set(clients[::2])
     kept = [
         c
         for c in data.contracts
-        if not (c["contracttype_name"] == "Managed Security" and c["client_id"] in gone)
+        if not (c["contracttype_name"] == "Managed Security" and int(float(c["client_id"])) in gone)
     ]
     return HaloDataSet.from_json({**data.to_json(), "contracts": kept})
 
