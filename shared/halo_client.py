@@ -1,29 +1,51 @@
 """HaloPSA REST client: OAuth2 client credentials, paging, retries, and a shared request budget.
 
-Every read is a GET and therefore safe to retry. Errors are typed and their text carries the method,
-the path and the status, never the client secret, the token or a response body (bodies hold customer
-data, and a token endpoint may echo what it was sent).
+Every read is a GET and therefore safe to retry. Errors are typed (shared.halo_errors) and their
+text carries the method, the path and the status, never the client secret, the token or a response
+body. The seams live in their own modules: pacing and retries in shared.halo_budget, tokens in
+shared.halo_auth, paging in shared.halo_paging; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from shared.halo_auth import (
+    TOKEN_EXPIRY_MARGIN_SECONDS,
+    TOKEN_PATH,
+    Token,
+    TokenCache,
+    oauth_error,
+    token_from_response,
+)
+from shared.halo_budget import (
+    RETRYABLE_STATUS,
+    Clock,
+    RequestBudget,
+    RetryPolicy,
+    Sleep,
+    parse_retry_after,
+)
+from shared.halo_errors import (
+    HaloAuthError,
+    HaloError,
+    HaloNotFound,
+    HaloProtocolError,
+    HaloRateLimited,
+    HaloRequestError,
+    HaloUnavailable,
+)
 from shared.halo_models import (
     Asset,
     Client,
@@ -38,138 +60,12 @@ from shared.halo_models import (
     describe_error,
     parse_records,
 )
+from shared.halo_paging import read_all_pages
 from shared.settings import Settings
 
 log = logging.getLogger("halo_immy.halo")
 
 M = TypeVar("M", bound=BaseModel)
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
-
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-# Refresh a token this long before HaloPSA says it expires, so a request never leaves with a token
-# that dies in flight.
-TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
-
-
-class HaloError(Exception):
-    """Base of every HaloPSA failure. `str()` is safe to log."""
-
-    def __init__(self, method: str, path: str, status: int | None, detail: str) -> None:
-        self.method = method
-        self.path = path
-        self.status = status
-        self.detail = detail
-        status_text = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"HaloPSA {method} {path}: {status_text}: {detail}")
-
-
-class HaloAuthError(HaloError):
-    """HaloPSA refused the credentials or the token (401/403, or the token endpoint said no)."""
-
-
-class HaloUnavailable(HaloError):
-    """HaloPSA did not answer usefully (5xx, timeouts, connection errors) within the retry cap."""
-
-
-class HaloRateLimited(HaloError):
-    """HaloPSA kept answering 429 past the retry cap, or asked to wait longer than we may."""
-
-
-class HaloNotFound(HaloError):
-    """The record asked for does not exist (404)."""
-
-
-class HaloRequestError(HaloError):
-    """HaloPSA rejected the request (a 4xx other than 401/403/404/429)."""
-
-
-class HaloProtocolError(HaloError):
-    """HaloPSA answered with something the client cannot read (not JSON, missing list, no end)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts and back-off for retryable failures; `max_attempts` counts the first try."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_retry_after: float = 120.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Exponential back-off with jitter for the given (1-based) failed attempt."""
-        ceiling: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
-        # Equal jitter: always wait at least half, so retries spread without collapsing to zero.
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-class RequestBudget:
-    """A token bucket shared by every call of a run, so a sync stays under HaloPSA's rate limit."""
-
-    def __init__(
-        self,
-        per_minute: float,
-        burst: int | None = None,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        if per_minute <= 0:
-            raise ValueError("per_minute must be positive")
-        self.rate = per_minute / 60.0
-        self.capacity = float(burst if burst is not None else max(1, min(20, int(per_minute / 6))))
-        self._tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._updated = clock()
-        self._lock = asyncio.Lock()
-        self.waited_seconds = 0.0
-
-    async def acquire(self) -> None:
-        """Take one request from the budget, waiting until one is available."""
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-                self.waited_seconds += wait
-                await self._sleep(wait)
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    value: str
-    token_type: str
-    expires_at: float
-
-
-class TokenCache:
-    """Tokens shared by short-lived clients (one per tab view), keyed by who asked for what.
-
-    Thread-safe and loop-free on purpose: each client still refreshes under its own asyncio lock.
-    """
-
-    def __init__(self) -> None:
-        self._tokens: dict[tuple[str, ...], _Token] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, ...]) -> _Token | None:
-        """The cached token for `key`, if any (it may have expired: callers check)."""
-        with self._lock:
-            return self._tokens.get(key)
-
-    def put(self, key: tuple[str, ...], token: _Token | None) -> None:
-        """Cache (or with None, forget) the token for `key`."""
-        with self._lock:
-            if token is None:
-                self._tokens.pop(key, None)
-            else:
-                self._tokens[key] = token
 
 
 @dataclass(slots=True)
@@ -192,24 +88,6 @@ class ClientStats:
     def total_requests(self) -> int:
         """All HTTP requests sent, token requests included."""
         return sum(self.requests.values())
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class HaloClient:
@@ -370,61 +248,18 @@ class HaloClient:
     async def _read_all_pages(
         self, resource: str, key: str, params: dict[str, str]
     ) -> tuple[list[Any], int, int]:
-        size = self.page_size
         path = f"/api/{resource}"
-        first, record_count = await self._get_page(path, resource, key, params, 1)
-        if len(first) != size:
-            # Short page: that was all. Longer than asked: the endpoint ignores paging and sent all.
-            return _dedupe(first)[0], 1, 0
-        planned = max(2, math.ceil(record_count / size)) if record_count else 2
-        if planned > self._max_pages:
-            raise HaloProtocolError(
-                "GET",
-                path,
-                200,
-                f"record_count {record_count} implies {planned} pages, over the cap of "
-                f"{self._max_pages}",
-            )
-        pages: dict[int, list[Any]] = {1: first}
-        first_short = math.inf
 
-        async def fetch(number: int) -> None:
-            nonlocal first_short
-            async with self._slots:
-                if number > first_short:
-                    return  # an earlier page already ended the list
-                records, _ = await self._get_page(path, resource, key, params, number)
-            pages[number] = records
-            if len(records) < size:
-                first_short = min(first_short, number)
+        async def get_page(number: int) -> tuple[list[Any], int | None]:
+            return await self._get_page(path, resource, key, params, number)
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for number in range(2, planned + 1):
-                    group.create_task(fetch(number))
-        except ExceptionGroup as failed:
-            # Callers handle HaloError, not groups: surface the first failure (the rest were
-            # cancelled with it).
-            raise _first_error(failed) from None
-        number = planned
-        # record_count was too low (or absent): keep walking until HaloPSA sends a short page.
-        while first_short == math.inf:
-            number += 1
-            if number > self._max_pages:
-                raise HaloProtocolError(
-                    "GET", path, 200, f"more than {self._max_pages} full pages; refusing to go on"
-                )
-            await fetch(number)
-        last = int(first_short)
-        ordered = [record for n in sorted(pages) if n <= last for record in pages[n]]
-        late = sum(len(pages[n]) for n in pages if n > last)
-        if late:
-            log.warning("HaloPSA %s: %d records on pages after the last one", path, late)
-            ordered.extend(record for n in sorted(pages) if n > last for record in pages[n])
-        records, duplicates = _dedupe(ordered)
-        if duplicates:
-            log.warning("HaloPSA %s: %d duplicate records across pages dropped", path, duplicates)
-        return records, len(pages), duplicates
+        return await read_all_pages(
+            get_page,
+            path=path,
+            page_size=self.page_size,
+            max_pages=self._max_pages,
+            slots=self._slots,
+        )
 
     async def _get_page(
         self, path: str, resource: str, key: str, params: dict[str, str], number: int
@@ -567,7 +402,7 @@ class HaloClient:
 
     # -- token -------------------------------------------------------------------------------
 
-    async def _current_token(self) -> _Token:
+    async def _current_token(self) -> Token:
         token = self._tokens.get(self._token_key)
         if token is not None and self._clock() < token.expires_at:
             return token
@@ -580,12 +415,12 @@ class HaloClient:
             self._tokens.put(self._token_key, token)
             return token
 
-    def _drop_token(self, token: _Token) -> None:
+    def _drop_token(self, token: Token) -> None:
         if self._tokens.get(self._token_key) is token:
             self._tokens.put(self._token_key, None)
 
-    async def _fetch_token(self) -> _Token:
-        path = "/auth/token"
+    async def _fetch_token(self) -> Token:
+        path = TOKEN_PATH
         params = {"tenant": self._tenant} if self._tenant else None
         form = {
             "grant_type": "client_credentials",
@@ -606,60 +441,19 @@ class HaloClient:
                 continue
             if response.status_code in (400, 401, 403):
                 raise HaloAuthError(
-                    "POST", path, response.status_code, _oauth_error(response) or "token refused"
+                    "POST", path, response.status_code, oauth_error(response) or "token refused"
                 )
             self._raise_for_status("POST", path, response)
             break
         self.stats.token_fetches += 1
-        try:
-            body = response.json()
-            value = body["access_token"]
-            expires_in = float(body.get("expires_in") or 3600)
-        except (ValueError, KeyError, TypeError):
-            raise HaloProtocolError(
-                "POST", path, response.status_code, "the token answer has no access_token"
-            ) from None
-        if not isinstance(value, str) or not value:
-            raise HaloProtocolError("POST", path, response.status_code, "empty access_token")
-        lifetime = max(expires_in - TOKEN_EXPIRY_MARGIN_SECONDS, expires_in / 2)
-        return _Token(value, str(body.get("token_type") or "Bearer"), self._clock() + lifetime)
-
-
-def _oauth_error(response: httpx.Response) -> str | None:
-    # Only the OAuth error code (RFC 6749 5.2) is passed on: it is a fixed vocabulary, safe to log.
-    try:
-        code = response.json().get("error")
-    except (ValueError, AttributeError):
-        return None
-    if isinstance(code, str) and code.replace("_", "").isalnum() and len(code) <= 40:
-        return f"token refused: {code}"
-    return None
-
-
-def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
-
-
-def _dedupe(records: list[Any]) -> tuple[list[Any], int]:
-    seen: set[Any] = set()
-    unique: list[Any] = []
-    duplicates = 0
-    for record in records:
-        record_id = record.get("id") if isinstance(record, Mapping) else None
-        if isinstance(record_id, int | str):
-            if record_id in seen:
-                duplicates += 1
-                continue
-            seen.add(record_id)
-        unique.append(record)
-    return unique, duplicates
+        return token_from_response(response, self._clock())
 
 
 __all__ = [
+    "RETRYABLE_STATUS",
+    "TOKEN_EXPIRY_MARGIN_SECONDS",
     "ClientStats",
+    "Clock",
     "HaloAuthError",
     "HaloClient",
     "HaloError",
@@ -672,6 +466,8 @@ __all__ = [
     "Reject",
     "RequestBudget",
     "RetryPolicy",
+    "Sleep",
+    "Token",
     "TokenCache",
     "describe_error",
     "parse_retry_after",
