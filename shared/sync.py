@@ -33,7 +33,7 @@ from shared.generation import (
     read_tenants,
     rule_entry,
 )
-from shared.halo_client import HaloClient, HaloError, Listing
+from shared.halo_client import HaloClient, HaloError, Listing, gather_or_cancel
 from shared.halo_models import Reject
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer, ImmyTenant
@@ -73,6 +73,7 @@ class SyncReport:
     phases: dict[str, float] = field(default_factory=dict)
     halo_requests: int = 0
     halo_retries: int = 0
+    halo_lines_by_id: int = 0  # recurring invoices listed without lines, read by id
     read: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     reject_samples: list[str] = field(default_factory=list)
@@ -144,7 +145,8 @@ class _Phases:
 
 async def read_halo(halo: HaloClient) -> SyncData:
     """Read every record type a sync needs, concurrently, and validate references between them."""
-    clients, sites, contracts, invoices, items = await asyncio.gather(
+    # All or nothing: when one listing fails, the others stop sending requests.
+    clients, sites, contracts, invoices, items = await gather_or_cancel(
         halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
     )
     listings: dict[str, Listing[Any]] = {
@@ -256,6 +258,7 @@ async def run_sync(
     finally:
         report.halo_requests = halo.stats.total_requests
         report.halo_retries = halo.stats.retries
+        report.halo_lines_by_id = halo.stats.lines_fetched_by_id
         if owned_halo:
             await halo.aclose()
         if owned_immy and immy is not None:
