@@ -774,8 +774,8 @@ def invoice(invoice_id: int, *, lines: bool = True) -> dict:
 
 async def test_invoices_listed_without_lines_are_read_by_id(mock, clock):
     token_route(mock, TOKEN_A)
-    listed = [invoice(94), invoice(95, lines=False), invoice(96), invoice(97, lines=False)]
-    listed[1]["id"] = "95.0"  # HaloPSA's decimal ids
+    listed = [invoice(-94), invoice(-95, lines=False), invoice(-96), invoice(-97, lines=False)]
+    listed[1]["id"] = "-95.0"  # HaloPSA's decimal ids
     mock.get("/api/RecurringInvoice").respond(json={"record_count": 4, "invoices": listed})
     by_id = mock.get(url__regex=r"/api/RecurringInvoice/-?\d+$").mock(
         side_effect=lambda request: httpx.Response(
@@ -786,10 +786,10 @@ async def test_invoices_listed_without_lines_are_read_by_id(mock, clock):
         listing = await halo.recurring_invoices()
     assert by_id.call_count == 2
     assert sorted(c.request.url.path for c in by_id.calls) == [
-        "/api/RecurringInvoice/95",
-        "/api/RecurringInvoice/97",
+        "/api/RecurringInvoice/-95",
+        "/api/RecurringInvoice/-97",
     ]
-    assert [i.id for i in listing.records] == [94, 95, 96, 97]
+    assert [i.id for i in listing.records] == [-94, -95, -96, -97]
     assert all(len(i.lines) == 1 for i in listing.records)
     assert listing.lines_fetched_by_id == 2
     assert halo.stats.lines_fetched_by_id == 2
@@ -848,10 +848,10 @@ async def test_a_failed_read_by_id_fails_the_listing(mock, clock):
 
 async def test_one_invoice_by_id(mock, clock):
     token_route(mock, TOKEN_A)
-    mock.get("/api/RecurringInvoice/94").respond(json=invoice(94))
+    mock.get("/api/RecurringInvoice/-94").respond(json=invoice(-94))
     async with make_client(clock) as halo:
-        got = await halo.recurring_invoice(94)
-    assert got.id == 94
+        got = await halo.recurring_invoice(-94)
+    assert got.id == -94
     assert len(got.lines) == 1
 
 
