@@ -309,7 +309,12 @@ class ImmyClient:
         try:
             return ImmyTag.model_validate(body)
         except ValidationError:
-            raise ImmyProtocolError("POST /api/v1/tags: the answer is not a tag") from None
+            pass
+        # ImmyBot's OpenAPI document gives this answer no schema: if it is not the tag, find it.
+        found = [t for t in await self.tags() if t.name.casefold() == name.casefold()]
+        if len(found) != 1:
+            raise ImmyProtocolError(f"POST /api/v1/tags: tag {name!r} not found after creating it")
+        return found[0]
 
     async def add_tenant_tags(self, tenant_ids: list[int], tag_ids: list[int]) -> int:
         """Put every tag of `tag_ids` on every tenant of `tenant_ids`; returns the requests sent."""

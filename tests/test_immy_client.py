@@ -258,3 +258,15 @@ def test_loopback_authority_is_mapped_back_to_http():
         "http://127.0.0.1:9999/t/v2.0/.well-known/openid-configuration",
         "https://login.microsoftonline.com/t/oauth2/v2.0/token",
     ]
+
+
+async def test_a_created_tag_is_found_by_name_when_the_answer_is_not_the_tag(entra):
+    # The OpenAPI document gives POST /api/v1/tags no response schema.
+    token_route(entra, "tok-1")
+    entra.post(f"{BASE}/api/v1/tags").respond(200)
+    entra.get(f"{BASE}/api/v1/tags").respond(
+        json=[{"id": 9, "name": "Halo: X", "description": "[halo-immy] x"}]
+    )
+    async with client() as immy:
+        tag = await immy.create_tag("Halo: X", "[halo-immy] x")
+    assert (tag.id, tag.name) == (9, "Halo: X")
