@@ -112,6 +112,21 @@ def test_sentinelone_quantities_and_matches(demo):
     by_name = {t["client_name"]: t for t in body["targets"]}
     assert by_name["Contoso Ltd"]["quantity"] == 25
     assert by_name["Northwind Traders"]["reasons"][0]["matched_by"] == "name SentinelOne Complete"
+    # The demo table (sandbox/halo_data.py): one SentinelOne line per target.
+    lines = {
+        name: (
+            r["invoice_id"], r["line_id"], r["matched_by"], r["quantity_kind"],
+            r["quantity_type"], r["quantity"],
+        )
+        for name, target in by_name.items()
+        for r in target["reasons"]
+    }  # fmt: skip
+    assert lines == {
+        "Contoso Ltd": (-1, 101, "code S1-COMPLETE", "fixed", "fixed", 25),
+        "Northwind Traders": (-3, 301, "name SentinelOne Complete", "fixed", "fixed", 8),
+        "Wide World Importers": (-6, 601, "code S1-COMPLETE", "calculated", "devices", None),
+        "Woodgrove Bank": (-7, 701, "code S1-COMPLETE", "calculated", "subscriptions", 40),
+    }
     counts = body["counts"]
     assert counts["quantity_fixed"] == sum(t["quantities"]["fixed"] for t in body["targets"])
     assert counts["quantity_calculated"] == sum(
@@ -189,8 +204,12 @@ def test_catalog_lists_types_and_items_with_counts(demo):
     linked = next(
         v for (item_id, name), v in items.items() if item_id and name == "SentinelOne Complete"
     )
-    assert linked["clients"] == 3
+    # Contoso and Wide World Importers; Woodgrove's line is for the generic item 7.
+    assert linked["clients"] == 2
     assert "S1-COMPLETE" in linked["codes"]
+    generic = next(v for (_, name), v in items.items() if name == "Endpoint Security per device")
+    assert generic["clients"] == 1
+    assert "S1-COMPLETE" in generic["codes"]  # the line's own item_internal_reference
     # Northwind's line carries only text; it is listed apart, by that text, with no id.
     assert items[(None, "sentinelone COMPLETE")]["clients"] == 1
 
