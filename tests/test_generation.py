@@ -25,7 +25,7 @@ from shared.immy_models import ImmyTenant
 from shared.mapping import TenantMatch
 from shared.rules import Rule
 from shared.store import MAX_ENTITY_CHARS, Store, entity_sizes
-from shared.targets import SiteRef, Snapshot, Target
+from shared.targets import Quantities, SiteRef, Snapshot, Target
 
 _prefixes = itertools.count()
 TODAY = date(2026, 11, 25)
@@ -102,6 +102,7 @@ def test_targets_are_packed_and_read_back_in_order(store):
             mapping="not_configured",
             sites=[SiteRef(id=n, name="HQ")],
             quantity=n,
+            quantities=Quantities(fixed=n, calculated=0, calculated_unknown=0),
             reasons=[],
         )
         for n in range(1, 5001)
@@ -141,6 +142,7 @@ def test_nothing_written_grows_with_clients_past_the_entity_limits():
             mapping=matches[c.id].kind,
             sites=[],
             quantity=1,
+            quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
             reasons=[],
         )
         for c in clients
