@@ -208,7 +208,7 @@ def sync_status(
             generation=held.generation,
             run_id=held.run_id,
             held_at=held.held_at,
-            reason=json.loads(held.reason),
+            reason=_reason(held.reason),
         )
         if held
         else None,
@@ -238,6 +238,15 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         error=entity.get("error"),
         warnings=[str(w) for w in parsed("warnings") or [] if isinstance(w, str)],
     )
+
+
+def _reason(text: str) -> dict[str, Any]:
+    # Held entries written before reasons were bounded were cut at 2,000 characters.
+    try:
+        reason = json.loads(text)
+    except ValueError:
+        return {MORE: "the stored reason was cut short; see the run's guard"}
+    return reason if isinstance(reason, dict) else {MORE: reason}
 
 
 def _counts(value: Any) -> dict[str, int]:

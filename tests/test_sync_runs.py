@@ -78,3 +78,10 @@ def test_empty_reads_and_lost_tenants():
     assert not confirmable({"targets": {}, "rejects": {}})
     assert not confirmable({"empty": {}})
     assert confirmable({"targets": {}, "mapped_tenants": {}})
+
+
+def test_a_held_reason_cut_short_by_an_older_version_still_reads():
+    from shared.sync_runs import _reason
+
+    assert _reason('{"targets": {"a": 1}}') == {"targets": {"a": 1}}
+    assert "..." in _reason('{"targets": {"a": 1')
