@@ -219,7 +219,12 @@ def sync_status(
 def _summary(entity: Mapping[str, Any]) -> RunSummary:
     def parsed(key: str) -> Any:
         value = entity.get(key)
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None  # cut mid-JSON by an older version: show the run without it
 
     phases = parsed("phases") or {}
     return RunSummary(

@@ -85,3 +85,10 @@ def test_a_held_reason_cut_short_by_an_older_version_still_reads():
 
     assert _reason('{"targets": {"a": 1}}') == {"targets": {"a": 1}}
     assert "..." in _reason('{"targets": {"a": 1')
+
+
+def test_a_run_record_cut_mid_json_by_an_older_version_still_reads():
+    summary = _summary(
+        {"run_id": "r0", "started_at": NOW, "outcome": "held", "targets": '{"a": 1, "b":'}
+    )
+    assert summary.outcome == "held" and summary.targets == {}
