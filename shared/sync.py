@@ -40,7 +40,7 @@ from shared.guard import (
     reject_verdict,
     tenants_verdict,
 )
-from shared.halo_client import HaloClient, HaloError, Listing
+from shared.halo_client import HaloClient, HaloError, Listing, gather_or_cancel
 from shared.halo_models import Cause, Reject
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer, ImmyTenant
@@ -126,7 +126,8 @@ class _Phases:
 
 async def read_halo(halo: HaloClient) -> SyncData:
     """Read every record type a sync needs, concurrently, and validate references between them."""
-    clients, sites, contracts, invoices, items = await asyncio.gather(
+    # All or nothing: when one listing fails, the others stop sending requests.
+    clients, sites, contracts, invoices, items = await gather_or_cancel(
         halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
     )
     listings: dict[str, Listing[Any]] = {
@@ -249,6 +250,7 @@ async def run_sync(
         if halo is not None:
             report.halo_requests = halo.stats.total_requests
             report.halo_retries = halo.stats.retries
+            report.halo_lines_by_id = halo.stats.lines_fetched_by_id
             if owned_halo:
                 await halo.aclose()
         if owned_immy and immy is not None:

@@ -53,6 +53,7 @@ class SyncReport:
     phases: dict[str, float] = field(default_factory=dict)
     halo_requests: int = 0
     halo_retries: int = 0
+    halo_lines_by_id: int = 0  # recurring invoices listed without lines, then read by id
     read: dict[str, int] = field(default_factory=dict)
     # Per record type (clients, sites, contracts, invoices, invoice_lines, items), per cause.
     rejected: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -106,6 +107,7 @@ class SyncReport:
             "generation": self.generation,
             "seconds": self.phases.get("total"),
             "halo_requests": self.halo_requests,
+            "halo_lines_by_id": self.halo_lines_by_id,
             "read": self.read,
             "rejected": self.rejected,
             "targets": self.targets,
@@ -128,6 +130,9 @@ class RunSummary(BaseModel):
     generation: str | None = None
     seconds: float | None = None
     halo_requests: int = 0
+    halo_lines_by_id: int = Field(
+        default=0, description="Recurring invoices listed without lines and read by id."
+    )
     read: dict[str, int] = Field(default_factory=dict)
     rejected: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="Rejected records per record type, per cause."
@@ -235,6 +240,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         generation=entity.get("generation"),
         seconds=phases.get("total"),
         halo_requests=entity.get("halo_requests", 0),
+        halo_lines_by_id=entity.get("halo_lines_by_id", 0),
         read=_counts(parsed("read")),
         rejected=_rejected(parsed("rejected")),
         targets=_counts(parsed("targets")),

@@ -601,7 +601,8 @@ async def tab_page(
         async with HaloClient.from_settings(
             settings,
             budget=RequestBudget(settings.halo_requests_per_minute),
-            retry=RetryPolicy(max_attempts=1),
+            # No retries, not even after a 429: its pause would outlast the tab's time budget.
+            retry=RetryPolicy(max_attempts=1, max_throttled=0),
             timeout=settings.tab_halo_timeout_seconds,
             token_cache=_tokens,
         ) as halo:

@@ -63,7 +63,14 @@ def settings_for(sandbox, azurite, **overrides) -> Settings:
 
 def sync(settings: Settings, store: Store, **kwargs) -> SyncReport:
     async def go() -> SyncReport:
-        retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=2)
+        retry = RetryPolicy(
+            max_attempts=3,
+            base_delay=0.01,
+            max_delay=0.05,
+            max_retry_after=2,
+            max_throttled=2,
+            backoff_429=0.01,
+        )
         async with HaloClient.from_settings(settings, retry=retry, max_concurrency=4) as halo:
             return await run_sync(settings, store=store, halo=halo, **kwargs)
 
@@ -252,7 +259,7 @@ def test_two_concurrent_runs_one_runs_one_skips(halo_sandbox, azurite, store):
     put_rules(store, HUNTRESS)
 
     async def both() -> list[SyncReport]:
-        retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+        retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, backoff_429=0.01)
         async with (
             HaloClient.from_settings(settings, retry=retry) as a,
             HaloClient.from_settings(settings, retry=retry) as b,
@@ -272,14 +279,19 @@ def test_two_concurrent_runs_one_runs_one_skips(halo_sandbox, azurite, store):
 
 def halve_managed_security(data: HaloDataSet) -> HaloDataSet:
     """Every other Managed Security client loses its contracts, as a permission change would."""
+    # HaloPSA sends some client ids as decimals or strings.
     clients = sorted(
-        {c["client_id"] for c in data.contracts if c["contracttype_name"] == "Managed Security"}
+        {
+            int(float(c["client_id"]))
+            for c in data.contracts
+            if c["contracttype_name"] == "Managed Security"
+        }
     )
     gone = set(clients[::2])
     kept = [
         c
         for c in data.contracts
-        if not (c["contracttype_name"] == "Managed Security" and c["client_id"] in gone)
+        if not (c["contracttype_name"] == "Managed Security" and int(float(c["client_id"])) in gone)
     ]
     return HaloDataSet.from_json({**data.to_json(), "contracts": kept})
 
