@@ -243,12 +243,10 @@ async def run_sync(
         immy = immy or ImmyClient.from_settings(settings)
         await _run(settings, store, halo, immy, report, phases, clock, before_swap, lease)
     except (HaloError, StoreError, ImmyError) as error:
-        report.outcome = _after_error(report)
-        report.error = str(error)[:MAX_TEXT]
+        _ended_by(report, str(error)[:MAX_TEXT])
     except Exception as error:
         log.exception("sync run %s failed unexpectedly", report.run_id)
-        report.outcome = _after_error(report)
-        report.error = _brief(error)
+        _ended_by(report, _brief(error))
     finally:
         heartbeat.cancel()
         if halo is not None:
@@ -269,9 +267,13 @@ async def run_sync(
     return await _finish(store, report, phases, clock)
 
 
-def _after_error(report: SyncReport) -> Outcome:
-    # Once the generation is current (or held) the error cannot change what serves.
-    return report.outcome if report.outcome in (Outcome.SUCCEEDED, Outcome.HELD) else Outcome.FAILED
+def _ended_by(report: SyncReport, error: str) -> None:
+    # Once the generation is current (or held) an error cannot change what serves: a warning.
+    if report.outcome in (Outcome.SUCCEEDED, Outcome.HELD):
+        report.warnings.append(error)
+    else:
+        report.outcome = Outcome.FAILED
+        report.error = error
 
 
 def _brief(error: BaseException) -> str:
@@ -636,7 +638,6 @@ def count_rejects(rejects: Iterable[Reject]) -> dict[str, dict[str, int]]:
     """Rejects counted per record type, then per cause."""
     counts: dict[str, dict[str, int]] = {}
     for reject in rejects:
-        cause = str(getattr(reject, "cause", None) or "invalid")
         per_kind = counts.setdefault(reject.kind, {})
-        per_kind[cause] = per_kind.get(cause, 0) + 1
+        per_kind[reject.cause] = per_kind.get(reject.cause, 0) + 1
     return counts

@@ -216,7 +216,7 @@ def sync_status(
             generation=held.generation,
             run_id=held.run_id,
             held_at=held.held_at,
-            reason=json.loads(held.reason),
+            reason=_reason(held.reason),
         )
         if held
         else None,
@@ -227,7 +227,12 @@ def sync_status(
 def _summary(entity: Mapping[str, Any]) -> RunSummary:
     def parsed(key: str) -> Any:
         value = entity.get(key)
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None  # cut mid-JSON by an older version: show the run without it
 
     phases = parsed("phases") or {}
     return RunSummary(
@@ -248,6 +253,15 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         error=entity.get("error"),
         warnings=[str(w) for w in parsed("warnings") or [] if isinstance(w, str)],
     )
+
+
+def _reason(text: str) -> dict[str, Any]:
+    # Held entries written before reasons were bounded were cut at 2,000 characters.
+    try:
+        reason = json.loads(text)
+    except ValueError:
+        return {MORE: "the stored reason was cut short; see the run's guard"}
+    return reason if isinstance(reason, dict) else {MORE: reason}
 
 
 def _counts(value: Any) -> dict[str, int]:
