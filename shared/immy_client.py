@@ -14,6 +14,7 @@ import hashlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -26,6 +27,7 @@ from shared.halo_client import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry
 from shared.halo_models import describe_error
 from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.settings import Settings, is_loopback
+from shared.telemetry import log_outgoing_call
 
 if TYPE_CHECKING:
     import msal
@@ -278,6 +280,30 @@ class ImmyClient:
         return parsed
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        """GET with retries; logs one `outgoing_call` line for the call, its retries included."""
+        call = {"status": None, "retries": 0, "throttled": 0}
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await self._get_tries(path, params, call)
+        except BaseException as failure:
+            error = type(failure).__name__
+            raise
+        finally:
+            log_outgoing_call(
+                "immybot",
+                "GET",
+                path,
+                status=call["status"],
+                started=started,
+                retries=call["retries"] or 0,
+                throttled=call["throttled"] or 0,
+                error=error,
+            )
+
+    async def _get_tries(
+        self, path: str, params: Mapping[str, str], call: dict[str, int | None]
+    ) -> Any:
         auth_retried = False
         attempt = 0
         while True:
@@ -289,20 +315,26 @@ class ImmyClient:
                     path, params=params, headers={"Authorization": f"Bearer {token}"}
                 )
             except httpx.TransportError as error:
+                call["status"] = None
                 if attempt >= self._retry.max_attempts:
                     raise ImmyUnavailable(
                         f"GET {path}: {type(error).__name__} after {attempt} attempts"
                     ) from None
+                call["retries"] = attempt
                 await self._sleep(self._retry.backoff(attempt, self._rng))
                 continue
             status = response.status_code
+            call["status"] = status
             if status == 401 and not auth_retried:
                 auth_retried = True
                 attempt -= 1
                 await asyncio.to_thread(self._forget_tokens)
                 continue
+            if status == 429:
+                call["throttled"] = (call["throttled"] or 0) + 1
             if status in RETRYABLE_STATUS and attempt < self._retry.max_attempts:
                 wait = parse_retry_after(response.headers.get("Retry-After")) or 0.0
+                call["retries"] = attempt
                 await self._sleep(
                     min(
                         self._retry.max_retry_after,

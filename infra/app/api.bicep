@@ -163,6 +163,10 @@ var tuningSettings = [
     value: '30'
   }
   {
+    name: 'HALO_BACKOFF_429_SECONDS'
+    value: '30'
+  }
+  {
     name: 'TABLES_PREFIX'
     value: ''
   }
