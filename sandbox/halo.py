@@ -2,8 +2,9 @@
 
 Speaks the dialect `shared.halo_client` relies on (DESIGN.md section 8): `POST /auth/token`, list
 resources under `/api/` with HaloPSA's wrapper keys, `pageinate`/`page_size`/`page_no` paging with
-`record_count`, `includeinactive`, `includelines`, `client_id`, and `Tickets/{id}`. Faults (rate
-limits, random errors, latency, token revocation, failing pages) are set in code or over
+`record_count`, `includeinactive`, `includelines`, `client_id`, `Tickets/{id}` and
+`RecurringInvoice/{id}`. Faults (rate limits, a 429 every Nth request, random errors, latency,
+token revocation, failing pages, invoices listed without lines) are set in code or over
 `PUT /_sandbox/faults`; `GET /_sandbox/stats` counts what clients sent. Standard library only.
 
     python -m sandbox.halo --port 8089 --clients 5000 --rate-limit 10
