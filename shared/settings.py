@@ -107,7 +107,7 @@ class Settings(BaseSettings):
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)
-    sync_confirm_by_repeat: bool = True
+    sync_confirm_by_repeat: bool = False
 
     @model_validator(mode="before")
     @classmethod
