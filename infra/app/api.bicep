@@ -167,10 +167,6 @@ var tuningSettings = [
     value: '30'
   }
   {
-    name: 'HALO_BACKOFF_429_SECONDS'
-    value: '30'
-  }
-  {
     name: 'TABLES_PREFIX'
     value: ''
   }
