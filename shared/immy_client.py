@@ -15,6 +15,7 @@ import hashlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -27,6 +28,7 @@ from shared.halo_client import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry
 from shared.halo_models import describe_error
 from shared.immy_models import ImmyComputer, ImmyTag, ImmyTenant, ProviderClient, ProviderLink
 from shared.settings import Settings, is_loopback
+from shared.telemetry import log_outgoing_call
 
 if TYPE_CHECKING:
     import msal
@@ -365,6 +367,35 @@ class ImmyClient:
     async def _send(
         self, method: str, path: str, params: Mapping[str, str], body: Any = None
     ) -> Any:
+        """One call with retries; logs one `outgoing_call` line for it, its retries included."""
+        call: dict[str, int | None] = {"status": None, "retries": 0, "throttled": 0}
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await self._send_tries(method, path, params, body, call)
+        except BaseException as failure:
+            error = type(failure).__name__
+            raise
+        finally:
+            log_outgoing_call(
+                "immybot",
+                method,
+                path,
+                status=call["status"],
+                started=started,
+                retries=call["retries"] or 0,
+                throttled=call["throttled"] or 0,
+                error=error,
+            )
+
+    async def _send_tries(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any,
+        call: dict[str, int | None],
+    ) -> Any:
         # Both writes the app makes are idempotent (a tag added twice is added once), so a write
         # is retried like a read.
         auth_retried = False
@@ -384,20 +415,26 @@ class ImmyClient:
                     headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.TransportError as error:
+                call["status"] = None
                 if attempt >= self._retry.max_attempts:
                     raise ImmyUnavailable(
                         f"{method} {path}: {type(error).__name__} after {attempt} attempts"
                     ) from None
+                call["retries"] = attempt
                 await self._sleep(self._retry.backoff(attempt, self._rng))
                 continue
             status = response.status_code
+            call["status"] = status
             if status == 401 and not auth_retried:
                 auth_retried = True
                 attempt -= 1
                 await asyncio.to_thread(self._forget_tokens)
                 continue
+            if status == 429:
+                call["throttled"] = (call["throttled"] or 0) + 1
             if status in RETRYABLE_STATUS and attempt < self._retry.max_attempts:
                 wait = parse_retry_after(response.headers.get("Retry-After")) or 0.0
+                call["retries"] = attempt
                 await self._sleep(
                     min(
                         self._retry.max_retry_after,

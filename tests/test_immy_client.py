@@ -239,6 +239,31 @@ async def test_retryable_failures_are_retried_then_given_up(entra):
     assert route.call_count == 3
 
 
+async def test_every_call_logs_one_outgoing_line(entra, caplog):
+    caplog.set_level(logging.INFO, logger="halo_immy.outgoing")
+    token_route(entra, "tok-1")
+    entra.get(f"{BASE}/api/v1/computers/paged").mock(
+        side_effect=[httpx.Response(429), httpx.Response(200, json={"results": [], "count": 0})]
+    )
+    entra.get(f"{BASE}/api/v1/tenants").respond(503)
+    async with client() as immy:
+        await immy.computers(tenant_id=4711)
+        with pytest.raises(ImmyUnavailable):
+            await immy.tenants()
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "halo_immy.outgoing"]
+    assert [
+        (x["service"], x["method"], x["path"], x["status"], x["retries"], x["throttled"])
+        for x in lines
+    ] == [
+        ("immybot", "GET", "/api/v1/computers/paged", 200, 1, 1),
+        ("immybot", "GET", "/api/v1/tenants", 503, 2, 0),
+    ]
+    assert lines[1]["error"] == "ImmyUnavailable"
+    assert all(isinstance(x["ms"], float) for x in lines)
+    text = " ".join(r.getMessage() for r in caplog.records if r.name == "halo_immy.outgoing")
+    assert "4711" not in text and "tok-1" not in text
+
+
 def test_loopback_authority_is_mapped_back_to_http():
     seen = []
 
