@@ -12,6 +12,7 @@ import azure.functions as func
 
 from shared.api_models import RuleView
 from shared.http import JSON, Reply, json_reply, observed
+from shared.inputs import lookup_value
 from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
 from shared.openapi import openapi_document
 from shared.problems import ApiError, problem
@@ -66,14 +67,15 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/reconciliation?software=NAME[&format=csv]`: billed vs deployed per client."""
 
     def answer() -> Reply:
-        software = (req.params.get("software") or "").strip()
+        software = lookup_value("software", req.params.get("software", ""))
         output = req.params.get("format", "json")
-        if not software or output not in ("json", "csv"):
-            raise ApiError(problem(400, "bad-query", "give software=NAME, and format json or csv"))
+        if output not in ("json", "csv"):
+            raise ApiError(problem(400, "bad-query", "format may be json or csv"))
         report = reconcile(get_store(), software)
         if output == "json":
             return json_reply(report)
-        name = "".join(ch if ch.isalnum() else "-" for ch in report.software)
+        # A header value must be ASCII: "Ü".isalnum() is true, and the host refuses it.
+        name = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in report.software)
         return Reply(
             200,
             as_csv(report).encode(),
