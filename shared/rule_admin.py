@@ -132,12 +132,12 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
     _check_limits(rule_set.rules)
     before = stored_rules(store)
     incoming = {r.key: r for r in rule_set.rules}
-    for rule in rule_set.rules:
+    changed = [r for k, r in incoming.items() if before.get(k) != r]
+    for rule in changed:  # an unchanged rule is already stored as it is
         store.put_rule_document(rule.key, rule.model_dump(mode="json"))
     deleted = [k for k in before if k not in incoming]
     for key in deleted:
         store.delete_rule(key)
-    changed = [r for k, r in incoming.items() if before.get(k) != r]
     _apply(store, changed, deleted, today)
     manifest, catalog = _current(store)
     return RulesImported(

@@ -479,3 +479,64 @@ def test_the_schema_valid_requests_schemathesis_found_refused_are_accepted(demo)
     # A rule set may be empty, and 200 rules are within the limits.
     assert call("rules", "/api/rules", "PUT", many_rules(200)).status_code == 200
     assert call("rules", "/api/rules", "PUT", b'{"rules": []}').status_code == 200
+
+
+# -- issue 11 point 9: the OpenAPI document states the contract ------------------------------
+
+
+def operations():
+    document = openapi_document()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield path, method, operation
+
+
+def test_every_http_function_is_in_the_document():
+    from sandbox.devhost import routes
+    from tests.registry import registered
+
+    http, _ = routes(registered().values())
+    paths = ["/api" + p for p in openapi_document()["paths"]]
+    for route in http:
+        assert any(route.pattern.match(p[len("/api/") :]) for p in paths), route.name
+
+
+def test_every_operation_documents_401_and_its_problems():
+    for path, method, operation in operations():
+        responses = operation["responses"]
+        assert "401" in responses, (path, method)
+        for status, response in responses.items():
+            if status >= "400" and status != "401" and not path.startswith("/technician-tab"):
+                assert PROBLEM_JSON in response["content"], (path, method, status)
+
+
+def test_targets_selectors_are_exactly_one_of_three():
+    (selector,) = [
+        p
+        for p in openapi_document()["paths"]["/targets"]["get"]["parameters"]
+        if p["name"] == "selector"
+    ]
+    assert selector["style"] == "form" and selector["explode"] is True
+    assert selector["schema"]["oneOf"] == [
+        {"required": ["software"]},
+        {"required": ["contract_type"]},
+        {"required": ["item"]},
+    ]
+
+
+def test_ids_in_paths_are_positive_32_bit_integers():
+    document = openapi_document()
+    for path in ("/mappings/{halo_client_id}", "/technician-tab/ticket/{ticket_id}"):
+        (param,) = document["paths"][path]["parameters"]
+        assert param["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def test_request_bodies_state_what_the_code_requires():
+    schemas = openapi_document()["components"]["schemas"]
+    assert schemas["Rule"]["anyOf"]  # a contract type or an item
+    assert "software" not in schemas["RuleUpdate"].get("required", [])
+    assert schemas["RuleSet"]["properties"]["rules"]["maxItems"] == 200
+    mapping = schemas["MappingUpdate"]
+    assert mapping["required"] == ["immy_tenant_id"]
+    assert mapping["properties"]["immy_tenant_id"]["maximum"] == 2**31 - 1
