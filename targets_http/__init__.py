@@ -11,7 +11,7 @@ from urllib.parse import quote
 import azure.functions as func
 
 from shared.api_models import RuleView
-from shared.http import JSON, Reply, json_reply, observed
+from shared.http import JSON, Reply, json_reply, observed, problem_reply
 from shared.inputs import lookup_value
 from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
 from shared.openapi import openapi_document
@@ -109,7 +109,7 @@ def admin(req: func.HttpRequest) -> func.HttpResponse:
                 return json_reply(export_rules(store))
             if req.method == "PUT":
                 return json_reply(import_rules(store, req.get_body(), today))
-            return Reply(405, headers={"Allow": "GET, PUT"})
+            return _not_allowed("GET, PUT")
         if req.method == "GET":
             return json_reply(get_rule(store, key))
         if req.method == "PUT":
@@ -124,7 +124,7 @@ def admin(req: func.HttpRequest) -> func.HttpResponse:
 def _mappings(store: Store, req: func.HttpRequest, key: str | None, today: date) -> Reply:
     if key is None:
         if req.method != "GET":
-            return Reply(405, headers={"Allow": "GET"})
+            return _not_allowed("GET")
         return json_reply(list_mappings(store))
     if req.method == "PUT":
         mapping, created = put_mapping(store, key, req.get_body(), today)
@@ -132,7 +132,14 @@ def _mappings(store: Store, req: func.HttpRequest, key: str | None, today: date)
     if req.method == "DELETE":
         delete_mapping(store, key, today)
         return Reply(204)
-    return Reply(405, headers={"Allow": "PUT, DELETE"})
+    return _not_allowed("PUT, DELETE")
+
+
+def _not_allowed(allow: str) -> Reply:
+    # One function serves several paths: a method it takes may not suit this one.
+    return problem_reply(
+        problem(405, "method-not-allowed", f"this path takes {allow}"), {"Allow": allow}
+    )
 
 
 def _rule_reply(view: RuleView, created: bool) -> Reply:
