@@ -27,6 +27,7 @@ from shared.generation import (
     read_snapshot,
     read_target_texts,
     read_targets,
+    read_unmapped,
 )
 from shared.immy_models import ImmyComputer
 from shared.inputs import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, lookup_value, parse_id
@@ -136,7 +137,7 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
             entry.rule,
             entry.counts,
             entry.resolved_on,
-            entry.unmapped,
+            read_unmapped(store, pointer.generation, entry),
         )
         if query.computers:
             found = read_targets(store, pointer.generation, entry.partition)

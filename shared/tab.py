@@ -43,7 +43,7 @@ from shared.halo_client import (
     RetryPolicy,
     TokenCache,
 )
-from shared.halo_models import Item, Ticket, as_date
+from shared.halo_models import Item, QuantityType, Ticket, as_date
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer
 from shared.inputs import parse_id
@@ -78,7 +78,7 @@ class ItemRow:
     """A recurring item billed to the client today."""
 
     item: str
-    quantity: float
+    quantity: str  # "14", or "14 (users)" / "calculated (users)" for a calculated quantity
     invoice_id: int
     end: date | None
     expiring: bool
@@ -252,9 +252,31 @@ def _freshness(view: TabView, state: _SnapshotState, schedule: str, now: datetim
             f"The data is {hours:.1f} hours old: the sync has not succeeded lately."
         )
     if state.held is not None:
-        view.warnings.append("The last sync was held by the mass-change guard and awaits approval.")
+        why = _held_because(state.held.reason)
+        view.warnings.append(
+            f"The last sync was held by the mass-change guard{why} and awaits approval: "
+            "coverage shown is from the run before it."
+        )
     elif state.last_outcome == "failed":
         view.warnings.append("The last sync failed: the data is from the run before it.")
+
+
+_HELD_BECAUSE = {
+    "targets": "targets would drop",
+    "mapped_targets": "targets would lose their ImmyBot tenant",
+    "mapped_tenants": "ImmyBot tenants would be lost",
+    "rejects": "HaloPSA records were rejected",
+    "empty": "a HaloPSA record type came back empty",
+}
+
+
+def _held_because(reason: str) -> str:
+    try:
+        parts = json.loads(reason)
+    except ValueError:
+        return ""
+    found = [_HELD_BECAUSE[k] for k in _HELD_BECAUSE if isinstance(parts, dict) and k in parts]
+    return f" ({'; '.join(found)})" if found else ""
 
 
 @lru_cache(maxsize=8)
@@ -263,6 +285,17 @@ def _interval(schedule: str) -> timedelta:
         return longest_gap(schedule)
     except ValueError:
         return timedelta(minutes=15)
+
+
+def quantity_text(quantity: float | None, quantity_type: str, *, calculated: bool) -> str:
+    """A line's quantity for people: a calculated one says so, and is never shown as 0."""
+    if not calculated:
+        return f"{quantity or 0:g}"
+    return (
+        f"{quantity:g} ({quantity_type})"
+        if quantity is not None
+        else f"calculated ({quantity_type})"
+    )
 
 
 def _coverage(
@@ -293,11 +326,16 @@ def _coverage(
             if not line_covers(invoice, line, today):
                 continue
             item = items.get(line.item_id) if line.item_id is not None else None
-            end = as_date(line.enddate) or as_date(invoice.enddate)
+            schedule_end = as_date(invoice.schedule.end_date) if invoice.schedule else None
+            end = as_date(line.enddate) or as_date(invoice.enddate) or schedule_end
             view.items.append(
                 ItemRow(
                     item=line.item_shortdescription.strip() or (item.name if item else "?"),
-                    quantity=line.qty_order,
+                    quantity=quantity_text(
+                        line.known_quantity,
+                        QuantityType.name_of(line.recurring_invoice_quantity_type),
+                        calculated=line.calculated,
+                    ),
                     invoice_id=invoice.id,
                     end=end,
                     expiring=end is not None and end <= soon,
@@ -318,9 +356,12 @@ def _coverage(
                     f"contract {reason.ref or reason.contract_id} ({reason.contract_type})"
                 )
             else:
-                reasons.append(
-                    f"{reason.item}, qty {reason.quantity:g} (invoice {reason.invoice_id})"
+                quantity = quantity_text(
+                    reason.quantity,
+                    reason.quantity_type,
+                    calculated=reason.quantity_kind == "calculated",
                 )
+                reasons.append(f"{reason.item}, qty {quantity} (invoice {reason.invoice_id})")
             expiring = expiring or (reason.end_date is not None and reason.end_date <= soon)
         view.software.append(SoftwareRow(entry.software, reasons, expiring))
     view.contracts.sort(key=lambda r: (r.end or date.max, r.ref))
@@ -583,7 +624,8 @@ async def tab_page(
         async with HaloClient.from_settings(
             settings,
             budget=RequestBudget(settings.halo_requests_per_minute),
-            retry=RetryPolicy(max_attempts=1),
+            # No retries, not even after a 429: its pause would outlast the tab's time budget.
+            retry=RetryPolicy(max_attempts=1, max_throttled=0),
             timeout=settings.tab_halo_timeout_seconds,
             token_cache=_tokens,
         ) as halo:
