@@ -361,7 +361,9 @@ def test_an_item_id_in_ascii_digits_finds_its_item(demo):
     catalog = body_of(call("catalog", "/api/catalog"))
     item = next(i for i in catalog["items"] if i["id"] and i["name"] == "SentinelOne Complete")
     body = body_of(call("targets", "/api/targets", item=str(item["id"])), "TargetsResponse")
-    assert names(body) == ["Contoso Ltd", "Wide World Importers", "Woodgrove Bank"]
+    # Every client billing the item by its id: the ones the catalogue counts for it.
+    assert len(names(body)) == item["clients"] > 0
+    assert "Contoso Ltd" in names(body)
 
 
 def test_an_ad_hoc_value_a_rule_name_may_not_hold_still_answers(demo):
