@@ -3,8 +3,11 @@
 Each rule here is written once as a regular expression and used twice: by the code that checks a
 request, and in the OpenAPI document (`pattern`), so the document is the contract the code enforces.
 Patterns use only what Python's `re`, ECMA-262 and Rust's regex read alike (character classes with
-`\\xNN`/`\\uNNNN` escapes, `^` and `$`), and the code applies them the way JSON Schema does
-(`re.search`), so a schema-valid value is never refused and a schema-invalid one never accepted.
+`\\xNN`/`\\uNNNN` escapes, `^` and `$`), and the code applies them the way Python's JSON Schema
+validators do (`re.search`), so a schema-valid value is not refused nor a schema-invalid one
+accepted. Known edges: Python's `$` also matches before one trailing newline (the value is then
+stripped), and a rule name that normalises (NFKC) past a table key's 512 characters is refused
+though the pattern lets it through (`U+FDFA` becomes 18 characters).
 """
 
 from __future__ import annotations
