@@ -20,6 +20,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -27,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 from azure.functions.decorators.function_app import Function
@@ -150,7 +151,9 @@ class DevHost:
             if match is None:
                 continue
             if method not in route.methods:
-                return _text(405, "method not allowed")
+                status, out, text = _text(405, "method not allowed")
+                allow = documented_methods(path) or route.methods
+                return status, {**out, "Allow": ", ".join(sorted(allow))}, text
             key = headers.get("x-functions-key") or params.get("code")
             allowed = (
                 {MASTER_KEY} if route.auth == "ADMIN" else {MASTER_KEY, function_key(route.name)}
@@ -162,11 +165,19 @@ class DevHost:
                 f"http://127.0.0.1{target}",
                 headers=headers,
                 params=params,
-                route_params={k: v for k, v in match.groupdict().items() if v is not None},
+                route_params={
+                    k: route_value(v) for k, v in match.groupdict().items() if v is not None
+                },
                 body=body,
             )
             outs = [QueueOut(self._queue_runner(name)) for name in route.outputs]
-            response: func.HttpResponse = _call(route.handler, request, *outs)
+            try:
+                response: func.HttpResponse = _call(route.handler, request, *outs)
+            except Exception:
+                # The host answers an unhandled exception with a bare 500; so does this, rather
+                # than dropping the connection unanswered. The traceback is for the developer.
+                traceback.print_exc()
+                return _text(500, "the function raised an exception")
             out_headers = dict(response.headers)
             if response.mimetype:
                 out_headers["Content-Type"] = response.mimetype + (
@@ -180,6 +191,26 @@ class DevHost:
             _call(self.queues[queue], func.QueueMessage(body=message.encode()))
 
         return run
+
+
+def documented_methods(path: str) -> set[str]:
+    """The methods the app's OpenAPI document gives `path` (one function may serve several
+    paths, each taking fewer methods than the function), for a 405's Allow header."""
+    from shared.openapi import openapi_document
+
+    document = openapi_document()
+    base = document["servers"][0]["url"]
+    for template, item in document["paths"].items():
+        pattern = re.sub(r"\\{\w+\\}", "[^/]+", re.escape(base + template))
+        if re.fullmatch(pattern, path):
+            return {m.upper() for m in item if m != "parameters"}
+    return set()
+
+
+def route_value(raw: str) -> str:
+    """A route value as the Functions host hands it over: percent-decoded (UTF-8, invalid bytes
+    replaced), except `%2F`, which stays as sent, so a value can never gain a path separator."""
+    return "%2F".join(unquote(part) for part in re.split("%2[Ff]", raw))
 
 
 def _text(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
@@ -203,9 +234,17 @@ def serve(host: DevHost, port: int) -> ThreadingHTTPServer:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
         do_GET = do_PUT = do_POST = do_DELETE = _handle
+
+        def __getattr__(self, name: str) -> Any:
+            # Every other method (PATCH, TRACE, QUERY, ...) reaches dispatch too, which answers
+            # 405 where the route does not take it, as the host does; the base class says 501.
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

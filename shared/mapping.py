@@ -13,11 +13,31 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from shared.halo_models import Client
 from shared.immy_models import ImmyTenant
+from shared.inputs import CONTROLS, INT32_MAX, integral, matches
+
+# A free-text note: anything but control characters (a line break included), or nothing.
+NOTE_PATTERN = f"^[^{CONTROLS}]*$"
+
+
+def checked_note(value: Any) -> Any:
+    """The note as the schema states it: no control characters."""
+    if isinstance(value, str) and not matches(NOTE_PATTERN, value):
+        raise ValueError("may not contain control characters")
+    return value
+
 
 LEGAL_SUFFIXES = frozenset(
     {
@@ -71,9 +91,15 @@ class ExplicitMapping(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    halo_client_id: int = Field(gt=0)
-    immy_tenant_id: int = Field(gt=0)
-    note: str = Field(default="", max_length=500)
+    # Both ids are 32-bit (Table Storage stores larger ints only when told to, as Int64).
+    halo_client_id: Annotated[int, BeforeValidator(integral)] = Field(ge=1, le=INT32_MAX)
+    immy_tenant_id: Annotated[int, BeforeValidator(integral)] = Field(ge=1, le=INT32_MAX)
+    note: Annotated[
+        str,
+        StringConstraints(max_length=500),
+        BeforeValidator(checked_note),
+        WithJsonSchema({"type": "string", "maxLength": 500, "pattern": NOTE_PATTERN}),
+    ] = ""
 
 
 def map_clients(

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.generation import apply_rules, read_manifest, write_matches
 from shared.halo_models import describe_error
+from shared.inputs import record_id
 from shared.mapping import ExplicitMapping, TenantMatch, links_of, map_clients
 from shared.problems import ApiError, json_object, problem
 from shared.queries import snapshot_of
@@ -60,12 +61,14 @@ def put_mapping(
     document = json_object(body, 16 * 1024)
     document.setdefault("halo_client_id", client_id)
     try:
-        mapping = ExplicitMapping.model_validate(document)
+        # Strict: the JSON types the schema states ("5" is not an integer).
+        mapping = ExplicitMapping.model_validate(document, strict=True)
     except ValidationError as error:
         raise ApiError(problem(400, "bad-mapping", describe_error(error))) from None
     if mapping.halo_client_id != client_id:
+        # 409: a well-formed body about another client than the URL's.
         raise ApiError(
-            problem(400, "bad-mapping", "the body names another HaloPSA client than the URL")
+            problem(409, "client-mismatch", "the body names another HaloPSA client than the URL")
         )
     created = client_id not in explicit_mappings(store)
     store.put_mapping_row(client_id, mapping.immy_tenant_id, mapping.note)
@@ -83,11 +86,7 @@ def delete_mapping(store: Store, halo_client_id: str, today: date) -> None:
 
 
 def _client_id(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 2**31:
-        raise ApiError(
-            problem(400, "bad-mapping", "halo_client_id must be a positive whole number")
-        )
-    return int(text)
+    return record_id(text, "halo_client_id", "bad-mapping")
 
 
 def _remap(store: Store, today: date) -> None:

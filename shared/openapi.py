@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Any
 
@@ -10,11 +11,13 @@ from pydantic.json_schema import models_json_schema
 
 from shared.api_models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.immy_tags import TagsView
+from shared.inputs import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.mapping import ExplicitMapping
 from shared.mapping_admin import MappingsView
 from shared.problems import PROBLEM_JSON, Problem
+from shared.queries import MAX_VALUE, QUERY_KINDS
 from shared.reconciliation import ReconciliationResponse
-from shared.rules import Rule, RuleSet
+from shared.rules import MAX_RULES, MAX_SOFTWARE, Rule, RuleSet
 from shared.sync import SyncStatus
 
 REF = "#/components/schemas/{model}"
@@ -34,65 +37,152 @@ MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": REF.format(model=model.__name__)}
+def _ref(model: type[BaseModel] | str) -> dict[str, str]:
+    return {"$ref": REF.format(model=model if isinstance(model, str) else model.__name__)}
 
 
-def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+def _json(model: type[BaseModel] | str, description: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref(model)}},
+        **extra,
+    }
+
+
+def _body(model: type[BaseModel] | str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+REASONS = {
+    400: "Missing, conflicting or malformed parameters or body",
+    404: "Unknown software, contract type, item, rule, mapping or ticket",
+    409: "Conflicts: the body names another resource than the URL, a software twice, or "
+    "nothing is held to approve",
+    413: "Body too large, or more rules than storage holds",
+    503: "No snapshot yet, storage unavailable, or the app is not configured (Retry-After)",
+}
+UNAUTHORIZED = {"401": {"description": "No valid function key (the host answers, with no body)"}}
 
 
 def _problems(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "Missing, conflicting or malformed parameters or body",
-        404: "Unknown software, contract type, item or rule",
-        409: "Nothing to act on",
-        413: "Body too large",
-        503: "No snapshot yet, storage unavailable, or the app is not configured",
-    }
-    return {
-        str(s): {"description": reasons[s], "content": {PROBLEM_JSON: {"schema": _ref(Problem)}}}
+    problems = {
+        str(s): {"description": REASONS[s], "content": {PROBLEM_JSON: {"schema": _ref(Problem)}}}
         for s in statuses
     }
+    return {**UNAUTHORIZED, **problems}
 
 
-def _param(
-    name: str, description: str, where: str = "query", required: bool = False
-) -> dict[str, Any]:
+def _lookup(name: str, description: str, where: str = "query", required: bool = False) -> Any:
     return {
         "name": name,
         "in": where,
         "required": required,
         "description": description,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        "schema": _lookup_schema(),
     }
 
 
-SOFTWARE_PATH = _param("software", "The rule's software name (case-insensitive).", "path", True)
+def _lookup_schema(max_length: int = LOOKUP_MAX) -> dict[str, Any]:
+    # What inputs.lookup_value accepts: leading, trailing and repeated spaces are collapsed.
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": LOOKUP_PATTERN}
+
+
+def _id_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
+    }
+
+
+SOFTWARE_PATH = {
+    "name": "software",
+    "in": "path",
+    "required": True,
+    "description": "The rule's software name (case-insensitive).",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_SOFTWARE,
+        "pattern": SOFTWARE_PATTERN,
+    },
+}
+
+# Exactly one of the three selectors, given as query parameters of their own (form, exploded).
+SELECTOR = {
+    "name": "selector",
+    "in": "query",
+    "required": True,
+    "style": "form",
+    "explode": True,
+    "description": "Exactly one of software, contract_type or item, as its own query parameter.",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "software": {**_lookup_schema(MAX_VALUE), "description": "A rule's software name."},
+            "contract_type": {
+                **_lookup_schema(MAX_VALUE),
+                "description": "Ad hoc: a HaloPSA contract type name.",
+            },
+            "item": {
+                **_lookup_schema(MAX_VALUE),
+                "description": "Ad hoc: a recurring item's name, code, or id (1 and up).",
+            },
+        },
+        "additionalProperties": False,
+        "oneOf": [{"required": [kind]} for kind in QUERY_KINDS],
+    },
+}
+
+HTML = {"text/html": {"schema": {"type": "string"}}}
+
+
+def _without_required(schema: dict[str, Any], name: str, description: str) -> dict[str, Any]:
+    """A request body schema: the model's, with the member the URL already gives optional."""
+    body = copy.deepcopy(schema)
+    body["required"] = [r for r in body.get("required", []) if r != name]
+    body["title"] = body.get("title", "") + " (body)"
+    body["description"] = description
+    return body
 
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The whole document; built once per process."""
     _, schemas = models_json_schema([(m, "serialization") for m in MODELS], ref_template=REF)
+    components = schemas["$defs"]
+    components["RuleUpdate"] = _without_required(
+        components["Rule"],
+        "software",
+        "A rule, as PUT to /rules/{software}: `software` may be left out; if given it must name "
+        "the URL's software (ignoring case and spacing), else the answer is 409.",
+    )
+    components["MappingUpdate"] = _without_required(
+        components["ExplicitMapping"],
+        "halo_client_id",
+        "A mapping, as PUT to /mappings/{halo_client_id}: `halo_client_id` may be left out; if "
+        "given it must be the URL's, else the answer is 409.",
+    )
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "halo-immy",
             "version": "1.0.0",
-            "description": "Deployment targets from HaloPSA billing data, for ImmyBot.",
+            "description": "Deployment targets from HaloPSA billing data, for ImmyBot. Every "
+            "route takes a function key (header x-functions-key, or query code); /sync and "
+            "/sync/approve take the master (admin) key.",
         },
         "servers": [{"url": "/api"}],
-        "security": [{"functionKey": []}],
+        "security": KEYS,
         "paths": {
             "/targets": {
                 "get": {
                     "operationId": "getTargets",
                     "summary": "Clients entitled to a software, contract type or item, and why",
                     "parameters": [
-                        _param("software", "A rule's software name."),
-                        _param("contract_type", "Ad hoc: a HaloPSA contract type name."),
-                        _param("item", "Ad hoc: a recurring item's name, code or id."),
+                        SELECTOR,
                         {
                             "name": "expand",
                             "in": "query",
@@ -107,11 +197,8 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": {
-                            **_json(TargetsResponse, "The targets"),
-                            "headers": {"ETag": {"schema": {"type": "string"}}},
-                        },
-                        "304": {"description": "Unchanged since the ETag given"},
+                        "200": _json(TargetsResponse, "The targets", headers=ETAG),
+                        "304": {"description": "Unchanged since the ETag given", "headers": ETAG},
                         **_problems(400, 404, 503),
                     },
                 }
@@ -123,6 +210,19 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(CatalogResponse, "The catalogue"), **_problems(503)},
                 }
             },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI 3.1 document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **UNAUTHORIZED,
+                    },
+                }
+            },
             "/rules": {
                 "get": {
                     "operationId": "exportRules",
@@ -131,14 +231,14 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "put": {
                     "operationId": "importRules",
-                    "summary": "Replace every rule with a rule set",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref(RuleSet)}},
-                    },
+                    "summary": "Replace every rule with a rule set (all or nothing)",
+                    "description": f"At most {MAX_RULES} rules, each software once (a second "
+                    "one is a 409); rules too large for storage together are a 413, and nothing "
+                    "is stored.",
+                    "requestBody": _body(RuleSet),
                     "responses": {
                         "200": _json(RulesImported, "What changed"),
-                        **_problems(400, 413, 503),
+                        **_problems(400, 409, 413, 503),
                     },
                 },
             },
@@ -146,23 +246,20 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SOFTWARE_PATH],
                 "get": {
                     "operationId": "getRule",
-                    "responses": {"200": _json(RuleView, "The rule"), **_problems(404, 503)},
+                    "responses": {"200": _json(RuleView, "The rule"), **_problems(400, 404, 503)},
                 },
                 "put": {
                     "operationId": "putRule",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref(Rule)}},
-                    },
+                    "requestBody": _body("RuleUpdate"),
                     "responses": {
                         "200": _json(RuleView, "Replaced"),
-                        "201": _json(RuleView, "Created"),
-                        **_problems(400, 413, 503),
+                        "201": _json(RuleView, "Created", headers=LOCATION),
+                        **_problems(400, 409, 413, 503),
                     },
                 },
                 "delete": {
                     "operationId": "deleteRule",
-                    "responses": {"204": {"description": "Deleted"}, **_problems(404, 503)},
+                    "responses": {"204": {"description": "Deleted"}, **_problems(400, 404, 503)},
                 },
             },
             "/reconciliation": {
@@ -170,7 +267,7 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "getReconciliation",
                     "summary": "Billed quantity against deployed computers, per client",
                     "parameters": [
-                        _param("software", "A rule's software name.", required=True),
+                        _lookup("software", "A rule's software name.", required=True),
                         {
                             "name": "format",
                             "in": "query",
@@ -198,22 +295,19 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/mappings/{halo_client_id}": {
-                "parameters": [_param("halo_client_id", "The HaloPSA client id.", "path", True)],
+                "parameters": [_id_param("halo_client_id", "The HaloPSA client id.")],
                 "put": {
                     "operationId": "putMapping",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref(ExplicitMapping)}},
-                    },
+                    "requestBody": _body("MappingUpdate"),
                     "responses": {
                         "200": _json(ExplicitMapping, "Replaced"),
                         "201": _json(ExplicitMapping, "Created"),
-                        **_problems(400, 503),
+                        **_problems(400, 409, 413, 503),
                     },
                 },
                 "delete": {
                     "operationId": "deleteMapping",
-                    "responses": {"204": {"description": "Deleted"}, **_problems(404, 503)},
+                    "responses": {"204": {"description": "Deleted"}, **_problems(400, 404, 503)},
                 },
             },
             "/immybot/tags": {
@@ -221,7 +315,26 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "getImmyBotTags",
                     "summary": "Per rule: its ImmyBot tag, tenants carrying it, tenants that "
                     "should, the planned changes and the last apply result",
-                    "responses": {"200": _json(TagsView, "The tags"), **_problems(503)},
+                    "responses": {
+                        "200": _json(TagsView, "The tags"),
+                        **_problems(503),
+                        **UNAUTHORIZED,
+                    },
+                }
+            },
+            "/sync": {
+                "post": {
+                    "operationId": "startSync",
+                    "summary": "Queue one sync now (master key)",
+                    "security": ADMIN_KEYS,
+                    "responses": {
+                        "202": {
+                            "description": "Queued; see /sync/status",
+                            "headers": LOCATION,
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **UNAUTHORIZED,
+                    },
                 }
             },
             "/sync/status": {
@@ -230,11 +343,63 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(SyncStatus, "Sync status"), **_problems(503)},
                 }
             },
+            "/sync/approve": {
+                "post": {
+                    "operationId": "approveSync",
+                    "summary": "Make the held generation current (master key)",
+                    "security": ADMIN_KEYS,
+                    "parameters": [
+                        {
+                            "name": "run_id",
+                            "in": "query",
+                            "required": False,
+                            "description": "Approve only if this run is the one held.",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(SyncStatus, "Approved: the new status"),
+                        **_problems(409, 503),
+                    },
+                }
+            },
+            "/technician-tab/ticket/{ticket_id}": {
+                "parameters": [_id_param("ticket_id", "The HaloPSA ticket id ($FAULTID).")],
+                "get": {
+                    "operationId": "getTechnicianTab",
+                    "summary": "The HTML page HaloPSA shows in a ticket's Custom Tab",
+                    "responses": {
+                        "200": {"description": "The tab", "content": HTML},
+                        **UNAUTHORIZED,
+                        **{
+                            str(status): {"description": why, "content": HTML}
+                            for status, why in (
+                                (400, "Bad ticket id (an HTML page)"),
+                                (
+                                    403,
+                                    "Not in TAB_ALLOWED_GROUP, or App Service Authentication "
+                                    "is off while TAB_ALLOWED_GROUP is set (an HTML page)",
+                                ),
+                                (404, "No such ticket in HaloPSA (an HTML page)"),
+                                (503, "Not configured or storage unavailable (an HTML page)"),
+                            )
+                        },
+                    },
+                },
+            },
         },
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": components,
             "securitySchemes": {
-                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
             },
         },
     }
+
+
+KEYS: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
+# The same header or query parameter, holding the master key.
+ADMIN_KEYS = KEYS
+ETAG = {"ETag": {"schema": {"type": "string"}, "required": True}}
+LOCATION = {"Location": {"schema": {"type": "string"}, "required": True}}

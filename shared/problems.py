@@ -57,6 +57,9 @@ def json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
         raise ApiError(problem(413, "too-large", f"the body may be at most {max_bytes} bytes"))
     try:
         document = json.loads(body or b"null")
+    except RecursionError:
+        # `[` x 5000 parses past the interpreter's recursion limit: bad input, not a crash.
+        raise ApiError(problem(400, "bad-json", "the body is nested too deeply")) from None
     except ValueError:
         raise ApiError(problem(400, "bad-json", "the body is not valid JSON")) from None
     if not isinstance(document, dict):

@@ -8,6 +8,7 @@ whole snapshot, cached per generation in the process.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from shared.generation import (
     read_unmapped,
 )
 from shared.immy_models import ImmyComputer
+from shared.inputs import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, lookup_value, parse_id
 from shared.problems import ApiError, problem
 from shared.rules import ItemMatch, Rule, closest, normalise
 from shared.store import Pointer, Store
@@ -68,8 +70,8 @@ class Answer:
 
 def parse_targets_query(params: Mapping[str, str]) -> TargetsQuery:
     """Exactly one of software, contract_type or item, with a sane value; else a 400."""
-    expand = params.get("expand", "")
-    if expand not in ("", "computers"):
+    expand = params.get("expand")
+    if expand is not None and expand != "computers":
         raise ApiError(problem(400, "bad-query", "expand may only be 'computers'"))
     unknown = sorted(set(params) - set(QUERY_KINDS) - HOST_PARAMS - {"expand"})
     if unknown:
@@ -88,12 +90,7 @@ def parse_targets_query(params: Mapping[str, str]) -> TargetsQuery:
         )
         raise ApiError(problem(400, "bad-query", detail))
     kind = given[0]
-    value = " ".join(params[kind].split())
-    if not value or len(value) > MAX_VALUE or not value.isprintable():
-        raise ApiError(
-            problem(400, "bad-query", f"{kind} must be 1-{MAX_VALUE} printable characters")
-        )
-    return TargetsQuery(kind, value, expand == "computers")
+    return TargetsQuery(kind, lookup_value(kind, params[kind], MAX_VALUE), expand is not None)
 
 
 def current_pointer(store: Store) -> Pointer:
@@ -222,13 +219,16 @@ def _ad_hoc_rule(query: TargetsQuery, catalog: Catalog) -> Rule:
                     closest=closest(value, names),
                 )
             )
-        return Rule(software=f"contract_type={value}", contract_types=[value])
+        return Rule(software=_label(query), contract_types=[value])
     matches = [ItemMatch(name=value), ItemMatch(code=value)]
-    if value.isdigit():
-        matches.append(ItemMatch(id=int(value)))
+    # An item id is a positive 32-bit number in ASCII digits ("²".isdigit() is true, "0" is no
+    # id); any other value is looked up as a name or code only.
+    item_id = parse_id(value)
+    if item_id is not None:
+        matches.append(ItemMatch(id=item_id))
     known = [e.name for e in catalog.items] + [c for e in catalog.items for c in e.codes]
-    ids = {str(e.id) for e in catalog.items if e.id is not None}
-    if normalise(value) not in {normalise(k) for k in known} and value not in ids:
+    ids = {e.id for e in catalog.items if e.id is not None}
+    if normalise(value) not in {normalise(k) for k in known} and item_id not in ids:
         raise ApiError(
             problem(
                 404,
@@ -237,7 +237,14 @@ def _ad_hoc_rule(query: TargetsQuery, catalog: Catalog) -> Rule:
                 closest=closest(value, known),
             )
         )
-    return Rule(software=f"item={value}", items=matches)
+    return Rule(software=_label(query), items=matches)
+
+
+def _label(query: TargetsQuery) -> str:
+    """`item=VALUE` as an ad hoc rule's software: shortened, and with what a rule's name may not
+    hold (/ \\ # ?, their fullwidth forms) replaced, since the query value may hold them."""
+    label = f"{query.kind}={query.value}"[:100]
+    return re.sub(f"[{CONTROLS}{KEY_FORBIDDEN}{KEY_UNSAFE_COMPAT}]", "_", label)
 
 
 def _envelope(

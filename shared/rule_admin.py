@@ -7,6 +7,7 @@ the next HaloPSA sync.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -16,12 +17,16 @@ from shared.api_models import RulesImported, RuleView
 from shared.catalog import Catalog, rule_warnings, scope_warnings
 from shared.generation import Manifest, apply_rules, read_catalog, read_manifest
 from shared.halo_models import describe_error
+from shared.inputs import SOFTWARE_PATTERN, checked_text
 from shared.problems import ApiError, json_object, problem
 from shared.queries import snapshot_of
-from shared.rules import Rule, RuleSet, normalise
-from shared.store import Store, StoreError
+from shared.rules import DUPLICATE_SOFTWARE, MAX_RULES, MAX_SOFTWARE, Rule, RuleSet, normalise
+from shared.store import MAX_ENTITY_CHARS, Store, StoreError, check_key
 
 MAX_BODY = 256 * 1024
+# Every rule's entry (the rule plus its counts and unmapped clients) sits in the generation's
+# manifest, one entity of at most MAX_ENTITY_CHARS: the rules themselves may take a third of it.
+MAX_RULES_CHARS = MAX_ENTITY_CHARS // 3
 
 
 def stored_rules(store: Store) -> dict[str, Rule]:
@@ -52,26 +57,51 @@ def list_rules(store: Store) -> list[RuleView]:
 
 def get_rule(store: Store, software: str) -> RuleView:
     """One rule, or a 404 naming the known ones."""
+    key = route_key(software)
     rules = stored_rules(store)
-    rule = rules.get(normalise(software))
+    rule = rules.get(key) if key else None
     if rule is None:
         raise _unknown(software, rules)
     manifest, catalog = _current(store)
     return _view(rule, manifest, catalog)
 
 
+def route_key(software: str) -> str | None:
+    """The key of a software named in a URL; a 400 if no rule could ever have that name, and
+    None if only its normalised form is not storable (then no rule has it: a 404)."""
+    try:
+        checked_text(SOFTWARE_PATTERN, MAX_SOFTWARE)(software)
+    except ValueError as error:
+        raise ApiError(problem(400, "bad-rule-name", f"software {error}")) from None
+    key = normalise(software)
+    if not key:
+        raise ApiError(problem(400, "bad-rule-name", "software may not be empty"))
+    try:
+        return check_key(key)
+    except ValueError:
+        return None
+
+
 def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[RuleView, bool]:
     """Create or replace the rule for `software` from a JSON body; (view, created)."""
+    key = route_key(software)
     document = json_object(body, MAX_BODY)
     document.setdefault("software", software)
     rule = _validate(document)
-    if rule.key != normalise(software):
+    if key is None:
+        raise ApiError(problem(400, "bad-rule-name", "software may not contain / \\ # ?"))
+    if rule.key != key:
+        # 409: the body names another rule than the URL; not a malformed request.
         raise ApiError(
             problem(
-                400, "bad-rule", f"the body names software {rule.software!r}, the URL {software!r}"
+                409,
+                "software-mismatch",
+                f"the body names software {rule.software!r}, the URL {software!r}",
             )
         )
-    created = rule.key not in stored_rules(store)
+    rules = stored_rules(store)
+    created = rule.key not in rules
+    _check_limits({**rules, rule.key: rule}.values())
     store.put_rule_document(rule.key, rule.model_dump(mode="json"))
     _apply(store, [rule], [], today)
     manifest, catalog = _current(store)
@@ -80,27 +110,34 @@ def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[Rul
 
 def delete_rule(store: Store, software: str, today: date) -> None:
     """Delete a rule and drop its targets from the current generation; 404 if there is none."""
-    key = normalise(software)
-    if not store.delete_rule(key):
+    key = route_key(software)
+    if key is None or not store.delete_rule(key):
         raise _unknown(software, stored_rules(store))
     _apply(store, [], [key], today)
 
 
 def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
-    """Replace every rule with the rule set in the body (the format `export_rules` writes)."""
+    """Replace every rule with the rule set in the body (the format `export_rules` writes).
+
+    All or nothing: the whole set is validated, against the storage limits too, before the
+    first rule is written.
+    """
     document = json_object(body, MAX_BODY)
     try:
-        rule_set = RuleSet.model_validate(document)
+        rule_set = RuleSet.model_validate(document, strict=True)
     except ValidationError as error:
-        raise ApiError(problem(400, "bad-rule", describe_error(error))) from None
+        duplicate = any(e["type"] == DUPLICATE_SOFTWARE for e in error.errors())
+        status, slug = (409, "duplicate-software") if duplicate else (400, "bad-rule")
+        raise ApiError(problem(status, slug, _describe(error))) from None
+    _check_limits(rule_set.rules)
     before = stored_rules(store)
     incoming = {r.key: r for r in rule_set.rules}
-    for rule in rule_set.rules:
+    changed = [r for k, r in incoming.items() if before.get(k) != r]
+    for rule in changed:  # an unchanged rule is already stored as it is
         store.put_rule_document(rule.key, rule.model_dump(mode="json"))
     deleted = [k for k in before if k not in incoming]
     for key in deleted:
         store.delete_rule(key)
-    changed = [r for k, r in incoming.items() if before.get(k) != r]
     _apply(store, changed, deleted, today)
     manifest, catalog = _current(store)
     return RulesImported(
@@ -109,6 +146,24 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
         deleted=sorted(before[k].software for k in deleted),
         rules=[_view(r, manifest, catalog) for r in sorted(incoming.values(), key=lambda r: r.key)],
     )
+
+
+def _check_limits(rules: Iterable[Rule]) -> None:
+    """A 413 when the rules would not fit the generation manifest (one table entity)."""
+    rules = list(rules)
+    if len(rules) > MAX_RULES:
+        raise ApiError(
+            problem(413, "too-many-rules", f"at most {MAX_RULES} rules", rules=len(rules))
+        )
+    size = sum(len(r.model_dump_json()) for r in rules)
+    if size > MAX_RULES_CHARS:
+        raise ApiError(
+            problem(
+                413,
+                "rules-too-large",
+                f"the rules take {size} characters; at most {MAX_RULES_CHARS} fit in storage",
+            )
+        )
 
 
 def _apply(store: Store, rules: list[Rule], removed: list[str], today: date) -> None:
@@ -143,9 +198,19 @@ def _view(rule: Rule, manifest: Manifest | None, catalog: Catalog | None) -> Rul
 
 def _validate(document: dict[str, Any]) -> Rule:
     try:
-        return Rule.model_validate(document)
+        # Strict: the JSON types the schema states ("5" is not an integer).
+        return Rule.model_validate(document, strict=True)
     except ValidationError as error:
-        raise ApiError(problem(400, "bad-rule", describe_error(error))) from None
+        raise ApiError(problem(400, "bad-rule", _describe(error))) from None
+
+
+def _describe(error: ValidationError, most: int = 5) -> str:
+    """The first few reasons: a 2,000-rule body can hold thousands."""
+    text = describe_error(error)
+    parts = text.split("; ")
+    return "; ".join(parts[:most]) + (
+        f"; and {len(parts) - most} more" if len(parts) > most else ""
+    )
 
 
 def _unknown(software: str, rules: dict[str, Rule]) -> ApiError:

@@ -12,15 +12,49 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from shared.inputs import INT32_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN, checked_text, integral
 
 # Table keys may not hold / \ # ? or control characters; a software name becomes a key.
 _FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+MAX_KEY = 512
+MAX_SOFTWARE = 100
+# Bounds that keep one rule well inside a 64 KiB table property, and every rule together inside
+# the generation manifest (one entity): see rule_admin.MAX_RULES.
+MAX_CONTRACT_TYPES = 50
+MAX_ITEMS = 50
+MAX_CLIENT_IDS = 1000
+# Every rule's entry sits in the generation's manifest, one table entity: a bounded number of
+# bounded rules, well under what the 1 MiB entity holds beside the other rule data.
+MAX_RULES = 200
+DUPLICATE_SOFTWARE = "duplicate_software"
 
+# The schema states the raw value the checks hold it to; the value is then stripped.
 SoftwareName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SOFTWARE),
+    BeforeValidator(checked_text(SOFTWARE_PATTERN, MAX_SOFTWARE)),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_SOFTWARE, "pattern": SOFTWARE_PATTERN}
+    ),
 ]
-MatchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MatchText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    BeforeValidator(checked_text(LOOKUP_PATTERN, 200)),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": LOOKUP_PATTERN}),
+]
+RecordId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(integral)]
 
 
 def normalise(text: str) -> str:
@@ -32,9 +66,19 @@ def normalise(text: str) -> str:
 class ItemMatch(BaseModel):
     """One way to recognise a recurring invoice item: by HaloPSA item id, code/SKU, or name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # Exactly one of the three is given (not null): what _exactly_one checks.
+        json_schema_extra={
+            "oneOf": [
+                {"required": [k], "properties": {k: {"type": t}}}
+                for k, t in (("id", "integer"), ("code", "string"), ("name", "string"))
+            ]
+        },
+    )
 
-    id: int | None = Field(default=None, gt=0)
+    id: RecordId | None = None
     code: MatchText | None = None
     name: MatchText | None = None
 
@@ -57,17 +101,29 @@ class ItemMatch(BaseModel):
 class Rule(BaseModel):
     """A software and what entitles a client to it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # At least one contract type or item: what _not_empty_and_key_safe checks.
+        json_schema_extra={
+            "anyOf": [
+                {"required": [k], "properties": {k: {"minItems": 1}}}
+                for k in ("contract_types", "items")
+            ]
+        },
+    )
 
     software: SoftwareName
-    contract_types: list[MatchText] = Field(default_factory=list)
-    items: list[ItemMatch] = Field(default_factory=list)
-    exclude_clients: list[int] = Field(default_factory=list)
-    site_ids: list[int] | None = Field(
-        default=None, description="Only these sites are in scope; None means every site."
+    contract_types: list[MatchText] = Field(default_factory=list, max_length=MAX_CONTRACT_TYPES)
+    items: list[ItemMatch] = Field(default_factory=list, max_length=MAX_ITEMS)
+    exclude_clients: list[RecordId] = Field(default_factory=list, max_length=MAX_CLIENT_IDS)
+    site_ids: list[RecordId] | None = Field(
+        default=None,
+        max_length=MAX_CLIENT_IDS,
+        description="Only these sites are in scope; None means every site.",
     )
-    grace_days: int = Field(default=0, ge=0, le=365)
-    offboard_days: int | None = Field(
+    grace_days: Annotated[int, BeforeValidator(integral)] = Field(default=0, ge=0, le=365)
+    offboard_days: Annotated[int | None, BeforeValidator(integral)] = Field(
         default=None,
         ge=1,
         le=365,
@@ -78,7 +134,9 @@ class Rule(BaseModel):
     def _not_empty_and_key_safe(self) -> Self:
         if not self.contract_types and not self.items:
             raise ValueError("a rule must name at least one contract type or item")
-        if _FORBIDDEN_KEY_CHARS.search(self.software):
+        # The key is what Table Storage holds: normalising can turn a fullwidth solidus into "/"
+        # and one character into many.
+        if _FORBIDDEN_KEY_CHARS.search(self.key) or len(self.key) > MAX_KEY:
             raise ValueError("software may not contain / \\ # ? or control characters")
         return self
 
@@ -93,14 +151,19 @@ class RuleSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rules: list[Rule]
+    rules: list[Rule] = Field(max_length=MAX_RULES)
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
         seen: set[str] = set()
         for rule in self.rules:
             if rule.key in seen:
-                raise ValueError(f"software '{rule.software}' appears more than once")
+                # Its own error type: the API answers it with 409, as the schema cannot state it.
+                raise PydanticCustomError(
+                    DUPLICATE_SOFTWARE,
+                    "software '{software}' appears more than once",
+                    {"software": rule.software},
+                )
             seen.add(rule.key)
         return self
 

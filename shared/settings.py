@@ -114,6 +114,10 @@ class Settings(BaseSettings):
         default="", description="Origins allowed to frame the tab; empty: the HaloPSA origin."
     )
     tab_allowed_group: str | None = None
+    # App Service sets WEBSITE_AUTH_ENABLED=True when App Service Authentication is on; only then
+    # does the platform strip a client's own X-MS-CLIENT-PRINCIPAL and set the real one. Unset
+    # (or empty) means off.
+    website_auth_enabled: bool | None = None
     tab_halo_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from shared.generation import (
     ClientRecord,
@@ -45,6 +46,7 @@ from shared.halo_client import (
 from shared.halo_models import Item, QuantityType, Ticket, as_date
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer
+from shared.inputs import parse_id
 from shared.mapping import TenantMatch
 from shared.schedule import longest_gap
 from shared.settings import Settings, SettingsError, get_settings
@@ -386,16 +388,17 @@ def _items(store: Store, generation: str) -> dict[int, Item]:
 # -- access and rendering ------------------------------------------------------------------------
 
 
-def principal_allowed(header: str | None, allowed_group: str | None) -> bool:
+def principal_allowed(header: str | None, allowed_group: str | None, *, auth_enabled: bool) -> bool:
     """Whether App Service Authentication's principal may see the tab.
 
-    With no group configured, everyone the function key lets in may. With a group, the request
-    must carry the platform's `X-MS-CLIENT-PRINCIPAL` (App Service Authentication on) with that
-    group among its `groups` claims.
+    With no group configured, everyone the function key lets in may. With a group, App Service
+    Authentication must be on (`auth_enabled`: only then is `X-MS-CLIENT-PRINCIPAL` set by the
+    platform rather than by whoever sends the request) and the principal must carry that group
+    among its `groups` claims.
     """
     if not allowed_group:
         return True
-    if not header:
+    if not auth_enabled or not header:
         return False
     try:
         principal = json.loads(base64.b64decode(header, validate=True))
@@ -423,8 +426,15 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.filters["bdi"] = bdi
     env.filters["http_url"] = http_url
     return env
+
+
+def bdi(value: object) -> Markup:
+    """`value` escaped and isolated in `<bdi>`, so a U+202E or another bidi control in customer
+    text reorders only itself, never the page around it."""
+    return Markup("<bdi>{}</bdi>").format(value)
 
 
 def http_url(value: str | None) -> str | None:
@@ -566,7 +576,6 @@ def _matches(store: Store, generation: str) -> dict[int, TenantMatch]:
 
 # -- the whole request -----------------------------------------------------------------------------
 
-MAX_TICKET_ID = 2**31 - 1
 _tokens = TokenCache()
 
 
@@ -584,18 +593,32 @@ async def tab_page(
         log.error("%s", error)
         return error_page(503, "Not configured", "The app's settings are incomplete.", ["'none'"])
     origins = settings.frame_origins
-    if not principal_allowed(principal, settings.tab_allowed_group):
+    auth_enabled = settings.website_auth_enabled is True
+    if settings.tab_allowed_group and not auth_enabled:
+        # Without App Service Authentication anyone can send X-MS-CLIENT-PRINCIPAL: refuse, and
+        # say what the administrator must change, rather than trust a forgeable header.
+        log.warning("TAB_ALLOWED_GROUP is set but App Service Authentication is not enabled")
+        return error_page(
+            403,
+            "Sign-in is not set up",
+            "This tab is limited to an Entra group (TAB_ALLOWED_GROUP), but App Service "
+            "Authentication is not enabled on the function app, so who you are cannot be "
+            "checked. An administrator must turn on App Service Authentication (Entra ID), "
+            "or remove TAB_ALLOWED_GROUP.",
+            origins,
+        )
+    if not principal_allowed(principal, settings.tab_allowed_group, auth_enabled=auth_enabled):
         return error_page(
             403, "Not allowed", "Your account is not in the group allowed to see this tab.", origins
         )
-    if not ticket_id.isdigit() or not 0 < int(ticket_id) <= MAX_TICKET_ID:
+    number = parse_id(ticket_id)
+    if number is None:
         return error_page(
             400,
             "Bad ticket id",
             "The ticket id in the URL must be a positive whole number.",
             origins,
         )
-    number = int(ticket_id)
 
     async def fetch(ticket: int) -> Ticket:
         async with HaloClient.from_settings(

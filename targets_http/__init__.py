@@ -11,8 +11,9 @@ from urllib.parse import quote
 import azure.functions as func
 
 from shared.api_models import RuleView
-from shared.http import JSON, Reply, json_reply, observed
+from shared.http import JSON, Reply, json_reply, observed, problem_reply
 from shared.immy_tags import tags_view
+from shared.inputs import lookup_value
 from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
 from shared.openapi import openapi_document
 from shared.problems import ApiError, problem
@@ -68,14 +69,15 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/reconciliation?software=NAME[&format=csv]`: billed vs deployed per client."""
 
     def answer() -> Reply:
-        software = (req.params.get("software") or "").strip()
+        software = lookup_value("software", req.params.get("software", ""))
         output = req.params.get("format", "json")
-        if not software or output not in ("json", "csv"):
-            raise ApiError(problem(400, "bad-query", "give software=NAME, and format json or csv"))
+        if output not in ("json", "csv"):
+            raise ApiError(problem(400, "bad-query", "format may be json or csv"))
         report = reconcile(get_store(), software, get_settings().immy_stale_days)
         if output == "json":
             return json_reply(report)
-        name = "".join(ch if ch.isalnum() else "-" for ch in report.software)
+        # A header value must be ASCII: "Ü".isalnum() is true, and the host refuses it.
+        name = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in report.software)
         return Reply(
             200,
             as_csv(report).encode(),
@@ -116,7 +118,7 @@ def admin(req: func.HttpRequest) -> func.HttpResponse:
                 return json_reply(export_rules(store))
             if req.method == "PUT":
                 return json_reply(import_rules(store, req.get_body(), today))
-            return Reply(405, headers={"Allow": "GET, PUT"})
+            return _not_allowed("GET, PUT")
         if req.method == "GET":
             return json_reply(get_rule(store, key))
         if req.method == "PUT":
@@ -131,7 +133,7 @@ def admin(req: func.HttpRequest) -> func.HttpResponse:
 def _mappings(store: Store, req: func.HttpRequest, key: str | None, today: date) -> Reply:
     if key is None:
         if req.method != "GET":
-            return Reply(405, headers={"Allow": "GET"})
+            return _not_allowed("GET")
         return json_reply(list_mappings(store))
     if req.method == "PUT":
         mapping, created = put_mapping(store, key, req.get_body(), today)
@@ -139,7 +141,14 @@ def _mappings(store: Store, req: func.HttpRequest, key: str | None, today: date)
     if req.method == "DELETE":
         delete_mapping(store, key, today)
         return Reply(204)
-    return Reply(405, headers={"Allow": "PUT, DELETE"})
+    return _not_allowed("PUT, DELETE")
+
+
+def _not_allowed(allow: str) -> Reply:
+    # One function serves several paths: a method it takes may not suit this one.
+    return problem_reply(
+        problem(405, "method-not-allowed", f"this path takes {allow}"), {"Allow": allow}
+    )
 
 
 def _rule_reply(view: RuleView, created: bool) -> Reply:

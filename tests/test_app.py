@@ -91,3 +91,13 @@ def test_no_function_json_anywhere():
         if "node_modules" not in p.parts and ".venv" not in p.parts
     ]
     assert found == []
+
+
+def test_a_failed_manual_sync_is_not_retried_by_the_queue():
+    """Issue 11 point 8: the queue's default maxDequeueCount (5) ran a failed sync five times."""
+    from pathlib import Path
+
+    host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())
+    # Functions v4 (Storage Queues extension 5.x): extensions.queues.maxDequeueCount.
+    assert host["extensions"]["queues"]["maxDequeueCount"] == 1
+    assert host["version"] == "2.0"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from urllib.parse import quote
 
 import httpx
 import pytest
 
+from sandbox.devhost import DevHost, Route, route_value
 from sandbox.processes import ROOT, stop_process, wait_for_line
 
 pytestmark = pytest.mark.integration
@@ -74,3 +77,49 @@ def test_problem_answers_pass_through(devhost):
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["known"] == ["Huntress", "SentinelOne"]
+
+
+def test_a_long_unicode_rule_name_is_answered_not_dropped(devhost):
+    # Issue 11 point 9: the devhost handed the handler the percent-encoded name, whose key raised,
+    # and the exception closed the connection unanswered.
+    url, keys = devhost
+    name = quote("é" * 600)
+    response = httpx.delete(f"{url}/api/rules/{name}", headers={"x-functions-key": keys["rules"]})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_route_values_arrive_decoded_as_the_host_hands_them_over(devhost):
+    url, keys = devhost
+    response = httpx.get(
+        f"{url}/api/rules/{quote('Huntress')}%20", headers={"x-functions-key": keys["rules"]}
+    )
+    assert response.status_code == 200  # "Huntress " names Huntress
+    assert route_value("a%20b%2Fc%2fd%C3%A9") == "a b%2Fc%2Fdé"
+
+
+def test_undeclared_methods_are_405_with_the_documented_allow(devhost):
+    url, keys = devhost
+    for method, path, allow in (
+        ("TRACE", "/api/catalog", "GET"),
+        ("PATCH", "/api/mappings", "GET"),
+        ("OPTIONS", "/api/rules", "GET, PUT"),
+    ):
+        response = httpx.request(
+            method, f"{url}{path}", headers={"x-functions-key": keys["master"]}
+        )
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allow
+
+
+def test_an_exception_in_a_handler_is_a_500_not_a_closed_connection():
+    def broken(request):
+        raise RuntimeError("boom")
+
+    host = DevHost([])
+    host.routes.append(
+        Route("broken", re.compile("^broken$"), frozenset({"GET"}), "ANONYMOUS", broken, ())
+    )
+    status, _, body = host.dispatch("GET", "/api/broken", {}, b"")
+    assert status == 500
+    assert b"boom" not in body

@@ -36,6 +36,9 @@ PLATFORM = {
 }
 # Azure reaches tables by managed identity (TABLES_ENDPOINT); a connection string is local only.
 LOCAL_ONLY = {"TABLES_CONNECTION_STRING"}
+# Read by the app, set by App Service itself: written in infra or local settings, it would claim
+# App Service Authentication is on when it is not (and the tab would trust a forged principal).
+SET_BY_PLATFORM = {"WEBSITE_AUTH_ENABLED"}
 
 
 def parsed(path: Path) -> dict:
@@ -69,8 +72,9 @@ def test_every_bicep_file_parses():
 
 
 def test_settings_live_in_one_place():
-    read = read_settings()
+    read = read_settings() - SET_BY_PLATFORM
     infra, local = infra_settings() - {"FC1"}, local_settings()
+    assert not SET_BY_PLATFORM & (infra | local)
     assert read - LOCAL_ONLY <= infra, f"missing in infra: {sorted(read - LOCAL_ONLY - infra)}"
     assert read <= local, f"missing in local.settings.json.example: {sorted(read - local)}"
     assert infra - read <= PLATFORM, (

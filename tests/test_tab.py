@@ -150,7 +150,7 @@ def test_tab_shows_ticket_coverage_and_software(demo):
     html = html_of(response)
     assert "Outlook keeps asking for my password" in html
     assert "Contoso Ltd" in html and "Dana Whitfield" in html
-    assert "<b>Huntress</b>" in html and "<b>SentinelOne</b>" in html
+    assert "<b><bdi>Huntress</bdi></b>" in html and "<b><bdi>SentinelOne</bdi></b>" in html
     assert "Managed Security" in html
     assert "SentinelOne Complete" in html
     assert "ImmyBot is not configured" in html
@@ -175,7 +175,11 @@ def test_demo_ticket_with_markup_is_escaped(demo):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("bad", ["abc", "0", "-1", "1.5", "99999999999", " 7"])
+@pytest.mark.parametrize(
+    "bad",
+    # Unicode digits pass str.isdigit() and crashed int() (issue 11 point 4).
+    ["abc", "0", "-1", "1.5", "99999999999", " 7", "²", "٣", "\uff11", "2147483648", "7\n", ""],
+)
 def test_bad_ticket_ids_are_a_400_page(demo, bad):
     response = tab(bad)
     assert response.status_code == 400
@@ -202,6 +206,7 @@ def test_group_restriction_with_app_service_authentication(demo, monkeypatch):
     from shared.settings import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # as App Service sets it
     get_settings.cache_clear()
     assert tab("1").status_code == 403
     assert (
@@ -215,12 +220,82 @@ def test_group_restriction_with_app_service_authentication(demo, monkeypatch):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("enabled", [None, "", "false", "False"])
+def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
+    demo, monkeypatch, enabled
+):
+    """Issue 11 point 8: without App Service Authentication anyone can send the header."""
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
+    if enabled is None:
+        monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    else:
+        monkeypatch.setenv("WEBSITE_AUTH_ENABLED", enabled)
+    get_settings.cache_clear()
+    response = tab("1", {"X-MS-CLIENT-PRINCIPAL": principal(GROUP)})
+    assert response.status_code == 403
+    html = html_of(response)
+    assert "App Service Authentication is not enabled" in html
+    assert "TAB_ALLOWED_GROUP" in html
+    assert "Outlook keeps asking" not in html  # nothing of the ticket leaks
+
+
+@pytest.mark.integration
+def test_without_a_group_the_header_does_not_matter(demo, monkeypatch):
+    from shared.settings import get_settings
+
+    monkeypatch.delenv("TAB_ALLOWED_GROUP", raising=False)
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    get_settings.cache_clear()
+    assert tab("1", {"X-MS-CLIENT-PRINCIPAL": "anything"}).status_code == 200
+
+
+def test_bidi_controls_in_customer_text_are_isolated():
+    """Issue 11 point 8: U+202E in a ticket, client, item or computer name reorders only itself."""
+    text = "\u202etxt.exe\u202c invoice"
+    view = TabView(
+        ticket_id=6,
+        ticket=Ticket(
+            id=6, summary=text, client_name=text, user_name=text, user_email=text, site_name=text
+        ),
+        client_name=text,
+        site_name=text,
+        notices=[text],
+        warnings=[text],
+        computers=Computers(
+            rows=[
+                ComputerRow(
+                    name=text,
+                    online=True,
+                    last_seen=None,
+                    user_email=text,
+                    url="https://x.immy.bot/computers/1",
+                    is_ticket_user=True,
+                )
+            ],
+            note=text,
+            source=text,
+        ),
+    )
+    html = render("tab.html", ["https://msp.halopsa.com"], view=view).html
+    body = html.split("<body>", 1)[1]
+    # Every occurrence of the text sits directly inside a <bdi>, which the stylesheet isolates.
+    assert body.count(text) == body.count(f"<bdi>{text}</bdi>") >= 10
+    assert "bdi { unicode-bidi: isolate; }" in html
+    assert (
+        "script-src"
+        not in security_headers(["https://msp.halopsa.com"], "n")["Content-Security-Policy"]
+    )
+
+
+@pytest.mark.integration
 def test_halopsa_down_still_shows_coverage_for_a_known_ticket(demo):
     assert tab("1").status_code == 200  # HaloPSA up: the tab learns ticket 1 is Contoso's
     demo.stop()  # HaloPSA goes away entirely
     html = html_of(tab("1"))
     assert "HaloPSA is unavailable: coverage is from the last sync" in html
-    assert "<b>Huntress</b>" in html and "Contoso Ltd" in html
+    assert "<b><bdi>Huntress</bdi></b>" in html and "Contoso Ltd" in html
     unseen = html_of(tab("2"))
     assert "this ticket&#39;s client is not known yet" in unseen
 

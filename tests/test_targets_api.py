@@ -300,14 +300,15 @@ def test_rule_warnings_name_the_closest_known_names(demo):
 @pytest.mark.parametrize(
     ("url_software", "body", "status"),
     [
-        ("Huntress", {"software": "SentinelOne", "contract_types": ["x"]}, 400),
+        # A well-formed rule for another software than the URL's conflicts with it.
+        ("Huntress", {"software": "SentinelOne", "contract_types": ["x"]}, 409),
         ("Huntress", {"contract_types": []}, 400),
         ("Huntress", ["not", "an", "object"], 400),
         ("Huntress", {"contract_types": ["x"], "surprise": 1}, 400),
         ("A#B", {"contract_types": ["x"]}, 400),
     ],
 )
-def test_bad_rules_are_400(demo, url_software, body, status):
+def test_bad_rules_are_refused(demo, url_software, body, status):
     problem_of(rules_put(url_software, body), status)
 
 
@@ -342,3 +343,225 @@ def test_a_rule_edited_during_a_sync_is_carried_into_the_new_generation(demo):
     body = json.loads(call("targets", "/api/targets", software="Huntress").get_body())
     assert body["generation"] == report.generation
     assert 1 not in [t["client_id"] for t in body["targets"]]
+
+
+# -- issue 11 point 4: bad input is a 4xx problem, never a 500 ---------------------------------
+
+
+def rule_call(method: str, software: str, body: bytes = b"") -> func.HttpResponse:
+    return call(
+        "rules", f"/api/rules/{software}", method, body, route={"area": "rules", "key": software}
+    )
+
+
+def mapping_put(client_id: str, document) -> func.HttpResponse:
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return call(
+        "rules",
+        f"/api/mappings/{client_id}",
+        "PUT",
+        body,
+        route={"area": "mappings", "key": client_id},
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "²", "٣", "-94", "99999999999", "2147483648"])
+def test_item_values_that_are_no_item_id_are_looked_up_as_names(demo, value):
+    # "²".isdigit() is true and int("²") raised; 0 made ItemMatch(id=0) raise: both were 500s.
+    body = problem_of(call("targets", "/api/targets", item=value), 404)
+    assert body["type"].endswith("/unknown-item")
+
+
+def test_an_item_id_in_ascii_digits_finds_its_item(demo):
+    catalog = body_of(call("catalog", "/api/catalog"))
+    item = next(i for i in catalog["items"] if i["id"] and i["name"] == "SentinelOne Complete")
+    body = body_of(call("targets", "/api/targets", item=str(item["id"])), "TargetsResponse")
+    # Every client billing the item by its id: the ones the catalogue counts for it.
+    assert len(names(body)) == item["clients"] > 0
+    assert "Contoso Ltd" in names(body)
+
+
+def test_an_ad_hoc_value_a_rule_name_may_not_hold_still_answers(demo):
+    # The ad hoc rule is named after the query; "/" or 200 characters made that name invalid.
+    for value in ("S1/COMPLETE", "x" * 200, "Managed Security #2"):
+        response = call("targets", "/api/targets", item=value)
+        problem_of(response, 404)
+
+
+def test_all_three_selectors_are_one_400(demo):
+    body = problem_of(
+        call("targets", "/api/targets", software="Huntress", contract_type="x", item="y"), 400
+    )
+    assert "not 3" in body["detail"]
+
+
+@pytest.mark.parametrize("value", ["\r", " ", "a\x00b", "a\x85b", "x" * 201])
+def test_bad_lookup_values_are_400(demo, value):
+    problem_of(call("targets", "/api/targets", software=value), 400)
+    problem_of(call("reconciliation", "/api/reconciliation", software=value), 400)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+@pytest.mark.parametrize("software", ["é" * 600, "a\x01b", "a\x7fb", "x" * 101, " "])
+def test_rule_names_no_rule_can_have_are_400(demo, method, software):
+    # A 600-character name raised in check_key (a 500, and a closed connection in the devhost).
+    body = json.dumps({"contract_types": ["Managed Security"]}).encode()
+    problem = problem_of(rule_call(method, software, body if method == "PUT" else b""), 400)
+    assert problem["type"].endswith(("/bad-rule-name", "/bad-rule"))
+
+
+def test_a_name_whose_normalised_form_is_no_table_key(demo):
+    body = json.dumps({"contract_types": ["Managed Security"]}).encode()
+    # NFKC turns the fullwidth solidus into "/": the schema's pattern excludes it too.
+    for method in ("GET", "DELETE", "PUT"):
+        problem_of(rule_call(method, "a\uff0fb", body if method == "PUT" else b""), 400)
+    # U+FDFA is 18 characters once normalised: 30 of them are past a key's 512. No rule can
+    # have that name, so none is found; creating it is refused.
+    long_form = "\ufdfa" * 30
+    problem_of(rule_call("GET", long_form), 404)
+    problem_of(rule_call("DELETE", long_form), 404)
+    problem_of(rule_call("PUT", long_form, body), 400)
+
+
+@pytest.mark.parametrize("body", [b"[" * 5000, b"{" * 5000, b'{"a":' * 3000])
+def test_deeply_nested_json_is_400(demo, body):
+    # json.loads raised RecursionError: a 500.
+    for response in (
+        rule_call("PUT", "Huntress", body),
+        call("rules", "/api/rules", "PUT", body),
+        mapping_put("1", body),
+    ):
+        assert problem_of(response, 400)["detail"] in (
+            "the body is nested too deeply",
+            "the body is not valid JSON",
+        )
+
+
+@pytest.mark.parametrize(
+    ("client_id", "document", "status"),
+    [
+        ("1", {"immy_tenant_id": 2147483648}, 400),  # past Int32: Table Storage refused it
+        ("1", {"immy_tenant_id": 0}, 400),
+        ("1", {"immy_tenant_id": "5"}, 400),
+        ("1", {"immy_tenant_id": True}, 400),
+        ("1", {"immy_tenant_id": 5, "note": "a\x00b"}, 400),
+        ("²", {"immy_tenant_id": 5}, 400),
+        ("0", {"immy_tenant_id": 5}, 400),
+        ("2147483648", {"immy_tenant_id": 5}, 400),
+        ("1", {"halo_client_id": 2, "immy_tenant_id": 5}, 409),
+    ],
+)
+def test_bad_mappings_are_refused(demo, client_id, document, status):
+    problem_of(mapping_put(client_id, document), status)
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(demo):
+    # JSON Schema's integer includes 5.0; "5" and true are not.
+    response = mapping_put("1", {"immy_tenant_id": 5.0})
+    assert response.status_code in (200, 201)
+    assert body_of(response, "ExplicitMapping")["immy_tenant_id"] == 5
+
+
+def many_rules(count: int, **extra) -> bytes:
+    rules = [
+        {"software": f"Tool {n}", "contract_types": ["Managed Security"], **extra}
+        for n in range(count)
+    ]
+    return json.dumps({"rules": rules}).encode()
+
+
+def test_importing_2000_rules_is_refused_and_stores_nothing(demo):
+    # The manifest outgrew its entity and the rules stayed stored: every later sync failed.
+    before = body_of(call("rules", "/api/rules"))
+    problem_of(call("rules", "/api/rules", "PUT", many_rules(2000)), 400)
+    assert body_of(call("rules", "/api/rules")) == before
+    assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
+
+
+def test_rules_too_large_together_are_413_and_store_nothing(demo):
+    before = body_of(call("rules", "/api/rules"))
+    names_ = [f"{'C' * 190} {n}" for n in range(4)]
+    body = many_rules(200, contract_types=names_)
+    assert len(body) < 256 * 1024  # under the body limit: the storage check refuses it
+    problem = problem_of(call("rules", "/api/rules", "PUT", body), 413)
+    assert problem["type"].endswith("/rules-too-large")
+    assert body_of(call("rules", "/api/rules")) == before
+
+
+def test_a_software_twice_in_an_import_is_409(demo):
+    body = json.dumps(
+        {
+            "rules": [
+                {"software": "Huntress", "contract_types": ["x"]},
+                {"software": " huntress", "contract_types": ["y"]},
+            ]
+        }
+    ).encode()
+    problem_of(call("rules", "/api/rules", "PUT", body), 409)
+
+
+def test_the_schema_valid_requests_schemathesis_found_refused_are_accepted(demo):
+    # A rule set may be empty, and 200 rules are within the limits.
+    assert call("rules", "/api/rules", "PUT", many_rules(200)).status_code == 200
+    assert call("rules", "/api/rules", "PUT", b'{"rules": []}').status_code == 200
+
+
+# -- issue 11 point 9: the OpenAPI document states the contract ------------------------------
+
+
+def operations():
+    document = openapi_document()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield path, method, operation
+
+
+def test_every_http_function_is_in_the_document():
+    from sandbox.devhost import routes
+    from tests.registry import registered
+
+    http, _ = routes(registered().values())
+    paths = ["/api" + p for p in openapi_document()["paths"]]
+    for route in http:
+        assert any(route.pattern.match(p[len("/api/") :]) for p in paths), route.name
+
+
+def test_every_operation_documents_401_and_its_problems():
+    for path, method, operation in operations():
+        responses = operation["responses"]
+        assert "401" in responses, (path, method)
+        for status, response in responses.items():
+            if status >= "400" and status != "401" and not path.startswith("/technician-tab"):
+                assert PROBLEM_JSON in response["content"], (path, method, status)
+
+
+def test_targets_selectors_are_exactly_one_of_three():
+    (selector,) = [
+        p
+        for p in openapi_document()["paths"]["/targets"]["get"]["parameters"]
+        if p["name"] == "selector"
+    ]
+    assert selector["style"] == "form" and selector["explode"] is True
+    assert selector["schema"]["oneOf"] == [
+        {"required": ["software"]},
+        {"required": ["contract_type"]},
+        {"required": ["item"]},
+    ]
+
+
+def test_ids_in_paths_are_positive_32_bit_integers():
+    document = openapi_document()
+    for path in ("/mappings/{halo_client_id}", "/technician-tab/ticket/{ticket_id}"):
+        (param,) = document["paths"][path]["parameters"]
+        assert param["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def test_request_bodies_state_what_the_code_requires():
+    schemas = openapi_document()["components"]["schemas"]
+    assert schemas["Rule"]["anyOf"]  # a contract type or an item
+    assert "software" not in schemas["RuleUpdate"].get("required", [])
+    assert schemas["RuleSet"]["properties"]["rules"]["maxItems"] == 200
+    mapping = schemas["MappingUpdate"]
+    assert mapping["required"] == ["immy_tenant_id"]
+    assert mapping["properties"]["immy_tenant_id"]["maximum"] == 2**31 - 1
