@@ -34,7 +34,11 @@ def percentile(samples: Sequence[float], share: float) -> float:
 
 @contextmanager
 def synced(
-    clients: int, rules: Sequence[Rule], seed: int = 1, page_size: int = 100
+    clients: int,
+    rules: Sequence[Rule],
+    seed: int = 1,
+    page_size: int = 100,
+    read_mode: str = "rest",
 ) -> Iterator[Synced]:
     """Azurite and a sandbox process with `clients` generated clients, synced once with `rules`.
 
@@ -52,6 +56,7 @@ def synced(
                     # The sandbox has no rate limit to respect.
                     "HALO_REQUESTS_PER_MINUTE": "1000000",
                     "HALO_PAGE_SIZE": str(page_size),
+                    "HALO_READ_MODE": read_mode,
                     "TABLES_CONNECTION_STRING": azurite.connection_string,
                 }
             )

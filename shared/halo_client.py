@@ -88,6 +88,10 @@ class HaloProtocolError(HaloError):
     """HaloPSA answered with something the client cannot read (not JSON, missing list, no end)."""
 
 
+class HaloReportError(HaloRequestError):
+    """HaloPSA could not run a report's SQL (HTTP 200 with `report.load_error`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Attempts and back-off for retryable failures; `max_attempts` counts the first try."""
@@ -351,6 +355,28 @@ class HaloClient:
             raise HaloProtocolError("GET", path, 200, parsed.rejects[0].reason)
         return parsed.records[0]
 
+    async def report(self, sql: str) -> list[Mapping[str, Any]]:
+        """The rows of one SELECT run by `POST /api/Report` (`_loadreportonly`), values as HaloPSA
+        wrote them (strings). Raises HaloReportError when HaloPSA could not run the SQL."""
+        path = "/api/Report"
+        body = await self._request_json(
+            "POST", path, resource="Report", json_body=[{"sql": sql, "_loadreportonly": True}]
+        )
+        # One object, or (some clients say) an array of one: read both.
+        if isinstance(body, list) and len(body) == 1:
+            body = body[0]
+        report = body.get("report") if isinstance(body, Mapping) else None
+        error = (report if isinstance(report, Mapping) else {}).get("load_error") or (
+            body.get("load_error") if isinstance(body, Mapping) else None
+        )
+        if error:
+            # Halo's message names the SQL problem (a column, a keyword), never row data.
+            raise HaloReportError("POST", path, 200, f"report failed: {str(error)[:300]}")
+        rows = report.get("rows") if isinstance(report, Mapping) else None
+        if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
+            raise HaloProtocolError("POST", path, 200, "the answer has no 'report.rows' list")
+        return rows
+
     async def list_records(
         self,
         resource: str,
@@ -446,6 +472,18 @@ class HaloClient:
     # -- transport ---------------------------------------------------------------------------
 
     async def _get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
+        return await self._request_json("GET", path, params, resource=resource)
+
+    async def _request_json(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        resource: str,
+        json_body: Any = None,
+    ) -> Any:
+        params = params or {}
         where = path + (f" page {params['page_no']}" if "page_no" in params else "")
         auth_refreshed = False
         attempt = 0
@@ -453,13 +491,14 @@ class HaloClient:
             attempt += 1
             token = await self._current_token()
             response = await self._send(
-                "GET",
+                method,
                 path,
                 where,
                 attempt,
                 resource=resource,
                 params=params,
                 headers={"Authorization": f"{token.token_type} {token.value}"},
+                json_body=json_body,
             )
             if response is None:
                 continue  # transport failure, already backed off
@@ -471,13 +510,13 @@ class HaloClient:
                 self._drop_token(token)
                 continue
             if status in RETRYABLE_STATUS:
-                await self._back_off("GET", where, attempt, response)
+                await self._back_off(method, where, attempt, response)
                 continue
-            self._raise_for_status("GET", where, response)
+            self._raise_for_status(method, where, response)
             try:
                 return response.json()
             except ValueError:
-                raise HaloProtocolError("GET", where, status, "the answer is not JSON") from None
+                raise HaloProtocolError(method, where, status, "the answer is not JSON") from None
 
     async def _send(
         self,
@@ -490,13 +529,16 @@ class HaloClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        json_body: Any = None,
     ) -> httpx.Response | None:
         """Send one request within the budget; on a transport error back off and return None."""
         if self._budget is not None:
             await self._budget.acquire()
         self.stats.requests[resource] += 1
         try:
-            return await self._http.request(method, path, params=params, headers=headers, data=data)
+            return await self._http.request(
+                method, path, params=params, headers=headers, data=data, json=json_body
+            )
         except (httpx.TimeoutException, httpx.TransportError) as error:
             kind = type(error).__name__
             if attempt >= self._retry.max_attempts:
@@ -666,6 +708,7 @@ __all__ = [
     "HaloNotFound",
     "HaloProtocolError",
     "HaloRateLimited",
+    "HaloReportError",
     "HaloRequestError",
     "HaloUnavailable",
     "Listing",

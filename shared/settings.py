@@ -10,7 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     halo_requests_per_minute: float = Field(default=DEFAULT_HALO_REQUESTS_PER_MINUTE, gt=0)
     halo_page_size: int = Field(default=100, ge=10, le=1000)
     halo_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    # How a sync reads HaloPSA: SQL reports (a handful of requests), REST pages, or auto: reports
+    # when HaloPSA runs them for this API application (shared.halo_report), else REST.
+    halo_read_mode: Literal["auto", "report", "rest"] = "auto"
 
     tables_connection_string: SecretStr | None = None
     tables_endpoint: AnyHttpUrl | None = None

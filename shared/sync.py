@@ -35,6 +35,7 @@ from shared.generation import (
 )
 from shared.halo_client import HaloClient, HaloError, Listing
 from shared.halo_models import Reject
+from shared.halo_report import ReadMode, choose_mode, read_via_report
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.mapping import ExplicitMapping, map_clients
@@ -73,6 +74,7 @@ class SyncReport:
     phases: dict[str, float] = field(default_factory=dict)
     halo_requests: int = 0
     halo_retries: int = 0
+    read_mode: str | None = None
     read: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     reject_samples: list[str] = field(default_factory=list)
@@ -109,6 +111,7 @@ class SyncReport:
             "generation": self.generation,
             "seconds": self.phases.get("total"),
             "halo_requests": self.halo_requests,
+            "read_mode": self.read_mode,
             "read": self.read,
             "rejected": self.rejected,
             "targets": self.targets,
@@ -126,6 +129,7 @@ class SyncData:
     snapshot: Snapshot
     rejects: list[Reject]
     read: dict[str, int]
+    read_mode: str = "rest"
 
 
 class _Phases:
@@ -142,11 +146,20 @@ class _Phases:
         self._report.phases["total"] = round(time.perf_counter() - self._start, 3)
 
 
-async def read_halo(halo: HaloClient) -> SyncData:
-    """Read every record type a sync needs, concurrently, and validate references between them."""
-    clients, sites, contracts, invoices, items = await asyncio.gather(
-        halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
-    )
+async def read_halo(halo: HaloClient, mode: ReadMode | str = ReadMode.REST) -> SyncData:
+    """Read every record type a sync needs, concurrently, and validate references between them.
+
+    `mode` reads through SQL reports or REST pages (`auto`: reports when HaloPSA runs them); both
+    give the same records, so everything after the read is the same."""
+    mode = await choose_mode(halo, mode)
+    if mode is ReadMode.REPORT:
+        found = await read_via_report(halo)
+        clients, sites, contracts = found.clients, found.sites, found.contracts
+        invoices, items = found.invoices, found.items
+    else:
+        clients, sites, contracts, invoices, items = await asyncio.gather(
+            halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
+        )
     listings: dict[str, Listing[Any]] = {
         "clients": clients,
         "sites": sites,
@@ -178,7 +191,7 @@ async def read_halo(halo: HaloClient) -> SyncData:
     )
     read = {kind: len(listing.records) + len(listing.rejects) for kind, listing in listings.items()}
     read["invoice_lines"] = sum(len(i.lines) for i in invoices.records)
-    return SyncData(snapshot, rejects, read)
+    return SyncData(snapshot, rejects, read, str(mode))
 
 
 def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
@@ -293,7 +306,7 @@ async def _run(
     before_swap: Callable[[str], None] | None,
 ) -> None:
     mark = time.perf_counter()
-    halo_read = read_halo(halo)
+    halo_read = read_halo(halo, settings.halo_read_mode)
     if immy is None:
         data, immy_read = await halo_read, None
     else:
@@ -325,6 +338,7 @@ async def _run(
     planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
     rejects = data.rejects + planned.too_large
     report.read = data.read
+    report.read_mode = data.read_mode
     report.rejected = _count(rejects)
     report.reject_samples = [
         f"{r.kind} {r.record_id}: {r.reason}" for r in rejects[:REJECT_SAMPLES]
@@ -486,6 +500,7 @@ class RunSummary(BaseModel):
     generation: str | None = None
     seconds: float | None = None
     halo_requests: int = 0
+    read_mode: str | None = None
     read: dict[str, int] = Field(default_factory=dict)
     rejected: dict[str, int] = Field(default_factory=dict)
     targets: dict[str, int] = Field(default_factory=dict)
@@ -585,6 +600,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         generation=entity.get("generation"),
         seconds=phases.get("total"),
         halo_requests=entity.get("halo_requests", 0),
+        read_mode=entity.get("read_mode"),
         read=parsed("read") or {},
         rejected=parsed("rejected") or {},
         targets=parsed("targets") or {},
