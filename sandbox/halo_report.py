@@ -354,6 +354,41 @@ def _rows_of(data: Any) -> _Rows:
     return rows
 
 
+def with_real_shapes(data: Any) -> Any:
+    """A copy of `data` whose recurring invoices look as a real HaloPSA sends them, for data sets
+    written before sandbox.halo_data did (a no-op on those that already do).
+
+    A recurring invoice has a negative id, its dates and disabled flag are its `schedule`'s (a real
+    header carries no startdate/enddate) and a line's item codes are its item's (INVOICEDETAIL has
+    no column for them: the API can only take them from ITEM).
+    """
+    shaped = data.copy()
+    items = {i.get("id"): i for i in _records(shaped.items)}
+    for number, invoice in enumerate(shaped.invoices):
+        if not isinstance(invoice, dict) or not isinstance(invoice.get("id"), int):
+            continue
+        if invoice["id"] > 0:
+            invoice["id"] = -invoice["id"]
+        if "schedule" not in invoice:
+            invoice["schedule"] = {
+                "id": 100 + number,
+                "disabled": bool(invoice.get("disabled")),
+                "startdate": invoice.pop("startdate", None),
+                "end_date": invoice.pop("enddate", None) or "2099-12-31T00:00:00",
+                "nextcreationdate": invoice.get("nextcreationdate"),
+            }
+            invoice["schedule_id"] = invoice["schedule"]["id"]
+        lines = invoice.get("lines")
+        for line in lines if isinstance(lines, list) else []:
+            if not isinstance(line, dict):
+                continue
+            line["ihid"] = invoice["id"]
+            item = items.get(line.get("_itemid"), {})
+            line.setdefault("item_internal_reference", item.get("internalreference", ""))
+            line.setdefault("item_external_reference", item.get("externalreference", ""))
+    return shaped
+
+
 def _text(value: Any) -> str | None:
     """A value the way HaloPSA's report answer writes it: a string (NULL stays null)."""
     if value is None:
@@ -474,4 +509,5 @@ __all__ = [
     "check_sql",
     "parse_request",
     "report_answer",
+    "with_real_shapes",
 ]

@@ -508,11 +508,12 @@ async def choose_mode(halo: HaloClient, mode: ReadMode | str) -> ReadMode:
 
 
 async def read_via_report(
-    halo: HaloClient, *, today: date | None = None, max_rows: int = MAX_ROWS_PER_ANSWER
+    halo: HaloClient, *, today: date | None = None, max_rows: int | None = None
 ) -> ReportListings:
     """Every client, site, contract, recurring invoice (schedule and lines) and item, read with
     SQL reports and validated by the same models as a REST read."""
     today = today or datetime.now(UTC).date()
+    max_rows = max_rows or MAX_ROWS_PER_ANSWER
     sent = 0
     gate = asyncio.Semaphore(CONCURRENT_REPORTS)
 
