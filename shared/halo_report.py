@@ -507,6 +507,22 @@ async def choose_mode(halo: HaloClient, mode: ReadMode | str) -> ReadMode:
     return mode
 
 
+async def read_by_report(halo: HaloClient, mode: ReadMode | str) -> ReportListings | None:
+    """The sync's records read through SQL reports, or None when `mode` says to read through REST
+    (`rest`, or `auto` when HaloPSA refuses the probe or a report: a SQL error on this instance
+    costs the run its speed, not its data). `report` mode raises what HaloPSA raises."""
+    mode = ReadMode(mode)
+    if await choose_mode(halo, mode) is ReadMode.REST:
+        return None
+    try:
+        return await read_via_report(halo)
+    except HaloRequestError as error:
+        if mode is not ReadMode.AUTO:
+            raise
+        log.warning("HaloPSA SQL report read failed, reading through REST: %s", error)
+        return None
+
+
 async def read_via_report(
     halo: HaloClient, *, today: date | None = None, max_rows: int | None = None
 ) -> ReportListings:
@@ -609,6 +625,7 @@ __all__ = [
     "item_record",
     "line_record",
     "range_sql",
+    "read_by_report",
     "read_via_report",
     "report_available",
     "site_record",

@@ -35,7 +35,7 @@ from shared.generation import (
 )
 from shared.halo_client import HaloClient, HaloError, Listing
 from shared.halo_models import Reject
-from shared.halo_report import ReadMode, choose_mode, read_via_report
+from shared.halo_report import ReadMode, read_by_report
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.mapping import ExplicitMapping, map_clients
@@ -151,9 +151,8 @@ async def read_halo(halo: HaloClient, mode: ReadMode | str = ReadMode.REST) -> S
 
     `mode` reads through SQL reports or REST pages (`auto`: reports when HaloPSA runs them); both
     give the same records, so everything after the read is the same."""
-    mode = await choose_mode(halo, mode)
-    if mode is ReadMode.REPORT:
-        found = await read_via_report(halo)
+    found = await read_by_report(halo, mode)
+    if found is not None:
         clients, sites, contracts = found.clients, found.sites, found.contracts
         invoices, items = found.invoices, found.items
     else:
@@ -191,7 +190,8 @@ async def read_halo(halo: HaloClient, mode: ReadMode | str = ReadMode.REST) -> S
     )
     read = {kind: len(listing.records) + len(listing.rejects) for kind, listing in listings.items()}
     read["invoice_lines"] = sum(len(i.lines) for i in invoices.records)
-    return SyncData(snapshot, rejects, read, str(mode))
+    read_mode = ReadMode.REST if found is None else ReadMode.REPORT
+    return SyncData(snapshot, rejects, read, str(read_mode))
 
 
 def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
