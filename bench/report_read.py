@@ -24,7 +24,7 @@ from azure.data.tables import TableServiceClient  # noqa: E402
 
 from sandbox.halo import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
-from sandbox.halo_report import with_real_shapes  # noqa: E402
+from sandbox.halo_report import as_tables_hold_it  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
 from shared import halo_report  # noqa: E402
 from shared.halo_client import HaloClient  # noqa: E402
@@ -48,7 +48,7 @@ def budget_seconds(requests: int, per_minute: float) -> float:
 
 
 def one(clients: int, seed: int, mode: str) -> tuple[SyncReport, dict[str, int], int]:
-    data = with_real_shapes(generate(clients, seed=seed))
+    data = as_tables_hold_it(generate(clients, seed=seed))
     lists = [data.clients, data.sites, data.contracts, data.invoices, data.items]
     rest_minimum = 1 + sum(max(1, math.ceil(len(x) / PAGE_SIZE)) for x in lists)
     with tempfile.TemporaryDirectory() as folder, azurite_table() as azurite:

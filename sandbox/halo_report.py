@@ -354,38 +354,53 @@ def _rows_of(data: Any) -> _Rows:
     return rows
 
 
-def with_real_shapes(data: Any) -> Any:
-    """A copy of `data` whose recurring invoices look as a real HaloPSA sends them, for data sets
-    written before sandbox.halo_data did (a no-op on those that already do).
+def as_tables_hold_it(data: Any) -> Any:
+    """A copy of `data` reduced to what HaloPSA's tables can hold, so a REST read and a report
+    read of it must agree; a no-op on the fields a data set already gives that way.
 
-    A recurring invoice has a negative id, its dates and disabled flag are its `schedule`'s (a real
-    header carries no startdate/enddate) and a line's item codes are its item's (INVOICEDETAIL has
-    no column for them: the API can only take them from ITEM).
+    REST fields with no column of their own are set the way the API can only derive them: a line's
+    `item_internal_reference`/`item_external_reference` are its item's (INVOICEDETAIL has no column
+    for them), a recurring invoice's header `disabled` and its schedule's are one flag (INVOICEHEADER
+    has none), and a header keeps no `startdate`/`enddate` of its own (no column; the schedule holds
+    the dates) and an item no `description` (its column is not known). A data set written before
+    recurring invoices had negative ids gets them, with a schedule made of the header's dates.
     """
     shaped = data.copy()
-    items = {i.get("id"): i for i in _records(shaped.items)}
+    items = {_whole(i.get("id")): i for i in _records(shaped.items)}
+    for item in shaped.items:
+        if isinstance(item, dict):
+            item.pop("description", None)
     for number, invoice in enumerate(shaped.invoices):
-        if not isinstance(invoice, dict) or not isinstance(invoice.get("id"), int):
+        if not isinstance(invoice, dict):
             continue
-        if invoice["id"] > 0:
+        legacy = isinstance(invoice.get("id"), int) and invoice["id"] > 0
+        if legacy:
             invoice["id"] = -invoice["id"]
-        if "schedule" not in invoice:
-            invoice["schedule"] = {
-                "id": 100 + number,
-                "disabled": bool(invoice.get("disabled")),
-                "startdate": invoice.pop("startdate", None),
-                "end_date": invoice.pop("enddate", None) or "2099-12-31T00:00:00",
-                "nextcreationdate": invoice.get("nextcreationdate"),
-            }
-            invoice["schedule_id"] = invoice["schedule"]["id"]
+            invoice.setdefault(
+                "schedule",
+                {
+                    "id": 100 + number,
+                    "startdate": invoice.get("startdate"),
+                    "end_date": invoice.get("enddate") or "2099-12-31T00:00:00",
+                    "nextcreationdate": invoice.get("nextcreationdate"),
+                },
+            )
+        invoice.pop("startdate", None)
+        invoice.pop("enddate", None)
+        schedule = invoice.get("schedule")
+        if isinstance(schedule, dict):
+            disabled = bool(_flag(invoice.get("disabled")) or _flag(schedule.get("disabled")))
+            invoice["disabled"] = schedule["disabled"] = disabled
+            invoice.setdefault("schedule_id", schedule.get("id"))
         lines = invoice.get("lines")
         for line in lines if isinstance(lines, list) else []:
             if not isinstance(line, dict):
                 continue
-            line["ihid"] = invoice["id"]
-            item = items.get(line.get("_itemid"), {})
-            line.setdefault("item_internal_reference", item.get("internalreference", ""))
-            line.setdefault("item_external_reference", item.get("externalreference", ""))
+            if legacy:
+                line["ihid"] = invoice["id"]
+            item = items.get(_whole(line.get("_itemid", line.get("item_id"))), {})
+            line["item_internal_reference"] = item.get("internalreference") or ""
+            line["item_external_reference"] = item.get("externalreference") or ""
     return shaped
 
 
@@ -506,8 +521,8 @@ __all__ = [
     "ReportDatabase",
     "ReportRefused",
     "answer",
+    "as_tables_hold_it",
     "check_sql",
     "parse_request",
     "report_answer",
-    "with_real_shapes",
 ]

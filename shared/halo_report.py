@@ -48,9 +48,11 @@ Columns relied on (table.column -> REST field), with the basis halo-openapi/halo
   (inferred); Ibaseprice / IRecurringPrice -> baseprice / recurringprice (name); IIsRecurringItem ->
   isrecurringitem (name).
 
-Not read in report mode, for want of a known column (see NOT_READ): an item's `description` and a
-recurring invoice header's own `startdate`/`enddate` (the real header has neither; its schedule
-carries the dates).
+Not read in report mode, for want of a column: an item's `description` (which ITEM column backs it
+is not known) and a recurring invoice header's own `startdate`/`enddate` (INVOICEHEADER has none;
+the real header sample carries neither, its schedule holds the dates). Derived because no column of
+their own exists: a line's item codes (from its ITEM row) and the header's `disabled` (the
+schedule's). sandbox.halo_report.as_tables_hold_it reduces a sandbox data set to the same.
 """
 
 from __future__ import annotations
@@ -97,12 +99,6 @@ PROBE_SQL = "SELECT 1 WHERE 1=0"
 MAX_ROWS_PER_ANSWER = 10_000
 # Reports run on HaloPSA's database: a few at a time, not a burst.
 CONCURRENT_REPORTS = 3
-
-# REST fields report mode cannot fill, by record type: nothing the coverage code reads.
-NOT_READ: Mapping[str, frozenset[str]] = {
-    "items": frozenset({"description"}),
-    "invoices": frozenset({"startdate", "enddate"}),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,7 +601,6 @@ def _dedupe(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
 
 __all__ = [
     "MAX_ROWS_PER_ANSWER",
-    "NOT_READ",
     "PROBE_SQL",
     "TABLES",
     "Bounds",
