@@ -13,7 +13,14 @@ import respx
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet
-from sandbox.halo_report import SCHEMA, ReportDatabase, ReportRefused, answer, check_sql
+from sandbox.halo_report import (
+    SCHEMA,
+    ReportDatabase,
+    ReportRefused,
+    answer,
+    as_tables_hold_it,
+    check_sql,
+)
 from shared.halo_client import HaloAuthError, HaloClient, HaloReportError, RetryPolicy
 from shared.halo_models import Contract, RecurringInvoice
 from shared.halo_report import (
@@ -408,3 +415,35 @@ def test_auto_falls_back_to_rest_when_a_report_fails_and_report_mode_does_not():
         assert asyncio.run(go("auto")) is None
         with pytest.raises(HaloReportError, match="stddisabled"):
             asyncio.run(go("report"))
+
+
+def test_a_data_set_is_reduced_to_what_halopsa_tables_hold():
+    data = HaloDataSet(
+        invoices=[
+            {
+                "id": 3,  # written before recurring invoices had negative ids
+                "client_id": 1,
+                "disabled": True,
+                "startdate": "2025-01-01T00:00:00",
+                "lines": [{"id": 30, "ihid": 3, "_itemid": 5, "item_internal_reference": "X"}],
+            },
+            {
+                "id": -4,
+                "client_id": 1,
+                "disabled": False,
+                "enddate": "1900-01-01T00:00:00",
+                "schedule": {"id": 9, "disabled": True},
+                "lines": [{"id": 40, "ihid": -4, "_itemid": 0}],
+            },
+        ],
+        items=[{"id": 5, "name": "EDR", "description": "?", "internalreference": "EDR-1"}],
+    )
+    legacy, real = as_tables_hold_it(data).invoices
+    assert legacy["id"] == -3 and legacy["lines"][0]["ihid"] == -3
+    assert legacy["schedule"]["startdate"] == "2025-01-01T00:00:00"
+    assert legacy["schedule"]["disabled"] is True and "startdate" not in legacy
+    assert legacy["lines"][0]["item_internal_reference"] == "EDR-1"  # its item's, only source
+    assert real["disabled"] is True and "enddate" not in real  # one flag with its schedule's
+    assert real["lines"][0]["item_internal_reference"] == ""
+    assert "description" not in as_tables_hold_it(data).items[0]
+    assert data.invoices[0]["id"] == 3  # a copy: the original is untouched
