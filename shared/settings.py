@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # How a sync reads HaloPSA: SQL reports (a handful of requests), REST pages, or auto: reports
     # when HaloPSA runs them for this API application (shared.halo_report), else REST.
     halo_read_mode: Literal["auto", "report", "rest"] = "auto"
+    # HaloPSA answers 429 without Retry-After; shorter pauses only earn more 429s (its window is
+    # 5 minutes). Lowered only by benchmarks and tests against the sandbox.
+    halo_backoff_429_seconds: float = Field(default=30.0, ge=0, le=600)
 
     tables_connection_string: SecretStr | None = None
     tables_endpoint: AnyHttpUrl | None = None
@@ -107,7 +110,7 @@ class Settings(BaseSettings):
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)
-    sync_confirm_by_repeat: bool = True
+    sync_confirm_by_repeat: bool = False
 
     @model_validator(mode="before")
     @classmethod
