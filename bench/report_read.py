@@ -15,6 +15,7 @@ import asyncio
 import math
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,8 @@ from shared.halo_client import HaloClient  # noqa: E402
 from shared.rules import ItemMatch, Rule  # noqa: E402
 from shared.settings import DEFAULT_HALO_REQUESTS_PER_MINUTE, load_settings  # noqa: E402
 from shared.store import Store  # noqa: E402
-from shared.sync import SyncReport, run_sync  # noqa: E402
+from shared.sync import read_halo, run_sync  # noqa: E402
+from shared.sync_runs import SyncReport  # noqa: E402
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),
@@ -47,7 +49,9 @@ def budget_seconds(requests: int, per_minute: float) -> float:
     return max(0, requests - burst) * 60.0 / per_minute
 
 
-def one(clients: int, seed: int, mode: str) -> tuple[SyncReport, dict[str, int], int]:
+def one(
+    clients: int, seed: int, mode: str
+) -> tuple[SyncReport, dict[str, int], int, tuple[int, float]]:
     data = as_tables_hold_it(generate(clients, seed=seed))
     lists = [data.clients, data.sites, data.contracts, data.invoices, data.items]
     rest_minimum = 1 + sum(max(1, math.ceil(len(x) / PAGE_SIZE)) for x in lists)
@@ -70,19 +74,24 @@ def one(clients: int, seed: int, mode: str) -> tuple[SyncReport, dict[str, int],
             for rule in RULES:
                 store.put_rule_document(rule.key, rule.model_dump(mode="json"))
 
-            async def go() -> tuple[SyncReport, dict[str, int]]:
+            async def go() -> tuple[SyncReport, dict[str, int], tuple[int, float]]:
                 # The sandbox copies its data set into SQLite on the first report: do that before
                 # the clock starts, as a real HaloPSA has its database already.
                 async with HaloClient.from_settings(settings) as warm:
                     await warm.report(halo_report.PROBE_SQL)
+                # The read alone (HaloPSA's part, whatever Table Storage does next).
+                async with HaloClient.from_settings(settings) as reader:
+                    started = time.perf_counter()
+                    await read_halo(reader, mode)
+                    read_only = (reader.stats.total_requests, time.perf_counter() - started)
                 async with HaloClient.from_settings(settings) as halo:
                     report = await run_sync(settings, store=store, halo=halo)
-                    return report, dict(halo.stats.requests)
+                    return report, dict(halo.stats.requests), read_only
 
-            report, by_resource = asyncio.run(go())
+            report, by_resource, read_only = asyncio.run(go())
         finally:
             stop_process(proc)
-    return report, by_resource, rest_minimum
+    return report, by_resource, rest_minimum, read_only
 
 
 def main() -> None:
@@ -95,9 +104,10 @@ def main() -> None:
     halo_report.MAX_ROWS_PER_ANSWER = args.max_rows
 
     for clients in args.clients:
-        report, by_resource, rest_minimum = one(clients, args.seed, args.mode)
+        report, by_resource, rest_minimum, read_only = one(clients, args.seed, args.mode)
         requests = report.halo_requests
         print(f"== {clients} clients, HALO_READ_MODE={args.mode} (ran: {report.read_mode})")
+        print(f"read alone     : {read_only[0]} requests in {read_only[1]:.2f} s (token included)")
         print(f"outcome        : {report.outcome} {report.error or ''}".rstrip())
         print(f"read           : {report.read}")
         print(
