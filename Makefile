@@ -46,6 +46,7 @@ bench:
 	$(PY) bench/halo_read.py
 	$(PY) bench/sync.py
 	$(PY) bench/report_read.py
+	$(PY) bench/faults.py
 	$(PY) bench/targets.py
 	$(PY) bench/tab.py
 	$(PY) bench/cold_start.py

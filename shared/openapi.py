@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.api_models import CatalogResponse, RulesImported, RuleView, TargetsResponse
+from shared.immy_tags import TagsView
 from shared.mapping import ExplicitMapping
 from shared.mapping_admin import MappingsView
 from shared.problems import PROBLEM_JSON, Problem
@@ -28,6 +29,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ReconciliationResponse,
     MappingsView,
     ExplicitMapping,
+    TagsView,
     Problem,
 )
 
@@ -213,6 +215,14 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "deleteMapping",
                     "responses": {"204": {"description": "Deleted"}, **_problems(404, 503)},
                 },
+            },
+            "/immybot/tags": {
+                "get": {
+                    "operationId": "getImmyBotTags",
+                    "summary": "Per rule: its ImmyBot tag, tenants carrying it, tenants that "
+                    "should, the planned changes and the last apply result",
+                    "responses": {"200": _json(TagsView, "The tags"), **_problems(503)},
+                }
             },
             "/sync/status": {
                 "get": {

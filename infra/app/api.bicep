@@ -202,6 +202,22 @@ var tuningSettings = [
     name: 'IMMY_LIVE_AFTER_MINUTES'
     value: '60'
   }
+  {
+    name: 'IMMY_TAGS'
+    value: 'plan'
+  }
+  {
+    name: 'IMMY_TAG_PREFIX'
+    value: 'Halo: '
+  }
+  {
+    name: 'IMMY_HALO_LINK_ID'
+    value: ''
+  }
+  {
+    name: 'IMMY_STALE_DAYS'
+    value: '30'
+  }
 ]
 
 var haloScopeSettings = empty(haloScope) ? [] : [
