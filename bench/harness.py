@@ -44,6 +44,7 @@ def synced(
     concurrency: int = 8,
     read_timeout: float = 300,
     store_wrapper: Callable[[Store], Store] | None = None,
+    read_mode: str = "rest",
 ) -> Iterator[Synced]:
     """Azurite and a sandbox process with `clients` generated clients, synced once with `rules`.
 
@@ -78,6 +79,7 @@ def synced(
                     # The sandbox has no rate limit to respect.
                     "HALO_REQUESTS_PER_MINUTE": "1000000",
                     "HALO_PAGE_SIZE": str(page_size),
+                    "HALO_READ_MODE": read_mode,
                     "TABLES_CONNECTION_STRING": azurite.connection_string,
                 }
             )

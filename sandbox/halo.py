@@ -17,6 +17,7 @@ import argparse
 import hmac
 import math
 import sys
+import threading
 import time
 import zlib
 from collections import deque
@@ -26,6 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sandbox import halo_report
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
 from sandbox.http_server import (
     ApiSandbox,
@@ -46,6 +48,7 @@ DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105
 DEFAULT_PAGE_SIZE = 50
 TOKEN_PATH = "/auth/token"  # noqa: S105 - a URL path
 TOKEN_RESOURCE = "auth/token"  # noqa: S105 - a stats key
+REPORT_RESOURCE = "Report"  # POST /api/Report: SQL over HaloPSA's tables (sandbox.halo_report)
 
 # Resource -> the list's wrapper key, which is also the HaloDataSet attribute.
 RESOURCES: dict[str, str] = {
@@ -157,8 +160,12 @@ def _fail_rule(rule: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown fail rule keys: {', '.join(unknown)}")
     resource = _CANONICAL.get(str(rule.get("resource", "")).lower())
+    if str(rule.get("resource", "")).lower() == REPORT_RESOURCE.lower():
+        resource = REPORT_RESOURCE
     if resource is None:
-        raise ValueError(f"fail rule resource must be one of {', '.join(RESOURCES)}")
+        raise ValueError(
+            f"fail rule resource must be one of {', '.join([*RESOURCES, REPORT_RESOURCE])}"
+        )
     page = rule.get("page")
     if not (page is None or page == "last" or is_whole(page, 1)):
         raise ValueError('fail rule page must be "last", a page number >= 1, or null')
@@ -331,6 +338,9 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         self._window: deque[float] = deque()
         self._api_requests = 0
         self._revoked = False
+        # The SQLite copy behind /api/Report, built on first use for the data set it copies.
+        self._report_db: tuple[HaloDataSet, halo_report.ReportDatabase] | None = None
+        self._report_lock = threading.Lock()
         self._throttle_count = 0
         super().__init__(
             data,
@@ -363,6 +373,8 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             return TOKEN_RESOURCE, ""
         parts = path.split("/")
         # "", "api", resource[, id]
+        if len(parts) == 3 and parts[1].lower() == "api" and parts[2].lower() == "report":
+            return REPORT_RESOURCE, ""
         if len(parts) in (3, 4) and parts[1].lower() == "api":
             resource = _CANONICAL.get(parts[2].lower())
             if resource is not None and (len(parts) == 3 or resource in _BY_ID):
@@ -379,7 +391,7 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         body: bytes,
         faults: Faults,
     ) -> Response:
-        expected = "POST" if resource == TOKEN_RESOURCE else "GET"
+        expected = "POST" if resource in (TOKEN_RESOURCE, REPORT_RESOURCE) else "GET"
         if method != expected:
             return error_response(405, "method_not_allowed", f"use {expected}", Allow=expected)
         if not self._admit(faults):
@@ -397,9 +409,20 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
                 "missing, unknown, expired or revoked bearer token",
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
+        if resource == REPORT_RESOURCE:
+            failed = self._injected_failure(resource, 1, 1)
+            return failed or Response(*halo_report.answer(self._report_database(), body))
         if rest:  # only the _BY_ID resources route one
             return self._one(resource, rest)
         return _omit_lines(self._list(resource, query), resource, faults)
+
+    def _report_database(self) -> halo_report.ReportDatabase:
+        data = self.data
+        with self._report_lock:
+            if self._report_db is None or self._report_db[0] is not data:
+                # The old copy is left to the garbage collector: a request may still be using it.
+                self._report_db = (data, halo_report.ReportDatabase(data))
+            return self._report_db[1]
 
     def _admit(self, faults: Faults) -> bool:
         limit = faults.rate_limit_per_second

@@ -44,6 +44,7 @@ from shared.halo_errors import (
     HaloNotFound,
     HaloProtocolError,
     HaloRateLimited,
+    HaloReportError,
     HaloRequestError,
     HaloUnavailable,
 )
@@ -250,6 +251,39 @@ class HaloClient:
             raise HaloProtocolError("GET", path, 200, parsed.rejects[0].reason)
         return parsed.records[0]
 
+    async def report(self, sql: str) -> list[Mapping[str, Any]]:
+        """The rows of one SELECT run by `POST /api/Report` (`_loadreportonly`), values as HaloPSA
+        wrote them (strings). A SELECT changes nothing, so it is retried like a GET. Raises
+        HaloReportError when HaloPSA could not run the SQL (it answers that with HTTP 200)."""
+        path = "/api/Report"
+        response = await self._transport.request(
+            "POST",
+            path,
+            path,
+            resource="Report",
+            json_body=[{"sql": sql, "_loadreportonly": True}],
+            authorised=True,
+        )
+        raise_for_status("POST", path, response)
+        try:
+            body = response.json()
+        except ValueError:
+            raise HaloProtocolError("POST", path, response.status_code, "not JSON") from None
+        # One object, or (some clients say) an array of one: read both.
+        if isinstance(body, list) and len(body) == 1:
+            body = body[0]
+        report = body.get("report") if isinstance(body, Mapping) else None
+        error = (report if isinstance(report, Mapping) else {}).get("load_error") or (
+            body.get("load_error") if isinstance(body, Mapping) else None
+        )
+        if error:
+            # Halo's message names the SQL problem (a column, a keyword), never row data.
+            raise HaloReportError("POST", path, 200, f"report failed: {str(error)[:300]}")
+        rows = report.get("rows") if isinstance(report, Mapping) else None
+        if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
+            raise HaloProtocolError("POST", path, 200, "the answer has no 'report.rows' list")
+        return rows
+
     async def list_records(
         self,
         resource: str,
@@ -429,6 +463,7 @@ __all__ = [
     "HaloNotFound",
     "HaloProtocolError",
     "HaloRateLimited",
+    "HaloReportError",
     "HaloRequestError",
     "HaloUnavailable",
     "Listing",

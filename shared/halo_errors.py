@@ -41,3 +41,7 @@ class HaloRequestError(HaloError):
 
 class HaloProtocolError(HaloError):
     """HaloPSA answered with something the client cannot read (not JSON, missing list, no end)."""
+
+
+class HaloReportError(HaloRequestError):
+    """HaloPSA could not run a report's SQL (HTTP 200 with `report.load_error`)."""

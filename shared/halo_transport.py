@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -97,6 +98,7 @@ class HaloTransport:
         resource: str,
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        json_body: Any = None,
         authorised: bool = False,
     ) -> httpx.Response:
         """Send a request until it has an answer that retrying cannot change, and log the call.
@@ -110,7 +112,9 @@ class HaloTransport:
         started = time.perf_counter()
         error: str | None = None
         try:
-            return await self._tries(method, path, where, call, resource, params, data, authorised)
+            return await self._tries(
+                method, path, where, call, resource, params, data, json_body, authorised
+            )
         except BaseException as failure:
             error = type(failure).__name__
             raise
@@ -135,6 +139,7 @@ class HaloTransport:
         resource: str,
         params: Mapping[str, str] | None,
         data: Mapping[str, str] | None,
+        json_body: Any,
         authorised: bool,
     ) -> httpx.Response:
         auth_refreshed = False
@@ -146,7 +151,7 @@ class HaloTransport:
             self.stats.requests[resource] += 1
             try:
                 response = await self._http.request(
-                    method, path, params=params, headers=headers, data=data
+                    method, path, params=params, headers=headers, data=data, json=json_body
                 )
             except (httpx.TimeoutException, httpx.TransportError) as failure:
                 call.status = None

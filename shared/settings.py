@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     halo_requests_per_minute: float = Field(default=DEFAULT_HALO_REQUESTS_PER_MINUTE, gt=0)
     halo_page_size: int = Field(default=100, ge=10, le=1000)
     halo_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    # How a sync reads HaloPSA: SQL reports (a handful of requests), REST pages, or auto: reports
+    # when HaloPSA runs them for this API application (shared.halo_report), else REST.
+    halo_read_mode: Literal["auto", "report", "rest"] = "auto"
     # HaloPSA answers 429 without Retry-After; shorter pauses only earn more 429s (its window is
     # 5 minutes). Lowered only by benchmarks and tests against the sandbox.
     halo_backoff_429_seconds: float = Field(default=30.0, ge=0, le=600)

@@ -42,6 +42,7 @@ from shared.guard import (
 )
 from shared.halo_client import HaloClient, HaloError, Listing, gather_or_cancel
 from shared.halo_models import Cause, Reject
+from shared.halo_report import ReadMode, read_by_report
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_links import HaloLinks, read_halo_links
 from shared.immy_models import ImmyComputer, ImmyTenant
@@ -110,6 +111,7 @@ class SyncData:
     snapshot: Snapshot
     rejects: list[Reject]
     read: dict[str, int]
+    read_mode: str = "rest"
 
 
 class _Phases:
@@ -126,12 +128,20 @@ class _Phases:
         self._report.phases["total"] = round(time.perf_counter() - self._start, 3)
 
 
-async def read_halo(halo: HaloClient) -> SyncData:
-    """Read every record type a sync needs, concurrently, and validate references between them."""
-    # All or nothing: when one listing fails, the others stop sending requests.
-    clients, sites, contracts, invoices, items = await gather_or_cancel(
-        halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
-    )
+async def read_halo(halo: HaloClient, mode: ReadMode | str = ReadMode.REST) -> SyncData:
+    """Read every record type a sync needs, concurrently, and validate references between them.
+
+    `mode` reads through SQL reports or REST pages (`auto`: reports when HaloPSA runs them); both
+    give the same records, so everything after the read is the same."""
+    found = await read_by_report(halo, mode)
+    if found is not None:
+        clients, sites, contracts = found.clients, found.sites, found.contracts
+        invoices, items = found.invoices, found.items
+    else:
+        # All or nothing: when one listing fails, the others stop sending requests.
+        clients, sites, contracts, invoices, items = await gather_or_cancel(
+            halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
+        )
     listings: dict[str, Listing[Any]] = {
         "clients": clients,
         "sites": sites,
@@ -182,7 +192,8 @@ async def read_halo(halo: HaloClient) -> SyncData:
     # Line rejects sit in the invoices listing: count them as lines, not as invoices.
     read["invoices"] -= line_rejects
     read["invoice_lines"] = sum(len(i.lines) for i in invoices.records) + line_rejects
-    return SyncData(snapshot, rejects, read)
+    read_mode = ReadMode.REST if found is None else ReadMode.REPORT
+    return SyncData(snapshot, rejects, read, str(read_mode))
 
 
 def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
@@ -357,7 +368,7 @@ async def _run(
     lease: _Lease,
 ) -> None:
     mark = time.perf_counter()
-    halo_read = read_halo(halo)
+    halo_read = read_halo(halo, settings.halo_read_mode)
     if immy is None:
         data, immy_read = await halo_read, None
     else:
@@ -389,6 +400,7 @@ async def _run(
     planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
     rejects = data.rejects + planned.too_large
     report.read = data.read
+    report.read_mode = data.read_mode
     report.rejected = count_rejects(rejects)
     report.reject_samples = [
         f"{r.kind} {r.record_id}: {r.reason}" for r in rejects[:REJECT_SAMPLES]

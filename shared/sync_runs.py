@@ -53,6 +53,7 @@ class SyncReport:
     phases: dict[str, float] = field(default_factory=dict)
     halo_requests: int = 0
     halo_retries: int = 0
+    read_mode: str | None = None
     halo_lines_by_id: int = 0  # recurring invoices listed without lines, then read by id
     read: dict[str, int] = field(default_factory=dict)
     # Per record type (clients, sites, contracts, invoices, invoice_lines, items), per cause.
@@ -109,6 +110,7 @@ class SyncReport:
             "generation": self.generation,
             "seconds": self.phases.get("total"),
             "halo_requests": self.halo_requests,
+            "read_mode": self.read_mode,
             "halo_lines_by_id": self.halo_lines_by_id,
             "read": self.read,
             "rejected": self.rejected,
@@ -134,6 +136,9 @@ class RunSummary(BaseModel):
     halo_requests: int = 0
     halo_lines_by_id: int = Field(
         default=0, description="Recurring invoices listed without lines and read by id."
+    )
+    read_mode: str | None = Field(
+        default=None, description="How HaloPSA was read: report (SQL reports) or rest."
     )
     read: dict[str, int] = Field(default_factory=dict)
     rejected: dict[str, dict[str, int]] = Field(
@@ -244,6 +249,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         seconds=phases.get("total"),
         halo_requests=entity.get("halo_requests", 0),
         halo_lines_by_id=entity.get("halo_lines_by_id", 0),
+        read_mode=entity.get("read_mode"),
         read=_counts(parsed("read")),
         rejected=_rejected(parsed("rejected")),
         targets=_counts(parsed("targets")),

@@ -24,6 +24,7 @@ def env(monkeypatch):
         "HALO_REQUESTS_PER_MINUTE",
         "HALO_PAGE_SIZE",
         "HALO_TIMEOUT_SECONDS",
+        "HALO_READ_MODE",
         "HALO_BACKOFF_429_SECONDS",
         "TABLES_ENDPOINT",
         "SYNC_SCHEDULE",

@@ -54,6 +54,7 @@ def settings_for(sandbox, azurite, **overrides) -> Settings:
         "halo_client_secret": "sandbox-secret",
         "halo_requests_per_minute": 600_000,
         "halo_page_size": 100,
+        "halo_read_mode": "rest",
         "tables_connection_string": azurite.connection_string,
         "tables_endpoint": None,
         **overrides,

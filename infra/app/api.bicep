@@ -167,6 +167,10 @@ var tuningSettings = [
     value: '30'
   }
   {
+    name: 'HALO_READ_MODE'
+    value: 'auto'
+  }
+  {
     name: 'TABLES_PREFIX'
     value: ''
   }
