@@ -351,6 +351,59 @@ class HaloClient:
             raise HaloProtocolError("GET", path, 200, parsed.rejects[0].reason)
         return parsed.records[0]
 
+    async def get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
+        """One GET under the client's budget, retries and token handling; the decoded JSON."""
+        return await self._get_json(path, params, resource=resource)
+
+    async def post_json(self, path: str, body: Any, *, resource: str) -> Any:
+        """One POST of a JSON body; the decoded answer (None if it is not JSON).
+
+        Writes are not idempotent, so only what HaloPSA provably did not process is retried: a 429
+        (refused before processing), a 401 once with a fresh token, and connection failures before
+        the request was sent. A 5xx or a timeout may follow a write that was (partly) applied:
+        it raises, and the caller re-reads before writing again.
+        """
+        attempt = 0
+        auth_refreshed = False
+        while True:
+            attempt += 1
+            token = await self._current_token()
+            if self._budget is not None:
+                await self._budget.acquire()
+            self.stats.requests[resource] += 1
+            try:
+                response = await self._http.post(
+                    path,
+                    json=body,
+                    headers={"Authorization": f"{token.token_type} {token.value}"},
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                if attempt >= self._retry.max_attempts:
+                    raise HaloUnavailable(
+                        "POST", path, None, f"{type(error).__name__} after {attempt} attempts"
+                    ) from None
+                self.stats.retries += 1
+                await self._sleep(self._retry.backoff(attempt, self._rng))
+                continue
+            except (httpx.TimeoutException, httpx.TransportError) as error:
+                raise HaloUnavailable(
+                    "POST", path, None, f"{type(error).__name__}: the write may have been applied"
+                ) from None
+            status = response.status_code
+            if status == 401 and not auth_refreshed:
+                auth_refreshed = True
+                attempt -= 1
+                self._drop_token(token)
+                continue
+            if status == 429:
+                await self._back_off("POST", path, attempt, response)
+                continue
+            self._raise_for_status("POST", path, response)
+            try:
+                return response.json()
+            except ValueError:
+                return None
+
     async def list_records(
         self,
         resource: str,
