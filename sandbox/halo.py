@@ -23,6 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sandbox.halo_assets import AssetBook
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
 from sandbox.http_server import (
     ApiSandbox,
@@ -196,6 +197,8 @@ class _Index:
                 for include_inactive, rows in ((True, every), (False, active)):
                     stripped = [bare[id(r)] for r in rows]
                     self.views[(resource, include_inactive, False)] = _View(stripped, True)
+        # Assets are stateful (POST /api/Asset writes them): sandbox.halo_assets keeps them.
+        self.assets = AssetBook(data)
         self.tickets: dict[int, Any] = {}
         for ticket in data.tickets:
             number = _as_int(ticket.get("id")) if isinstance(ticket, dict) else None
@@ -290,6 +293,11 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             thread_name="halo-sandbox",
         )
 
+    @property
+    def assets(self) -> AssetBook:
+        """The served assets (stateful: writes change them until the data set is replaced)."""
+        return self._index.assets
+
     # -- faults -------------------------------------------------------------------------------
 
     def _restart_faults(self, faults: Faults) -> None:
@@ -327,8 +335,9 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         faults: Faults,
     ) -> Response:
         expected = "POST" if resource == TOKEN_RESOURCE else "GET"
-        if method != expected:
-            return error_response(405, "method_not_allowed", f"use {expected}", Allow=expected)
+        if method != expected and not (resource == "Asset" and method == "POST"):
+            allow = "GET, POST" if resource == "Asset" else expected
+            return error_response(405, "method_not_allowed", f"use {allow}", Allow=allow)
         if not self._admit(faults):
             return error_response(429, "rate_limited", "too many requests", **{"Retry-After": "1"})
         if resource == TOKEN_RESOURCE:
@@ -344,6 +353,10 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             )
         if rest:  # only Tickets/{id} routes carry one
             return self._ticket(rest)
+        if resource == "Asset":
+            return self._index.assets.answer(
+                method, query, body, lambda page, last: self._injected_failure("Asset", page, last)
+            )
         return self._list(resource, query)
 
     def _admit(self, faults: Faults) -> bool:
