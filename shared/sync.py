@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from shared.asset_sync import run_assets
 from shared.catalog import build_catalog
 from shared.generation import (
     ImmyState,
@@ -82,6 +83,7 @@ class SyncReport:
     transactions_minimum: int = 0
     guard: dict[str, Any] | None = None
     immybot: dict[str, Any] | None = None
+    assets: dict[str, Any] | None = None
     note: str | None = None
     error: str | None = None
 
@@ -114,6 +116,7 @@ class SyncReport:
             "targets": self.targets,
             "entities": self.entities_written,
             "transactions": self.transactions,
+            "assets": self.assets,
             "error": self.error,
         }
         return json.dumps(fields, default=str, sort_keys=True)
@@ -369,7 +372,14 @@ async def _run(
     report.outcome = Outcome.SUCCEEDED
     # A rule edited while this run was reading was applied to the old generation; carry it over.
     await asyncio.to_thread(_catch_up_rules, store, generation, snapshot, manifest, today)
-    phases.mark("swap", mark)
+    mark = phases.mark("swap", mark)
+    # Only now that the generation serves: asset population never runs on a held or failed one.
+    assets = await run_assets(
+        settings, store, halo, generation=generation, snapshot=snapshot,
+        computers=None if immy_state.note else computers, run_id=report.run_id, now=clock,
+    )  # fmt: skip
+    report.assets = assets.record() if assets is not None else None
+    phases.mark("assets", mark)
 
 
 @dataclass(frozen=True, slots=True)
