@@ -315,10 +315,11 @@ def set_hold(store: Store, hold: AssetHold | None) -> None:
     )
 
 
-def approve_asset_hold(store: Store) -> AssetHold | None:
-    """Approve the held asset run (its creates go out on the next sync); None if none is held."""
+def approve_asset_hold(store: Store, *, run_id: str | None = None) -> AssetHold | None:
+    """Approve the held asset run (its creates go out on the next sync); None if none is held
+    (or, given `run_id`, not that run's)."""
     hold = asset_hold(store)
-    if hold is None:
+    if hold is None or (run_id is not None and hold.run_id != run_id):
         return None
     approved = hold.model_copy(update={"approved": True})
     set_hold(store, approved)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
+from shared.asset_sync import approve_asset_hold
 from shared.http import Reply, json_reply, observed, problem_reply
 from shared.problems import problem
 from shared.settings import get_settings
@@ -81,12 +82,15 @@ def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
 
     def approve() -> Reply:
         run_id = req.params.get("run_id") or None
+        # Asset creates over ASSET_MAX_CREATES wait on the same approval (applied next run).
+        assets = approve_asset_hold(get_store(), run_id=run_id)
         try:
             approve_held(get_store(), run_id=run_id)
         except StoreError as error:
-            if "no held sync run" in str(error):
+            if "no held sync run" not in str(error):
+                raise
+            if assets is None:
                 return problem_reply(problem(409, "nothing-held", str(error)))
-            raise
         return json_reply(_status())
 
     return func.HttpResponse(

@@ -31,6 +31,7 @@ def test_the_functions_are_registered():
         "openapi",
         "rules",
         "reconciliation",
+        "assets_plan",
         "technician_tab",
     }
 
@@ -53,6 +54,7 @@ def test_sync_timer_runs_on_the_configured_schedule():
         ("catalog", "catalog", "GET", "FUNCTION"),
         ("openapi", "openapi.json", "GET", "FUNCTION"),
         ("reconciliation", "reconciliation", "GET", "FUNCTION"),
+        ("assets_plan", "assets/plan", "GET", "FUNCTION"),
         ("technician_tab", "technician-tab/ticket/{ticket_id}", "GET", "FUNCTION"),
         ("sync_status", "sync/status", "GET", "FUNCTION"),
         ("sync_now", "sync", "POST", "ADMIN"),
