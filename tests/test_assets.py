@@ -342,3 +342,12 @@ def test_the_listing_survives_a_capped_page_size_and_fields_only_by_type(world):
     assert halo.assets.posts == posts
     assert report.assets is not None and report.assets["totals"]["creates"] == 0
     assert immybot_ids(halo) == [1, 2, 3, 4, 8, 999]
+
+
+def test_the_openapi_document_describes_the_plan():
+    from shared.openapi import openapi_document
+
+    document = openapi_document()
+    operation = document["paths"]["/assets/plan"]["get"]
+    assert operation["operationId"] == "getAssetPlan"
+    assert "AssetPlanView" in document["components"]["schemas"]
