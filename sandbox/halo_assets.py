@@ -96,12 +96,15 @@ class AssetBook:
                 self._users[number] = str(user.get("name") or "")
         self._assets: dict[int, dict[str, Any]] = {}
         self._odd: list[Any] = []  # malformed records are served as they are, never written
+        good: dict[int, dict[str, Any]] = {}
         for record in data.assets:
             number = _int(record.get("id")) if isinstance(record, Mapping) else None
             if number is None or not isinstance(record, dict):
                 self._odd.append(record)
                 continue
-            self._assets[number] = self._loaded(record)
+            good[number] = record
+        for number in sorted(good):  # insertion order is id order from here on
+            self._assets[number] = self._loaded(good[number])
         self._next_id = max(self._assets, default=0) + 1
         self.posts = 0
         self.created = 0
@@ -164,48 +167,38 @@ class AssetBook:
             not self.fields_need_type or wanted["assettype_id"] is not None
         )
         with_users = _flag(query, "includeuser")
-        with self._lock:
-            rows: list[Any] = []
-            for number in sorted(self._assets):
-                record = self._assets[number]
-                if record.get("inactive") and not include_inactive:
-                    continue
-                if not _matches(record, "client_id", wanted["client_id"]):
-                    continue
-                if not _matches(record, "site_id", wanted["site_id"]):
-                    continue
-                if not _matches(record, "assettype_id", wanted["assettype_id"]):
-                    continue
-                row = copy.deepcopy(record)
-                if not with_fields:
-                    row.pop("fields", None)
-                if not with_users:
-                    row.pop("users", None)
-                rows.append(row)
-            rows.extend(copy.deepcopy(self._odd) if wanted["client_id"] is None else [])
         paginate = _flag(query, "pageinate")
         if self.max_page_size is not None:
             size = min(size, self.max_page_size)
         page = wanted["page_no"] or 1
-        last_page = max(1, math.ceil(len(rows) / size)) if paginate else 1
+        with self._lock:
+            filters = [(k, wanted[k]) for k in ("client_id", "site_id", "assettype_id")]
+            filters = [(k, v) for k, v in filters if v is not None]
+            # Ids only grow, so insertion order is id order: no sort per request.
+            rows: list[Any] = [
+                record
+                for record in self._assets.values()
+                if (include_inactive or not record.get("inactive"))
+                and all(_matches(record, k, v) for k, v in filters)
+            ]
+            rows.extend(self._odd if wanted["client_id"] is None else [])
+            total = len(rows)
+            if paginate:
+                rows = rows[(page - 1) * size : page * size]
+            elif wanted["count"] is not None:
+                rows = rows[: wanted["count"]]
+            # Copies of the page only: a listing must never hand out the stored records.
+            served = [_served(r, with_fields, with_users) for r in rows]
+        last_page = max(1, math.ceil(total / size)) if paginate else 1
         failed = injected(page if paginate else 1, last_page)
         if failed is not None:
             return failed
         if paginate:
-            start = (page - 1) * size
             return Response(
                 200,
-                {
-                    "page_no": page,
-                    "page_size": size,
-                    "record_count": len(rows),
-                    "assets": rows[start : start + size],
-                },
+                {"page_no": page, "page_size": size, "record_count": total, "assets": served},
             )
-        count = wanted["count"]
-        return Response(
-            200, {"record_count": len(rows), "assets": rows if count is None else rows[:count]}
-        )
+        return Response(200, {"record_count": total, "assets": served})
 
     def _post(self, body: bytes) -> Response:
         try:
@@ -297,6 +290,21 @@ class AssetBook:
                 if uid is not None
             ]
         return record
+
+
+def _served(record: Any, with_fields: bool, with_users: bool) -> Any:
+    if not isinstance(record, dict):
+        return copy.deepcopy(record)
+    # Stored records are flat apart from `fields` and `users` (lists of flat dicts): copy just
+    # those, which is many times faster than a deepcopy on a page of a large listing.
+    row = dict(record)
+    row.pop("fields", None)
+    row.pop("users", None)
+    if with_fields:
+        row["fields"] = [dict(f) for f in record.get("fields", ())]
+    if with_users:
+        row["users"] = [dict(u) for u in record.get("users", ())]
+    return row
 
 
 def _param(query: Mapping[str, str], name: str) -> int | None:

@@ -32,6 +32,8 @@ Facts relied on, and where they come from:
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -119,52 +121,70 @@ class AssetListing:
 
 
 async def read_pages(
-    halo: HaloClient, resource: str, key: str, params: Mapping[str, str]
+    halo: HaloClient, resource: str, key: str, params: Mapping[str, str], *, concurrency: int = 4
 ) -> tuple[list[Any], int]:
     """Every record of a paged `GET /api/{resource}` (deduplicated by id), and the pages read.
 
-    Ends when HaloPSA has sent `record_count` records or an empty page; only without a
-    `record_count` does a short page end the listing.
+    Page 1 says how many records there are (`record_count`) and how many a page really holds (the
+    answer's `page_size`, else the rows sent); the other pages are then read `concurrency` at a
+    time. Reading goes on, one page at a time, until `record_count` records or an empty page came;
+    only without a `record_count` does a short page end the listing.
     """
-    size = halo.page_size
-    rows: list[Any] = []
-    seen: set[Any] = set()
-    received = 0
-    page = 0
-    while True:
-        page += 1
-        if page > MAX_PAGES:
-            raise HaloProtocolError("GET", f"/api/{resource}", 200, "too many pages")
-        query = {
-            **params,
-            "pageinate": "true",
-            "page_size": str(size),
-            "page_no": str(page),
-        }
-        body = await halo.get_json(f"/api/{resource}", query, resource=resource)
+    asked = halo.page_size
+    path = f"/api/{resource}"
+
+    async def page(number: int) -> tuple[list[Any], int | None, int | None]:
+        query = {**params, "pageinate": "true", "page_size": str(asked), "page_no": str(number)}
+        body = await halo.get_json(path, query, resource=resource)
         if not isinstance(body, Mapping) or not isinstance(body.get(key), list):
             raise HaloProtocolError(
-                "GET", f"/api/{resource} page {page}", 200, f"the answer has no '{key}' list"
+                "GET", f"{path} page {number}", 200, f"the answer has no '{key}' list"
             )
-        batch = body[key]
-        received += len(batch)
-        for row in batch:
+        return list(body[key]), _whole(body.get("record_count")), _whole(body.get("page_size"))
+
+    first, count, size = await page(1)
+    pages: dict[int, list[Any]] = {1: first}
+    if first and count is not None and len(first) < count:
+        per_page = size if size and size <= len(first) else len(first)
+        planned = min(MAX_PAGES, math.ceil(count / per_page))
+        slots = asyncio.Semaphore(concurrency)
+
+        async def fetch(number: int) -> None:
+            async with slots:
+                pages[number] = (await page(number))[0]
+
+        async with asyncio.TaskGroup() as group:
+            for number in range(2, planned + 1):
+                group.create_task(fetch(number))
+    number = max(pages)
+    while True:
+        received = sum(len(rows) for rows in pages.values())
+        last = pages[number]
+        if not last or (count is not None and received >= count):
+            break
+        if count is None and len(last) < asked:
+            break
+        number += 1
+        if number > MAX_PAGES:
+            raise HaloProtocolError("GET", path, 200, "too many pages")
+        pages[number] = (await page(number))[0]
+    rows: list[Any] = []
+    seen: set[Any] = set()
+    for n in sorted(pages):
+        for row in pages[n]:
             row_id = row.get("id") if isinstance(row, Mapping) else None
             if isinstance(row_id, int | float | str):
                 if row_id in seen:
                     continue
                 seen.add(row_id)
             rows.append(row)
-        raw_count = body.get("record_count")
-        count = (
-            int(raw_count)
-            if isinstance(raw_count, int | float) and not isinstance(raw_count, bool)
-            else None
-        )
-        if not batch or (count is not None and received >= count):
-            return rows, page
-        if count is None and len(batch) < size:
-            return rows, page
+    return rows, len(pages)
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    return None
 
 
 async def list_assets(halo: HaloClient, asset_type_id: int) -> AssetListing:
