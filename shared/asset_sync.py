@@ -197,7 +197,13 @@ async def run_assets(
                 update={"note": f"{len(listing.rejects)} asset rows could not be read"}
             )
         if settings.asset_sync == "plan":
-            summary = summary.model_copy(update={"outcome": "planned"})
+            over = totals.creates > settings.asset_max_creates
+            note = (
+                f"apply would hold: {totals.creates} creates > ASSET_MAX_CREATES" if over else None
+            )
+            summary = summary.model_copy(
+                update={"outcome": "planned", "note": note or summary.note}
+            )
         else:
             hold = await asyncio.to_thread(_guard, store, summary, settings.asset_max_creates)
             if hold is not None and not hold.approved:

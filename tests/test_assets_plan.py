@@ -156,3 +156,30 @@ def test_a_client_without_a_site_is_unresolved_and_a_shared_tenant_is_left_alone
     assert [u.reason for u in result.unresolved] == ["the client has no site"]
     plans = plan_all({1: 3, 2: 3, 4: 5}, [computer(1, "PC-1")], [], [], {}, CONFIG)
     assert [p.client_id for p in plans] == [4]
+
+
+SETTINGS = {
+    "halo_base_url": "https://msp.halopsa.test",
+    "halo_client_id": "id",
+    "halo_client_secret": "secret",
+    "tables_connection_string": "UseDevelopmentStorage=true",
+}
+
+
+def test_asset_settings_are_off_by_default_and_name_what_plan_or_apply_lacks():
+    from shared.settings import SettingsError, load_settings
+
+    off = load_settings(**SETTINGS, asset_type_id="", asset_id_field="")
+    assert off.asset_sync == "off" and AssetConfig.from_settings(off) is None
+    assert off.asset_max_creates == 200 and off.asset_update_matched is False
+    try:
+        load_settings(**SETTINGS, asset_sync="plan", asset_type_id="7", asset_id_field="150")
+    except SettingsError as error:
+        assert set(error.problems) == {"ASSET_NAME_FIELD", "ASSET_MARKER_FIELD"}
+    else:
+        raise AssertionError("plan without its fields was accepted")
+    on = load_settings(
+        **SETTINGS, asset_sync="apply", asset_type_id="7", asset_name_field="101",
+        asset_id_field="150", asset_marker_field="151", asset_serial_field="117",
+    )  # fmt: skip
+    assert AssetConfig.from_settings(on) == CONFIG
