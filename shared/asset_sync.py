@@ -50,7 +50,8 @@ from shared.assets import (
     update_body,
 )
 from shared.halo_assets import list_assets, list_users, post_assets
-from shared.halo_client import HaloClient, HaloError
+from shared.halo_client import HaloAuthError, HaloClient, HaloError
+from shared.halo_models import User
 from shared.immy_models import ImmyComputer
 from shared.mapping import MatchKind
 from shared.settings import Settings
@@ -174,12 +175,13 @@ async def run_assets(
     plans: list[ClientAssetPlan] = []
     reads = 0
     try:
-        (listing, (users, user_pages)) = await asyncio.gather(
-            list_assets(halo, config.type_id), list_users(halo)
+        (listing, (users, user_pages, users_error)) = await asyncio.gather(
+            list_assets(halo, config.type_id), _users(halo)
         )
         reads = listing.requests + user_pages
+        mapped = mapped_clients(snapshot)
         plans = plan_all(
-            mapped_clients(snapshot),
+            mapped,
             computers,
             listing.assets,
             users,
@@ -192,10 +194,18 @@ async def run_assets(
         summary = summary.model_copy(
             update={"totals": totals, "reads": reads, "writes_minimum": minimum}
         )
+        notes = []
         if listing.rejects:
-            summary = summary.model_copy(
-                update={"note": f"{len(listing.rejects)} asset rows could not be read"}
+            notes.append(f"{len(listing.rejects)} asset rows could not be read")
+        if len(plans) < len(mapped):
+            notes.append(
+                f"{len(mapped) - len(plans)} clients share an ImmyBot tenant with another client: "
+                "left alone (map them one to one)"
             )
+        if users_error:
+            notes.append(f"users not read ({users_error}): new assets go to default sites")
+        if notes:
+            summary = summary.model_copy(update={"note": "; ".join(notes)})
         if settings.asset_sync == "plan":
             over = totals.creates > settings.asset_max_creates
             note = (
@@ -246,6 +256,15 @@ async def run_assets(
         )
     )
     return summary
+
+
+async def _users(halo: HaloClient) -> tuple[list[User], int, str | None]:
+    """Every HaloPSA user; without the permission, none (sites then fall back to defaults)."""
+    try:
+        users, pages = await list_users(halo)
+    except HaloAuthError as error:
+        return [], 1, str(error)
+    return users, pages, None
 
 
 async def _apply(

@@ -358,6 +358,10 @@ def _refresh(
 ) -> AssetUpdate | None:
     if asset.inactive:
         return None  # a human retired it: matched (so never re-created), never written
+    if not asset.has_fields:
+        # HaloPSA sent no fields for this row (another asset type on some tenants): what it holds
+        # is unknown, so writing would repeat every run. Matched, so never duplicated; not written.
+        return None
     owned = is_owned(asset, config)
     changes: dict[str, str] = {}
     if immybot_id_of(asset, config) != computer.id:

@@ -105,7 +105,9 @@ class AssetRow(BaseModel):
     key_field: Text = ""
     inactive: bool = False
     fields: Annotated[dict[int, str], BeforeValidator(_field_values)] = Field(default_factory=dict)
-    has_fields: bool = False
+    has_fields: bool = Field(
+        default=True, description="False when the listing sent no `fields` for this row."
+    )
     user_ids: Annotated[tuple[int, ...] | None, BeforeValidator(_user_ids)] = Field(
         default=None, validation_alias="users"
     )

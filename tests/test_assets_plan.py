@@ -183,3 +183,11 @@ def test_asset_settings_are_off_by_default_and_name_what_plan_or_apply_lacks():
         asset_id_field="150", asset_marker_field="151", asset_serial_field="117",
     )  # fmt: skip
     assert AssetConfig.from_settings(on) == CONFIG
+
+
+def test_a_row_listed_without_fields_is_matched_but_never_written():
+    row = AssetRow.model_validate(
+        {"id": 10, "client_id": 1, "key_field": "PC-1", "has_fields": False}
+    )
+    result = plan([computer(1, "PC-1")], [row])
+    assert result.matched == 1 and result.links == [] and result.creates == []
