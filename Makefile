@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: setup browser test lint typecheck run bench bench-halo sandbox clean
+.PHONY: setup browser screenshots test lint typecheck run bench bench-halo sandbox clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ typecheck:
 
 test: lint typecheck
 	$(PY) -m pytest
+
+# The README's pictures of the tab: the browser test, writing its screenshots to docs/images.
+screenshots:
+	SCREENSHOT_DIR=docs/images $(PY) -m pytest -q tests/test_browser.py -k allowed_origin
 
 run:
 	$(PY) -m sandbox.devhost --port 7071

@@ -700,7 +700,6 @@ def generate(clients: int, seed: int = 1, today: date | None = None) -> HaloData
 
 # -- malformed records -----------------------------------------------------------------------
 
-_KIND_FOR = {"contracts": "ClientContract", "invoices": "RecurringInvoice"}
 _START_FIELD = {"contracts": "start_date", "invoices": "startdate"}
 
 
@@ -708,8 +707,8 @@ def inject_malformed(
     data: HaloDataSet, n: int, seed: int = 1
 ) -> tuple[HaloDataSet, list[tuple[str, int]]]:
     """A copy of `data` with `n` contracts and recurring invoices broken (null client_id or a
-    garbage start date), and their (resource, id) pairs, resource as "ClientContract" or
-    "RecurringInvoice" (the `kind` a reader's rejects carry)."""
+    garbage start date), and their (record type, id) pairs, type as "contracts" or "invoices"
+    (the `kind` a reader's rejects carry)."""
     if n < 0:
         raise ValueError("n must not be negative")
     broken = data.copy()
@@ -733,5 +732,5 @@ def inject_malformed(
                 record["client_id"] = None
             else:
                 record[_START_FIELD[name]] = GARBAGE_DATE
-            marked.append((_KIND_FOR[name], record["id"]))
+            marked.append((name, record["id"]))
     return broken, sorted(marked)

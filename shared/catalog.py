@@ -34,7 +34,13 @@ class ItemEntry(BaseModel):
     name: str
     codes: list[str]
     clients: int = Field(description="Active clients with a current line for this item.")
-    quantity: float = Field(description="Sum of qty_order over those lines.")
+    quantity_fixed: float = Field(description="Sum of qty_order over fixed-quantity lines.")
+    quantity_calculated: float = Field(
+        description="Sum of the last calculated values over calculated-quantity lines."
+    )
+    calculated_unknown: int = Field(
+        description="Calculated lines HaloPSA has not calculated yet (not counted as 0)."
+    )
     unit_price: float | None = Field(description="The item's recurring (or base) price, if set.")
 
 
@@ -68,7 +74,10 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
             covered[key].add(contract.client_id)
 
     item_clients: dict[tuple[int | None, str], set[int]] = defaultdict(set)
-    item_quantity: dict[tuple[int | None, str], float] = defaultdict(float)
+    fixed: dict[tuple[int | None, str], float] = defaultdict(float)
+    calculated: dict[tuple[int | None, str], float] = defaultdict(float)
+    unknown: dict[tuple[int | None, str], int] = defaultdict(int)
+    line_codes: dict[tuple[int | None, str], set[str]] = defaultdict(set)
     for invoice in snapshot.invoices:
         if not active(invoice.client_id):
             continue
@@ -80,20 +89,33 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
             text = " ".join(line.item_shortdescription.split())
             item_key = (item.id, item.name) if item else (None, text)
             item_clients[item_key].add(invoice.client_id)
-            item_quantity[item_key] += line.qty_order
+            line_codes[item_key].update(
+                code
+                for code in (
+                    line.item_code,
+                    line.item_internal_reference,
+                    line.item_external_reference,
+                )
+                if code.strip()
+            )
+            quantity = line.known_quantity
+            if quantity is None:
+                unknown[item_key] += 1
+            elif line.calculated:
+                calculated[item_key] += quantity
+            else:
+                fixed[item_key] += quantity
 
     items = []
     for (item_id, label), clients in item_clients.items():
         item = snapshot.items.get(item_id) if item_id is not None else None
-        codes = (
-            [
-                c
-                for c in (item.internalreference, item.externalreference, item.supplier_part_code)
-                if c
-            ]
+        own = (
+            (item.internalreference, item.externalreference, item.supplier_part_code)
             if item
-            else []
+            else ()
         )
+        # The lines' own codes can be matched by a rule too, so the admin must see them.
+        codes = list(dict.fromkeys([c for c in own if c] + sorted(line_codes[(item_id, label)])))
         price = (item.recurringprice or item.baseprice or None) if item else None
         items.append(
             ItemEntry(
@@ -101,7 +123,9 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
                 name=item.name if item else label,
                 codes=codes,
                 clients=len(clients),
-                quantity=item_quantity[(item_id, label)],
+                quantity_fixed=fixed[(item_id, label)],
+                quantity_calculated=calculated[(item_id, label)],
+                calculated_unknown=unknown[(item_id, label)],
                 unit_price=price,
             )
         )

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.catalog import Catalog
-from shared.halo_models import Client, Contract, Item, RecurringInvoice, Reject, Site
+from shared.halo_models import Cause, Client, Contract, Item, RecurringInvoice, Reject, Site
 from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.mapping import TenantMatch
 from shared.rules import Rule
@@ -215,6 +215,7 @@ def _pack(
                     kind,
                     str(getattr(model, "id", "?")),
                     f"{len(text)} characters, too large to store",
+                    Cause.TOO_LARGE,
                 )
             )
             continue
@@ -237,7 +238,9 @@ def _packed_lists(texts: Iterable[str], too_large: list[Reject], kind: str) -> l
 
     for text in texts:
         if len(text) > _DOC_LIMIT:
-            too_large.append(Reject(kind, "?", f"{len(text)} characters, too large to store"))
+            too_large.append(
+                Reject(kind, "?", f"{len(text)} characters, too large to store", Cause.TOO_LARGE)
+            )
             continue
         if chunk and size + len(text) + 1 > _DOC_LIMIT:
             flush()

@@ -1,72 +1,137 @@
 """Pydantic models of the HaloPSA records the app reads.
 
-Lenient where HaloPSA is loose (unknown fields ignored, null/empty/sentinel dates become None, ids
-given as floats or strings become int) and strict where the app depends on a field: a contract or a
-recurring invoice without a client id is rejected, because it cannot entitle anyone to anything.
-
-Field names were checked against public material generated from HaloPSA's own OpenAPI schema
-(Angelic-Software/angelic models, covenanttechnologysolutions/halopsa-rest) and against the
-homotechsual/HaloAPI PowerShell module and n8n's HaloPSA node. Each model's docstring lists the
-fields the app relies on; everything else HaloPSA sends is dropped at this boundary.
+Built from HaloPSA's real payloads (../shared/halo-openapi/: an anonymised real
+`GET /api/RecurringInvoice/{id}` response and HaloPSA's own OpenAPI document), not from assumptions:
+- record ids have any sign (recurring invoice ids are negative, e.g. -94) and arrive as ints,
+  doubles (`21.0`) or strings; a reference that is "not set" is -1, 0 or -2;
+- dates before 1902 (`0001-01-01`, `1899-12-30`, `1900-01-01`) are no date, end dates of 2099 or
+  later are open; naive, `Z` (7 fractional digits) and `+00:00` datetimes keep their wall time, so
+  calendar dates compare by their `YYYY-MM-DD` as DESIGN.md section 4 says;
+- strings are "" rather than null and optional keys are often absent.
+Lenient where HaloPSA is loose (unknown fields ignored) and strict where the app depends on a field:
+a contract or a recurring invoice without a client cannot entitle anyone to anything. A bad
+recurring invoice line rejects that line, not its invoice. Each model's docstring lists the fields
+the app relies on; everything else HaloPSA sends is dropped at this boundary.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-# HaloPSA writes "no date" in several ways; all mean None to us.
-_NULL_DATE_PREFIXES = ("0001-01-01", "1900-01-01")
+# One vocabulary of record types for reads, rejects, run records and the sync status.
+RECORD_TYPES = ("clients", "sites", "contracts", "invoices", "invoice_lines", "items")
+
+# HaloPSA writes "no date" as 0001-01-01, 1899-12-30 (the OLE epoch) or 1900-01-01, and "no end" as
+# 2099-12-31 (a recurring invoice schedule's open end). Any year before 1902 / from 2099 counts.
+_FIRST_REAL_YEAR = 1902
+_OPEN_END_YEAR = 2099
+# Naive ("2025-03-20T18:50:25.057"), Z with 7 fractional digits, or +00:00: HaloPSA mixes all three.
+_DATETIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?",
+    re.ASCII,
+)
+# "Not set" in a HaloPSA reference (contract_id -1, sitenumber 0, salesorder_id -2).
+_UNSET_REFERENCES = frozenset({-2, -1, 0})
 
 
-def _none_if_null_date(value: Any) -> Any:
+def _wall_time(text: str) -> datetime:
+    """The wall-clock time written in `text`, without its zone: dates compare by their prefix."""
+    found = _DATETIME.fullmatch(text)
+    if found is None:
+        raise ValueError("not a HaloPSA date or datetime")
+    year, month, day, hour, minute, second, fraction, _zone = found.groups()
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    return datetime(
+        int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micros
+    )
+
+
+def _halo_datetime(value: Any, *, open_end: bool) -> Any:
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, datetime):
+        moment = value.replace(tzinfo=None)
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
         text = value.strip()
-        if not text or text.startswith(_NULL_DATE_PREFIXES):
+        if not text:
             return None
-        # HaloPSA dates carry no zone and are UTC; keep the naive wall time.
-        return text.removesuffix("Z")
-    return value
+        moment = _wall_time(text)
+    else:
+        return value  # let pydantic name the wrong type
+    if moment.year < _FIRST_REAL_YEAR or (open_end and moment.year >= _OPEN_END_YEAR):
+        return None
+    return moment
+
+
+def _start_or_date(value: Any) -> Any:
+    return _halo_datetime(value, open_end=False)
+
+
+def _end_date(value: Any) -> Any:
+    return _halo_datetime(value, open_end=True)
 
 
 def _int_id(value: Any) -> Any:
-    # The schema types several ids as doubles (site_id: 12.0): accept whole floats, digit strings.
+    # HaloPSA sends ids as ints, as doubles (site_id: 12.0) or as strings ("21", "21.0").
     if isinstance(value, bool):
         raise ValueError("an id must be a number, not a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?[0-9]+(\.0*)?", text, re.ASCII) is None:
+            raise ValueError("an id must be a whole number")
+        return int(text.split(".", 1)[0])
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
             raise ValueError("an id must be a whole number")
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
     return value
 
 
-def _none_if_zero_id(value: Any) -> Any:
-    # HaloPSA uses 0 (or -1) for "no link" in optional foreign keys.
+def _optional_reference(value: Any) -> Any:
     value = _int_id(value)
-    if value in (None, "", 0, -1):
+    if value is None or value == "" or value in _UNSET_REFERENCES:
         return None
     return value
 
 
-def _positive(value: Any) -> Any:
+def _required_reference(value: Any) -> Any:
     value = _int_id(value)
-    if isinstance(value, int) and value <= 0:
-        raise ValueError("must be a positive id")
+    if isinstance(value, int) and value in _UNSET_REFERENCES:
+        raise ValueError("is not set")
     return value
 
 
-HaloDateTime = Annotated[datetime | None, BeforeValidator(_none_if_null_date)]
-RecordId = Annotated[int, BeforeValidator(_positive)]
-OptionalId = Annotated[int | None, BeforeValidator(_none_if_zero_id)]
+def _number(value: Any) -> Any:
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+# Dates a start or a plain timestamp: before 1902 means no date.
+HaloDateTime = Annotated[datetime | None, BeforeValidator(_start_or_date)]
+# An end date: also 2099 or later means open-ended.
+HaloEndDate = Annotated[datetime | None, BeforeValidator(_end_date)]
+# A record's own id: any sign (recurring invoices are negative).
+RecordId = Annotated[int, BeforeValidator(_int_id)]
+# A link to another record that must be set (a contract's client).
+Reference = Annotated[int, BeforeValidator(_required_reference)]
+# A link that may be "not set" (-1, 0, -2): None.
+OptionalId = Annotated[int | None, BeforeValidator(_optional_reference)]
+Number = Annotated[float, BeforeValidator(_number)]
+QuantityCode = Annotated[int, BeforeValidator(lambda v: 0 if v is None or v == "" else v)]
 
 
 def _text(value: Any) -> Any:
@@ -81,11 +146,19 @@ class HaloRecord(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
+    # The record type rejects and counts are filed under (one of RECORD_TYPES, or the model name).
+    record_type: ClassVar[str] = ""
+    # Lists of child records validated one by one, so a bad child costs only itself:
+    # field name -> (child model, the child's record type).
+    children: ClassVar[Mapping[str, tuple[type[BaseModel], str]]] = {}
+
     id: RecordId
 
 
 class Client(HaloRecord):
     """`GET /api/Client` -> `clients`. Relied on: id, name, inactive."""
+
+    record_type: ClassVar[str] = "clients"
 
     name: Text
     inactive: bool = False
@@ -95,8 +168,10 @@ class Client(HaloRecord):
 class Site(HaloRecord):
     """`GET /api/Site` -> `sites`. Relied on: id, name, client_id, inactive."""
 
+    record_type: ClassVar[str] = "sites"
+
     name: Text
-    client_id: RecordId
+    client_id: Reference
     inactive: bool = False
 
 
@@ -107,23 +182,49 @@ class Contract(HaloRecord):
     end_date, active, expired. site_id scopes a contract to one site when set.
     """
 
-    client_id: RecordId
+    record_type: ClassVar[str] = "contracts"
+
+    client_id: Reference
     client_name: Text = ""
     site_id: OptionalId = None
     ref: Text = ""
     contracttype: OptionalId = None
     contracttype_name: Text = ""
     start_date: HaloDateTime = None
-    end_date: HaloDateTime = None
+    end_date: HaloEndDate = None
     active: bool = True
     expired: bool = False
 
 
-class RecurringInvoiceLine(BaseModel):
-    """One entry of a recurring invoice's `lines` (with `includelines=true`).
+class QuantityType:
+    """`recurring_invoice_quantity_type` of a recurring invoice line (HaloPSA's codes).
 
-    Relied on: id, item id (`_itemid`, or `item_id` where an instance sends that), item_code,
-    item_shortdescription, qty_order, unit_price, startdate, enddate, isinactive.
+    0 is a quantity typed by hand (`qty_order`); every other code is calculated by HaloPSA at invoice
+    time from what it counts, so `qty_order` holds the last calculated value, often 0.
+    """
+
+    FIXED: ClassVar[int] = 0
+    NAMES: ClassVar[Mapping[int, str]] = {
+        0: "fixed",
+        1: "licences",
+        2: "users",
+        3: "devices",
+        4: "subscriptions",
+    }
+
+    @classmethod
+    def name_of(cls, code: int) -> str:
+        """HaloPSA's name for a quantity type code ("type 7" for codes it has not documented)."""
+        return cls.NAMES.get(code, f"type {code}")
+
+
+class RecurringInvoiceLine(BaseModel):
+    """One entry of a recurring invoice's `lines` (with `includelines=true`, or read by id).
+
+    Relied on: id, item id (`_itemid`, or `item_id` where an instance sends that), the line's own
+    item codes (item_code, item_internal_reference, item_external_reference: usually ""),
+    item_shortdescription, qty_order, recurring_invoice_quantity_type, unit_price, startdate,
+    enddate, isinactive, site (a line bound to one site; -1 when not).
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
@@ -131,28 +232,62 @@ class RecurringInvoiceLine(BaseModel):
     id: RecordId
     item_id: OptionalId = Field(default=None, validation_alias=AliasChoices("_itemid", "item_id"))
     item_code: Text = ""
+    item_internal_reference: Text = ""
+    item_external_reference: Text = ""
     item_shortdescription: Text = ""
-    qty_order: float = 0.0
-    unit_price: float = 0.0
+    qty_order: Number = 0.0
+    recurring_invoice_quantity_type: QuantityCode = QuantityType.FIXED
+    unit_price: Number = 0.0
+    site: OptionalId = None
     startdate: HaloDateTime = None
-    enddate: HaloDateTime = None
+    enddate: HaloEndDate = None
     isinactive: bool = False
+
+    @property
+    def calculated(self) -> bool:
+        """Whether HaloPSA calculates this line's quantity at invoice time (any type but 0)."""
+        return self.recurring_invoice_quantity_type != QuantityType.FIXED
+
+    @property
+    def known_quantity(self) -> float | None:
+        """The billed quantity: qty_order for a fixed line; for a calculated line its last
+        calculated value when above 0, else None (unknown until HaloPSA invoices)."""
+        if self.calculated and self.qty_order <= 0:
+            return None
+        return self.qty_order
+
+
+class Schedule(BaseModel):
+    """A recurring invoice's `schedule`: when the invoice runs. Relied on: disabled, startdate,
+    end_date (2099-12-31 = open)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    disabled: bool = False
+    startdate: HaloDateTime = None
+    end_date: HaloEndDate = None
 
 
 class RecurringInvoice(HaloRecord):
-    """`GET /api/RecurringInvoice?includelines=true` -> `invoices`.
+    """`GET /api/RecurringInvoice?includelines=true` -> `invoices`; ids are negative (-94).
 
     Relied on: id, client_id (required), sitenumber (the site, HaloPSA's name for it), disabled
-    (HaloPSA's inactive flag for recurring invoices), startdate, enddate, lines.
+    (HaloPSA's inactive flag for recurring invoices), schedule, startdate, enddate, lines.
     """
 
-    client_id: RecordId
+    record_type: ClassVar[str] = "invoices"
+    children: ClassVar[Mapping[str, tuple[type[BaseModel], str]]] = {
+        "lines": (RecurringInvoiceLine, "invoice_lines")
+    }
+
+    client_id: Reference
     client_name: Text = ""
     sitenumber: OptionalId = None
     contract_id: OptionalId = None
     disabled: bool = False
+    schedule: Schedule | None = None
     startdate: HaloDateTime = None
-    enddate: HaloDateTime = None
+    enddate: HaloEndDate = None
     nextcreationdate: HaloDateTime = None
     lines: list[RecurringInvoiceLine] = Field(default_factory=list)
 
@@ -164,13 +299,15 @@ class Item(HaloRecord):
     supplier_part_code. baseprice/recurringprice price the reconciliation report.
     """
 
+    record_type: ClassVar[str] = "items"
+
     name: Text
     description: Text = ""
     internalreference: Text = ""
     externalreference: Text = ""
     supplier_part_code: Text = ""
-    baseprice: float = 0.0
-    recurringprice: float = 0.0
+    baseprice: Number = 0.0
+    recurringprice: Number = 0.0
     isrecurringitem: bool = False
 
 
@@ -215,6 +352,16 @@ class User(HaloRecord):
 M = TypeVar("M", bound=BaseModel)
 
 
+class Cause:
+    """Why a record was rejected: a short fixed vocabulary, counted per record type."""
+
+    INVALID = "invalid"  # with the first bad field: "invalid client_id"
+    NOT_AN_OBJECT = "not an object"
+    CLIENT_REJECTED = "client rejected"  # its client was itself rejected
+    CLIENT_UNKNOWN = "client unknown"  # its client is not among the clients HaloPSA listed
+    TOO_LARGE = "too large"  # too large to store in one Table Storage entity
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """A record HaloPSA sent that the app cannot use, and why (no field values: they may be PII)."""
@@ -222,6 +369,7 @@ class Reject:
     kind: str
     record_id: str
     reason: str
+    cause: str = Cause.INVALID
 
 
 @dataclass(slots=True)
@@ -241,25 +389,72 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _cause(error: ValidationError) -> str:
+    first = error.errors(include_input=False, include_url=False, include_context=False)[:1]
+    location = first[0].get("loc", ()) if first else ()
+    return f"{Cause.INVALID} {location[0]}" if location else Cause.INVALID
+
+
 def parse_records(model: type[M], raw: Iterable[Any], kind: str | None = None) -> Parsed[M]:
-    """Validate raw HaloPSA JSON objects into `model`, collecting rejects instead of raising."""
-    kind = kind or model.__name__
+    """Validate raw HaloPSA JSON objects into `model`, collecting rejects instead of raising.
+
+    Child lists the model names (an invoice's `lines`) are validated child by child: a bad line
+    is rejected on its own and its invoice kept with the good lines.
+    """
+    kind = getattr(model, "record_type", "") or kind or model.__name__
+    children: Mapping[str, tuple[type[BaseModel], str]] = getattr(model, "children", {})
     result: Parsed[M] = Parsed()
     for position, item in enumerate(raw):
         record_id = _raw_id(item, position)
         if not isinstance(item, Mapping):
-            result.rejects.append(Reject(kind, record_id, "record is not a JSON object"))
+            result.rejects.append(
+                Reject(kind, record_id, "record is not a JSON object", Cause.NOT_AN_OBJECT)
+            )
             continue
+        if children:
+            item = _with_valid_children(item, record_id, children, result.rejects)
         try:
             result.records.append(model.model_validate(item))
         except ValidationError as error:
-            result.rejects.append(Reject(kind, record_id, describe_error(error)))
+            result.rejects.append(Reject(kind, record_id, describe_error(error), _cause(error)))
     return result
+
+
+def _with_valid_children(
+    item: Mapping[str, Any],
+    parent_id: str,
+    children: Mapping[str, tuple[type[BaseModel], str]],
+    rejects: list[Reject],
+) -> Mapping[str, Any]:
+    replaced = dict(item)
+    for key, (child_model, child_kind) in children.items():
+        raw_children = item.get(key)
+        if not isinstance(raw_children, list):
+            continue  # absent or not a list: the parent's own validation says so
+        kept: list[Any] = []
+        for position, child in enumerate(raw_children):
+            child_id = f"{_raw_id(child, position)} of {parent_id}"
+            if not isinstance(child, Mapping):
+                rejects.append(
+                    Reject(child_kind, child_id, "record is not a JSON object", Cause.NOT_AN_OBJECT)
+                )
+                continue
+            try:
+                kept.append(child_model.model_validate(child))
+            except ValidationError as error:
+                rejects.append(Reject(child_kind, child_id, describe_error(error), _cause(error)))
+        replaced[key] = kept
+    return replaced
 
 
 def _raw_id(item: Any, position: int) -> str:
     if isinstance(item, Mapping) and isinstance(item.get("id"), int | float | str):
-        return str(item["id"])[:32]
+        value = item["id"]
+        try:
+            coerced = _int_id(value)
+        except ValueError:
+            coerced = value
+        return str(coerced)[:32]
     return f"#{position}"
 
 

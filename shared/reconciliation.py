@@ -1,7 +1,10 @@
 """Billed versus deployed: per client, the quantity HaloPSA bills against the computers ImmyBot has.
 
 The number an MSP owner asks for first. Rows are sorted by money at stake (difference times the
-billed unit price) where the item has a price, then by the size of the difference.
+billed unit price) where the item has a price, then by the size of the difference. Fixed quantities
+(typed on the line) and calculated ones (HaloPSA counts licences, users, devices or subscriptions
+at invoice time) are kept apart: a calculated line HaloPSA has not calculated yet is reported as
+"calculated", never as 0 billed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ class ReconciliationRow(BaseModel):
     client_name: str
     immy_tenant_id: int | None
     mapping: MatchKind
-    billed: float = Field(description="Quantity on the matching recurring invoice lines.")
+    billed: float | None = Field(
+        description="Billed quantity (fixed + calculated) on the matching recurring invoice lines;"
+        " null when a calculated line has no value yet or only contracts match."
+    )
+    billed_fixed: float = Field(description="Quantity typed on fixed-quantity lines.")
+    billed_calculated: float = Field(description="Last calculated quantity of calculated lines.")
+    calculated_unknown: int = Field(
+        description="Calculated lines HaloPSA has not calculated yet (billed is then null)."
+    )
     deployed: int | None = Field(description="Computers in the mapped tenant; null if unmapped.")
     difference: float | None = Field(description="deployed - billed; positive: unbilled devices.")
     unit_price: float | None = Field(description="Billed price per unit, where the lines have one.")
@@ -42,7 +53,9 @@ class ReconciliationTotals(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    billed: float
+    billed_fixed: float
+    billed_calculated: float
+    calculated_unknown: int
     deployed: int
     at_stake: float
     unmapped_clients: int
@@ -63,11 +76,47 @@ class ReconciliationResponse(BaseModel):
 
 
 def _unit_price(target: Target) -> float | None:
-    lines = [r for r in target.reasons if isinstance(r, InvoiceLineReason) and r.unit_price > 0]
-    quantity = sum(r.quantity for r in lines)
-    if not lines or quantity <= 0:
+    priced = [
+        (r.unit_price, r.quantity)
+        for r in target.reasons
+        if isinstance(r, InvoiceLineReason) and r.unit_price > 0
+    ]
+    weighted = [(price, quantity) for price, quantity in priced if quantity]
+    if weighted:
+        total = sum(quantity for _, quantity in weighted)
+        return round(sum(price * quantity for price, quantity in weighted) / total, 4)
+    # Only uncalculated lines: their price is still the price of one unit.
+    return round(sum(p for p, _ in priced) / len(priced), 4) if priced else None
+
+
+def _billed(target: Target) -> float | None:
+    split = target.quantities
+    has_lines = any(isinstance(r, InvoiceLineReason) for r in target.reasons)
+    if not has_lines or split.calculated_unknown:
         return None
-    return round(sum(r.unit_price * r.quantity for r in lines) / quantity, 4)
+    return split.fixed + split.calculated
+
+
+def reconciliation_row(target: Target, deployed: int | None) -> ReconciliationRow:
+    """One target's billed quantities (fixed and calculated apart) against its deployed count."""
+    billed = _billed(target)
+    difference = None if deployed is None or billed is None else deployed - billed
+    price = _unit_price(target)
+    at_stake = None if difference is None or price is None else round(abs(difference) * price, 2)
+    return ReconciliationRow(
+        client_id=target.client_id,
+        client_name=target.client_name,
+        immy_tenant_id=target.immy_tenant_id,
+        mapping=target.mapping,
+        billed=billed,
+        billed_fixed=target.quantities.fixed,
+        billed_calculated=target.quantities.calculated,
+        calculated_unknown=target.quantities.calculated_unknown,
+        deployed=deployed,
+        difference=difference,
+        unit_price=price,
+        at_stake=at_stake,
+    )
 
 
 def reconcile(store: Store, software: str) -> ReconciliationResponse:
@@ -81,27 +130,12 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
         if (manifest.immybot.configured)
         else Counter()
     )
-    rows = []
-    for target in targets:
-        deployed = per_tenant.get(target.immy_tenant_id, 0) if target.immy_tenant_id else None
-        difference = None if deployed is None else deployed - target.quantity
-        price = _unit_price(target)
-        at_stake = (
-            None if difference is None or price is None else round(abs(difference) * price, 2)
+    rows = [
+        reconciliation_row(
+            target, per_tenant.get(target.immy_tenant_id, 0) if target.immy_tenant_id else None
         )
-        rows.append(
-            ReconciliationRow(
-                client_id=target.client_id,
-                client_name=target.client_name,
-                immy_tenant_id=target.immy_tenant_id,
-                mapping=target.mapping,
-                billed=target.quantity,
-                deployed=deployed,
-                difference=difference,
-                unit_price=price,
-                at_stake=at_stake,
-            )
-        )
+        for target in targets
+    ]
     rows.sort(
         key=lambda r: (
             -(r.at_stake or 0.0),
@@ -110,7 +144,9 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
         )
     )
     totals = ReconciliationTotals(
-        billed=sum(r.billed for r in rows),
+        billed_fixed=sum(r.billed_fixed for r in rows),
+        billed_calculated=sum(r.billed_calculated for r in rows),
+        calculated_unknown=sum(r.calculated_unknown for r in rows),
         deployed=sum(r.deployed or 0 for r in rows),
         at_stake=round(sum(r.at_stake or 0.0 for r in rows), 2),
         unmapped_clients=sum(r.deployed is None for r in rows),
@@ -127,8 +163,8 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
 
 
 CSV_COLUMNS = (
-    "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "deployed", "difference",
-    "unit_price", "at_stake",
+    "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "billed_fixed",
+    "billed_calculated", "calculated_unknown", "deployed", "difference", "unit_price", "at_stake",
 )  # fmt: skip
 
 
@@ -155,5 +191,7 @@ def as_csv(answer: ReconciliationResponse) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in answer.rows:
         values = row.model_dump(mode="json")
+        if row.billed is None and row.calculated_unknown:
+            values["billed"] = "calculated"  # not yet known: an empty cell would read as 0
         writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
     return out.getvalue()

@@ -35,7 +35,7 @@ from shared.generation import (
     rule_entry,
 )
 from shared.halo_client import HaloClient, HaloError, Listing
-from shared.halo_models import Reject
+from shared.halo_models import Cause, Reject
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.mapping import ExplicitMapping, map_clients
@@ -159,16 +159,32 @@ async def read_halo(halo: HaloClient) -> SyncData:
     }
     rejects = [r for listing in listings.values() for r in listing.rejects]
     known = {c.id for c in clients.records}
+    rejected_clients = {r.record_id for r in clients.rejects}
 
     def linked(kind: str, records: list[Any]) -> list[Any]:
-        # A record pointing at a client HaloPSA did not list cannot be shown or targeted.
+        # A record pointing at a client HaloPSA did not list, or listed but we rejected, cannot be
+        # shown or targeted: it is counted under its own cause, never dropped without a trace.
         kept = []
         for record in records:
             if record.client_id in known:
                 kept.append(record)
+            elif str(record.client_id) in rejected_clients:
+                rejects.append(
+                    Reject(
+                        kind,
+                        str(record.id),
+                        f"client {record.client_id} was rejected",
+                        Cause.CLIENT_REJECTED,
+                    )
+                )
             else:
                 rejects.append(
-                    Reject(kind, str(record.id), f"client_id {record.client_id} is unknown")
+                    Reject(
+                        kind,
+                        str(record.id),
+                        f"client_id {record.client_id} is unknown",
+                        Cause.CLIENT_UNKNOWN,
+                    )
                 )
         return kept
 
@@ -180,7 +196,10 @@ async def read_halo(halo: HaloClient) -> SyncData:
         items.records,
     )
     read = {kind: len(listing.records) + len(listing.rejects) for kind, listing in listings.items()}
-    read["invoice_lines"] = sum(len(i.lines) for i in invoices.records)
+    line_rejects = sum(r.kind == "invoice_lines" for r in invoices.rejects)
+    # Line rejects sit in the invoices listing: count them as lines, not as invoices.
+    read["invoices"] -= line_rejects
+    read["invoice_lines"] = sum(len(i.lines) for i in invoices.records) + line_rejects
     return SyncData(snapshot, rejects, read)
 
 

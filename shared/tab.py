@@ -42,7 +42,7 @@ from shared.halo_client import (
     RetryPolicy,
     TokenCache,
 )
-from shared.halo_models import Item, Ticket, as_date
+from shared.halo_models import Item, QuantityType, Ticket, as_date
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer
 from shared.mapping import TenantMatch
@@ -76,7 +76,7 @@ class ItemRow:
     """A recurring item billed to the client today."""
 
     item: str
-    quantity: float
+    quantity: str  # "14", or "14 (users)" / "calculated (users)" for a calculated quantity
     invoice_id: int
     end: date | None
     expiring: bool
@@ -263,6 +263,17 @@ def _interval(schedule: str) -> timedelta:
         return timedelta(minutes=15)
 
 
+def quantity_text(quantity: float | None, quantity_type: str, *, calculated: bool) -> str:
+    """A line's quantity for people: a calculated one says so, and is never shown as 0."""
+    if not calculated:
+        return f"{quantity or 0:g}"
+    return (
+        f"{quantity:g} ({quantity_type})"
+        if quantity is not None
+        else f"calculated ({quantity_type})"
+    )
+
+
 def _coverage(
     view: TabView, record: ClientRecord, items: Mapping[int, Item], manifest: Manifest, today: date
 ) -> None:
@@ -291,11 +302,16 @@ def _coverage(
             if not line_covers(invoice, line, today):
                 continue
             item = items.get(line.item_id) if line.item_id is not None else None
-            end = as_date(line.enddate) or as_date(invoice.enddate)
+            schedule_end = as_date(invoice.schedule.end_date) if invoice.schedule else None
+            end = as_date(line.enddate) or as_date(invoice.enddate) or schedule_end
             view.items.append(
                 ItemRow(
                     item=line.item_shortdescription.strip() or (item.name if item else "?"),
-                    quantity=line.qty_order,
+                    quantity=quantity_text(
+                        line.known_quantity,
+                        QuantityType.name_of(line.recurring_invoice_quantity_type),
+                        calculated=line.calculated,
+                    ),
                     invoice_id=invoice.id,
                     end=end,
                     expiring=end is not None and end <= soon,
@@ -316,9 +332,12 @@ def _coverage(
                     f"contract {reason.ref or reason.contract_id} ({reason.contract_type})"
                 )
             else:
-                reasons.append(
-                    f"{reason.item}, qty {reason.quantity:g} (invoice {reason.invoice_id})"
+                quantity = quantity_text(
+                    reason.quantity,
+                    reason.quantity_type,
+                    calculated=reason.quantity_kind == "calculated",
                 )
+                reasons.append(f"{reason.item}, qty {quantity} (invoice {reason.invoice_id})")
             expiring = expiring or (reason.end_date is not None and reason.end_date <= soon)
         view.software.append(SoftwareRow(entry.software, reasons, expiring))
     view.contracts.sort(key=lambda r: (r.end or date.max, r.ref))

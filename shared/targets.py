@@ -1,14 +1,19 @@
 """Pure target resolution: (snapshot, rule, today) -> the clients entitled to a software, and why.
 
-The semantics are DESIGN.md section 4:
-- a contract covers its client while `active`, started (start <= today, no start = started) and not
-  past its end plus the rule's grace days (no end = open). HaloPSA sets `expired` once the end date
-  passes; inside the grace window that flag is expected and ignored, outside it (or with no end
-  date at all) it is decisive;
-- a recurring invoice line covers its client while the invoice is not `disabled` and inside its own
-  start/end, the line is not `isinactive`, has `qty_order > 0`, and today is inside the line's dates;
-- inactive clients and excluded clients are never targets; a site scope limits sites, contracts and
-  invoices bound to a site.
+The semantics are DESIGN.md section 4, written from HaloPSA's real payloads:
+- a contract covers its client while `active` is not false, `expired` is not true (inside the rule's
+  grace days after a real end date HaloPSA sets `expired` and it is ignored), it has started (no
+  start = started) and today <= end + grace days (no end = open);
+- a recurring invoice is live while its header is not `disabled`, its `schedule` (when present) is
+  not disabled and today is inside the schedule's startdate/end_date, and inside the header's own
+  startdate/enddate where present;
+- a line of a live invoice covers its client while it is not `isinactive`, today is inside its own
+  dates, and it bills: `qty_order > 0`, or a calculated quantity type (HaloPSA computes the quantity
+  at invoice time, so `qty_order` is often 0 on a billed line). A fixed line with 0 bills nothing;
+- a line matches a rule's item by id (`_itemid`), by code (the item's codes or the line's own) or by
+  name (the item's or the line's short description), case-insensitive, whitespace collapsed;
+- inactive and excluded clients are never targets; a site scope limits sites, contracts, invoices
+  and lines bound to a site.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from shared.halo_models import (
     Client,
     Contract,
     Item,
+    QuantityType,
     RecurringInvoice,
     RecurringInvoiceLine,
     Site,
@@ -116,6 +122,9 @@ class ContractReason(_Model):
     in_grace: bool = Field(description="Past its end date but inside the rule's grace days.")
 
 
+QuantityKind = Literal["fixed", "calculated"]
+
+
 class InvoiceLineReason(_Model):
     """A recurring invoice line that entitles the client to the software."""
 
@@ -125,13 +134,55 @@ class InvoiceLineReason(_Model):
     item_id: int | None
     item: str
     matched_by: str = Field(description="Which of the rule's item matches hit: id, code or name.")
-    quantity: float
+    quantity_kind: QuantityKind = Field(
+        description="fixed: typed on the line (qty_order); calculated: HaloPSA counts it at "
+        "invoice time (licences, users, devices, subscriptions)."
+    )
+    quantity_type: str = Field(
+        description="HaloPSA's quantity type: fixed, licences, users, devices or subscriptions."
+    )
+    quantity: float | None = Field(
+        description="The billed quantity: qty_order for a fixed line, the last calculated value "
+        "for a calculated line; null while HaloPSA has not calculated it yet (never 0 for that)."
+    )
     unit_price: float
     start_date: date | None
     end_date: date | None
 
 
 Reason = Annotated[ContractReason | InvoiceLineReason, Field(discriminator="kind")]
+
+
+class Quantities(_Model):
+    """Billed quantity of a target's matching lines, fixed and calculated kept apart."""
+
+    fixed: float = Field(description="Sum of qty_order over fixed-quantity lines.")
+    calculated: float = Field(description="Sum of the last calculated values of calculated lines.")
+    calculated_unknown: int = Field(
+        description="Calculated lines whose quantity HaloPSA has not calculated yet."
+    )
+
+
+def quantities_of(
+    reasons: Iterable[ContractReason | InvoiceLineReason],
+) -> tuple[Quantities, float | None]:
+    """Fixed and calculated quantities over the invoice-line reasons, and their known total
+    (None when no line's quantity is known: that is "calculated" or "contract", never 0)."""
+    fixed = calculated = 0.0
+    unknown = known = 0
+    for reason in reasons:
+        if not isinstance(reason, InvoiceLineReason):
+            continue
+        if reason.quantity is None:
+            unknown += 1
+            continue
+        known += 1
+        if reason.quantity_kind == "fixed":
+            fixed += reason.quantity
+        else:
+            calculated += reason.quantity
+    split = Quantities(fixed=fixed, calculated=calculated, calculated_unknown=unknown)
+    return split, (fixed + calculated if known else None)
 
 
 class Target(_Model):
@@ -143,7 +194,12 @@ class Target(_Model):
     immy_tenant_name: str | None
     mapping: MatchKind = Field(description="How the tenant was found, or why it was not.")
     sites: list[SiteRef]
-    quantity: float = Field(description="Sum of qty_order over the matching invoice lines.")
+    quantity: float | None = Field(
+        description="Billed quantity over the matching invoice lines whose quantity is known "
+        "(fixed + calculated); null when none is known (contract only, or calculated lines "
+        "HaloPSA has not invoiced yet). See quantities for the split."
+    )
+    quantities: Quantities
     reasons: list[Reason]
 
 
@@ -181,7 +237,13 @@ class TargetCounts(_Model):
     """Totals over a rule's targets, for a quick check against billing."""
 
     targets: int
-    quantity: float = Field(description="Billed quantity summed over every target.")
+    quantity_fixed: float = Field(description="Fixed-quantity lines' qty_order, summed.")
+    quantity_calculated: float = Field(
+        description="Calculated lines' last calculated values, summed (known ones only)."
+    )
+    calculated_unknown: int = Field(
+        description="Calculated lines whose quantity HaloPSA has not calculated yet."
+    )
     by_contract: int = Field(description="Targets entitled by at least one contract.")
     by_invoice_line: int = Field(description="Targets entitled by at least one invoice line.")
 
@@ -191,7 +253,9 @@ def count_targets(targets: Iterable[Target]) -> TargetCounts:
     found = list(targets)
     return TargetCounts(
         targets=len(found),
-        quantity=sum(t.quantity for t in found),
+        quantity_fixed=sum(t.quantities.fixed for t in found),
+        quantity_calculated=sum(t.quantities.calculated for t in found),
+        calculated_unknown=sum(t.quantities.calculated_unknown for t in found),
         by_contract=sum(any(isinstance(r, ContractReason) for r in t.reasons) for t in found),
         by_invoice_line=sum(
             any(isinstance(r, InvoiceLineReason) for r in t.reasons) for t in found
@@ -202,14 +266,12 @@ def count_targets(targets: Iterable[Target]) -> TargetCounts:
 def contract_covers(contract: Contract, today: date, grace_days: int = 0) -> tuple[bool, bool]:
     """(covers, in_grace) for a contract on `today`."""
     start, end = as_date(contract.start_date), as_date(contract.end_date)
-    if not contract.active:
+    if not contract.active or (start is not None and start > today):
         return False, False
-    if start is not None and start > today:
-        return False, False
-    if end is None:
+    if end is None or today <= end:
+        # HaloPSA's own verdict stands while the contract is in date: an admin may expire it early.
         return not contract.expired, False
-    if today <= end:
-        return True, False
+    # Past its end: `expired` is what HaloPSA sets now, so only the grace window decides.
     in_grace = today <= end + timedelta(days=grace_days)
     return in_grace, in_grace
 
@@ -219,15 +281,29 @@ def _inside(today: date, start: datetime | None, end: datetime | None) -> bool:
     return (first is None or first <= today) and (last is None or today <= last)
 
 
-def line_covers(invoice: RecurringInvoice, line: RecurringInvoiceLine, today: date) -> bool:
-    """Whether a recurring invoice line bills its client on `today`."""
+def invoice_live(invoice: RecurringInvoice, today: date) -> bool:
+    """Whether a recurring invoice runs on `today`: not disabled, inside its schedule and dates."""
+    schedule = invoice.schedule
+    if invoice.disabled or not _inside(today, invoice.startdate, invoice.enddate):
+        return False
+    return schedule is None or (
+        not schedule.disabled and _inside(today, schedule.startdate, schedule.end_date)
+    )
+
+
+def line_bills(line: RecurringInvoiceLine, today: date) -> bool:
+    """Whether a line of a live invoice bills on `today`: active, in date, and a quantity that
+    bills (above 0, or calculated by HaloPSA at invoice time)."""
     return (
-        not invoice.disabled
-        and _inside(today, invoice.startdate, invoice.enddate)
-        and not line.isinactive
-        and line.qty_order > 0
+        not line.isinactive
+        and (line.qty_order > 0 or line.calculated)
         and _inside(today, line.startdate, line.enddate)
     )
+
+
+def line_covers(invoice: RecurringInvoice, line: RecurringInvoiceLine, today: date) -> bool:
+    """Whether a recurring invoice line bills its client on `today`."""
+    return invoice_live(invoice, today) and line_bills(line, today)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,18 +323,37 @@ class _ItemMatcher:
     def match(self, line: RecurringInvoiceLine, item: Item | None) -> str | None:
         if line.item_id is not None and line.item_id in self.ids:
             return f"id {line.item_id}"
-        codes = [line.item_code]
+        codes = [line.item_code, line.item_internal_reference, line.item_external_reference]
         if item is not None:
-            codes += [item.internalreference, item.externalreference, item.supplier_part_code]
+            codes += [item.supplier_part_code, item.internalreference, item.externalreference]
         for code in codes:
             hit = self.codes.get(normalise(code)) if code else None
             if hit:
                 return hit
-        for name in (line.item_shortdescription, item.name if item else ""):
+        for name in (item.name if item else "", line.item_shortdescription):
             hit = self.names.get(normalise(name)) if name else None
             if hit:
                 return hit
         return None
+
+
+def line_reason(
+    invoice: RecurringInvoice, line: RecurringInvoiceLine, item: Item | None, matched_by: str
+) -> InvoiceLineReason:
+    """The reason a line gives: which line, which item, and its fixed or calculated quantity."""
+    return InvoiceLineReason(
+        invoice_id=invoice.id,
+        line_id=line.id,
+        item_id=line.item_id,
+        item=" ".join((line.item_shortdescription or (item.name if item else "")).split()),
+        matched_by=matched_by,
+        quantity_kind="calculated" if line.calculated else "fixed",
+        quantity_type=QuantityType.name_of(line.recurring_invoice_quantity_type),
+        quantity=line.known_quantity,
+        unit_price=line.unit_price,
+        start_date=as_date(line.startdate),
+        end_date=as_date(line.enddate),
+    )
 
 
 def _site_ok(site_id: int | None, scope: frozenset[int] | None) -> bool:
@@ -272,7 +367,6 @@ def resolve(snapshot: Snapshot, rule: Rule, today: date) -> list[Target]:
     excluded = set(rule.exclude_clients)
     scope = frozenset(rule.site_ids) if rule.site_ids is not None else None
     reasons: dict[int, list[ContractReason | InvoiceLineReason]] = defaultdict(list)
-    quantity: dict[int, float] = defaultdict(float)
 
     def eligible(client_id: int) -> bool:
         client = snapshot.clients.get(client_id)
@@ -300,27 +394,15 @@ def resolve(snapshot: Snapshot, rule: Rule, today: date) -> list[Target]:
         for invoice in snapshot.invoices:
             if not eligible(invoice.client_id) or not _site_ok(invoice.sitenumber, scope):
                 continue
+            if not invoice_live(invoice, today):
+                continue
             for line in invoice.lines:
-                if not line_covers(invoice, line, today):
+                if not line_bills(line, today) or not _site_ok(line.site, scope):
                     continue
                 item = snapshot.items.get(line.item_id) if line.item_id is not None else None
                 matched_by = matcher.match(line, item)
-                if matched_by is None:
-                    continue
-                quantity[invoice.client_id] += line.qty_order
-                reasons[invoice.client_id].append(
-                    InvoiceLineReason(
-                        invoice_id=invoice.id,
-                        line_id=line.id,
-                        item_id=line.item_id,
-                        item=line.item_shortdescription or (item.name if item else ""),
-                        matched_by=matched_by,
-                        quantity=line.qty_order,
-                        unit_price=line.unit_price,
-                        start_date=as_date(line.startdate),
-                        end_date=as_date(line.enddate),
-                    )
-                )
+                if matched_by is not None:
+                    reasons[invoice.client_id].append(line_reason(invoice, line, item, matched_by))
     targets = []
     for client_id, why in reasons.items():
         client = snapshot.clients[client_id]
@@ -335,6 +417,7 @@ def resolve(snapshot: Snapshot, rule: Rule, today: date) -> list[Target]:
             for s in snapshot.sites_by_client.get(client_id, ())
             if not s.inactive and (scope is None or s.id in scope)
         ]
+        split, known = quantities_of(why)
         targets.append(
             Target(
                 client_id=client_id,
@@ -343,7 +426,8 @@ def resolve(snapshot: Snapshot, rule: Rule, today: date) -> list[Target]:
                 immy_tenant_name=match.tenant_name if match else None,
                 mapping=kind,
                 sites=sites,
-                quantity=quantity.get(client_id, 0.0),
+                quantity=known,
+                quantities=split,
                 reasons=why,
             )
         )

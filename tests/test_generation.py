@@ -21,7 +21,7 @@ from shared.generation import (
 from shared.halo_models import Client, Contract, Item, RecurringInvoice, Site
 from shared.rules import Rule
 from shared.store import MAX_ENTITY_CHARS, Store
-from shared.targets import SiteRef, Snapshot, Target
+from shared.targets import Quantities, SiteRef, Snapshot, Target
 
 _prefixes = itertools.count()
 TODAY = date(2026, 11, 25)
@@ -98,6 +98,7 @@ def test_targets_are_packed_and_read_back_in_order(store):
             mapping="not_configured",
             sites=[SiteRef(id=n, name="HQ")],
             quantity=n,
+            quantities=Quantities(fixed=n, calculated=0, calculated_unknown=0),
             reasons=[],
         )
         for n in range(1, 5001)

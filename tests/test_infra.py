@@ -178,9 +178,14 @@ def test_powershell_example_reads_only_what_the_api_answers():
     } <= members
     schemas = openapi_document()["components"]["schemas"]
     known = set()
-    for name in ("TargetsResponse", "Target", "TargetCounts", "UnmappedClient"):
+    for name in ("TargetsResponse", "Target", "TargetCounts", "UnmappedClient", "Quantities"):
         known |= set(schemas[name]["properties"])
     assert members <= known, sorted(members - known)
+    # A calculated quantity HaloPSA has not invoiced yet is null: the script must take null.
+    quantity = schemas["Target"]["properties"]["quantity"]
+    assert {"type": "null"} in quantity["anyOf"]
+    assert "$null -ne $quantity" in script
+    assert {"quantities", "calculated_unknown"} <= members
     assert "x-functions-key" in script
     assert "$ErrorActionPreference = 'Stop'" in script
     # Every failure path throws (Stop-Targets) rather than returning an empty list.

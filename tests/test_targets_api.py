@@ -112,7 +112,11 @@ def test_sentinelone_quantities_and_matches(demo):
     by_name = {t["client_name"]: t for t in body["targets"]}
     assert by_name["Contoso Ltd"]["quantity"] == 25
     assert by_name["Northwind Traders"]["reasons"][0]["matched_by"] == "name SentinelOne Complete"
-    assert body["counts"]["quantity"] == sum(t["quantity"] for t in body["targets"])
+    counts = body["counts"]
+    assert counts["quantity_fixed"] == sum(t["quantities"]["fixed"] for t in body["targets"])
+    assert counts["quantity_calculated"] == sum(
+        t["quantities"]["calculated"] for t in body["targets"]
+    )
 
 
 def test_if_none_match_gives_304(demo):

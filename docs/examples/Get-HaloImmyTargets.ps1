@@ -239,8 +239,14 @@ foreach ($target in $targets) {
     $clientId = Get-IntegerValue (Get-JsonMember $target 'client_id') 'targets[].client_id'
     $clientName = Get-JsonMember $target 'client_name'
     if ($clientName -isnot [string]) { Stop-Targets "target $clientId has no client_name" }
+    # quantity is null when nothing billed is known yet (a contract, or lines whose quantity HaloPSA
+    # calculates at invoice time): that is "calculated", never 0, so it must not stop the script.
     $quantity = Get-JsonMember $target 'quantity'
-    if ($quantity -isnot [ValueType]) { Stop-Targets "target $clientId has no numeric quantity" }
+    if ($null -ne $quantity -and $quantity -isnot [ValueType]) {
+        Stop-Targets "target $clientId has a quantity that is not a number"
+    }
+    $quantities = Get-JsonMember $target 'quantities'
+    $null = Get-JsonMember $quantities 'calculated_unknown'
     $reasons = Get-JsonMember $target 'reasons'
     if ($reasons -isnot [array] -or $reasons.Count -eq 0) { Stop-Targets "target $clientId has no reasons" }
     $tenantId = Get-JsonMember $target 'immy_tenant_id'
