@@ -121,6 +121,7 @@ class _Progress:
         default_factory=lambda: {"created": 0, "updated": 0, "linked": 0}
     )
     writes: int = 0
+    attempted: bool = False
 
 
 def mapped_clients(snapshot: Snapshot) -> dict[int, int]:
@@ -168,7 +169,12 @@ async def run_assets(
     if not snapshot.immybot or computers is None:
         why = "ImmyBot is not configured" if not snapshot.immybot else "ImmyBot was not read"
         summary = summary.model_copy(update={"outcome": "skipped", "note": why})
-        await asyncio.to_thread(_store_plan, store, generation, summary, [])
+        try:
+            await asyncio.to_thread(_store_plan, store, generation, summary, [])
+        except Exception as error:
+            log.warning(
+                "could not store the asset summary of run %s: %s", run_id, type(error).__name__
+            )
         return summary
     started = time.perf_counter()
     progress = _Progress()
@@ -224,7 +230,8 @@ async def run_assets(
                     await asyncio.to_thread(set_hold, store, None)
                 summary = summary.model_copy(update={"outcome": "applied"})
     except HaloError as error:
-        outcome = "partial" if progress.writes else "failed"
+        # Once a write went out, some of it may have been saved even if no request succeeded.
+        outcome = "partial" if progress.attempted else "failed"
         summary = summary.model_copy(update={"outcome": outcome, "error": str(error)})
     except Exception as error:
         log.exception("asset run %s failed unexpectedly", run_id)
@@ -276,6 +283,7 @@ async def _apply(
 ) -> None:
     """Write links and updates, then creates, `batch` assets per request; stop at the first error."""
     plans = list(plans)
+    progress.attempted = True
     changes = [(u, "linked") for p in plans for u in p.links] + [
         (u, "updated") for p in plans for u in p.updates
     ]
