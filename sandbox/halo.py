@@ -2,7 +2,8 @@
 
 Speaks the dialect `shared.halo_client` relies on (DESIGN.md section 8): `POST /auth/token`, list
 resources under `/api/` with HaloPSA's wrapper keys, `pageinate`/`page_size`/`page_no` paging with
-`record_count`, `includeinactive`, `includelines`, `client_id`, and `Tickets/{id}`. Faults (rate
+`record_count`, `includeinactive`, `includelines` (recurring invoices carry `lines` only with it),
+`client_id`, `Tickets/{id}` and `RecurringInvoice/{id}` (negative ids; always with lines). Faults (rate
 limits, random errors, latency, token revocation, failing pages) are set in code or over
 `PUT /_sandbox/faults`; `GET /_sandbox/stats` counts what clients sent. Standard library only.
 
@@ -73,15 +74,17 @@ def _flag_inactive(key: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda record: bool(record.get(key))
 
 
-# What "inactive" means per resource; `includeinactive=true` adds these records back.
+# What "inactive" means per resource; `includeinactive=true` adds these records back. Recurring
+# invoices have no such filter in HaloPSA (DESIGN.md section 8): disabled ones are always listed.
 _INACTIVE: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "Client": _flag_inactive("inactive"),
     "Site": _flag_inactive("inactive"),
     "Users": _flag_inactive("inactive"),
     "Asset": _flag_inactive("inactive"),
     "ClientContract": lambda record: record.get("active") is False,
-    "RecurringInvoice": _flag_inactive("disabled"),
 }
+# Resources that answer `GET /api/<resource>/{id}`.
+_BY_ID = frozenset({"Tickets", "RecurringInvoice"})
 
 
 # -- faults ----------------------------------------------------------------------------------
@@ -199,11 +202,14 @@ class _Index:
                     self.views[(resource, include_inactive, False)] = _View(stripped, True)
         # Assets are stateful (POST /api/Asset writes them): sandbox.halo_assets keeps them.
         self.assets = AssetBook(data)
-        self.tickets: dict[int, Any] = {}
-        for ticket in data.tickets:
-            number = _as_int(ticket.get("id")) if isinstance(ticket, dict) else None
-            if number is not None:
-                self.tickets.setdefault(number, ticket)
+        self.by_id: dict[str, dict[int, Any]] = {}
+        for resource in _BY_ID:
+            records: dict[int, Any] = {}
+            for record in getattr(data, RESOURCES[resource]):
+                number = _as_int(record.get("id")) if isinstance(record, dict) else None
+                if number is not None:
+                    records.setdefault(number, record)
+            self.by_id[resource] = records
 
     def select(
         self,
@@ -320,7 +326,7 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         # "", "api", resource[, id]
         if len(parts) in (3, 4) and parts[1].lower() == "api":
             resource = _CANONICAL.get(parts[2].lower())
-            if resource is not None and (len(parts) == 3 or resource == "Tickets"):
+            if resource is not None and (len(parts) == 3 or resource in _BY_ID):
                 return resource, parts[3] if len(parts) == 4 else ""
         return None
 
@@ -351,8 +357,8 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
                 "missing, unknown, expired or revoked bearer token",
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        if rest:  # only Tickets/{id} routes carry one
-            return self._ticket(rest)
+        if rest:  # only the _BY_ID resources route one
+            return self._one(resource, rest)
         if resource == "Asset":
             return self._index.assets.answer(
                 method, query, body, lambda page, last: self._injected_failure("Asset", page, last)
@@ -414,15 +420,17 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
                 self._revoked = True
         return self._bearer_ok(headers)
 
-    def _ticket(self, raw_id: str) -> Response:
+    def _one(self, resource: str, raw_id: str) -> Response:
+        """`Tickets/{id}` or `RecurringInvoice/{id}` (ids of any sign; an invoice by id always
+        carries its `lines`, whatever a listing does)."""
         try:
-            ticket_id = int(raw_id)
+            record_id = int(raw_id)
         except ValueError:
-            return error_response(400, "invalid_request", "a ticket id must be an integer")
-        ticket = self._index.tickets.get(ticket_id)
-        if ticket is None:
-            return error_response(404, "not_found", f"no ticket {ticket_id}")
-        return Response(200, ticket)
+            return error_response(400, "invalid_request", "an id must be an integer")
+        record = self._index.by_id[resource].get(record_id)
+        if record is None:
+            return error_response(404, "not_found", f"no {resource} {record_id}")
+        return Response(200, record)
 
     def _list(self, resource: str, query: Mapping[str, str]) -> Response:
         try:

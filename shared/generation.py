@@ -9,7 +9,16 @@ Partitions of a generation's table:
   order. The manifest names the partition of each rule, so a rule edited between syncs is
   re-resolved into a fresh partition and switched to with one manifest write: readers never see a
   half-written answer.
-- `meta`: the manifest (when, what was read, which rules, where their targets are) and the catalog.
+- `unmapped|<rule key>|<rule hash>`: beside each targets partition, the rule's covered clients
+  that have no ImmyBot tenant (this list grows with clients, so it is not in the manifest).
+- `immy_matches`: every client's ImmyBot mapping outcome, in buckets of client ids
+  (RowKey `<client id // 1000, 7 digits>-<part, 3 digits>`), so one client's is a small range read.
+- `immy_tenants`, `immy_computers`: ImmyBot's tenants, and its computers per tenant.
+- `meta`: the manifest (when, what was read, which rules, where their targets are) and the catalog;
+  each may span several rows (`manifest`, `manifest|001`, ...) replaced in one transaction.
+
+Nothing that grows with the number of clients is a single entity: per-client data is per client or
+packed into as many entities as it needs.
 
 Table Storage costs per entity (Azurite about 1.3 ms each whatever its size), so records are grouped
 into as few entities as the size limits allow: a 5,000-client snapshot is about 5,000 entities
@@ -40,6 +49,7 @@ from shared.store import (
     StoreError,
     client_key,
     decode_data,
+    document_entities,
     encode_data,
 )
 from shared.targets import (
@@ -59,7 +69,9 @@ ITEMS = "items"
 META = "meta"
 MANIFEST = "manifest"
 CATALOG = "catalog"
-MAPPING = "mapping"
+MATCHES = "immy_matches"
+# Clients per matches bucket: about 120 characters each, so a bucket is one entity.
+MATCH_BUCKET = 1000
 IMMY_TENANTS = "immy_tenants"
 IMMY_COMPUTERS = "immy_computers"
 
@@ -84,12 +96,22 @@ class RuleEntry(BaseModel):
     rule: Rule
     version: str
     resolved_on: date
-    unmapped: list[UnmappedClient] = Field(default_factory=list)
+    unmapped_count: int = 0
 
     @property
     def targets(self) -> int:
         """How many targets the rule has."""
         return self.counts.targets
+
+    @property
+    def unmapped_partition(self) -> str:
+        """The partition holding the rule's covered clients without an ImmyBot tenant."""
+        return unmapped_partition(self.partition)
+
+
+def unmapped_partition(targets_partition: str) -> str:
+    """The unmapped-clients partition that goes with a targets partition."""
+    return "unmapped|" + targets_partition.removeprefix("targets|")
 
 
 class ImmyState(BaseModel):
@@ -122,7 +144,7 @@ def rule_entry(rule: Rule, found: Sequence[Target], today: date, snapshot: Snaps
         rule=rule,
         version=version,
         resolved_on=today,
-        unmapped=unmapped_of(found, snapshot),
+        unmapped_count=sum(t.immy_tenant_id is None for t in found) if snapshot.immybot else 0,
     )
 
 
@@ -174,13 +196,12 @@ def layout(
     partitions = {
         CLIENTS: clients,
         ITEMS: _packed_lists((_dump(i) for i in snapshot.items.values()), too_large, "items"),
-        META: [{"RowKey": MANIFEST, **encode_data(manifest.model_dump_json())}],
+        META: document_entities(MANIFEST, manifest.model_dump_json()),
     }
     if catalog is not None:
-        partitions[META].append({"RowKey": CATALOG, **encode_data(catalog.model_dump_json())})
+        partitions[META] += document_entities(CATALOG, catalog.model_dump_json())
     if snapshot.immybot:
-        matches = "[" + ",".join(_dump(m) for m in snapshot.matches.values()) + "]"
-        partitions[META].append({"RowKey": MAPPING, **encode_data(matches)})
+        partitions[MATCHES] = match_entities(snapshot.matches.values(), too_large)
         partitions[IMMY_TENANTS] = _packed_lists(
             (_dump(t) for t in snapshot.tenants.values()), too_large, "immy_tenants"
         )
@@ -193,8 +214,39 @@ def layout(
             for entity in _packed_lists(texts, too_large, "immy_computers")
         ]
     for key, found in targets.items():
-        partitions[manifest.rules[key].partition] = target_entities(found, too_large)
+        entry = manifest.rules[key]
+        partitions[entry.partition] = target_entities(found, too_large)
+        partitions[entry.unmapped_partition] = unmapped_entities(found, snapshot, too_large)
     return Layout(partitions, too_large)
+
+
+def unmapped_entities(
+    found: Iterable[Target], snapshot: Snapshot, too_large: list[Reject]
+) -> list[dict[str, Any]]:
+    """One rule's covered clients without a tenant, packed into entities."""
+    return _packed_lists((_dump(u) for u in unmapped_of(found, snapshot)), too_large, "unmapped")
+
+
+def match_entities(matches: Iterable[TenantMatch], too_large: list[Reject]) -> list[dict[str, Any]]:
+    """The client -> tenant outcomes in client-id buckets, each packed into as few entities as fit."""
+    buckets: dict[int, list[str]] = defaultdict(list)
+    for match in sorted(matches, key=lambda m: m.client_id):
+        buckets[match.client_id // MATCH_BUCKET].append(_dump(match))
+    return [
+        {**entity, "RowKey": f"{bucket:07d}-{entity['RowKey'][-3:]}"}
+        for bucket, texts in sorted(buckets.items())
+        for entity in _packed_lists(texts, too_large, "immy_matches")
+    ]
+
+
+def write_matches(store: Store, generation: str, matches: Iterable[TenantMatch]) -> None:
+    """Replace a generation's client -> tenant outcomes (an admin changed an explicit mapping)."""
+    entities = match_entities(matches, [])
+    before = {str(e["RowKey"]) for e in store.read_partition(generation, MATCHES)}
+    store.write_generation(generation, {MATCHES: entities})
+    stale = before - {str(e["RowKey"]) for e in entities}
+    if stale:
+        store.delete_rows(generation, MATCHES, sorted(stale))
 
 
 def target_entities(found: Iterable[Target], too_large: list[Reject]) -> list[dict[str, Any]]:
@@ -318,8 +370,26 @@ def read_tenants(store: Store, generation: str) -> list[ImmyTenant]:
 
 def read_matches(store: Store, generation: str) -> dict[int, TenantMatch]:
     """The client -> tenant mapping of a generation."""
-    document, _ = store.read_document(generation, META, MAPPING)
-    return {m.client_id: m for m in (TenantMatch.model_validate(x) for x in document)}
+    return {
+        m.client_id: m
+        for m in (TenantMatch.model_validate(x) for x in _read_lists(store, generation, MATCHES))
+    }
+
+
+def read_match(store: Store, generation: str, client_id: int) -> TenantMatch | None:
+    """One client's tenant mapping outcome (one small range read), or None if it has none."""
+    prefix = f"{client_id // MATCH_BUCKET:07d}-"
+    documents = store.read_documents(generation, MATCHES, row_prefix=prefix)
+    for x in (x for document in documents for x in document):
+        if int(x["client_id"]) == client_id:
+            return TenantMatch.model_validate(x)
+    return None
+
+
+def read_unmapped(store: Store, generation: str, entry: RuleEntry) -> list[UnmappedClient]:
+    """A rule's covered clients that have no ImmyBot tenant, as of a generation."""
+    texts = _read_lists(store, generation, entry.unmapped_partition)
+    return [UnmappedClient.model_validate(x) for x in texts]
 
 
 def read_computers(
@@ -346,6 +416,15 @@ def read_rule_targets(store: Store, generation: str, rule_key: str) -> list[Targ
 def read_target_ids(store: Store, generation: str, partition: str) -> set[int]:
     """The client ids in one rule's targets partition."""
     return {int(x["client_id"]) for x in _read_lists(store, generation, partition)}
+
+
+def read_target_sets(store: Store, generation: str, partition: str) -> tuple[set[int], set[int]]:
+    """The client ids in one rule's targets partition, and those of them with an ImmyBot tenant."""
+    found = _read_lists(store, generation, partition)
+    return (
+        {int(x["client_id"]) for x in found},
+        {int(x["client_id"]) for x in found if x.get("immy_tenant_id") is not None},
+    )
 
 
 def read_manifest(store: Store, generation: str) -> tuple[Manifest, str]:
@@ -379,11 +458,17 @@ def apply_rules(
     for rule in rules:
         found = resolve(snapshot, rule, today)
         entry = rule_entry(rule, found, today, snapshot)
-        store.write_generation(generation, {entry.partition: target_entities(found, [])})
+        store.write_generation(
+            generation,
+            {
+                entry.partition: target_entities(found, []),
+                entry.unmapped_partition: unmapped_entities(found, snapshot, []),
+            },
+        )
         fresh[rule.key] = entry
     for _ in range(attempts):
         manifest, etag = read_manifest(store, generation)
-        previous = {e.partition for e in manifest.rules.values()}
+        previous = {p for e in manifest.rules.values() for p in (e.partition, e.unmapped_partition)}
         rules_now = {k: v for k, v in manifest.rules.items() if k not in removed}
         rules_now.update(fresh)
         updated = manifest.model_copy(update={"rules": rules_now})
@@ -391,7 +476,7 @@ def apply_rules(
             store.replace_document(generation, META, MANIFEST, updated.model_dump_json(), etag)
         except StoreConflict:
             continue  # someone else changed another rule meanwhile: merge onto theirs
-        named = {e.partition for e in rules_now.values()}
+        named = {p for e in rules_now.values() for p in (e.partition, e.unmapped_partition)}
         for partition in previous - named:
             store.delete_partition(generation, partition)
         return updated

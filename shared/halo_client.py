@@ -1,29 +1,53 @@
 """HaloPSA REST client: OAuth2 client credentials, paging, retries, and a shared request budget.
 
-Every read is a GET and therefore safe to retry. Errors are typed and their text carries the method,
-the path and the status, never the client secret, the token or a response body (bodies hold customer
-data, and a token endpoint may echo what it was sent).
+Every read is a GET and therefore safe to retry. Errors are typed (shared.halo_errors) and their
+text carries the method, the path and the status, never the client secret, the token or a response
+body. The seams live in their own modules: pacing and retries in shared.halo_budget, tokens in
+shared.halo_auth, paging in shared.halo_paging; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from shared.halo_auth import (
+    TOKEN_EXPIRY_MARGIN_SECONDS,
+    TOKEN_PATH,
+    Token,
+    TokenCache,
+    oauth_error,
+    token_from_response,
+)
+from shared.halo_budget import (
+    RETRYABLE_STATUS,
+    THROTTLED_STATUS,
+    TRANSIENT_STATUS,
+    Clock,
+    RequestBudget,
+    RetryPolicy,
+    Sleep,
+    parse_retry_after,
+)
+from shared.halo_errors import (
+    HaloAuthError,
+    HaloError,
+    HaloNotFound,
+    HaloProtocolError,
+    HaloRateLimited,
+    HaloRequestError,
+    HaloUnavailable,
+)
 from shared.halo_models import (
     Asset,
     Client,
@@ -38,138 +62,20 @@ from shared.halo_models import (
     describe_error,
     parse_records,
 )
+from shared.halo_paging import first_error, read_all_pages
 from shared.settings import Settings
+from shared.telemetry import log_outgoing_call
 
 log = logging.getLogger("halo_immy.halo")
 
 M = TypeVar("M", bound=BaseModel)
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
-
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-# Refresh a token this long before HaloPSA says it expires, so a request never leaves with a token
-# that dies in flight.
-TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
-
-
-class HaloError(Exception):
-    """Base of every HaloPSA failure. `str()` is safe to log."""
-
-    def __init__(self, method: str, path: str, status: int | None, detail: str) -> None:
-        self.method = method
-        self.path = path
-        self.status = status
-        self.detail = detail
-        status_text = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"HaloPSA {method} {path}: {status_text}: {detail}")
-
-
-class HaloAuthError(HaloError):
-    """HaloPSA refused the credentials or the token (401/403, or the token endpoint said no)."""
-
-
-class HaloUnavailable(HaloError):
-    """HaloPSA did not answer usefully (5xx, timeouts, connection errors) within the retry cap."""
-
-
-class HaloRateLimited(HaloError):
-    """HaloPSA kept answering 429 past the retry cap, or asked to wait longer than we may."""
-
-
-class HaloNotFound(HaloError):
-    """The record asked for does not exist (404)."""
-
-
-class HaloRequestError(HaloError):
-    """HaloPSA rejected the request (a 4xx other than 401/403/404/429)."""
-
-
-class HaloProtocolError(HaloError):
-    """HaloPSA answered with something the client cannot read (not JSON, missing list, no end)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts and back-off for retryable failures; `max_attempts` counts the first try."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_retry_after: float = 120.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Exponential back-off with jitter for the given (1-based) failed attempt."""
-        ceiling: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
-        # Equal jitter: always wait at least half, so retries spread without collapsing to zero.
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-class RequestBudget:
-    """A token bucket shared by every call of a run, so a sync stays under HaloPSA's rate limit."""
-
-    def __init__(
-        self,
-        per_minute: float,
-        burst: int | None = None,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        if per_minute <= 0:
-            raise ValueError("per_minute must be positive")
-        self.rate = per_minute / 60.0
-        self.capacity = float(burst if burst is not None else max(1, min(20, int(per_minute / 6))))
-        self._tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._updated = clock()
-        self._lock = asyncio.Lock()
-        self.waited_seconds = 0.0
-
-    async def acquire(self) -> None:
-        """Take one request from the budget, waiting until one is available."""
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-                self.waited_seconds += wait
-                await self._sleep(wait)
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    value: str
-    token_type: str
-    expires_at: float
-
-
-class TokenCache:
-    """Tokens shared by short-lived clients (one per tab view), keyed by who asked for what.
-
-    Thread-safe and loop-free on purpose: each client still refreshes under its own asyncio lock.
-    """
-
-    def __init__(self) -> None:
-        self._tokens: dict[tuple[str, ...], _Token] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, ...]) -> _Token | None:
-        """The cached token for `key`, if any (it may have expired: callers check)."""
-        with self._lock:
-            return self._tokens.get(key)
-
-    def put(self, key: tuple[str, ...], token: _Token | None) -> None:
-        """Cache (or with None, forget) the token for `key`."""
-        with self._lock:
-            if token is None:
-                self._tokens.pop(key, None)
-            else:
-                self._tokens[key] = token
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
+# The stats key of `GET /api/RecurringInvoice/{id}`, apart from the listing's pages.
+INVOICE_BY_ID = "RecurringInvoice/{id}"
 
 
 @dataclass(slots=True)
@@ -178,38 +84,24 @@ class Listing(Parsed[M], Generic[M]):
 
     pages: int = 0
     duplicates: int = 0
+    lines_fetched_by_id: int = 0
 
 
 @dataclass(slots=True)
 class ClientStats:
-    """Requests sent per resource (token requests under `auth/token`) and retries made."""
+    """Requests sent per resource (token requests under `auth/token`), retries made, 429s met,
+    and recurring invoices listed without `lines` and so read by id."""
 
     requests: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     token_fetches: int = 0
+    throttled: int = 0
+    lines_fetched_by_id: int = 0
 
     @property
     def total_requests(self) -> int:
         """All HTTP requests sent, token requests included."""
         return sum(self.requests.values())
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class HaloClient:
@@ -278,6 +170,7 @@ class HaloClient:
             "page_size": settings.halo_page_size,
             "timeout": settings.halo_timeout_seconds,
             "budget": budget or RequestBudget(settings.halo_requests_per_minute),
+            "retry": RetryPolicy(backoff_429=settings.halo_backoff_429_seconds),
             "transport": transport,
         }
         options.update(kwargs)
@@ -320,13 +213,32 @@ class HaloClient:
         )
 
     async def recurring_invoices(self) -> Listing[RecurringInvoice]:
-        """Every recurring invoice with its lines, disabled ones included."""
-        return await self.list_records(
-            "RecurringInvoice",
-            "invoices",
-            RecurringInvoice,
-            {"includelines": "true", "includeinactive": "true"},
+        """Every recurring invoice with its lines, disabled ones included.
+
+        HaloPSA sometimes lists an invoice without its `lines` key; lineless would wrongly mean
+        "covers nothing", so each such invoice is read by id (that answer always carries its
+        lines), within the budget. `lines_fetched_by_id` on the listing and on `stats` counts them.
+        """
+        params = {"includelines": "true", "includeinactive": "true"}
+        raw, pages, duplicates = await self._read_all_pages("RecurringInvoice", "invoices", params)
+        raw, by_id = await self._fill_missing_lines(raw)
+        parsed = parse_records(RecurringInvoice, raw, kind="RecurringInvoice")
+        return Listing(
+            records=parsed.records,
+            rejects=parsed.rejects,
+            pages=pages,
+            duplicates=duplicates,
+            lines_fetched_by_id=by_id,
         )
+
+    async def recurring_invoice(self, invoice_id: int) -> RecurringInvoice:
+        """One recurring invoice with its lines (ids are negative); HaloNotFound if unknown."""
+        path = f"/api/RecurringInvoice/{int(invoice_id)}"
+        body = await self._invoice_body(int(invoice_id))
+        parsed = parse_records(RecurringInvoice, [body], kind="RecurringInvoice")
+        if parsed.rejects:
+            raise HaloProtocolError("GET", path, 200, parsed.rejects[0].reason)
+        return parsed.records[0]
 
     async def items(self) -> Listing[Item]:
         """Every item (product) in HaloPSA's catalogue."""
@@ -359,14 +271,33 @@ class HaloClient:
         """One POST of a JSON body; the decoded answer (None if it is not JSON).
 
         Writes are not idempotent, so only what HaloPSA provably did not process is retried: a 429
-        (refused before processing), a 401 once with a fresh token, and connection failures before
-        the request was sent. A 5xx or a timeout may follow a write that was (partly) applied:
-        it raises, and the caller re-reads before writing again.
+        (refused before processing; the budget slows as for reads), a 401 once with a fresh token,
+        and connection failures before the request was sent. A 5xx or a timeout may follow a write
+        that was (partly) applied: it raises, and the caller re-reads before writing again.
         """
-        attempt = 0
+        call = _Call()
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await self._post_tries(path, body, resource, call)
+        except BaseException as failure:
+            error = type(failure).__name__
+            raise
+        finally:
+            log_outgoing_call(
+                "halopsa",
+                "POST",
+                path,
+                status=call.status,
+                started=started,
+                retries=call.retries,
+                throttled=call.throttled,
+                error=error,
+            )
+
+    async def _post_tries(self, path: str, body: Any, resource: str, call: _Call) -> Any:
         auth_refreshed = False
         while True:
-            attempt += 1
             token = await self._current_token()
             if self._budget is not None:
                 await self._budget.acquire()
@@ -377,26 +308,22 @@ class HaloClient:
                     json=body,
                     headers={"Authorization": f"{token.token_type} {token.value}"},
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                if attempt >= self._retry.max_attempts:
-                    raise HaloUnavailable(
-                        "POST", path, None, f"{type(error).__name__} after {attempt} attempts"
-                    ) from None
-                self.stats.retries += 1
-                await self._sleep(self._retry.backoff(attempt, self._rng))
+            except (httpx.ConnectError, httpx.ConnectTimeout) as failure:
+                call.status = None  # never reached HaloPSA: safe to send again
+                await self._after_transient("POST", path, call, type(failure).__name__, None)
                 continue
-            except (httpx.TimeoutException, httpx.TransportError) as error:
+            except (httpx.TimeoutException, httpx.TransportError) as failure:
                 raise HaloUnavailable(
-                    "POST", path, None, f"{type(error).__name__}: the write may have been applied"
+                    "POST", path, None, f"{type(failure).__name__}: the write may have been applied"
                 ) from None
             status = response.status_code
+            call.status = status
             if status == 401 and not auth_refreshed:
                 auth_refreshed = True
-                attempt -= 1
                 self._drop_token(token)
                 continue
-            if status == 429:
-                await self._back_off("POST", path, attempt, response)
+            if status == THROTTLED_STATUS:
+                await self._after_throttled("POST", path, call, response)
                 continue
             self._raise_for_status("POST", path, response)
             try:
@@ -418,66 +345,67 @@ class HaloClient:
             records=parsed.records, rejects=parsed.rejects, pages=pages, duplicates=duplicates
         )
 
+    async def _invoice_body(self, invoice_id: int) -> Mapping[str, Any]:
+        path = f"/api/RecurringInvoice/{invoice_id}"
+        body = await self._get_json(path, {}, resource=INVOICE_BY_ID)
+        if not isinstance(body, Mapping) or "id" not in body:
+            raise HaloProtocolError("GET", path, 200, "no recurring invoice in the answer")
+        return body
+
+    async def _fill_missing_lines(self, raw: list[Any]) -> tuple[list[Any], int]:
+        """`raw` with every invoice listed without `lines` replaced by its by-id answer."""
+        missing = [n for n, r in enumerate(raw) if isinstance(r, Mapping) and "lines" not in r]
+        if not missing:
+            return raw, 0
+        filled: list[Any] = list(raw)
+        gone: set[int] = set()
+        fetched = 0
+
+        async def fetch(position: int) -> None:
+            nonlocal fetched
+            invoice_id = _whole(raw[position].get("id"))
+            if invoice_id is None:
+                return  # validation rejects it for its id, with the reason
+            async with self._slots:
+                try:
+                    body = await self._invoice_body(invoice_id)
+                except HaloNotFound:
+                    # Deleted between the listing and this read: it bills nothing any more.
+                    gone.add(position)
+                    return
+                finally:
+                    fetched += 1
+            if "lines" not in body:
+                log.warning("HaloPSA recurring invoice read by id came back without lines too")
+            filled[position] = body
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for position in missing:
+                    group.create_task(fetch(position))
+        except ExceptionGroup as failed:
+            raise first_error(failed) from None
+        self.stats.lines_fetched_by_id += fetched
+        log.info("HaloPSA listed %d recurring invoices without lines; read them by id", fetched)
+        return [r for n, r in enumerate(filled) if n not in gone], fetched
+
     # -- paging ------------------------------------------------------------------------------
 
     async def _read_all_pages(
         self, resource: str, key: str, params: dict[str, str]
     ) -> tuple[list[Any], int, int]:
-        size = self.page_size
         path = f"/api/{resource}"
-        first, record_count = await self._get_page(path, resource, key, params, 1)
-        if len(first) != size:
-            # Short page: that was all. Longer than asked: the endpoint ignores paging and sent all.
-            return _dedupe(first)[0], 1, 0
-        planned = max(2, math.ceil(record_count / size)) if record_count else 2
-        if planned > self._max_pages:
-            raise HaloProtocolError(
-                "GET",
-                path,
-                200,
-                f"record_count {record_count} implies {planned} pages, over the cap of "
-                f"{self._max_pages}",
-            )
-        pages: dict[int, list[Any]] = {1: first}
-        first_short = math.inf
 
-        async def fetch(number: int) -> None:
-            nonlocal first_short
-            async with self._slots:
-                if number > first_short:
-                    return  # an earlier page already ended the list
-                records, _ = await self._get_page(path, resource, key, params, number)
-            pages[number] = records
-            if len(records) < size:
-                first_short = min(first_short, number)
+        async def get_page(number: int) -> tuple[list[Any], int | None]:
+            return await self._get_page(path, resource, key, params, number)
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for number in range(2, planned + 1):
-                    group.create_task(fetch(number))
-        except ExceptionGroup as failed:
-            # Callers handle HaloError, not groups: surface the first failure (the rest were
-            # cancelled with it).
-            raise _first_error(failed) from None
-        number = planned
-        # record_count was too low (or absent): keep walking until HaloPSA sends a short page.
-        while first_short == math.inf:
-            number += 1
-            if number > self._max_pages:
-                raise HaloProtocolError(
-                    "GET", path, 200, f"more than {self._max_pages} full pages; refusing to go on"
-                )
-            await fetch(number)
-        last = int(first_short)
-        ordered = [record for n in sorted(pages) if n <= last for record in pages[n]]
-        late = sum(len(pages[n]) for n in pages if n > last)
-        if late:
-            log.warning("HaloPSA %s: %d records on pages after the last one", path, late)
-            ordered.extend(record for n in sorted(pages) if n > last for record in pages[n])
-        records, duplicates = _dedupe(ordered)
-        if duplicates:
-            log.warning("HaloPSA %s: %d duplicate records across pages dropped", path, duplicates)
-        return records, len(pages), duplicates
+        return await read_all_pages(
+            get_page,
+            path=path,
+            page_size=self.page_size,
+            max_pages=self._max_pages,
+            slots=self._slots,
+        )
 
     async def _get_page(
         self, path: str, resource: str, key: str, params: dict[str, str], number: int
@@ -500,104 +428,173 @@ class HaloClient:
 
     async def _get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
         where = path + (f" page {params['page_no']}" if "page_no" in params else "")
-        auth_refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            token = await self._current_token()
-            response = await self._send(
-                "GET",
-                path,
-                where,
-                attempt,
-                resource=resource,
-                params=params,
-                headers={"Authorization": f"{token.token_type} {token.value}"},
-            )
-            if response is None:
-                continue  # transport failure, already backed off
-            status = response.status_code
-            if status == 401 and not auth_refreshed:
-                # The token may have been revoked or expired early: refresh once, then give up.
-                auth_refreshed = True
-                attempt -= 1
-                self._drop_token(token)
-                continue
-            if status in RETRYABLE_STATUS:
-                await self._back_off("GET", where, attempt, response)
-                continue
-            self._raise_for_status("GET", where, response)
-            try:
-                return response.json()
-            except ValueError:
-                raise HaloProtocolError("GET", where, status, "the answer is not JSON") from None
+        response = await self._request(
+            "GET", path, where, resource=resource, params=params, authorised=True
+        )
+        self._raise_for_status("GET", where, response)
+        try:
+            return response.json()
+        except ValueError:
+            raise HaloProtocolError(
+                "GET", where, response.status_code, "the answer is not JSON"
+            ) from None
 
-    async def _send(
+    async def _request(
         self,
         method: str,
         path: str,
         where: str,
-        attempt: int,
         *,
         resource: str,
         params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
-    ) -> httpx.Response | None:
-        """Send one request within the budget; on a transport error back off and return None."""
-        if self._budget is not None:
-            await self._budget.acquire()
-        self.stats.requests[resource] += 1
-        try:
-            return await self._http.request(method, path, params=params, headers=headers, data=data)
-        except (httpx.TimeoutException, httpx.TransportError) as error:
-            kind = type(error).__name__
-            if attempt >= self._retry.max_attempts:
-                raise HaloUnavailable(
-                    method, where, None, f"{kind} after {attempt} attempts"
-                ) from None
-            delay = self._retry.backoff(attempt, self._rng)
-            log.warning(
-                "HaloPSA %s %s: %s, retry %d/%d in %.1fs",
-                method,
-                where,
-                kind,
-                attempt,
-                self._retry.max_attempts - 1,
-                delay,
-            )
-            self.stats.retries += 1
-            await self._sleep(delay)
-            return None
+        authorised: bool = False,
+    ) -> httpx.Response:
+        """Send a request until it has an answer that retrying cannot change, and log the call.
 
-    async def _back_off(
-        self, method: str, where: str, attempt: int, response: httpx.Response
+        Every try draws on the budget. 429: pause (at least the policy's `backoff_429`) and slow
+        the budget; 500/502/503/504, timeouts and connection errors: exponential back-off with
+        jitter; 401 with a bearer token: refresh the token once. Raises HaloUnavailable or
+        HaloRateLimited past the policy's caps; any other answer is returned as it is.
+        """
+        call = _Call()
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await self._tries(method, path, where, call, resource, params, data, authorised)
+        except BaseException as failure:
+            error = type(failure).__name__
+            raise
+        finally:
+            log_outgoing_call(
+                "halopsa",
+                method,
+                path,
+                status=call.status,
+                started=started,
+                retries=call.retries,
+                throttled=call.throttled,
+                error=error,
+            )
+
+    async def _tries(
+        self,
+        method: str,
+        path: str,
+        where: str,
+        call: _Call,
+        resource: str,
+        params: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        authorised: bool,
+    ) -> httpx.Response:
+        auth_refreshed = False
+        while True:
+            token = await self._current_token() if authorised else None
+            headers = {"Authorization": f"{token.token_type} {token.value}"} if token else None
+            if self._budget is not None:
+                await self._budget.acquire()
+            self.stats.requests[resource] += 1
+            try:
+                response = await self._http.request(
+                    method, path, params=params, headers=headers, data=data
+                )
+            except (httpx.TimeoutException, httpx.TransportError) as failure:
+                call.status = None
+                await self._after_transient(method, where, call, type(failure).__name__, None)
+                continue
+            status = response.status_code
+            call.status = status
+            if status == 401 and token is not None and not auth_refreshed:
+                # The token may have been revoked or expired early: refresh once, then give up.
+                auth_refreshed = True
+                self._drop_token(token)
+                continue
+            if status == THROTTLED_STATUS:
+                await self._after_throttled(method, where, call, response)
+                continue
+            if status in TRANSIENT_STATUS:
+                await self._after_transient(method, where, call, f"HTTP {status}", response)
+                continue
+            return response
+
+    async def _after_transient(
+        self, method: str, where: str, call: _Call, what: str, response: httpx.Response | None
     ) -> None:
-        status = response.status_code
+        """Back off after a transient failure, or raise HaloUnavailable past the attempt cap."""
+        call.failures += 1
+        status = response.status_code if response is not None else None
+        if call.failures >= self._retry.max_attempts:
+            detail = (
+                f"{what} after {call.failures} attempts"
+                if response is None
+                else f"still failing after {call.failures} attempts"
+            )
+            raise HaloUnavailable(method, where, status, detail)
+        retry_after = self._retry_after(method, where, response, HaloUnavailable)
+        delay = max(retry_after or 0.0, self._retry.backoff(call.failures, self._rng))
+        log.warning(
+            "HaloPSA %s %s: %s, retry %d/%d in %.1fs",
+            method,
+            where,
+            what,
+            call.failures,
+            self._retry.max_attempts - 1,
+            delay,
+        )
+        call.retries += 1
+        self.stats.retries += 1
+        await self._sleep(delay)
+
+    async def _after_throttled(
+        self, method: str, where: str, call: _Call, response: httpx.Response
+    ) -> None:
+        """Pause after a 429 and slow the budget, or raise HaloRateLimited past the cap."""
+        call.throttled += 1
+        self.stats.throttled += 1
+        if call.throttled > self._retry.max_throttled:
+            raise HaloRateLimited(
+                method, where, THROTTLED_STATUS, f"still rate limited after {call.throttled} 429s"
+            )
+        # HaloPSA sends no Retry-After; one that is present is honoured when it is longer.
+        retry_after = self._retry_after(method, where, response, HaloRateLimited)
+        wait = max(self._retry.backoff_429, retry_after or 0.0)
+        call.retries += 1
+        self.stats.retries += 1
+        if self._budget is None:
+            log.warning("HaloPSA %s %s: HTTP 429, retry in %.1fs", method, where, wait)
+            await self._sleep(wait)
+            return
+        # The limit is per instance, so every request of the run pauses, not only this one: the
+        # next `acquire` waits out the pause.
+        self._budget.throttled(wait)
+        log.warning(
+            "HaloPSA %s %s: HTTP 429, every request pauses %.1fs, budget now %.1f/min",
+            method,
+            where,
+            wait,
+            self._budget.per_minute,
+        )
+
+    def _retry_after(
+        self,
+        method: str,
+        where: str,
+        response: httpx.Response | None,
+        error_type: type[HaloError],
+    ) -> float | None:
+        if response is None:
+            return None
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        error_type: type[HaloError] = HaloRateLimited if status == 429 else HaloUnavailable
-        if attempt >= self._retry.max_attempts:
-            raise error_type(method, where, status, f"still failing after {attempt} attempts")
         if retry_after is not None and retry_after > self._retry.max_retry_after:
             raise error_type(
                 method,
                 where,
-                status,
+                response.status_code,
                 f"asked to wait {retry_after:.0f}s, more than the "
                 f"{self._retry.max_retry_after:.0f}s this client may wait",
             )
-        delay = max(retry_after or 0.0, self._retry.backoff(attempt, self._rng))
-        log.warning(
-            "HaloPSA %s %s: HTTP %d, retry %d/%d in %.1fs",
-            method,
-            where,
-            status,
-            attempt,
-            self._retry.max_attempts - 1,
-            delay,
-        )
-        self.stats.retries += 1
-        await self._sleep(delay)
+        return retry_after
 
     @staticmethod
     def _raise_for_status(method: str, where: str, response: httpx.Response) -> None:
@@ -620,7 +617,7 @@ class HaloClient:
 
     # -- token -------------------------------------------------------------------------------
 
-    async def _current_token(self) -> _Token:
+    async def _current_token(self) -> Token:
         token = self._tokens.get(self._token_key)
         if token is not None and self._clock() < token.expires_at:
             return token
@@ -633,12 +630,11 @@ class HaloClient:
             self._tokens.put(self._token_key, token)
             return token
 
-    def _drop_token(self, token: _Token) -> None:
+    def _drop_token(self, token: Token) -> None:
         if self._tokens.get(self._token_key) is token:
             self._tokens.put(self._token_key, None)
 
-    async def _fetch_token(self) -> _Token:
-        path = "/auth/token"
+    async def _fetch_token(self) -> Token:
         params = {"tenant": self._tenant} if self._tenant else None
         form = {
             "grant_type": "client_credentials",
@@ -646,73 +642,90 @@ class HaloClient:
             "client_secret": self._secret.get_secret_value(),
             "scope": self._scope,
         }
-        attempt = 0
-        while True:
-            attempt += 1
-            response = await self._send(
-                "POST", path, path, attempt, resource="auth/token", params=params, data=form
+        response = await self._request(
+            "POST", TOKEN_PATH, TOKEN_PATH, resource="auth/token", params=params, data=form
+        )
+        if response.status_code in (400, 401, 403):
+            raise HaloAuthError(
+                "POST",
+                TOKEN_PATH,
+                response.status_code,
+                oauth_error(response) or "token refused",
             )
-            if response is None:
-                continue
-            if response.status_code in RETRYABLE_STATUS:
-                await self._back_off("POST", path, attempt, response)
-                continue
-            if response.status_code in (400, 401, 403):
-                raise HaloAuthError(
-                    "POST", path, response.status_code, _oauth_error(response) or "token refused"
-                )
-            self._raise_for_status("POST", path, response)
-            break
+        self._raise_for_status("POST", TOKEN_PATH, response)
         self.stats.token_fetches += 1
-        try:
-            body = response.json()
-            value = body["access_token"]
-            expires_in = float(body.get("expires_in") or 3600)
-        except (ValueError, KeyError, TypeError):
-            raise HaloProtocolError(
-                "POST", path, response.status_code, "the token answer has no access_token"
-            ) from None
-        if not isinstance(value, str) or not value:
-            raise HaloProtocolError("POST", path, response.status_code, "empty access_token")
-        lifetime = max(expires_in - TOKEN_EXPIRY_MARGIN_SECONDS, expires_in / 2)
-        return _Token(value, str(body.get("token_type") or "Bearer"), self._clock() + lifetime)
+        return token_from_response(response, self._clock())
 
 
-def _oauth_error(response: httpx.Response) -> str | None:
-    # Only the OAuth error code (RFC 6749 5.2) is passed on: it is a fixed vocabulary, safe to log.
-    try:
-        code = response.json().get("error")
-    except (ValueError, AttributeError):
+@dataclass(slots=True)
+class _Call:
+    """What one logical request met across its tries."""
+
+    status: int | None = None
+    failures: int = 0
+    throttled: int = 0
+    retries: int = 0
+
+
+def _whole(value: Any) -> int | None:
+    # HaloPSA sends ids as ints, decimals (-94.0) or strings.
+    if isinstance(value, bool):
         return None
-    if isinstance(code, str) and code.replace("_", "").isalnum() and len(code) <= 40:
-        return f"token refused: {code}"
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() else None
     return None
 
 
-def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
+@overload
+async def gather_or_cancel(a: Awaitable[T1], b: Awaitable[T2], /) -> tuple[T1, T2]: ...
+@overload
+async def gather_or_cancel(
+    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], /
+) -> tuple[T1, T2, T3]: ...
+@overload
+async def gather_or_cancel(
+    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], d: Awaitable[T4], /
+) -> tuple[T1, T2, T3, T4]: ...
+@overload
+async def gather_or_cancel(
+    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], d: Awaitable[T4], e: Awaitable[T5], /
+) -> tuple[T1, T2, T3, T4, T5]: ...
+@overload
+async def gather_or_cancel(*awaitables: Awaitable[Any]) -> tuple[Any, ...]: ...
+async def gather_or_cancel(*awaitables: Awaitable[Any]) -> tuple[Any, ...]:
+    """Await HaloPSA reads concurrently, like `asyncio.gather`, but all or nothing.
 
+    The first failure cancels the others at once (their requests in flight, their back-off waits,
+    and every request they had yet to send) and is raised as itself, not as an exception group.
+    `asyncio.gather` would raise it too, but leave the others sending requests into a run that has
+    already failed, spending the shared budget for nothing.
+    """
 
-def _dedupe(records: list[Any]) -> tuple[list[Any], int]:
-    seen: set[Any] = set()
-    unique: list[Any] = []
-    duplicates = 0
-    for record in records:
-        record_id = record.get("id") if isinstance(record, Mapping) else None
-        if isinstance(record_id, int | str):
-            if record_id in seen:
-                duplicates += 1
-                continue
-            seen.add(record_id)
-        unique.append(record)
-    return unique, duplicates
+    async def wait(awaitable: Awaitable[Any]) -> Any:
+        return await awaitable
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(wait(awaitable)) for awaitable in awaitables]
+    except ExceptionGroup as failed:
+        raise first_error(failed) from None
+    return tuple(task.result() for task in tasks)
 
 
 __all__ = [
+    "INVOICE_BY_ID",
+    "RETRYABLE_STATUS",
+    "TOKEN_EXPIRY_MARGIN_SECONDS",
     "ClientStats",
+    "Clock",
     "HaloAuthError",
     "HaloClient",
     "HaloError",
@@ -725,7 +738,10 @@ __all__ = [
     "Reject",
     "RequestBudget",
     "RetryPolicy",
+    "Sleep",
+    "Token",
     "TokenCache",
     "describe_error",
+    "gather_or_cancel",
     "parse_retry_after",
 ]

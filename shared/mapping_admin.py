@@ -11,12 +11,12 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.generation import MAPPING, META, apply_rules, read_manifest
+from shared.generation import apply_rules, read_manifest, write_matches
 from shared.halo_models import describe_error
 from shared.mapping import ExplicitMapping, TenantMatch, map_clients
 from shared.problems import ApiError, json_object, problem
 from shared.queries import snapshot_of
-from shared.store import Store, encode_data
+from shared.store import Store
 
 
 class MappingsView(BaseModel):
@@ -100,7 +100,6 @@ def _remap(store: Store, today: date) -> None:
         snapshot = snapshot_of(store, generation)
         matches = map_clients(snapshot.clients.values(), snapshot.tenants.values(), explicit)
         remapped = snapshot.with_immybot(snapshot.tenants.values(), matches)
-        document = "[" + ",".join(m.model_dump_json() for m in matches.values()) + "]"
-        store.write_generation(generation, {META: [{"RowKey": MAPPING, **encode_data(document)}]})
+        write_matches(store, generation, matches.values())
         rules = [entry.rule for entry in manifest.rules.values()]
         apply_rules(store, generation, remapped, rules, today)

@@ -26,6 +26,7 @@ from shared.generation import (
     read_snapshot,
     read_target_texts,
     read_targets,
+    read_unmapped,
 )
 from shared.immy_models import ImmyComputer
 from shared.problems import ApiError, problem
@@ -139,7 +140,7 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
             entry.rule,
             entry.counts,
             entry.resolved_on,
-            entry.unmapped,
+            read_unmapped(store, pointer.generation, entry),
         )
         if query.computers:
             found = read_targets(store, pointer.generation, entry.partition)

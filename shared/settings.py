@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     halo_requests_per_minute: float = Field(default=DEFAULT_HALO_REQUESTS_PER_MINUTE, gt=0)
     halo_page_size: int = Field(default=100, ge=10, le=1000)
     halo_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    # HaloPSA answers 429 without Retry-After; shorter pauses only earn more 429s (its window is
+    # 5 minutes). Lowered only by benchmarks and tests against the sandbox.
+    halo_backoff_429_seconds: float = Field(default=30.0, ge=0, le=600)
 
     tables_connection_string: SecretStr | None = None
     tables_endpoint: AnyHttpUrl | None = None
@@ -104,7 +107,7 @@ class Settings(BaseSettings):
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)
-    sync_confirm_by_repeat: bool = True
+    sync_confirm_by_repeat: bool = False
 
     # Asset population (shared.asset_sync): HaloPSA field ids are tenant configuration, so every id
     # is a setting; docs/halopsa-setup.md says where to read them.

@@ -1,9 +1,7 @@
 """Table Storage repository: every table the app uses, and their keys, live here.
 
 Layout (all names carry the store's optional prefix, which tests use to share one Azurite):
-- `SyncState`: PartitionKey `sync`; RowKey `current` (the pointer readers follow), `held` (a
-  generation waiting for approval), `lease` (one sync run at a time).
-- `SyncRuns`: PartitionKey `run`; RowKey sorts newest first.
+- `SyncState` and `SyncRuns`: see `shared.store_state` (the pointer, held generation, lease, runs).
 - `Rules`: PartitionKey `rule`; RowKey the normalised software name.
 - `snap<generation>`: one table per snapshot generation. PartitionKey is the record kind
   (`clients`, `sites`, `contracts`, `invoices`, `items`, `targets|<software>`, `meta`); RowKey starts
@@ -16,18 +14,18 @@ invisible until the pointer names it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
-import re
 import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -40,95 +38,64 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.settings import Settings, get_settings
+from shared.store_base import (
+    CHUNK_CHARS,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ENTITIES,
+    MAX_DOCUMENT_CHARS,
+    MAX_ENTITY_CHARS,
+    SNAPSHOT_PREFIX,
+    STATE_PK,
+    EntityTooLarge,
+    StoreConflict,
+    StoreError,
+    TableStore,
+    TransactionHook,
+    check_key,
+    client_key,
+    decode_data,
+    encode_data,
+)
+from shared.store_state import Held, Pointer, SyncStateStore
+
+# Names other modules import from here; they live in the split-out modules.
+__all__ = [
+    "CHUNK_CHARS",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_ENTITIES",
+    "MAX_DOCUMENT_CHARS",
+    "MAX_ENTITY_CHARS",
+    "SNAPSHOT_PREFIX",
+    "STATE_PK",
+    "EntityTooLarge",
+    "Held",
+    "Pointer",
+    "Store",
+    "StoreConflict",
+    "StoreError",
+    "TableStore",
+    "TransactionHook",
+    "WriteStats",
+    "check_key",
+    "client_key",
+    "decode_data",
+    "document_entities",
+    "documents_to_entities",
+    "encode_data",
+    "entity_sizes",
+    "get_store",
+    "new_generation",
+]
 
 log = logging.getLogger("halo_immy.store")
-
-MAX_BATCH_ENTITIES = 100
-# The service's limit is 4 MiB per transaction; stay clear of it, counting strings as UTF-16.
-MAX_BATCH_BYTES = 3_500_000
-# A string property may hold 64 KiB of UTF-16, i.e. 32,768 characters.
-CHUNK_CHARS = 30_000
-# An entity may hold 1 MiB; leave room for keys, property names and the other properties.
-MAX_ENTITY_CHARS = 15 * CHUNK_CHARS
-_FORBIDDEN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
-
-STATE_PK = "sync"
-SNAPSHOT_PREFIX = "snap"
-
-
-class StoreError(RuntimeError):
-    """A storage operation failed after its retries; the message is safe to log."""
-
-
-class StoreConflict(StoreError):
-    """An ETag-conditioned write lost to a concurrent change; re-read and try again."""
-
-
-class EntityTooLarge(ValueError):
-    """A record is larger than one table entity may hold, even split into chunks."""
-
-
-def check_key(key: str) -> str:
-    """Return `key` if Table Storage accepts it as a PartitionKey/RowKey, else raise ValueError."""
-    if not key or len(key) > 512 or _FORBIDDEN_KEY.search(key):
-        raise ValueError("a table key must be 1-512 characters without / \\ # ? or controls")
-    return key
-
-
-def client_key(client_id: int, record_id: int | None = None) -> str:
-    """RowKey of a client's record: sorts and range-reads by client."""
-    head = f"{client_id:010d}"
-    return head if record_id is None else f"{head}-{record_id:010d}"
-
-
-def encode_data(payload: str) -> dict[str, Any]:
-    """Spread a JSON document over as many string properties as the 64 KiB limit needs."""
-    if len(payload) > MAX_ENTITY_CHARS:
-        raise EntityTooLarge(
-            f"{len(payload)} characters, over the {MAX_ENTITY_CHARS} an entity holds"
-        )
-    if len(payload) <= CHUNK_CHARS:
-        return {"d": payload}
-    chunks = [payload[i : i + CHUNK_CHARS] for i in range(0, len(payload), CHUNK_CHARS)]
-    return {"n": len(chunks), **{f"d{i}": chunk for i, chunk in enumerate(chunks)}}
-
-
-def decode_data(entity: Mapping[str, Any]) -> str:
-    """The JSON document `encode_data` spread over an entity."""
-    if "d" in entity:
-        return str(entity["d"])
-    return "".join(str(entity[f"d{i}"]) for i in range(int(entity["n"])))
 
 
 def new_generation(now: datetime) -> str:
     """A sortable, table-name-safe generation id: UTC time plus randomness."""
     return now.astimezone(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
-
-
-@dataclass(frozen=True, slots=True)
-class Pointer:
-    """Where readers look: the current generation, the one kept for rollback, when it synced."""
-
-    generation: str
-    previous: str | None
-    synced_at: datetime
-    run_id: str
-    etag: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A generation the mass-change guard kept from becoming current."""
-
-    generation: str
-    run_id: str
-    held_at: datetime
-    synced_at: datetime
-    reason: str
-    fingerprint: str
 
 
 @dataclass(slots=True)
@@ -140,6 +107,10 @@ class WriteStats:
     retries: int = 0
     partitions: int = 0
     minimum_transactions: int = 0
+    # The largest entity and string property written, in bytes as the service counts them (UTF-16
+    # strings), against the 1 MiB entity and 64 KiB property limits.
+    largest_entity: int = 0
+    largest_property: int = 0
 
 
 @dataclass(slots=True)
@@ -149,31 +120,8 @@ class _Batch:
     size: int = 0
 
 
-TransactionHook = Callable[[str, int], None]
-
-
-class Store:
+class Store(SyncStateStore):
     """The app's Table Storage. Build once per process with `from_settings` (or a test's service)."""
-
-    def __init__(
-        self,
-        service: TableServiceClient,
-        *,
-        prefix: str = "",
-        concurrency: int = 8,
-        attempts: int = 4,
-        transaction_hook: TransactionHook | None = None,
-    ) -> None:
-        if prefix and not prefix.isalnum():
-            raise ValueError("the table prefix must be alphanumeric")
-        self.service = service
-        self.prefix = prefix
-        self._concurrency = concurrency
-        self._attempts = attempts
-        # A seam for fault tests: called before each transaction with (partition, sequence).
-        self._hook = transaction_hook
-        self._ready: set[str] = set()
-        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Store:
@@ -190,26 +138,6 @@ class Store:
             )
         kwargs.setdefault("prefix", settings.tables_prefix)
         return cls(service, **kwargs)
-
-    @property
-    def identity(self) -> str:
-        """Which account and tables this store reads: a cache key, not a secret."""
-        return f"{self.service.url}|{self.prefix}"
-
-    # -- tables --------------------------------------------------------------------------------
-
-    def table(self, name: str, *, create: bool = True) -> TableClient:
-        """A client for `name` (prefixed), creating the table on first use."""
-        full = self.prefix + name
-        if create and full not in self._ready:
-            with self._lock:
-                if full not in self._ready:
-                    try:
-                        self.service.create_table(full)
-                    except ResourceExistsError:
-                        pass
-                    self._ready.add(full)
-        return self.service.get_table_client(full)
 
     def _snapshot_table(self, generation: str, *, create: bool = False) -> TableClient:
         if not generation.isalnum():
@@ -248,10 +176,13 @@ class Store:
         """Upsert per partition in transactions of at most 100 entities and 3.5 MB, concurrently."""
         batches = list(self._batches(partitions))
         sizes = Counter(b.partition for b in batches for _ in b.operations)
+        measured = [entity_sizes(e) for b in batches for _, e in b.operations]
         stats = WriteStats(
             partitions=len(sizes),
             # What the 100-entity limit alone forces; the byte limit may add a few.
             minimum_transactions=sum(-(-n // MAX_BATCH_ENTITIES) for n in sizes.values()),
+            largest_entity=max((m[0] for m in measured), default=0),
+            largest_property=max((m[1] for m in measured), default=0),
         )
         lock = threading.Lock()
 
@@ -336,28 +267,78 @@ class Store:
         ]
 
     def read_document(self, generation: str, partition: str, row: str) -> tuple[Any, str]:
-        """One JSON document of a generation and its ETag; StoreError if it is missing."""
+        """One JSON document of a generation (over one or more rows) and its version token.
+
+        The token is opaque: pass it to `replace_document` for an optimistic update, or use it as a
+        cache key (it changes whenever the document does). StoreError if the document is missing.
+        """
         table = self._snapshot_table(generation)
-        try:
-            entity = table.get_entity(check_key(partition), check_key(row))
-        except ResourceNotFoundError:
-            raise StoreError(f"generation {generation} has no {partition}/{row}") from None
-        return json.loads(decode_data(entity)), str(entity.metadata["etag"])
+        params = {"pk": check_key(partition), "lo": check_key(row), "hi": row + "|\uffff"}
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        for _ in range(3):
+            try:
+                found = [
+                    e
+                    for e in table.query_entities(query, parameters=params)
+                    if e["RowKey"] == row or str(e["RowKey"]).startswith(row + "|")
+                ]
+            except ResourceNotFoundError:
+                raise StoreError(f"generation {generation} is not stored") from None
+            if not found:
+                raise StoreError(f"generation {generation} has no {partition}/{row}")
+            parts = int(found[0].get("parts", 1))
+            # A reader racing a multi-row replace may see rows of two versions: read again.
+            if len(found) == parts and len({e.get("v") for e in found}) == 1:
+                payload = "".join(decode_data(e) for e in found)
+                token = json.dumps(
+                    {str(e["RowKey"]): str(e.metadata["etag"]) for e in found}, sort_keys=True
+                )
+                return json.loads(payload), token
+        raise StoreError(f"{partition}/{row} kept changing while being read")
 
     def replace_document(
         self, generation: str, partition: str, row: str, payload: str, etag: str
     ) -> None:
-        """Replace one document if it is unchanged since `etag` was read, else StoreConflict."""
-        entity = {"PartitionKey": partition, "RowKey": row, **encode_data(payload)}
+        """Replace a document if unchanged since `etag` (its token) was read, else StoreConflict.
+
+        All of the document's rows change in one transaction, so readers see the old or the new
+        document, never a mix.
+        """
+        old: dict[str, str] = json.loads(etag)
+        operations: list[Any] = []
+        new = document_entities(row, payload)
+        for source in new:
+            entity = {"PartitionKey": partition, **source}
+            previous = old.get(entity["RowKey"])
+            if previous is None:
+                operations.append(("create", entity))
+            else:
+                conditions = {"etag": previous, "match_condition": MatchConditions.IfNotModified}
+                operations.append(("update", entity, {"mode": UpdateMode.REPLACE, **conditions}))
+        kept = {e["RowKey"] for e in new}
+        for key, previous in old.items():
+            if key not in kept:
+                conditions = {"etag": previous, "match_condition": MatchConditions.IfNotModified}
+                operations.append(
+                    ("delete", {"PartitionKey": partition, "RowKey": key}, conditions)
+                )
         try:
-            self._snapshot_table(generation).update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
+            self._snapshot_table(generation).submit_transaction(operations)
+        except (TableTransactionError, ResourceModifiedError, ResourceExistsError) as error:
+            if getattr(error, "status_code", None) in (409, 412) or not isinstance(
+                error, TableTransactionError
+            ):
+                raise StoreConflict(f"{partition}/{row} changed concurrently") from None
+            raise
+
+    def delete_rows(self, generation: str, partition: str, rows: Sequence[str]) -> None:
+        """Delete the named rows of one partition of a generation."""
+        table = self._snapshot_table(generation)
+        for start in range(0, len(rows), MAX_BATCH_ENTITIES):
+            chunk = rows[start : start + MAX_BATCH_ENTITIES]
+            table.submit_transaction(
+                [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
             )
-        except ResourceModifiedError:
-            raise StoreConflict(f"{partition}/{row} changed concurrently") from None
 
     def delete_partition(self, generation: str, partition: str) -> int:
         """Delete every entity of one partition of a generation; returns how many."""
@@ -374,155 +355,6 @@ class Store:
                 [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
             )
         return len(keys)
-
-    # -- pointer, held generation, lease ---------------------------------------------------------
-
-    def current(self) -> Pointer | None:
-        """The generation readers should use, or None before the first successful sync."""
-        entity = self._state("current")
-        if entity is None:
-            return None
-        return Pointer(
-            generation=entity["generation"],
-            previous=entity.get("previous") or None,
-            synced_at=_utc(entity["synced_at"]),
-            run_id=entity["run_id"],
-            etag=entity.metadata.get("etag"),
-        )
-
-    def swap(
-        self, generation: str, *, run_id: str, synced_at: datetime, expected: Pointer | None
-    ) -> Pointer:
-        """Make `generation` current, if the pointer is still `expected` (optimistic concurrency)."""
-        entity = {
-            "PartitionKey": STATE_PK,
-            "RowKey": "current",
-            "generation": generation,
-            "previous": expected.generation if expected else "",
-            "synced_at": synced_at,
-            "run_id": run_id,
-        }
-        table = self.table("SyncState")
-        try:
-            if expected is None:
-                table.create_entity(entity)
-            else:
-                table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=expected.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError):
-            raise StoreError("the current pointer moved during the sync; not swapping") from None
-        pointer = self.current()
-        assert pointer is not None
-        return pointer
-
-    def held(self) -> Held | None:
-        """The generation waiting for approval, if any."""
-        entity = self._state("held")
-        if entity is None:
-            return None
-        return Held(
-            generation=entity["generation"],
-            run_id=entity["run_id"],
-            held_at=_utc(entity["held_at"]),
-            synced_at=_utc(entity["synced_at"]),
-            reason=entity["reason"],
-            fingerprint=entity["fingerprint"],
-        )
-
-    def set_held(self, held: Held | None) -> None:
-        """Record (or with None, clear) the generation waiting for approval."""
-        table = self.table("SyncState")
-        if held is None:
-            try:
-                table.delete_entity(STATE_PK, "held")
-            except ResourceNotFoundError:
-                pass
-            return
-        table.upsert_entity(
-            {
-                "PartitionKey": STATE_PK,
-                "RowKey": "held",
-                "generation": held.generation,
-                "run_id": held.run_id,
-                "held_at": held.held_at,
-                "synced_at": held.synced_at,
-                "reason": held.reason[:2000],
-                "fingerprint": held.fingerprint,
-            },
-            mode=UpdateMode.REPLACE,
-        )
-
-    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
-        """Take the sync lease unless another owner holds an unexpired one."""
-        table = self.table("SyncState")
-        entity = {
-            "PartitionKey": STATE_PK,
-            "RowKey": "lease",
-            "owner": owner,
-            "expires_at": now + ttl,
-        }
-        existing = self._state("lease")
-        try:
-            if existing is None:
-                table.create_entity(entity)
-                return True
-            if _utc(existing["expires_at"]) > now and existing["owner"] != owner:
-                return False
-            table.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return True
-        except (ResourceExistsError, ResourceModifiedError):
-            return False  # someone else took it between our read and our write
-
-    def release_lease(self, owner: str) -> None:
-        """Give the lease back if we still hold it."""
-        existing = self._state("lease")
-        if existing is None or existing["owner"] != owner:
-            return
-        try:
-            self.table("SyncState").delete_entity(
-                STATE_PK,
-                "lease",
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            pass
-
-    def _state(self, row: str) -> Any:
-        try:
-            return self.table("SyncState").get_entity(STATE_PK, row)
-        except ResourceNotFoundError:
-            return None
-
-    # -- run records -----------------------------------------------------------------------------
-
-    def record_run(self, run_id: str, started_at: datetime, properties: Mapping[str, Any]) -> None:
-        """Store one sync run's record (newest sorts first)."""
-        millis = int(started_at.timestamp() * 1000)
-        row = f"{10**13 - millis:013d}-{run_id}"
-        entity = {"PartitionKey": "run", "RowKey": row, "run_id": run_id, **properties}
-        self.table("SyncRuns").upsert_entity(entity, mode=UpdateMode.REPLACE)
-
-    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
-        """The newest run records, newest first."""
-        pages = self.table("SyncRuns").query_entities(
-            "PartitionKey eq @pk", parameters={"pk": "run"}, results_per_page=limit
-        )
-        runs: list[dict[str, Any]] = []
-        for entity in pages:
-            runs.append(dict(entity))
-            if len(runs) >= limit:
-                break
-        return runs
 
     # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------
 
@@ -619,15 +451,43 @@ def documents_to_entities(rows: Sequence[tuple[str, Any]]) -> list[dict[str, Any
     ]
 
 
+def document_entities(row: str, payload: str) -> list[dict[str, Any]]:
+    """A JSON document as one or more entities (`row`, `row|001`, ...) of at most 1 MiB each.
+
+    The rows are read back together by `Store.read_document` and replaced in one transaction by
+    `Store.replace_document`, so a document may outgrow one entity (a manifest with many rules, a
+    large catalogue) up to MAX_DOCUMENT_CHARS; EntityTooLarge beyond that.
+    """
+    check_key(row)
+    if len(payload) > MAX_DOCUMENT_CHARS:
+        raise EntityTooLarge(
+            f"{len(payload)} characters, over the {MAX_DOCUMENT_CHARS} a document holds"
+        )
+    pieces = [payload[i : i + MAX_ENTITY_CHARS] for i in range(0, len(payload), MAX_ENTITY_CHARS)]
+    pieces = pieces or [""]
+    version = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return [
+        {
+            "RowKey": row if n == 0 else f"{row}|{n:03d}",
+            "parts": len(pieces),
+            "v": version,
+            **encode_data(piece),
+        }
+        for n, piece in enumerate(pieces)
+    ]
+
+
+def entity_sizes(entity: Mapping[str, Any]) -> tuple[int, int]:
+    """An entity's size and its largest string property's, in bytes (strings count as UTF-16)."""
+    strings = [len(v.encode("utf-16-le")) for v in entity.values() if isinstance(v, str)]
+    return _entity_size(entity), max(strings, default=0)
+
+
 def _entity_size(entity: Mapping[str, Any]) -> int:
     size = 0
     for key, value in entity.items():
         size += 2 * len(key) + (2 * len(value) if isinstance(value, str) else 16)
     return size
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=1)

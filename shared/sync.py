@@ -8,18 +8,15 @@ current: a HaloPSA permission change must never uninstall security software flee
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from shared.asset_sync import run_assets
 from shared.catalog import build_catalog
@@ -30,96 +27,79 @@ from shared.generation import (
     layout,
     read_computers,
     read_manifest,
-    read_target_ids,
+    read_matches,
+    read_target_sets,
     read_tenants,
     rule_entry,
 )
-from shared.halo_client import HaloClient, HaloError, Listing
+from shared.guard import (
+    combined_verdict,
+    confirmable,
+    empty_verdict,
+    fingerprint,
+    guard_verdict,
+    reject_verdict,
+    tenants_verdict,
+)
+from shared.halo_client import HaloClient, HaloError, Listing, gather_or_cancel
 from shared.halo_models import Cause, Reject
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.mapping import ExplicitMapping, map_clients
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
-from shared.store import Held, Pointer, Store, StoreError, get_store, new_generation
-from shared.targets import Snapshot, resolve
+from shared.store import Store, StoreError, get_store, new_generation
+from shared.store_state import Held, LeaseInfo, Pointer
+from shared.sync_runs import (
+    MAX_TEXT,
+    CurrentGeneration,
+    HeldGeneration,
+    ImmyStatus,
+    Outcome,
+    RunSummary,
+    SyncReport,
+    SyncStatus,
+    bounded_json,
+    record_run,
+    settle_unrecorded,
+    sync_status,
+)
+from shared.targets import Snapshot, Target, resolve
 
 log = logging.getLogger("halo_immy.sync")
 
-# Longer than host.json's functionTimeout (30 minutes): a run the host has not killed still owns it.
-# A 5,000-client sync at the default 50 requests a minute needs about 8 minutes.
-LEASE_TTL = timedelta(minutes=35)
+# Names callers import from here; they live in shared.guard and shared.sync_runs.
+__all__ = [
+    "LEASE_RENEW",
+    "LEASE_TTL",
+    "CurrentGeneration",
+    "HeldGeneration",
+    "ImmyStatus",
+    "Outcome",
+    "RunSummary",
+    "SyncData",
+    "SyncReport",
+    "SyncStatus",
+    "after_current",
+    "approve_held",
+    "count_rejects",
+    "fingerprint",
+    "guard_verdict",
+    "load_rules",
+    "read_halo",
+    "run_sync",
+    "sync_status",
+]
+
+# The lease is short and renewed by a heartbeat, not sized to the longest run: a live run renews
+# it every LEASE_RENEW for as long as the host lets it run (host.json functionTimeout, 30 minutes;
+# a 5,000-client sync at the default 50 requests a minute needs about 8), while a killed run's
+# lease is stale within LEASE_TTL, when the next run takes it over and records that run as
+# `abandoned`. TTL over renewal interval tolerates a few failed renewals or a busy event loop.
+LEASE_TTL = timedelta(minutes=5)
+LEASE_RENEW = timedelta(minutes=1)
 REJECT_SAMPLES = 20
 RECORD_KINDS = ("clients", "sites", "contracts", "invoices", "items")
-
-
-class Outcome(StrEnum):
-    """How a run ended."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    HELD = "held"
-    SKIPPED = "skipped"
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """Everything a run did, as stored in `SyncRuns` and logged as one line."""
-
-    run_id: str
-    started_at: datetime
-    outcome: Outcome = Outcome.FAILED
-    generation: str | None = None
-    ended_at: datetime | None = None
-    phases: dict[str, float] = field(default_factory=dict)
-    halo_requests: int = 0
-    halo_retries: int = 0
-    read: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)
-    reject_samples: list[str] = field(default_factory=list)
-    targets: dict[str, int] = field(default_factory=dict)
-    entities_written: int = 0
-    transactions: int = 0
-    transactions_minimum: int = 0
-    guard: dict[str, Any] | None = None
-    immybot: dict[str, Any] | None = None
-    assets: dict[str, Any] | None = None
-    note: str | None = None
-    error: str | None = None
-
-    def properties(self) -> dict[str, Any]:
-        """The report as Table Storage properties (nested values as JSON strings)."""
-        data = asdict(self)
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            if value is None:
-                continue
-            if isinstance(value, dict | list):
-                out[key] = json.dumps(value, default=str)[:30_000]
-            elif isinstance(value, StrEnum):
-                out[key] = str(value)
-            else:
-                out[key] = value
-        return out
-
-    def log_line(self) -> str:
-        """One structured line: counts and ids only, no customer text."""
-        fields = {
-            "event": "sync_run",
-            "run_id": self.run_id,
-            "outcome": str(self.outcome),
-            "generation": self.generation,
-            "seconds": self.phases.get("total"),
-            "halo_requests": self.halo_requests,
-            "read": self.read,
-            "rejected": self.rejected,
-            "targets": self.targets,
-            "entities": self.entities_written,
-            "transactions": self.transactions,
-            "assets": self.assets,
-            "error": self.error,
-        }
-        return json.dumps(fields, default=str, sort_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +127,8 @@ class _Phases:
 
 async def read_halo(halo: HaloClient) -> SyncData:
     """Read every record type a sync needs, concurrently, and validate references between them."""
-    clients, sites, contracts, invoices, items = await asyncio.gather(
+    # All or nothing: when one listing fails, the others stop sending requests.
+    clients, sites, contracts, invoices, items = await gather_or_cancel(
         halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
     )
     listings: dict[str, Listing[Any]] = {
@@ -215,32 +196,6 @@ def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
     return rules, problems
 
 
-def fingerprint(targets: Mapping[str, Iterable[int]]) -> str:
-    """A digest of who is targeted by which rule: equal outcomes have equal fingerprints."""
-    canonical = json.dumps({k: sorted(set(v)) for k, v in sorted(targets.items())})
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def guard_verdict(
-    current: Mapping[str, set[int]], new: Mapping[str, set[int]], max_drop: float
-) -> dict[str, Any] | None:
-    """Why the new targets must be held, per rule, or None when the change is acceptable."""
-    held: dict[str, Any] = {}
-    for key, before in current.items():
-        if key not in new or not before:
-            continue  # a deleted rule is an admin's explicit act, not a data accident
-        dropped = len(before - new[key])
-        share = dropped / len(before)
-        if share > max_drop or not new[key]:
-            held[key] = {
-                "before": len(before),
-                "after": len(new[key]),
-                "dropped": dropped,
-                "share": round(share, 4),
-            }
-    return held or None
-
-
 async def run_sync(
     settings: Settings | None = None,
     *,
@@ -250,7 +205,13 @@ async def run_sync(
     now: Callable[[], datetime] | None = None,
     before_swap: Callable[[str], None] | None = None,
 ) -> SyncReport:
-    """Run one sync end to end and record it. Never raises for HaloPSA or storage failures."""
+    """Run one sync end to end and record it. Never raises for HaloPSA or storage failures.
+
+    The outcome says what serves: `succeeded` once the run's generation is current (problems after
+    that are warnings), `failed` if it ended before, `held` if the guard stopped it, `skipped` if
+    another run holds the lease. Storage down at the start fails the run; its record, like any
+    that storage refused, is written by the next run in this process that reaches storage.
+    """
     if store is None:
         store = get_store() if settings is None else Store.from_settings(settings)
     settings = settings or get_settings()
@@ -258,32 +219,112 @@ async def run_sync(
     started = clock()
     report = SyncReport(run_id=uuid.uuid4().hex[:12], started_at=started)
     phases = _Phases(report)
-    owned_halo = halo is None
-    if not await asyncio.to_thread(store.acquire_lease, report.run_id, now=started, ttl=LEASE_TTL):
+    try:
+        await asyncio.to_thread(settle_unrecorded, store)
+        grant = await asyncio.to_thread(
+            store.acquire_lease, report.run_id, now=started, ttl=LEASE_TTL, started_at=started
+        )
+    except Exception as error:
+        report.outcome = Outcome.FAILED
+        report.error = f"storage unavailable, the sync lease could not be taken: {_brief(error)}"
+        return await _finish(store, report, phases, clock)
+    if not grant:
         report.outcome = Outcome.SKIPPED
         report.note = "another sync run holds the lease"
         return await _finish(store, report, phases, clock)
-    halo = halo or HaloClient.from_settings(settings)
-    owned_immy = immy is None
-    immy = immy or ImmyClient.from_settings(settings)
+    if grant.replaced is not None:
+        await _record_abandoned(store, grant.replaced, report)
+    lease = _Lease(store, report.run_id, clock)
+    heartbeat = asyncio.create_task(lease.keep())
+    owned_halo, owned_immy = halo is None, immy is None
     try:
-        await _run(settings, store, halo, immy, report, phases, clock, before_swap)
+        halo = halo or HaloClient.from_settings(settings)
+        immy = immy or ImmyClient.from_settings(settings)
+        await _run(settings, store, halo, immy, report, phases, clock, before_swap, lease)
     except (HaloError, StoreError, ImmyError) as error:
-        report.outcome = Outcome.FAILED
-        report.error = str(error)
+        report.outcome = _after_error(report)
+        report.error = str(error)[:MAX_TEXT]
     except Exception as error:
         log.exception("sync run %s failed unexpectedly", report.run_id)
-        report.outcome = Outcome.FAILED
-        report.error = f"{type(error).__name__}: {str(error)[:300]}"
+        report.outcome = _after_error(report)
+        report.error = _brief(error)
     finally:
-        report.halo_requests = halo.stats.total_requests
-        report.halo_retries = halo.stats.retries
-        if owned_halo:
-            await halo.aclose()
+        heartbeat.cancel()
+        if halo is not None:
+            report.halo_requests = halo.stats.total_requests
+            report.halo_retries = halo.stats.retries
+            report.halo_lines_by_id = halo.stats.lines_fetched_by_id
+            if owned_halo:
+                await halo.aclose()
         if owned_immy and immy is not None:
             await immy.aclose()
-    await asyncio.to_thread(store.release_lease, report.run_id)
+    # Not in `finally`: a run cancelled or killed mid-way keeps the lease until it goes stale, and
+    # the run that takes it over records this one as abandoned.
+    try:
+        await asyncio.to_thread(store.release_lease, report.run_id)
+    except Exception as error:
+        # The next run in this process frees it; elsewhere it expires within LEASE_TTL.
+        report.warnings.append(f"the sync lease was not released: {_brief(error)}")
     return await _finish(store, report, phases, clock)
+
+
+def _after_error(report: SyncReport) -> Outcome:
+    # Once the generation is current (or held) the error cannot change what serves.
+    return report.outcome if report.outcome in (Outcome.SUCCEEDED, Outcome.HELD) else Outcome.FAILED
+
+
+def _brief(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:300]}"
+
+
+class _Lease:
+    """Our hold on the sync lease, renewed in the background while the run works.
+
+    LEASE_TTL is short, so a killed run's lease goes stale within minutes, and is renewed every
+    LEASE_RENEW, so a run that is alive keeps it for as long as the host lets it run.
+    """
+
+    def __init__(self, store: Store, owner: str, clock: Callable[[], datetime]) -> None:
+        self._store, self._owner, self._clock = store, owner, clock
+        self.lost = False
+
+    async def keep(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW.total_seconds())
+            try:
+                held = await asyncio.to_thread(
+                    self._store.renew_lease, self._owner, now=self._clock(), ttl=LEASE_TTL
+                )
+            except Exception as error:
+                # A storage blip: the lease still has most of its TTL; the next beat tries again.
+                log.warning("could not renew the sync lease: %s", type(error).__name__)
+                continue
+            if not held:
+                self.lost = True
+                return
+
+
+async def _record_abandoned(store: Store, stale: LeaseInfo, report: SyncReport) -> None:
+    """Record the run whose expired lease this run took over, unless it recorded itself."""
+    started = stale.started_at or stale.expires_at
+    try:
+        if await asyncio.to_thread(store.run_record, stale.owner, started) is not None:
+            return  # it finished and recorded, only its lease release failed
+        abandoned = SyncReport(
+            run_id=stale.owner,
+            started_at=started,
+            outcome=Outcome.ABANDONED,
+            note=(
+                f"the run stopped without finishing (killed or timed out); its lease expired at "
+                f"{stale.expires_at:%Y-%m-%dT%H:%M:%SZ} and run {report.run_id} took it over"
+            ),
+        )
+        await asyncio.to_thread(
+            store.record_run, abandoned.run_id, abandoned.started_at, abandoned.properties()
+        )
+        log.warning(abandoned.log_line())
+    except Exception as error:
+        report.warnings.append(f"could not record abandoned run {stale.owner}: {_brief(error)}")
 
 
 async def _finish(
@@ -291,14 +332,11 @@ async def _finish(
 ) -> SyncReport:
     phases.total()
     report.ended_at = clock()
-    try:
-        await asyncio.to_thread(
-            store.record_run, report.run_id, report.started_at, report.properties()
-        )
-    except Exception as error:
-        log.error("could not record sync run %s: %s", report.run_id, type(error).__name__)
+    await asyncio.to_thread(record_run, store, report)
     level = (
-        logging.INFO if report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED) else logging.WARNING
+        logging.INFO
+        if report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED) and not report.warnings
+        else logging.WARNING
     )
     log.log(level, report.log_line())
     return report
@@ -313,6 +351,7 @@ async def _run(
     phases: _Phases,
     clock: Callable[[], datetime],
     before_swap: Callable[[str], None] | None,
+    lease: _Lease,
 ) -> None:
     mark = time.perf_counter()
     halo_read = read_halo(halo)
@@ -347,7 +386,7 @@ async def _run(
     planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
     rejects = data.rejects + planned.too_large
     report.read = data.read
-    report.rejected = _count(rejects)
+    report.rejected = count_rejects(rejects)
     report.reject_samples = [
         f"{r.kind} {r.record_id}: {r.reason}" for r in rejects[:REJECT_SAMPLES]
     ]
@@ -358,40 +397,45 @@ async def _run(
     stats = await asyncio.to_thread(store.write_generation, generation, planned.partitions)
     report.entities_written, report.transactions = stats.entities, stats.transactions
     report.transactions_minimum = stats.minimum_transactions
+    report.largest_entity, report.largest_property = stats.largest_entity, stats.largest_property
     mark = phases.mark("write", mark)
 
     current = await asyncio.to_thread(store.current)
-    new_sets = {key: {t.client_id for t in found} for key, found in targets.items()}
-    verdict = None
-    if current is not None:
-        old_sets = await asyncio.to_thread(_current_target_sets, store, current, list(targets))
-        verdict = guard_verdict(old_sets, new_sets, settings.sync_max_drop)
-    digest = fingerprint(new_sets)
-    if verdict is not None:
+    outcome = await asyncio.to_thread(
+        _judge, store, settings, current, data.read, report.rejected, snapshot, targets
+    )
+    if outcome.verdict is not None:
         held = await asyncio.to_thread(store.held)
-        if settings.sync_confirm_by_repeat and held is not None and held.fingerprint == digest:
+        if (
+            settings.sync_confirm_by_repeat
+            and confirmable(outcome.verdict)
+            and held is not None
+            and held.fingerprint == outcome.digest
+        ):
             report.note = f"confirmed: same outcome as held run {held.run_id}"
         else:
-            report.outcome = Outcome.HELD
-            report.guard = verdict
+            reason = bounded_json(outcome.verdict)
             await asyncio.to_thread(
                 store.set_held,
-                Held(generation, report.run_id, clock(), synced_at, json.dumps(verdict), digest),
+                Held(generation, report.run_id, clock(), synced_at, reason, outcome.digest),
             )
-            await asyncio.to_thread(_collect_garbage, store)
+            report.outcome = Outcome.HELD
+            report.guard = outcome.verdict
+            await _step(report, "drop old generations", _collect_garbage, store)
             phases.mark("swap", mark)
             return
     if before_swap is not None:
         before_swap(generation)
+    if lease.lost:
+        raise StoreError("this run lost the sync lease to another run; not swapping")
     await asyncio.to_thread(
         store.swap, generation, run_id=report.run_id, synced_at=synced_at, expected=current
     )
-    await asyncio.to_thread(store.set_held, None)
-    await asyncio.to_thread(_collect_garbage, store)
-    report.outcome = Outcome.SUCCEEDED
-    # A rule edited while this run was reading was applied to the old generation; carry it over.
-    await asyncio.to_thread(_catch_up_rules, store, generation, snapshot, manifest, today)
-    mark = phases.mark("swap", mark)
+    report.outcome = Outcome.SUCCEEDED  # the generation serves: nothing after this fails the run
+    phases.mark("swap", mark)
+    mark = time.perf_counter()
+    await after_current(store, generation, snapshot, manifest, today, report)
+    mark = phases.mark("after_current", mark)
     # Only now that the generation serves: asset population never runs on a held or failed one.
     assets = await run_assets(
         settings, store, halo, generation=generation, snapshot=snapshot,
@@ -399,6 +443,98 @@ async def _run(
     )  # fmt: skip
     report.assets = assets.record() if assets is not None else None
     phases.mark("assets", mark)
+
+
+async def after_current(
+    store: Store,
+    generation: str,
+    snapshot: Snapshot,
+    manifest: Manifest,
+    today: date,
+    report: SyncReport,
+) -> None:
+    """Everything a run does once its generation is current; each step's failure is a warning.
+
+    The one place for follow-up work (clearing the held entry, dropping old generations, catching
+    up rules edited during the run, and hooks such as ImmyBot tag reconciliation): none of it
+    may turn a run whose generation serves into a failed one.
+    """
+    await _step(report, "clear the held generation", store.set_held, None)
+    await _step(report, "drop old generations", _collect_garbage, store)
+    # A rule edited while this run was reading was applied to the old generation; carry it over.
+    await _step(
+        report,
+        "catch up edited rules",
+        _catch_up_rules,
+        store,
+        generation,
+        snapshot,
+        manifest,
+        today,
+    )
+
+
+async def _step(report: SyncReport, name: str, func: Callable[..., Any], *args: Any) -> None:
+    try:
+        await asyncio.to_thread(func, *args)
+    except Exception as error:
+        log.warning("sync run %s: could not %s: %s", report.run_id, name, _brief(error))
+        report.warnings.append(f"could not {name}: {_brief(error)}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Judgement:
+    verdict: dict[str, Any] | None
+    digest: str
+
+
+def _judge(
+    store: Store,
+    settings: Settings,
+    current: Pointer | None,
+    read: Mapping[str, int],
+    rejected: Mapping[str, Mapping[str, int]],
+    snapshot: Snapshot,
+    targets: Mapping[str, Sequence[Target]],
+) -> _Judgement:
+    """The mass-change guard's verdict on a new generation against the current one."""
+    new_ids = {key: {t.client_id for t in found} for key, found in targets.items()}
+    new_mapped = {
+        key: {t.client_id for t in found if t.immy_tenant_id is not None}
+        for key, found in targets.items()
+    }
+    sets: dict[str, set[int]] = dict(new_ids)
+    if snapshot.immybot:
+        sets |= {f"mapped|{key}": ids for key, ids in new_mapped.items()}
+    digest = fingerprint(sets)
+    rejects = reject_verdict(read, rejected)
+    if current is None:
+        return _Judgement(combined_verdict(rejects=rejects), digest)
+    manifest, _ = read_manifest(store, current.generation)
+    old_ids: dict[str, set[int]] = {}
+    old_mapped: dict[str, set[int]] = {}
+    for key in targets:
+        if key in manifest.rules:
+            ids, mapped = read_target_sets(store, current.generation, manifest.rules[key].partition)
+            old_ids[key], old_mapped[key] = ids, mapped
+    mapped_targets = tenants = None
+    if manifest.immybot.configured and snapshot.immybot:
+        mapped_targets = guard_verdict(old_mapped, new_mapped, settings.sync_max_drop)
+        before = {m.tenant_id for m in read_matches(store, current.generation).values()}
+        after = {m.tenant_id for m in snapshot.matches.values()}
+        tenants = tenants_verdict(
+            {t for t in before if t is not None},
+            {t for t in after if t is not None},
+            settings.sync_max_drop,
+        )
+    verdict = combined_verdict(
+        targets=guard_verdict(old_ids, new_ids, settings.sync_max_drop),
+        mapped_targets=mapped_targets,
+        mapped_tenants=tenants,
+        rejects=rejects,
+        empty=empty_verdict(manifest.read, read),
+    )
+    return _Judgement(verdict, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,15 +604,6 @@ def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
     return pointer
 
 
-def _current_target_sets(store: Store, pointer: Pointer, keys: list[str]) -> dict[str, set[int]]:
-    manifest, _ = read_manifest(store, pointer.generation)
-    return {
-        key: read_target_ids(store, pointer.generation, manifest.rules[key].partition)
-        for key in keys
-        if key in manifest.rules
-    }
-
-
 def _collect_garbage(store: Store) -> None:
     """Drop every generation but the current, the previous (rollback) and the held one."""
     pointer = store.current()
@@ -498,126 +625,11 @@ def _collect_garbage(store: Store) -> None:
                 log.warning("could not drop generation %s: %s", generation, type(error).__name__)
 
 
-def _count(rejects: Iterable[Reject]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def count_rejects(rejects: Iterable[Reject]) -> dict[str, dict[str, int]]:
+    """Rejects counted per record type, then per cause."""
+    counts: dict[str, dict[str, int]] = {}
     for reject in rejects:
-        counts[reject.kind] = counts.get(reject.kind, 0) + 1
+        cause = str(getattr(reject, "cause", None) or "invalid")
+        per_kind = counts.setdefault(reject.kind, {})
+        per_kind[cause] = per_kind.get(cause, 0) + 1
     return counts
-
-
-class RunSummary(BaseModel):
-    """One recorded sync run, as the status endpoint shows it."""
-
-    run_id: str
-    outcome: str
-    started_at: datetime
-    ended_at: datetime | None = None
-    generation: str | None = None
-    seconds: float | None = None
-    halo_requests: int = 0
-    read: dict[str, int] = Field(default_factory=dict)
-    rejected: dict[str, int] = Field(default_factory=dict)
-    targets: dict[str, int] = Field(default_factory=dict)
-    guard: dict[str, Any] | None = None
-    immybot: dict[str, Any] | None = None
-    note: str | None = None
-    error: str | None = None
-
-
-class CurrentGeneration(BaseModel):
-    """The generation readers use."""
-
-    generation: str
-    previous: str | None
-    synced_at: datetime
-    age_seconds: float
-    run_id: str
-
-
-class HeldGeneration(BaseModel):
-    """A generation the mass-change guard keeps waiting for approval."""
-
-    generation: str
-    run_id: str
-    held_at: datetime
-    reason: dict[str, Any]
-
-
-class ImmyStatus(BaseModel):
-    """Whether ImmyBot is configured, and what the current generation holds of it."""
-
-    configured: bool
-    tenants: int = 0
-    computers: int = 0
-    note: str | None = None
-
-
-class SyncStatus(BaseModel):
-    """`GET /api/sync/status`."""
-
-    immybot: ImmyStatus
-    current: CurrentGeneration | None
-    held: HeldGeneration | None
-    last_runs: list[RunSummary]
-
-
-def sync_status(
-    store: Store, now: datetime, *, immybot_configured: bool, runs: int = 10
-) -> SyncStatus:
-    """The current generation, its age, any held generation, the last runs, and ImmyBot's state."""
-    pointer = store.current()
-    immybot = ImmyStatus(
-        configured=immybot_configured,
-        note=None if immybot_configured else "ImmyBot is not configured: targets carry no tenants",
-    )
-    if pointer is not None and immybot_configured:
-        state = read_manifest(store, pointer.generation)[0].immybot
-        immybot = ImmyStatus(
-            configured=True, tenants=state.tenants, computers=state.computers, note=state.note
-        )
-    held = store.held()
-    current = None
-    if pointer is not None:
-        current = CurrentGeneration(
-            generation=pointer.generation,
-            previous=pointer.previous,
-            synced_at=pointer.synced_at,
-            age_seconds=round((now - pointer.synced_at).total_seconds(), 1),
-            run_id=pointer.run_id,
-        )
-    return SyncStatus(
-        immybot=immybot,
-        current=current,
-        held=HeldGeneration(
-            generation=held.generation,
-            run_id=held.run_id,
-            held_at=held.held_at,
-            reason=json.loads(held.reason),
-        )
-        if held
-        else None,
-        last_runs=[_summary(entity) for entity in store.recent_runs(runs)],
-    )
-
-
-def _summary(entity: Mapping[str, Any]) -> RunSummary:
-    def parsed(key: str) -> Any:
-        value = entity.get(key)
-        return json.loads(value) if isinstance(value, str) else value
-
-    phases = parsed("phases") or {}
-    return RunSummary(
-        run_id=entity["run_id"],
-        outcome=entity.get("outcome", "unknown"),
-        started_at=entity["started_at"],
-        ended_at=entity.get("ended_at"),
-        generation=entity.get("generation"),
-        seconds=phases.get("total"),
-        halo_requests=entity.get("halo_requests", 0),
-        read=parsed("read") or {},
-        rejected=parsed("rejected") or {},
-        targets=parsed("targets") or {},
-        guard=parsed("guard"),
-        note=entity.get("note"),
-        error=entity.get("error"),
-    )

@@ -250,9 +250,31 @@ def _freshness(view: TabView, state: _SnapshotState, schedule: str, now: datetim
             f"The data is {hours:.1f} hours old: the sync has not succeeded lately."
         )
     if state.held is not None:
-        view.warnings.append("The last sync was held by the mass-change guard and awaits approval.")
+        why = _held_because(state.held.reason)
+        view.warnings.append(
+            f"The last sync was held by the mass-change guard{why} and awaits approval: "
+            "coverage shown is from the run before it."
+        )
     elif state.last_outcome == "failed":
         view.warnings.append("The last sync failed: the data is from the run before it.")
+
+
+_HELD_BECAUSE = {
+    "targets": "targets would drop",
+    "mapped_targets": "targets would lose their ImmyBot tenant",
+    "mapped_tenants": "ImmyBot tenants would be lost",
+    "rejects": "HaloPSA records were rejected",
+    "empty": "a HaloPSA record type came back empty",
+}
+
+
+def _held_because(reason: str) -> str:
+    try:
+        parts = json.loads(reason)
+    except ValueError:
+        return ""
+    found = [_HELD_BECAUSE[k] for k in _HELD_BECAUSE if isinstance(parts, dict) and k in parts]
+    return f" ({'; '.join(found)})" if found else ""
 
 
 @lru_cache(maxsize=8)
@@ -579,7 +601,8 @@ async def tab_page(
         async with HaloClient.from_settings(
             settings,
             budget=RequestBudget(settings.halo_requests_per_minute),
-            retry=RetryPolicy(max_attempts=1),
+            # No retries, not even after a 429: its pause would outlast the tab's time budget.
+            retry=RetryPolicy(max_attempts=1, max_throttled=0),
             timeout=settings.tab_halo_timeout_seconds,
             token_cache=_tokens,
         ) as halo:

@@ -7,11 +7,59 @@ absent. With Entra-only ingestion (APPLICATIONINSIGHTS_AUTHENTICATION_STRING
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 LOGGER = "halo_immy"
+_outgoing = logging.getLogger("halo_immy.outgoing")
+# Path segments that name a record: integers of any sign (recurring invoices are negative), and
+# GUIDs. A template keeps calls groupable and keeps customer ids out of the logs.
+_ID_SEGMENT = re.compile(
+    r"(?<=/)(?:-?\d+(?:\.\d+)?|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})(?=/|$)"
+)
+
+
+def path_template(path: str) -> str:
+    """A URL path without its query and with record ids replaced: `/api/Tickets/{id}`."""
+    return _ID_SEGMENT.sub("{id}", path.split("?", 1)[0])
+
+
+def log_outgoing_call(
+    service: str,
+    method: str,
+    path: str,
+    *,
+    status: int | None,
+    started: float,
+    retries: int,
+    throttled: int = 0,
+    error: str | None = None,
+) -> None:
+    """One structured line per outgoing call (its retries included), beside incoming `api_call`.
+
+    `service` is "halopsa" or "immybot"; `status` is the last answer's (None: no answer);
+    `started` is a `time.perf_counter()` reading; `error` names the exception class when the call
+    raised (e.g. "HaloUnavailable", or "CancelledError" when a sibling listing failed). Names and
+    numbers only: no query values, no record ids, no token.
+    """
+    line: dict[str, Any] = {
+        "event": "outgoing_call",
+        "service": service,
+        "method": method,
+        "path": path_template(path),
+        "status": status,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+        "retries": retries,
+        "throttled": throttled,
+    }
+    if error is not None:
+        line["error"] = error
+    _outgoing.info(json.dumps(line))
 
 
 def _auth_client_id(authentication: str) -> tuple[bool, str | None]:

@@ -10,6 +10,8 @@ from azure.data.tables import TableServiceClient
 
 from shared.generation import (
     CLIENTS,
+    MATCH_BUCKET,
+    MATCHES,
     Manifest,
     layout,
     read_client,
@@ -19,8 +21,10 @@ from shared.generation import (
     rule_entry,
 )
 from shared.halo_models import Client, Contract, Item, RecurringInvoice, Site
+from shared.immy_models import ImmyTenant
+from shared.mapping import TenantMatch
 from shared.rules import Rule
-from shared.store import MAX_ENTITY_CHARS, Store
+from shared.store import MAX_ENTITY_CHARS, Store, entity_sizes
 from shared.targets import Quantities, SiteRef, Snapshot, Target
 
 _prefixes = itertools.count()
@@ -114,3 +118,43 @@ def test_targets_are_packed_and_read_back_in_order(store):
     store.write_generation("g2", planned.partitions)
     assert read_rule_targets(store, "g2", rule.key) == targets
     assert read_manifest(store, "g2")[0] == manifest
+
+
+def test_nothing_written_grows_with_clients_past_the_entity_limits():
+    # 20,000 clients with ImmyBot on, half unmapped and covered by one rule: the mapping, the
+    # unmapped list and the manifest must all stay within one entity's and one property's limits.
+    count = 20_000
+    clients = [Client(id=n, name=f"Client {n:05d} Holdings Limited") for n in range(1, count + 1)]
+    tenants = [ImmyTenant(id=n, name=f"Client {n:05d} Holdings") for n in range(1, count, 2)]
+    matches = {
+        c.id: TenantMatch(client_id=c.id, kind="name", tenant_id=c.id, tenant_name=c.name)
+        if c.id % 2
+        else TenantMatch(client_id=c.id, kind="unmapped", detail="no tenant has this name")
+        for c in clients
+    }
+    snapshot = Snapshot.build(clients, [], [], [], []).with_immybot(tenants, matches)
+    targets = [
+        Target(
+            client_id=c.id,
+            client_name=c.name,
+            immy_tenant_id=matches[c.id].tenant_id,
+            immy_tenant_name=matches[c.id].tenant_name,
+            mapping=matches[c.id].kind,
+            sites=[],
+            quantity=1,
+            quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
+            reasons=[],
+        )
+        for c in clients
+    ]
+    rule = Rule(software="Huntress", contract_types=["Managed Security"])
+    entry = rule_entry(rule, targets, TODAY, snapshot)
+    assert entry.unmapped_count == count // 2
+    manifest = MANIFEST.model_copy(update={"rules": {rule.key: entry}})
+    planned = layout(snapshot, {rule.key: targets}, manifest)
+    assert planned.too_large == []
+    sizes = [entity_sizes(e) for rows in planned.partitions.values() for e in rows]
+    assert max(s[0] for s in sizes) < 1024 * 1024
+    assert max(s[1] for s in sizes) < 64 * 1024
+    assert len(planned.partitions[MATCHES]) >= count // MATCH_BUCKET
+    assert len(planned.partitions[entry.unmapped_partition]) > 1

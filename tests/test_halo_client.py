@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import random
@@ -21,8 +22,10 @@ from shared.halo_client import (
     HaloUnavailable,
     RequestBudget,
     RetryPolicy,
+    gather_or_cancel,
     parse_retry_after,
 )
+from shared.settings import load_settings
 
 BASE = "https://msp.halopsa.test"
 SECRET = "s3cr3t-client-secret-value"
@@ -63,7 +66,7 @@ def make_client(clock: FakeClock, **kwargs) -> HaloClient:
         "client-id-1",
         SECRET,
         page_size=kwargs.pop("page_size", 10),
-        sleep=clock.sleep,
+        sleep=kwargs.pop("sleep", clock.sleep),
         clock=clock,
         rng=random.Random(7),
         **kwargs,
@@ -420,22 +423,33 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert parse_retry_after(None) is None
 
 
-@pytest.mark.parametrize(
-    ("status", "error"), [(503, HaloUnavailable), (502, HaloUnavailable), (429, HaloRateLimited)]
-)
-async def test_gives_up_after_the_attempt_cap(mock, clock, status, error):
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_transient_errors_give_up_after_the_attempt_cap(mock, clock, status):
     token_route(mock, TOKEN_A)
     route = mock.get("/api/Client").respond(status)
     async with make_client(clock) as halo:
-        with pytest.raises(error) as caught:
+        with pytest.raises(HaloUnavailable) as caught:
             await halo.clients()
     assert route.call_count == 4
     assert f"GET /api/Client page 1: HTTP {status}" in str(caught.value)
+    assert "still failing after 4 attempts" in str(caught.value)
     assert len(clock.sleeps) == 3
     # Exponential: each wait's ceiling doubles (0.1, 0.2, 0.4), equal jitter keeps at least half.
     for attempt, slept in enumerate(clock.sleeps, start=1):
         ceiling = 0.1 * 2 ** (attempt - 1)
         assert ceiling / 2 <= slept <= ceiling
+
+
+async def test_429s_give_up_after_their_own_cap(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Client").respond(429)
+    retry = RetryPolicy(max_attempts=2, max_throttled=3, backoff_429=30)
+    async with make_client(clock, retry=retry) as halo:
+        with pytest.raises(HaloRateLimited, match="HTTP 429: still rate limited after 4 429s"):
+            await halo.clients()
+    assert route.call_count == 4  # the first try and three retries, whatever max_attempts says
+    assert clock.sleeps == [30, 30, 30]
+    assert halo.stats.throttled == 4
 
 
 async def test_retry_after_longer_than_allowed_fails_fast(mock, clock):
@@ -448,13 +462,33 @@ async def test_retry_after_longer_than_allowed_fails_fast(mock, clock):
     assert clock.sleeps == []
 
 
-async def test_500_is_not_retried(mock, clock):
+async def test_500_then_200_succeeds(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Client").mock(
+        side_effect=[
+            httpx.Response(500),
+            httpx.Response(200, json={"record_count": 2, "clients": clients(2)}),
+        ]
+    )
+    async with make_client(clock) as halo:
+        listing = await halo.clients()
+    assert [c.id for c in listing.records] == [1, 2]
+    assert route.call_count == 2
+    assert halo.stats.retries == 1
+    assert len(clock.sleeps) == 1
+
+
+async def test_five_500s_fail_with_a_clear_error_after_the_default_attempts(mock, clock):
     token_route(mock, TOKEN_A)
     route = mock.get("/api/Client").respond(500)
-    async with make_client(clock) as halo:
-        with pytest.raises(HaloUnavailable, match="HTTP 500"):
+    async with make_client(clock, retry=RetryPolicy(base_delay=0.1)) as halo:
+        with pytest.raises(HaloUnavailable) as caught:
             await halo.clients()
-    assert route.call_count == 1
+    assert route.call_count == 5
+    assert str(caught.value) == (
+        "HaloPSA GET /api/Client page 1: HTTP 500: still failing after 5 attempts"
+    )
+    assert halo.stats.retries == 4
 
 
 async def test_timeouts_and_connection_errors_are_retried(mock, clock):
@@ -562,3 +596,340 @@ def test_backoff_is_bounded_by_max_delay():
     assert all(w <= 8 for w in waits)
     assert waits[-1] >= 4
     assert math.isclose(max(policy.backoff(1, random.Random(s)) for s in range(50)), 1, rel_tol=0.1)
+
+
+# -- adaptive budget -----------------------------------------------------------------------------
+
+
+async def test_429_halves_the_rate_and_pauses_at_least_the_floor(mock, clock):
+    token_route(mock, TOKEN_A)
+    route = mock.get("/api/Client").mock(
+        side_effect=[
+            httpx.Response(429),  # HaloPSA sends no Retry-After
+            httpx.Response(200, json={"record_count": 1, "clients": clients(1)}),
+        ]
+    )
+    budget = RequestBudget(per_minute=60, burst=5, clock=clock, sleep=clock.sleep)
+    retry = RetryPolicy(max_attempts=4, base_delay=0.1, max_delay=1.0, backoff_429=30)
+    async with make_client(clock, budget=budget, retry=retry) as halo:
+        started = clock.now
+        await halo.clients()
+    assert route.call_count == 2
+    assert budget.per_minute == pytest.approx(30)
+    assert budget.throttles == 1
+    assert halo.stats.throttled == 1
+    # The retry left no sooner than the floor after the 429.
+    assert clock.now - started >= 30
+    assert max(clock.sleeps) >= 30
+
+
+async def test_a_longer_retry_after_is_honoured_over_the_floor(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Tickets/1").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "45"}),
+            httpx.Response(200, json={"id": 1}),
+        ]
+    )
+    async with make_client(clock, retry=RetryPolicy(backoff_429=30)) as halo:
+        await halo.ticket(1)
+    assert clock.sleeps == [45]
+
+
+async def test_budget_pauses_every_caller_and_halves_once_per_pause(clock):
+    budget = RequestBudget(per_minute=120, burst=4, clock=clock, sleep=clock.sleep)
+    assert budget.throttled(30) is True
+    # 429s of requests that were already in flight land inside the pause: no further halving.
+    clock.now += 0.5
+    assert budget.throttled(30) is False
+    assert budget.per_minute == pytest.approx(60)
+    await budget.acquire()
+    assert clock.now == pytest.approx(1000.5 + 30)  # paused until the later 429's end
+    await budget.acquire()  # then paced at the halved rate: one a second
+    assert clock.now == pytest.approx(1000.5 + 31)
+
+
+async def test_budget_rate_never_falls_below_its_floor(clock):
+    budget = RequestBudget(per_minute=64, clock=clock, sleep=clock.sleep, min_share=1 / 8)
+    for _ in range(10):
+        budget.throttled(0)
+        clock.now += 1
+    assert budget.per_minute == pytest.approx(8)
+
+
+async def test_budget_recovers_additively_toward_the_configured_rate(clock):
+    budget = RequestBudget(
+        per_minute=100,
+        burst=1,
+        clock=clock,
+        sleep=clock.sleep,
+        recover_share=0.1,
+        recover_seconds=60,
+    )
+    budget.throttled(30)
+    budget.throttled(0)  # inside the pause: ignored
+    assert budget.per_minute == pytest.approx(50)
+    rates = []
+    for _ in range(7):
+        clock.now += 60
+        await budget.acquire()
+        rates.append(round(budget.per_minute))
+    # Ten per minute back for each clean minute after the pause, then capped at the configured.
+    assert rates == [50, 60, 70, 80, 90, 100, 100]
+    # A new 429 halves what is in force, not the configured rate.
+    clock.now += 1
+    budget.throttled(0)
+    assert budget.per_minute == pytest.approx(50)
+
+
+async def test_a_budget_set_above_the_real_limit_settles_under_it(mock, clock):
+    """HaloPSA's window allows 2 requests a second here; the budget starts at 10 and adapts."""
+    token_route(mock, TOKEN_A)
+    sent: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        now = clock.now
+        if len([t for t in sent if t > now - 1.0]) >= 2:
+            return httpx.Response(429)
+        sent.append(now)
+        number = int(request.url.params["page_no"])
+        chunk = clients(200)[(number - 1) * 10 : number * 10]
+        return httpx.Response(200, json={"record_count": 200, "clients": chunk})
+
+    mock.get("/api/Client").mock(side_effect=answer)
+    budget = RequestBudget(per_minute=600, burst=1, clock=clock, sleep=clock.sleep)
+    retry = RetryPolicy(backoff_429=1, max_throttled=3)
+    async with make_client(clock, budget=budget, retry=retry, max_concurrency=1) as halo:
+        listing = await halo.clients()
+    assert len(listing.records) == 200
+    assert budget.per_minute <= 120
+    assert halo.stats.throttled <= 4
+
+
+# -- sibling listings ----------------------------------------------------------------------------
+
+
+async def test_a_failed_listing_cancels_its_siblings(mock, clock):
+    token_route(mock, TOKEN_A)
+    release = asyncio.Event()
+    site_calls: list[int] = []
+
+    async def sites(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page_no"])
+        site_calls.append(number)
+        await release.wait()  # a slow HaloPSA: the page is in flight when clients fail
+        chunk = [
+            {"id": i, "client_id": 1, "name": "s"} for i in range(10 * number - 9, 10 * number + 1)
+        ]
+        return httpx.Response(200, json={"record_count": 500, "sites": chunk})
+
+    mock.get("/api/Site").mock(side_effect=sites)
+    clients_route = mock.get("/api/Client").respond(403)
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloAuthError, match="GET /api/Client page 1: HTTP 403"):
+            await gather_or_cancel(halo.sites(), halo.clients())
+        release.set()
+        for _ in range(20):  # give anything left running every chance to send more
+            await asyncio.sleep(0)
+        assert site_calls == [1]  # only the page already in flight; none after the failure
+        assert clients_route.call_count == 1
+        assert halo.stats.requests["Site"] == 1
+
+
+async def test_a_sibling_in_back_off_stops_waiting_when_another_fails(mock, clock):
+    token_route(mock, TOKEN_A)
+    items = mock.get("/api/Item").respond(503)
+    contracts = mock.get("/api/ClientContract").respond(404)
+    pause = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        await pause.wait()  # a back-off that would never end on its own
+
+    async with make_client(clock, sleep=sleep) as halo:
+        with pytest.raises(HaloNotFound):
+            await gather_or_cancel(halo.items(), halo.contracts())
+    assert items.call_count == 1
+    assert contracts.call_count == 1
+
+
+async def test_gather_or_cancel_returns_results_in_order(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Client").respond(json={"record_count": 2, "clients": clients(2)})
+    mock.get("/api/Item").respond(json={"record_count": 1, "items": [{"id": 7, "name": "x"}]})
+    async with make_client(clock) as halo:
+        got_clients, got_items = await gather_or_cancel(halo.clients(), halo.items())
+    assert [c.id for c in got_clients.records] == [1, 2]
+    assert [i.id for i in got_items.records] == [7]
+
+
+# -- recurring invoices listed without lines -----------------------------------------------------
+
+
+def invoice(invoice_id: int, *, lines: bool = True) -> dict:
+    record = {"id": invoice_id, "client_id": 420, "disabled": False}
+    if lines:
+        record["lines"] = [{"id": abs(invoice_id) * 10, "_itemid": 1402, "qty_order": 1.0}]
+    return record
+
+
+async def test_invoices_listed_without_lines_are_read_by_id(mock, clock):
+    token_route(mock, TOKEN_A)
+    listed = [invoice(-94), invoice(-95, lines=False), invoice(-96), invoice(-97, lines=False)]
+    listed[1]["id"] = "-95.0"  # HaloPSA's decimal ids
+    mock.get("/api/RecurringInvoice").respond(json={"record_count": 4, "invoices": listed})
+    by_id = mock.get(url__regex=r"/api/RecurringInvoice/-?\d+$").mock(
+        side_effect=lambda request: httpx.Response(
+            200, json=invoice(int(request.url.path.rsplit("/", 1)[1]))
+        )
+    )
+    async with make_client(clock) as halo:
+        listing = await halo.recurring_invoices()
+    assert by_id.call_count == 2
+    assert sorted(c.request.url.path for c in by_id.calls) == [
+        "/api/RecurringInvoice/-95",
+        "/api/RecurringInvoice/-97",
+    ]
+    assert [i.id for i in listing.records] == [-94, -95, -96, -97]
+    assert all(len(i.lines) == 1 for i in listing.records)
+    assert listing.lines_fetched_by_id == 2
+    assert halo.stats.lines_fetched_by_id == 2
+    assert halo.stats.requests["RecurringInvoice/{id}"] == 2
+
+
+async def test_an_invoice_with_an_empty_lines_list_is_not_read_again(mock, clock):
+    token_route(mock, TOKEN_A)
+    listed = [{**invoice(94), "lines": []}]
+    mock.get("/api/RecurringInvoice").respond(json={"record_count": 1, "invoices": listed})
+    by_id = mock.get(url__regex=r"/api/RecurringInvoice/-?\d+$").respond(404)
+    async with make_client(clock) as halo:
+        listing = await halo.recurring_invoices()
+    assert by_id.call_count == 0
+    assert listing.records[0].lines == []
+    assert listing.lines_fetched_by_id == 0
+
+
+async def test_an_invoice_deleted_before_its_read_by_id_is_dropped(mock, clock):
+    token_route(mock, TOKEN_A)
+    listed = [invoice(94), invoice(95, lines=False)]
+    mock.get("/api/RecurringInvoice").respond(json={"record_count": 2, "invoices": listed})
+    mock.get("/api/RecurringInvoice/95").respond(404)
+    async with make_client(clock) as halo:
+        listing = await halo.recurring_invoices()
+    assert [i.id for i in listing.records] == [94]
+    assert listing.rejects == []
+
+
+async def test_reads_by_id_draw_on_the_budget(mock, clock):
+    token_route(mock, TOKEN_A)
+    listed = [invoice(n, lines=False) for n in range(1, 6)]
+    mock.get("/api/RecurringInvoice").respond(json={"record_count": 5, "invoices": listed})
+    mock.get(url__regex=r"/api/RecurringInvoice/-?\d+$").mock(
+        side_effect=lambda request: httpx.Response(
+            200, json=invoice(int(request.url.path.rsplit("/", 1)[1]))
+        )
+    )
+    budget = RequestBudget(per_minute=60, burst=1, clock=clock, sleep=clock.sleep)
+    async with make_client(clock, budget=budget) as halo:
+        await halo.recurring_invoices()
+    # Token, listing, five reads by id: seven requests, one a second after the first.
+    assert halo.stats.total_requests == 7
+    assert sum(clock.sleeps) == pytest.approx(6.0)
+
+
+async def test_a_failed_read_by_id_fails_the_listing(mock, clock):
+    token_route(mock, TOKEN_A)
+    listed = [invoice(94, lines=False)]
+    mock.get("/api/RecurringInvoice").respond(json={"record_count": 1, "invoices": listed})
+    mock.get("/api/RecurringInvoice/94").respond(403)
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloAuthError, match="GET /api/RecurringInvoice/94: HTTP 403"):
+            await halo.recurring_invoices()
+
+
+async def test_one_invoice_by_id(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/RecurringInvoice/-94").respond(json=invoice(-94))
+    async with make_client(clock) as halo:
+        got = await halo.recurring_invoice(-94)
+    assert got.id == -94
+    assert len(got.lines) == 1
+
+
+# -- the outgoing call line ----------------------------------------------------------------------
+
+
+def outgoing_lines(caplog) -> list[dict]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "halo_immy.outgoing"]
+
+
+async def test_every_call_logs_one_outgoing_line_with_retries(mock, clock, caplog):
+    caplog.set_level(logging.INFO, logger="halo_immy.outgoing")
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Tickets/12345").mock(
+        side_effect=[httpx.Response(502), httpx.Response(429), httpx.Response(200, json={"id": 1})]
+    )
+    async with make_client(clock, tenant="yourmsp") as halo:
+        await halo.ticket(12345)
+    lines = outgoing_lines(caplog)
+    assert lines == [
+        {
+            "event": "outgoing_call",
+            "service": "halopsa",
+            "method": "POST",
+            "path": "/auth/token",
+            "status": 200,
+            "ms": lines[0]["ms"],
+            "retries": 0,
+            "throttled": 0,
+        },
+        {
+            "event": "outgoing_call",
+            "service": "halopsa",
+            "method": "GET",
+            "path": "/api/Tickets/{id}",
+            "status": 200,
+            "ms": lines[1]["ms"],
+            "retries": 2,
+            "throttled": 1,
+        },
+    ]
+    text = " ".join(r.getMessage() for r in caplog.records if r.name == "halo_immy.outgoing")
+    for secret in (SECRET, TOKEN_A, "12345", "yourmsp"):
+        assert secret not in text
+
+
+async def test_a_failed_call_logs_its_last_status_and_error(mock, clock, caplog):
+    caplog.set_level(logging.INFO, logger="halo_immy.outgoing")
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Client").respond(503)
+    async with make_client(clock) as halo:
+        with pytest.raises(HaloUnavailable):
+            await halo.clients()
+    last = outgoing_lines(caplog)[-1]
+    assert (last["path"], last["status"], last["retries"], last["error"]) == (
+        "/api/Client",
+        503,
+        3,
+        "HaloUnavailable",
+    )
+
+
+async def test_the_429_floor_comes_from_settings(mock, clock):
+    settings = load_settings(
+        halo_base_url=BASE,
+        halo_client_id="client-id-1",
+        halo_client_secret=SECRET,
+        tables_connection_string="UseDevelopmentStorage=true",
+        halo_backoff_429_seconds=7,
+    )
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Tickets/1").mock(
+        side_effect=[httpx.Response(429), httpx.Response(200, json={"id": 1})]
+    )
+    budget = RequestBudget(60, clock=clock, sleep=clock.sleep)
+    async with HaloClient.from_settings(
+        settings, budget=budget, sleep=clock.sleep, clock=clock
+    ) as halo:
+        await halo.ticket(1)
+    assert sum(clock.sleeps) >= 7
+    assert budget.per_minute == pytest.approx(30)

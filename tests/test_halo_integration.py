@@ -16,7 +16,9 @@ from shared.halo_client import HaloAuthError, HaloClient, RetryPolicy
 
 pytestmark = pytest.mark.integration
 TODAY = date.today()
-FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.1, max_retry_after=2)
+FAST_RETRY = RetryPolicy(
+    max_attempts=8, base_delay=0.01, max_delay=0.1, max_retry_after=2, backoff_429=0.05
+)
 
 
 def client_for(sandbox, **kwargs) -> HaloClient:

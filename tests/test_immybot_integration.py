@@ -159,3 +159,25 @@ def test_the_tab_lists_the_ticket_users_computer_first(both):
     assert f'href="{immy.url}/computers/' in first_row
     assert 'target="_blank" rel="noopener noreferrer"' in first_row
     assert "ImmyBot tenant Contoso Limited" in html
+
+
+def test_immybot_losing_half_its_mapped_tenants_is_held(both):
+    _halo, immy = both
+    data = immy.data
+    # A permission change on ImmyBot's side: Contoso's and Fabrikam's tenants vanish.
+    kept = [t for t in data.tenants if t["id"] not in (2, 3)]
+    computers = [c for c in data.computers if c["tenantId"] not in (2, 3)]
+    immy.set_data(type(data).from_json({**data.to_json(), "tenants": kept, "computers": computers}))
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.HELD, report.error
+    assert report.guard["mapped_targets"]["huntress"] == {
+        "before": 2,
+        "after": 0,
+        "dropped": 2,
+        "share": 1.0,
+    }
+    assert report.guard["mapped_tenants"]["dropped"] == 2
+    assert "targets" not in report.guard  # HaloPSA's coverage did not change, only the mapping
+    # The previous generation still serves, with its tenants.
+    got = {n: t["immy_tenant_id"] for n, t in by_name(targets("Huntress")).items()}
+    assert got["Contoso Ltd"] == 2 and got["Fabrikam, Inc."] == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -19,7 +20,13 @@ import httpx
 import pytest
 
 from sandbox.halo import RESOURCES, Faults, HaloSandbox
-from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
+from sandbox.halo_data import (
+    CONTRACT_TYPES,
+    HaloDataSet,
+    demo_data,
+    generate,
+    inject_malformed,
+)
 from shared.halo_models import (
     Asset,
     Client,
@@ -29,11 +36,23 @@ from shared.halo_models import (
     Site,
     Ticket,
     User,
-    as_date,
     parse_records,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# The real, anonymised `GET /api/RecurringInvoice/{id}` answer (DESIGN.md section 8), in the
+# repository's fixtures or beside the repository; the shape test is skipped where neither exists.
+SAMPLE = next(
+    (
+        path
+        for path in (
+            ROOT / "tests" / "fixtures" / "recurring-invoice-by-id.sample.json",
+            ROOT.parent / "shared" / "halo-openapi" / "recurring-invoice-by-id.sample.json",
+        )
+        if path.exists()
+    ),
+    None,
+)
 TODAY = date(2025, 6, 15)
 CREDS = {
     "grant_type": "client_credentials",
@@ -50,10 +69,12 @@ MODELS = {
     "assets": Asset,
     "users": User,
 }
-# The targets the demo module's docstring promises; hand-computed from the table there.
+# The targets the demo module's docstring promises, by how a rule names the item.
 HUNTRESS = {"Contoso Ltd", "Fabrikam, Inc.", "Wide World Importers"}
-SENTINELONE_BY_ITEM = {"Contoso Ltd", "Wide World Importers", "Woodgrove Bank"}
-SENTINELONE_BY_NAME = SENTINELONE_BY_ITEM | {"Northwind Traders"}
+SENTINELONE_BY_ID = {"Contoso Ltd", "Wide World Importers"}
+SENTINELONE_BY_CODE = SENTINELONE_BY_ID | {"Woodgrove Bank"}
+SENTINELONE_BY_NAME = SENTINELONE_BY_ID | {"Northwind Traders"}
+SENTINELONE = SENTINELONE_BY_CODE | SENTINELONE_BY_NAME  # the demo rule: code or name
 
 
 @pytest.fixture
@@ -128,22 +149,56 @@ def test_generate_5000_clients_has_realistic_proportions(big: HaloDataSet) -> No
 
     assert 0.02 <= share(big.clients, lambda c: c["inactive"]) <= 0.06
 
-    def running(contract: dict) -> bool:
-        return contract["active"] and not contract["expired"] and contract["start_date"] <= today
+    contracts = big.contracts
+    assert 0.75 <= share(contracts, lambda c: contract_covers(c, TODAY, 0)) <= 0.85
+    assert 0.05 <= share(contracts, lambda c: c["expired"]) <= 0.11
+    assert all(c["expired"] == ((_end(c.get("end_date")) or TODAY) < TODAY) for c in contracts)
+    assert 0.03 <= share(contracts, lambda c: not c["active"]) <= 0.07
+    assert 0.03 <= share(contracts, lambda c: not c["started"]) <= 0.07
+    assert share(contracts, lambda c: "end_date" not in c) > 0.03
+    assert share(contracts, lambda c: c.get("end_date") == "2099-12-31T00:00:00") > 0.03
+    assert share(contracts, lambda c: c.get("end_date") == "0001-01-01T00:00:00") > 0.03
+    assert 0.03 <= share(contracts, lambda c: isinstance(c["client_id"], float)) <= 0.07
+    assert 0.02 <= share(contracts, lambda c: isinstance(c["client_id"], str)) <= 0.04
 
-    today = f"{TODAY}T00:00:00"
-    assert 0.75 <= share(big.contracts, running) <= 0.85
-    assert 0.05 <= share(big.contracts, lambda c: c["expired"]) <= 0.11
-    assert 0.03 <= share(big.contracts, lambda c: not c["active"]) <= 0.07
-    assert 0.03 <= share(big.contracts, lambda c: c["start_date"] > today) <= 0.07
-    assert share(big.contracts, lambda c: c["end_date"] is None) > 0.03
-    assert 0.03 <= share(big.invoices, lambda i: i["disabled"]) <= 0.07
-    lines = [line for invoice in big.invoices for line in invoice["lines"]]
-    assert 0.015 <= share(lines, lambda line: line["qty_order"] == 0) <= 0.045
-    assert 0.015 <= share(lines, lambda line: line["enddate"] is not None) <= 0.045
-    for name in ("clients", "contracts", "invoices", "users", "assets", "tickets"):
+    invoices = big.invoices
+    schedules = [i["schedule"] for i in invoices if "schedule" in i]
+    assert 0.01 <= share(invoices, lambda i: "schedule" not in i) <= 0.03
+    assert 0.02 <= share(invoices, lambda i: i["disabled"]) <= 0.04
+    assert 0.03 <= share(schedules, lambda s: s["disabled"]) <= 0.05
+    assert 0.03 <= share(schedules, lambda s: (_end(s["end_date"]) or TODAY) < TODAY) <= 0.05
+    assert 0.02 <= share(schedules, lambda s: _day(s["startdate"]) > TODAY) <= 0.04
+    assert 0.8 <= share(schedules, lambda s: s["end_date"] == "2099-12-31T00:00:00") <= 0.95
+    assert 0.75 <= share(invoices, lambda i: invoice_live(i, TODAY)) <= 0.9
+    assert 0.15 <= share(invoices, lambda i: "startdate" in i) <= 0.25
+    for form in (r"\d\.\d{3}$", r"\d\.\d{7}Z$", r"\+00:00$", r"T\d\d:\d\d:\d\d$"):
+        assert share(schedules, lambda s, f=form: re.search(f, s["startdate"])) > 0.2, form
+
+    lines = [line for invoice in invoices for line in invoice["lines"]]
+    assert all(line["ihid"] == i["id"] for i in invoices for line in i["lines"])
+    fixed = [line for line in lines if line["recurring_invoice_quantity_type"] == 0]
+    calculated = [line for line in lines if line["recurring_invoice_quantity_type"] != 0]
+    assert {line["recurring_invoice_quantity_type"] for line in calculated} == {1, 2, 3, 4}
+    assert 0.25 <= len(fixed) / len(lines) <= 0.4
+    assert 0.02 <= share(fixed, lambda line: line["qty_order"] == 0) <= 0.06
+    assert 0.6 <= share(calculated, lambda line: line["qty_order"] == 0) <= 0.8
+    assert 0.02 <= share(lines, lambda line: line["isinactive"]) <= 0.04
+    assert 0.03 <= share(lines, lambda line: _end(line.get("enddate")) is not None) <= 0.05
+    assert 0.01 <= share(lines, lambda line: (_day(line.get("startdate")) or TODAY) > TODAY) <= 0.03
+    assert share(lines, lambda line: line.get("startdate") == "1900-01-01T00:00:00") > 0.02
+    assert share(lines, lambda line: "item_internal_reference" not in line) > 0.03
+    assert share(lines, lambda line: line.get("item_internal_reference")) > 0.1
+    assert 0.85 <= share(lines, lambda line: line["item_code"] == "") <= 0.95
+    assert 0.03 <= share(lines, lambda line: isinstance(line["_itemid"], float)) <= 0.07
+    assert 0.02 <= share(lines, lambda line: isinstance(line["_itemid"], str)) <= 0.04
+    assert all(line["lineactiondate"] == "1899-12-30T00:00:00" for line in lines)
+    assert 0.85 <= share(lines, lambda line: line_bills(line, TODAY)) <= 0.95
+
+    for name in ("clients", "contracts", "users", "assets", "tickets"):
         ids = [record["id"] for record in getattr(big, name)]
         assert ids == list(range(1, len(ids) + 1)), name
+    # Recurring invoice templates have negative ids in HaloPSA.
+    assert [i["id"] for i in invoices] == list(range(-1, -len(invoices) - 1, -1))
     line_ids = [line["id"] for line in lines]
     assert len(set(line_ids)) == len(line_ids)
 
@@ -157,98 +212,226 @@ def test_every_record_reads_cleanly_with_the_app_models(demo: HaloDataSet, sourc
         assert len(parsed.records) == len(getattr(data, name))
 
 
-def _covered_by_contract(data: HaloDataSet, contract_type: str, today: date) -> set[str]:
-    clients = {c.id: c for c in parse_records(Client, data.clients).records}
-    names = set()
-    for contract in parse_records(Contract, data.contracts).records:
-        start, end = as_date(contract.start_date), as_date(contract.end_date)
-        if (
-            contract.contracttype_name == contract_type
-            and contract.active
-            and not contract.expired
-            and (start is None or start <= today)
-            and (end is None or today <= end)
-            and not clients[contract.client_id].inactive
-        ):
-            names.add(clients[contract.client_id].name)
-    return names
+# -- DESIGN.md section 4 on raw HaloPSA JSON: an oracle independent of the app's code -------------
 
 
-def _covered_by_item(data: HaloDataSet, item: Item, today: date, by_name: bool) -> set[str]:
-    clients = {c.id: c for c in parse_records(Client, data.clients).records}
-    names = set()
-    for invoice in parse_records(RecurringInvoice, data.invoices).records:
-        if invoice.disabled or clients[invoice.client_id].inactive:
+def _day(value: Any) -> date | None:
+    """A date by its YYYY-MM-DD prefix; a year before 1902 is no date."""
+    if not isinstance(value, str) or not value:
+        return None
+    day = date.fromisoformat(value[:10])
+    return None if day.year < 1902 else day
+
+
+def _end(value: Any) -> date | None:
+    """An end date; a year of 2099 or later means no end."""
+    day = _day(value)
+    return None if day is None or day.year >= 2099 else day
+
+
+def _inside(today: date, start: Any, end: Any) -> bool:
+    first, last = _day(start), _end(end)
+    return (first is None or first <= today) and (last is None or today <= last)
+
+
+def _ref(value: Any) -> int | None:
+    """A reference id (decimals and strings allowed); -2, -1 and 0 mean not set."""
+    if value is None or value == "":
+        return None
+    number = int(float(value))
+    return None if number in (-2, -1, 0) else number
+
+
+def contract_covers(contract: dict, today: date, grace: int) -> bool:
+    if contract.get("active") is False:
+        return False
+    start, end = _day(contract.get("start_date")), _end(contract.get("end_date"))
+    if start is not None and start > today:
+        return False
+    in_grace = end is not None and end < today <= end + timedelta(days=grace)
+    if contract.get("expired") is True and not in_grace:
+        return False
+    return end is None or today <= end + timedelta(days=grace)
+
+
+def invoice_live(invoice: dict, today: date) -> bool:
+    schedule = invoice.get("schedule")
+    if invoice.get("disabled") is not False:
+        return False
+    if schedule is not None and (
+        schedule.get("disabled")
+        or not _inside(today, schedule.get("startdate"), schedule.get("end_date"))
+    ):
+        return False
+    return _inside(today, invoice.get("startdate"), invoice.get("enddate"))
+
+
+def line_bills(line: dict, today: date) -> bool:
+    return (
+        not line.get("isinactive")
+        and _inside(today, line.get("startdate"), line.get("enddate"))
+        and (line["qty_order"] > 0 or line.get("recurring_invoice_quantity_type", 0) != 0)
+    )
+
+
+def _norm(text: Any) -> str:
+    return " ".join(str(text).casefold().split())
+
+
+def line_matches(line: dict, items: dict[int, dict], how: str, value: Any) -> bool:
+    item = items.get(_ref(line.get("_itemid")) or 0)
+    if how == "id":
+        return _ref(line.get("_itemid")) == value
+    if how == "code":
+        keys = ("item_code", "item_internal_reference", "item_external_reference")
+        codes = [line.get(k, "") for k in keys]
+        if item:
+            codes += [item.get(k, "") for k in ("supplier_part_code", "internalreference")]
+            codes.append(item.get("externalreference", ""))
+        return _norm(value) in {_norm(c) for c in codes if c}
+    names = [line.get("item_shortdescription", ""), item["name"] if item else ""]
+    return _norm(value) in {_norm(n) for n in names if n}
+
+
+def covered_by_contract(data: HaloDataSet, contract_type: str, today: date, grace: int) -> set:
+    clients = {c["id"]: c for c in data.clients}
+    return {
+        clients[_ref(c["client_id"])]["name"]
+        for c in data.contracts
+        if _norm(c["contracttype_name"]) == _norm(contract_type)
+        and not clients[_ref(c["client_id"])]["inactive"]
+        and contract_covers(c, today, grace)
+    }
+
+
+def covered_by_item(
+    data: HaloDataSet, today: date, *matches: tuple[str, Any]
+) -> dict[str, list[tuple[str, float]]]:
+    """Covered client name -> [("fixed" | "calculated", qty_order)] per matching line."""
+    clients = {c["id"]: c for c in data.clients}
+    items = {i["id"]: i for i in data.items}
+    found: dict[str, list[tuple[str, float]]] = {}
+    for invoice in data.invoices:
+        client = clients[_ref(invoice["client_id"])]
+        if client["inactive"] or not invoice_live(invoice, today):
             continue
-        for line in invoice.lines:
-            start, end = as_date(line.startdate), as_date(line.enddate)
-            matches = line.item_id == item.id or line.item_code == item.internalreference
-            if by_name:
-                matches = matches or line.item_shortdescription.strip().lower() == item.name.lower()
-            if (
-                matches
-                and line.qty_order > 0
-                and (start is None or start <= today)
-                and (end is None or today <= end)
-            ):
-                names.add(clients[invoice.client_id].name)
-    return names
+        for line in invoice["lines"]:
+            if line_bills(line, today) and any(line_matches(line, items, *m) for m in matches):
+                kind = "fixed" if line["recurring_invoice_quantity_type"] == 0 else "calculated"
+                found.setdefault(client["name"], []).append((kind, line["qty_order"]))
+    return found
+
+
+S1_ID = ("id", 2)
+S1_CODE = ("code", "S1-COMPLETE")
+S1_NAME = ("name", "SentinelOne Complete")
 
 
 @pytest.mark.parametrize("today", [TODAY, date(2024, 2, 29), date(2031, 12, 31)])
 def test_demo_targets_match_the_documented_table(today: date) -> None:
     data = demo_data(today)
-    s1 = next(i for i in parse_records(Item, data.items).records if i.name.startswith("Sentinel"))
-    assert _covered_by_contract(data, "Managed Security", today) == HUNTRESS
-    assert _covered_by_item(data, s1, today, by_name=False) == SENTINELONE_BY_ITEM
-    assert _covered_by_item(data, s1, today, by_name=True) == SENTINELONE_BY_NAME
+    for grace in (0, 7):
+        assert covered_by_contract(data, "Managed Security", today, grace) == HUNTRESS
+    assert set(covered_by_item(data, today, S1_ID)) == SENTINELONE_BY_ID
+    assert set(covered_by_item(data, today, S1_CODE)) == SENTINELONE_BY_CODE
+    assert set(covered_by_item(data, today, S1_NAME)) == SENTINELONE_BY_NAME
+    assert covered_by_item(data, today, S1_CODE, S1_NAME) == {
+        "Contoso Ltd": [("fixed", 25.0)],
+        "Northwind Traders": [("fixed", 8.0)],
+        "Wide World Importers": [("calculated", 0.0)],
+        "Woodgrove Bank": [("calculated", 40.0)],
+    }
+    assert set(covered_by_item(data, today, S1_CODE, S1_NAME)) == SENTINELONE
 
 
 def test_demo_contains_every_deliberate_case(demo: HaloDataSet) -> None:
     clients = {c["id"]: c for c in demo.clients}
     assert {c["name"] for c in clients.values() if c["inactive"]} == {"Litware Inc"}
-    security = [c for c in demo.contracts if c["contracttype_name"] == "Managed Security"]
-    day = TODAY.isoformat()
-    soon = (TODAY + timedelta(days=30)).isoformat()
-    assert any(c["expired"] and c["end_date"] < day for c in security)
-    assert any(day <= c["end_date"] <= soon for c in security if c["end_date"])
-    assert any(c["start_date"] > day for c in security)
-    assert any(c["active"] is False for c in security)
-    assert any(clients[c["client_id"]]["inactive"] for c in security)
-    assert {c["contracttype_name"] for c in demo.contracts} == {
-        "Managed Security",
-        "Managed Services",
-        "Backup",
-        "Break-Fix Block Hours",
-    }
+    contracts = {c["id"]: c for c in demo.contracts}
+    assert contracts[4]["expired"] and _end(contracts[4]["end_date"]) < TODAY
+    assert [c["id"] for c in demo.contracts if c["expired"]] == [4]
+    assert "end_date" not in contracts[2]
+    assert contracts[5]["end_date"] == "0001-01-01T00:00:00"
+    assert contracts[9]["end_date"] == "2099-12-31T00:00:00"
+    assert {c["contracttype_name"] for c in demo.contracts} == set(CONTRACT_TYPES.values())
+    assert {c["site_id"] for c in demo.contracts} >= {-2, -1, 0, 10}
     assert {
         "Huntress Managed EDR",
         "SentinelOne Complete",
         "Microsoft 365 Business Premium",
         "Cloud Backup",
         "Managed Services per device",
+        "Endpoint Security per device",
     } <= {item["name"] for item in demo.items}
 
-    s1_lines = [
-        (invoice, line)
-        for invoice in demo.invoices
-        for line in invoice["lines"]
-        if line["item_shortdescription"].strip().lower() == "sentinelone complete"
-    ]
-    live = {i["client_id"] for i, line in s1_lines if line["qty_order"] > 0 and not i["disabled"]}
-    assert len(live) >= 4
-    assert any(invoice["disabled"] for invoice, _ in s1_lines)
-    assert any(line["qty_order"] == 0 for _, line in s1_lines)
-    assert any(line["enddate"] and line["enddate"] < day for _, line in s1_lines)
-    sloppy = [line for _, line in s1_lines if not line["_itemid"]]
-    assert len(sloppy) == 1
-    assert sloppy[0]["item_shortdescription"] != "SentinelOne Complete"
-    assert sloppy[0]["item_code"] == ""
+    invoices = {i["id"]: i for i in demo.invoices}
+    assert sorted(invoices) == list(range(-12, 0))
+    lines = {line["id"]: (invoice, line) for invoice in demo.invoices for line in invoice["lines"]}
+    assert all(line["ihid"] == invoice["id"] for invoice, line in lines.values())
+
+    def live(line_id: int) -> bool:
+        invoice, line = lines[line_id]
+        return invoice_live(invoice, TODAY) and line_bills(line, TODAY)
+
+    # Each case of DESIGN.md section 4 the module docstring names, line by line.
+    assert invoices[-4]["disabled"] and not live(401)
+    assert invoices[-10]["schedule"]["disabled"] and not live(1001)
+    assert _end(invoices[-11]["schedule"]["end_date"]) < TODAY and not live(1101)
+    assert _day(invoices[-12]["schedule"]["startdate"]) > TODAY and not live(1201)
+    assert "schedule" not in invoices[-3] and live(301)
+    assert invoices[-8]["schedule"]["startdate"] == "1900-01-01T00:00:00" and live(801)
+    assert invoices[-7]["enddate"] == "1900-01-01T00:00:00" and live(701)
+    assert lines[201][1]["recurring_invoice_quantity_type"] == 0 and not live(201)
+    assert lines[503][1]["isinactive"] and not live(503)
+    assert _end(lines[501][1]["enddate"]) < TODAY and not live(501)
+    calculated = lines[601][1]
+    assert (calculated["qty_order"], calculated["recurring_invoice_quantity_type"]) == (0, 3)
+    assert live(601)
+    last_value = lines[701][1]
+    assert (last_value["qty_order"], last_value["recurring_invoice_quantity_type"]) == (40, 4)
+    assert last_value["item_internal_reference"] == "S1-COMPLETE" and last_value["_itemid"] == 7
+    sloppy = lines[301][1]
+    assert (sloppy["_itemid"], sloppy["item_code"]) == (0, "")
+    assert sloppy["item_shortdescription"] == "  sentinelone COMPLETE "
+
+    # Real shapes: sentinels, mixed id and datetime forms, absent optional keys.
+    text = json.dumps(demo.to_json())
+    for sentinel in ("0001-01-01T00:00:00", "1899-12-30T00:00:00", "1900-01-01T00:00:00"):
+        assert sentinel in text
+    for pattern in (r'T\d\d:\d\d:\d\d\.\d{3}"', r'T\d\d:\d\d:\d\d\.\d{7}Z"', r'\+00:00"'):
+        assert re.search(pattern, text), pattern
+    assert invoices[-6]["client_id"] == "6" and lines[601][1]["_itemid"] == "2"
+    assert lines[1001][1]["_itemid"] == 2.0 and contracts[9]["client_id"] == 6.0
+    assert all(isinstance(s["client_id"], float) for s in demo.sites)
+    assert all(line["item_code"] == "" for _, line in lines.values())
+    assert {line["recurring_invoice_quantity_type"] for _, line in lines.values()} == {0, 2, 3, 4}
+    assert {invoice["contract_id"] for invoice in demo.invoices} >= {-2, -1, 0}
+    assert {invoice["sitenumber"] for invoice in demo.invoices} >= {0, 10}
 
     users_per_client = {u["client_id"] for u in demo.users if "@" in u["emailaddress"]}
     assert users_per_client == set(clients)
     assert {t["client_id"] for t in demo.tickets} == set(clients)
     assert all(a["key_field"] for a in demo.assets)
+
+
+def test_the_real_sample_is_what_the_sandbox_sends() -> None:
+    """Every key of the real `GET /api/RecurringInvoice/{id}` sample that the app could read is
+    in the sandbox's invoices, schedules and lines, with the same JSON type."""
+    if SAMPLE is None:
+        pytest.skip("the real recurring invoice sample is not available")
+    sample = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    for data in (demo_data(TODAY), generate(20, seed=1, today=TODAY)):
+        invoice = next(i for i in data.invoices if "schedule" in i and i["lines"])
+        pairs = [
+            ({k: v for k, v in sample.items() if k not in ("client", "total")}, invoice),
+            (sample["schedule"], invoice["schedule"]),
+            (sample["lines"][0], invoice["lines"][0]),
+        ]
+        for real, ours in pairs:
+            assert set(real) <= set(ours), sorted(set(real) - set(ours))
+            for key, value in real.items():
+                if key not in ("id", "client_id", "_itemid", "ihid"):  # ids vary by design
+                    assert type(ours[key]) is type(value), key
 
 
 def test_dump_and_load_round_trip(tmp_path: Path, demo: HaloDataSet) -> None:
@@ -380,11 +563,18 @@ def test_includeinactive_and_includelines(http: httpx.Client) -> None:
     assert "Litware Inc" in {c["name"] for c in get("Client", includeinactive="true")["clients"]}
     assert all(c["active"] for c in get("ClientContract")["contracts"])
     assert any(not c["active"] for c in get("ClientContract", includeinactive="true")["contracts"])
+    # Recurring invoices: `lines` only with includelines; disabled ones are always listed (there
+    # is no includeinactive for them: `disabled` and the schedule decide).
     invoices = get("RecurringInvoice")["invoices"]
-    assert invoices and all("lines" not in i and not i["disabled"] for i in invoices)
-    with_lines = get("RecurringInvoice", includelines="true", includeinactive="true")["invoices"]
-    assert any(i["disabled"] for i in with_lines)
-    assert sum(len(i["lines"]) for i in with_lines) == 16
+    assert [i["id"] for i in invoices] == list(range(-12, 0))
+    assert all("lines" not in i for i in invoices)
+    assert any(i["disabled"] for i in invoices)
+    assert all("schedule" in i for i in invoices if i["id"] != -3)
+    with_lines = get("RecurringInvoice", includelines="true")["invoices"]
+    assert [i["id"] for i in with_lines] == list(range(-12, 0))
+    assert sum(len(i["lines"]) for i in with_lines) == 20
+    assert get("RecurringInvoice", includeinactive="true")["invoices"] == invoices
+    assert get("RecurringInvoice", includelines="false")["invoices"] == invoices
     assert all(not s["inactive"] for s in get("Site")["sites"])
     assert all(not a["inactive"] for a in get("Asset")["assets"])
     assert all(not u["inactive"] for u in get("Users")["users"])
@@ -417,6 +607,48 @@ def test_ticket_by_id(http: httpx.Client) -> None:
     missing = http.get("/api/Tickets/4242", headers=headers)
     assert missing.status_code == 404
     assert missing.json()["error"] == "not_found"
+
+
+def test_recurring_invoice_by_id_always_carries_its_lines(
+    demo: HaloDataSet, http: httpx.Client
+) -> None:
+    headers = bearer(http)
+    for invoice in demo.invoices:
+        response = http.get(f"/api/RecurringInvoice/{invoice['id']}", headers=headers)
+        assert response.status_code == 200
+        assert response.json() == invoice
+    listed = http.get("/api/RecurringInvoice", headers=headers).json()["invoices"]
+    assert "lines" not in listed[0]
+    one = http.get(f"/api/RecurringInvoice/{listed[0]['id']}", headers=headers).json()
+    assert one["lines"] and {k: v for k, v in one.items() if k != "lines"} == listed[0]
+    # Lower-case routes, as HaloPSA's; and the includedetails flag HaloPSA takes changes nothing.
+    by_lower = http.get(
+        "/api/recurringinvoice/-6", params={"includedetails": "true"}, headers=headers
+    )
+    assert by_lower.json()["lines"][0]["id"] == 601
+    for missing in ("94", "-94", "0"):
+        response = http.get(f"/api/RecurringInvoice/{missing}", headers=headers)
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+    assert http.get("/api/RecurringInvoice/-6").status_code == 401
+    assert http.get("/api/RecurringInvoice/x", headers=headers).status_code == 400
+    assert http.get("/api/Client/1", headers=headers).status_code == 404  # not served by id
+
+
+def test_recurring_invoice_pages_with_and_without_lines() -> None:
+    data = generate(120, seed=8, today=TODAY)
+    with HaloSandbox(data) as halo, httpx.Client(base_url=halo.url) as http:
+        headers = bearer(http)
+        bare = read_all(http, headers, "RecurringInvoice")
+        full = read_all(http, headers, "RecurringInvoice", includelines="true")
+        assert (
+            [i["id"] for i in bare]
+            == [i["id"] for i in full]
+            == sorted(i["id"] for i in data.invoices)
+        )
+        assert all("lines" not in i for i in bare)
+        assert all(len(i["lines"]) == 3 for i in full)
+        assert [{k: v for k, v in i.items() if k != "lines"} for i in full] == bare
 
 
 @pytest.mark.parametrize(

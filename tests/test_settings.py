@@ -24,6 +24,7 @@ def env(monkeypatch):
         "HALO_REQUESTS_PER_MINUTE",
         "HALO_PAGE_SIZE",
         "HALO_TIMEOUT_SECONDS",
+        "HALO_BACKOFF_429_SECONDS",
         "TABLES_ENDPOINT",
         "SYNC_SCHEDULE",
     ]:
@@ -53,6 +54,7 @@ def test_complete_settings_load_with_defaults(env):
     assert settings.halo_tenant is None
     assert settings.sync_schedule == DEFAULT_SYNC_SCHEDULE
     assert 0 < settings.halo_requests_per_minute < 60  # under hosted HaloPSA's 300 per 5 minutes
+    assert settings.halo_backoff_429_seconds == 30  # HaloPSA's 429s carry no Retry-After
     assert settings.halo_client_secret.get_secret_value() == SECRET
     assert SECRET not in repr(settings)
     assert get_settings() is settings
@@ -81,6 +83,8 @@ def test_missing_storage_is_named(env):
         ("HALO_BASE_URL", "https://msp.halopsa.com/?x=1", "without query"),
         ("HALO_REQUESTS_PER_MINUTE", "0", "greater than 0"),
         ("HALO_PAGE_SIZE", "100000", "less than or equal to 1000"),
+        ("HALO_BACKOFF_429_SECONDS", "-1", "greater than or equal to 0"),
+        ("HALO_BACKOFF_429_SECONDS", "soon", "number"),
         ("SYNC_SCHEDULE", "*/15 * * * *", "six-field"),
     ],
 )

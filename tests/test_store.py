@@ -11,12 +11,15 @@ from azure.data.tables import TableServiceClient
 
 from shared.store import (
     CHUNK_CHARS,
+    MAX_DOCUMENT_CHARS,
     MAX_ENTITY_CHARS,
     EntityTooLarge,
     Store,
+    StoreConflict,
     StoreError,
     check_key,
     decode_data,
+    document_entities,
     documents_to_entities,
     encode_data,
 )
@@ -154,3 +157,25 @@ def test_rule_documents_round_trip(store):
     assert store.delete_rule("huntress") is True
     assert store.delete_rule("huntress") is False
     assert json.dumps(store.rule_documents()) == "[]"
+
+
+def test_a_document_over_several_rows_is_read_whole_and_replaced_in_one_transaction(store):
+    big = json.dumps({"text": "m" * (2 * MAX_ENTITY_CHARS + 10)})
+    rows = document_entities("manifest", big)
+    assert [r["RowKey"] for r in rows] == ["manifest", "manifest|001", "manifest|002"]
+    store.write_generation("g8", {"meta": rows + document_entities("mapping", "[1]")})
+    document, token = store.read_document("g8", "meta", "manifest")
+    assert document == json.loads(big)
+    assert store.read_document("g8", "meta", "mapping")[0] == [1]
+
+    # Shrinking to one row deletes the others in the same transaction.
+    store.replace_document("g8", "meta", "manifest", '{"small": true}', token)
+    document, newer = store.read_document("g8", "meta", "manifest")
+    assert document == {"small": True}
+    assert [e["RowKey"] for e in store.read_partition("g8", "meta")] == ["manifest", "mapping"]
+    # A writer holding the old token loses, and changes nothing.
+    with pytest.raises(StoreConflict):
+        store.replace_document("g8", "meta", "manifest", big, token)
+    assert store.read_document("g8", "meta", "manifest")[1] == newer
+    with pytest.raises(EntityTooLarge):
+        document_entities("manifest", "x" * (MAX_DOCUMENT_CHARS + 1))

@@ -13,7 +13,7 @@ import azure.functions as func
 import pytest
 
 from sandbox.halo import Faults
-from sandbox.halo_data import demo_data
+from sandbox.halo_data import HaloDataSet, demo_data
 from shared.halo_models import Ticket
 from shared.rule_admin import import_rules
 from shared.schedule import longest_gap
@@ -250,6 +250,17 @@ def test_stale_data_and_failed_runs_are_warned_about(demo, monkeypatch):
     assert asyncio.run(run_sync()).outcome is Outcome.FAILED
     demo.set_faults(Faults())
     assert "The last sync failed" in html_of(tab("1"))
+
+
+@pytest.mark.integration
+def test_a_held_run_is_shown_with_its_reason(demo):
+    data = demo_data(datetime.now(UTC).date())
+    demo.set_data(HaloDataSet.from_json({**data.to_json(), "contracts": []}))
+    assert asyncio.run(run_sync()).outcome is Outcome.HELD
+    html = html_of(tab("1"))
+    assert "The last sync was held by the mass-change guard" in html
+    assert "a HaloPSA record type came back empty" in html
+    assert "Contoso Ltd" in html and "Managed Security" in html  # still the previous coverage
 
 
 @pytest.mark.integration

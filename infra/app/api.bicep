@@ -172,7 +172,7 @@ var tuningSettings = [
   }
   {
     name: 'SYNC_CONFIRM_BY_REPEAT'
-    value: 'true'
+    value: 'false'
   }
   {
     name: 'TAB_ALLOWED_GROUP'

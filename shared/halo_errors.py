@@ -1,0 +1,43 @@
+"""The HaloPSA client's typed errors.
+
+Their text carries the method, the path and the status, never the client secret, the token or a
+response body (bodies hold customer data, and a token endpoint may echo what it was sent).
+"""
+
+from __future__ import annotations
+
+
+class HaloError(Exception):
+    """Base of every HaloPSA failure. `str()` is safe to log."""
+
+    def __init__(self, method: str, path: str, status: int | None, detail: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        status_text = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"HaloPSA {method} {path}: {status_text}: {detail}")
+
+
+class HaloAuthError(HaloError):
+    """HaloPSA refused the credentials or the token (401/403, or the token endpoint said no)."""
+
+
+class HaloUnavailable(HaloError):
+    """HaloPSA did not answer usefully (5xx, timeouts, connection errors) within the retry cap."""
+
+
+class HaloRateLimited(HaloError):
+    """HaloPSA kept answering 429 past the retry cap, or asked to wait longer than we may."""
+
+
+class HaloNotFound(HaloError):
+    """The record asked for does not exist (404)."""
+
+
+class HaloRequestError(HaloError):
+    """HaloPSA rejected the request (a 4xx other than 401/403/404/429)."""
+
+
+class HaloProtocolError(HaloError):
+    """HaloPSA answered with something the client cannot read (not JSON, missing list, no end)."""

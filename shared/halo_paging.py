@@ -1,0 +1,112 @@
+"""Reading every page of a HaloPSA list: concurrent pages, lying record counts, duplicates.
+
+HaloPSA pages with `pageinate=true`, `page_size` and 1-based `page_no`, and puts `record_count`
+beside the list; the count can be absent or wrong, so a short page is what ends a list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from shared.halo_errors import HaloProtocolError
+
+log = logging.getLogger("halo_immy.halo")
+
+# Reads page `number` (1-based): its records and the record_count HaloPSA gave, if any.
+GetPage = Callable[[int], Awaitable[tuple[list[Any], int | None]]]
+
+
+async def read_all_pages(
+    get_page: GetPage,
+    *,
+    path: str,
+    page_size: int,
+    max_pages: int,
+    slots: asyncio.Semaphore,
+) -> tuple[list[Any], int, int]:
+    """Every record of a list (deduplicated by id), the pages read and the duplicates dropped.
+
+    Pages after the first are read concurrently, at most as many at once as `slots` allows; the
+    first failure cancels the pages still in flight and is raised as itself.
+    """
+    size = page_size
+    first, record_count = await get_page(1)
+    if len(first) != size:
+        # Short page: that was all. Longer than asked: the endpoint ignores paging and sent all.
+        return dedupe(first)[0], 1, 0
+    planned = max(2, math.ceil(record_count / size)) if record_count else 2
+    if planned > max_pages:
+        raise HaloProtocolError(
+            "GET",
+            path,
+            200,
+            f"record_count {record_count} implies {planned} pages, over the cap of {max_pages}",
+        )
+    pages: dict[int, list[Any]] = {1: first}
+    first_short = math.inf
+
+    async def fetch(number: int) -> None:
+        nonlocal first_short
+        async with slots:
+            if number > first_short:
+                return  # an earlier page already ended the list
+            records, _ = await get_page(number)
+        pages[number] = records
+        if len(records) < size:
+            first_short = min(first_short, number)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for number in range(2, planned + 1):
+                group.create_task(fetch(number))
+    except ExceptionGroup as failed:
+        # Callers handle HaloError, not groups: surface the first failure (the rest were
+        # cancelled with it).
+        raise first_error(failed) from None
+    number = planned
+    # record_count was too low (or absent): keep walking until HaloPSA sends a short page.
+    while first_short == math.inf:
+        number += 1
+        if number > max_pages:
+            raise HaloProtocolError(
+                "GET", path, 200, f"more than {max_pages} full pages; refusing to go on"
+            )
+        await fetch(number)
+    last = int(first_short)
+    ordered = [record for n in sorted(pages) if n <= last for record in pages[n]]
+    late = sum(len(pages[n]) for n in pages if n > last)
+    if late:
+        log.warning("HaloPSA %s: %d records on pages after the last one", path, late)
+        ordered.extend(record for n in sorted(pages) if n > last for record in pages[n])
+    records, duplicates = dedupe(ordered)
+    if duplicates:
+        log.warning("HaloPSA %s: %d duplicate records across pages dropped", path, duplicates)
+    return records, len(pages), duplicates
+
+
+def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first leaf exception of a (possibly nested) exception group."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+def dedupe(records: list[Any]) -> tuple[list[Any], int]:
+    """The records with later repeats of an id dropped, and how many were dropped."""
+    seen: set[Any] = set()
+    unique: list[Any] = []
+    duplicates = 0
+    for record in records:
+        record_id = record.get("id") if isinstance(record, Mapping) else None
+        if isinstance(record_id, int | str):
+            if record_id in seen:
+                duplicates += 1
+                continue
+            seen.add(record_id)
+        unique.append(record)
+    return unique, duplicates
