@@ -189,8 +189,12 @@ def test_catalog_lists_types_and_items_with_counts(demo):
     linked = next(
         v for (item_id, name), v in items.items() if item_id and name == "SentinelOne Complete"
     )
-    assert linked["clients"] == 3
+    assert linked["clients"] == 2  # Contoso (fixed 25) and Wide World (calculated, unknown)
     assert "S1-COMPLETE" in linked["codes"]
+    assert (linked["quantity_fixed"], linked["calculated_unknown"]) == (25, 1)
+    # Woodgrove bills a generic item whose line carries the code: the catalogue shows that code.
+    generic = next(v for (item_id, _), v in items.items() if item_id == 7)
+    assert "S1-COMPLETE" in generic["codes"] and generic["quantity_calculated"] == 40
     # Northwind's line carries only text; it is listed apart, by that text, with no id.
     assert items[(None, "sentinelone COMPLETE")]["clients"] == 1
 

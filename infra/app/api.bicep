@@ -155,6 +155,10 @@ var tuningSettings = [
     value: '50'
   }
   {
+    name: 'HALO_BACKOFF_429_SECONDS'
+    value: '30'
+  }
+  {
     name: 'HALO_PAGE_SIZE'
     value: '100'
   }
