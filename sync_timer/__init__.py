@@ -78,7 +78,8 @@ def sync_status_http(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("sync_approve")
 @bp.route(route="sync/approve", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
-    """`POST /api/sync/approve?run_id=` (admin key): make the held generation current."""
+    """`POST /api/sync/approve?run_id=` (admin key): make the held generation current, and let
+    the next sync write held asset creates (shared.asset_sync)."""
 
     def approve() -> Reply:
         run_id = req.params.get("run_id") or None
