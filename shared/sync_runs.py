@@ -142,6 +142,9 @@ class RunSummary(BaseModel):
     targets: dict[str, int] = Field(default_factory=dict)
     guard: dict[str, Any] | None = None
     immybot: dict[str, Any] | None = None
+    assets: dict[str, Any] | None = Field(
+        default=None, description="Asset population: mode, outcome, totals, written, requests."
+    )
     note: str | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -242,6 +245,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         rejected=_rejected(parsed("rejected")),
         targets=_counts(parsed("targets")),
         guard=parsed("guard") if isinstance(parsed("guard"), dict) else None,
+        assets=parsed("assets") if isinstance(parsed("assets"), dict) else None,
         note=entity.get("note"),
         error=entity.get("error"),
         warnings=[str(w) for w in parsed("warnings") or [] if isinstance(w, str)],

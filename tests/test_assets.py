@@ -304,6 +304,10 @@ def test_more_creates_than_the_cap_are_held_until_approved(world):
         assert halo.assets.posts == 0
     hold = asset_hold(get_store())
     assert hold is not None and hold.creates == 3 and not hold.approved
+    request = func.HttpRequest("GET", "/api/sync/status", body=b"", params={})
+    status_body = json.loads(handler("sync_status")(request).get_body())
+    last = status_body["last_runs"][0]
+    assert last["outcome"] == "succeeded" and last["assets"]["outcome"] == "held"
     status, body = plan_http()
     assert status == 200 and body["summary"]["held"]["creates"] == 3
 
