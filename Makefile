@@ -45,6 +45,7 @@ run:
 bench:
 	$(PY) bench/halo_read.py
 	$(PY) bench/sync.py
+	$(PY) bench/faults.py
 	$(PY) bench/targets.py
 	$(PY) bench/tab.py
 	$(PY) bench/cold_start.py

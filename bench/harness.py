@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from azure.data.tables import TableServiceClient
 
+from sandbox.immybot import DEFAULT_ENTRA_TENANT
 from sandbox.processes import azurite_table, start_module, stop_process
 from shared.rules import Rule
 from shared.settings import Settings, get_settings, load_settings
@@ -34,16 +35,41 @@ def percentile(samples: Sequence[float], share: float) -> float:
 
 @contextmanager
 def synced(
-    clients: int, rules: Sequence[Rule], seed: int = 1, page_size: int = 100
+    clients: int,
+    rules: Sequence[Rule],
+    seed: int = 1,
+    page_size: int = 100,
+    *,
+    immybot: bool = False,
+    concurrency: int = 8,
+    read_timeout: float = 300,
+    store_wrapper: Callable[[Store], Store] | None = None,
 ) -> Iterator[Synced]:
     """Azurite and a sandbox process with `clients` generated clients, synced once with `rules`.
 
-    The app's settings are also put in the environment, so handlers called in the block read the
-    same store.
+    With `immybot`, an ImmyBot sandbox generated from the same seed (tenants for most clients)
+    runs too and the app is configured for it. The app's settings are also put in the
+    environment, so handlers called in the block read the same store.
     """
     with azurite_table() as azurite:
         proc, url = start_module("sandbox.halo", "--clients", str(clients), "--seed", str(seed))
+        immy_proc = None
         try:
+            for key in [k for k in os.environ if k.startswith("IMMY_")]:
+                del os.environ[key]
+            if immybot:
+                immy_proc, immy_url = start_module(
+                    "sandbox.immybot", "--clients", str(clients), "--seed", str(seed)
+                )
+                os.environ.update(
+                    {
+                        "IMMY_BASE_URL": immy_url,
+                        "IMMY_TENANT_ID": DEFAULT_ENTRA_TENANT,
+                        "IMMY_CLIENT_ID": "immy-client",
+                        "IMMY_CLIENT_SECRET": "immy-secret",
+                        "IMMY_AUTHORITY_HOST": immy_url,
+                    }
+                )
             os.environ.update(
                 {
                     "HALO_BASE_URL": url,
@@ -58,10 +84,20 @@ def synced(
             get_settings.cache_clear()
             get_store.cache_clear()
             settings = load_settings()
-            store = Store(TableServiceClient.from_connection_string(azurite.connection_string))
+            # Azurite answers one request at a time: with many transactions in flight each waits
+            # for all the others, so a large write needs fewer in flight and a longer read timeout
+            # than Table Storage (azure-core's default is 300 s).
+            service = TableServiceClient.from_connection_string(
+                azurite.connection_string, read_timeout=read_timeout
+            )
+            store = Store(service, concurrency=concurrency)
+            if store_wrapper is not None:
+                store = store_wrapper(store)
             for rule in rules:
                 store.put_rule_document(rule.key, rule.model_dump(mode="json"))
             report = asyncio.run(run_sync(settings, store=store))
             yield Synced(store, settings, report)
         finally:
             stop_process(proc)
+            if immy_proc is not None:
+                stop_process(immy_proc)

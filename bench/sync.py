@@ -4,7 +4,11 @@ Prints wall time per phase, HaloPSA requests against the minimum, table transact
 minimum (entities / 100 per partition), and peak memory. The sandbox and Azurite run in their own
 processes on loopback.
 
-    python bench/sync.py [--clients 5000] [--page-size 100]
+    python bench/sync.py [--clients 5000] [--page-size 100] [--immybot]
+
+With --immybot an ImmyBot sandbox (tenants for most clients, their computers) runs too, and the
+largest entity and property written show the snapshot stays inside Table Storage's limits
+(1 MiB per entity, 64 KiB per property) however many clients there are.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import synced  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
+from sandbox.immybot import MAX_TAKE  # noqa: E402
+from shared.immy_client import PAGE_SIZE, TENANT_PAGE_SIZE  # noqa: E402
 from shared.rules import ItemMatch, Rule  # noqa: E402
+from shared.sync import SyncReport  # noqa: E402
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),
@@ -28,18 +35,52 @@ RULES = (
 )
 
 
+def immybot_requests(report: SyncReport) -> str | None:
+    """ImmyBot API requests the sync made against the fewest its API allows, or None without
+    ImmyBot: tenant pages plus the empty page that ends them (the list has no count), computer
+    pages at the server's cap, the provider link and its clients, and the tag plan's minimum."""
+    tags, state = report.immy_tags or {}, report.immybot or {}
+    if "immybot_requests" not in tags:
+        return None
+    made = tags["immybot_requests"]
+    minimum = (
+        math.ceil(state.get("tenants", 0) / TENANT_PAGE_SIZE) + 1
+        + max(1, math.ceil(state.get("computers", 0) / min(PAGE_SIZE, MAX_TAKE)))
+        + 2
+        + tags.get("minimum_requests", 1)
+    )  # fmt: skip
+    return (
+        f"ImmyBot       : {made} requests, minimum {minimum} ({100 * (made / minimum - 1):+.1f}%)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--immybot", action="store_true", help="run an ImmyBot sandbox too")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="table transactions in flight (default 8)"
+    )
+    parser.add_argument(
+        "--read-timeout", type=float, default=300, help="seconds to wait for one table answer"
+    )
     args = parser.parse_args()
 
     data = generate(args.clients, seed=args.seed)
     lists = [data.clients, data.sites, data.contracts, data.invoices, data.items]
     minimum_requests = 1 + sum(max(1, math.ceil(len(x) / args.page_size)) for x in lists)
 
-    with synced(args.clients, RULES, args.seed, args.page_size) as done:
+    with synced(
+        args.clients,
+        RULES,
+        args.seed,
+        args.page_size,
+        immybot=args.immybot,
+        concurrency=args.concurrency,
+        read_timeout=args.read_timeout,
+    ) as done:
         report = done.report
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -56,10 +97,17 @@ def main() -> None:
     )
     print(
         f"Table Storage : {report.transactions} transactions, minimum {report.transactions_minimum} "
-        f"({100 * (report.transactions / report.transactions_minimum - 1):+.1f}%), "
+        f"({100 * (report.transactions / max(1, report.transactions_minimum) - 1):+.1f}%), "
         f"{report.entities_written} entities"
     )
     print(f"targets       : {report.targets}")
+    immybot = immybot_requests(report)
+    if immybot is not None:
+        print(immybot)
+    print(
+        f"largest write : entity {report.largest_entity / 1024:.1f} KiB (limit 1024), "
+        f"property {report.largest_property / 1024:.1f} KiB (limit 64)"
+    )
     print(f"peak memory   : {peak_mib:.0f} MiB (max RSS of this process)")
 
 

@@ -3,9 +3,10 @@
 Speaks the dialect `shared.halo_client` relies on (DESIGN.md section 8): `POST /auth/token`, list
 resources under `/api/` with HaloPSA's wrapper keys, `pageinate`/`page_size`/`page_no` paging with
 `record_count`, `includeinactive`, `includelines` (recurring invoices carry `lines` only with it),
-`client_id`, `Tickets/{id}` and `RecurringInvoice/{id}` (negative ids; always with lines). Faults (rate
-limits, random errors, latency, token revocation, failing pages) are set in code or over
-`PUT /_sandbox/faults`; `GET /_sandbox/stats` counts what clients sent. Standard library only.
+`client_id`, `Tickets/{id}` and `RecurringInvoice/{id}` (negative ids; always with lines). Faults
+(rate limits, a 429 every Nth request, random errors, latency, token revocation, failing pages,
+invoices listed without lines) are set in code or over `PUT /_sandbox/faults`;
+`GET /_sandbox/stats` counts what clients sent. Standard library only.
 
     python -m sandbox.halo --port 8089 --clients 5000 --rate-limit 10
 """
@@ -17,6 +18,7 @@ import hmac
 import math
 import sys
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,7 +96,13 @@ _BY_ID = frozenset({"Tickets", "RecurringInvoice"})
 class Faults(SandboxFaults):
     """Misbehaviour to simulate. `fail` rules look like
     `{"resource": "RecurringInvoice", "page": "last" | 3 | None, "status": 500, "times": 1 | None}`
-    (page None = every page; times None = forever); a list read without paging is page 1 of 1."""
+    (page None = every page; times None = forever); a list read without paging is page 1 of 1.
+
+    `throttle_every` N answers every Nth request (token requests included) with a 429 without
+    Retry-After, as hosted HaloPSA does. `omit_lines` (a share, 1 = all, chosen per invoice by id
+    and seed) and `omit_lines_ids` list recurring invoices without their `lines` key, as HaloPSA
+    sometimes does; `GET /api/RecurringInvoice/{id}` always carries them. Random errors
+    (`error_rate`, `error_status`, e.g. 0.05 and 500) are drawn from `seed`."""
 
     rate_limit_per_second: float | None = None
     error_rate: float = 0.0
@@ -104,6 +112,9 @@ class Faults(SandboxFaults):
     token_ttl_seconds: int = 3600
     revoke_tokens_after: int | None = None
     fail: list[dict[str, Any]] = field(default_factory=list)
+    throttle_every: int | None = None
+    omit_lines: float = 0.0
+    omit_lines_ids: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.rate_limit_per_second is not None and not is_number(self.rate_limit_per_second, 0):
@@ -118,6 +129,26 @@ class Faults(SandboxFaults):
         if not isinstance(self.fail, list):
             raise ValueError("fail must be a list of rules")
         self.fail = [_fail_rule(rule) for rule in self.fail]
+        if self.throttle_every is not None and not is_whole(self.throttle_every, 1):
+            raise ValueError("throttle_every must be an integer >= 1 or null")
+        if not is_number(self.omit_lines, 0) or self.omit_lines > 1:
+            raise ValueError("omit_lines must be a share between 0 and 1")
+        if not isinstance(self.omit_lines_ids, list) or not all(
+            is_whole(i, None) for i in self.omit_lines_ids
+        ):
+            raise ValueError("omit_lines_ids must be a list of integer ids")
+
+    def omits_lines(self, record: Any) -> bool:
+        """Whether a listed recurring invoice goes out without its `lines` key."""
+        if not isinstance(record, dict) or (self.omit_lines <= 0 and not self.omit_lines_ids):
+            return False
+        number = _as_int(record.get("id"))
+        if number is None:
+            return False
+        if number in self.omit_lines_ids:
+            return True
+        # Stable per invoice and seed, so every listing omits the same invoices.
+        return zlib.crc32(f"{self.seed}:{number}".encode()) / 2**32 < self.omit_lines
 
 
 def _fail_rule(rule: Any) -> dict[str, Any]:
@@ -232,6 +263,20 @@ class _Index:
         return rows
 
 
+def _omit_lines(response: Response, resource: str, faults: Faults) -> Response:
+    """A listing with the invoices `faults` picks stripped of `lines` (HaloPSA does that)."""
+    body = response.body
+    if resource != "RecurringInvoice" or response.status != 200 or not isinstance(body, dict):
+        return response
+    listed = body.get(RESOURCES[resource])
+    if isinstance(listed, list):
+        body = {
+            **body,
+            "invoices": [_without_lines(r) if faults.omits_lines(r) else r for r in listed],
+        }
+    return Response(response.status, body, response.headers)
+
+
 def _without_lines(record: Any) -> Any:
     if not isinstance(record, dict):
         return record
@@ -289,6 +334,7 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         self._window: deque[float] = deque()
         self._api_requests = 0
         self._revoked = False
+        self._throttle_count = 0
         super().__init__(
             data,
             _Index,
@@ -312,6 +358,7 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         self._window.clear()
         self._api_requests = 0
         self._revoked = False
+        self._throttle_count = 0
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -346,6 +393,8 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             return error_response(405, "method_not_allowed", f"use {allow}", Allow=allow)
         if not self._admit(faults):
             return error_response(429, "rate_limited", "too many requests", **{"Retry-After": "1"})
+        if self._throttled(faults):
+            return error_response(429, "rate_limited", "too many requests")  # no Retry-After
         if resource == TOKEN_RESOURCE:
             return self._token(query, body, faults)
         if self._injected_error(faults):
@@ -363,7 +412,7 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             return self._index.assets.answer(
                 method, query, body, lambda page, last: self._injected_failure("Asset", page, last)
             )
-        return self._list(resource, query)
+        return _omit_lines(self._list(resource, query), resource, faults)
 
     def _admit(self, faults: Faults) -> bool:
         limit = faults.rate_limit_per_second
@@ -379,6 +428,13 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
                 return False
             window.append(now)
             return True
+
+    def _throttled(self, faults: Faults) -> bool:
+        if faults.throttle_every is None:
+            return False
+        with self._lock:
+            self._throttle_count += 1
+            return self._throttle_count % faults.throttle_every == 0
 
     def _token(self, query: Mapping[str, str], body: bytes, faults: Faults) -> Response:
         if self.tenant is not None and query.get("tenant") != self.tenant:
@@ -503,6 +559,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, help="serve a data set written by --dump")
     parser.add_argument("--dump", type=Path, help="write the data set here (alone: and exit)")
     parser.add_argument("--rate-limit", type=float, help="requests per second before 429s")
+    parser.add_argument("--throttle-every", type=int, help="answer every Nth request with a 429")
+    parser.add_argument(
+        "--omit-lines", type=float, default=0.0, help="share of listed invoices without lines"
+    )
     parser.add_argument("--malformed", type=int, default=0, help="break this many records")
     parser.add_argument("--tenant", help="require ?tenant= on the token endpoint")
     return parser
@@ -517,7 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data is not None and args.clients is not None:
         parser.error("--data and --clients are alternatives")
     try:
-        faults = Faults.from_args(args, rate_limit_per_second=args.rate_limit)
+        faults = Faults.from_args(
+            args,
+            rate_limit_per_second=args.rate_limit,
+            throttle_every=args.throttle_every,
+            omit_lines=args.omit_lines,
+        )
     except ValueError as error:
         parser.error(str(error))
 

@@ -5,8 +5,14 @@ One server answers both sides of an ImmyBot integration:
 * Entra ID: `GET /{tenant}/v2.0/.well-known/openid-configuration` (msal's tenant discovery) and
   `POST /{tenant}/oauth2/v2.0/token` (client credentials, client_secret_post or _basic), with
   Entra's error bodies (AADSTS codes, error_codes, trace and correlation ids).
-* ImmyBot: `GET /api/v1/tenants` and `GET /api/v1/computers/paged` (skip/take, includeOffline,
-  tenantId, sort/sortDesc) behind a bearer token from that token endpoint.
+* ImmyBot, behind a bearer token from that token endpoint: `GET /api/v1/tenants` (Sieve's
+  `Page`/`PageSize` when given, else every tenant, each with its `tenantTagIds`/`tenantTagNames`),
+  `GET /api/v1/computers/paged` (skip/take, includeOffline, tenantId, sort/sortDesc; `take` is
+  silently capped at `max_take`, 100 by default, as a server may do, so a client that stops on a
+  short page loses computers), `GET|POST /api/v1/tags`, `POST /api/v1/tenants/add-tags` and
+  `/remove-tags` (body `{"entityIds": [tenant ids], "tagIds": [tag ids]}`), `GET
+  /api/v1/provider-links` and `GET /api/v1/provider-links/{id}/clients`. Tags are state: what
+  add-tags and remove-tags change, later tenant listings show (`tenant_tags()` reads it in tests).
 
 msal only accepts https authorities, so a client reaches this plain-http server through an HTTP
 client that rewrites https://HOST:PORT to http://HOST:PORT. Every URL the server puts in JSON is
@@ -23,6 +29,7 @@ import argparse
 import base64
 import binascii
 import hmac
+import json
 import re
 import sys
 import uuid
@@ -51,9 +58,21 @@ DEFAULT_CLIENT_ID = "immy-client"
 # A published credential of a loopback simulator, not a secret.
 DEFAULT_CLIENT_SECRET = "immy-secret"  # noqa: S105
 DEFAULT_TAKE = 50
-MAX_TAKE = 1000
+MAX_TAKE = 100
 # The stats keys, one per endpoint; always present so callers can read them without a default.
-ENDPOINTS = ("token", "openid", "tenants", "computers")
+ENDPOINTS = (
+    "token",
+    "openid",
+    "tenants",
+    "computers",
+    "tags",
+    "add_tags",
+    "remove_tags",
+    "provider_links",
+    "provider_clients",
+)
+# The endpoints that change state (ImmyBot answers other methods with 405).
+_POST_ONLY = frozenset({"add_tags", "remove_tags"})
 _DEFAULT_SUFFIX = "/.default"
 
 # A Host header we are willing to echo into URLs: a name, IPv4 or bracketed IPv6, and a port.
@@ -66,13 +85,16 @@ _HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 @dataclass
 class ImmyFaults(SandboxFaults):
     """Misbehaviour to simulate. `error_rate` and `error_status` hit ImmyBot API requests only
-    (not Entra's); `latency_ms` delays every endpoint; tokens live `token_ttl_seconds`."""
+    (not Entra's); `latency_ms` delays every endpoint; tokens live `token_ttl_seconds`;
+    `tag_writes_before_error` (when set) lets that many add-tags/remove-tags requests through and
+    fails every later one with `error_status`, as an ImmyBot going down mid-run would."""
 
     latency_ms: float = 0
     error_rate: float = 0
     error_status: int = 503
     seed: int = 0
     token_ttl_seconds: int = 3599
+    tag_writes_before_error: int | None = None
 
     def __post_init__(self) -> None:
         if not is_number(self.latency_ms, 0):
@@ -80,6 +102,10 @@ class ImmyFaults(SandboxFaults):
         self._check_errors()
         if not is_whole(self.token_ttl_seconds, 0):
             raise ValueError("token_ttl_seconds must be an integer >= 0")
+        if self.tag_writes_before_error is not None and not is_whole(
+            self.tag_writes_before_error, 0
+        ):
+            raise ValueError("tag_writes_before_error must be null or an integer >= 0")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -186,8 +212,12 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
         faults: ImmyFaults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_take: int = MAX_TAKE,
     ) -> None:
         self.entra_tenant = entra_tenant
+        self.max_take = max_take
+        self.tag_writes: list[tuple[str, list[int], list[int]]] = []
+        self._tag_writes_seen = 0
         self.client_id = client_id
         self.client_secret = client_secret
         self.expected_scope = expected_scope
@@ -200,6 +230,9 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             server_version="ImmyBotSandbox/1.0",
             thread_name="immybot-sandbox",
         )
+
+    def _restart_faults(self, faults: ImmyFaults) -> None:
+        self._tag_writes_seen = 0
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -236,6 +269,18 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             return "tenants", ""
         if lowered == ["", "api", "v1", "computers", "paged"]:
             return "computers", ""
+        if lowered == ["", "api", "v1", "tags"]:
+            return "tags", ""
+        if lowered[:4] == ["", "api", "v1", "tenants"] and lowered[4:] in (
+            ["add-tags"],
+            ["remove-tags"],
+        ):
+            return lowered[4].replace("-", "_"), ""
+        if lowered == ["", "api", "v1", "provider-links"]:
+            return "provider_links", ""
+        if len(parts) == 6 and lowered[:4] == ["", "api", "v1", "provider-links"]:
+            if lowered[5] == "clients":
+                return "provider_clients", parts[4]
         if len(parts) == 5 and parts[1]:
             if lowered[2:] == ["v2.0", ".well-known", "openid-configuration"]:
                 return "openid", parts[1]
@@ -272,8 +317,9 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             response = self._token(tenant, origin, headers, body, faults, correlation)
             response.headers["client-request-id"] = correlation
             return response
-        if method != "GET":
-            return _problem(405, "use GET", Allow="GET")
+        allowed = "POST" if endpoint in _POST_ONLY else "GET, POST" if endpoint == "tags" else "GET"
+        if method not in allowed.split(", "):
+            return _problem(405, f"use {allowed}", Allow=allowed)
         if self._injected_error(faults):
             return _problem(faults.error_status, "injected error")
         if not self._bearer_ok(headers):
@@ -283,7 +329,21 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         if endpoint == "tenants":
-            return Response(200, self._index.tenants)
+            return self._tenants(query)
+        if endpoint == "tags":
+            return self._create_tag(body) if method == "POST" else self._tags(query)
+        if endpoint in _POST_ONLY:
+            limit = faults.tag_writes_before_error
+            with self._lock:
+                self._tag_writes_seen += 1
+                failing = limit is not None and self._tag_writes_seen > limit
+            if failing:
+                return _problem(faults.error_status, "injected error after tag writes")
+            return self._tenant_tags(endpoint, body)
+        if endpoint == "provider_links":
+            return Response(200, list(self._data.provider_links))
+        if endpoint == "provider_clients":
+            return self._provider_clients(tenant)
         return self._computers(query)
 
     def _host_header(self, headers: Mapping[str, str]) -> str:
@@ -434,6 +494,94 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
 
     # -- ImmyBot ------------------------------------------------------------------------------
 
+    def _tenants(self, query: Mapping[str, str]) -> Response:
+        try:
+            page = _int_param(query, "Page", None, 1)
+            size = _int_param(query, "PageSize", None, 1)
+        except _BadParam as error:
+            return _invalid(error.name, str(error))
+        with self._lock:
+            rows = [dict(t) for t in self._index.tenants]
+        if size is not None:
+            start = ((page or 1) - 1) * size
+            rows = rows[start : start + size]
+        return Response(200, rows)
+
+    def _tags(self, query: Mapping[str, str]) -> Response:
+        name = query.get("name", "").strip().casefold()
+        with self._lock:
+            tags = [dict(t) for t in self._data.tags]
+        return Response(200, [t for t in tags if name in str(t.get("name", "")).casefold()])
+
+    def _create_tag(self, body: bytes) -> Response:
+        payload = _json_body(body)
+        name = payload.get("name") if isinstance(payload, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            return _invalid("name", "The Name field is required.")
+        with self._lock:
+            if any(str(t["name"]).casefold() == name.casefold() for t in self._data.tags):
+                return _invalid("name", f"A tag named '{name}' already exists.")
+            tag = {
+                "id": max((int(t["id"]) for t in self._data.tags), default=0) + 1,
+                "name": name,
+                "description": payload.get("description"),
+                "color": payload.get("color"),
+            }
+            self._data.tags.append(tag)
+        return Response(200, dict(tag))
+
+    def _tenant_tags(self, endpoint: str, body: bytes) -> Response:
+        payload = _json_body(body)
+        if not isinstance(payload, dict):
+            return _invalid("request", "A non-empty request body is required.")
+        ids: dict[str, list[int]] = {}
+        for name in ("entityIds", "tagIds"):
+            value = payload.get(name)
+            if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            ):
+                return _invalid(name, f"{name} must be a list of integers.")
+            ids[name] = value
+        with self._lock:
+            tenants = {t["id"]: t for t in self._data.tenants}
+            known_tags = {t["id"] for t in self._data.tags}
+            missing = [i for i in ids["entityIds"] if i not in tenants]
+            missing_tags = [i for i in ids["tagIds"] if i not in known_tags]
+            if missing or missing_tags:
+                return _problem(404, f"unknown tenants {missing} or tags {missing_tags}")
+            for tenant_id in ids["entityIds"]:
+                carried = set(tenants[tenant_id].get("tenantTagIds") or [])
+                if endpoint == "add_tags":
+                    carried |= set(ids["tagIds"])
+                else:
+                    carried -= set(ids["tagIds"])
+                names = {t["id"]: t["name"] for t in self._data.tags}
+                tenants[tenant_id]["tenantTagIds"] = sorted(carried)
+                tenants[tenant_id]["tenantTagNames"] = [names[i] for i in sorted(carried)]
+            self.tag_writes.append((endpoint, list(ids["entityIds"]), list(ids["tagIds"])))
+        return Response(200, None)
+
+    def _provider_clients(self, link: str) -> Response:
+        with self._lock:
+            if not link.isdigit() or not any(
+                str(p.get("id")) == link for p in self._data.provider_links
+            ):
+                return _problem(404, f"no provider link {link}")
+            return Response(
+                200,
+                [c for c in self._data.provider_clients if str(c.get("providerLinkId")) == link],
+            )
+
+    def tenant_tags(self) -> dict[str, set[int]]:
+        """Tag name -> the ids of the tenants carrying it, as of now (for tests)."""
+        with self._lock:
+            names = {t["id"]: str(t["name"]) for t in self._data.tags}
+            carried: dict[str, set[int]] = {name: set() for name in names.values()}
+            for tenant in self._data.tenants:
+                for tag_id in tenant.get("tenantTagIds") or []:
+                    carried[names[tag_id]].add(int(tenant["id"]))
+            return carried
+
     def _computers(self, query: Mapping[str, str]) -> Response:
         index = self._index
         try:
@@ -444,9 +592,8 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             sort_desc = _bool_param(query, "sortDesc")
         except _BadParam as error:
             return _invalid(error.name, str(error))
-        take = DEFAULT_TAKE if take is None else take
-        if take > MAX_TAKE:
-            return _invalid("take", f"take must be at most {MAX_TAKE}.")
+        # A server caps its pages without saying so: only `count` tells a client more remain.
+        take = min(DEFAULT_TAKE if take is None else take, self.max_take)
         rows = (
             index.computers[include_offline]
             if tenant_id is None
@@ -464,6 +611,13 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
                 reverse=sort_desc,
             )
         return Response(200, {"count": len(rows), "results": rows[skip : skip + take]})
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        return None
 
 
 def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:

@@ -51,6 +51,10 @@ name, except about 3% with another legal suffix ("X Ltd" -> "X Limited", "X Grou
 "X Limited"), 1% with a really different name (first two words swapped). Half the inactive clients
 keep a tenant. Note that the HaloPSA generator itself gives different clients one normalised name
 ("Blue Dental Ltd", "Blue Dental LLC"), so large sets hold more ambiguity than those rates.
+A HaloPSA provider link (id 1) links every client that got a tenant to its (first) tenant, so
+ImmyBot's own links map even the renamed ones; computer ids divisible by 47, 53 or 59 are dev-lab,
+sandbox or excluded from maintenance. The demo set has no provider link and no flagged computer:
+tests add them with `add_halo_link` and `flag_computers`.
 Computers: about one per five HaloPSA users of the client, at least one per tenant, named after
 the client's HaloPSA assets where it has them; about 70% online; about 85% of non-servers have a
 primary user from the client's HaloPSA users.
@@ -61,7 +65,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -71,20 +75,31 @@ from shared.mapping import LEGAL_SUFFIXES
 
 Record = dict[str, Any]
 
-RECORD_TYPES = ("tenants", "computers")
+RECORD_TYPES = ("tenants", "computers", "tags", "provider_links", "provider_clients")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 MSP_TENANT_ID = 1
 MSP_TENANT_NAME = "Demo MSP (internal)"
+HALO_LINK_ID = 1
+HALO_LINK_NAME = "HaloPSA"
 
 # Trailing words a company name may carry or drop without naming another company.
 
 
 @dataclass
 class ImmyDataSet(JsonDataSet):
-    """Every record the ImmyBot sandbox serves: tenants and computers, as ImmyBot JSON objects."""
+    """Every record the ImmyBot sandbox serves, as ImmyBot JSON objects.
+
+    `tags` are `{id, name, description, color}`; a tenant lists the tags it carries in
+    `tenantTagIds`. `provider_links` are integrations (`{id, name, providerTypeId, disabled}`);
+    `provider_clients` are their clients as `GET /api/v1/provider-links/{id}/clients` lists them
+    (`providerLinkId`, `externalClientId`, `externalClientName`, `linkedToTenantId`).
+    """
 
     tenants: list[Record] = field(default_factory=list)
     computers: list[Record] = field(default_factory=list)
+    tags: list[Record] = field(default_factory=list)
+    provider_links: list[Record] = field(default_factory=list)
+    provider_clients: list[Record] = field(default_factory=list)
 
 
 # -- building blocks -------------------------------------------------------------------------
@@ -166,6 +181,8 @@ class _Builder:
             "ownerTenantId": None if msp else MSP_TENANT_ID,
             "parentTenantId": None,
             "azureTenantLink": {"azTenantId": _guid(self.rng)} if linked else None,
+            "tenantTagIds": [],
+            "tenantTagNames": [],
         }
         self.data.tenants.append(record)
         return record
@@ -202,6 +219,10 @@ class _Builder:
             "operatingSystem": rng.choice(_SYSTEMS[kind]),
             "onboardingStatus": "Onboarded",
             "deviceId": _guid(rng),
+            # Not deployment targets when set (DESIGN.md section 9); `flag_computers` sets them.
+            "isSandbox": False,
+            "isDevLab": False,
+            "excludeFromMaintenance": False,
         }
         self.data.computers.append(record)
         return record
@@ -340,6 +361,8 @@ def _generated(halo: HaloDataSet, build: _Builder) -> ImmyDataSet:
     build.computer(msp, "MSP-LT01", None, False, days_off=3)
 
     clients = [c for c in halo.clients if isinstance(c, dict) and isinstance(c.get("id"), int)]
+    halo_links: dict[int, int | None] = {}
+    halo_names: dict[int, str] = {}
     for client in sorted(clients, key=lambda c: int(c["id"])):
         client_id, name = int(client["id"]), str(client.get("name") or "")
         if client.get("inactive") and rng.random() < 0.5:
@@ -356,6 +379,8 @@ def _generated(halo: HaloDataSet, build: _Builder) -> ImmyDataSet:
         else:
             names = [name]
 
+        halo_links[client_id] = len(build.data.tenants) + 1  # its (first) tenant, next to come
+        halo_names[client_id] = name
         users = users_of.get(client_id, [])
         assets = list(assets_of.get(client_id, []))
         used = {asset_name for asset_name, _ in assets}
@@ -378,7 +403,66 @@ def _generated(halo: HaloDataSet, build: _Builder) -> ImmyDataSet:
                 )
                 online = rng.random() < 0.7
                 build.computer(tenant, computer_name, owner, online, days_off=rng.randint(1, 13))
+    # ImmyBot's HaloPSA integration links every onboarded client to its tenant, names aside.
+    add_halo_link(build.data, halo_links, halo_names)
+    # A few computers ImmyBot must not deploy to, picked by id so the random stream is untouched.
+    for computer in build.data.computers:
+        computer["isDevLab"] = computer["id"] % 47 == 0
+        computer["isSandbox"] = computer["id"] % 53 == 0
+        computer["excludeFromMaintenance"] = computer["id"] % 59 == 0
     return build.data
+
+
+def add_halo_link(
+    data: ImmyDataSet,
+    links: Mapping[int, int | None],
+    names: Mapping[int, str] | None = None,
+    *,
+    link_id: int = HALO_LINK_ID,
+    link_name: str = HALO_LINK_NAME,
+) -> ImmyDataSet:
+    """Add a HaloPSA provider link whose clients (HaloPSA client id -> linked tenant id, None for
+    an unlinked client) are `links`, as ImmyBot's HaloPSA integration would list them."""
+    data.provider_links.append(
+        {
+            "id": link_id,
+            "name": link_name,
+            # ImmyBot names provider types by GUID; the sandbox's is invented.
+            "providerTypeId": "00000000-0000-4000-8000-000000000a10",
+            "disabled": False,
+            "ownerTenantId": MSP_TENANT_ID,
+        }
+    )
+    for client_id, tenant_id in sorted(links.items()):
+        data.provider_clients.append(
+            {
+                "providerLinkId": link_id,
+                "externalClientId": str(client_id),
+                "externalClientName": (names or {}).get(client_id, f"Client {client_id}"),
+                "linkedToTenantId": tenant_id,
+                "status": "Active",
+                "types": ["Customer"],
+            }
+        )
+    return data
+
+
+def flag_computers(
+    data: ImmyDataSet,
+    ids: Iterable[int],
+    *,
+    sandbox: bool = False,
+    dev_lab: bool = False,
+    excluded: bool = False,
+) -> ImmyDataSet:
+    """Set ImmyBot's isSandbox / isDevLab / excludeFromMaintenance on the computers `ids`."""
+    wanted = set(ids)
+    for computer in data.computers:
+        if computer.get("id") in wanted:
+            computer["isSandbox"] = computer.get("isSandbox") or sandbox
+            computer["isDevLab"] = computer.get("isDevLab") or dev_lab
+            computer["excludeFromMaintenance"] = computer.get("excludeFromMaintenance") or excluded
+    return data
 
 
 def immy_data_for(halo: HaloDataSet, seed: int = 1, today: date | None = None) -> ImmyDataSet:

@@ -44,6 +44,10 @@ class CatalogResponse(_Out):
     synced_at: datetime
     contract_types: list[ContractTypeEntry]
     items: list[ItemEntry]
+    rule_warnings: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per rule (software), what it cannot do in ImmyBot, e.g. a site scope.",
+    )
 
 
 class RuleView(_Out):

@@ -143,6 +143,18 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
     )
 
 
+SITE_SCOPE_WARNING = (
+    "site-scoped: ImmyBot tags are per tenant, so this rule gets no ImmyBot tag and its clients "
+    "are listed as 'site scope: not tagged'; deploy it with the PowerShell filter script "
+    "(docs/immybot-setup.md)"
+)
+
+
+def scope_warnings(rule: Rule) -> list[str]:
+    """What the rule cannot do in ImmyBot (a site scope cannot be a tenant tag)."""
+    return [SITE_SCOPE_WARNING] if rule.site_ids is not None else []
+
+
 def rule_warnings(rule: Rule, catalog: Catalog) -> list[str]:
     """Names in `rule` that nothing in the catalogue carries, with the closest known names."""
     warnings = []

@@ -121,6 +121,9 @@ class ImmyState(BaseModel):
     tenants: int = 0
     computers: int = 0
     note: str | None = None
+    halo_link: str | None = Field(
+        default=None, description="Which ImmyBot HaloPSA provider link mapped clients, or why none."
+    )
 
 
 class Manifest(BaseModel):
@@ -370,10 +373,20 @@ def read_tenants(store: Store, generation: str) -> list[ImmyTenant]:
 
 def read_matches(store: Store, generation: str) -> dict[int, TenantMatch]:
     """The client -> tenant mapping of a generation."""
-    return {
-        m.client_id: m
-        for m in (TenantMatch.model_validate(x) for x in _read_lists(store, generation, MATCHES))
-    }
+    found = _read_lists(store, generation, MATCHES)
+    if not found:
+        found = _legacy_matches(store, generation)
+    return {m.client_id: m for m in (TenantMatch.model_validate(x) for x in found)}
+
+
+def _legacy_matches(store: Store, generation: str) -> list[Any]:
+    # Generations written before the matches were bucketed hold them as one `meta/mapping`
+    # document; read it so a deployment serves its current generation until the next sync.
+    try:
+        document, _ = store.read_document(generation, META, "mapping")
+    except StoreError:
+        return []
+    return list(document)
 
 
 def read_match(store: Store, generation: str, client_id: int) -> TenantMatch | None:

@@ -2,8 +2,10 @@
 
 Every read is a GET and therefore safe to retry. Errors are typed (shared.halo_errors) and their
 text carries the method, the path and the status, never the client secret, the token or a response
-body. The seams live in their own modules: pacing and retries in shared.halo_budget, tokens in
-shared.halo_auth, paging in shared.halo_paging; their public names are re-exported here.
+body. The seams live in their own modules: pacing and the retry policy in shared.halo_budget,
+sending (budget, retries, 429 pauses, the outgoing call line) in shared.halo_transport, tokens in
+shared.halo_auth, paging and all-or-nothing reads in shared.halo_paging; their public names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
@@ -31,8 +32,6 @@ from shared.halo_auth import (
 )
 from shared.halo_budget import (
     RETRYABLE_STATUS,
-    THROTTLED_STATUS,
-    TRANSIENT_STATUS,
     Clock,
     RequestBudget,
     RetryPolicy,
@@ -62,18 +61,13 @@ from shared.halo_models import (
     describe_error,
     parse_records,
 )
-from shared.halo_paging import first_error, read_all_pages
+from shared.halo_paging import first_error, gather_or_cancel, read_all_pages
+from shared.halo_transport import ClientStats, HaloTransport, raise_for_status
 from shared.settings import Settings
-from shared.telemetry import log_outgoing_call
 
 log = logging.getLogger("halo_immy.halo")
 
 M = TypeVar("M", bound=BaseModel)
-T1 = TypeVar("T1")
-T2 = TypeVar("T2")
-T3 = TypeVar("T3")
-T4 = TypeVar("T4")
-T5 = TypeVar("T5")
 # The stats key of `GET /api/RecurringInvoice/{id}`, apart from the listing's pages.
 INVOICE_BY_ID = "RecurringInvoice/{id}"
 
@@ -85,23 +79,6 @@ class Listing(Parsed[M], Generic[M]):
     pages: int = 0
     duplicates: int = 0
     lines_fetched_by_id: int = 0
-
-
-@dataclass(slots=True)
-class ClientStats:
-    """Requests sent per resource (token requests under `auth/token`), retries made, 429s met,
-    and recurring invoices listed without `lines` and so read by id."""
-
-    requests: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-    token_fetches: int = 0
-    throttled: int = 0
-    lines_fetched_by_id: int = 0
-
-    @property
-    def total_requests(self) -> int:
-        """All HTTP requests sent, token requests included."""
-        return sum(self.requests.values())
 
 
 class HaloClient:
@@ -152,6 +129,16 @@ class HaloClient:
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "halo-immy/0.1"},
             follow_redirects=False,
+        )
+        self._transport = HaloTransport(
+            self._http,
+            budget=budget,
+            retry=self._retry,
+            sleep=sleep,
+            rng=self._rng,
+            stats=self.stats,
+            current_token=self._current_token,
+            drop_token=self._drop_token,
         )
 
     @classmethod
@@ -270,66 +257,15 @@ class HaloClient:
     async def post_json(self, path: str, body: Any, *, resource: str) -> Any:
         """One POST of a JSON body; the decoded answer (None if it is not JSON).
 
-        Writes are not idempotent, so only what HaloPSA provably did not process is retried: a 429
-        (refused before processing; the budget slows as for reads), a 401 once with a fresh token,
-        and connection failures before the request was sent. A 5xx or a timeout may follow a write
-        that was (partly) applied: it raises, and the caller re-reads before writing again.
+        Writes are not idempotent: a 5xx or a timeout raises without a second send (see
+        `HaloTransport.write`), and the caller re-reads before writing again.
         """
-        call = _Call()
-        started = time.perf_counter()
-        error: str | None = None
+        response = await self._transport.write("POST", path, resource=resource, body=body)
+        raise_for_status("POST", path, response)
         try:
-            return await self._post_tries(path, body, resource, call)
-        except BaseException as failure:
-            error = type(failure).__name__
-            raise
-        finally:
-            log_outgoing_call(
-                "halopsa",
-                "POST",
-                path,
-                status=call.status,
-                started=started,
-                retries=call.retries,
-                throttled=call.throttled,
-                error=error,
-            )
-
-    async def _post_tries(self, path: str, body: Any, resource: str, call: _Call) -> Any:
-        auth_refreshed = False
-        while True:
-            token = await self._current_token()
-            if self._budget is not None:
-                await self._budget.acquire()
-            self.stats.requests[resource] += 1
-            try:
-                response = await self._http.post(
-                    path,
-                    json=body,
-                    headers={"Authorization": f"{token.token_type} {token.value}"},
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as failure:
-                call.status = None  # never reached HaloPSA: safe to send again
-                await self._after_transient("POST", path, call, type(failure).__name__, None)
-                continue
-            except (httpx.TimeoutException, httpx.TransportError) as failure:
-                raise HaloUnavailable(
-                    "POST", path, None, f"{type(failure).__name__}: the write may have been applied"
-                ) from None
-            status = response.status_code
-            call.status = status
-            if status == 401 and not auth_refreshed:
-                auth_refreshed = True
-                self._drop_token(token)
-                continue
-            if status == THROTTLED_STATUS:
-                await self._after_throttled("POST", path, call, response)
-                continue
-            self._raise_for_status("POST", path, response)
-            try:
-                return response.json()
-            except ValueError:
-                return None
+            return response.json()
+        except ValueError:
+            return None
 
     async def list_records(
         self,
@@ -428,192 +364,16 @@ class HaloClient:
 
     async def _get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
         where = path + (f" page {params['page_no']}" if "page_no" in params else "")
-        response = await self._request(
+        response = await self._transport.request(
             "GET", path, where, resource=resource, params=params, authorised=True
         )
-        self._raise_for_status("GET", where, response)
+        raise_for_status("GET", where, response)
         try:
             return response.json()
         except ValueError:
             raise HaloProtocolError(
                 "GET", where, response.status_code, "the answer is not JSON"
             ) from None
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        where: str,
-        *,
-        resource: str,
-        params: Mapping[str, str] | None = None,
-        data: Mapping[str, str] | None = None,
-        authorised: bool = False,
-    ) -> httpx.Response:
-        """Send a request until it has an answer that retrying cannot change, and log the call.
-
-        Every try draws on the budget. 429: pause (at least the policy's `backoff_429`) and slow
-        the budget; 500/502/503/504, timeouts and connection errors: exponential back-off with
-        jitter; 401 with a bearer token: refresh the token once. Raises HaloUnavailable or
-        HaloRateLimited past the policy's caps; any other answer is returned as it is.
-        """
-        call = _Call()
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await self._tries(method, path, where, call, resource, params, data, authorised)
-        except BaseException as failure:
-            error = type(failure).__name__
-            raise
-        finally:
-            log_outgoing_call(
-                "halopsa",
-                method,
-                path,
-                status=call.status,
-                started=started,
-                retries=call.retries,
-                throttled=call.throttled,
-                error=error,
-            )
-
-    async def _tries(
-        self,
-        method: str,
-        path: str,
-        where: str,
-        call: _Call,
-        resource: str,
-        params: Mapping[str, str] | None,
-        data: Mapping[str, str] | None,
-        authorised: bool,
-    ) -> httpx.Response:
-        auth_refreshed = False
-        while True:
-            token = await self._current_token() if authorised else None
-            headers = {"Authorization": f"{token.token_type} {token.value}"} if token else None
-            if self._budget is not None:
-                await self._budget.acquire()
-            self.stats.requests[resource] += 1
-            try:
-                response = await self._http.request(
-                    method, path, params=params, headers=headers, data=data
-                )
-            except (httpx.TimeoutException, httpx.TransportError) as failure:
-                call.status = None
-                await self._after_transient(method, where, call, type(failure).__name__, None)
-                continue
-            status = response.status_code
-            call.status = status
-            if status == 401 and token is not None and not auth_refreshed:
-                # The token may have been revoked or expired early: refresh once, then give up.
-                auth_refreshed = True
-                self._drop_token(token)
-                continue
-            if status == THROTTLED_STATUS:
-                await self._after_throttled(method, where, call, response)
-                continue
-            if status in TRANSIENT_STATUS:
-                await self._after_transient(method, where, call, f"HTTP {status}", response)
-                continue
-            return response
-
-    async def _after_transient(
-        self, method: str, where: str, call: _Call, what: str, response: httpx.Response | None
-    ) -> None:
-        """Back off after a transient failure, or raise HaloUnavailable past the attempt cap."""
-        call.failures += 1
-        status = response.status_code if response is not None else None
-        if call.failures >= self._retry.max_attempts:
-            detail = (
-                f"{what} after {call.failures} attempts"
-                if response is None
-                else f"still failing after {call.failures} attempts"
-            )
-            raise HaloUnavailable(method, where, status, detail)
-        retry_after = self._retry_after(method, where, response, HaloUnavailable)
-        delay = max(retry_after or 0.0, self._retry.backoff(call.failures, self._rng))
-        log.warning(
-            "HaloPSA %s %s: %s, retry %d/%d in %.1fs",
-            method,
-            where,
-            what,
-            call.failures,
-            self._retry.max_attempts - 1,
-            delay,
-        )
-        call.retries += 1
-        self.stats.retries += 1
-        await self._sleep(delay)
-
-    async def _after_throttled(
-        self, method: str, where: str, call: _Call, response: httpx.Response
-    ) -> None:
-        """Pause after a 429 and slow the budget, or raise HaloRateLimited past the cap."""
-        call.throttled += 1
-        self.stats.throttled += 1
-        if call.throttled > self._retry.max_throttled:
-            raise HaloRateLimited(
-                method, where, THROTTLED_STATUS, f"still rate limited after {call.throttled} 429s"
-            )
-        # HaloPSA sends no Retry-After; one that is present is honoured when it is longer.
-        retry_after = self._retry_after(method, where, response, HaloRateLimited)
-        wait = max(self._retry.backoff_429, retry_after or 0.0)
-        call.retries += 1
-        self.stats.retries += 1
-        if self._budget is None:
-            log.warning("HaloPSA %s %s: HTTP 429, retry in %.1fs", method, where, wait)
-            await self._sleep(wait)
-            return
-        # The limit is per instance, so every request of the run pauses, not only this one: the
-        # next `acquire` waits out the pause.
-        self._budget.throttled(wait)
-        log.warning(
-            "HaloPSA %s %s: HTTP 429, every request pauses %.1fs, budget now %.1f/min",
-            method,
-            where,
-            wait,
-            self._budget.per_minute,
-        )
-
-    def _retry_after(
-        self,
-        method: str,
-        where: str,
-        response: httpx.Response | None,
-        error_type: type[HaloError],
-    ) -> float | None:
-        if response is None:
-            return None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if retry_after is not None and retry_after > self._retry.max_retry_after:
-            raise error_type(
-                method,
-                where,
-                response.status_code,
-                f"asked to wait {retry_after:.0f}s, more than the "
-                f"{self._retry.max_retry_after:.0f}s this client may wait",
-            )
-        return retry_after
-
-    @staticmethod
-    def _raise_for_status(method: str, where: str, response: httpx.Response) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        reason = response.reason_phrase or "error"
-        if status in (401, 403):
-            raise HaloAuthError(
-                method,
-                where,
-                status,
-                f"{reason}: check the API application's permissions and the agent it logs in as",
-            )
-        if status == 404:
-            raise HaloNotFound(method, where, status, reason)
-        if 400 <= status < 500:
-            raise HaloRequestError(method, where, status, reason)
-        raise HaloUnavailable(method, where, status, reason)
 
     # -- token -------------------------------------------------------------------------------
 
@@ -642,7 +402,7 @@ class HaloClient:
             "client_secret": self._secret.get_secret_value(),
             "scope": self._scope,
         }
-        response = await self._request(
+        response = await self._transport.request(
             "POST", TOKEN_PATH, TOKEN_PATH, resource="auth/token", params=params, data=form
         )
         if response.status_code in (400, 401, 403):
@@ -652,19 +412,9 @@ class HaloClient:
                 response.status_code,
                 oauth_error(response) or "token refused",
             )
-        self._raise_for_status("POST", TOKEN_PATH, response)
+        raise_for_status("POST", TOKEN_PATH, response)
         self.stats.token_fetches += 1
         return token_from_response(response, self._clock())
-
-
-@dataclass(slots=True)
-class _Call:
-    """What one logical request met across its tries."""
-
-    status: int | None = None
-    failures: int = 0
-    throttled: int = 0
-    retries: int = 0
 
 
 def _whole(value: Any) -> int | None:
@@ -682,42 +432,6 @@ def _whole(value: Any) -> int | None:
             return None
         return int(number) if number.is_integer() else None
     return None
-
-
-@overload
-async def gather_or_cancel(a: Awaitable[T1], b: Awaitable[T2], /) -> tuple[T1, T2]: ...
-@overload
-async def gather_or_cancel(
-    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], /
-) -> tuple[T1, T2, T3]: ...
-@overload
-async def gather_or_cancel(
-    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], d: Awaitable[T4], /
-) -> tuple[T1, T2, T3, T4]: ...
-@overload
-async def gather_or_cancel(
-    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], d: Awaitable[T4], e: Awaitable[T5], /
-) -> tuple[T1, T2, T3, T4, T5]: ...
-@overload
-async def gather_or_cancel(*awaitables: Awaitable[Any]) -> tuple[Any, ...]: ...
-async def gather_or_cancel(*awaitables: Awaitable[Any]) -> tuple[Any, ...]:
-    """Await HaloPSA reads concurrently, like `asyncio.gather`, but all or nothing.
-
-    The first failure cancels the others at once (their requests in flight, their back-off waits,
-    and every request they had yet to send) and is raised as itself, not as an exception group.
-    `asyncio.gather` would raise it too, but leave the others sending requests into a run that has
-    already failed, spending the shared budget for nothing.
-    """
-
-    async def wait(awaitable: Awaitable[Any]) -> Any:
-        return await awaitable
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(wait(awaitable)) for awaitable in awaitables]
-    except ExceptionGroup as failed:
-        raise first_error(failed) from None
-    return tuple(task.result() for task in tasks)
 
 
 __all__ = [

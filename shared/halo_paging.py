@@ -1,4 +1,4 @@
-"""Reading every page of a HaloPSA list: concurrent pages, lying record counts, duplicates.
+"""Reading HaloPSA lists: concurrent pages, lying record counts, duplicates, lists together.
 
 HaloPSA pages with `pageinate=true`, `page_size` and 1-based `page_no`, and puts `record_count`
 beside the list; the count can be absent or wrong, so a short page is what ends a list.
@@ -10,11 +10,17 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from shared.halo_errors import HaloProtocolError
 
 log = logging.getLogger("halo_immy.halo")
+
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
 
 # Reads page `number` (1-based): its records and the record_count HaloPSA gave, if any.
 GetPage = Callable[[int], Awaitable[tuple[list[Any], int | None]]]
@@ -110,3 +116,39 @@ def dedupe(records: list[Any]) -> tuple[list[Any], int]:
             seen.add(record_id)
         unique.append(record)
     return unique, duplicates
+
+
+@overload
+async def gather_or_cancel(a: Awaitable[T1], b: Awaitable[T2], /) -> tuple[T1, T2]: ...
+@overload
+async def gather_or_cancel(
+    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], /
+) -> tuple[T1, T2, T3]: ...
+@overload
+async def gather_or_cancel(
+    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], d: Awaitable[T4], /
+) -> tuple[T1, T2, T3, T4]: ...
+@overload
+async def gather_or_cancel(
+    a: Awaitable[T1], b: Awaitable[T2], c: Awaitable[T3], d: Awaitable[T4], e: Awaitable[T5], /
+) -> tuple[T1, T2, T3, T4, T5]: ...
+@overload
+async def gather_or_cancel(*awaitables: Awaitable[Any]) -> tuple[Any, ...]: ...
+async def gather_or_cancel(*awaitables: Awaitable[Any]) -> tuple[Any, ...]:
+    """Await HaloPSA reads concurrently, like `asyncio.gather`, but all or nothing.
+
+    The first failure cancels the others at once (their requests in flight, their back-off waits,
+    and every request they had yet to send) and is raised as itself, not as an exception group.
+    `asyncio.gather` would raise it too, but leave the others sending requests into a run that has
+    already failed, spending the shared budget for nothing.
+    """
+
+    async def wait(awaitable: Awaitable[Any]) -> Any:
+        return await awaitable
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(wait(awaitable)) for awaitable in awaitables]
+    except ExceptionGroup as failed:
+        raise first_error(failed) from None
+    return tuple(task.result() for task in tasks)

@@ -1,4 +1,5 @@
-"""ImmyBot REST client: an Entra ID token from msal (client credentials), tenants and computers.
+"""ImmyBot REST client: an Entra ID token from msal (client credentials); tenants, computers, tags,
+provider links; and the two writes the app makes, adding and removing tags on tenants.
 
 msal is synchronous and talks HTTP through the client we give it (an httpx.Client adapter), so
 tests stay offline and a loopback stand-in can play Entra ID. msal insists on https authorities;
@@ -14,6 +15,7 @@ import hashlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -24,14 +26,18 @@ from pydantic import SecretStr, ValidationError
 
 from shared.halo_client import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.halo_models import describe_error
-from shared.immy_models import ImmyComputer, ImmyTenant
+from shared.immy_models import ImmyComputer, ImmyTag, ImmyTenant, ProviderClient, ProviderLink
 from shared.settings import Settings, is_loopback
+from shared.telemetry import log_outgoing_call
 
 if TYPE_CHECKING:
     import msal
 
 log = logging.getLogger("halo_immy.immy")
 PAGE_SIZE = 500
+TENANT_PAGE_SIZE = 500
+# add-tags/remove-tags take lists of ids; keep one request's body modest.
+MAX_IDS_PER_WRITE = 500
 _APPS: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}  # keyed by identity
 _APPS_LOCK = threading.Lock()
 
@@ -140,6 +146,7 @@ class ImmyClient:
         self._sleep = sleep
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self.requests = 0
+        self.writes = 0
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -232,14 +239,35 @@ class ImmyClient:
     # -- reads ---------------------------------------------------------------------------------------
 
     async def tenants(self) -> list[ImmyTenant]:
-        """Every tenant ImmyBot knows."""
-        body = await self._get("/api/v1/tenants", {})
-        if not isinstance(body, list):
-            raise ImmyProtocolError("GET /api/v1/tenants: the answer is not a list")
-        return self._parse(ImmyTenant, body, "tenant")
+        """Every tenant ImmyBot knows, with the tags each carries.
+
+        The endpoint pages with Sieve's `Page`/`PageSize` and answers a bare list (no count), so
+        pages are read until one is empty; a server that ignores paging (the same page again) ends
+        it too.
+        """
+        found: dict[int, ImmyTenant] = {}
+        page = 1
+        while True:
+            params = {"Page": str(page), "PageSize": str(TENANT_PAGE_SIZE)}
+            body = await self._get("/api/v1/tenants", params)
+            if not isinstance(body, list):
+                raise ImmyProtocolError("GET /api/v1/tenants: the answer is not a list")
+            tenants = self._parse(ImmyTenant, body, "tenant")
+            fresh = [t for t in tenants if t.id not in found]
+            found.update((t.id, t) for t in fresh)
+            if not body or not fresh:
+                break
+            page += 1
+            if page > 10_000:
+                raise ImmyProtocolError("GET /api/v1/tenants: more than 10,000 pages")
+        return sorted(found.values(), key=lambda t: t.id)
 
     async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
-        """Every computer (offline ones included), optionally of one tenant, paged by id."""
+        """Every computer (offline ones included), optionally of one tenant, paged by id.
+
+        A page may be shorter than asked for (the server caps `take`), so paging ends only on an
+        empty page or once `skip` reaches the `count` the server reports (DESIGN.md section 9).
+        """
         found: list[ImmyComputer] = []
         skip = 0
         while True:
@@ -248,6 +276,7 @@ class ImmyClient:
                 "take": str(PAGE_SIZE),
                 "includeOffline": "true",
                 "sort": "id",
+                "sortDesc": "false",
             }
             if tenant_id is not None:
                 params["tenantId"] = str(tenant_id)
@@ -258,7 +287,7 @@ class ImmyClient:
             found.extend(self._parse(ImmyComputer, results, "computer"))
             skip += len(results)
             total = body.get("count", body.get("totalCount"))
-            if len(results) < PAGE_SIZE or (isinstance(total, int) and skip >= total):
+            if not results or (isinstance(total, int) and skip >= total):
                 break
             if skip > 1_000_000:
                 raise ImmyProtocolError(
@@ -266,6 +295,61 @@ class ImmyClient:
                 )
         unique = {c.id: c for c in found}
         return sorted(unique.values(), key=lambda c: c.id)
+
+    async def tags(self) -> list[ImmyTag]:
+        """Every tag (`GET /api/v1/tags`)."""
+        body = await self._get("/api/v1/tags", {})
+        if not isinstance(body, list):
+            raise ImmyProtocolError("GET /api/v1/tags: the answer is not a list")
+        return self._parse(ImmyTag, body, "tag")
+
+    async def create_tag(self, name: str, description: str) -> ImmyTag:
+        """Create a tag (`POST /api/v1/tags`) and return it."""
+        body = await self._send(
+            "POST", "/api/v1/tags", {}, {"name": name, "description": description}
+        )
+        try:
+            return ImmyTag.model_validate(body)
+        except ValidationError:
+            pass
+        # ImmyBot's OpenAPI document gives this answer no schema: if it is not the tag, find it.
+        found = [t for t in await self.tags() if t.name.casefold() == name.casefold()]
+        if len(found) != 1:
+            raise ImmyProtocolError(f"POST /api/v1/tags: tag {name!r} not found after creating it")
+        return found[0]
+
+    async def add_tenant_tags(self, tenant_ids: list[int], tag_ids: list[int]) -> int:
+        """Put every tag of `tag_ids` on every tenant of `tenant_ids`; returns the requests sent."""
+        return await self._tenant_tags("/api/v1/tenants/add-tags", tenant_ids, tag_ids)
+
+    async def remove_tenant_tags(self, tenant_ids: list[int], tag_ids: list[int]) -> int:
+        """Take every tag of `tag_ids` off every tenant of `tenant_ids`; returns requests sent."""
+        return await self._tenant_tags("/api/v1/tenants/remove-tags", tenant_ids, tag_ids)
+
+    async def _tenant_tags(self, path: str, tenant_ids: list[int], tag_ids: list[int]) -> int:
+        # Body shape of AddTagsRequest / RemoveTagsRequest in ImmyBot's OpenAPI document.
+        sent = 0
+        ids = sorted(set(tenant_ids))
+        for start in range(0, len(ids), MAX_IDS_PER_WRITE):
+            chunk = ids[start : start + MAX_IDS_PER_WRITE]
+            await self._send("POST", path, {}, {"entityIds": chunk, "tagIds": sorted(set(tag_ids))})
+            sent += 1
+        return sent
+
+    async def provider_links(self) -> list[ProviderLink]:
+        """ImmyBot's integrations (`GET /api/v1/provider-links`)."""
+        body = await self._get("/api/v1/provider-links", {})
+        if not isinstance(body, list):
+            raise ImmyProtocolError("GET /api/v1/provider-links: the answer is not a list")
+        return self._parse(ProviderLink, body, "provider link")
+
+    async def provider_clients(self, link_id: int) -> list[ProviderClient]:
+        """The clients of one provider link and the tenants they are linked to."""
+        path = f"/api/v1/provider-links/{int(link_id)}/clients"
+        body = await self._get(path, {})
+        if not isinstance(body, list):
+            raise ImmyProtocolError(f"GET {path}: the answer is not a list")
+        return self._parse(ProviderClient, body, "provider client")
 
     @staticmethod
     def _parse(model: Any, raw: list[Any], kind: str) -> list[Any]:
@@ -278,31 +362,79 @@ class ImmyClient:
         return parsed
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        return await self._send("GET", path, params)
+
+    async def _send(
+        self, method: str, path: str, params: Mapping[str, str], body: Any = None
+    ) -> Any:
+        """One call with retries; logs one `outgoing_call` line for it, its retries included."""
+        call: dict[str, int | None] = {"status": None, "retries": 0, "throttled": 0}
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await self._send_tries(method, path, params, body, call)
+        except BaseException as failure:
+            error = type(failure).__name__
+            raise
+        finally:
+            log_outgoing_call(
+                "immybot",
+                method,
+                path,
+                status=call["status"],
+                started=started,
+                retries=call["retries"] or 0,
+                throttled=call["throttled"] or 0,
+                error=error,
+            )
+
+    async def _send_tries(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any,
+        call: dict[str, int | None],
+    ) -> Any:
+        # Both writes the app makes are idempotent (a tag added twice is added once), so a write
+        # is retried like a read.
         auth_retried = False
         attempt = 0
         while True:
             attempt += 1
             token = await self.token()
             self.requests += 1
+            if method != "GET":
+                self.writes += 1
             try:
-                response = await self._http.get(
-                    path, params=params, headers={"Authorization": f"Bearer {token}"}
+                response = await self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.TransportError as error:
+                call["status"] = None
                 if attempt >= self._retry.max_attempts:
                     raise ImmyUnavailable(
-                        f"GET {path}: {type(error).__name__} after {attempt} attempts"
+                        f"{method} {path}: {type(error).__name__} after {attempt} attempts"
                     ) from None
+                call["retries"] = attempt
                 await self._sleep(self._retry.backoff(attempt, self._rng))
                 continue
             status = response.status_code
+            call["status"] = status
             if status == 401 and not auth_retried:
                 auth_retried = True
                 attempt -= 1
                 await asyncio.to_thread(self._forget_tokens)
                 continue
+            if status == 429:
+                call["throttled"] = (call["throttled"] or 0) + 1
             if status in RETRYABLE_STATUS and attempt < self._retry.max_attempts:
                 wait = parse_retry_after(response.headers.get("Retry-After")) or 0.0
+                call["retries"] = attempt
                 await self._sleep(
                     min(
                         self._retry.max_retry_after,
@@ -312,17 +444,20 @@ class ImmyClient:
                 continue
             if status in (401, 403):
                 raise ImmyAuthError(
-                    f"GET {path}: HTTP {status}: check the ImmyBot user of the app registration"
+                    f"{method} {path}: HTTP {status}: check the ImmyBot user of the app "
+                    "registration"
                 )
             if status >= 400:
                 error_type = (
                     ImmyUnavailable if status >= 500 or status == 429 else ImmyProtocolError
                 )
-                raise error_type(f"GET {path}: HTTP {status}")
+                raise error_type(f"{method} {path}: HTTP {status}")
+            if method != "GET" and not response.content:
+                return None
             try:
                 return response.json()
             except ValueError:
-                raise ImmyProtocolError(f"GET {path}: the answer is not JSON") from None
+                raise ImmyProtocolError(f"{method} {path}: the answer is not JSON") from None
 
     def _forget_tokens(self) -> None:
         app = self._app

@@ -2,7 +2,8 @@
 
 Field names follow ImmyBot's API as public clients model it (s-nix/PSImmyBot `Models/`, which mirror
 the API's JSON; n8layer/n8n-nodes-immybot): tenants from `GET /api/v1/tenants`, computers from
-`GET /api/v1/computers/paged` (`{"count", "results"}`). Older instances sent `name`/`online`/
+`GET /api/v1/computers/paged` (`{"count", "results"}`), tags from `GET /api/v1/tags`, provider links
+and their clients from `GET /api/v1/provider-links[/{id}/clients]`. Older instances sent `name`/`online`/
 `updatedDate` on computers and `msp` on tenants; those are accepted too.
 """
 
@@ -25,13 +26,71 @@ class ImmyTenant(_Immy):
     name: str = ""
     active: bool = True
     is_msp: bool = Field(default=False, validation_alias=AliasChoices("isMsp", "msp", "is_msp"))
+    tag_ids: tuple[int, ...] = Field(
+        default=(), validation_alias=AliasChoices("tenantTagIds", "tag_ids")
+    )
+
+    @field_validator("tag_ids", mode="before")
+    @classmethod
+    def _no_tags(cls, value: Any) -> Any:
+        return () if value is None else value
+
+
+class ImmyTag(_Immy):
+    """A tag (`GET /api/v1/tags`). The description marks the tags halo-immy manages."""
+
+    id: int = Field(gt=0)
+    name: str = ""
+    description: str = ""
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+
+class ProviderLink(_Immy):
+    """An integration of ImmyBot with another system (`GET /api/v1/provider-links`)."""
+
+    id: int = Field(gt=0)
+    name: str = ""
+    provider_type_id: str = Field(
+        default="", validation_alias=AliasChoices("providerTypeId", "provider_type_id")
+    )
+    disabled: bool = False
+
+    @field_validator("name", "provider_type_id", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return "" if value is None else str(value)
+
+
+class ProviderClient(_Immy):
+    """One client of a provider link: the external (HaloPSA) client id and the tenant it is
+    linked to, if any (`GET /api/v1/provider-links/{id}/clients`)."""
+
+    external_client_id: str = Field(
+        validation_alias=AliasChoices("externalClientId", "external_client_id")
+    )
+    external_client_name: str = Field(
+        default="", validation_alias=AliasChoices("externalClientName", "external_client_name")
+    )
+    linked_to_tenant_id: int | None = Field(
+        default=None, validation_alias=AliasChoices("linkedToTenantId", "linked_to_tenant_id")
+    )
+
+    @field_validator("external_client_name", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return "" if value is None else value
 
 
 class ImmyComputer(_Immy):
     """A computer in ImmyBot.
 
     Relied on: id, computerName, tenantId, isOnline, lastProviderAgentEventDateUtc (used as "last
-    seen"), primaryUserEmail (matches the ticket's end user), serialNumber.
+    seen"), primaryUserEmail (matches the ticket's end user), serialNumber, and isSandbox, isDevLab
+    and excludeFromMaintenance (such a computer is not a deployment target).
     """
 
     id: int = Field(gt=0)
@@ -48,6 +107,23 @@ class ImmyComputer(_Immy):
         default="", validation_alias=AliasChoices("primaryUserEmail", "primary_user_email")
     )
     serial: str = Field(default="", validation_alias=AliasChoices("serialNumber", "serial"))
+    is_sandbox: bool = Field(
+        default=False, validation_alias=AliasChoices("isSandbox", "is_sandbox")
+    )
+    is_dev_lab: bool = Field(default=False, validation_alias=AliasChoices("isDevLab", "is_dev_lab"))
+    excluded: bool = Field(
+        default=False, validation_alias=AliasChoices("excludeFromMaintenance", "excluded")
+    )
+
+    @property
+    def deployable(self) -> bool:
+        """Whether ImmyBot would deploy to it: not a sandbox, not dev-lab, not excluded."""
+        return not (self.is_sandbox or self.is_dev_lab or self.excluded)
+
+    @field_validator("is_sandbox", "is_dev_lab", "excluded", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        return False if value is None else value
 
     @field_validator("primary_user_email", "serial", "name", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""HaloPSA client -> ImmyBot tenant: an explicit mapping first, then the normalised name.
+"""HaloPSA client -> ImmyBot tenant: an explicit mapping first, then ImmyBot's own HaloPSA
+integration links, then the normalised name.
 
 Normalising folds case, width and punctuation and drops legal suffixes (Ltd, LLC, Inc, GmbH, ...),
 so "Contoso Ltd" meets "Contoso Limited". Two tenants with the same normalised name are ambiguous
@@ -43,6 +44,7 @@ class MatchKind(StrEnum):
     """How a client was (or was not) matched to a tenant."""
 
     EXPLICIT = "explicit"
+    IMMYBOT_LINK = "immybot_link"
     NAME = "name"
     AMBIGUOUS = "ambiguous"
     UNMAPPED = "unmapped"
@@ -78,10 +80,14 @@ def map_clients(
     clients: Iterable[Client],
     tenants: Iterable[ImmyTenant],
     explicit: Mapping[int, ExplicitMapping],
+    links: Mapping[int, int] | None = None,
 ) -> dict[int, TenantMatch]:
-    """Match every client to a tenant, explicit mappings first, then by normalised name."""
-    tenant_list = [t for t in tenants if not t.is_msp]
-    by_id = {t.id: t for t in tenant_list}
+    """Match every client to a tenant: explicit mappings first (which may name the MSP's own
+    tenant), then ImmyBot's HaloPSA links (`links`: client id -> tenant id), then by name."""
+    every = list(tenants)
+    tenant_list = [t for t in every if not t.is_msp]
+    by_id = {t.id: t for t in every}
+    links = links or {}
     by_name: dict[str, list[ImmyTenant]] = defaultdict(list)
     for tenant in tenant_list:
         if tenant.active:
@@ -108,6 +114,15 @@ def map_clients(
                     tenant_id=mapped.id,
                     tenant_name=mapped.name,
                 )
+            continue
+        linked = by_id.get(links[client.id]) if client.id in links else None
+        if linked is not None:
+            matches[client.id] = TenantMatch(
+                client_id=client.id,
+                kind=MatchKind.IMMYBOT_LINK,
+                tenant_id=linked.id,
+                tenant_name=linked.name,
+            )
             continue
         key = normalise_name(client.name)
         found = by_name.get(key, []) if key else []
@@ -136,6 +151,15 @@ def map_clients(
                 detail="no ImmyBot tenant has this name",
             )
     return matches
+
+
+def links_of(matches: Iterable[TenantMatch]) -> dict[int, int]:
+    """The ImmyBot-link matches among `matches` as client id -> tenant id (to map again with)."""
+    return {
+        m.client_id: m.tenant_id
+        for m in matches
+        if m.kind is MatchKind.IMMYBOT_LINK and m.tenant_id is not None
+    }
 
 
 def _paired_exactly(tenants: list[ImmyTenant], client_names: list[str]) -> bool:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.generation import apply_rules, read_manifest, write_matches
 from shared.halo_models import describe_error
-from shared.mapping import ExplicitMapping, TenantMatch, map_clients
+from shared.mapping import ExplicitMapping, TenantMatch, links_of, map_clients
 from shared.problems import ApiError, json_object, problem
 from shared.queries import snapshot_of
 from shared.store import Store
@@ -98,7 +98,9 @@ def _remap(store: Store, today: date) -> None:
         if not manifest.immybot.configured:
             continue
         snapshot = snapshot_of(store, generation)
-        matches = map_clients(snapshot.clients.values(), snapshot.tenants.values(), explicit)
+        # ImmyBot's own links were read by the sync; keep them (they are in the stored mapping).
+        links = links_of(snapshot.matches.values())
+        matches = map_clients(snapshot.clients.values(), snapshot.tenants.values(), explicit, links)
         remapped = snapshot.with_immybot(snapshot.tenants.values(), matches)
         write_matches(store, generation, matches.values())
         rules = [entry.rule for entry in manifest.rules.values()]

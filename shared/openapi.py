@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared.api_models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.asset_sync import AssetPlanView
+from shared.immy_tags import TagsView
 from shared.mapping import ExplicitMapping
 from shared.mapping_admin import MappingsView
 from shared.problems import PROBLEM_JSON, Problem
@@ -30,6 +31,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     AssetPlanView,
     MappingsView,
     ExplicitMapping,
+    TagsView,
     Problem,
 )
 
@@ -238,6 +240,14 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "deleteMapping",
                     "responses": {"204": {"description": "Deleted"}, **_problems(404, 503)},
                 },
+            },
+            "/immybot/tags": {
+                "get": {
+                    "operationId": "getImmyBotTags",
+                    "summary": "Per rule: its ImmyBot tag, tenants carrying it, tenants that "
+                    "should, the planned changes and the last apply result",
+                    "responses": {"200": _json(TagsView, "The tags"), **_problems(503)},
+                }
             },
             "/sync/status": {
                 "get": {

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Literal
 
 from shared.api_models import CatalogResponse, TargetsResponse
-from shared.catalog import Catalog
+from shared.catalog import Catalog, scope_warnings
 from shared.generation import (
     Manifest,
     RuleEntry,
@@ -190,11 +190,14 @@ def answer_catalog(store: Store) -> CatalogResponse:
     """The contract types and recurring items of the current generation."""
     pointer = current_pointer(store)
     catalog = read_catalog(store, pointer.generation)
+    manifest, _ = read_manifest(store, pointer.generation)
+    warnings = {e.software: scope_warnings(e.rule) for e in manifest.rules.values()}
     return CatalogResponse(
         generation=pointer.generation,
         synced_at=pointer.synced_at,
         contract_types=catalog.contract_types,
         items=catalog.items,
+        rule_warnings={k: v for k, v in sorted(warnings.items()) if v},
     )
 
 

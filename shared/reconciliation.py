@@ -5,6 +5,11 @@ billed unit price) where the item has a price, then by the size of the differenc
 (typed on the line) and calculated ones (HaloPSA counts licences, users, devices or subscriptions
 at invoice time) are kept apart: a calculated line HaloPSA has not calculated yet is reported as
 "calculated", never as 0 billed.
+
+"Deployed" counts only computers ImmyBot would deploy to and that were seen lately: sandbox,
+dev-lab and excluded-from-maintenance computers are left out, and computers not seen for
+`IMMY_STALE_DAYS` (default 30) are counted apart as stale, so a long-dead laptop neither hides
+an unbilled seat nor makes one up.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from datetime import date, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.generation import read_computers, read_manifest, read_targets
+from shared.immy_models import ImmyComputer
 from shared.mapping import MatchKind
 from shared.queries import current_pointer, rule_in
 from shared.rules import normalise
@@ -42,7 +49,16 @@ class ReconciliationRow(BaseModel):
     calculated_unknown: int = Field(
         description="Calculated lines HaloPSA has not calculated yet (billed is then null)."
     )
-    deployed: int | None = Field(description="Computers in the mapped tenant; null if unmapped.")
+    deployed: int | None = Field(
+        description="Active computers in the mapped tenant (deployable, seen within the stale "
+        "window); null if unmapped."
+    )
+    stale: int | None = Field(
+        default=None, description="Deployable computers not seen for IMMY_STALE_DAYS or more."
+    )
+    not_deployable: int | None = Field(
+        default=None, description="Sandbox, dev-lab and excluded-from-maintenance computers."
+    )
     difference: float | None = Field(description="deployed - billed; positive: unbilled devices.")
     unit_price: float | None = Field(description="Billed price per unit, where the lines have one.")
     at_stake: float | None = Field(description="|difference| x unit_price.")
@@ -57,6 +73,8 @@ class ReconciliationTotals(BaseModel):
     billed_calculated: float
     calculated_unknown: int
     deployed: int
+    stale: int = 0
+    not_deployable: int = 0
     at_stake: float
     unmapped_clients: int
 
@@ -97,8 +115,15 @@ def _billed(target: Target) -> float | None:
     return split.fixed + split.calculated
 
 
-def reconciliation_row(target: Target, deployed: int | None) -> ReconciliationRow:
-    """One target's billed quantities (fixed and calculated apart) against its deployed count."""
+def reconciliation_row(
+    target: Target,
+    deployed: int | None,
+    *,
+    stale: int | None = None,
+    not_deployable: int | None = None,
+) -> ReconciliationRow:
+    """One target's billed quantities (fixed and calculated apart) against its active computers;
+    stale and not-deployable computers are counted apart."""
     billed = _billed(target)
     difference = None if deployed is None or billed is None else deployed - billed
     price = _unit_price(target)
@@ -113,26 +138,57 @@ def reconciliation_row(target: Target, deployed: int | None) -> ReconciliationRo
         billed_calculated=target.quantities.calculated,
         calculated_unknown=target.quantities.calculated_unknown,
         deployed=deployed,
+        stale=stale,
+        not_deployable=not_deployable,
         difference=difference,
         unit_price=price,
         at_stake=at_stake,
     )
 
 
-def reconcile(store: Store, software: str) -> ReconciliationResponse:
-    """Billed quantity against deployed computers for every target of a rule."""
+def count_computers(
+    computers: Iterable[ImmyComputer], as_of: datetime, stale_days: int
+) -> dict[str, Counter[int]]:
+    """Per tenant: `active`, `stale` and `not_deployable` computers as of `as_of`."""
+    since = as_of - timedelta(days=stale_days)
+    counts: dict[str, Counter[int]] = {k: Counter() for k in ("active", "stale", "not_deployable")}
+    for computer in computers:
+        if not computer.deployable:
+            kind = "not_deployable"
+        elif computer.last_seen is None or _utc(computer.last_seen) < since:
+            kind = "stale"
+        else:
+            kind = "active"
+        counts[kind][computer.tenant_id] += 1
+    return counts
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def reconcile(store: Store, software: str, stale_days: int = 30) -> ReconciliationResponse:
+    """Billed quantity against active computers for every target of a rule."""
     pointer = current_pointer(store)
     manifest, _ = read_manifest(store, pointer.generation)
     entry = rule_in(manifest, software)
     targets = read_targets(store, pointer.generation, entry.partition)
-    per_tenant = (
-        Counter(c.tenant_id for c in read_computers(store, pointer.generation))
-        if (manifest.immybot.configured)
-        else Counter()
+    counts = count_computers(
+        read_computers(store, pointer.generation) if manifest.immybot.configured else [],
+        manifest.synced_at,
+        stale_days,
     )
+    per_tenant = counts["active"]
     rows = [
         reconciliation_row(
-            target, per_tenant.get(target.immy_tenant_id, 0) if target.immy_tenant_id else None
+            target,
+            per_tenant.get(target.immy_tenant_id, 0) if target.immy_tenant_id else None,
+            stale=counts["stale"].get(target.immy_tenant_id, 0) if target.immy_tenant_id else None,
+            not_deployable=(
+                counts["not_deployable"].get(target.immy_tenant_id, 0)
+                if target.immy_tenant_id
+                else None
+            ),
         )
         for target in targets
     ]
@@ -148,6 +204,8 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
         billed_calculated=sum(r.billed_calculated for r in rows),
         calculated_unknown=sum(r.calculated_unknown for r in rows),
         deployed=sum(r.deployed or 0 for r in rows),
+        stale=sum(r.stale or 0 for r in rows),
+        not_deployable=sum(r.not_deployable or 0 for r in rows),
         at_stake=round(sum(r.at_stake or 0.0 for r in rows), 2),
         unmapped_clients=sum(r.deployed is None for r in rows),
     )
@@ -164,7 +222,8 @@ def reconcile(store: Store, software: str) -> ReconciliationResponse:
 
 CSV_COLUMNS = (
     "client_id", "client_name", "immy_tenant_id", "mapping", "billed", "billed_fixed",
-    "billed_calculated", "calculated_unknown", "deployed", "difference", "unit_price", "at_stake",
+    "billed_calculated", "calculated_unknown", "deployed", "stale", "not_deployable", "difference",
+    "unit_price", "at_stake",
 )  # fmt: skip
 
 

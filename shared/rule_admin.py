@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.api_models import RulesImported, RuleView
-from shared.catalog import Catalog, rule_warnings
+from shared.catalog import Catalog, rule_warnings, scope_warnings
 from shared.generation import Manifest, apply_rules, read_catalog, read_manifest
 from shared.halo_models import describe_error
 from shared.problems import ApiError, json_object, problem
@@ -137,7 +137,7 @@ def _view(rule: Rule, manifest: Manifest | None, catalog: Catalog | None) -> Rul
     return RuleView(
         rule=rule,
         targets=entry.targets if entry else None,
-        warnings=rule_warnings(rule, catalog) if catalog else [],
+        warnings=(rule_warnings(rule, catalog) if catalog else []) + scope_warnings(rule),
     )
 
 

@@ -67,6 +67,12 @@ class Rule(BaseModel):
         default=None, description="Only these sites are in scope; None means every site."
     )
     grace_days: int = Field(default=0, ge=0, le=365)
+    offboard_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=365,
+        description="Tenants that lost coverage carry the rule's offboarding tag this many days.",
+    )
 
     @model_validator(mode="after")
     def _not_empty_and_key_safe(self) -> Self:

@@ -17,6 +17,7 @@ from pydantic import (
     AnyHttpUrl,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -98,6 +99,16 @@ class Settings(BaseSettings):
     immy_scope: str | None = None
     immy_authority_host: AnyHttpUrl = AnyHttpUrl("https://login.microsoftonline.com")
     immy_live_after_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    immy_tags: Literal["off", "plan", "apply"] = Field(
+        default="plan",
+        description="Keep a tag per rule in ImmyBot: off, plan (record only), apply.",
+    )
+    # Not stripped: the prefix's trailing space separates it from the software name.
+    immy_tag_prefix: Annotated[str, StringConstraints(strip_whitespace=False, max_length=40)] = (
+        "Halo: "
+    )
+    immy_halo_link_id: int | None = Field(default=None, gt=0)
+    immy_stale_days: int = Field(default=30, ge=1, le=3650)
 
     tab_frame_origins: str = Field(
         default="", description="Origins allowed to frame the tab; empty: the HaloPSA origin."

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -44,8 +44,10 @@ from shared.guard import (
 from shared.halo_client import HaloClient, HaloError, Listing, gather_or_cancel
 from shared.halo_models import Cause, Reject
 from shared.immy_client import ImmyClient, ImmyError
+from shared.immy_links import HaloLinks, read_halo_links
 from shared.immy_models import ImmyComputer, ImmyTenant
-from shared.mapping import ExplicitMapping, map_clients
+from shared.immy_tags import apply_immy_tags
+from shared.mapping import ExplicitMapping, links_of, map_clients
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
 from shared.store import Store, StoreError, get_store, new_generation
@@ -242,12 +244,10 @@ async def run_sync(
         immy = immy or ImmyClient.from_settings(settings)
         await _run(settings, store, halo, immy, report, phases, clock, before_swap, lease)
     except (HaloError, StoreError, ImmyError) as error:
-        report.outcome = _after_error(report)
-        report.error = str(error)[:MAX_TEXT]
+        _ended_by(report, str(error)[:MAX_TEXT])
     except Exception as error:
         log.exception("sync run %s failed unexpectedly", report.run_id)
-        report.outcome = _after_error(report)
-        report.error = _brief(error)
+        _ended_by(report, _brief(error))
     finally:
         heartbeat.cancel()
         if halo is not None:
@@ -268,9 +268,13 @@ async def run_sync(
     return await _finish(store, report, phases, clock)
 
 
-def _after_error(report: SyncReport) -> Outcome:
-    # Once the generation is current (or held) the error cannot change what serves.
-    return report.outcome if report.outcome in (Outcome.SUCCEEDED, Outcome.HELD) else Outcome.FAILED
+def _ended_by(report: SyncReport, error: str) -> None:
+    # Once the generation is current (or held) an error cannot change what serves: a warning.
+    if report.outcome in (Outcome.SUCCEEDED, Outcome.HELD):
+        report.warnings.append(error)
+    else:
+        report.outcome = Outcome.FAILED
+        report.error = error
 
 
 def _brief(error: BaseException) -> str:
@@ -359,7 +363,7 @@ async def _run(
         data, immy_read = await halo_read, None
     else:
         data, immy_read = await asyncio.gather(
-            halo_read, _read_immybot(immy), return_exceptions=False
+            halo_read, _read_immybot(immy, settings.immy_halo_link_id), return_exceptions=False
         )
     mark = phases.mark("read", mark)
     snapshot, computers, immy_state = await asyncio.to_thread(
@@ -436,6 +440,10 @@ async def _run(
     mark = time.perf_counter()
     await after_current(store, generation, snapshot, manifest, today, report)
     mark = phases.mark("after_current", mark)
+    if immy is not None:  # only ever from a current generation: a held one never gets here
+        report.immy_tags = await apply_immy_tags(settings, store, immy, generation, clock())
+        phases.mark("immy_tags", mark)
+    mark = time.perf_counter()
     # Only now that the generation serves: asset population never runs on a held or failed one.
     assets = await run_assets(
         settings, store, halo, generation=generation, snapshot=snapshot,
@@ -542,14 +550,17 @@ class _ImmyRead:
     tenants: list[ImmyTenant] | None
     computers: list[ImmyComputer]
     error: ImmyError | None
+    links: HaloLinks = field(default_factory=HaloLinks)
 
 
-async def _read_immybot(immy: ImmyClient) -> _ImmyRead:
+async def _read_immybot(immy: ImmyClient, link_id: int | None) -> _ImmyRead:
     try:
-        tenants, computers = await asyncio.gather(immy.tenants(), immy.computers())
+        tenants, computers, links = await asyncio.gather(
+            immy.tenants(), immy.computers(), read_halo_links(immy, link_id)
+        )
     except ImmyError as error:
         return _ImmyRead(None, [], error)
-    return _ImmyRead(tenants, computers, None)
+    return _ImmyRead(tenants, computers, None, links)
 
 
 def _with_immybot(
@@ -563,7 +574,7 @@ def _with_immybot(
     """
     if read is None:
         return snapshot, [], ImmyState()
-    tenants, computers, note = read.tenants, read.computers, None
+    tenants, computers, note, links = read.tenants, read.computers, None, read.links.links
     if tenants is None:
         pointer = store.current()
         previous = read_manifest(store, pointer.generation)[0] if pointer else None
@@ -571,13 +582,20 @@ def _with_immybot(
             raise read.error or ImmyError("ImmyBot could not be read")
         tenants = read_tenants(store, pointer.generation)
         computers = read_computers(store, pointer.generation)
+        links = links_of(read_matches(store, pointer.generation).values())
         note = (
             f"ImmyBot unavailable ({read.error}); "
             f"tenants and computers from generation {pointer.generation}"
         )
     explicit = {row["halo_client_id"]: ExplicitMapping(**row) for row in store.mapping_rows()}
-    matches = map_clients(snapshot.clients.values(), tenants, explicit)
-    state = ImmyState(configured=True, tenants=len(tenants), computers=len(computers), note=note)
+    matches = map_clients(snapshot.clients.values(), tenants, explicit, links)
+    state = ImmyState(
+        configured=True,
+        tenants=len(tenants),
+        computers=len(computers),
+        note=note,
+        halo_link=read.links.note,
+    )
     return snapshot.with_immybot(tenants, matches), computers, state
 
 
@@ -629,7 +647,6 @@ def count_rejects(rejects: Iterable[Reject]) -> dict[str, dict[str, int]]:
     """Rejects counted per record type, then per cause."""
     counts: dict[str, dict[str, int]] = {}
     for reject in rejects:
-        cause = str(getattr(reject, "cause", None) or "invalid")
         per_kind = counts.setdefault(reject.kind, {})
-        per_kind[cause] = per_kind.get(cause, 0) + 1
+        per_kind[reject.cause] = per_kind.get(reject.cause, 0) + 1
     return counts

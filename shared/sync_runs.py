@@ -66,6 +66,8 @@ class SyncReport:
     largest_property: int = 0
     guard: dict[str, Any] | None = None
     immybot: dict[str, Any] | None = None
+    # What shared.immy_tags planned or did to ImmyBot's tags (only after the generation is current).
+    immy_tags: dict[str, Any] | None = None
     assets: dict[str, Any] | None = None  # asset population's counts (shared.asset_sync)
     note: str | None = None
     error: str | None = None
@@ -142,6 +144,7 @@ class RunSummary(BaseModel):
     targets: dict[str, int] = Field(default_factory=dict)
     guard: dict[str, Any] | None = None
     immybot: dict[str, Any] | None = None
+    immy_tags: dict[str, Any] | None = None
     assets: dict[str, Any] | None = Field(
         default=None, description="Asset population: mode, outcome, totals, written, requests."
     )
@@ -218,7 +221,7 @@ def sync_status(
             generation=held.generation,
             run_id=held.run_id,
             held_at=held.held_at,
-            reason=json.loads(held.reason),
+            reason=_reason(held.reason),
         )
         if held
         else None,
@@ -229,7 +232,12 @@ def sync_status(
 def _summary(entity: Mapping[str, Any]) -> RunSummary:
     def parsed(key: str) -> Any:
         value = entity.get(key)
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None  # cut mid-JSON by an older version: show the run without it
 
     phases = parsed("phases") or {}
     return RunSummary(
@@ -245,11 +253,21 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         rejected=_rejected(parsed("rejected")),
         targets=_counts(parsed("targets")),
         guard=parsed("guard") if isinstance(parsed("guard"), dict) else None,
+        immy_tags=parsed("immy_tags") if isinstance(parsed("immy_tags"), dict) else None,
         assets=parsed("assets") if isinstance(parsed("assets"), dict) else None,
         note=entity.get("note"),
         error=entity.get("error"),
         warnings=[str(w) for w in parsed("warnings") or [] if isinstance(w, str)],
     )
+
+
+def _reason(text: str) -> dict[str, Any]:
+    # Held entries written before reasons were bounded were cut at 2,000 characters.
+    try:
+        reason = json.loads(text)
+    except ValueError:
+        return {MORE: "the stored reason was cut short; see the run's guard"}
+    return reason if isinstance(reason, dict) else {MORE: reason}
 
 
 def _counts(value: Any) -> dict[str, int]:

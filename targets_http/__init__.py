@@ -13,12 +13,14 @@ import azure.functions as func
 from shared.api_models import RuleView
 from shared.asset_sync import read_plan
 from shared.http import JSON, Reply, json_reply, observed
+from shared.immy_tags import tags_view
 from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
 from shared.openapi import openapi_document
 from shared.problems import ApiError, problem
 from shared.queries import answer_catalog, answer_targets, parse_targets_query
 from shared.reconciliation import as_csv, reconcile
 from shared.rule_admin import delete_rule, export_rules, get_rule, import_rules, put_rule
+from shared.settings import get_settings
 from shared.store import Store, get_store
 
 bp = func.Blueprint()
@@ -71,7 +73,7 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
         output = req.params.get("format", "json")
         if not software or output not in ("json", "csv"):
             raise ApiError(problem(400, "bad-query", "give software=NAME, and format json or csv"))
-        report = reconcile(get_store(), software)
+        report = reconcile(get_store(), software, get_settings().immy_stale_days)
         if output == "json":
             return json_reply(report)
         name = "".join(ch if ch.isalnum() else "-" for ch in report.software)
@@ -83,6 +85,13 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
         )
 
     return _respond(req, "reconciliation", answer)
+
+
+@bp.function_name("immybot_tags")
+@bp.route(route="immybot/tags", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def immybot_tags(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/immybot/tags`: per rule, its ImmyBot tag, carriers, targets, plan, last result."""
+    return _respond(req, "immybot_tags", lambda: json_reply(tags_view(get_store(), get_settings())))
 
 
 @bp.function_name("assets_plan")

@@ -31,6 +31,7 @@ def test_the_functions_are_registered():
         "openapi",
         "rules",
         "reconciliation",
+        "immybot_tags",
         "assets_plan",
         "technician_tab",
     }

@@ -12,7 +12,7 @@ import pytest
 from sandbox.halo import Faults
 from sandbox.halo_data import generate, inject_malformed
 from sandbox.processes import stop_process, wait_for_line
-from shared.halo_client import HaloAuthError, HaloClient, RetryPolicy
+from shared.halo_client import HaloAuthError, HaloClient, RequestBudget, RetryPolicy
 
 pytestmark = pytest.mark.integration
 TODAY = date.today()
@@ -69,6 +69,45 @@ def test_full_read_of_2000_clients_with_faults_reads_every_record_once(halo_sand
     assert stats.retries >= server["statuses"]["503"]
     assert stats.token_fetches >= 2
     assert server["requests"] == dict(stats.requests)
+
+
+def test_500s_and_a_429_every_third_request_are_ridden_out(halo_sandbox):
+    data = generate(400, seed=3, today=TODAY)
+    faults = Faults(error_rate=0.05, error_status=500, seed=8, throttle_every=3)
+    sandbox = halo_sandbox(data, faults=faults)
+
+    async def go():
+        budget = RequestBudget(600_000)
+        async with client_for(sandbox, budget=budget, max_concurrency=4) as halo:
+            return await read_everything(halo), halo.stats, budget
+
+    got, stats, budget = asyncio.run(go())
+    for kind, listing in got.items():
+        assert sorted(r.id for r in listing.records) == sorted(
+            r["id"] for r in getattr(data, kind)
+        ), kind
+    server = sandbox.stats()
+    assert server["statuses"]["429"] == stats.throttled > 0
+    assert server["statuses"].get("500", 0) > 0
+    assert server["total"] == stats.total_requests
+    assert budget.throttles > 0 and budget.per_minute < 600_000
+
+
+def test_invoices_listed_without_lines_are_read_by_id_from_the_sandbox(halo_sandbox):
+    data = generate(300, seed=5, today=TODAY)
+    sandbox = halo_sandbox(data, faults=Faults(omit_lines=0.25, seed=3))
+
+    async def go():
+        async with client_for(sandbox) as halo:
+            return await halo.recurring_invoices(), halo.stats
+
+    listing, stats = asyncio.run(go())
+    omitted = [i for i in data.invoices if sandbox.faults.omits_lines(i)]
+    assert omitted
+    assert listing.lines_fetched_by_id == stats.lines_fetched_by_id == len(omitted)
+    assert sandbox.stats()["requests"]["RecurringInvoice"] == listing.pages + len(omitted)
+    lines = {i.id: len(i.lines) for i in listing.records}
+    assert lines == {i["id"]: len(i["lines"]) for i in data.invoices}
 
 
 def test_rate_limited_sandbox_is_ridden_out_with_retry_after(halo_sandbox):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -145,7 +146,7 @@ async def test_unreachable_authority_is_unavailable(entra):
             await immy.tenants()
 
 
-async def test_computers_are_paged_until_a_short_page(entra, monkeypatch):
+async def test_computers_are_paged_until_skip_reaches_count(entra, monkeypatch):
     monkeypatch.setattr("shared.immy_client.PAGE_SIZE", 2)
     token_route(entra, "tok-1")
     rows = [
@@ -172,6 +173,63 @@ async def test_computers_are_paged_until_a_short_page(entra, monkeypatch):
     assert route.call_count == 3
 
 
+async def test_a_server_cap_on_take_does_not_end_the_listing(entra):
+    # The server answers 3 per page whatever `take` asks: short pages, but `count` says more.
+    token_route(entra, "tok-1")
+    rows = [
+        {"id": n, "computerName": f"PC{n}", "tenantId": 7, "isDevLab": n == 2, "isSandbox": None}
+        for n in range(1, 9)
+    ]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        return httpx.Response(200, json={"count": 8, "results": rows[skip : skip + 3]})
+
+    route = entra.get(f"{BASE}/api/v1/computers/paged").mock(side_effect=page)
+    async with client() as immy:
+        computers = await immy.computers()
+    assert [c.id for c in computers] == list(range(1, 9))
+    assert route.call_count == 3
+    assert [c.id for c in computers if not c.deployable] == [2]
+
+
+async def test_tenants_are_paged_until_an_empty_page(entra, monkeypatch):
+    monkeypatch.setattr("shared.immy_client.TENANT_PAGE_SIZE", 2)
+    token_route(entra, "tok-1")
+    rows = [
+        {"id": n, "name": f"T{n}", "tenantTagIds": [9] if n == 3 else None} for n in range(1, 6)
+    ]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        number, size = int(request.url.params["Page"]), int(request.url.params["PageSize"])
+        return httpx.Response(200, json=rows[(number - 1) * size : number * size])
+
+    route = entra.get(f"{BASE}/api/v1/tenants").mock(side_effect=page)
+    async with client() as immy:
+        tenants = await immy.tenants()
+    assert [t.id for t in tenants] == [1, 2, 3, 4, 5]
+    assert tenants[2].tag_ids == (9,) and tenants[0].tag_ids == ()
+    assert route.call_count == 4
+
+
+async def test_tag_writes_send_the_documented_body(entra):
+    token_route(entra, "tok-1")
+    add = entra.post(f"{BASE}/api/v1/tenants/add-tags").respond(200)
+    remove = entra.post(f"{BASE}/api/v1/tenants/remove-tags").respond(200, json=None)
+    create = entra.post(f"{BASE}/api/v1/tags").respond(
+        200, json={"id": 4, "name": "Halo: X", "description": "d", "color": None}
+    )
+    async with client() as immy:
+        assert await immy.add_tenant_tags([5, 3, 5], [4]) == 1
+        assert await immy.remove_tenant_tags([7], [4]) == 1
+        tag = await immy.create_tag("Halo: X", "d")
+        assert (tag.id, tag.name) == (4, "Halo: X")
+        assert immy.writes == 3
+    assert json.loads(add.calls[0].request.content) == {"entityIds": [3, 5], "tagIds": [4]}
+    assert json.loads(remove.calls[0].request.content) == {"entityIds": [7], "tagIds": [4]}
+    assert json.loads(create.calls[0].request.content) == {"name": "Halo: X", "description": "d"}
+
+
 async def test_retryable_failures_are_retried_then_given_up(entra):
     token_route(entra, "tok-1")
     route = entra.get(f"{BASE}/api/v1/tenants").respond(503)
@@ -179,6 +237,31 @@ async def test_retryable_failures_are_retried_then_given_up(entra):
         with pytest.raises(ImmyUnavailable, match="HTTP 503"):
             await immy.tenants()
     assert route.call_count == 3
+
+
+async def test_every_call_logs_one_outgoing_line(entra, caplog):
+    caplog.set_level(logging.INFO, logger="halo_immy.outgoing")
+    token_route(entra, "tok-1")
+    entra.get(f"{BASE}/api/v1/computers/paged").mock(
+        side_effect=[httpx.Response(429), httpx.Response(200, json={"results": [], "count": 0})]
+    )
+    entra.get(f"{BASE}/api/v1/tenants").respond(503)
+    async with client() as immy:
+        await immy.computers(tenant_id=4711)
+        with pytest.raises(ImmyUnavailable):
+            await immy.tenants()
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "halo_immy.outgoing"]
+    assert [
+        (x["service"], x["method"], x["path"], x["status"], x["retries"], x["throttled"])
+        for x in lines
+    ] == [
+        ("immybot", "GET", "/api/v1/computers/paged", 200, 1, 1),
+        ("immybot", "GET", "/api/v1/tenants", 503, 2, 0),
+    ]
+    assert lines[1]["error"] == "ImmyUnavailable"
+    assert all(isinstance(x["ms"], float) for x in lines)
+    text = " ".join(r.getMessage() for r in caplog.records if r.name == "halo_immy.outgoing")
+    assert "4711" not in text and "tok-1" not in text
 
 
 def test_loopback_authority_is_mapped_back_to_http():
@@ -200,3 +283,15 @@ def test_loopback_authority_is_mapped_back_to_http():
         "http://127.0.0.1:9999/t/v2.0/.well-known/openid-configuration",
         "https://login.microsoftonline.com/t/oauth2/v2.0/token",
     ]
+
+
+async def test_a_created_tag_is_found_by_name_when_the_answer_is_not_the_tag(entra):
+    # The OpenAPI document gives POST /api/v1/tags no response schema.
+    token_route(entra, "tok-1")
+    entra.post(f"{BASE}/api/v1/tags").respond(200)
+    entra.get(f"{BASE}/api/v1/tags").respond(
+        json=[{"id": 9, "name": "Halo: X", "description": "[halo-immy] x"}]
+    )
+    async with client() as immy:
+        tag = await immy.create_tag("Halo: X", "[halo-immy] x")
+    assert (tag.id, tag.name) == (9, "Halo: X")

@@ -18,7 +18,7 @@ import pytest
 
 from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
-from sandbox.immybot_data import immy_data_for
+from sandbox.immybot_data import flag_computers, immy_data_for
 from shared.immy_client import forget_applications
 from shared.rule_admin import import_rules
 from shared.store import get_store
@@ -160,6 +160,37 @@ def test_the_tab_lists_the_ticket_users_computer_first(both):
     assert f'href="{immy.url}/computers/' in first_row
     assert 'target="_blank" rel="noopener noreferrer"' in first_row
     assert "ImmyBot tenant Contoso Limited" in html
+
+
+def test_paging_past_the_server_cap_and_counting_only_active_deployable_computers(
+    configure, halo_sandbox
+):
+    forget_applications()
+    halo_data = demo_data(datetime.now(UTC).date())
+    data = immy_data_for(halo_data)
+    template = next(c for c in data.computers if c["tenantId"] == 7)
+    for n in range(31, 251):  # 250 computers; the server answers at most 100 per page
+        data.computers.append({**template, "id": n, "computerName": f"AW-EXTRA{n:03d}"})
+    flag_computers(data, [3], sandbox=True)  # three of Contoso's five
+    flag_computers(data, [4], dev_lab=True)
+    flag_computers(data, [5], excluded=True)
+    fabrikam_lt01 = next(c for c in data.computers if c["id"] == 8)
+    fabrikam_lt01["lastProviderAgentEventDateUtc"] = "2020-01-01T00:00:00Z"  # long gone: stale
+    halo = halo_sandbox(halo_data)
+    with ImmyBotSandbox(data, max_take=100) as immy:
+        configure(halo.url, **immy_settings(immy))
+        import_rules(get_store(), DEMO_RULES.read_bytes(), datetime.now(UTC).date())
+        report = asyncio.run(run_sync())
+        assert report.outcome is Outcome.SUCCEEDED, report.error
+        assert report.immybot["computers"] == 250
+        assert immy.stats()["requests"]["computers"] == 3
+    forget_applications()
+    body = json.loads(call("reconciliation", "/api/reconciliation", software="Huntress").get_body())
+    rows = {r["client_name"]: r for r in body["rows"]}
+    contoso, fabrikam = rows["Contoso Ltd"], rows["Fabrikam, Inc."]
+    assert (contoso["deployed"], contoso["stale"], contoso["not_deployable"]) == (2, 0, 3)
+    assert (fabrikam["deployed"], fabrikam["stale"], fabrikam["not_deployable"]) == (3, 1, 0)
+    assert body["totals"]["not_deployable"] == 3 and body["totals"]["stale"] == 1
 
 
 def test_immybot_losing_half_its_mapped_tenants_is_held(both):

@@ -6,7 +6,7 @@ import pytest
 
 from shared.halo_models import Client
 from shared.immy_models import ImmyTenant
-from shared.mapping import ExplicitMapping, MatchKind, map_clients, normalise_name
+from shared.mapping import ExplicitMapping, MatchKind, links_of, map_clients, normalise_name
 
 CLIENTS = [
     Client(id=1, name="Contoso Ltd"),
@@ -92,3 +92,26 @@ def test_explicit_mapping_wins_and_a_dangling_one_is_reported():
 def test_the_msp_tenant_is_never_a_customer():
     clients = [Client(id=50, name="Demo MSP (internal)")]
     assert map_clients(clients, TENANTS, {})[50].kind is MatchKind.UNMAPPED
+
+
+def test_immybot_links_come_after_explicit_mappings_and_before_names():
+    explicit = {1: ExplicitMapping(halo_client_id=1, immy_tenant_id=3)}
+    links = {1: 2, 3: 5, 6: 8, 7: 404}  # 404: a link to a tenant ImmyBot no longer lists
+    got = map_clients(CLIENTS, TENANTS, explicit, links)
+    assert (got[1].kind, got[1].tenant_id) == (MatchKind.EXPLICIT, 3)
+    assert (got[3].kind, got[3].tenant_id) == (MatchKind.IMMYBOT_LINK, 5)  # not ambiguous
+    assert (got[6].kind, got[6].tenant_id) == (MatchKind.IMMYBOT_LINK, 8)
+    assert got[7].kind is MatchKind.UNMAPPED
+    assert (got[2].kind, got[2].tenant_id) == (MatchKind.NAME, 3)
+    assert links_of(got.values()) == {3: 5, 6: 8}
+
+
+def test_an_explicit_mapping_may_name_the_msp_tenant():
+    clients = [Client(id=50, name="Our MSP")]
+    explicit = {50: ExplicitMapping(halo_client_id=50, immy_tenant_id=1)}
+    got = map_clients(clients, TENANTS, explicit)[50]
+    assert (got.kind, got.tenant_id, got.tenant_name) == (
+        MatchKind.EXPLICIT,
+        1,
+        "Demo MSP (internal)",
+    )

@@ -684,6 +684,80 @@ def test_rate_limit_answers_429_with_retry_after(sandbox: HaloSandbox, http: htt
     assert sandbox.stats()["statuses"]["429"] == len(limited)
 
 
+def test_throttle_every_nth_request_answers_429_without_retry_after(
+    sandbox: HaloSandbox, http: httpx.Client
+) -> None:
+    headers = bearer(http)
+    sandbox.set_faults(Faults(throttle_every=3))
+    statuses = [http.get("/api/Item", headers=headers).status_code for _ in range(9)]
+    assert statuses == [200, 200, 429] * 3
+    tenth = http.get("/api/Item", headers=headers)
+    assert tenth.status_code == 200
+    sandbox.set_faults(Faults(throttle_every=2))  # new faults restart the count
+    limited = [http.get("/api/Item", headers=headers) for _ in range(2)][1]
+    assert limited.status_code == 429
+    assert "retry-after" not in limited.headers  # hosted HaloPSA sends none
+
+
+def test_seeded_500s_are_a_share_and_repeat_with_the_seed(
+    sandbox: HaloSandbox, http: httpx.Client
+) -> None:
+    headers = bearer(http)
+
+    def run() -> list[int]:
+        sandbox.set_faults(Faults(error_rate=0.05, error_status=500, seed=11))
+        return [http.get("/api/Item", headers=headers).status_code for _ in range(400)]
+
+    first = run()
+    assert 5 <= first.count(500) <= 40
+    assert set(first) == {200, 500}
+    assert run() == first
+
+
+def test_invoices_listed_without_lines_and_read_by_id(
+    sandbox: HaloSandbox, http: httpx.Client
+) -> None:
+    sandbox.set_data(generate(60, seed=6, today=TODAY))
+    headers = bearer(http)
+    params = {"includelines": "true"}
+    listed = http.get("/api/RecurringInvoice", params=params, headers=headers).json()["invoices"]
+    assert all("lines" in i for i in listed)
+    chosen = [listed[0]["id"], listed[3]["id"]]
+
+    sandbox.set_faults(Faults(omit_lines_ids=chosen))
+    got = http.get("/api/RecurringInvoice", params=params, headers=headers).json()["invoices"]
+    assert [i["id"] for i in got if "lines" not in i] == chosen
+    counted = sandbox.stats()["requests"]["RecurringInvoice"]
+    by_id = http.get(f"/api/RecurringInvoice/{chosen[0]}", headers=headers)
+    assert by_id.status_code == 200
+    assert by_id.json() == listed[0]  # the whole record, lines included
+    assert http.get("/api/RecurringInvoice/123456789", headers=headers).status_code == 404
+    assert http.get("/api/RecurringInvoice/x", headers=headers).status_code == 400
+    assert sandbox.stats()["requests"]["RecurringInvoice"] == counted + 3
+
+    sandbox.set_faults(Faults(omit_lines=1.0))
+    paged = {**params, "pageinate": "true", "page_size": 10, "page_no": 1}
+    got = http.get("/api/RecurringInvoice", params=paged, headers=headers).json()["invoices"]
+    assert got and all("lines" not in i for i in got)
+
+    sandbox.set_faults(Faults(omit_lines=0.3, seed=2))
+    once = http.get("/api/RecurringInvoice", params=params, headers=headers).json()["invoices"]
+    again = http.get("/api/RecurringInvoice", params=params, headers=headers).json()["invoices"]
+    bare = [i["id"] for i in once if "lines" not in i]
+    assert 0 < len(bare) < len(once)
+    assert bare == [i["id"] for i in again if "lines" not in i]  # the same invoices each time
+
+
+def test_new_fault_settings_are_validated() -> None:
+    for bad in (
+        {"throttle_every": 0},
+        {"omit_lines": 1.5},
+        {"omit_lines_ids": ["x"]},
+    ):
+        with pytest.raises(ValueError):
+            Faults.from_json(bad)
+
+
 def test_fail_rule_on_the_last_page(sandbox: HaloSandbox, http: httpx.Client) -> None:
     sandbox.set_data(generate(120, seed=6, today=TODAY))
     headers = bearer(http)

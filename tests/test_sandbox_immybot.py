@@ -18,7 +18,7 @@ import pytest
 
 from sandbox.halo_data import HaloDataSet, demo_data, generate
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
-from sandbox.immybot_data import ImmyDataSet, immy_data_for
+from sandbox.immybot_data import ImmyDataSet, add_halo_link, immy_data_for
 from sandbox.processes import stop_process, wait_for_line
 from shared.mapping import normalise_name
 
@@ -40,6 +40,15 @@ DEMO_TENANTS = {
     7: ("Adventure Works", 3, 4),
     8: ("World Wide Importers", 4, 6),
     9: ("Litware Inc", 1, 2),
+}
+
+
+NO_TAG_REQUESTS = {
+    "tags": 0,
+    "add_tags": 0,
+    "remove_tags": 0,
+    "provider_links": 0,
+    "provider_clients": 0,
 }
 
 
@@ -401,8 +410,10 @@ def test_default_and_maximum_page_size(demo: ImmyDataSet):
         first = paged(http, headers, includeOffline="true")
         assert first["count"] == len(big.computers) > 1000
         assert len(first["results"]) == 50
-        assert len(paged(http, headers, includeOffline="true", take=1000)["results"]) == 1000
-        for params in ({"take": 1001}, {"take": -1}, {"skip": "x"}, {"includeOffline": "yes"}):
+        # The server caps a page at 100 and says so only through `count`.
+        capped = paged(http, headers, includeOffline="true", take=1000)
+        assert len(capped["results"]) == 100 and capped["count"] == len(big.computers)
+        for params in ({"take": -1}, {"skip": "x"}, {"includeOffline": "yes"}):
             answer = http.get("/api/v1/computers/paged", params=params, headers=headers)
             assert answer.status_code == 400, params
             assert answer.json()["errors"]
@@ -431,7 +442,7 @@ def test_tenant_filter(sandbox: ImmyBotSandbox, http: httpx.Client):
 
 def test_stats_faults_and_control(sandbox: ImmyBotSandbox, http: httpx.Client):
     assert http.get("/_sandbox/stats").json() == {
-        "requests": {"token": 0, "openid": 0, "tenants": 0, "computers": 0},
+        "requests": {"token": 0, "openid": 0, "tenants": 0, "computers": 0, **NO_TAG_REQUESTS},
         "statuses": {},
         "total": 0,
         "tokens_issued": 0,
@@ -444,7 +455,7 @@ def test_stats_faults_and_control(sandbox: ImmyBotSandbox, http: httpx.Client):
     paged(http, headers)
     http.get("/api/v1/nothing-here")  # unrouted: not counted
     assert http.get("/_sandbox/stats").json() == {
-        "requests": {"token": 2, "openid": 1, "tenants": 2, "computers": 1},
+        "requests": {"token": 2, "openid": 1, "tenants": 2, "computers": 1, **NO_TAG_REQUESTS},
         "statuses": {"200": 4, "401": 2},
         "total": 6,
         "tokens_issued": 1,
@@ -512,3 +523,56 @@ def test_cli_serves_until_terminated():
         rest = proc.stdout.read()
         proc.stdout.close()
     assert proc.returncode == 0, rest
+
+
+def test_tags_are_state_that_tenant_listings_show(sandbox: ImmyBotSandbox, http: httpx.Client):
+    headers = bearer(http, sandbox)
+    created = http.post(
+        "/api/v1/tags", json={"name": "Halo: X", "description": "[halo-immy] x"}, headers=headers
+    ).json()
+    assert (created["id"], created["name"]) == (1, "Halo: X")
+    assert http.post("/api/v1/tags", json={"name": "halo: x"}, headers=headers).status_code == 400
+    assert http.get("/api/v1/tags", headers=headers).json()[0]["description"] == "[halo-immy] x"
+    body = {"entityIds": [2, 3], "tagIds": [1]}
+    assert http.post("/api/v1/tenants/add-tags", json=body, headers=headers).status_code == 200
+    remove = {"entityIds": [3], "tagIds": [1]}
+    assert http.post("/api/v1/tenants/remove-tags", json=remove, headers=headers).status_code == 200
+    tenants = {t["id"]: t for t in http.get("/api/v1/tenants", headers=headers).json()}
+    assert (tenants[2]["tenantTagIds"], tenants[2]["tenantTagNames"]) == ([1], ["Halo: X"])
+    assert tenants[3]["tenantTagIds"] == []
+    assert sandbox.tenant_tags() == {"Halo: X": {2}}
+    bad = http.post("/api/v1/tenants/add-tags", json={"entityIds": ["2"]}, headers=headers)
+    assert bad.status_code == 400
+    unknown = {"entityIds": [99], "tagIds": [1]}
+    assert http.post("/api/v1/tenants/add-tags", json=unknown, headers=headers).status_code == 404
+    assert http.get("/api/v1/tenants/add-tags", headers=headers).status_code == 405
+    assert sandbox.tag_writes == [("add_tags", [2, 3], [1]), ("remove_tags", [3], [1])]
+    page = http.get("/api/v1/tenants", params={"Page": 2, "PageSize": 4}, headers=headers).json()
+    assert [t["id"] for t in page] == [5, 6, 7, 8]
+
+
+def test_provider_links_and_their_clients(demo: ImmyDataSet):
+    add_halo_link(demo, {6: 8, 7: None}, {6: "Wide World Importers"})
+    with ImmyBotSandbox(demo) as immy, httpx.Client(base_url=immy.url, timeout=10) as http:
+        headers = bearer(http, immy)
+        (link,) = http.get("/api/v1/provider-links", headers=headers).json()
+        assert (link["id"], link["name"]) == (1, "HaloPSA")
+        clients = http.get("/api/v1/provider-links/1/clients", headers=headers).json()
+        assert [(c["externalClientId"], c["linkedToTenantId"]) for c in clients] == [
+            ("6", 8),
+            ("7", None),
+        ]
+        assert http.get("/api/v1/provider-links/2/clients", headers=headers).status_code == 404
+
+
+def test_generated_sets_link_clients_and_flag_a_few_computers():
+    data = immy_data_for(generate(300, seed=5, today=TODAY), seed=5, today=TODAY)
+    assert [p["id"] for p in data.provider_links] == [1]
+    tenants = {t["id"] for t in data.tenants}
+    assert data.provider_clients and all(
+        c["linkedToTenantId"] in tenants for c in data.provider_clients
+    )
+    flagged = [
+        c for c in data.computers if c["isSandbox"] or c["isDevLab"] or c["excludeFromMaintenance"]
+    ]
+    assert 0 < len(flagged) < len(data.computers) / 10

@@ -58,6 +58,16 @@ def test_complete_settings_load_with_defaults(env):
     assert settings.halo_client_secret.get_secret_value() == SECRET
     assert SECRET not in repr(settings)
     assert get_settings() is settings
+    assert (settings.immy_tags, settings.immy_tag_prefix, settings.immy_stale_days) == (
+        "plan",
+        "Halo: ",
+        30,
+    )
+
+
+def test_the_tag_prefix_keeps_its_trailing_space(env):
+    env(**GOOD, IMMY_TAG_PREFIX="Billed: ")
+    assert get_settings().immy_tag_prefix == "Billed: "
 
 
 def test_missing_settings_are_all_named(env):
@@ -86,6 +96,8 @@ def test_missing_storage_is_named(env):
         ("HALO_BACKOFF_429_SECONDS", "-1", "greater than or equal to 0"),
         ("HALO_BACKOFF_429_SECONDS", "soon", "number"),
         ("SYNC_SCHEDULE", "*/15 * * * *", "six-field"),
+        ("IMMY_TAGS", "yes", "'off', 'plan' or 'apply'"),
+        ("IMMY_STALE_DAYS", "0", "greater than or equal to 1"),
     ],
 )
 def test_malformed_setting_is_named_with_the_reason(env, key, value, expected):

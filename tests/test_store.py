@@ -179,3 +179,17 @@ def test_a_document_over_several_rows_is_read_whole_and_replaced_in_one_transact
     assert store.read_document("g8", "meta", "manifest")[1] == newer
     with pytest.raises(EntityTooLarge):
         document_entities("manifest", "x" * (MAX_DOCUMENT_CHARS + 1))
+
+
+def test_a_lease_is_renewed_by_its_owner_only_and_a_takeover_names_the_stale_owner(store):
+    ttl = timedelta(minutes=5)
+    started = NOW - timedelta(minutes=1)
+    assert store.acquire_lease("a", now=NOW, ttl=ttl, started_at=started)
+    assert store.renew_lease("a", now=NOW + timedelta(minutes=4), ttl=ttl)
+    # Renewed: still a's at minute 8, though the first grant alone would have expired at 5.
+    assert not store.acquire_lease("b", now=NOW + timedelta(minutes=8), ttl=ttl)
+    assert not store.renew_lease("b", now=NOW + timedelta(minutes=8), ttl=ttl)
+    grant = store.acquire_lease("b", now=NOW + timedelta(minutes=10), ttl=ttl)
+    assert grant and grant.replaced.owner == "a" and grant.replaced.started_at == started
+    assert not store.renew_lease("a", now=NOW + timedelta(minutes=10), ttl=ttl)  # a lost it
+    assert store.lease().owner == "b"

@@ -190,6 +190,18 @@ def test_halo_500_on_the_last_invoice_page_changes_nothing(halo_sandbox, azurite
     assert answers(store) == before
 
 
+def test_invoices_listed_without_lines_still_cover_and_are_counted(halo_sandbox, azurite, store):
+    sandbox, settings, before = baseline(halo_sandbox, azurite, store)
+    sandbox.set_faults(Faults(omit_lines=1.0))
+    report = sync(settings, store)
+    assert report.outcome is Outcome.SUCCEEDED
+    assert report.halo_lines_by_id == len(sandbox.data.invoices) > 0
+    assert store.recent_runs(1)[0]["halo_lines_by_id"] == report.halo_lines_by_id
+    after = answers(store)
+    after.pop("generation"), before.pop("generation")
+    assert after == before  # the same coverage as when the listing carried every line
+
+
 def test_throttling_beyond_the_retry_cap_changes_nothing(halo_sandbox, azurite, store):
     sandbox, settings, before = baseline(halo_sandbox, azurite, store)
     sandbox.set_faults(Faults(fail=[{"resource": "Client", "page": None, "status": 429}]))

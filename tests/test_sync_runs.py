@@ -78,3 +78,17 @@ def test_empty_reads_and_lost_tenants():
     assert not confirmable({"targets": {}, "rejects": {}})
     assert not confirmable({"empty": {}})
     assert confirmable({"targets": {}, "mapped_tenants": {}})
+
+
+def test_a_held_reason_cut_short_by_an_older_version_still_reads():
+    from shared.sync_runs import _reason
+
+    assert _reason('{"targets": {"a": 1}}') == {"targets": {"a": 1}}
+    assert "..." in _reason('{"targets": {"a": 1')
+
+
+def test_a_run_record_cut_mid_json_by_an_older_version_still_reads():
+    summary = _summary(
+        {"run_id": "r0", "started_at": NOW, "outcome": "held", "targets": '{"a": 1, "b":'}
+    )
+    assert summary.outcome == "held" and summary.targets == {}

@@ -112,6 +112,21 @@ def test_sentinelone_quantities_and_matches(demo):
     by_name = {t["client_name"]: t for t in body["targets"]}
     assert by_name["Contoso Ltd"]["quantity"] == 25
     assert by_name["Northwind Traders"]["reasons"][0]["matched_by"] == "name SentinelOne Complete"
+    # The demo table (sandbox/halo_data.py): one SentinelOne line per target.
+    lines = {
+        name: (
+            r["invoice_id"], r["line_id"], r["matched_by"], r["quantity_kind"],
+            r["quantity_type"], r["quantity"],
+        )
+        for name, target in by_name.items()
+        for r in target["reasons"]
+    }  # fmt: skip
+    assert lines == {
+        "Contoso Ltd": (-1, 101, "code S1-COMPLETE", "fixed", "fixed", 25),
+        "Northwind Traders": (-3, 301, "name SentinelOne Complete", "fixed", "fixed", 8),
+        "Wide World Importers": (-6, 601, "code S1-COMPLETE", "calculated", "devices", None),
+        "Woodgrove Bank": (-7, 701, "code S1-COMPLETE", "calculated", "subscriptions", 40),
+    }
     counts = body["counts"]
     assert counts["quantity_fixed"] == sum(t["quantities"]["fixed"] for t in body["targets"])
     assert counts["quantity_calculated"] == sum(

@@ -45,7 +45,7 @@ var actionGroups = empty(alertEmail) ? [] : [
 var runs = 'traces | where message contains "sync_run" | extend run = parse_json(message) | where tostring(run.event) == "sync_run" | extend outcome = tostring(run.outcome), run_id = tostring(run.run_id), error = tostring(run.error)'
 
 // The latest run that did something (skipped runs lost the lease to another run and are ignored).
-var latestRun = '${runs} | where outcome in ("succeeded", "failed", "held") | summarize arg_max(timestamp, outcome, run_id, error)'
+var latestRun = '${runs} | where outcome in ("succeeded", "failed", "held", "abandoned") | summarize arg_max(timestamp, outcome, run_id, error)'
 
 resource syncFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'halo-immy-sync-failed'
@@ -54,7 +54,7 @@ resource syncFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'halo-immy: the latest sync failed'
-    description: 'The most recent sync run ended "failed" (HaloPSA, ImmyBot or storage error). The previous snapshot keeps serving. See docs/operations.md.'
+    description: 'The most recent sync run ended "failed" (HaloPSA, ImmyBot or storage error) or "abandoned" (killed before it finished). The previous snapshot keeps serving. See docs/operations.md.'
     severity: 2
     enabled: true
     evaluationFrequency: 'PT15M'
@@ -65,7 +65,7 @@ resource syncFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: '${latestRun} | where outcome == "failed"'
+          query: '${latestRun} | where outcome in ("failed", "abandoned")'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -90,7 +90,7 @@ resource syncHeld 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'halo-immy: a sync is held by the mass-change guard'
-    description: 'The most recent sync run was held: it would remove more than SYNC_MAX_DROP of a rule\'s targets, or all of them. Review GET /api/sync/status, then approve or fix HaloPSA. See docs/operations.md.'
+    description: 'The most recent sync run was held: it would remove more than SYNC_MAX_DROP of a rule\'s targets (or of its targets with an ImmyBot tenant, or of mapped tenants), or all of them, or HaloPSA records were rejected or a record type came back empty. Review GET /api/sync/status, then approve or fix HaloPSA. See docs/operations.md.'
     severity: 2
     enabled: true
     evaluationFrequency: 'PT15M'

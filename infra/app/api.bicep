@@ -198,6 +198,22 @@ var tuningSettings = [
     name: 'IMMY_LIVE_AFTER_MINUTES'
     value: '60'
   }
+  {
+    name: 'IMMY_TAGS'
+    value: 'plan'
+  }
+  {
+    name: 'IMMY_TAG_PREFIX'
+    value: 'Halo: '
+  }
+  {
+    name: 'IMMY_HALO_LINK_ID'
+    value: ''
+  }
+  {
+    name: 'IMMY_STALE_DAYS'
+    value: '30'
+  }
   // Asset population (docs/halopsa-setup.md step 5): off until the field ids are filled in.
   {
     name: 'ASSET_SYNC'
