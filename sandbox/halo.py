@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import halo_report
+from sandbox.halo_assets import AssetBook
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
 from sandbox.http_server import (
     ApiSandbox,
@@ -237,6 +238,8 @@ class _Index:
                 for include_inactive, rows in ((True, every), (False, active)):
                     stripped = [bare[id(r)] for r in rows]
                     self.views[(resource, include_inactive, False)] = _View(stripped, True)
+        # Assets are stateful (POST /api/Asset writes them): sandbox.halo_assets keeps them.
+        self.assets = AssetBook(data)
         self.by_id: dict[str, dict[int, Any]] = {}
         for resource in _BY_ID:
             records: dict[int, Any] = {}
@@ -352,6 +355,11 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             thread_name="halo-sandbox",
         )
 
+    @property
+    def assets(self) -> AssetBook:
+        """The served assets (stateful: writes change them until the data set is replaced)."""
+        return self._index.assets
+
     # -- faults -------------------------------------------------------------------------------
 
     def _restart_faults(self, faults: Faults) -> None:
@@ -392,8 +400,9 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         faults: Faults,
     ) -> Response:
         expected = "POST" if resource in (TOKEN_RESOURCE, REPORT_RESOURCE) else "GET"
-        if method != expected:
-            return error_response(405, "method_not_allowed", f"use {expected}", Allow=expected)
+        if method != expected and not (resource == "Asset" and method == "POST"):
+            allow = "GET, POST" if resource == "Asset" else expected
+            return error_response(405, "method_not_allowed", f"use {allow}", Allow=allow)
         if not self._admit(faults):
             return error_response(429, "rate_limited", "too many requests", **{"Retry-After": "1"})
         if self._throttled(faults):
@@ -414,6 +423,10 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             return failed or Response(*halo_report.answer(self._report_database(), body))
         if rest:  # only the _BY_ID resources route one
             return self._one(resource, rest)
+        if resource == "Asset":
+            return self._index.assets.answer(
+                method, query, body, lambda page, last: self._injected_failure("Asset", page, last)
+            )
         return _omit_lines(self._list(resource, query), resource, faults)
 
     def _report_database(self) -> halo_report.ReportDatabase:

@@ -284,6 +284,23 @@ class HaloClient:
             raise HaloProtocolError("POST", path, 200, "the answer has no 'report.rows' list")
         return rows
 
+    async def get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
+        """One GET under the client's budget, retries and token handling; the decoded JSON."""
+        return await self._get_json(path, params, resource=resource)
+
+    async def post_json(self, path: str, body: Any, *, resource: str) -> Any:
+        """One POST of a JSON body; the decoded answer (None if it is not JSON).
+
+        Writes are not idempotent: a 5xx or a timeout raises without a second send (see
+        `HaloTransport.write`), and the caller re-reads before writing again.
+        """
+        response = await self._transport.write("POST", path, resource=resource, body=body)
+        raise_for_status("POST", path, response)
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
     async def list_records(
         self,
         resource: str,

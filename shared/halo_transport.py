@@ -130,6 +130,69 @@ class HaloTransport:
                 error=error,
             )
 
+    async def write(self, method: str, path: str, *, resource: str, body: Any) -> httpx.Response:
+        """Send one non-idempotent JSON write and log the call; the answer, whatever its status.
+
+        Only what HaloPSA provably did not process is tried again: a 429 (refused before
+        processing; the budget pauses and slows as for reads), a 401 once with a fresh token, and
+        a connection that never opened. A timeout or a dropped connection after sending may follow
+        a write that was (partly) applied: HaloUnavailable, never a second send.
+        """
+        call = _Call()
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            return await self._write_tries(method, path, call, resource, body)
+        except BaseException as failure:
+            error = type(failure).__name__
+            raise
+        finally:
+            log_outgoing_call(
+                "halopsa",
+                method,
+                path,
+                status=call.status,
+                started=started,
+                retries=call.retries,
+                throttled=call.throttled,
+                error=error,
+            )
+
+    async def _write_tries(
+        self, method: str, path: str, call: _Call, resource: str, body: Any
+    ) -> httpx.Response:
+        auth_refreshed = False
+        while True:
+            token = await self._current_token()
+            if self._budget is not None:
+                await self._budget.acquire()
+            self.stats.requests[resource] += 1
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    json=body,
+                    headers={"Authorization": f"{token.token_type} {token.value}"},
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as failure:
+                call.status = None  # the request never reached HaloPSA: safe to send again
+                await self._after_transient(method, path, call, type(failure).__name__, None)
+                continue
+            except (httpx.TimeoutException, httpx.TransportError) as failure:
+                call.status = None
+                raise HaloUnavailable(
+                    method, path, None, f"{type(failure).__name__}: the write may have been applied"
+                ) from None
+            call.status = response.status_code
+            if response.status_code == 401 and not auth_refreshed:
+                auth_refreshed = True
+                self._drop_token(token)
+                continue
+            if response.status_code == THROTTLED_STATUS:
+                await self._after_throttled(method, path, call, response)
+                continue
+            return response
+
     async def _tries(
         self,
         method: str,

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.api_models import CatalogResponse, RulesImported, RuleView, TargetsResponse
+from shared.asset_sync import AssetPlanView
 from shared.immy_tags import TagsView
 from shared.inputs import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.mapping import ExplicitMapping
@@ -30,6 +31,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Rule,
     SyncStatus,
     ReconciliationResponse,
+    AssetPlanView,
     MappingsView,
     ExplicitMapping,
     TagsView,
@@ -284,6 +286,29 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         **_problems(400, 404, 503),
+                    },
+                }
+            },
+            "/assets/plan": {
+                "get": {
+                    "operationId": "getAssetPlan",
+                    "summary": "The last asset run: creates, updates, links, ambiguities, gone",
+                    "parameters": [
+                        {
+                            "name": "client_id",
+                            "in": "query",
+                            "required": False,
+                            "description": "Only this HaloPSA client's plan.",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(AssetPlanView, "The plan, per client with anything to do"),
+                        "404": {
+                            "description": "No asset plan for the current generation",
+                            "content": {PROBLEM_JSON: {"schema": _ref(Problem)}},
+                        },
+                        **_problems(400, 503),
                     },
                 }
             },

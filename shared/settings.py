@@ -127,6 +127,18 @@ class Settings(BaseSettings):
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)
     sync_confirm_by_repeat: bool = False
 
+    # Asset population (shared.asset_sync): HaloPSA field ids are tenant configuration, so every id
+    # is a setting; docs/halopsa-setup.md says where to read them.
+    asset_sync: Literal["off", "plan", "apply"] = "off"
+    asset_type_id: int | None = Field(default=None, gt=0)
+    asset_name_field: int | None = Field(default=None, gt=0)
+    asset_id_field: int | None = Field(default=None, gt=0)
+    asset_marker_field: int | None = Field(default=None, gt=0)
+    asset_serial_field: int | None = Field(default=None, gt=0)
+    asset_update_matched: bool = False
+    asset_max_creates: int = Field(default=200, ge=0)
+    asset_write_batch: int = Field(default=25, ge=1, le=100)
+
     @model_validator(mode="before")
     @classmethod
     def _empty_means_unset(cls, data: Any) -> Any:
@@ -228,6 +240,33 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _asset_fields_when_on(self) -> Self:
+        if self.asset_sync == "off":
+            return self
+        needed = {
+            "ASSET_TYPE_ID": self.asset_type_id,
+            "ASSET_NAME_FIELD": self.asset_name_field,
+            "ASSET_ID_FIELD": self.asset_id_field,
+            "ASSET_MARKER_FIELD": self.asset_marker_field,
+        }
+        missing = sorted(k for k, v in needed.items() if v is None)
+        if missing:
+            raise ValueError("ASSETS:" + ",".join(missing))
+        fields = [
+            f
+            for f in (
+                self.asset_name_field,
+                self.asset_id_field,
+                self.asset_marker_field,
+                self.asset_serial_field,
+            )
+            if f is not None
+        ]
+        if len(set(fields)) != len(fields):
+            raise ValueError("ASSETFIELDS:")
+        return self
+
+    @model_validator(mode="after")
     def _one_storage_source(self) -> Self:
         conn = self.tables_connection_string
         if conn is not None and not conn.get_secret_value():
@@ -284,6 +323,13 @@ def _problems(error: ValidationError) -> dict[str, str]:
         if "IMMYBOT:" in message:
             for key in message.split("IMMYBOT:", 1)[1].split(","):
                 problems[key] = "is needed too: ImmyBot is configured only when all four are set"
+            continue
+        if "ASSETS:" in message:
+            for key in message.split("ASSETS:", 1)[1].split(","):
+                problems[key] = "is needed when ASSET_SYNC is plan or apply"
+            continue
+        if "ASSETFIELDS:" in message:
+            problems["ASSET_*_FIELD"] = "the name, id, marker and serial fields must differ"
             continue
         if "STORAGE:" in message:
             why = message.split("STORAGE:", 1)[1]

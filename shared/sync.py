@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.asset_sync import run_assets
 from shared.catalog import build_catalog
 from shared.generation import (
     ImmyState,
@@ -454,6 +455,14 @@ async def _run(
     if immy is not None:  # only ever from a current generation: a held one never gets here
         report.immy_tags = await apply_immy_tags(settings, store, immy, generation, clock())
         phases.mark("immy_tags", mark)
+    mark = time.perf_counter()
+    # Only now that the generation serves: asset population never runs on a held or failed one.
+    assets = await run_assets(
+        settings, store, halo, generation=generation, snapshot=snapshot,
+        computers=None if immy_state.note else computers, run_id=report.run_id, now=clock,
+    )  # fmt: skip
+    report.assets = assets.record() if assets is not None else None
+    phases.mark("assets", mark)
 
 
 async def after_current(

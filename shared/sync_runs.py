@@ -69,6 +69,7 @@ class SyncReport:
     immybot: dict[str, Any] | None = None
     # What shared.immy_tags planned or did to ImmyBot's tags (only after the generation is current).
     immy_tags: dict[str, Any] | None = None
+    assets: dict[str, Any] | None = None  # asset population's counts (shared.asset_sync)
     note: str | None = None
     error: str | None = None
     # Problems after the generation became current (clean-up, rule catch-up, hooks): the run still
@@ -119,6 +120,7 @@ class SyncReport:
             "transactions": self.transactions,
             "guard": sorted(self.guard) if self.guard else None,
             "warnings": len(self.warnings),
+            "assets": self.assets,
             "error": self.error,
         }
         return json.dumps(fields, default=str, sort_keys=True)
@@ -148,6 +150,9 @@ class RunSummary(BaseModel):
     guard: dict[str, Any] | None = None
     immybot: dict[str, Any] | None = None
     immy_tags: dict[str, Any] | None = None
+    assets: dict[str, Any] | None = Field(
+        default=None, description="Asset population: mode, outcome, totals, written, requests."
+    )
     note: str | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -255,6 +260,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         targets=_counts(parsed("targets")),
         guard=parsed("guard") if isinstance(parsed("guard"), dict) else None,
         immy_tags=parsed("immy_tags") if isinstance(parsed("immy_tags"), dict) else None,
+        assets=parsed("assets") if isinstance(parsed("assets"), dict) else None,
         note=entity.get("note"),
         error=entity.get("error"),
         warnings=[str(w) for w in parsed("warnings") or [] if isinstance(w, str)],

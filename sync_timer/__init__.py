@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
+from shared.asset_sync import approve_asset_hold
 from shared.http import Reply, json_reply, observed, problem_reply
 from shared.immy_tags import approve_tag_removal
 from shared.problems import problem
@@ -78,7 +79,8 @@ def sync_status_http(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("sync_approve")
 @bp.route(route="sync/approve", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
-    """`POST /api/sync/approve?run_id=` (admin key): make the held generation current.
+    """`POST /api/sync/approve?run_id=` (admin key): make the held generation current, and let
+    the next sync write held asset creates (shared.asset_sync).
     `?tag=SOFTWARE`: approve that rule's held ImmyBot tag removal (the next run makes it)."""
 
     def approve() -> Reply:
@@ -88,12 +90,15 @@ def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
             except StoreError as error:
                 return problem_reply(problem(409, "nothing-held", str(error)))
         run_id = req.params.get("run_id") or None
+        # Asset creates over ASSET_MAX_CREATES wait on the same approval (applied next run).
+        assets = approve_asset_hold(get_store(), run_id=run_id)
         try:
             approve_held(get_store(), run_id=run_id)
         except StoreError as error:
-            if "no held sync run" in str(error):
+            if "no held sync run" not in str(error):
+                raise
+            if assets is None:
                 return problem_reply(problem(409, "nothing-held", str(error)))
-            raise
         return json_reply(_status())
 
     return func.HttpResponse(

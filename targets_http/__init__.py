@@ -11,6 +11,7 @@ from urllib.parse import quote
 import azure.functions as func
 
 from shared.api_models import RuleView
+from shared.asset_sync import read_plan
 from shared.http import JSON, Reply, json_reply, observed, problem_reply
 from shared.immy_tags import tags_view
 from shared.inputs import lookup_value
@@ -93,6 +94,30 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
 def immybot_tags(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/immybot/tags`: per rule, its ImmyBot tag, carriers, targets, plan, last result."""
     return _respond(req, "immybot_tags", lambda: json_reply(tags_view(get_store(), get_settings())))
+
+
+@bp.function_name("assets_plan")
+@bp.route(route="assets/plan", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def assets_plan(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/assets/plan[?client_id=]`: the last asset run's creates, updates, links,
+    ambiguities and gone computers per client."""
+
+    def answer() -> Reply:
+        raw = (req.params.get("client_id") or "").strip()
+        if raw and not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31):
+            raise ApiError(problem(400, "bad-query", "client_id must be a positive integer"))
+        store = get_store()
+        pointer = store.current()
+        view = read_plan(store, pointer.generation, int(raw) if raw else None) if pointer else None
+        if view is None:
+            raise ApiError(
+                problem(
+                    404, "no-asset-plan", "no asset plan yet: set ASSET_SYNC and let a sync run"
+                )
+            )
+        return json_reply(view)
+
+    return _respond(req, "assets_plan", answer)
 
 
 # One function, so one key, for both admin areas; the key ImmyBot holds for `targets` opens neither.

@@ -32,6 +32,7 @@ def test_the_functions_are_registered():
         "rules",
         "reconciliation",
         "immybot_tags",
+        "assets_plan",
         "technician_tab",
     }
 
@@ -54,6 +55,7 @@ def test_sync_timer_runs_on_the_configured_schedule():
         ("catalog", "catalog", "GET", "FUNCTION"),
         ("openapi", "openapi.json", "GET", "FUNCTION"),
         ("reconciliation", "reconciliation", "GET", "FUNCTION"),
+        ("assets_plan", "assets/plan", "GET", "FUNCTION"),
         ("technician_tab", "technician-tab/ticket/{ticket_id}", "GET", "FUNCTION"),
         ("sync_status", "sync/status", "GET", "FUNCTION"),
         ("sync_now", "sync", "POST", "ADMIN"),

@@ -218,6 +218,43 @@ var tuningSettings = [
     name: 'IMMY_STALE_DAYS'
     value: '30'
   }
+  // Asset population (docs/halopsa-setup.md step 5): off until the field ids are filled in.
+  {
+    name: 'ASSET_SYNC'
+    value: 'off'
+  }
+  {
+    name: 'ASSET_TYPE_ID'
+    value: ''
+  }
+  {
+    name: 'ASSET_NAME_FIELD'
+    value: ''
+  }
+  {
+    name: 'ASSET_ID_FIELD'
+    value: ''
+  }
+  {
+    name: 'ASSET_MARKER_FIELD'
+    value: ''
+  }
+  {
+    name: 'ASSET_SERIAL_FIELD'
+    value: ''
+  }
+  {
+    name: 'ASSET_UPDATE_MATCHED'
+    value: 'false'
+  }
+  {
+    name: 'ASSET_MAX_CREATES'
+    value: '200'
+  }
+  {
+    name: 'ASSET_WRITE_BATCH'
+    value: '25'
+  }
 ]
 
 var haloScopeSettings = empty(haloScope) ? [] : [
