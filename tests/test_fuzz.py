@@ -94,8 +94,11 @@ def requests(value: str) -> Iterator[Request]:
         ("catalog", "/api/catalog"),
         ("openapi", "/api/openapi.json"),
         ("sync_status", "/api/sync/status"),
+        ("immybot_tags", "/api/immybot/tags"),
+        ("assets_plan", "/api/assets/plan"),
     ):
         yield Request(function, "GET", path, {value: value}, {}, {})
+    yield Request("assets_plan", "GET", "/api/assets/plan", {"client_id": value}, {}, {})
     yield Request("reconciliation", "GET", "/api/reconciliation", {"software": value}, {}, {})
     yield Request(
         "reconciliation",
