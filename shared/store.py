@@ -29,7 +29,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.settings import Settings, get_settings
 from shared.store_base import (
@@ -52,6 +52,7 @@ from shared.store_base import (
 )
 from shared.store_state import Held, Pointer, SyncStateStore
 from shared.store_writes import BatchWriter, WriteStats, entity_sizes
+from shared.table_service import table_service
 
 # Names other modules import from here; they live in the split-out modules.
 __all__ = [
@@ -95,19 +96,9 @@ class Store(BatchWriter, SyncStateStore):
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Store:
-        """A store from a connection string, or from an endpoint with DefaultAzureCredential."""
-        if settings.tables_connection_string is not None:
-            service = TableServiceClient.from_connection_string(
-                settings.tables_connection_string.get_secret_value()
-            )
-        else:
-            from azure.identity import DefaultAzureCredential  # imported only where it is used
-
-            service = TableServiceClient(
-                str(settings.tables_endpoint), credential=DefaultAzureCredential()
-            )
+        """A store over the configured account (`shared.table_service`: one pooled transport)."""
         kwargs.setdefault("prefix", settings.tables_prefix)
-        return cls(service, **kwargs)
+        return cls(table_service(settings), **kwargs)
 
     def _snapshot_table(self, generation: str, *, create: bool = False) -> TableClient:
         if not generation.isalnum():
@@ -129,7 +120,9 @@ class Store(BatchWriter, SyncStateStore):
         """Drop a whole generation (one table delete)."""
         name = self.prefix + SNAPSHOT_PREFIX + generation
         self.service.delete_table(name)
+        self.note_write()
         self._ready.discard(name)
+        self._clients.pop(name, None)
 
     # -- bulk writes ---------------------------------------------------------------------------
 
@@ -230,6 +223,9 @@ class Store(BatchWriter, SyncStateStore):
             ):
                 raise StoreConflict(f"{partition}/{row} changed concurrently") from None
             raise
+        finally:
+            # Even a failed transaction may have been applied (a lost answer): count it.
+            self.note_write()
 
     def delete_rows(self, generation: str, partition: str, rows: Sequence[str]) -> None:
         """Delete the named rows of one partition of a generation."""
@@ -379,5 +375,6 @@ def document_entities(row: str, payload: str) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def get_store() -> Store:
-    """The process-wide store, built from settings on first use."""
+    """The process-wide store, built from settings on first use: every invocation in the process
+    shares its service client, table clients and connection pool."""
     return Store.from_settings(get_settings())
