@@ -295,7 +295,12 @@ def serve(host: DevHost, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    class Server(ThreadingHTTPServer):
+        # socketserver's default listen backlog is 5: 20 callers connecting at once overflow it,
+        # and the kernel answers the rest with a SYN retry a second later.
+        request_queue_size = 128
+
+    return Server(("127.0.0.1", port), Handler)
 
 
 def main(argv: list[str] | None = None) -> int:
