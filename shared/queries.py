@@ -1,8 +1,9 @@
 """The read side of the API: targets and catalogue answers from the current generation.
 
-Named software is answered from the targets the sync (or a rule edit) resolved: a pointer read, a
-manifest read and one partition read. Ad hoc `contract_type=` and `item=` queries resolve against the
-whole snapshot, cached per generation in the process.
+Named software is answered from the targets the sync (or a rule edit) resolved: the pointer and
+manifest (cached for a few seconds, `shared.current`), the rule's unmapped and targets partitions,
+and then from the answer's bytes cached in the process. Ad hoc `contract_type=` and `item=` queries
+resolve against the whole snapshot, cached per generation in the process.
 """
 
 from __future__ import annotations
