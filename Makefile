@@ -49,6 +49,7 @@ bench:
 	$(PY) bench/faults.py
 	$(PY) bench/targets.py
 	$(PY) bench/tab.py
+	$(PY) bench/load.py
 	$(PY) bench/cold_start.py
 
 bench-halo:

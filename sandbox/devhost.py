@@ -7,6 +7,11 @@ rules: a function-level route takes that function's key or the master key (heade
 sync queue run the queue function in-process.
 
     python -m sandbox.devhost --port 7071        (make run)
+    python -m sandbox.devhost --port 0 --existing   (settings from the environment; bench/load.py)
+
+Invocations run as in the Functions Python worker (`Worker`): async handlers on one event loop
+that lives as long as the host, plain ones in a thread pool (`--threads`, default as the worker's
+PYTHON_THREADPOOL_THREAD_COUNT). One worker process, where Azure may run several.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,12 +132,52 @@ def _call(handler: Callable[..., Any], *args: Any) -> Any:
     return asyncio.run(result) if inspect.isawaitable(result) else result
 
 
+def default_threads() -> int:
+    """The worker's thread pool size: `PYTHON_THREADPOOL_THREAD_COUNT`, else what Python 3.9+
+    workers use when it is unset (ThreadPoolExecutor's default, min(32, CPUs + 4))."""
+    given = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
+    return int(given) if given.isdigit() and int(given) > 0 else min(32, (os.cpu_count() or 1) + 4)
+
+
+class Worker:
+    """Runs handlers as the Functions Python worker does: every async handler on one event loop
+    (its own thread, for as long as the host runs), plain handlers in a thread pool of `threads`.
+
+    So state that belongs to an event loop (httpx clients, asyncio locks) lives across requests
+    here as it does in Azure. One worker process only: the host's FUNCTIONS_WORKER_PROCESS_COUNT
+    would need several processes behind one port.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or default_threads()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="worker")
+        self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self.loop.run_forever, name="worker-loop", daemon=True
+        )
+        self._loop_thread.start()
+
+    def call(self, handler: Callable[..., Any], *args: Any) -> Any:
+        """Run one invocation and wait for its result (or exception)."""
+        if inspect.iscoroutinefunction(handler):
+            return asyncio.run_coroutine_threadsafe(handler(*args), self.loop).result()
+        return self._pool.submit(handler, *args).result()
+
+    def close(self) -> None:
+        """Stop the loop and the pool."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._loop_thread.join()
+        self.loop.close()
+        self._pool.shutdown(wait=True)
+
+
 class DevHost:
     """Dispatches HTTP requests to the app's handlers with the host's key checks."""
 
-    def __init__(self, functions: Iterable[Function]) -> None:
+    def __init__(self, functions: Iterable[Function], worker: Worker | None = None) -> None:
         # The app's get_functions() indexes once per process: callers pass its result.
         self.routes, self.queues = routes(functions)
+        self.worker = worker or Worker()
 
     def keys(self) -> dict[str, str]:
         """Every key that opens something: the master key and one per function."""
@@ -172,7 +218,7 @@ class DevHost:
             )
             outs = [QueueOut(self._queue_runner(name)) for name in route.outputs]
             try:
-                response: func.HttpResponse = _call(route.handler, request, *outs)
+                response: func.HttpResponse = self.worker.call(route.handler, request, *outs)
             except Exception:
                 # The host answers an unhandled exception with a bare 500; so does this, rather
                 # than dropping the connection unanswered. The traceback is for the developer.
@@ -249,7 +295,12 @@ def serve(host: DevHost, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    class Server(ThreadingHTTPServer):
+        # socketserver's default listen backlog is 5: 20 callers connecting at once overflow it,
+        # and the kernel answers the rest with a SYN retry a second later.
+        request_queue_size = 128
+
+    return Server(("127.0.0.1", port), Handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,7 +312,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients", type=int, default=0, help="generated clients (0: the demo set)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="the worker's thread pool for plain handlers (default: as the Python worker)",
+    )
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="serve with the settings already in the environment; start and sync nothing",
+    )
     args = parser.parse_args(argv)
+    worker = Worker(args.threads or None)
+    if args.existing:
+        import function_app
+
+        return _serve(DevHost(function_app.app.get_functions(), worker), args.port)
 
     data = generate(args.clients) if args.clients else demo_data(date.today())
     with (
@@ -293,20 +360,25 @@ def main(argv: list[str] | None = None) -> int:
         import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
         report = asyncio.run(run_sync())
         print(f"sync: {report.outcome} {json.dumps(report.targets)}", flush=True)
-        host = DevHost(function_app.app.get_functions())
-        server = serve(host, args.port)
-        print(f"keys: {json.dumps(host.keys())}", flush=True)
-        print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+        return _serve(DevHost(function_app.app.get_functions(), worker), args.port)
 
-        def stop(signum: int, frame: FrameType | None) -> None:
-            threading.Thread(target=server.shutdown, daemon=True).start()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        try:
-            server.serve_forever()
-        finally:
-            server.server_close()
+def _serve(host: DevHost, port: int) -> int:
+    server = serve(host, port)
+    print(f"keys: {json.dumps(host.keys())}", flush=True)
+    print(f"worker: one event loop, {host.worker.threads} threads", flush=True)
+    print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        host.worker.close()
     return 0
 
 

@@ -1,8 +1,9 @@
 """The read side of the API: targets and catalogue answers from the current generation.
 
-Named software is answered from the targets the sync (or a rule edit) resolved: a pointer read, a
-manifest read and one partition read. Ad hoc `contract_type=` and `item=` queries resolve against the
-whole snapshot, cached per generation in the process.
+Named software is answered from the targets the sync (or a rule edit) resolved: the pointer and
+manifest (cached for a few seconds, `shared.current`), the rule's unmapped and targets partitions,
+and then from the answer's bytes cached in the process. Ad hoc `contract_type=` and `item=` queries
+resolve against the whole snapshot, cached per generation in the process.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from shared.answer_cache import AnswerCache
 from shared.api_models import CatalogResponse, TargetsResponse
 from shared.catalog import Catalog, scope_warnings
+from shared.current import Current, CurrentCache
 from shared.generation import (
     Manifest,
     RuleEntry,
@@ -93,15 +95,21 @@ def parse_targets_query(params: Mapping[str, str]) -> TargetsQuery:
     return TargetsQuery(kind, lookup_value(kind, params[kind], MAX_VALUE), expand is not None)
 
 
-def current_pointer(store: Store) -> Pointer:
-    """The current generation, or a 503 telling the caller to come back after the first sync."""
-    pointer = store.current()
-    if pointer is None:
+def current_state(store: Store) -> Current:
+    """The current pointer and manifest (cached for a few seconds, see `shared.current`), or a
+    503 telling the caller to come back after the first sync."""
+    current = _current.read(store)
+    if current is None:
         raise ApiError(
             problem(503, "no-snapshot", "no sync has completed yet; try again after the first one"),
             {"Retry-After": "60"},
         )
-    return pointer
+    return current
+
+
+def current_pointer(store: Store) -> Pointer:
+    """The current generation, or a 503 telling the caller to come back after the first sync."""
+    return current_state(store).pointer
 
 
 def rule_in(manifest: Manifest, software: str) -> RuleEntry:
@@ -122,32 +130,36 @@ def rule_in(manifest: Manifest, software: str) -> RuleEntry:
 
 
 def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None = None) -> Answer:
-    """Targets for a query from the current generation, or a 304-style answer if unchanged."""
-    pointer = current_pointer(store)
-    manifest, _ = read_manifest(store, pointer.generation)
+    """Targets for a query from the current generation, or a 304-style answer if unchanged.
+
+    A named software's answer is kept as bytes per generation, manifest version, rule version and
+    query (`_answers`): a repeated call costs no Table round trip and no serialisation.
+    """
+    current = current_state(store)
+    pointer, manifest = current.pointer, current.manifest
     if query.kind == "software":
         entry = rule_in(manifest, query.value)
         etag = _etag(pointer.generation, entry.version, query)
         if etag_matches(if_none_match, etag):
             return Answer(etag, None)
-        envelope = _envelope(
-            entry.software,
+        key = (
+            store.identity,
+            pointer.generation,
+            current.manifest_etag,
+            entry.partition,
+            entry.version,
             query,
-            manifest,
-            entry.rule,
-            entry.counts,
-            entry.resolved_on,
-            read_unmapped(store, pointer.generation, entry),
         )
-        if query.computers:
-            found = read_targets(store, pointer.generation, entry.partition)
-            return Answer(etag, _with_computers(store, pointer.generation, envelope, found))
-        stored = _target_texts.get(store, pointer.generation, entry.partition)
-        return Answer(etag, _splice(envelope, stored))
+        # The query is in the key as the caller wrote it: the answer echoes it.
+        body = _answers.get(key)
+        if body is None:
+            body = _software_answer(store, current, entry, query)
+            _answers.put(key, body)
+        return Answer(etag, body)
 
     rule = _ad_hoc_rule(query, read_catalog(store, pointer.generation))
     version = hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:12]
-    snapshot = snapshot_of(store, pointer.generation)
+    snapshot = snapshot_of(store, pointer.generation, current.manifest_etag)
     etag = _etag(pointer.generation, f"{version}.{snapshot.mapping_digest}", query)
     if etag_matches(if_none_match, etag):
         return Answer(etag, None)
@@ -164,6 +176,26 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
     if query.computers:
         return Answer(etag, _with_computers(store, pointer.generation, envelope, found))
     return Answer(etag, envelope.model_copy(update={"targets": found}).model_dump_json().encode())
+
+
+def _software_answer(
+    store: Store, current: Current, entry: RuleEntry, query: TargetsQuery
+) -> bytes:
+    generation = current.pointer.generation
+    envelope = _envelope(
+        entry.software,
+        query,
+        current.manifest,
+        entry.rule,
+        entry.counts,
+        entry.resolved_on,
+        read_unmapped(store, generation, entry),
+    )
+    if query.computers:
+        found = read_targets(store, generation, entry.partition)
+        return _with_computers(store, generation, envelope, found)
+    texts = read_target_texts(store, generation, entry.partition)
+    return _splice(envelope, b"[" + b",".join(t[1:-1].encode() for t in texts if len(t) > 2) + b"]")
 
 
 def _etag(generation: str, version: str, query: TargetsQuery) -> str:
@@ -185,10 +217,10 @@ def _with_computers(
 
 def answer_catalog(store: Store) -> CatalogResponse:
     """The contract types and recurring items of the current generation."""
-    pointer = current_pointer(store)
+    current = current_state(store)
+    pointer = current.pointer
     catalog = read_catalog(store, pointer.generation)
-    manifest, _ = read_manifest(store, pointer.generation)
-    warnings = {e.software: scope_warnings(e.rule) for e in manifest.rules.values()}
+    warnings = {e.software: scope_warnings(e.rule) for e in current.manifest.rules.values()}
     return CatalogResponse(
         generation=pointer.generation,
         synced_at=pointer.synced_at,
@@ -286,50 +318,14 @@ def _splice(envelope: TargetsResponse, targets: bytes) -> bytes:
     return head[: -len(_EMPTY_TARGETS)] + b'"targets":' + targets + b"}"
 
 
-class _TargetTextCache:
-    """Spliced targets arrays by (store, generation, partition), bounded by size.
-
-    A targets partition is named by its rule's hash and never rewritten, so an entry can only
-    go out of use, never stale.
-    """
-
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self._entries: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
-        self._bytes = 0
-        self._max = max_bytes
-        self._lock = threading.Lock()
-
-    def get(self, store: Store, generation: str, partition: str) -> bytes:
-        key = (store.identity, generation, partition)
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                self._entries.move_to_end(key)
-                return hit
-        texts = read_target_texts(store, generation, partition)
-        joined = b"[" + b",".join(t[1:-1].encode() for t in texts if len(t) > 2) + b"]"
-        with self._lock:
-            if key not in self._entries:
-                self._entries[key] = joined
-                self._bytes += len(joined)
-            while self._bytes > self._max and len(self._entries) > 1:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= len(dropped)
-        return joined
-
-    def clear(self) -> None:
-        """Forget everything (benchmarks measure the cold path with it)."""
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
-
-
-_target_texts = _TargetTextCache()
+_answers: AnswerCache[tuple[str, str, str, str, str, TargetsQuery]] = AnswerCache()
+_current = CurrentCache()
 
 
 def clear_caches() -> None:
-    """Drop the in-process caches of targets and snapshots."""
-    _target_texts.clear()
+    """Drop the in-process caches of the current generation, answers and snapshots."""
+    _current.clear()
+    _answers.clear()
     with _cache.lock:
         _cache.key, _cache.snapshot = None, None
 
@@ -344,14 +340,15 @@ class _SnapshotCache:
 _cache = _SnapshotCache()
 
 
-def snapshot_of(store: Store, generation: str) -> Snapshot:
+def snapshot_of(store: Store, generation: str, manifest_etag: str | None = None) -> Snapshot:
     """The whole snapshot of a generation, kept in memory until its manifest changes.
 
-    Keyed by the manifest's ETag: a mapping or rule change rewrites the manifest, so every
-    instance notices on its next read.
+    Keyed by the manifest's ETag (read here unless the caller has it): a mapping or rule change
+    rewrites the manifest, so every instance notices on its next read.
     """
-    _, version = read_manifest(store, generation)
-    key = (store.identity, generation, version)
+    if manifest_etag is None:
+        _, manifest_etag = read_manifest(store, generation)
+    key = (store.identity, generation, manifest_etag)
     with _cache.lock:
         if _cache.key == key and _cache.snapshot is not None:
             return _cache.snapshot

@@ -17,28 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import secrets
-import threading
-import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.settings import Settings, get_settings
 from shared.store_base import (
@@ -60,6 +51,8 @@ from shared.store_base import (
     encode_data,
 )
 from shared.store_state import Held, Pointer, SyncStateStore
+from shared.store_writes import BatchWriter, WriteStats, entity_sizes
+from shared.table_service import table_service
 
 # Names other modules import from here; they live in the split-out modules.
 __all__ = [
@@ -98,46 +91,14 @@ def new_generation(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
 
 
-@dataclass(slots=True)
-class WriteStats:
-    """What a bulk write cost."""
-
-    entities: int = 0
-    transactions: int = 0
-    retries: int = 0
-    partitions: int = 0
-    minimum_transactions: int = 0
-    # The largest entity and string property written, in bytes as the service counts them (UTF-16
-    # strings), against the 1 MiB entity and 64 KiB property limits.
-    largest_entity: int = 0
-    largest_property: int = 0
-
-
-@dataclass(slots=True)
-class _Batch:
-    partition: str
-    operations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    size: int = 0
-
-
-class Store(SyncStateStore):
+class Store(BatchWriter, SyncStateStore):
     """The app's Table Storage. Build once per process with `from_settings` (or a test's service)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Store:
-        """A store from a connection string, or from an endpoint with DefaultAzureCredential."""
-        if settings.tables_connection_string is not None:
-            service = TableServiceClient.from_connection_string(
-                settings.tables_connection_string.get_secret_value()
-            )
-        else:
-            from azure.identity import DefaultAzureCredential  # imported only where it is used
-
-            service = TableServiceClient(
-                str(settings.tables_endpoint), credential=DefaultAzureCredential()
-            )
+        """A store over the configured account (`shared.table_service`: one pooled transport)."""
         kwargs.setdefault("prefix", settings.tables_prefix)
-        return cls(service, **kwargs)
+        return cls(table_service(settings), **kwargs)
 
     def _snapshot_table(self, generation: str, *, create: bool = False) -> TableClient:
         if not generation.isalnum():
@@ -159,7 +120,9 @@ class Store(SyncStateStore):
         """Drop a whole generation (one table delete)."""
         name = self.prefix + SNAPSHOT_PREFIX + generation
         self.service.delete_table(name)
+        self.note_write()
         self._ready.discard(name)
+        self._clients.pop(name, None)
 
     # -- bulk writes ---------------------------------------------------------------------------
 
@@ -169,76 +132,6 @@ class Store(SyncStateStore):
         """Upsert entities (`RowKey` plus properties) into each partition of a generation."""
         table = self._snapshot_table(generation, create=True)
         return self.write_partitions(table, partitions)
-
-    def write_partitions(
-        self, table: TableClient, partitions: Mapping[str, Iterable[Mapping[str, Any]]]
-    ) -> WriteStats:
-        """Upsert per partition in transactions of at most 100 entities and 3.5 MB, concurrently."""
-        batches = list(self._batches(partitions))
-        sizes = Counter(b.partition for b in batches for _ in b.operations)
-        measured = [entity_sizes(e) for b in batches for _, e in b.operations]
-        stats = WriteStats(
-            partitions=len(sizes),
-            # What the 100-entity limit alone forces; the byte limit may add a few.
-            minimum_transactions=sum(-(-n // MAX_BATCH_ENTITIES) for n in sizes.values()),
-            largest_entity=max((m[0] for m in measured), default=0),
-            largest_property=max((m[1] for m in measured), default=0),
-        )
-        lock = threading.Lock()
-
-        def send(sequence: int, batch: _Batch) -> None:
-            retries = self._submit(table, batch, sequence)
-            with lock:
-                stats.transactions += 1
-                stats.entities += len(batch.operations)
-                stats.retries += retries
-
-        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="tables") as pool:
-            futures = [pool.submit(send, n, b) for n, b in enumerate(batches)]
-            errors = [f.exception() for f in futures]
-        failed = [e for e in errors if e is not None]
-        if failed:
-            raise StoreError(
-                f"{len(failed)} of {len(batches)} transactions to {table.table_name} failed; "
-                f"first: {failed[0]}"
-            ) from failed[0]
-        return stats
-
-    def _batches(self, partitions: Mapping[str, Iterable[Mapping[str, Any]]]) -> Iterator[_Batch]:
-        for partition, entities in partitions.items():
-            check_key(partition)
-            batch = _Batch(partition)
-            for source in entities:
-                entity = {**source, "PartitionKey": partition}
-                check_key(str(entity["RowKey"]))
-                size = _entity_size(entity)
-                full = len(batch.operations) >= MAX_BATCH_ENTITIES
-                if batch.operations and (full or batch.size + size > MAX_BATCH_BYTES):
-                    yield batch
-                    batch = _Batch(partition)
-                batch.operations.append(("upsert", entity))
-                batch.size += size
-            if batch.operations:
-                yield batch
-
-    def _submit(self, table: TableClient, batch: _Batch, sequence: int) -> int:
-        """Send one transaction; upserts are idempotent, so a failed one is simply sent again."""
-        for attempt in range(1, self._attempts + 1):
-            try:
-                if self._hook is not None:
-                    self._hook(batch.partition, sequence)
-                table.submit_transaction(batch.operations)
-                return attempt - 1
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                status = getattr(error, "status_code", None)
-                retryable = status is None or status in (408, 429) or status >= 500
-                if not retryable or attempt == self._attempts:
-                    raise StoreError(
-                        f"transaction {sequence} on partition {batch.partition!r}: "
-                        f"{type(error).__name__} {status or ''} after {attempt} attempts".strip()
-                    ) from None
-                time.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random() / 2))  # noqa: S311
-        raise AssertionError("unreachable")
 
     # -- snapshot reads --------------------------------------------------------------------------
 
@@ -330,6 +223,9 @@ class Store(SyncStateStore):
             ):
                 raise StoreConflict(f"{partition}/{row} changed concurrently") from None
             raise
+        finally:
+            # Even a failed transaction may have been applied (a lost answer): count it.
+            self.note_write()
 
     def delete_rows(self, generation: str, partition: str, rows: Sequence[str]) -> None:
         """Delete the named rows of one partition of a generation."""
@@ -477,20 +373,8 @@ def document_entities(row: str, payload: str) -> list[dict[str, Any]]:
     ]
 
 
-def entity_sizes(entity: Mapping[str, Any]) -> tuple[int, int]:
-    """An entity's size and its largest string property's, in bytes (strings count as UTF-16)."""
-    strings = [len(v.encode("utf-16-le")) for v in entity.values() if isinstance(v, str)]
-    return _entity_size(entity), max(strings, default=0)
-
-
-def _entity_size(entity: Mapping[str, Any]) -> int:
-    size = 0
-    for key, value in entity.items():
-        size += 2 * len(key) + (2 * len(value) if isinstance(value, str) else 16)
-    return size
-
-
 @lru_cache(maxsize=1)
 def get_store() -> Store:
-    """The process-wide store, built from settings on first use."""
+    """The process-wide store, built from settings on first use: every invocation in the process
+    shares its service client, table clients and connection pool."""
     return Store.from_settings(get_settings())

@@ -76,6 +76,12 @@ def decode_data(entity: Mapping[str, Any]) -> str:
 
 TransactionHook = Callable[[str, int], None]
 
+# Writes this process made to what readers cache (the pointer, documents), per store identity:
+# a read cache drops what this process changed itself at once instead of when its TTL runs out.
+# Other instances' writes are seen when the TTL does run out.
+_local_writes: dict[str, int] = {}
+_local_writes_lock = threading.Lock()
+
 
 class TableStore:
     """Table clients under one optional name prefix, each table created on first use."""
@@ -98,12 +104,26 @@ class TableStore:
         # A seam for fault tests: called before each transaction with (partition, sequence).
         self._hook = transaction_hook
         self._ready: set[str] = set()
+        # Table clients by full name: each wraps the service's one transport, so keeping them
+        # saves only their construction, but that is per call on the read path.
+        self._clients: dict[str, TableClient] = {}
         self._lock = threading.Lock()
 
     @property
     def identity(self) -> str:
         """Which account and tables this store reads: a cache key, not a secret."""
         return f"{self.service.url}|{self.prefix}"
+
+    def note_write(self) -> None:
+        """Record that this process changed something read caches hold (see `local_writes`)."""
+        with _local_writes_lock:
+            _local_writes[self.identity] = _local_writes.get(self.identity, 0) + 1
+
+    @property
+    def local_writes(self) -> int:
+        """How many such changes this process made to this store's tables: a cache entry taken
+        at another count may be stale."""
+        return _local_writes.get(self.identity, 0)
 
     # -- tables --------------------------------------------------------------------------------
 
@@ -118,7 +138,10 @@ class TableStore:
                     except ResourceExistsError:
                         pass
                     self._ready.add(full)
-        return self.service.get_table_client(full)
+        client = self._clients.get(full)
+        if client is None:
+            client = self._clients.setdefault(full, self.service.get_table_client(full))
+        return client
 
 
 def _utc(value: datetime) -> datetime:

@@ -86,6 +86,8 @@ class SyncStateStore(TableStore):
                 )
         except (ResourceExistsError, ResourceModifiedError):
             raise StoreError("the current pointer moved during the sync; not swapping") from None
+        finally:
+            self.note_write()
         pointer = self.current()
         assert pointer is not None
         return pointer

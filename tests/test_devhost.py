@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
+import threading
 from urllib.parse import quote
 
+import azure.functions as func
 import httpx
 import pytest
 
-from sandbox.devhost import DevHost, Route, route_value
+from sandbox.devhost import DevHost, Route, Worker, route_value
 from sandbox.processes import ROOT, stop_process, wait_for_line
 
 pytestmark = pytest.mark.integration
@@ -123,3 +126,33 @@ def test_an_exception_in_a_handler_is_a_500_not_a_closed_connection():
     status, _, body = host.dispatch("GET", "/api/broken", {}, b"")
     assert status == 500
     assert b"boom" not in body
+
+
+def test_async_handlers_share_one_loop_and_plain_ones_run_in_the_pool_as_in_the_worker():
+    loops: list[object] = []
+    threads: list[str] = []
+
+    async def on_loop(request):
+        loops.append(asyncio.get_running_loop())
+        return func.HttpResponse("ok")
+
+    def in_pool(request):
+        threads.append(threading.current_thread().name)
+        return func.HttpResponse("ok")
+
+    worker = Worker(threads=3)
+    host = DevHost([], worker)
+    try:
+        for name, handler in (("a", on_loop), ("s", in_pool)):
+            host.routes.append(
+                Route(name, re.compile(f"^{name}$"), frozenset({"GET"}), "ANONYMOUS", handler, ())
+            )
+        for _ in range(3):
+            assert host.dispatch("GET", "/api/a", {}, b"")[0] == 200
+            assert host.dispatch("GET", "/api/s", {}, b"")[0] == 200
+        # One loop for every async invocation, so loop-bound clients live across requests.
+        assert len({id(loop) for loop in loops}) == 1 and loops[0] is worker.loop
+        assert all(name.startswith("worker") for name in threads)
+    finally:
+        worker.close()
+    assert worker.loop.is_closed()

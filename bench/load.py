@@ -1,0 +1,217 @@
+"""Benchmark: the targets API and the technician tab under 1 and 20 concurrent callers, over HTTP.
+
+A generated data set is synced into Azurite with a rule whose recurring item is billed to the
+number of clients nearest 1,800 (so one answer holds ~1,800 targets), then the app is served by
+`sandbox/devhost.py --existing` in its own process and called over loopback HTTP by 1 and by 20
+concurrent callers: `GET /api/targets?software=...` and `GET /api/technician-tab/ticket/{id}`
+(computers from the snapshot, the tab's normal path). The HaloPSA and ImmyBot sandboxes, each in
+its own process, add `--latency-ms` to every call.
+
+How the devhost mirrors the Azure Functions Python worker: one worker process (the default
+FUNCTIONS_WORKER_PROCESS_COUNT=1), async handlers (the tab) on one event loop that lives as long
+as the process, plain handlers (targets) in a thread pool of PYTHON_THREADPOOL_THREAD_COUNT
+threads (unset: min(32, CPUs + 4), 6 on this 2-CPU machine). What it does not mirror: the host's
+own HTTP front end (Kestrel, gRPC to the worker) is a Python ThreadingHTTPServer here, a thread per
+connection in the same process and GIL as the handlers; and the load generator, Azurite and the
+sandboxes share the same 2 CPUs, so figures are noisy and pessimistic for a real instance.
+
+`--profile` also runs the targets handler in this process under cProfile (one thread, warm
+caches, then with the answer cache cleared before every call) and prints where the time goes.
+
+    python bench/load.py [--clients 5000] [--calls 400] [--latency-ms 50] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench.harness import percentile  # noqa: E402
+from sandbox.devhost import default_threads, function_key  # noqa: E402
+from sandbox.halo_data import generate  # noqa: E402
+from sandbox.immybot import DEFAULT_ENTRA_TENANT  # noqa: E402
+from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
+from shared.generation import read_catalog  # noqa: E402
+from shared.rule_admin import import_rules, put_rule  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
+from shared.store import get_store  # noqa: E402
+from shared.sync import run_sync  # noqa: E402
+
+TARGETS_WANTED = 1800
+CONCURRENCY = (1, 20)
+
+
+async def load(
+    base: str, paths: list[str], key: str, callers: int, calls: int
+) -> tuple[list[float], float]:
+    """`calls` GETs spread over `callers` concurrent callers; per-call seconds and the wall time."""
+    samples: list[float] = []
+    queue = iter(range(calls))
+    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+    async with httpx.AsyncClient(
+        base_url=base, headers={"x-functions-key": key}, limits=limits, timeout=60
+    ) as http:
+
+        async def caller() -> None:
+            for n in queue:
+                started = time.perf_counter()
+                response = await http.get(paths[n % len(paths)])
+                samples.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{paths[n % len(paths)]}: {response.status_code}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(callers)))
+        return samples, time.perf_counter() - started
+
+
+def line(label: str, samples: list[float], wall: float) -> str:
+    ms = [s * 1000 for s in samples]
+    return (
+        f"{label:<26} n={len(ms):<4} p50 {percentile(ms, 0.50):7.1f} ms   "
+        f"p95 {percentile(ms, 0.95):7.1f} ms   p99 {percentile(ms, 0.99):7.1f} ms   "
+        f"{len(ms) / wall:6.1f} req/s"
+    )
+
+
+def profile(software: str, calls: int) -> str:
+    """cProfile of the targets handler in this process: warm, then with the answer cache cold."""
+    import azure.functions as func
+
+    import function_app
+    from shared.queries import clear_caches
+
+    handler = next(
+        f.get_user_function()
+        for f in function_app.app.get_functions()
+        if f.get_function_name() == "targets"
+    )
+    request = func.HttpRequest("GET", "/api/targets", body=b"", params={"software": software})
+    out = io.StringIO()
+    runs: list[tuple[str, Callable[[], None]]] = [
+        ("warm", lambda: None),
+        ("answer cache and pointer cleared before each call", clear_caches),
+    ]
+    for label, before in runs:
+        handler(request)
+        profiler = cProfile.Profile()
+        spent = 0.0
+        for _ in range(calls):
+            before()
+            profiler.enable()
+            started = time.perf_counter()
+            assert handler(request).status_code == 200
+            spent += time.perf_counter() - started
+            profiler.disable()
+        out.write(f"\nprofile, targets handler, {label}: {spent / calls * 1000:.2f} ms per call\n")
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("cumulative").print_stats(14)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=5000)
+    parser.add_argument("--calls", type=int, default=400, help="calls per route and concurrency")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    data = generate(args.clients, seed=1)
+    sandbox_args = ["--clients", str(args.clients), "--seed", "1"]
+    latency = ["--latency-ms", str(args.latency_ms)]
+    results: list[str] = []
+    with azurite_table() as azurite:
+        halo, halo_url = start_module("sandbox.halo", *sandbox_args, *latency)
+        immy, immy_url = start_module("sandbox.immybot", *sandbox_args, *latency)
+        devhost = None
+        try:
+            os.environ.update(
+                {
+                    "HALO_BASE_URL": halo_url,
+                    "HALO_CLIENT_ID": "sandbox-client",
+                    "HALO_CLIENT_SECRET": "sandbox-secret",
+                    "HALO_REQUESTS_PER_MINUTE": "1000000",
+                    "HALO_READ_MODE": "report",
+                    "TABLES_CONNECTION_STRING": azurite.connection_string,
+                    "IMMY_BASE_URL": immy_url,
+                    "IMMY_TENANT_ID": DEFAULT_ENTRA_TENANT,
+                    "IMMY_CLIENT_ID": "immy-client",
+                    "IMMY_CLIENT_SECRET": "immy-secret",
+                    "IMMY_AUTHORITY_HOST": immy_url,
+                    "IMMY_LIVE_AFTER_MINUTES": "60",
+                }
+            )
+            os.environ.pop("TABLES_ENDPOINT", None)
+            get_settings.cache_clear()
+            get_store.cache_clear()
+            store = get_store()
+            today = datetime.now(UTC).date()
+            import_rules(store, (ROOT / "sandbox" / "demo_rules.json").read_bytes(), today)
+            report = asyncio.run(run_sync())
+            generation = store.current().generation  # type: ignore[union-attr]
+            items = read_catalog(store, generation).items
+            item = min(items, key=lambda i: abs(i.clients - TARGETS_WANTED))
+            software = f"Bench {item.name}"
+            rule = json.dumps({"items": [{"name": item.name}]}).encode()
+            view, _ = put_rule(store, software, rule, today)
+
+            devhost, base = start_module("sandbox.devhost", "--existing")
+            targets = [f"/api/targets?{urlencode({'software': software})}"]
+            rng = random.Random(7)
+            tickets = [
+                f"/api/technician-tab/ticket/{t['id']}" for t in rng.sample(data.tickets, 200)
+            ]
+            routes = [
+                ("targets", targets, function_key("targets")),
+                ("tab", tickets, function_key("technician_tab")),
+            ]
+            size = len(
+                httpx.get(base + targets[0], headers={"x-functions-key": routes[0][2]}).content
+            )
+            for name, paths, key in routes:
+                asyncio.run(load(base, paths, key, 20, 40))  # warm: tokens, pools, caches
+                for callers in CONCURRENCY:
+                    samples, wall = asyncio.run(load(base, paths, key, callers, args.calls))
+                    results.append(line(f"{name}, {callers} caller(s)", samples, wall))
+            profiled = profile(software, 200) if args.profile else ""
+        finally:
+            if devhost is not None:
+                stop_process(devhost)
+            stop_process(halo)
+            stop_process(immy)
+
+    print(
+        f"data set  : {args.clients} clients, sync {report.outcome} in {report.phases['total']:.1f} s"
+    )
+    print(f"rule      : {software!r}, {view.targets} targets, answer {size / 1024:.0f} KiB")
+    print(f"latency   : HaloPSA and ImmyBot sandboxes each add {args.latency_ms:.0f} ms per call")
+    print(
+        f"devhost   : one worker process, one event loop, {default_threads()} threads "
+        f"(PYTHON_THREADPOOL_THREAD_COUNT), {os.cpu_count()} CPUs shared with the load generator"
+    )
+    for result in results:
+        print(result)
+    if profiled:
+        print(profiled)
+
+
+if __name__ == "__main__":
+    main()

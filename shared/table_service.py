@@ -1,0 +1,57 @@
+"""How the app reaches Table Storage: one service client, and one pooled connection transport under
+it, per process.
+
+Every table client the store hands out (`TableServiceClient.get_table_client`) wraps the service
+client's transport, so all tables share one `requests.Session` and its connection pool; the Azure
+SDK documents its clients as safe to share between threads, which is how the handlers use them
+(the Functions worker's thread pool, and `asyncio.to_thread` from async handlers).
+
+requests keeps 10 idle connections per host by default: with 20 concurrent callers, the other 10
+open a new connection (a TCP and, in Azure, a TLS handshake) per request and throw it away after.
+The pool here keeps as many connections as the worker runs requests at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableServiceClient
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from shared.settings import Settings
+
+# Connections kept open per host: the Functions worker's default thread pool is at most 32 threads.
+POOL_CONNECTIONS = 32
+
+
+def pooled_transport(pool: int = POOL_CONNECTIONS) -> RequestsTransport:
+    """A transport whose session keeps `pool` connections per host for reuse.
+
+    As azure-core's own session does, it leaves retries to the SDK's retry policy (requests must
+    not retry, redirect or raise on status by itself).
+    """
+    session = requests.Session()
+    no_retries = Retry(total=False, redirect=False, raise_on_status=False)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=no_retries)
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    # The transport owns the session: closing the service client closes the pool.
+    return RequestsTransport(session=session, session_owner=True)
+
+
+def table_service(settings: Settings, **kwargs: Any) -> TableServiceClient:
+    """The service client for the configured account: a connection string (Azurite, account key)
+    or an endpoint reached with DefaultAzureCredential, over a pooled transport."""
+    kwargs.setdefault("transport", pooled_transport())
+    if settings.tables_connection_string is not None:
+        return TableServiceClient.from_connection_string(
+            settings.tables_connection_string.get_secret_value(), **kwargs
+        )
+    from azure.identity import DefaultAzureCredential  # imported only where it is used
+
+    return TableServiceClient(
+        str(settings.tables_endpoint), credential=DefaultAzureCredential(), **kwargs
+    )
