@@ -35,8 +35,8 @@ from shared.targets import resolve  # noqa: E402
 def summary(label: str, samples: list[float]) -> str:
     ms = [s * 1000 for s in samples]
     return (
-        f"{label:<34} n={len(ms):<4} p50 {percentile(ms, 0.50):7.1f} ms   "
-        f"p95 {percentile(ms, 0.95):7.1f} ms   p99 {percentile(ms, 0.99):7.1f} ms"
+        f"{label:<34} n={len(ms):<4} p50 {percentile(ms, 0.50):8.2f} ms   "
+        f"p95 {percentile(ms, 0.95):8.2f} ms   p99 {percentile(ms, 0.99):8.2f} ms"
     )
 
 
@@ -113,7 +113,12 @@ def main() -> None:
     print(summary("targets handler (200, cold cache)", cold))
     print(summary("targets handler (304, If-None-Match)", not_modified))
     print(summary("resolve from raw snapshot per call", raw))
-    print(f"speed-up      : {percentile(raw, 0.5) / percentile(handled, 0.5):.0f}x at p50")
+    # Against the cold cache: with the answer cached a warm call does almost nothing, so a ratio
+    # to it says nothing about the stored targets, which is what this compares.
+    print(
+        f"speed-up      : {percentile(raw, 0.5) / percentile(cold, 0.5):.0f}x at p50 "
+        "(stored targets, every cache cleared, against resolving per call)"
+    )
 
 
 if __name__ == "__main__":
