@@ -19,7 +19,9 @@ from shared.rule_admin import import_rules
 from shared.schedule import longest_gap
 from shared.store import get_store
 from shared.sync import Outcome, run_sync
-from shared.tab import ComputerRow, Computers, TabView, render, security_headers
+from shared.tab_computers import ComputerRow, Computers
+from shared.tab_render import render, security_headers
+from shared.tab_view import TabView
 from tests.registry import handler
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
