@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     # (or empty) means off.
     website_auth_enabled: bool | None = None
     tab_halo_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # One deadline for everything the tab reads live (ticket, computers, detected software).
+    tab_deadline_ms: int = Field(default=800, ge=50, le=30_000)
+    # Computers whose detected software the tab reads: the ticket user's, then others up to this.
+    tab_software_computers: int = Field(default=25, ge=0, le=200)
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)

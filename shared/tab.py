@@ -10,16 +10,20 @@ import base64
 import binascii
 import json
 import logging
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 
-from shared.halo_client import HaloClient, RequestBudget, RetryPolicy, TokenCache
+from azure.core.exceptions import AzureError
+
 from shared.halo_models import Ticket
 from shared.inputs import parse_id
 from shared.settings import SettingsError, get_settings
-from shared.store import StoreError, get_store
-from shared.tab_computers import ComputerSource, immybot_computers
+from shared.store import Store, StoreError, get_store
+from shared.tab_clients import halo_client, immy_client
 from shared.tab_render import Page, error_page, render
-from shared.tab_view import TicketNotFound, build_tab
+from shared.tab_snapshot import after_response
+from shared.tab_view import ImmyAccess, TicketNotFound, build_tab
 
 log = logging.getLogger("halo_immy.tab")
 
@@ -55,15 +59,12 @@ def principal_allowed(header: str | None, allowed_group: str | None, *, auth_ena
 
 # -- the whole request -----------------------------------------------------------------------------
 
-_tokens = TokenCache()
-
 
 async def tab_page(
     ticket_id: str,
     *,
     principal: str | None,
     now: datetime | None = None,
-    computers: ComputerSource | None = None,
 ) -> Page:
     """The tab for `GET /api/technician-tab/ticket/{ticket_id}`: always a page, never a traceback."""
     try:
@@ -100,34 +101,72 @@ async def tab_page(
         )
 
     async def fetch(ticket: int) -> Ticket:
-        async with HaloClient.from_settings(
-            settings,
-            budget=RequestBudget(settings.halo_requests_per_minute),
-            # No retries, not even after a 429: its pause would outlast the tab's time budget.
-            retry=RetryPolicy(max_attempts=1, max_throttled=0),
-            timeout=settings.tab_halo_timeout_seconds,
-            token_cache=_tokens,
-        ) as halo:
-            return await halo.ticket(ticket)
+        halo = await halo_client(settings)
+        return await halo.ticket(ticket)
 
     store = get_store()
-    if computers is None and settings.immybot is not None:
-        computers = immybot_computers(store, settings, settings.tab_halo_timeout_seconds)
+    immy = await immy_client(settings)
+    access = (
+        ImmyAccess(
+            immy,
+            base_url=immy.base_url,
+            cap=settings.tab_software_computers,
+            link_id=settings.immy_halo_link_id,
+        )
+        if immy is not None
+        else None
+    )
     try:
         view = await build_tab(
             number,
             store=store,
             fetch_ticket=fetch,
-            computers=computers,
+            immy=access,
             sync_schedule=settings.sync_schedule,
+            deadline_ms=settings.tab_deadline_ms,
             halo_timeout=settings.tab_halo_timeout_seconds,
             now=now or datetime.now(UTC),
         )
     except TicketNotFound:
         return error_page(404, "No such ticket", f"HaloPSA has no ticket {number}.", origins)
-    except StoreError as error:
-        log.error("tab for ticket %s: storage unavailable: %s", number, error)
+    except (StoreError, AzureError) as error:
+        log.error("tab for ticket %s: storage unavailable: %s", number, type(error).__name__)
         return error_page(
             503, "Storage unavailable", "The coverage data could not be read; try again.", origins
         )
-    return render("tab.html", origins, view=view)
+    page = render("tab.html", origins, view=view)
+    if view.remember is not None:
+        remember_after_response(store, number, view.remember, now or datetime.now(UTC))
+    return page
+
+
+# (store identity, ticket id) -> client id this process has written: a repeat view writes nothing.
+_remembered: OrderedDict[tuple[str, int], int] = OrderedDict()
+_remembered_lock = threading.Lock()
+MAX_REMEMBERED = 10_000
+
+
+def remember_after_response(
+    store: Store, ticket_id: int, client_id: int, seen_at: datetime
+) -> None:
+    """Memo which client a ticket belongs to (so the tab can show coverage while HaloPSA is down),
+    off the view's critical path, and only when this process has not written it already.
+
+    A failed write is logged and counted by `after_response` and not marked as written, so the
+    next view of the ticket tries again.
+    """
+    key = (store.identity, ticket_id)
+    with _remembered_lock:
+        if _remembered.get(key) == client_id:
+            _remembered.move_to_end(key)
+            return
+
+    def write() -> None:
+        store.remember_ticket_client(ticket_id, client_id, seen_at)
+        with _remembered_lock:
+            _remembered[key] = client_id
+            _remembered.move_to_end(key)
+            while len(_remembered) > MAX_REMEMBERED:
+                _remembered.popitem(last=False)
+
+    after_response.submit(f"remember the client of ticket {ticket_id}", write)

@@ -10,22 +10,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from shared.generation import ClientRecord, Manifest, read_client, read_items, read_manifest
+from shared.generation import ClientRecord, Manifest, read_client, read_computers
 from shared.halo_client import HaloError, HaloNotFound
 from shared.halo_models import Item, QuantityType, Ticket, as_date
+from shared.immy_client import ImmyClient
 from shared.schedule import longest_gap
-from shared.store import Held, Pointer, Store
-from shared.tab_computers import Computers, ComputerSource
+from shared.store import Store
+from shared.tab_computers import Computers, TenantRead, Wanted, computers_view, read_tenant
+from shared.tab_snapshot import GenerationData, SyncStatus, generation_data, sync_status
 from shared.targets import Snapshot, contract_covers, line_covers, resolve
 
 log = logging.getLogger("halo_immy.tab")
 EXPIRING_DAYS = 30
+
 
 # -- view model --------------------------------------------------------------------------------
 
@@ -60,6 +62,7 @@ class SoftwareRow:
     software: str
     reasons: list[str]
     expiring: bool
+    ends: date | None = None  # the earliest end among its reasons, when within 30 days
 
 
 @dataclass(slots=True)
@@ -79,6 +82,8 @@ class TabView:
     warnings: list[str] = field(default_factory=list)
     synced_at: datetime | None = None
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    technician_url: str | None = None  # ImmyBot's Technician Tools for this ticket
+    remember: int | None = None  # the ticket's client, to memo after the response
 
 
 class TicketNotFound(Exception):
@@ -89,22 +94,13 @@ class TicketNotFound(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _SnapshotState:
-    pointer: Pointer | None
-    manifest: Manifest | None
-    held: Held | None
-    last_outcome: str | None
+class ImmyAccess:
+    """How the tab reaches ImmyBot: a client, where its pages are, and how many computers to read."""
 
-
-async def _snapshot_state(store: Store) -> _SnapshotState:
-    # Four small reads: the pointer first, the rest side by side (each is a round trip).
-    pointer = await asyncio.to_thread(store.current)
-    manifest, held, runs = await asyncio.gather(
-        asyncio.to_thread(lambda: read_manifest(store, pointer.generation)[0] if pointer else None),
-        asyncio.to_thread(store.held),
-        asyncio.to_thread(store.recent_runs, 1),
-    )
-    return _SnapshotState(pointer, manifest, held, runs[0].get("outcome") if runs else None)
+    client: ImmyClient
+    base_url: str
+    cap: int
+    link_id: int | None = None
 
 
 async def build_tab(
@@ -112,18 +108,37 @@ async def build_tab(
     *,
     store: Store,
     fetch_ticket: Callable[[int], Awaitable[Ticket]],
-    computers: ComputerSource | None,
+    immy: ImmyAccess | None,
     sync_schedule: str,
+    deadline_ms: int,
     halo_timeout: float,
     now: datetime,
 ) -> TabView:
-    """Gather the ticket (HaloPSA) and the snapshot state concurrently, then the client's coverage."""
+    """The ticket (HaloPSA), the snapshot's state and then the client's coverage, computers and
+    their software. Everything live shares one deadline, `deadline_ms` from now: what misses it
+    is shown as unknown with the reason, never as an error."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_ms / 1000
     view = TabView(ticket_id=ticket_id, generated_at=now)
-    ticket_task = asyncio.wait_for(fetch_ticket(ticket_id), timeout=halo_timeout)
-    state_task = _snapshot_state(store)
-    ticket_result, state = await asyncio.gather(ticket_task, state_task, return_exceptions=True)
+    if immy is not None and immy.link_id is not None:
+        view.technician_url = (
+            f"{immy.base_url}/technician-pod/psa/{immy.link_id}/ticket/{ticket_id}"
+        )
+
+    async def snapshot() -> tuple[SyncStatus, GenerationData | None]:
+        status = await sync_status(store)
+        if status.pointer is None:
+            return status, None
+        return status, await generation_data(store, status.pointer.generation)
+
+    ticket_result, state = await asyncio.gather(
+        asyncio.wait_for(fetch_ticket(ticket_id), min(halo_timeout, deadline_ms / 1000)),
+        snapshot(),
+        return_exceptions=True,
+    )
     if isinstance(state, BaseException):
         raise state
+    status, data = state
 
     client_id: int | None = None
     if isinstance(ticket_result, HaloNotFound):
@@ -133,7 +148,7 @@ async def build_tab(
         client_id = ticket_result.client_id
         view.client_name, view.site_name = ticket_result.client_name, ticket_result.site_name
         if client_id is not None:
-            await asyncio.to_thread(store.remember_ticket_client, ticket_id, client_id, now)
+            view.remember = client_id  # written after the response (shared.tab), not before
         else:
             view.notices.append("This ticket has no client in HaloPSA.")
     else:
@@ -151,26 +166,45 @@ async def build_tab(
             else f"HaloPSA {why}, and this ticket's client is not known yet: try again shortly."
         )
     view.client_id = client_id
-    _freshness(view, state, sync_schedule, now)
-    if client_id is None or state.pointer is None or state.manifest is None:
+    _freshness(view, status, sync_schedule, now)
+    if client_id is None or status.pointer is None or data is None:
         return view
 
-    generation = state.pointer.generation
-    manifest, synced_at = state.manifest, state.pointer.synced_at
+    generation = status.pointer.generation
+    email = view.ticket.user_email if view.ticket else ""
+    computers_note: str | None = None
+    tenant: tuple[int, str] | None = None
+    if immy is None:
+        computers_note = "ImmyBot is not configured: no computer list."
+    elif not data.manifest.immybot.configured:
+        computers_note = "The last sync did not include ImmyBot yet."
+    else:
+        match = data.matches.get(client_id)
+        if match is None or match.tenant_id is None:
+            detail = match.detail if match else "no ImmyBot tenant has this client's name"
+            computers_note = (
+                f"This client has no ImmyBot tenant ({detail}): map it in /api/mappings."
+            )
+        else:
+            tenant = (match.tenant_id, match.tenant_name or str(match.tenant_id))
 
-    async def machines() -> Computers:
-        # Side by side with the coverage reads: the tenant comes from the snapshot's mapping.
-        if computers is None:
-            return Computers(note="ImmyBot is not configured: no computer list.")
-        if not manifest.immybot.configured:
-            return Computers(note="The last sync did not include ImmyBot yet.")
-        email = view.ticket.user_email if view.ticket else ""
-        return await computers(generation, client_id, email, synced_at)
+    async def machines() -> TenantRead | None:
+        # Side by side with the client's record: the tenant comes from the snapshot's mapping.
+        if immy is None or tenant is None:
+            return None
+        tenant_id = tenant[0]
+        return await read_tenant(
+            immy.client,
+            tenant_id,
+            email,
+            cap=immy.cap,
+            deadline=deadline,
+            deadline_ms=deadline_ms,
+            stored=lambda: read_computers(store, generation, tenant_id),
+        )
 
-    record, items, found = await asyncio.gather(
-        asyncio.to_thread(read_client, store, generation, client_id),
-        asyncio.to_thread(_items, store, generation),
-        machines(),
+    record, found = await asyncio.gather(
+        asyncio.to_thread(read_client, store, generation, client_id), machines()
     )
     if record is None:
         view.notices.append(
@@ -178,12 +212,15 @@ async def build_tab(
         )
         return view
     view.client_name = view.client_name or record.client.name
-    _coverage(view, record, items, manifest, now.date())
-    view.computers = found
+    wanted = _coverage(view, record, data.items, data.manifest, now.date())
+    if found is not None and immy is not None and tenant is not None:
+        view.computers = computers_view(found, wanted, email, immy.base_url, tenant[1])
+    else:
+        view.computers = Computers(note=computers_note)
     return view
 
 
-def _freshness(view: TabView, state: _SnapshotState, schedule: str, now: datetime) -> None:
+def _freshness(view: TabView, state: SyncStatus, schedule: str, now: datetime) -> None:
     if state.pointer is None:
         view.warnings.append("No sync has completed yet: coverage is not known.")
         return
@@ -244,14 +281,50 @@ def quantity_text(quantity: float | None, quantity_type: str, *, calculated: boo
 
 def _coverage(
     view: TabView, record: ClientRecord, items: Mapping[int, Item], manifest: Manifest, today: date
-) -> None:
+) -> list[Wanted]:
+    """Fill in contracts, items and software rows; return the software to look for on computers."""
     soon = today + timedelta(days=EXPIRING_DAYS)
+    # Resolve each rule against this one client: the same semantics as the targets API.
+    mini = Snapshot.build(
+        [record.client], record.sites, record.contracts, record.invoices, items.values()
+    )
+    wanted: list[Wanted] = []
+    in_grace: set[int] = set()  # contracts past their end that a rule's grace days still count
+    for entry in sorted(manifest.rules.values(), key=lambda e: e.software.casefold()):
+        found = resolve(mini, entry.rule, today)
+        if not found:
+            continue
+        reasons: list[str] = []
+        ends: list[date] = []
+        for reason in found[0].reasons:
+            if reason.kind == "contract":
+                note = " in grace" if reason.in_grace else ""
+                reasons.append(
+                    f"contract {reason.ref or reason.contract_id} ({reason.contract_type}){note}"
+                )
+                if reason.in_grace and reason.contract_id is not None:
+                    in_grace.add(reason.contract_id)
+            else:
+                quantity = quantity_text(
+                    reason.quantity,
+                    reason.quantity_type,
+                    calculated=reason.quantity_kind == "calculated",
+                )
+                reasons.append(f"{reason.item}, qty {quantity} (invoice {reason.invoice_id})")
+            if reason.end_date is not None and reason.end_date <= soon:
+                ends.append(reason.end_date)
+        view.software.append(
+            SoftwareRow(entry.software, reasons, bool(ends), min(ends) if ends else None)
+        )
+        wanted.append(Wanted(entry.software, tuple(entry.rule.detect_patterns)))
+
     sites = {s.id: s.name for s in record.sites}
     if not view.site_name and len(record.sites) == 1:
         view.site_name = record.sites[0].name
     for contract in record.contracts:
-        covers, in_grace = contract_covers(contract, today)
-        if not covers:
+        covers, _ = contract_covers(contract, today)
+        grace = not covers and contract.id in in_grace
+        if not (covers or grace):
             continue
         end = as_date(contract.end_date)
         view.contracts.append(
@@ -262,7 +335,7 @@ def _coverage(
                 start=as_date(contract.start_date),
                 end=end,
                 expiring=end is not None and end <= soon,
-                in_grace=in_grace,
+                in_grace=grace,
             )
         )
     for invoice in record.invoices:
@@ -285,45 +358,6 @@ def _coverage(
                     expiring=end is not None and end <= soon,
                 )
             )
-    # Resolve each rule against this one client: the same semantics as the targets API.
-    mini = Snapshot.build(
-        [record.client], record.sites, record.contracts, record.invoices, items.values()
-    )
-    for entry in sorted(manifest.rules.values(), key=lambda e: e.software.casefold()):
-        found = resolve(mini, entry.rule, today)
-        if not found:
-            continue
-        reasons, expiring = [], False
-        for reason in found[0].reasons:
-            if reason.kind == "contract":
-                reasons.append(
-                    f"contract {reason.ref or reason.contract_id} ({reason.contract_type})"
-                )
-            else:
-                quantity = quantity_text(
-                    reason.quantity,
-                    reason.quantity_type,
-                    calculated=reason.quantity_kind == "calculated",
-                )
-                reasons.append(f"{reason.item}, qty {quantity} (invoice {reason.invoice_id})")
-            expiring = expiring or (reason.end_date is not None and reason.end_date <= soon)
-        view.software.append(SoftwareRow(entry.software, reasons, expiring))
     view.contracts.sort(key=lambda r: (r.end or date.max, r.ref))
     view.items.sort(key=lambda r: r.item.casefold())
-
-
-_items_cache: dict[tuple[str, str], dict[int, Item]] = {}
-_items_lock = threading.Lock()
-
-
-def _items(store: Store, generation: str) -> dict[int, Item]:
-    key = (store.identity, generation)
-    with _items_lock:
-        hit = _items_cache.get(key)
-    if hit is not None:
-        return hit
-    items = {i.id: i for i in read_items(store, generation)}
-    with _items_lock:
-        _items_cache.clear()  # one generation at a time is all a tab needs
-        _items_cache[key] = items
-    return items
+    return wanted

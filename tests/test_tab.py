@@ -165,7 +165,7 @@ def test_tab_shows_ticket_coverage_and_software(demo):
 @pytest.mark.integration
 def test_expiring_contract_is_flagged(demo):
     html = html_of(tab("3"))  # Fabrikam: Managed Security ends in 20 days
-    assert "expires within 30 days" in html
+    assert ", within 30 days</span>" in html and "ends 20" in html
     assert '<span class="tag warn">soon</span>' in html
 
 
