@@ -55,7 +55,7 @@ from sandbox.http_server import (
     sandbox_options,
     serve_until_signalled,
 )
-from sandbox.immybot_data import ImmyDataSet, immy_data_for
+from sandbox.immybot_data import ImmyDataSet, immy_data_for, pad_computers
 
 DEFAULT_ENTRA_TENANT = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_ID = "immy-client"
@@ -722,6 +722,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clients", type=int, help="HaloPSA clients to generate (default: demo)")
     parser.add_argument("--entra-tenant", default=DEFAULT_ENTRA_TENANT)
     parser.add_argument("--expected-scope", help="also accept this scope (default: any /.default)")
+    parser.add_argument(
+        "--min-computers", type=int, default=0, help="give every customer tenant this many at least"
+    )
     return parser
 
 
@@ -740,6 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The same seed as `python -m sandbox.halo --clients N --seed S`, so the two sandboxes agree.
     halo = demo_data(today) if args.clients is None else generate(args.clients, args.seed, today)
     data = immy_data_for(halo, args.seed, today)
+    if args.min_computers > 0:
+        data = pad_computers(data, args.min_computers, today)
 
     sandbox = ImmyBotSandbox(
         data,

@@ -489,6 +489,33 @@ def immy_data_for(halo: HaloDataSet, seed: int = 1, today: date | None = None) -
     return data
 
 
+def pad_computers(data: ImmyDataSet, minimum: int, today: date) -> ImmyDataSet:
+    """Give every customer tenant at least `minimum` computers (copies of its first, renamed, with
+    no primary user), and recompute the detected software: benchmarks of per-computer reads."""
+    by_tenant: dict[Any, list[Record]] = {}
+    for computer in data.computers:
+        by_tenant.setdefault(computer.get("tenantId"), []).append(computer)
+    for tenant in data.tenants:
+        if tenant.get("isMsp"):
+            continue
+        own = by_tenant.get(tenant["id"], [])
+        for n in range(len(own), minimum):
+            template = own[0] if own else {"tenantId": tenant["id"], "tenantName": tenant["name"]}
+            data.computers.append(
+                {
+                    **template,
+                    "id": len(data.computers) + 1,
+                    "computerName": f"T{tenant['id']}-PC{n + 1:02d}",
+                    "primaryUserEmail": None,
+                    "deviceId": str(uuid.UUID(int=len(data.computers) + 1)),
+                }
+            )
+    data.detected_software = detected_software(
+        data.computers, datetime.combine(today, time(), tzinfo=UTC)
+    )
+    return data
+
+
 # -- detected software ------------------------------------------------------------------------
 
 # Display names as Windows' uninstall registry (and so ImmyBot's inventory) shows them.
