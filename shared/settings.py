@@ -66,7 +66,6 @@ class ImmySettings:
     client_secret: SecretStr
     scope: str
     authority_host: str
-    live_after_minutes: int
 
 
 class Settings(BaseSettings):
@@ -101,7 +100,6 @@ class Settings(BaseSettings):
     immy_client_secret: SecretStr | None = None
     immy_scope: str | None = None
     immy_authority_host: AnyHttpUrl = AnyHttpUrl("https://login.microsoftonline.com")
-    immy_live_after_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
     immy_tags: Literal["off", "plan", "apply"] = Field(
         default="plan",
         description="Keep a tag per rule in ImmyBot: off, plan (record only), apply.",
@@ -297,7 +295,6 @@ class Settings(BaseSettings):
             client_secret=self.immy_client_secret,
             scope=self.immy_scope or f"{base}/.default",
             authority_host=str(self.immy_authority_host).rstrip("/"),
-            live_after_minutes=self.immy_live_after_minutes,
         )
 
     @property

@@ -355,3 +355,33 @@ def test_clients_are_built_once_per_event_loop(configure):
     one, other = asyncio.run(twice()), asyncio.run(twice())
     assert one[0] is not other[0] and one[1] is not other[1]  # one per loop
     assert one[0]._http.is_closed and one[1]._http.is_closed  # closed with their loop
+
+
+class FailingStore:
+    """A store whose memo write fails the first time, then works."""
+
+    identity = "failing|"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("storage hiccup")
+
+
+def test_a_failed_memo_write_is_logged_counted_and_retried(caplog):
+    store = FailingStore()
+    failures = tab_module.after_response.failures
+    now = datetime.now(UTC)
+    tab_module.remember_after_response(store, 42, 7, now)  # type: ignore[arg-type]
+    tab_module.after_response.wait(10)
+    assert tab_module.after_response.failures == failures + 1
+    assert "remember the client of ticket 42 failed: ConnectionError" in caplog.text
+    assert "storage hiccup" not in caplog.text  # the class only, never the message
+    tab_module.remember_after_response(store, 42, 7, now)  # not marked written: tried again
+    tab_module.after_response.wait(10)
+    tab_module.remember_after_response(store, 42, 7, now)  # written now: skipped
+    tab_module.after_response.wait(10)
+    assert store.calls == 2
