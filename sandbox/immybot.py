@@ -13,6 +13,9 @@ One server answers both sides of an ImmyBot integration:
   `/remove-tags` (body `{"entityIds": [tenant ids], "tagIds": [tag ids]}`), `GET
   /api/v1/provider-links` and `GET /api/v1/provider-links/{id}/clients`. Tags are state: what
   add-tags and remove-tags change, later tenant listings show (`tenant_tags()` reads it in tests).
+  `GET /api/v1/computers/{id}/detected-computer-software`: a bare list of
+  `DetectedComputerSoftwareResponse` objects (ImmyBot's OpenAPI document), empty for a computer
+  never inventoried, 404 for an unknown id.
 
 msal only accepts https authorities, so a client reaches this plain-http server through an HTTP
 client that rewrites https://HOST:PORT to http://HOST:PORT. Every URL the server puts in JSON is
@@ -32,9 +35,10 @@ import hmac
 import json
 import re
 import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -51,7 +55,7 @@ from sandbox.http_server import (
     sandbox_options,
     serve_until_signalled,
 )
-from sandbox.immybot_data import ImmyDataSet, immy_data_for
+from sandbox.immybot_data import ImmyDataSet, immy_data_for, pad_computers
 
 DEFAULT_ENTRA_TENANT = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_ID = "immy-client"
@@ -70,6 +74,7 @@ ENDPOINTS = (
     "remove_tags",
     "provider_links",
     "provider_clients",
+    "detected_software",
 )
 # The endpoints that change state (ImmyBot answers other methods with 405).
 _POST_ONLY = frozenset({"add_tags", "remove_tags"})
@@ -95,6 +100,9 @@ class ImmyFaults(SandboxFaults):
     seed: int = 0
     token_ttl_seconds: int = 3599
     tag_writes_before_error: int | None = None
+    # Detected software of these computer ids answers only after `slow_computer_ms` more.
+    slow_computers: list[int] = field(default_factory=list)
+    slow_computer_ms: float = 0
 
     def __post_init__(self) -> None:
         if not is_number(self.latency_ms, 0):
@@ -106,6 +114,12 @@ class ImmyFaults(SandboxFaults):
             self.tag_writes_before_error, 0
         ):
             raise ValueError("tag_writes_before_error must be null or an integer >= 0")
+        if not isinstance(self.slow_computers, list) or not all(
+            is_whole(i, 1) for i in self.slow_computers
+        ):
+            raise ValueError("slow_computers must be a list of computer ids")
+        if not is_number(self.slow_computer_ms, 0):
+            raise ValueError("slow_computer_ms must be a number >= 0")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -181,6 +195,11 @@ class _Index:
             for computer in rows:
                 tenant = computer.get("tenantId") if isinstance(computer, dict) else None
                 self.by_tenant.setdefault((include_offline, tenant), []).append(computer)
+        self.software: dict[Any, list[Any]] = {}
+        for row in data.detected_software:
+            key = row.get("computerId") if isinstance(row, dict) else None
+            self.software.setdefault(key, []).append(row)
+        self.computer_ids = {c.get("id") for c in every if isinstance(c, dict)}
         # ImmyBot sorts by a field of the view model, named in any letter case.
         self.fields = {name.lower(): name for c in every if isinstance(c, dict) for name in c}
 
@@ -278,6 +297,12 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             return lowered[4].replace("-", "_"), ""
         if lowered == ["", "api", "v1", "provider-links"]:
             return "provider_links", ""
+        if (
+            len(parts) == 6
+            and lowered[:4] == ["", "api", "v1", "computers"]
+            and lowered[5] == "detected-computer-software"
+        ):
+            return "detected_software", parts[4]
         if len(parts) == 6 and lowered[:4] == ["", "api", "v1", "provider-links"]:
             if lowered[5] == "clients":
                 return "provider_clients", parts[4]
@@ -344,6 +369,8 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             return Response(200, list(self._data.provider_links))
         if endpoint == "provider_clients":
             return self._provider_clients(tenant)
+        if endpoint == "detected_software":
+            return self._detected_software(tenant, faults)
         return self._computers(query)
 
     def _host_header(self, headers: Mapping[str, str]) -> str:
@@ -572,6 +599,14 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
                 [c for c in self._data.provider_clients if str(c.get("providerLinkId")) == link],
             )
 
+    def _detected_software(self, computer: str, faults: ImmyFaults) -> Response:
+        number = int(computer) if computer.isdigit() and len(computer) < 10 else None
+        if number is None or number not in self._index.computer_ids:
+            return _problem(404, f"no computer {computer}")
+        if number in faults.slow_computers and faults.slow_computer_ms > 0:
+            time.sleep(faults.slow_computer_ms / 1000)  # this request's own thread only
+        return Response(200, [dict(r) for r in self._index.software.get(number, [])])
+
     def tenant_tags(self) -> dict[str, set[int]]:
         """Tag name -> the ids of the tenants carrying it, as of now (for tests)."""
         with self._lock:
@@ -687,6 +722,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clients", type=int, help="HaloPSA clients to generate (default: demo)")
     parser.add_argument("--entra-tenant", default=DEFAULT_ENTRA_TENANT)
     parser.add_argument("--expected-scope", help="also accept this scope (default: any /.default)")
+    parser.add_argument(
+        "--min-computers", type=int, default=0, help="give every customer tenant this many at least"
+    )
     return parser
 
 
@@ -705,6 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The same seed as `python -m sandbox.halo --clients N --seed S`, so the two sandboxes agree.
     halo = demo_data(today) if args.clients is None else generate(args.clients, args.seed, today)
     data = immy_data_for(halo, args.seed, today)
+    if args.min_computers > 0:
+        data = pad_computers(data, args.min_computers, today)
 
     sandbox = ImmyBotSandbox(
         data,

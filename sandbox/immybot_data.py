@@ -45,6 +45,9 @@ Demo computers per tenant (primary user; "off" = offline; null = no primary user
 Tenants 1, 2, 3, 6, 7 and 8 have an azureTenantLink; 4, 5 and 9 have none. `seed` changes only
 GUIDs, serial numbers, models and timestamps of the demo set, never the table above.
 
+Detected software (`detected_software`, every set): see `detected_software()` for the rule by
+computer id (Huntress, SentinelOne's "Sentinel Agent", and computers never inventoried).
+
 Generated sets (`immy_data_for(generate(n, seed))`): per active client a tenant with its exact
 name, except about 3% with another legal suffix ("X Ltd" -> "X Limited", "X Group" ->
 "X Group Ltd"), 2% with no tenant, 1% with two tenants of one normalised name ("X Ltd" and
@@ -75,7 +78,14 @@ from shared.mapping import LEGAL_SUFFIXES
 
 Record = dict[str, Any]
 
-RECORD_TYPES = ("tenants", "computers", "tags", "provider_links", "provider_clients")
+RECORD_TYPES = (
+    "tenants",
+    "computers",
+    "tags",
+    "provider_links",
+    "provider_clients",
+    "detected_software",
+)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 MSP_TENANT_ID = 1
 MSP_TENANT_NAME = "Demo MSP (internal)"
@@ -93,6 +103,8 @@ class ImmyDataSet(JsonDataSet):
     `tenantTagIds`. `provider_links` are integrations (`{id, name, providerTypeId, disabled}`);
     `provider_clients` are their clients as `GET /api/v1/provider-links/{id}/clients` lists them
     (`providerLinkId`, `externalClientId`, `externalClientName`, `linkedToTenantId`).
+    `detected_software` are `DetectedComputerSoftwareResponse` objects, each naming its
+    `computerId`, as `GET /api/v1/computers/{id}/detected-computer-software` lists them.
     """
 
     tenants: list[Record] = field(default_factory=list)
@@ -100,6 +112,7 @@ class ImmyDataSet(JsonDataSet):
     tags: list[Record] = field(default_factory=list)
     provider_links: list[Record] = field(default_factory=list)
     provider_clients: list[Record] = field(default_factory=list)
+    detected_software: list[Record] = field(default_factory=list)
 
 
 # -- building blocks -------------------------------------------------------------------------
@@ -471,4 +484,88 @@ def immy_data_for(halo: HaloDataSet, seed: int = 1, today: date | None = None) -
     The demo set gets the hand-written mapping in the module docstring; any other set is mapped
     with seeded mismatch rates."""
     build = _Builder(random.Random(seed), today or date.today())
-    return _demo(halo, build) if is_demo(halo) else _generated(halo, build)
+    data = _demo(halo, build) if is_demo(halo) else _generated(halo, build)
+    data.detected_software = detected_software(data.computers, build.midnight)
+    return data
+
+
+def pad_computers(data: ImmyDataSet, minimum: int, today: date) -> ImmyDataSet:
+    """Give every customer tenant at least `minimum` computers (copies of its first, renamed, with
+    no primary user), and recompute the detected software: benchmarks of per-computer reads."""
+    by_tenant: dict[Any, list[Record]] = {}
+    for computer in data.computers:
+        by_tenant.setdefault(computer.get("tenantId"), []).append(computer)
+    for tenant in data.tenants:
+        if tenant.get("isMsp"):
+            continue
+        own = by_tenant.get(tenant["id"], [])
+        for n in range(len(own), minimum):
+            template = own[0] if own else {"tenantId": tenant["id"], "tenantName": tenant["name"]}
+            data.computers.append(
+                {
+                    **template,
+                    "id": len(data.computers) + 1,
+                    "computerName": f"T{tenant['id']}-PC{n + 1:02d}",
+                    "primaryUserEmail": None,
+                    "deviceId": str(uuid.UUID(int=len(data.computers) + 1)),
+                }
+            )
+    data.detected_software = detected_software(
+        data.computers, datetime.combine(today, time(), tzinfo=UTC)
+    )
+    return data
+
+
+# -- detected software ------------------------------------------------------------------------
+
+# Display names as Windows' uninstall registry (and so ImmyBot's inventory) shows them.
+_EVERYWHERE = (("Microsoft Edge", "131.0.2903.70"), ("7-Zip 23.01 (x64)", "23.01"))
+HUNTRESS = ("Huntress Agent", "0.14.46")
+SENTINEL = ("Sentinel Agent", "23.4.4.223")
+
+
+def detected_software(computers: Iterable[Record], midnight: datetime) -> list[Record]:
+    """What ImmyBot's inventory found on each computer, by a rule on the computer id.
+
+    Every computer has Microsoft Edge and 7-Zip; "Huntress Agent" unless the id is divisible by
+    4; "Sentinel Agent" (SentinelOne's display name) unless divisible by 3; and a computer whose id
+    ends in 7 was never inventoried (no rows at all). Demo tenant 2 (Contoso, ids 3-7): 3 Huntress
+    only, 4 SentinelOne only, 5 both, 6 Huntress only, 7 never inventoried.
+    """
+    rows: list[Record] = []
+    for computer in computers:
+        number = computer.get("id")
+        if not isinstance(number, int) or number % 10 == 7:
+            continue
+        found = list(_EVERYWHERE)
+        if number % 4:
+            found.append(HUNTRESS)
+        if number % 3:
+            found.append(SENTINEL)
+        for name, version in found:
+            rows.append(
+                {
+                    "id": len(rows) + 1,
+                    "computerName": computer.get("computerName"),
+                    "computerId": number,
+                    "softwareName": name,
+                    "softwareId": None,
+                    "tenantName": computer.get("tenantName"),
+                    "tenantId": computer.get("tenantId"),
+                    "personName": None,
+                    "personEmail": None,
+                    "personId": None,
+                    "version": version,
+                    "detectedAt": _stamp(midnight - timedelta(hours=number % 24)),
+                    "installDate": _stamp(midnight - timedelta(days=30 + number % 300)),
+                    "platform": "Machine",
+                    "productCode": str(uuid.UUID(int=number * 1000 + len(rows))),
+                    "upgradeCode": None,
+                    "quietUninstallString": None,
+                    "uninstallString": None,
+                    "systemComponent": None,
+                    "registryPath": None,
+                    "installLocation": None,
+                }
+            )
+    return rows

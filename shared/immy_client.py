@@ -26,7 +26,14 @@ from pydantic import SecretStr, ValidationError
 
 from shared.halo_client import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.halo_models import describe_error
-from shared.immy_models import ImmyComputer, ImmyTag, ImmyTenant, ProviderClient, ProviderLink
+from shared.immy_models import (
+    DetectedSoftware,
+    ImmyComputer,
+    ImmyTag,
+    ImmyTenant,
+    ProviderClient,
+    ProviderLink,
+)
 from shared.settings import Settings, is_loopback
 from shared.telemetry import log_outgoing_call
 
@@ -295,6 +302,14 @@ class ImmyClient:
                 )
         unique = {c.id: c for c in found}
         return sorted(unique.values(), key=lambda c: c.id)
+
+    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
+        """What ImmyBot's inventory found on one computer (an empty list: never inventoried)."""
+        path = f"/api/v1/computers/{int(computer_id)}/detected-computer-software"
+        body = await self._get(path, {})
+        if not isinstance(body, list):
+            raise ImmyProtocolError(f"GET {path}: the answer is not a list")
+        return self._parse(DetectedSoftware, body, "detected software")
 
     async def tags(self) -> list[ImmyTag]:
         """Every tag (`GET /api/v1/tags`)."""

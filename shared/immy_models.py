@@ -136,3 +136,26 @@ class ImmyComputer(_Immy):
         if isinstance(value, str) and (not value.strip() or value.startswith("0001-01-01")):
             return None
         return value
+
+
+class DetectedSoftware(_Immy):
+    """One row of a computer's inventory (`GET /api/v1/computers/{id}/detected-computer-software`).
+
+    Shape: `DetectedComputerSoftwareResponse` in ImmyBot's OpenAPI document (shared/immybot-openapi,
+    immy.bot API v1). Relied on: computerId, tenantId, softwareName (the display name), version.
+    """
+
+    computer_id: int = Field(validation_alias=AliasChoices("computerId", "computer_id"))
+    tenant_id: int | None = Field(
+        default=None, validation_alias=AliasChoices("tenantId", "tenant_id")
+    )
+    name: str = Field(default="", validation_alias=AliasChoices("softwareName", "name"))
+    version: str = ""
+    detected_at: datetime | None = Field(
+        default=None, validation_alias=AliasChoices("detectedAt", "detected_at")
+    )
+
+    @field_validator("name", "version", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return "" if value is None else str(value)

@@ -34,6 +34,7 @@ MAX_SOFTWARE = 100
 MAX_CONTRACT_TYPES = 50
 MAX_ITEMS = 50
 MAX_CLIENT_IDS = 1000
+MAX_DETECT = 10
 # Every rule's entry sits in the generation's manifest, one table entity: a bounded number of
 # bounded rules, well under what the 1 MiB entity holds beside the other rule data.
 MAX_RULES = 200
@@ -123,6 +124,15 @@ class Rule(BaseModel):
         description="Only these sites are in scope; None means every site.",
     )
     grace_days: Annotated[int, BeforeValidator(integral)] = Field(default=0, ge=0, le=365)
+    detect: list[MatchText] = Field(
+        default_factory=list,
+        max_length=MAX_DETECT,
+        description=(
+            "Display names to look for in ImmyBot's detected software (the technician tab): "
+            "case-insensitive, matching anywhere in the name, `*` any run of characters. "
+            "Empty: the software name."
+        ),
+    )
     offboard_days: Annotated[int | None, BeforeValidator(integral)] = Field(
         default=None,
         ge=1,
@@ -144,6 +154,11 @@ class Rule(BaseModel):
     def key(self) -> str:
         """The rule's identity: its software name, normalised."""
         return normalise(self.software)
+
+    @property
+    def detect_patterns(self) -> list[str]:
+        """What to look for in detected software: `detect`, or else the software name."""
+        return list(self.detect) or [self.software]
 
 
 class RuleSet(BaseModel):

@@ -66,7 +66,6 @@ class ImmySettings:
     client_secret: SecretStr
     scope: str
     authority_host: str
-    live_after_minutes: int
 
 
 class Settings(BaseSettings):
@@ -101,7 +100,6 @@ class Settings(BaseSettings):
     immy_client_secret: SecretStr | None = None
     immy_scope: str | None = None
     immy_authority_host: AnyHttpUrl = AnyHttpUrl("https://login.microsoftonline.com")
-    immy_live_after_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
     immy_tags: Literal["off", "plan", "apply"] = Field(
         default="plan",
         description="Keep a tag per rule in ImmyBot: off, plan (record only), apply.",
@@ -122,6 +120,10 @@ class Settings(BaseSettings):
     # (or empty) means off.
     website_auth_enabled: bool | None = None
     tab_halo_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # One deadline for everything the tab reads live (ticket, computers, detected software).
+    tab_deadline_ms: int = Field(default=800, ge=50, le=30_000)
+    # Computers whose detected software the tab reads: the ticket user's, then others up to this.
+    tab_software_computers: int = Field(default=25, ge=0, le=200)
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)
@@ -293,7 +295,6 @@ class Settings(BaseSettings):
             client_secret=self.immy_client_secret,
             scope=self.immy_scope or f"{base}/.default",
             authority_host=str(self.immy_authority_host).rstrip("/"),
-            live_after_minutes=self.immy_live_after_minutes,
         )
 
     @property

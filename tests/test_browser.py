@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sandbox.devhost import DevHost, function_key, serve
@@ -121,7 +122,9 @@ def framed(configure, halo_sandbox):
     data = demo_data(datetime.now(UTC).date())
     sandbox = halo_sandbox(data)
     immy = ImmyBotSandbox(immy_data_for(data)).start()
-    configure(sandbox.url, TAB_FRAME_ORIGINS=allowed.origin, **immy_settings(immy))
+    configure(
+        sandbox.url, TAB_FRAME_ORIGINS=allowed.origin, IMMY_HALO_LINK_ID="1", **immy_settings(immy)
+    )
     import_rules(
         get_store(), (ROOT / "sandbox" / "demo_rules.json").read_bytes(), datetime.now(UTC).date()
     )
@@ -134,7 +137,7 @@ def framed(configure, halo_sandbox):
         f"?code={function_key('technician_tab')}"
     )
     allowed.page = foreign.page = host_page(tab_url)
-    yield allowed, foreign
+    yield allowed, foreign, tab_url, immy.url
     allowed.close()
     foreign.close()
     server.shutdown()
@@ -150,8 +153,18 @@ def open_framed(driver, url: str, width: int) -> None:
     )
 
 
+def cells(row) -> dict[str, str]:
+    """Software -> what its cell says, for one computer's row."""
+    return {
+        td.get_attribute("data-software"): td.text
+        for td in row.find_elements(By.CSS_SELECTOR, "td.sw")
+    }
+
+
 def test_the_tab_renders_inside_the_allowed_origin(browser, framed, tmp_path):
-    allowed, _ = framed
+    allowed, _, tab_url, immy_url = framed
+    csp = httpx.get(tab_url, timeout=30).headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
     images = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     images.mkdir(parents=True, exist_ok=True)
     for width in (1200, 480):
@@ -164,6 +177,25 @@ def test_the_tab_renders_inside_the_allowed_origin(browser, framed, tmp_path):
         mine = browser.find_element(By.CSS_SELECTOR, "tr.mine a")
         assert mine.text == "CONTOSO-LT01"
         assert mine.get_attribute("target") == "_blank"
+        # Installed / missing for the ticket user's computer (sandbox/immybot_data.py: id 3).
+        row = browser.find_element(By.CSS_SELECTOR, "tr.mine")
+        assert cells(row) == {"Huntress": "installed 0.14.46", "SentinelOne": "missing"}
+        tools = browser.find_element(By.CSS_SELECTOR, "a.immy")
+        assert tools.get_attribute("href") == f"{immy_url}/technician-pod/psa/1/ticket/1"
+        assert tools.get_attribute("target") == "_blank"
+        assert tools.get_attribute("rel") == "noopener noreferrer"
+        # The rest of the tenant sits in a closed <details>; opening it needs no script.
+        others = browser.find_element(By.CSS_SELECTOR, "details.others")
+        assert others.get_attribute("open") is None
+        others.find_element(By.TAG_NAME, "summary").click()
+        WebDriverWait(browser, 10).until(
+            lambda _, shown=others: shown.get_attribute("open") is not None
+        )
+        lab = others.find_element(By.XPATH, ".//tr[.//a[normalize-space(.)='CONTOSO-LAB01']]")
+        assert cells(lab) == {
+            "Huntress": "unknown never inventoried by ImmyBot",
+            "SentinelOne": "unknown never inventoried by ImmyBot",
+        }
         # Nothing wider than the frame: the layout holds at this width.
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -176,7 +208,7 @@ def test_the_tab_renders_inside_the_allowed_origin(browser, framed, tmp_path):
 
 
 def test_a_foreign_origin_is_refused_by_csp(browser, framed):
-    allowed, foreign = framed
+    allowed, foreign, _, _ = framed
     open_framed(browser, foreign.origin + "/", 1200)
     browser.switch_to.frame(browser.find_element(By.ID, "tab"))
     assert browser.find_elements(By.CSS_SELECTOR, "ul.software") == []

@@ -49,6 +49,7 @@ NO_TAG_REQUESTS = {
     "remove_tags": 0,
     "provider_links": 0,
     "provider_clients": 0,
+    "detected_software": 0,
 }
 
 
@@ -438,6 +439,35 @@ def test_tenant_filter(sandbox: ImmyBotSandbox, http: httpx.Client):
         assert paged(http, headers, tenantId=tenant_id)["count"] == up
         assert paged(http, headers, tenantId=tenant_id, includeOffline="true")["count"] == total
     assert paged(http, headers, tenantId=99, includeOffline="true") == {"count": 0, "results": []}
+
+
+def test_detected_software_follows_the_documented_rule(sandbox: ImmyBotSandbox, http: httpx.Client):
+    """Contoso's computers 3-7 (sandbox/immybot_data.py): the shape of ImmyBot's
+    DetectedComputerSoftwareResponse, an empty list when never inventoried, 404 when unknown."""
+    headers = bearer(http, sandbox)
+
+    def names(computer: int) -> set[str]:
+        answer = http.get(
+            f"/api/v1/computers/{computer}/detected-computer-software", headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        rows = answer.json()
+        assert all(r["computerId"] == computer and r["tenantId"] == 2 for r in rows)
+        return {r["softwareName"] for r in rows} - {"Microsoft Edge", "7-Zip 23.01 (x64)"}
+
+    assert names(3) == {"Huntress Agent"}
+    assert names(4) == {"Sentinel Agent"}
+    assert names(5) == {"Huntress Agent", "Sentinel Agent"}
+    assert names(6) == {"Huntress Agent"}
+    assert names(7) == set()  # never inventoried
+    row = http.get("/api/v1/computers/5/detected-computer-software", headers=headers).json()[0]
+    assert {"id", "computerName", "softwareName", "version", "detectedAt", "tenantId"} <= set(row)
+    for unknown in ("999", "abc", "-1"):
+        answer = http.get(
+            f"/api/v1/computers/{unknown}/detected-computer-software", headers=headers
+        )
+        assert answer.status_code == 404
+    assert http.get("/api/v1/computers/5/detected-computer-software").status_code == 401
 
 
 def test_stats_faults_and_control(sandbox: ImmyBotSandbox, http: httpx.Client):

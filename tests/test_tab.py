@@ -19,7 +19,9 @@ from shared.rule_admin import import_rules
 from shared.schedule import longest_gap
 from shared.store import get_store
 from shared.sync import Outcome, run_sync
-from shared.tab import ComputerRow, Computers, TabView, render, security_headers
+from shared.tab_computers import ComputerRow, Computers, SoftwareCell
+from shared.tab_render import render, security_headers
+from shared.tab_view import TabView
 from tests.registry import handler
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
@@ -73,6 +75,7 @@ def test_hostile_halopsa_and_immybot_text_is_never_live(text):
                     user_email=text,
                     url=text,
                     is_ticket_user=True,
+                    software=(SoftwareCell("installed", version=text),),
                 ),
                 ComputerRow(
                     name="ok",
@@ -81,9 +84,12 @@ def test_hostile_halopsa_and_immybot_text_is_never_live(text):
                     user_email="",
                     url="javascript:alert(1)",
                     is_ticket_user=False,
+                    software=(SoftwareCell("unknown", why=text),),
                 ),
-            ]
+            ],
+            software=[text],
         ),
+        technician_url="javascript:alert(4)",
     )
     page = render("tab.html", ["https://msp.halopsa.com"], view=view)
     found = live(page.html)
@@ -163,7 +169,7 @@ def test_tab_shows_ticket_coverage_and_software(demo):
 @pytest.mark.integration
 def test_expiring_contract_is_flagged(demo):
     html = html_of(tab("3"))  # Fabrikam: Managed Security ends in 20 days
-    assert "expires within 30 days" in html
+    assert ", within 30 days</span>" in html and "ends 20" in html
     assert '<span class="tag warn">soon</span>' in html
 
 
@@ -272,10 +278,21 @@ def test_bidi_controls_in_customer_text_are_isolated():
                     user_email=text,
                     url="https://x.immy.bot/computers/1",
                     is_ticket_user=True,
-                )
+                    software=(SoftwareCell("installed", version=text),),
+                ),
+                ComputerRow(
+                    name="other",
+                    online=False,
+                    last_seen=None,
+                    user_email="",
+                    url=None,
+                    is_ticket_user=False,
+                    software=(SoftwareCell("unknown", why=text),),
+                ),
             ],
             note=text,
             source=text,
+            software=["SentinelOne"],
         ),
     )
     html = render("tab.html", ["https://msp.halopsa.com"], view=view).html

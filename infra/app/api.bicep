@@ -191,16 +191,20 @@ var tuningSettings = [
     value: '2'
   }
   {
+    name: 'TAB_DEADLINE_MS'
+    value: '800'
+  }
+  {
+    name: 'TAB_SOFTWARE_COMPUTERS'
+    value: '25'
+  }
+  {
     name: 'IMMY_SCOPE'
     value: ''
   }
   {
     name: 'IMMY_AUTHORITY_HOST'
     value: 'https://login.microsoftonline.com'
-  }
-  {
-    name: 'IMMY_LIVE_AFTER_MINUTES'
-    value: '60'
   }
   {
     name: 'IMMY_TAGS'

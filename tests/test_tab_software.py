@@ -1,0 +1,387 @@
+"""The tab's installed / missing / unknown column, its ImmyBot links, its deadline and its Table reads.
+
+Expectations come from the demo data sets (sandbox/halo_data.py, sandbox/immybot_data.py): ticket 1
+is Dana Whitfield's at Contoso Ltd (ImmyBot tenant 2, computers 3-7; hers is 3, CONTOSO-LT01), and
+`detected_software()` gives computer 3 Huntress only, 4 SentinelOne only, 5 both, 6 Huntress only,
+and 7 nothing at all (never inventoried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableServiceClient
+
+from sandbox.halo_data import HaloDataSet, demo_data
+from sandbox.immybot import ImmyBotSandbox, ImmyFaults
+from sandbox.immybot_data import immy_data_for
+from shared import tab as tab_module
+from shared import tab_clients, tab_snapshot
+from shared.detection import matches
+from shared.immy_client import ImmyError, forget_applications
+from shared.immy_models import DetectedSoftware, ImmyComputer
+from shared.rule_admin import import_rules
+from shared.settings import get_settings
+from shared.store import Store, get_store
+from shared.sync import Outcome, run_sync
+from shared.tab_computers import Wanted, cell, read_tenant
+from tests.conftest import immy_settings
+from tests.registry import handler
+
+DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "found"),
+    [
+        ("Sentinel Agent", "Sentinel Agent", True),
+        ("sentinel AGENT", "Sentinel Agent", True),  # case-insensitive
+        ("Huntress", "Huntress Agent", True),  # anywhere in the name
+        ("sentinel*agent", "Sentinel  Agent 23.4", True),  # `*` any run of characters
+        ("SentinelOne", "Sentinel Agent", False),
+        ("Huntress Agent", "Huntress", False),
+        ("a.c", "abc", False),  # other regex characters are literal
+        ("\uff28\uff35NTRESS", "Huntress Agent", True),  # fullwidth, as rule names are compared
+    ],
+)
+def test_detect_patterns(pattern, name, found):
+    assert matches(pattern, name) is found
+
+
+def detected(computer: int, *names: str) -> list[DetectedSoftware]:
+    return [
+        DetectedSoftware.model_validate(
+            {"computerId": computer, "tenantId": 2, "softwareName": n, "version": "1.2"}
+        )
+        for n in names
+    ]
+
+
+def test_cells_say_installed_missing_or_unknown():
+    wanted = Wanted("SentinelOne", ("sentinel agent", "SentinelOne"))
+    assert cell(wanted, detected(3, "Microsoft Edge", "Sentinel Agent")).status == "installed"
+    assert cell(wanted, detected(3, "Sentinel Agent")).version == "1.2"
+    assert cell(wanted, detected(3, "Huntress Agent")).status == "missing"
+    unknown = cell(wanted, "never inventoried by ImmyBot")
+    assert (unknown.status, unknown.why) == ("unknown", "never inventoried by ImmyBot")
+
+
+class ForeignImmy:
+    """An ImmyBot that answers with a computer of another tenant, and rows of another computer."""
+
+    async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
+        return [
+            ImmyComputer(id=3, computerName="CONTOSO-LT01", tenantId=2),
+            ImmyComputer(id=8, computerName="FABRIKAM-LT01", tenantId=3),
+        ]
+
+    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
+        if computer_id != 3:
+            raise ImmyError("not asked for")
+        return detected(3, "Huntress Agent") + detected(8, "Sentinel Agent")
+
+
+def test_a_computer_of_another_tenant_never_appears():
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        return await read_tenant(
+            ForeignImmy(),  # type: ignore[arg-type]
+            2,
+            "",
+            cap=10,
+            deadline=loop.time() + 5,
+            deadline_ms=5000,
+            stored=list,
+        )
+
+    read = asyncio.run(run())
+    assert [c.name for c in read.computers] == ["CONTOSO-LT01"]
+    assert [r.name for r in read.inventory[3]] == ["Huntress Agent"]  # not computer 8's row
+
+
+# -- through the handler, against Azurite and both sandboxes -----------------------------------------
+
+
+def tab(ticket_id: str = "1") -> func.HttpResponse:
+    request = func.HttpRequest(
+        "GET",
+        f"/api/technician-tab/ticket/{ticket_id}",
+        body=b"",
+        route_params={"ticket_id": ticket_id},
+    )
+    return asyncio.run(handler("technician_tab")(request))
+
+
+def page(ticket_id: str = "1") -> str:
+    response = tab(ticket_id)
+    assert response.status_code == 200, response.get_body()[:300]
+    return response.get_body().decode()
+
+
+def cells(html: str, computer: str) -> dict[str, str]:
+    """Software -> the text of its cell in `computer`'s row."""
+    row = html.split(f">{computer}</bdi></a>", 1)[1].split("</tr>", 1)[0]
+    found = re.findall(r'<td class="sw (\w+)" data-software="([^"]+)">(.*?)</td>', row, re.S)
+    return {
+        name: status + " " + re.sub(r"<[^>]+>", "", text).strip() for status, name, text in found
+    }
+
+
+@pytest.fixture
+def both(configure, halo_sandbox, monkeypatch):
+    forget_applications()
+    tab_snapshot.forget()
+    halo_data = demo_data(datetime.now(UTC).date())
+    halo = halo_sandbox(halo_data)
+    immy = ImmyBotSandbox(immy_data_for(halo_data)).start()
+
+    def start(rules: bytes = DEMO_RULES.read_bytes(), data: HaloDataSet = halo_data, **extra: str):
+        halo.set_data(data)
+        configure(
+            halo.url, TAB_FRAME_ORIGINS="https://msp.halopsa.com", **immy_settings(immy), **extra
+        )
+        import_rules(get_store(), rules, datetime.now(UTC).date())
+        report = asyncio.run(run_sync())
+        assert report.outcome is Outcome.SUCCEEDED, report.error
+        return immy
+
+    yield start
+    tab_module.after_response.wait(10)
+    immy.stop()
+    forget_applications()
+
+
+@pytest.mark.integration
+def test_installed_missing_and_never_inventoried(both):
+    immy = both(IMMY_HALO_LINK_ID="1")
+    html = page()
+    assert cells(html, "CONTOSO-LT01") == {
+        "Huntress": "installed installed 0.14.46",
+        "SentinelOne": "missing missing",
+    }
+    assert cells(html, "CONTOSO-LT02")["SentinelOne"] == "installed installed 23.4.4.223"  # id 4
+    assert cells(html, "CONTOSO-LT02")["Huntress"] == "missing missing"
+    assert cells(html, "CONTOSO-LAB01") == {  # id 7: never inventoried
+        "Huntress": "unknown unknown never inventoried by ImmyBot",
+        "SentinelOne": "unknown unknown never inventoried by ImmyBot",
+    }
+    assert "Huntress: 3 of 5 computers (1 unknown)" in html
+    assert "SentinelOne: 2 of 5 computers (1 unknown)" in html
+    # The ticket user's computer first and open; the other four inside <details> with their count.
+    mine, others = html.split("<details", 1)
+    assert "CONTOSO-LT01" in mine and "CONTOSO-LT02" not in mine
+    assert "Other computers in the tenant (4)" in others and "CONTOSO-LT01" not in others
+    # A computer of another tenant never appears.
+    assert "FABRIKAM" not in html and "MSP-" not in html and "NWT-" not in html
+    # Technician Tools for this ticket, and each computer's page, in a new tab.
+    assert (
+        f'<a class="immy" href="{immy.url}/technician-pod/psa/1/ticket/1" target="_blank" '
+        'rel="noopener noreferrer">'
+    ) in html
+    assert f'<a href="{immy.url}/computers/3" target="_blank" rel="noopener noreferrer">' in html
+    assert "script-src" not in tab().headers["Content-Security-Policy"]
+
+
+@pytest.mark.integration
+def test_no_technician_tools_link_without_the_link_id(both):
+    both()
+    assert "technician-pod" not in page()
+
+
+@pytest.mark.integration
+def test_detect_patterns_match_case_insensitively(both):
+    rules = json.loads(DEMO_RULES.read_bytes())
+    for rule in rules["rules"]:
+        rule["detect"] = (
+            ["HUNTRESS agent"] if rule["software"] == "Huntress" else ["sentinel*AGENT"]
+        )
+    both(json.dumps(rules).encode())
+    found = cells(page(), "CONTOSO-LT01")
+    assert found == {"Huntress": "installed installed 0.14.46", "SentinelOne": "missing missing"}
+
+
+@pytest.mark.integration
+def test_a_pattern_that_matches_nothing_says_missing(both):
+    rules = json.loads(DEMO_RULES.read_bytes())
+    for rule in rules["rules"]:
+        rule.pop("detect", None)  # the default, "SentinelOne", is not "Sentinel Agent"
+    both(json.dumps(rules).encode())
+    assert cells(page(), "CONTOSO-LT02")["SentinelOne"] == "missing missing"
+
+
+@pytest.mark.integration
+def test_a_computer_slower_than_the_deadline_is_unknown(both):
+    # CONTOSO-WS01 (id 5) answers 30 s late; the tab's deadline is one second.
+    immy = both(TAB_DEADLINE_MS="1000")
+    immy.set_faults(ImmyFaults(slow_computers=[5], slow_computer_ms=30_000))
+    html = page()
+    assert cells(html, "CONTOSO-WS01") == {
+        "Huntress": "unknown unknown ImmyBot did not answer within 1000 ms",
+        "SentinelOne": "unknown unknown ImmyBot did not answer within 1000 ms",
+    }
+    assert cells(html, "CONTOSO-LT01")["Huntress"] == "installed installed 0.14.46"
+    assert "Huntress: 2 of 5 computers (2 unknown)" in html  # 3 and 6; 5 late, 7 never inventoried
+
+
+@pytest.mark.integration
+def test_immybot_down_shows_the_snapshot_list_with_unknown_software(both):
+    immy = both()
+    immy.stop()
+    html = page()
+    assert "as of the last sync: ImmyBot is unavailable" in html
+    assert cells(html, "CONTOSO-LT01") == {
+        "Huntress": "unknown unknown ImmyBot is unavailable",
+        "SentinelOne": "unknown unknown ImmyBot is unavailable",
+    }
+
+
+@pytest.mark.integration
+def test_contracts_in_grace_and_ending_soon(both):
+    today = datetime.now(UTC).date()
+    data = demo_data(today)
+    for contract in data.contracts:
+        if contract["id"] == 1:  # Contoso's Managed Security ended 3 days ago: Huntress grace is 7
+            contract["end_date"] = f"{today - timedelta(days=3)}T00:00:00"
+            contract["expired"] = True
+    both(data=data)
+    html = page()
+    contract = html.split("<td><bdi>MSEC-000001</bdi></td>", 1)[1].split("</tr>", 1)[0]
+    assert '<span class="tag warn">in grace</span>' in contract
+    assert "(Managed Security) in grace" in html  # Huntress' reason says so too
+    fabrikam = page("3")  # Managed Security ends in 20 days: flagged with its date
+    assert f"ends {today + timedelta(days=20)}, within 30 days" in fabrikam
+
+
+# -- what a view costs: Table round trips, writes, clients ------------------------------------------
+
+
+class Counting(RequestsTransport):
+    """Every Table request, as (method, path)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.requests: list[tuple[str, str]] = []
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        self.requests.append((request.method, request.url.split("?", 1)[0]))
+        return super().send(request, **kwargs)
+
+
+class Held:
+    """Stands in for the after-response worker: keeps the work until `run()`."""
+
+    def __init__(self) -> None:
+        self.work: list[Any] = []
+
+    def submit(self, what: str, work: Any) -> None:
+        self.work.append(work)
+
+    def run(self) -> None:
+        while self.work:
+            self.work.pop(0)()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.run()
+
+
+@pytest.mark.integration
+def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, monkeypatch):
+    both()
+    settings = get_settings()
+    transport = Counting()
+    service = TableServiceClient.from_connection_string(
+        settings.tables_connection_string.get_secret_value(), transport=transport
+    )
+    store = Store(service, prefix=settings.tables_prefix)
+    monkeypatch.setattr(tab_module, "get_store", lambda: store)
+    monkeypatch.setattr(tab_snapshot, "MANIFEST_TTL", 3600.0)  # no refresh mid-test
+    held = Held()
+    monkeypatch.setattr(tab_module, "after_response", held)
+
+    page()  # the first view of the generation in this process reads what every view shares
+    held.run()  # ...and its memo write, after the response
+    assert any(method in ("PUT", "PATCH", "MERGE", "POST") for method, _ in transport.requests)
+
+    for ticket in ("1", "2", "1"):
+        transport.requests.clear()
+        html = page(ticket)
+        assert "Contoso Ltd" in html
+        assert len(transport.requests) <= 3, transport.requests
+        assert all(method == "GET" for method, _ in transport.requests), transport.requests
+    # Ticket 1's memo was written already (no write again); ticket 2's waits for after its response.
+    assert len(held.work) == 1
+    transport.requests.clear()
+    held.run()
+    assert [m for m, _ in transport.requests] == ["PUT"]
+    assert store.ticket_client(2) == 1
+
+
+@pytest.mark.integration
+def test_the_memo_write_lands_after_the_response(both):
+    both()
+    page("2")
+    tab_module.after_response.wait(10)
+    assert get_store().ticket_client(2) == 1
+    assert tab_module.after_response.failures == 0
+
+
+def test_clients_are_built_once_per_event_loop(configure):
+    configure(
+        "https://msp.halopsa.com",
+        IMMY_BASE_URL="https://x.immy.bot",
+        IMMY_TENANT_ID="t",
+        IMMY_CLIENT_ID="c",
+        IMMY_CLIENT_SECRET="s",
+    )
+    settings = get_settings()
+
+    async def twice() -> tuple[Any, Any]:
+        first = await tab_clients.halo_client(settings), await tab_clients.immy_client(settings)
+        again = await tab_clients.halo_client(settings), await tab_clients.immy_client(settings)
+        assert first[0] is again[0] and first[1] is again[1]
+        return first
+
+    one, other = asyncio.run(twice()), asyncio.run(twice())
+    assert one[0] is not other[0] and one[1] is not other[1]  # one per loop
+    assert one[0]._http.is_closed and one[1]._http.is_closed  # closed with their loop
+
+
+class FailingStore:
+    """A store whose memo write fails the first time, then works."""
+
+    identity = "failing|"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("storage hiccup")
+
+
+def test_a_failed_memo_write_is_logged_counted_and_retried(caplog):
+    store = FailingStore()
+    failures = tab_module.after_response.failures
+    now = datetime.now(UTC)
+    tab_module.remember_after_response(store, 42, 7, now)  # type: ignore[arg-type]
+    tab_module.after_response.wait(10)
+    assert tab_module.after_response.failures == failures + 1
+    assert "remember the client of ticket 42 failed: ConnectionError" in caplog.text
+    assert "storage hiccup" not in caplog.text  # the class only, never the message
+    tab_module.remember_after_response(store, 42, 7, now)  # not marked written: tried again
+    tab_module.after_response.wait(10)
+    tab_module.remember_after_response(store, 42, 7, now)  # written now: skipped
+    tab_module.after_response.wait(10)
+    assert store.calls == 2
