@@ -5,10 +5,9 @@ built lazily from settings and kept, so invocations share their connection pools
 
 An httpx.AsyncClient (and the asyncio locks inside the clients) belongs to the event loop it first
 ran in. The Functions Python worker runs every async invocation on one loop, so there one client
-of each kind lives as long as the process and is never closed. Tests and scripts that call
-`asyncio.run` per request get a new loop each time: clients are therefore kept per running loop,
-and a closed loop's clients are dropped (`aclose_loop_clients` closes the current loop's first,
-for callers that want their connections closed before their loop ends).
+of each kind lives as long as the process. Tests and scripts that call `asyncio.run` per request
+get a new loop each time: clients are therefore kept per running loop, and closed when that loop
+shuts its async generators down (`asyncio.run` does, on exit), so no socket outlives its loop.
 
 Clients are also keyed by the settings object: after `get_settings.cache_clear()` the next call
 builds new ones from the new settings (the old ones are left to the garbage collector, since an
@@ -20,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from shared.halo_auth import TokenCache
 from shared.halo_client import HaloClient, RetryPolicy
@@ -35,6 +35,7 @@ class _LoopClients:
     halo: HaloClient | None = None
     immy: ImmyClient | None = None
     immy_built: bool = False
+    closer: AsyncIterator[None] | None = field(default=None, repr=False)
 
 
 # By id() of the loop: a loop's clients hold the loop itself, so a WeakKeyDictionary keyed by it
@@ -45,15 +46,14 @@ _lock = threading.Lock()
 _halo_tokens = TokenCache()
 
 
-def halo_for_tab() -> HaloClient:
+async def halo_for_tab() -> HaloClient:
     """The HaloPSA client of the technician tab for the running loop: the tab's timeout
     (`TAB_HALO_TIMEOUT_SECONDS`) and no retries (a retry's pause would outlast the tab's time
     budget). No request budget: a view costs one request, as when each view had its own client.
 
-    Call from async code; raises RuntimeError outside a running loop, SettingsError on bad
-    settings.
+    Raises SettingsError on bad settings.
     """
-    clients = _clients()
+    clients = await _clients()
     if clients.halo is None:
         settings = clients.settings
         clients.halo = HaloClient(
@@ -70,32 +70,42 @@ def halo_for_tab() -> HaloClient:
     return clients.halo
 
 
-def immy_client() -> ImmyClient | None:
-    """The ImmyBot client for the running loop, or None when ImmyBot is not configured.
-
-    Call from async code; raises RuntimeError outside a running loop.
-    """
-    clients = _clients()
+async def immy_for_tab() -> ImmyClient | None:
+    """The tab's ImmyBot client for the running loop, or None when ImmyBot is not configured.
+    One attempt per request: the tab's deadline leaves no room for a retry's pause."""
+    clients = await _clients()
     if not clients.immy_built:
-        clients.immy = ImmyClient.from_settings(clients.settings)
+        clients.immy = ImmyClient.from_settings(clients.settings, retry=RetryPolicy(max_attempts=1))
         clients.immy_built = True
     return clients.immy
 
 
 async def aclose_loop_clients() -> None:
-    """Close and forget the running loop's clients (tests, scripts; never needed in the worker)."""
+    """Close and forget the running loop's clients now, rather than when the loop ends."""
     loop = asyncio.get_running_loop()
     with _lock:
         clients = _by_loop.pop(id(loop), None)
-    if clients is None or clients.loop() is not loop:
-        return
-    if clients.halo is not None:
-        await clients.halo.aclose()
-    if clients.immy is not None:
-        await clients.immy.aclose()
+    if clients is not None and clients.loop() is loop:
+        await _close(clients)
 
 
-def _clients() -> _LoopClients:
+async def _close(clients: _LoopClients) -> None:
+    for client in (clients.halo, clients.immy):
+        if client is not None:
+            await client.aclose()
+    clients.halo = clients.immy = None
+
+
+async def _close_with_loop(clients: _LoopClients) -> AsyncIterator[None]:
+    # An async generator the loop finalises in `shutdown_asyncgens()`: the one hook `asyncio.run`
+    # offers at its end, so the clients close on their own loop.
+    try:
+        yield
+    finally:
+        await _close(clients)
+
+
+async def _clients() -> _LoopClients:
     loop = asyncio.get_running_loop()
     settings = get_settings()
     with _lock:
@@ -105,7 +115,10 @@ def _clients() -> _LoopClients:
         if clients is None or clients.loop() is not loop or clients.settings is not settings:
             clients = _LoopClients(weakref.ref(loop), settings)
             _by_loop[id(loop)] = clients
-        return clients
+    if clients.closer is None:
+        clients.closer = _close_with_loop(clients)
+        await anext(clients.closer)
+    return clients
 
 
 def _gone(clients: _LoopClients) -> bool:

@@ -50,16 +50,21 @@ class SyncStateStore(TableStore):
 
     def current(self) -> Pointer | None:
         """The generation readers should use, or None before the first successful sync."""
-        entity = self._state("current")
-        if entity is None:
-            return None
-        return Pointer(
-            generation=entity["generation"],
-            previous=entity.get("previous") or None,
-            synced_at=_utc(entity["synced_at"]),
-            run_id=entity["run_id"],
-            etag=entity.metadata.get("etag"),
-        )
+        return _pointer(self._state("current"))
+
+    def current_and_held(self) -> tuple[Pointer | None, Held | None]:
+        """The pointer and the held generation in one request (`current()` and `held()` are one
+        each), for read paths that count their round trips. A missing table means no sync yet."""
+        try:
+            rows = {
+                str(e["RowKey"]): e
+                for e in self.table("SyncState", create=False).query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": STATE_PK}
+                )
+            }
+        except ResourceNotFoundError:
+            return None, None
+        return _pointer(rows.get("current")), _held(rows.get("held"))
 
     def swap(
         self, generation: str, *, run_id: str, synced_at: datetime, expected: Pointer | None
@@ -94,17 +99,7 @@ class SyncStateStore(TableStore):
 
     def held(self) -> Held | None:
         """The generation waiting for approval, if any."""
-        entity = self._state("held")
-        if entity is None:
-            return None
-        return Held(
-            generation=entity["generation"],
-            run_id=entity["run_id"],
-            held_at=_utc(entity["held_at"]),
-            synced_at=_utc(entity["synced_at"]),
-            reason=entity["reason"],
-            fingerprint=entity["fingerprint"],
-        )
+        return _held(self._state("held"))
 
     def set_held(self, held: Held | None) -> None:
         """Record (or with None, clear) the generation waiting for approval."""
@@ -261,6 +256,31 @@ class LeaseGrant:
 
     def __bool__(self) -> bool:
         return self.acquired
+
+
+def _pointer(entity: Any) -> Pointer | None:
+    if entity is None:
+        return None
+    return Pointer(
+        generation=entity["generation"],
+        previous=entity.get("previous") or None,
+        synced_at=_utc(entity["synced_at"]),
+        run_id=entity["run_id"],
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def _held(entity: Any) -> Held | None:
+    if entity is None:
+        return None
+    return Held(
+        generation=entity["generation"],
+        run_id=entity["run_id"],
+        held_at=_utc(entity["held_at"]),
+        synced_at=_utc(entity["synced_at"]),
+        reason=entity["reason"],
+        fingerprint=entity["fingerprint"],
+    )
 
 
 def _lease_info(entity: Mapping[str, Any]) -> LeaseInfo:

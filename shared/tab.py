@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 from azure.core.exceptions import AzureError
 
+from shared.clients import halo_for_tab, immy_for_tab
 from shared.halo_models import Ticket
 from shared.inputs import parse_id
 from shared.settings import SettingsError, get_settings
 from shared.store import Store, StoreError, get_store
-from shared.tab_clients import halo_client, immy_client
 from shared.tab_render import Page, error_page, render
 from shared.tab_snapshot import after_response
 from shared.tab_view import ImmyAccess, TicketNotFound, build_tab
@@ -101,11 +101,11 @@ async def tab_page(
         )
 
     async def fetch(ticket: int) -> Ticket:
-        halo = await halo_client(settings)
+        halo = await halo_for_tab()
         return await halo.ticket(ticket)
 
     store = get_store()
-    immy = await immy_client(settings)
+    immy = await immy_for_tab()
     access = (
         ImmyAccess(
             immy,

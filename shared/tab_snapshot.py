@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -28,7 +27,6 @@ from shared.generation import Manifest, read_items, read_manifest, read_matches
 from shared.halo_models import Item
 from shared.mapping import TenantMatch
 from shared.store import Held, Pointer, Store
-from shared.store_base import STATE_PK
 
 # How long a cached manifest serves before a view re-reads it (after its response).
 MANIFEST_TTL = 5.0
@@ -55,48 +53,6 @@ class GenerationData:
     read_at: float
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _state(store: Store) -> tuple[Pointer | None, Held | None]:
-    # One query for both rows (the store's own `current()` and `held()` are a request each).
-    # `create=False`: a missing table means no sync yet, not something to create on a read path.
-    table = store.table("SyncState", create=False)
-    try:
-        rows = {
-            str(e["RowKey"]): e
-            for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": STATE_PK})
-        }
-    except ResourceNotFoundError:
-        return None, None
-    current, held = rows.get("current"), rows.get("held")
-    pointer = (
-        Pointer(
-            generation=current["generation"],
-            previous=current.get("previous") or None,
-            synced_at=_utc(current["synced_at"]),
-            run_id=current["run_id"],
-            etag=current.metadata.get("etag"),
-        )
-        if current is not None
-        else None
-    )
-    waiting = (
-        Held(
-            generation=held["generation"],
-            run_id=held["run_id"],
-            held_at=_utc(held["held_at"]),
-            synced_at=_utc(held["synced_at"]),
-            reason=held["reason"],
-            fingerprint=held["fingerprint"],
-        )
-        if held is not None
-        else None
-    )
-    return pointer, waiting
-
-
 def _last_outcome(store: Store) -> str | None:
     table = store.table("SyncRuns", create=False)
     try:
@@ -113,7 +69,7 @@ def _last_outcome(store: Store) -> str | None:
 async def sync_status(store: Store) -> SyncStatus:
     """The pointer, held generation and last run outcome: two requests, side by side."""
     (pointer, held), outcome = await asyncio.gather(
-        asyncio.to_thread(_state, store), asyncio.to_thread(_last_outcome, store)
+        asyncio.to_thread(store.current_and_held), asyncio.to_thread(_last_outcome, store)
     )
     return SyncStatus(pointer, held, outcome)
 

@@ -24,7 +24,7 @@ from sandbox.halo_data import HaloDataSet, demo_data
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import immy_data_for
 from shared import tab as tab_module
-from shared import tab_clients, tab_snapshot
+from shared import tab_snapshot
 from shared.detection import matches
 from shared.immy_client import ImmyError, forget_applications
 from shared.immy_models import DetectedSoftware, ImmyComputer
@@ -334,27 +334,6 @@ def test_the_memo_write_lands_after_the_response(both):
     tab_module.after_response.wait(10)
     assert get_store().ticket_client(2) == 1
     assert tab_module.after_response.failures == 0
-
-
-def test_clients_are_built_once_per_event_loop(configure):
-    configure(
-        "https://msp.halopsa.com",
-        IMMY_BASE_URL="https://x.immy.bot",
-        IMMY_TENANT_ID="t",
-        IMMY_CLIENT_ID="c",
-        IMMY_CLIENT_SECRET="s",
-    )
-    settings = get_settings()
-
-    async def twice() -> tuple[Any, Any]:
-        first = await tab_clients.halo_client(settings), await tab_clients.immy_client(settings)
-        again = await tab_clients.halo_client(settings), await tab_clients.immy_client(settings)
-        assert first[0] is again[0] and first[1] is again[1]
-        return first
-
-    one, other = asyncio.run(twice()), asyncio.run(twice())
-    assert one[0] is not other[0] and one[1] is not other[1]  # one per loop
-    assert one[0]._http.is_closed and one[1]._http.is_closed  # closed with their loop
 
 
 class FailingStore:
