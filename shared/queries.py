@@ -155,7 +155,7 @@ def _with_fresh_state(store: Store, answer: Callable[[Current], T]) -> T:
             current.manifest_etag,
         ):
             if isinstance(error, _Stale):
-                raise StoreError("a rule's targets do not match its manifest entry") from None
+                raise StoreError("a rule's targets partition is missing") from None
             raise
     try:
         return answer(fresh)
@@ -164,7 +164,7 @@ def _with_fresh_state(store: Store, answer: Callable[[Current], T]) -> T:
 
 
 class _Stale(Exception):
-    """A manifest entry whose partitions no longer hold what it counts."""
+    """A manifest entry whose targets partition is gone."""
 
 
 def _answer(
@@ -254,13 +254,14 @@ def _software_answer(
     )
     if query.computers:
         found = read_targets(store, generation, entry.partition)
-        if len(found) != entry.targets:
+        if entry.targets and not found:
             raise _Stale
         return _with_computers(store, generation, envelope, found)
-    # Another instance's rule edit deletes the partitions its manifest no longer names: a cached
-    # manifest may name one that is gone (or going). Never serve what the entry does not count.
+    # Another instance's rule edit deletes the partitions its manifest no longer names (in one
+    # transaction up to 100 entities): a cached manifest may name one that is gone. Never answer
+    # "no targets" for an entry that counts some.
     rows = store.read_partition(generation, entry.partition)
-    if sum(int(r.get("count", 0)) for r in rows) != entry.targets:
+    if entry.targets and not rows:
         raise _Stale
     texts = [decode_data(r) for r in rows]
     return _splice(envelope, b"[" + b",".join(t[1:-1].encode() for t in texts if len(t) > 2) + b"]")
