@@ -496,7 +496,8 @@ def test_a_cached_pointer_to_a_generation_dropped_elsewhere_is_not_a_503(demo, f
     assert json.loads(answer.body or b"")["generation"] == newest.generation
 
 
-def test_a_rule_edit_elsewhere_never_serves_empty_targets(demo, frozen, azurite):
+@pytest.mark.parametrize("computers", [False, True], ids=["plain", "expand-computers"])
+def test_a_rule_edit_elsewhere_never_serves_empty_targets(demo, frozen, azurite, computers):
     """Another instance edits SentinelOne: new partitions, a new manifest, the old partitions
     deleted. Within the TTL this instance's cached manifest still names the deleted partition:
     reading it finds nothing, and the answer said "no targets" (counts 4, targets []): the answer
@@ -506,7 +507,8 @@ def test_a_rule_edit_elsewhere_never_serves_empty_targets(demo, frozen, azurite)
     rules = json.loads(DEMO_RULES.read_bytes())["rules"]
     edited = {**rules[1], "exclude_clients": [7]}
     put_rule(other_instance(azurite), "SentinelOne", json.dumps(edited).encode(), date.today())
-    body = json.loads(answer_targets(store, TargetsQuery("software", "SentinelOne")).body or b"")
+    query = TargetsQuery("software", "SentinelOne", computers)
+    body = json.loads(answer_targets(store, query).body or b"")
     assert body["targets"], body["counts"]
     assert len(body["targets"]) == body["counts"]["targets"]
 
@@ -537,3 +539,19 @@ def test_concurrent_callers_during_a_swap_get_consistent_answers(demo):
     assert not errors
     for etag, body in results:
         assert etag.strip('"').split(".")[0] == json.loads(body)["generation"]
+
+
+def test_a_rule_edited_while_a_sync_runs_is_in_the_generation_it_swaps_to(demo):
+    """A rule PUT lands after the sync read the rules and before it swaps: the edit went to the
+    old generation, and the new one must not bring back the old rule."""
+    store = get_store()
+    rules = json.loads(DEMO_RULES.read_bytes())["rules"]
+    edited = {**rules[0], "exclude_clients": [1]}
+
+    def edit(generation: str) -> None:
+        put_rule(store, "Huntress", json.dumps(edited).encode(), date.today())
+
+    assert asyncio.run(run_sync(before_swap=edit)).outcome is Outcome.SUCCEEDED
+    body = json.loads(answer_targets(store, TargetsQuery("software", "Huntress")).body or b"")
+    assert body["generation"] == store.current().generation  # type: ignore[union-attr]
+    assert 1 not in [t["client_id"] for t in body["targets"]]
