@@ -69,6 +69,11 @@ class CurrentCache:
                 return hit
             return self._refresh(store, identity)
 
+    def forget(self, identity: str) -> None:
+        """Forget one store's entry: the next read goes to storage."""
+        with self._lock:
+            self._entries.pop(identity, None)
+
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Literal, TypeVar
+
+from pydantic import TypeAdapter
 
 from shared.answer_cache import AnswerCache
 from shared.api_models import CatalogResponse, TargetsResponse
@@ -27,7 +29,6 @@ from shared.generation import (
     read_computers,
     read_manifest,
     read_snapshot,
-    read_target_texts,
     read_targets,
     read_unmapped,
 )
@@ -35,7 +36,7 @@ from shared.immy_models import ImmyComputer
 from shared.inputs import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, lookup_value, parse_id
 from shared.problems import ApiError, problem
 from shared.rules import ItemMatch, Rule, closest, normalise
-from shared.store import Pointer, Store
+from shared.store import Pointer, Store, StoreError, decode_data
 from shared.targets import (
     Snapshot,
     Target,
@@ -46,6 +47,7 @@ from shared.targets import (
     unmapped_of,
 )
 
+T = TypeVar("T")
 QueryKind = Literal["software", "contract_type", "item"]
 QUERY_KINDS: tuple[QueryKind, ...] = ("software", "contract_type", "item")
 # `code` carries the function key when a caller cannot send the x-functions-key header.
@@ -133,29 +135,65 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
     """Targets for a query from the current generation, or a 304-style answer if unchanged.
 
     A named software's answer is kept as bytes per generation, manifest version, rule version and
-    query (`_answers`): a repeated call costs no Table round trip and no serialisation.
+    resolution (`_answers`): a repeated call costs no Table round trip and no serialisation.
     """
+    return _with_fresh_state(store, lambda current: _answer(store, current, query, if_none_match))
+
+
+def _with_fresh_state(store: Store, answer: Callable[[Current], T]) -> T:
+    """`answer` from the cached current state; if that state names data another instance has
+    dropped since (a generation deleted, a rule's partitions replaced), once more from a fresh
+    read of the pointer and manifest. A 503 if the fresh state fails too."""
     current = current_state(store)
+    try:
+        return answer(current)
+    except (StoreError, _Stale) as error:
+        _current.forget(store.identity)
+        fresh = current_state(store)
+        if (fresh.pointer.generation, fresh.manifest_etag) == (
+            current.pointer.generation,
+            current.manifest_etag,
+        ):
+            if isinstance(error, _Stale):
+                raise StoreError("a rule's targets partition is missing") from None
+            raise
+    try:
+        return answer(fresh)
+    except _Stale:
+        raise StoreError("the generation changed while being read") from None
+
+
+class _Stale(Exception):
+    """A manifest entry whose targets partition is gone."""
+
+
+def _answer(
+    store: Store, current: Current, query: TargetsQuery, if_none_match: str | None
+) -> Answer:
     pointer, manifest = current.pointer, current.manifest
     if query.kind == "software":
         entry = rule_in(manifest, query.value)
-        etag = _etag(pointer.generation, entry.version, query)
+        # The resolution day is part of the version: the same rule re-resolved on a later day (a
+        # rule edit on an older generation) may have other targets.
+        etag = _etag(pointer.generation, f"{entry.version}.{entry.resolved_on:%Y%m%d}", query)
         if etag_matches(if_none_match, etag):
             return Answer(etag, None)
+        # One entry per rule, whatever the spelling: the echo of the query is put in afterwards,
+        # so spellings of one software cannot push other answers out of the cache.
+        canonical = TargetsQuery("software", entry.software, query.computers)
         key = (
             store.identity,
             pointer.generation,
             current.manifest_etag,
             entry.partition,
             entry.version,
-            query,
+            canonical,
         )
-        # The query is in the key as the caller wrote it: the answer echoes it.
         body = _answers.get(key)
         if body is None:
-            body = _software_answer(store, current, entry, query)
+            body = _software_answer(store, current, entry, canonical)
             _answers.put(key, body)
-        return Answer(etag, body)
+        return Answer(etag, _echo(body, canonical, query))
 
     rule = _ad_hoc_rule(query, read_catalog(store, pointer.generation))
     version = hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:12]
@@ -178,10 +216,33 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
     return Answer(etag, envelope.model_copy(update={"targets": found}).model_dump_json().encode())
 
 
+_QUERY_JSON = TypeAdapter(dict[str, str])
+
+
+def _described(query: TargetsQuery) -> dict[str, str]:
+    return {query.kind: query.value} | ({"expand": "computers"} if query.computers else {})
+
+
+def _echo(body: bytes, cached: TargetsQuery, query: TargetsQuery) -> bytes:
+    """`body` (answering `cached`) with the query echoed as the caller wrote it.
+
+    `"query":{` cannot occur inside a JSON string (its quotes would be escaped), and the envelope's
+    own member comes before the targets: the first occurrence is the envelope's.
+    """
+    if query == cached:
+        return body
+    old = b'"query":' + _QUERY_JSON.dump_json(_described(cached))
+    head, found, tail = body.partition(old)
+    if not found:
+        raise AssertionError("TargetsResponse must serialise `query` as a member")
+    return head + b'"query":' + _QUERY_JSON.dump_json(_described(query)) + tail
+
+
 def _software_answer(
     store: Store, current: Current, entry: RuleEntry, query: TargetsQuery
 ) -> bytes:
     generation = current.pointer.generation
+    unmapped = read_unmapped(store, generation, entry)
     envelope = _envelope(
         entry.software,
         query,
@@ -189,12 +250,20 @@ def _software_answer(
         entry.rule,
         entry.counts,
         entry.resolved_on,
-        read_unmapped(store, generation, entry),
+        unmapped,
     )
     if query.computers:
         found = read_targets(store, generation, entry.partition)
+        if entry.targets and not found:
+            raise _Stale
         return _with_computers(store, generation, envelope, found)
-    texts = read_target_texts(store, generation, entry.partition)
+    # Another instance's rule edit deletes the partitions its manifest no longer names (in one
+    # transaction up to 100 entities): a cached manifest may name one that is gone. Never answer
+    # "no targets" for an entry that counts some.
+    rows = store.read_partition(generation, entry.partition)
+    if entry.targets and not rows:
+        raise _Stale
+    texts = [decode_data(r) for r in rows]
     return _splice(envelope, b"[" + b",".join(t[1:-1].encode() for t in texts if len(t) > 2) + b"]")
 
 
@@ -217,7 +286,10 @@ def _with_computers(
 
 def answer_catalog(store: Store) -> CatalogResponse:
     """The contract types and recurring items of the current generation."""
-    current = current_state(store)
+    return _with_fresh_state(store, lambda current: _catalog(store, current))
+
+
+def _catalog(store: Store, current: Current) -> CatalogResponse:
     pointer = current.pointer
     catalog = read_catalog(store, pointer.generation)
     warnings = {e.software: scope_warnings(e.rule) for e in current.manifest.rules.values()}
@@ -288,10 +360,9 @@ def _envelope(
     resolved_on: date,
     unmapped: list[UnmappedClient],
 ) -> TargetsResponse:
-    described = {query.kind: query.value} | ({"expand": "computers"} if query.computers else {})
     return TargetsResponse(
         software=software,
-        query=described,
+        query=_described(query),
         generation=manifest.generation,
         synced_at=manifest.synced_at,
         resolved_on=resolved_on,

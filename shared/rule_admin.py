@@ -111,7 +111,9 @@ def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[Rul
 def delete_rule(store: Store, software: str, today: date) -> None:
     """Delete a rule and drop its targets from the current generation; 404 if there is none."""
     key = route_key(software)
-    if key is None or not store.delete_rule(key):
+    # Not stored, yet still in a generation: an earlier delete stored its deletion and failed
+    # before re-resolving (a 503 whose retry this is). Finish it rather than answer 404.
+    if key is None or not (store.delete_rule(key) or _applied_somewhere(store, key)):
         raise _unknown(software, stored_rules(store))
     _apply(store, [], [key], today)
 
@@ -138,7 +140,9 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
     deleted = [k for k in before if k not in incoming]
     for key in deleted:
         store.delete_rule(key)
-    _apply(store, changed, deleted, today)
+    # Against the generations too: a retry after a failure between storing and applying finds
+    # every rule stored already, yet the generations still answer from the old rules.
+    _apply(store, changed, deleted, today, wanted=incoming)
     manifest, catalog = _current(store)
     return RulesImported(
         created=sorted(r.software for k, r in incoming.items() if k not in before),
@@ -166,15 +170,43 @@ def _check_limits(rules: Iterable[Rule]) -> None:
         )
 
 
-def _apply(store: Store, rules: list[Rule], removed: list[str], today: date) -> None:
-    if not rules and not removed:
+def _generations(store: Store) -> set[str]:
+    """The current and the held generation: the ones a rule change applies to."""
+    pointer, held = store.current(), store.held()
+    return {g for g in (pointer and pointer.generation, held and held.generation) if g}
+
+
+def _applied_somewhere(store: Store, key: str) -> bool:
+    return any(key in read_manifest(store, g)[0].rules for g in _generations(store))
+
+
+def _apply(
+    store: Store,
+    rules: list[Rule],
+    removed: list[str],
+    today: date,
+    *,
+    wanted: dict[str, Rule] | None = None,
+) -> None:
+    """Re-resolve `rules` and drop `removed` in the current and held generations; with `wanted`
+    (the whole rule set), also whatever a generation's manifest holds otherwise."""
+    if not rules and not removed and wanted is None:
         return
-    pointer = store.current()
-    held = store.held()
-    for generation in {g for g in (pointer and pointer.generation, held and held.generation) if g}:
-        apply_rules(
-            store, generation, snapshot_of(store, generation), rules, today, removed=removed
-        )
+    for generation in _generations(store):
+        todo, gone = list(rules), list(removed)
+        if wanted is not None:
+            entries = read_manifest(store, generation)[0].rules
+            named = {r.key for r in todo}
+            todo += [
+                r
+                for k, r in wanted.items()
+                if k not in named and (k not in entries or entries[k].rule != r)
+            ]
+            gone += [k for k in entries if k not in wanted and k not in gone]
+        if todo or gone:
+            apply_rules(
+                store, generation, snapshot_of(store, generation), todo, today, removed=gone
+            )
 
 
 def _current(store: Store) -> tuple[Manifest | None, Catalog | None]:

@@ -25,6 +25,11 @@ from shared.settings import Settings
 
 # Connections kept open per host: the Functions worker's default thread pool is at most 32 threads.
 POOL_CONNECTIONS = 32
+# azure-core waits 300 s to connect and 300 s per read by default, per attempt: a stalled storage
+# connection would hold a request (and a worker thread) far past the HTTP front end's 230 s. A
+# Table round trip takes milliseconds, a 4 MiB transaction a second or two.
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 30.0
 
 
 def pooled_transport(pool: int = POOL_CONNECTIONS) -> RequestsTransport:
@@ -39,7 +44,12 @@ def pooled_transport(pool: int = POOL_CONNECTIONS) -> RequestsTransport:
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapter)
     # The transport owns the session: closing the service client closes the pool.
-    return RequestsTransport(session=session, session_owner=True)
+    return RequestsTransport(
+        session=session,
+        session_owner=True,
+        connection_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
 
 
 def table_service(settings: Settings, **kwargs: Any) -> TableServiceClient:
