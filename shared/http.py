@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from azure.core.exceptions import AzureError
 from pydantic import BaseModel
 
 from shared.problems import PROBLEM_JSON, ApiError, Problem, problem
@@ -78,10 +80,34 @@ def observed(
     return reply
 
 
-def guarded(handler: Callable[[], Reply]) -> Reply:
-    """Run a handler, turning API errors, configuration and storage failures into problems."""
+# Where the Table SDK's own code lives: an error raised there is storage's, not the app's.
+_SDK_FILES = ("/azure/data/tables/", "/azure/core/")
+
+
+def storage_faults(handler: Callable[[], Reply]) -> Reply:
+    """The handler's answer, with a storage failure the SDK let through raised as a StoreError.
+
+    The SDK raises AzureError when storage drops, refuses or times out, and may fail inside its
+    own deserialiser (an AttributeError or ValueError) on an answer cut mid-body. Only the
+    error's type and status go on: its message can carry the request URL, and with it a SAS.
+    """
     try:
         return handler()
+    except AzureError as error:
+        status = getattr(error, "status_code", None) or ""
+        raise StoreError(f"{type(error).__name__} {status}".strip()) from None
+    except (AttributeError, ValueError, TypeError) as error:
+        frames = traceback.extract_tb(error.__traceback__)
+        if not frames or not any(part in frames[-1].filename for part in _SDK_FILES):
+            raise
+        raise StoreError(f"malformed answer from storage: {type(error).__name__}") from None
+
+
+def guarded(handler: Callable[[], Reply]) -> Reply:
+    """Run a handler, turning API errors, configuration and storage failures (the SDK's own
+    included) into problems."""
+    try:
+        return storage_faults(handler)
     except ApiError as error:
         return problem_reply(error.problem, error.headers)
     except SettingsError as error:

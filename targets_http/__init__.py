@@ -4,13 +4,11 @@ Rules live in a function of their own, so the key ImmyBot holds for `targets` ca
 """
 
 import json
-import traceback
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
 from shared.api_models import RuleView
 from shared.asset_sync import read_plan
@@ -24,7 +22,7 @@ from shared.queries import answer_catalog, answer_targets, parse_targets_query
 from shared.reconciliation import as_csv, reconcile
 from shared.rule_admin import delete_rule, export_rules, get_rule, import_rules, put_rule
 from shared.settings import get_settings
-from shared.store import Store, StoreError, get_store
+from shared.store import Store, get_store
 
 bp = func.Blueprint()
 
@@ -32,32 +30,8 @@ bp = func.Blueprint()
 def _respond(
     req: func.HttpRequest, function: str, answer: Callable[[], Reply]
 ) -> func.HttpResponse:
-    reply = observed(function, req.method, req.params, lambda: _storage_faults(answer))
+    reply = observed(function, req.method, req.params, answer)
     return func.HttpResponse(**reply.as_kwargs())
-
-
-# Where the Table SDK's own code lives: an error raised there is storage's, not the app's.
-_SDK_FILES = ("/azure/data/tables/", "/azure/core/")
-
-
-def _storage_faults(answer: Callable[[], Reply]) -> Reply:
-    """The answer, with a storage failure the SDK let through as a StoreError (so a 503 problem
-    with Retry-After, not the host's bare 500).
-
-    The SDK raises AzureError when storage drops, refuses or times out, and may fail inside its
-    own deserialiser (an AttributeError or ValueError) on an answer cut mid-body. Only the
-    error's type and status go on: its message can carry the request URL, and with it a SAS.
-    """
-    try:
-        return answer()
-    except AzureError as error:
-        status = getattr(error, "status_code", None) or ""
-        raise StoreError(f"{type(error).__name__} {status}".strip()) from None
-    except (AttributeError, ValueError, TypeError) as error:
-        frames = traceback.extract_tb(error.__traceback__)
-        if not frames or not any(part in frames[-1].filename for part in _SDK_FILES):
-            raise
-        raise StoreError(f"malformed answer from storage: {type(error).__name__}") from None
 
 
 @bp.function_name("targets")

@@ -268,12 +268,6 @@ def test_a_storage_fault_is_a_503_problem_and_the_pool_recovers(faulty, fault):
     assert not failures, failures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync/status is served by sync_timer through shared.http.guarded, which turns only "
-    "StoreError into a 503; fix: guarded should also catch azure.core.exceptions.AzureError "
-    "(logging its type and status only, never its message: it can carry a URL with a SAS token)",
-)
 def test_sync_status_during_a_storage_fault_is_a_503_problem(demo, proxy, azurite, monkeypatch):
     from azure.data.tables import TableServiceClient
 
