@@ -76,9 +76,11 @@ IMMY_TENANTS = "immy_tenants"
 IMMY_COMPUTERS = "immy_computers"
 
 
-def resolution_version(rule: Rule, snapshot: Snapshot) -> str:
-    """A digest of what a rule's targets depend on besides the records: the rule and the mapping."""
-    material = rule.model_dump_json() + "|" + snapshot.mapping_digest
+def resolution_version(rule: Rule, snapshot: Snapshot, today: date) -> str:
+    """A digest of what a rule's targets depend on besides the records: the rule, the mapping
+    and the day they were resolved on (dates decide coverage, so a re-resolve on a later day
+    must go to a fresh partition, never over rows the new answer no longer fills)."""
+    material = f"{rule.model_dump_json()}|{snapshot.mapping_digest}|{today.isoformat()}"
     return hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
@@ -139,7 +141,7 @@ class Manifest(BaseModel):
 
 def rule_entry(rule: Rule, found: Sequence[Target], today: date, snapshot: Snapshot) -> RuleEntry:
     """The manifest entry for `rule` resolved to `found` on `today` in `snapshot`."""
-    version = resolution_version(rule, snapshot)
+    version = resolution_version(rule, snapshot, today)
     return RuleEntry(
         software=rule.software,
         partition=target_partition(rule, version),
