@@ -22,11 +22,12 @@ from shared.catalog import build_catalog
 from shared.generation import Manifest, apply_rules, layout, rule_entry
 from shared.guard import confirmable, fingerprint, guard_verdict
 from shared.halo_client import HaloClient, HaloError
+from shared.halo_errors import HaloOutOfTime
 from shared.immy_client import ImmyClient, ImmyError
 from shared.immy_tags import apply_immy_tags
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
-from shared.store import Store, StoreError, get_store, new_generation
+from shared.store import Store, StoreError, get_store
 from shared.store_state import Held, Pointer
 from shared.sync_immybot import read_immybot, with_immybot
 from shared.sync_judge import judge
@@ -46,6 +47,7 @@ from shared.sync_runs import (
     settle_unrecorded,
     sync_status,
 )
+from shared.sync_stage import close_stage, open_stage, staged
 from shared.targets import Snapshot, resolve
 
 log = logging.getLogger("halo_immy.sync")
@@ -116,8 +118,10 @@ async def run_sync(
 
     The outcome says what serves: `succeeded` once the run's generation is current (problems after
     that are warnings), `failed` if it ended before, `held` if the guard stopped it, `skipped` if
-    another run holds the lease. Storage down at the start fails the run; its record, like any
-    that storage refused, is written by the next run in this process that reaches storage.
+    another run holds the lease, `resumable` if reading HaloPSA reached SYNC_TIME_LIMIT_SECONDS
+    (or a 429 asked to wait past it): its pages are staged and the next run continues them.
+    Storage down at the start fails the run; its record, like any that storage refused, is
+    written by the next run in this process that reaches storage.
     """
     if store is None:
         store = get_store() if settings is None else Store.from_settings(settings)
@@ -148,6 +152,8 @@ async def run_sync(
         halo = halo or HaloClient.from_settings(settings)
         immy = immy or ImmyClient.from_settings(settings)
         await _run(settings, store, halo, immy, report, phases, clock, before_swap, lease)
+    except HaloOutOfTime as error:
+        _out_of_time(report, str(error)[:MAX_TEXT])
     except (HaloError, StoreError, ImmyError) as error:
         _ended_by(report, str(error)[:MAX_TEXT])
     except Exception as error:
@@ -171,6 +177,21 @@ async def run_sync(
         # The next run in this process frees it; elsewhere it expires within LEASE_TTL.
         report.warnings.append(f"the sync lease was not released: {brief(error)}")
     return await _finish(store, report, phases, clock)
+
+
+def _out_of_time(report: SyncReport, reason: str) -> None:
+    # Only the read has a deadline, so this comes before the generation serves; the pages read
+    # are staged and the next run continues them.
+    if report.outcome in (Outcome.SUCCEEDED, Outcome.HELD):
+        report.warnings.append(reason)
+        return
+    report.outcome = Outcome.RESUMABLE
+    stage = report.stage or {}
+    report.note = (
+        f"stopped at the time limit with {stage.get('staged', 0) + stage.get('reused', 0)} "
+        f"HaloPSA answers staged for generation {stage.get('generation')}; the next run "
+        f"continues it: {reason}"
+    )
 
 
 def _ended_by(report: SyncReport, error: str) -> None:
@@ -209,13 +230,32 @@ async def _run(
     lease: SyncLease,
 ) -> None:
     mark = time.perf_counter()
-    halo_read = read_halo(halo, settings.halo_read_mode)
-    if immy is None:
-        data, immy_read = await halo_read, None
-    else:
-        data, immy_read = await asyncio.gather(
-            halo_read, read_immybot(immy, settings.immy_halo_link_id), return_exceptions=False
-        )
+    # Continue the generation an earlier run staged pages for, or begin a new one.
+    stage = await asyncio.to_thread(
+        open_stage,
+        store,
+        page_size=halo.page_size,
+        read_mode=str(settings.halo_read_mode),
+        now=clock(),
+    )
+    budget = halo.budget
+    halo.stage = stage
+    if budget is not None:
+        # Reading stops (resumable) rather than wait past the limit; the write has the rest.
+        budget.stop_at(settings.sync_time_limit_seconds)
+    try:
+        halo_read = read_halo(halo, settings.halo_read_mode)
+        if immy is None:
+            data, immy_read = await halo_read, None
+        else:
+            data, immy_read = await asyncio.gather(
+                halo_read, read_immybot(immy, settings.immy_halo_link_id), return_exceptions=False
+            )
+    finally:
+        halo.stage = None
+        if budget is not None:
+            budget.stop_at(None)
+        report.stage = stage.record(clock())
     mark = phases.mark("read", mark)
     snapshot, computers, immy_state = await asyncio.to_thread(
         with_immybot, store, data.snapshot, immy_read
@@ -229,7 +269,7 @@ async def _run(
     report.targets = {rule.software: len(targets[rule.key]) for rule in rules}
     mark = phases.mark("resolve", mark)
 
-    generation = new_generation(synced_at)
+    generation = stage.generation
     manifest = Manifest(
         generation=generation,
         synced_at=synced_at,
@@ -277,6 +317,7 @@ async def _run(
             )
             report.outcome = Outcome.HELD
             report.guard = outcome.verdict
+            await _step(report, "drop staged pages", close_stage, store, generation)
             await _step(report, "drop old generations", _collect_garbage, store)
             phases.mark("swap", mark)
             return
@@ -320,6 +361,7 @@ async def after_current(
     may turn a run whose generation serves into a failed one.
     """
     await _step(report, "clear the held generation", store.set_held, None)
+    await _step(report, "drop staged pages", close_stage, store, generation)
     await _step(report, "drop old generations", _collect_garbage, store)
     # A rule edited while this run was reading was applied to the old generation; carry it over.
     await _step(
@@ -366,15 +408,18 @@ def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
 
 
 def _collect_garbage(store: Store) -> None:
-    """Drop every generation but the current, the previous (rollback) and the held one."""
+    """Drop every generation but the current, the previous (rollback), the held one, and the one
+    whose pages are staged for the next run to continue."""
     pointer = store.current()
     held = store.held()
+    stage = staged(store)
     keep = {
         g
         for g in (
             pointer and pointer.generation,
             pointer and pointer.previous,
             held and held.generation,
+            stage and stage.generation,
         )
         if g
     }
