@@ -28,7 +28,8 @@ from shared.immy_tags import apply_immy_tags
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
 from shared.store import Store, StoreError, get_store
-from shared.store_state import Held, Pointer
+from shared.store_state import Held
+from shared.sync_generations import approve_held, collect_garbage
 from shared.sync_immybot import read_immybot, with_immybot
 from shared.sync_judge import judge
 from shared.sync_lease import LEASE_RENEW, LEASE_TTL, SyncLease, brief, record_abandoned
@@ -47,7 +48,7 @@ from shared.sync_runs import (
     settle_unrecorded,
     sync_status,
 )
-from shared.sync_stage import close_stage, open_stage, staged
+from shared.sync_stage import close_stage, open_stage
 from shared.targets import Snapshot, resolve
 
 log = logging.getLogger("halo_immy.sync")
@@ -255,7 +256,10 @@ async def _run(
         halo.stage = None
         if budget is not None:
             budget.stop_at(None)
-        report.stage = stage.record(clock())
+        try:
+            await stage.flush()  # what was read is staged before the run goes on or stops
+        finally:
+            report.stage = stage.record(clock())
     mark = phases.mark("read", mark)
     snapshot, computers, immy_state = await asyncio.to_thread(
         with_immybot, store, data.snapshot, immy_read
@@ -318,7 +322,7 @@ async def _run(
             report.outcome = Outcome.HELD
             report.guard = outcome.verdict
             await _step(report, "drop staged pages", close_stage, store, generation)
-            await _step(report, "drop old generations", _collect_garbage, store)
+            await _step(report, "drop old generations", collect_garbage, store)
             phases.mark("swap", mark)
             return
     if before_swap is not None:
@@ -362,7 +366,7 @@ async def after_current(
     """
     await _step(report, "clear the held generation", store.set_held, None)
     await _step(report, "drop staged pages", close_stage, store, generation)
-    await _step(report, "drop old generations", _collect_garbage, store)
+    await _step(report, "drop old generations", collect_garbage, store)
     # A rule edited while this run was reading was applied to the old generation; carry it over.
     await _step(
         report,
@@ -392,40 +396,3 @@ def _catch_up_rules(
     removed = [k for k in resolved.rules if k not in {r.key for r in rules}]
     if changed or removed:
         apply_rules(store, generation, snapshot, changed, today, removed=removed)
-
-
-def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
-    """Make the held generation current (an admin's decision); raises StoreError if none is held."""
-    held = store.held()
-    if held is None or (run_id is not None and held.run_id != run_id):
-        raise StoreError("no held sync run to approve" + (f" with id {run_id}" if run_id else ""))
-    pointer = store.swap(
-        held.generation, run_id=held.run_id, synced_at=held.synced_at, expected=store.current()
-    )
-    store.set_held(None)
-    _collect_garbage(store)
-    return pointer
-
-
-def _collect_garbage(store: Store) -> None:
-    """Drop every generation but the current, the previous (rollback), the held one, and the one
-    whose pages are staged for the next run to continue."""
-    pointer = store.current()
-    held = store.held()
-    stage = staged(store)
-    keep = {
-        g
-        for g in (
-            pointer and pointer.generation,
-            pointer and pointer.previous,
-            held and held.generation,
-            stage and stage.generation,
-        )
-        if g
-    }
-    for generation in store.generations():
-        if generation not in keep:
-            try:
-                store.delete_generation(generation)
-            except Exception as error:
-                log.warning("could not drop generation %s: %s", generation, type(error).__name__)

@@ -46,6 +46,8 @@ STAGE_ROW = "stage"
 STAGE_MAX_AGE = timedelta(hours=24)
 # Bump when what a staged page holds changes: a stage of another format is discarded, not read.
 STAGE_FORMAT = 1
+# Staged writes running beside the read; more wait (and hold the read back) until one finishes.
+WRITES_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,9 @@ class RunStage:
         self.staged = 0
         self.reused = 0
         self.too_large = 0
+        self._slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+        self._pending: set[asyncio.Task[None]] = set()
+        self._failure: StoreError | None = None
 
     @property
     def generation(self) -> str:
@@ -99,7 +104,9 @@ class RunStage:
         return json.loads(payload)
 
     async def put(self, key: str, value: Any) -> None:
-        """Stage one answer; a storage failure raises (the run fails, nothing current changes)."""
+        """Stage one answer in the background; a storage failure is raised by the next `put` or
+        by `flush` (the run fails, nothing current changes)."""
+        self._raise_failure()
         payload = json.dumps(value, separators=(",", ":"))
         try:
             entities = document_entities(key, payload)
@@ -108,13 +115,34 @@ class RunStage:
             self.too_large += 1
             log.warning("a HaloPSA answer of %d characters is too large to stage", len(payload))
             return
+        # Reading goes on while the page is written; at most WRITES_IN_FLIGHT wait in memory.
+        await self._slots.acquire()
+        task = asyncio.create_task(self._write(key, entities))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Wait for every staged write still in flight; raise the first storage failure."""
+        while self._pending:
+            await asyncio.wait(set(self._pending))
+        self._raise_failure()
+
+    async def _write(self, key: str, entities: list[dict[str, Any]]) -> None:
         try:
             await asyncio.to_thread(
                 self._store.write_generation, self.generation, {STAGE_PARTITION: entities}
             )
         except StoreError as error:
-            raise StoreError(f"could not stage HaloPSA answer {key}: {error}") from error
+            if self._failure is None:
+                self._failure = StoreError(f"could not stage HaloPSA answer {key}: {error}")
+            return
+        finally:
+            self._slots.release()
         self.staged += 1
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def record(self, now: datetime) -> dict[str, Any]:
         """What the run record says about the stage."""
