@@ -173,7 +173,7 @@ def open_stage(
     info = staged(store)
     note = None
     if info is not None:
-        why = _unusable(info, page_size, read_mode, now, max_age)
+        why = _unusable(info, page_size, read_mode, now, max_age) or _serving(store, info)
         if why is not None:
             discard(store, info)
             note = f"staged pages of generation {info.generation} discarded ({why}); started over"
@@ -262,6 +262,17 @@ def _unusable(
     age = now - info.created_at
     if age > max_age:
         return f"begun {age.total_seconds() / 3600:.1f} h ago, over the {max_age} bound"
+    return None
+
+
+def _serving(store: Store, info: StageInfo) -> str | None:
+    # The run that staged it swapped (or was held) but could not drop the stage: continuing would
+    # write into a generation readers use.
+    pointer, held = store.current(), store.held()
+    if info.generation in {pointer and pointer.generation, pointer and pointer.previous}:
+        return "its generation already became current"
+    if held is not None and held.generation == info.generation:
+        return "its generation is held"
     return None
 
 

@@ -264,3 +264,30 @@ def test_a_storage_fault_while_staging_fails_the_run_and_keeps_what_serves(setup
     assert again.outcome is Outcome.SUCCEEDED
     assert again.stage["resumed"] and again.stage["reused"] == 4
     assert staged(store) is None
+
+
+def test_a_stage_left_behind_by_a_run_that_swapped_is_never_continued(setup):
+    _sandbox, settings, store = setup
+    first = sync(settings, store, Tap())
+    assert first.outcome is Outcome.SUCCEEDED
+    before = answers(store)
+    # The run swapped but could not drop its stage (a storage blip after the swap).
+    store.table("SyncState").upsert_entity(
+        {
+            "PartitionKey": "sync",
+            "RowKey": "stage",
+            "generation": first.generation,
+            "created_at": datetime.now(UTC),
+            "page_size": settings.halo_page_size,
+            "read_mode": settings.halo_read_mode,
+            "format": 1,
+        }
+    )
+    report = sync(settings, store, Tap())
+    assert report.outcome is Outcome.SUCCEEDED
+    assert not report.stage["resumed"] and "already became current" in report.stage["note"]
+    assert report.generation != first.generation
+    assert first.generation in store.generations()  # kept for rollback, not written into
+    after = answers(store)
+    after.pop("generation"), before.pop("generation")
+    assert after == before
