@@ -12,6 +12,7 @@ import httpx
 import pytest
 from azure.data.tables import TableServiceClient
 
+from sandbox.halo import Faults
 from sandbox.halo_data import generate
 from shared.halo_client import HaloClient, RequestBudget, RetryPolicy
 from shared.settings import Settings
@@ -22,6 +23,7 @@ from tests.test_sync import (
     HUNTRESS,
     SENTINELONE,
     TODAY,
+    SimulatedCrash,
     answers,
     put_rules,
     settings_for,
@@ -291,3 +293,25 @@ def test_a_stage_left_behind_by_a_run_that_swapped_is_never_continued(setup):
     after = answers(store)
     after.pop("generation"), before.pop("generation")
     assert after == before
+
+
+def test_invoices_read_by_id_are_staged_too(setup):
+    sandbox, settings, store = setup
+    sandbox.set_faults(Faults(omit_lines=0.25, seed=3))
+
+    def crash(generation: str) -> None:
+        raise SimulatedCrash(generation)
+
+    with pytest.raises(SimulatedCrash):
+        sync(settings, store, Tap(), before_swap=crash)  # killed after the whole read
+    later = datetime.now(UTC) + LEASE_TTL + timedelta(seconds=1)
+    tap = Tap()
+    report = sync(settings, store, tap, now=lambda: later)
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    assert report.halo_lines_by_id > 0  # invoices HaloPSA listed without lines...
+    assert tap.sent == []  # ...are not read by id again, nor is anything else
+    # Everything a whole read requests (its pages and its by-id reads), less the token, was reused.
+    fresh_tap = Tap()
+    fresh = sync(settings, store, fresh_tap)
+    assert fresh.halo_lines_by_id == report.halo_lines_by_id
+    assert report.stage["reused"] == len(fresh_tap.sent) - 1
