@@ -45,6 +45,8 @@ run:
 bench:
 	$(PY) bench/halo_read.py
 	$(PY) bench/sync.py
+	$(PY) bench/sync.py --immybot --naive
+	$(PY) bench/resume.py
 	$(PY) bench/report_read.py
 	$(PY) bench/faults.py
 	$(PY) bench/targets.py

@@ -4,16 +4,22 @@ Prints wall time per phase, HaloPSA requests against the minimum, table transact
 minimum (entities / 100 per partition), and peak memory. The sandbox and Azurite run in their own
 processes on loopback.
 
-    python bench/sync.py [--clients 5000] [--page-size 100] [--immybot]
+    python bench/sync.py [--clients 5000] [--page-size 100] [--immybot] [--naive]
 
 With --immybot an ImmyBot sandbox (tenants for most clients, their computers) runs too, and the
 largest entity and property written show the snapshot stays inside Table Storage's limits
 (1 MiB per entity, 64 KiB per property) however many clients there are.
+
+With --naive the same sandboxes are then read by a naive sync (bench/naive.py: sequential, every
+recurring invoice read by id, one upsert per record) into the same Azurite, and the ratio is
+printed, with the time both sets of HaloPSA requests take at HaloPSA's hosted limit (300 per
+rolling 5 minutes) and at the app's default budget (HALO_REQUESTS_PER_MINUTE).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import resource
 import sys
@@ -23,11 +29,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import synced  # noqa: E402
+from bench.naive import NaiveResult, naive_sync  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.immybot import MAX_TAKE  # noqa: E402
 from shared.immy_client import PAGE_SIZE, TENANT_PAGE_SIZE  # noqa: E402
 from shared.rules import ItemMatch, Rule  # noqa: E402
+from shared.settings import DEFAULT_HALO_REQUESTS_PER_MINUTE  # noqa: E402
 from shared.sync import SyncReport  # noqa: E402
+
+# Hosted HaloPSA: 300 requests per rolling 5 minutes (DESIGN.md section 8).
+HOSTED_WINDOW_REQUESTS = 300
+HOSTED_WINDOW_MINUTES = 5
+
+
+def at_hosted_limit(requests: int) -> float:
+    """Minutes `requests` take at the hosted limit: 300 at once, the next 300 five minutes on."""
+    return (max(0, requests - 1) // HOSTED_WINDOW_REQUESTS) * HOSTED_WINDOW_MINUTES
+
+
+def at_budget(requests: int) -> float:
+    """Minutes `requests` take at the default budget (its burst aside)."""
+    return requests / DEFAULT_HALO_REQUESTS_PER_MINUTE
+
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),
@@ -61,6 +84,9 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--immybot", action="store_true", help="run an ImmyBot sandbox too")
     parser.add_argument(
+        "--naive", action="store_true", help="then run a naive sync of the same data (ratio)"
+    )
+    parser.add_argument(
         "--concurrency", type=int, default=8, help="table transactions in flight (default 8)"
     )
     parser.add_argument(
@@ -70,7 +96,8 @@ def main() -> None:
 
     data = generate(args.clients, seed=args.seed)
     lists = [data.clients, data.sites, data.contracts, data.invoices, data.items]
-    minimum_requests = 1 + sum(max(1, math.ceil(len(x) / args.page_size)) for x in lists)
+    pages = 1 + sum(max(1, math.ceil(len(x) / args.page_size)) for x in lists)
+    naive: NaiveResult | None = None
 
     with synced(
         args.clients,
@@ -82,6 +109,11 @@ def main() -> None:
         read_timeout=args.read_timeout,
     ) as done:
         report = done.report
+        if args.naive:
+            table = done.store.table("naivesync")
+            naive = asyncio.run(naive_sync(done.settings, table, args.page_size))
+    # Invoices listed without lines cost one request each, whoever reads them.
+    minimum_requests = pages + report.halo_lines_by_id
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -109,6 +141,30 @@ def main() -> None:
         f"property {report.largest_property / 1024:.1f} KiB (limit 64)"
     )
     print(f"peak memory   : {peak_mib:.0f} MiB (max RSS of this process)")
+    if naive is not None:
+        print_naive(report, naive)
+
+
+def print_naive(report: SyncReport, naive: NaiveResult) -> None:
+    """The naive sync's figures beside the app's, and the ratios."""
+    app_total = report.phases["total"]
+    print(
+        f"naive sync    : {naive.seconds:.2f} s wall, {naive.halo_requests} HaloPSA requests, "
+        f"{naive.immy_requests} ImmyBot requests, {naive.entities} single-entity upserts"
+    )
+    print(f"wall ratio    : naive / app = {naive.seconds / app_total:.1f}x")
+    budget = f"{DEFAULT_HALO_REQUESTS_PER_MINUTE:g}/min"
+    for name, requests in (("app", report.halo_requests), ("naive", naive.halo_requests)):
+        print(
+            f"{name:<14}: {requests} HaloPSA requests = {at_hosted_limit(requests):.0f} min at the "
+            f"hosted limit (300/5 min), {at_budget(requests):.1f} min at the default budget "
+            f"({budget})"
+        )
+    print(
+        f"request ratio : naive / app = {naive.halo_requests / report.halo_requests:.1f}x "
+        f"(at the default budget: {at_budget(report.halo_requests):.1f} min against "
+        f"{at_budget(naive.halo_requests):.1f} min)"
+    )
 
 
 if __name__ == "__main__":

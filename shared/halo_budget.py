@@ -31,6 +31,21 @@ DEFAULT_BACKOFF_429_SECONDS = 30.0
 _EPSILON = 1e-9
 
 
+class OutOfTime(Exception):
+    """The budget would let the next request go only after its deadline (`RequestBudget.stop_at`).
+
+    Raised instead of waiting: a run out of time stops with what it has (staged pages) and the
+    next run continues, rather than be killed by the host mid-write.
+    """
+
+    def __init__(self, wait: float, remaining: float) -> None:
+        self.wait = wait
+        self.remaining = remaining
+        super().__init__(
+            f"the next request could go in {wait:.0f}s, the run has {max(0.0, remaining):.0f}s left"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Attempts and back-off per request.
@@ -95,6 +110,22 @@ class RequestBudget:
         self._lock = asyncio.Lock()
         self.waited_seconds = 0.0
         self.throttles = 0
+        self._deadline: float | None = None
+
+    def stop_at(self, seconds: float | None) -> None:
+        """From now on refuse (OutOfTime) any request that could only go `seconds` from now or
+        later, on the budget's clock; None lifts the deadline."""
+        self._deadline = None if seconds is None else self._clock() + seconds
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline, on the budget's clock; None without one."""
+        return None if self._deadline is None else self._deadline - self._clock()
+
+    def check_wait(self, wait: float) -> None:
+        """Raise OutOfTime if a pause of `wait` seconds from now would end past the deadline."""
+        left = self.remaining()
+        if left is not None and wait > left:
+            raise OutOfTime(wait, left)
 
     @property
     def per_minute(self) -> float:
@@ -116,6 +147,7 @@ class RequestBudget:
                         self._tokens = max(0.0, self._tokens - 1)
                         return
                     wait = (1 - self._tokens) / self.rate
+                self.check_wait(wait)  # a pause or the pace past the deadline: stop, not wait
                 self.waited_seconds += wait
                 await self._sleep(wait)
 

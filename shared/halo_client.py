@@ -11,6 +11,8 @@ re-exported here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import random
 import time
@@ -62,7 +64,7 @@ from shared.halo_models import (
     describe_error,
     parse_records,
 )
-from shared.halo_paging import first_error, gather_or_cancel, read_all_pages
+from shared.halo_paging import PageStage, first_error, gather_or_cancel, read_all_pages
 from shared.halo_transport import ClientStats, HaloTransport, raise_for_status
 from shared.settings import Settings
 
@@ -124,6 +126,9 @@ class HaloClient:
         self._token_key = (self._base, client_id, tenant or "", scope)
         self._token_lock = asyncio.Lock()
         self.stats = ClientStats()
+        # Set by a sync for its read (shared.sync_stage): pages and by-id answers kept in it are
+        # not requested again, and those requested are put in it.
+        self.stage: PageStage | None = None
         self._http = httpx.AsyncClient(
             base_url=self._base,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -183,6 +188,11 @@ class HaloClient:
 
     def __repr__(self) -> str:
         return f"HaloClient(base_url={self._base!r}, client_id={self._client_id!r})"
+
+    @property
+    def budget(self) -> RequestBudget | None:
+        """The request budget every call of this client draws on, if any."""
+        return self._budget
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -317,9 +327,15 @@ class HaloClient:
 
     async def _invoice_body(self, invoice_id: int) -> Mapping[str, Any]:
         path = f"/api/RecurringInvoice/{invoice_id}"
+        key = f"RecurringInvoice|id|{invoice_id}"
+        kept = await self.stage.get(key) if self.stage is not None else None
+        if isinstance(kept, Mapping) and "id" in kept:
+            return kept
         body = await self._get_json(path, {}, resource=INVOICE_BY_ID)
         if not isinstance(body, Mapping) or "id" not in body:
             raise HaloProtocolError("GET", path, 200, "no recurring invoice in the answer")
+        if self.stage is not None:
+            await self.stage.put(key, body)
         return body
 
     async def _fill_missing_lines(self, raw: list[Any]) -> tuple[list[Any], int]:
@@ -365,9 +381,21 @@ class HaloClient:
         self, resource: str, key: str, params: dict[str, str]
     ) -> tuple[list[Any], int, int]:
         path = f"/api/{resource}"
+        # A kept page stands for the same request only: same resource, parameters and page size.
+        asked = json.dumps({**params, "page_size": self.page_size}, sort_keys=True)
+        stage_key = f"{resource}|{hashlib.sha256(asked.encode()).hexdigest()[:12]}"
 
         async def get_page(number: int) -> tuple[list[Any], int | None]:
-            return await self._get_page(path, resource, key, params, number)
+            if self.stage is None:
+                return await self._get_page(path, resource, key, params, number)
+            name = f"{stage_key}|{number:05d}"
+            kept = await self.stage.get(name)
+            if isinstance(kept, Mapping) and isinstance(kept.get("records"), list):
+                count = kept.get("record_count")
+                return list(kept["records"]), count if isinstance(count, int) else None
+            records, record_count = await self._get_page(path, resource, key, params, number)
+            await self.stage.put(name, {"records": records, "record_count": record_count})
+            return records, record_count
 
         return await read_all_pages(
             get_page,

@@ -31,6 +31,11 @@ class HaloRateLimited(HaloError):
     """HaloPSA kept answering 429 past the retry cap, or asked to wait longer than we may."""
 
 
+class HaloOutOfTime(HaloError):
+    """The run's time limit came before HaloPSA would take the next request (the budget's pace, or
+    a 429's Retry-After longer than the time left): the run stops as resumable, not failed."""
+
+
 class HaloNotFound(HaloError):
     """The record asked for does not exist (404)."""
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from shared.halo_errors import HaloProtocolError
 
@@ -24,6 +24,22 @@ T5 = TypeVar("T5")
 
 # Reads page `number` (1-based): its records and the record_count HaloPSA gave, if any.
 GetPage = Callable[[int], Awaitable[tuple[list[Any], int | None]]]
+
+
+class PageStage(Protocol):
+    """Where the answers a run has read are kept, so a later run need not read them again.
+
+    Keys are table-key safe strings naming one answer (a list's page under its parameters, or one
+    record read by id); values are the decoded JSON HaloPSA sent. `get` is None when not kept.
+    """
+
+    async def get(self, key: str) -> Any | None:
+        """The kept answer under `key`, or None."""
+        ...
+
+    async def put(self, key: str, value: Any) -> None:
+        """Keep `value` under `key`."""
+        ...
 
 
 async def read_all_pages(

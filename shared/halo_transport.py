@@ -20,6 +20,7 @@ from shared.halo_auth import Token
 from shared.halo_budget import (
     THROTTLED_STATUS,
     TRANSIENT_STATUS,
+    OutOfTime,
     RequestBudget,
     RetryPolicy,
     Sleep,
@@ -29,6 +30,7 @@ from shared.halo_errors import (
     HaloAuthError,
     HaloError,
     HaloNotFound,
+    HaloOutOfTime,
     HaloRateLimited,
     HaloRequestError,
     HaloUnavailable,
@@ -164,8 +166,7 @@ class HaloTransport:
         auth_refreshed = False
         while True:
             token = await self._current_token()
-            if self._budget is not None:
-                await self._budget.acquire()
+            await self._acquire(method, path)
             self.stats.requests[resource] += 1
             try:
                 response = await self._http.request(
@@ -209,8 +210,7 @@ class HaloTransport:
         while True:
             token = await self._current_token() if authorised else None
             headers = {"Authorization": f"{token.token_type} {token.value}"} if token else None
-            if self._budget is not None:
-                await self._budget.acquire()
+            await self._acquire(method, where)
             self.stats.requests[resource] += 1
             try:
                 response = await self._http.request(
@@ -234,6 +234,15 @@ class HaloTransport:
                 await self._after_transient(method, where, call, f"HTTP {status}", response)
                 continue
             return response
+
+    async def _acquire(self, method: str, where: str) -> None:
+        """Take a request from the budget; HaloOutOfTime when it could only go past the deadline."""
+        if self._budget is None:
+            return
+        try:
+            await self._budget.acquire()
+        except OutOfTime as late:
+            raise HaloOutOfTime(method, where, None, str(late)) from None
 
     async def _after_transient(
         self, method: str, where: str, call: _Call, what: str, response: httpx.Response | None
@@ -273,6 +282,14 @@ class HaloTransport:
             raise HaloRateLimited(
                 method, where, THROTTLED_STATUS, f"still rate limited after {call.throttled} 429s"
             )
+        if self._budget is not None:
+            # A pause that outlasts the run's time limit ends the run as resumable, whatever the
+            # cap on Retry-After: the next run continues from the staged pages.
+            asked = parse_retry_after(response.headers.get("Retry-After"))
+            try:
+                self._budget.check_wait(max(self._retry.backoff_429, asked or 0.0))
+            except OutOfTime as late:
+                raise HaloOutOfTime(method, where, THROTTLED_STATUS, str(late)) from None
         # HaloPSA sends no Retry-After; one that is present is honoured when it is longer.
         retry_after = self._retry_after(method, where, response, HaloRateLimited)
         wait = max(self._retry.backoff_429, retry_after or 0.0)

@@ -30,6 +30,9 @@ DEFAULT_SYNC_SCHEDULE = "0 */15 * * * *"
 # Hosted HaloPSA answers 429 past 300 requests per rolling 5 minutes (60 a minute); stay well under
 # it so an interactive user of the same API application is not starved by a sync.
 DEFAULT_HALO_REQUESTS_PER_MINUTE = 50.0
+# 20 minutes of reading leaves 10 of host.json's 30-minute functionTimeout for writing the
+# generation, ImmyBot tags and asset population.
+DEFAULT_SYNC_TIME_LIMIT_SECONDS = 1200
 
 
 class SettingsError(RuntimeError):
@@ -128,6 +131,9 @@ class Settings(BaseSettings):
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)
     sync_confirm_by_repeat: bool = False
+    # How long a run may read HaloPSA before it stops as `resumable` (pages it read are staged for
+    # the next run). Below host.json's functionTimeout (30 minutes) with room for the write.
+    sync_time_limit_seconds: int = Field(default=DEFAULT_SYNC_TIME_LIMIT_SECONDS, ge=10, le=86_400)
 
     # Asset population (shared.asset_sync): HaloPSA field ids are tenant configuration, so every id
     # is a setting; docs/halopsa-setup.md says where to read them.

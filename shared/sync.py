@@ -11,48 +11,29 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from shared.asset_sync import run_assets
 from shared.catalog import build_catalog
-from shared.generation import (
-    ImmyState,
-    Manifest,
-    apply_rules,
-    layout,
-    read_computers,
-    read_manifest,
-    read_matches,
-    read_target_sets,
-    read_tenants,
-    rule_entry,
-)
-from shared.guard import (
-    combined_verdict,
-    confirmable,
-    empty_verdict,
-    fingerprint,
-    guard_verdict,
-    reject_verdict,
-    tenants_verdict,
-)
-from shared.halo_client import HaloClient, HaloError, Listing, gather_or_cancel
-from shared.halo_models import Cause, Reject
-from shared.halo_report import ReadMode, read_by_report
+from shared.generation import Manifest, apply_rules, layout, rule_entry
+from shared.guard import confirmable, fingerprint, guard_verdict
+from shared.halo_client import HaloClient, HaloError
+from shared.halo_errors import HaloOutOfTime
 from shared.immy_client import ImmyClient, ImmyError
-from shared.immy_links import HaloLinks, read_halo_links
-from shared.immy_models import ImmyComputer, ImmyTenant
 from shared.immy_tags import apply_immy_tags
-from shared.mapping import ExplicitMapping, links_of, map_clients
 from shared.rules import Rule
 from shared.settings import Settings, get_settings
-from shared.store import Store, StoreError, get_store, new_generation
-from shared.store_state import Held, LeaseInfo, Pointer
+from shared.store import Store, StoreError, get_store
+from shared.store_state import Held
+from shared.sync_generations import approve_held, collect_garbage
+from shared.sync_immybot import read_immybot, with_immybot
+from shared.sync_judge import judge
+from shared.sync_lease import LEASE_RENEW, LEASE_TTL, SyncLease, brief, record_abandoned
+from shared.sync_read import SyncData, count_rejects, read_halo
 from shared.sync_runs import (
     MAX_TEXT,
     CurrentGeneration,
@@ -67,11 +48,13 @@ from shared.sync_runs import (
     settle_unrecorded,
     sync_status,
 )
-from shared.targets import Snapshot, Target, resolve
+from shared.sync_stage import close_stage, open_stage
+from shared.targets import Snapshot, resolve
 
 log = logging.getLogger("halo_immy.sync")
 
-# Names callers import from here; they live in shared.guard and shared.sync_runs.
+# Names callers import from here; they live in shared.guard, shared.sync_lease, shared.sync_read
+# and shared.sync_runs.
 __all__ = [
     "LEASE_RENEW",
     "LEASE_TTL",
@@ -94,25 +77,7 @@ __all__ = [
     "sync_status",
 ]
 
-# The lease is short and renewed by a heartbeat, not sized to the longest run: a live run renews
-# it every LEASE_RENEW for as long as the host lets it run (host.json functionTimeout, 30 minutes;
-# a 5,000-client sync at the default 50 requests a minute needs about 8), while a killed run's
-# lease is stale within LEASE_TTL, when the next run takes it over and records that run as
-# `abandoned`. TTL over renewal interval tolerates a few failed renewals or a busy event loop.
-LEASE_TTL = timedelta(minutes=5)
-LEASE_RENEW = timedelta(minutes=1)
 REJECT_SAMPLES = 20
-RECORD_KINDS = ("clients", "sites", "contracts", "invoices", "items")
-
-
-@dataclass(frozen=True, slots=True)
-class SyncData:
-    """What a run read from HaloPSA, validated."""
-
-    snapshot: Snapshot
-    rejects: list[Reject]
-    read: dict[str, int]
-    read_mode: str = "rest"
 
 
 class _Phases:
@@ -127,74 +92,6 @@ class _Phases:
 
     def total(self) -> None:
         self._report.phases["total"] = round(time.perf_counter() - self._start, 3)
-
-
-async def read_halo(halo: HaloClient, mode: ReadMode | str = ReadMode.REST) -> SyncData:
-    """Read every record type a sync needs, concurrently, and validate references between them.
-
-    `mode` reads through SQL reports or REST pages (`auto`: reports when HaloPSA runs them); both
-    give the same records, so everything after the read is the same."""
-    found = await read_by_report(halo, mode)
-    if found is not None:
-        clients, sites, contracts = found.clients, found.sites, found.contracts
-        invoices, items = found.invoices, found.items
-    else:
-        # All or nothing: when one listing fails, the others stop sending requests.
-        clients, sites, contracts, invoices, items = await gather_or_cancel(
-            halo.clients(), halo.sites(), halo.contracts(), halo.recurring_invoices(), halo.items()
-        )
-    listings: dict[str, Listing[Any]] = {
-        "clients": clients,
-        "sites": sites,
-        "contracts": contracts,
-        "invoices": invoices,
-        "items": items,
-    }
-    rejects = [r for listing in listings.values() for r in listing.rejects]
-    known = {c.id for c in clients.records}
-    rejected_clients = {r.record_id for r in clients.rejects}
-
-    def linked(kind: str, records: list[Any]) -> list[Any]:
-        # A record pointing at a client HaloPSA did not list, or listed but we rejected, cannot be
-        # shown or targeted: it is counted under its own cause, never dropped without a trace.
-        kept = []
-        for record in records:
-            if record.client_id in known:
-                kept.append(record)
-            elif str(record.client_id) in rejected_clients:
-                rejects.append(
-                    Reject(
-                        kind,
-                        str(record.id),
-                        f"client {record.client_id} was rejected",
-                        Cause.CLIENT_REJECTED,
-                    )
-                )
-            else:
-                rejects.append(
-                    Reject(
-                        kind,
-                        str(record.id),
-                        f"client_id {record.client_id} is unknown",
-                        Cause.CLIENT_UNKNOWN,
-                    )
-                )
-        return kept
-
-    snapshot = Snapshot.build(
-        clients.records,
-        linked("sites", sites.records),
-        linked("contracts", contracts.records),
-        linked("invoices", invoices.records),
-        items.records,
-    )
-    read = {kind: len(listing.records) + len(listing.rejects) for kind, listing in listings.items()}
-    line_rejects = sum(r.kind == "invoice_lines" for r in invoices.rejects)
-    # Line rejects sit in the invoices listing: count them as lines, not as invoices.
-    read["invoices"] -= line_rejects
-    read["invoice_lines"] = sum(len(i.lines) for i in invoices.records) + line_rejects
-    read_mode = ReadMode.REST if found is None else ReadMode.REPORT
-    return SyncData(snapshot, rejects, read, str(read_mode))
 
 
 def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
@@ -222,8 +119,10 @@ async def run_sync(
 
     The outcome says what serves: `succeeded` once the run's generation is current (problems after
     that are warnings), `failed` if it ended before, `held` if the guard stopped it, `skipped` if
-    another run holds the lease. Storage down at the start fails the run; its record, like any
-    that storage refused, is written by the next run in this process that reaches storage.
+    another run holds the lease, `resumable` if reading HaloPSA reached SYNC_TIME_LIMIT_SECONDS
+    (or a 429 asked to wait past it): its pages are staged and the next run continues them.
+    Storage down at the start fails the run; its record, like any that storage refused, is
+    written by the next run in this process that reaches storage.
     """
     if store is None:
         store = get_store() if settings is None else Store.from_settings(settings)
@@ -239,26 +138,28 @@ async def run_sync(
         )
     except Exception as error:
         report.outcome = Outcome.FAILED
-        report.error = f"storage unavailable, the sync lease could not be taken: {_brief(error)}"
+        report.error = f"storage unavailable, the sync lease could not be taken: {brief(error)}"
         return await _finish(store, report, phases, clock)
     if not grant:
         report.outcome = Outcome.SKIPPED
         report.note = "another sync run holds the lease"
         return await _finish(store, report, phases, clock)
     if grant.replaced is not None:
-        await _record_abandoned(store, grant.replaced, report)
-    lease = _Lease(store, report.run_id, clock)
+        await record_abandoned(store, grant.replaced, report)
+    lease = SyncLease(store, report.run_id, clock)
     heartbeat = asyncio.create_task(lease.keep())
     owned_halo, owned_immy = halo is None, immy is None
     try:
         halo = halo or HaloClient.from_settings(settings)
         immy = immy or ImmyClient.from_settings(settings)
         await _run(settings, store, halo, immy, report, phases, clock, before_swap, lease)
+    except HaloOutOfTime as error:
+        _out_of_time(report, str(error)[:MAX_TEXT])
     except (HaloError, StoreError, ImmyError) as error:
         _ended_by(report, str(error)[:MAX_TEXT])
     except Exception as error:
         log.exception("sync run %s failed unexpectedly", report.run_id)
-        _ended_by(report, _brief(error))
+        _ended_by(report, brief(error))
     finally:
         heartbeat.cancel()
         if halo is not None:
@@ -275,8 +176,23 @@ async def run_sync(
         await asyncio.to_thread(store.release_lease, report.run_id)
     except Exception as error:
         # The next run in this process frees it; elsewhere it expires within LEASE_TTL.
-        report.warnings.append(f"the sync lease was not released: {_brief(error)}")
+        report.warnings.append(f"the sync lease was not released: {brief(error)}")
     return await _finish(store, report, phases, clock)
+
+
+def _out_of_time(report: SyncReport, reason: str) -> None:
+    # Only the read has a deadline, so this comes before the generation serves; the pages read
+    # are staged and the next run continues them.
+    if report.outcome in (Outcome.SUCCEEDED, Outcome.HELD):
+        report.warnings.append(reason)
+        return
+    report.outcome = Outcome.RESUMABLE
+    stage = report.stage or {}
+    report.note = (
+        f"stopped at the time limit with {stage.get('staged', 0) + stage.get('reused', 0)} "
+        f"HaloPSA answers staged for generation {stage.get('generation')}; the next run "
+        f"continues it: {reason}"
+    )
 
 
 def _ended_by(report: SyncReport, error: str) -> None:
@@ -286,60 +202,6 @@ def _ended_by(report: SyncReport, error: str) -> None:
     else:
         report.outcome = Outcome.FAILED
         report.error = error
-
-
-def _brief(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error)[:300]}"
-
-
-class _Lease:
-    """Our hold on the sync lease, renewed in the background while the run works.
-
-    LEASE_TTL is short, so a killed run's lease goes stale within minutes, and is renewed every
-    LEASE_RENEW, so a run that is alive keeps it for as long as the host lets it run.
-    """
-
-    def __init__(self, store: Store, owner: str, clock: Callable[[], datetime]) -> None:
-        self._store, self._owner, self._clock = store, owner, clock
-        self.lost = False
-
-    async def keep(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_RENEW.total_seconds())
-            try:
-                held = await asyncio.to_thread(
-                    self._store.renew_lease, self._owner, now=self._clock(), ttl=LEASE_TTL
-                )
-            except Exception as error:
-                # A storage blip: the lease still has most of its TTL; the next beat tries again.
-                log.warning("could not renew the sync lease: %s", type(error).__name__)
-                continue
-            if not held:
-                self.lost = True
-                return
-
-
-async def _record_abandoned(store: Store, stale: LeaseInfo, report: SyncReport) -> None:
-    """Record the run whose expired lease this run took over, unless it recorded itself."""
-    started = stale.started_at or stale.expires_at
-    try:
-        if await asyncio.to_thread(store.run_record, stale.owner, started) is not None:
-            return  # it finished and recorded, only its lease release failed
-        abandoned = SyncReport(
-            run_id=stale.owner,
-            started_at=started,
-            outcome=Outcome.ABANDONED,
-            note=(
-                f"the run stopped without finishing (killed or timed out); its lease expired at "
-                f"{stale.expires_at:%Y-%m-%dT%H:%M:%SZ} and run {report.run_id} took it over"
-            ),
-        )
-        await asyncio.to_thread(
-            store.record_run, abandoned.run_id, abandoned.started_at, abandoned.properties()
-        )
-        log.warning(abandoned.log_line())
-    except Exception as error:
-        report.warnings.append(f"could not record abandoned run {stale.owner}: {_brief(error)}")
 
 
 async def _finish(
@@ -366,19 +228,41 @@ async def _run(
     phases: _Phases,
     clock: Callable[[], datetime],
     before_swap: Callable[[str], None] | None,
-    lease: _Lease,
+    lease: SyncLease,
 ) -> None:
     mark = time.perf_counter()
-    halo_read = read_halo(halo, settings.halo_read_mode)
-    if immy is None:
-        data, immy_read = await halo_read, None
-    else:
-        data, immy_read = await asyncio.gather(
-            halo_read, _read_immybot(immy, settings.immy_halo_link_id), return_exceptions=False
-        )
+    # Continue the generation an earlier run staged pages for, or begin a new one.
+    stage = await asyncio.to_thread(
+        open_stage,
+        store,
+        page_size=halo.page_size,
+        read_mode=str(settings.halo_read_mode),
+        now=clock(),
+    )
+    budget = halo.budget
+    halo.stage = stage
+    if budget is not None:
+        # Reading stops (resumable) rather than wait past the limit; the write has the rest.
+        budget.stop_at(settings.sync_time_limit_seconds)
+    try:
+        halo_read = read_halo(halo, settings.halo_read_mode)
+        if immy is None:
+            data, immy_read = await halo_read, None
+        else:
+            data, immy_read = await asyncio.gather(
+                halo_read, read_immybot(immy, settings.immy_halo_link_id), return_exceptions=False
+            )
+    finally:
+        halo.stage = None
+        if budget is not None:
+            budget.stop_at(None)
+        try:
+            await stage.flush()  # what was read is staged before the run goes on or stops
+        finally:
+            report.stage = stage.record(clock())
     mark = phases.mark("read", mark)
     snapshot, computers, immy_state = await asyncio.to_thread(
-        _with_immybot, store, data.snapshot, immy_read
+        with_immybot, store, data.snapshot, immy_read
     )
     report.immybot = immy_state.model_dump()
 
@@ -389,7 +273,7 @@ async def _run(
     report.targets = {rule.software: len(targets[rule.key]) for rule in rules}
     mark = phases.mark("resolve", mark)
 
-    generation = new_generation(synced_at)
+    generation = stage.generation
     manifest = Manifest(
         generation=generation,
         synced_at=synced_at,
@@ -418,7 +302,7 @@ async def _run(
 
     current = await asyncio.to_thread(store.current)
     outcome = await asyncio.to_thread(
-        _judge, store, settings, current, data.read, report.rejected, snapshot, targets
+        judge, store, settings, current, data.read, report.rejected, snapshot, targets
     )
     if outcome.verdict is not None:
         held = await asyncio.to_thread(store.held)
@@ -437,7 +321,8 @@ async def _run(
             )
             report.outcome = Outcome.HELD
             report.guard = outcome.verdict
-            await _step(report, "drop old generations", _collect_garbage, store)
+            await _step(report, "drop staged pages", close_stage, store, generation)
+            await _step(report, "drop old generations", collect_garbage, store)
             phases.mark("swap", mark)
             return
     if before_swap is not None:
@@ -480,7 +365,8 @@ async def after_current(
     may turn a run whose generation serves into a failed one.
     """
     await _step(report, "clear the held generation", store.set_held, None)
-    await _step(report, "drop old generations", _collect_garbage, store)
+    await _step(report, "drop staged pages", close_stage, store, generation)
+    await _step(report, "drop old generations", collect_garbage, store)
     # A rule edited while this run was reading was applied to the old generation; carry it over.
     await _step(
         report,
@@ -498,117 +384,8 @@ async def _step(report: SyncReport, name: str, func: Callable[..., Any], *args: 
     try:
         await asyncio.to_thread(func, *args)
     except Exception as error:
-        log.warning("sync run %s: could not %s: %s", report.run_id, name, _brief(error))
-        report.warnings.append(f"could not {name}: {_brief(error)}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Judgement:
-    verdict: dict[str, Any] | None
-    digest: str
-
-
-def _judge(
-    store: Store,
-    settings: Settings,
-    current: Pointer | None,
-    read: Mapping[str, int],
-    rejected: Mapping[str, Mapping[str, int]],
-    snapshot: Snapshot,
-    targets: Mapping[str, Sequence[Target]],
-) -> _Judgement:
-    """The mass-change guard's verdict on a new generation against the current one."""
-    new_ids = {key: {t.client_id for t in found} for key, found in targets.items()}
-    new_mapped = {
-        key: {t.client_id for t in found if t.immy_tenant_id is not None}
-        for key, found in targets.items()
-    }
-    sets: dict[str, set[int]] = dict(new_ids)
-    if snapshot.immybot:
-        sets |= {f"mapped|{key}": ids for key, ids in new_mapped.items()}
-    digest = fingerprint(sets)
-    rejects = reject_verdict(read, rejected)
-    if current is None:
-        return _Judgement(combined_verdict(rejects=rejects), digest)
-    manifest, _ = read_manifest(store, current.generation)
-    old_ids: dict[str, set[int]] = {}
-    old_mapped: dict[str, set[int]] = {}
-    for key in targets:
-        if key in manifest.rules:
-            ids, mapped = read_target_sets(store, current.generation, manifest.rules[key].partition)
-            old_ids[key], old_mapped[key] = ids, mapped
-    mapped_targets = tenants = None
-    if manifest.immybot.configured and snapshot.immybot:
-        mapped_targets = guard_verdict(old_mapped, new_mapped, settings.sync_max_drop)
-        before = {m.tenant_id for m in read_matches(store, current.generation).values()}
-        after = {m.tenant_id for m in snapshot.matches.values()}
-        tenants = tenants_verdict(
-            {t for t in before if t is not None},
-            {t for t in after if t is not None},
-            settings.sync_max_drop,
-        )
-    verdict = combined_verdict(
-        targets=guard_verdict(old_ids, new_ids, settings.sync_max_drop),
-        mapped_targets=mapped_targets,
-        mapped_tenants=tenants,
-        rejects=rejects,
-        empty=empty_verdict(manifest.read, read),
-    )
-    return _Judgement(verdict, digest)
-
-
-@dataclass(frozen=True, slots=True)
-class _ImmyRead:
-    tenants: list[ImmyTenant] | None
-    computers: list[ImmyComputer]
-    error: ImmyError | None
-    links: HaloLinks = field(default_factory=HaloLinks)
-
-
-async def _read_immybot(immy: ImmyClient, link_id: int | None) -> _ImmyRead:
-    try:
-        tenants, computers, links = await asyncio.gather(
-            immy.tenants(), immy.computers(), read_halo_links(immy, link_id)
-        )
-    except ImmyError as error:
-        return _ImmyRead(None, [], error)
-    return _ImmyRead(tenants, computers, None, links)
-
-
-def _with_immybot(
-    store: Store, snapshot: Snapshot, read: _ImmyRead | None
-) -> tuple[Snapshot, list[ImmyComputer], ImmyState]:
-    """The snapshot with ImmyBot's tenants and the client mapping, and ImmyBot's computers.
-
-    If ImmyBot is down, its tenants and computers are carried over from the current generation,
-    so an ImmyBot outage does not hold back HaloPSA's billing changes; with nothing to carry over
-    the run fails (all targets unmapped would read as "deploy nowhere").
-    """
-    if read is None:
-        return snapshot, [], ImmyState()
-    tenants, computers, note, links = read.tenants, read.computers, None, read.links.links
-    if tenants is None:
-        pointer = store.current()
-        previous = read_manifest(store, pointer.generation)[0] if pointer else None
-        if pointer is None or previous is None or not previous.immybot.configured:
-            raise read.error or ImmyError("ImmyBot could not be read")
-        tenants = read_tenants(store, pointer.generation)
-        computers = read_computers(store, pointer.generation)
-        links = links_of(read_matches(store, pointer.generation).values())
-        note = (
-            f"ImmyBot unavailable ({read.error}); "
-            f"tenants and computers from generation {pointer.generation}"
-        )
-    explicit = {row["halo_client_id"]: ExplicitMapping(**row) for row in store.mapping_rows()}
-    matches = map_clients(snapshot.clients.values(), tenants, explicit, links)
-    state = ImmyState(
-        configured=True,
-        tenants=len(tenants),
-        computers=len(computers),
-        note=note,
-        halo_link=read.links.note,
-    )
-    return snapshot.with_immybot(tenants, matches), computers, state
+        log.warning("sync run %s: could not %s: %s", report.run_id, name, brief(error))
+        report.warnings.append(f"could not {name}: {brief(error)}")
 
 
 def _catch_up_rules(
@@ -619,46 +396,3 @@ def _catch_up_rules(
     removed = [k for k in resolved.rules if k not in {r.key for r in rules}]
     if changed or removed:
         apply_rules(store, generation, snapshot, changed, today, removed=removed)
-
-
-def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
-    """Make the held generation current (an admin's decision); raises StoreError if none is held."""
-    held = store.held()
-    if held is None or (run_id is not None and held.run_id != run_id):
-        raise StoreError("no held sync run to approve" + (f" with id {run_id}" if run_id else ""))
-    pointer = store.swap(
-        held.generation, run_id=held.run_id, synced_at=held.synced_at, expected=store.current()
-    )
-    store.set_held(None)
-    _collect_garbage(store)
-    return pointer
-
-
-def _collect_garbage(store: Store) -> None:
-    """Drop every generation but the current, the previous (rollback) and the held one."""
-    pointer = store.current()
-    held = store.held()
-    keep = {
-        g
-        for g in (
-            pointer and pointer.generation,
-            pointer and pointer.previous,
-            held and held.generation,
-        )
-        if g
-    }
-    for generation in store.generations():
-        if generation not in keep:
-            try:
-                store.delete_generation(generation)
-            except Exception as error:
-                log.warning("could not drop generation %s: %s", generation, type(error).__name__)
-
-
-def count_rejects(rejects: Iterable[Reject]) -> dict[str, dict[str, int]]:
-    """Rejects counted per record type, then per cause."""
-    counts: dict[str, dict[str, int]] = {}
-    for reject in rejects:
-        per_kind = counts.setdefault(reject.kind, {})
-        per_kind[reject.cause] = per_kind.get(reject.cause, 0) + 1
-    return counts

@@ -6,7 +6,10 @@ Outcomes (docs/operations.md explains them to operators):
 - `held`: the generation is stored but the mass-change guard keeps it waiting for an admin.
 - `skipped`: another run held the sync lease.
 - `abandoned`: the run stopped without finishing (process killed, host timeout); a later run noticed
-  its expired lease and recorded it.
+  its expired lease and recorded it. The pages it read are staged: the next run continues them.
+- `resumable`: reading HaloPSA reached the run's time limit (SYNC_TIME_LIMIT_SECONDS), or a 429 asked
+  to wait past it; the pages read are staged (shared.sync_stage) and the next run continues them.
+  The previous generation still serves.
 
 A run that cannot write its record (storage down) keeps it in this process, and the next run here
 that reaches storage writes it.
@@ -39,6 +42,7 @@ class Outcome(StrEnum):
     HELD = "held"
     SKIPPED = "skipped"
     ABANDONED = "abandoned"
+    RESUMABLE = "resumable"
 
 
 @dataclass(slots=True)
@@ -70,6 +74,9 @@ class SyncReport:
     # What shared.immy_tags planned or did to ImmyBot's tags (only after the generation is current).
     immy_tags: dict[str, Any] | None = None
     assets: dict[str, Any] | None = None  # asset population's counts (shared.asset_sync)
+    # Staged HaloPSA answers (shared.sync_stage): the generation, how many this run staged and
+    # how many it reused from earlier runs instead of requesting them again.
+    stage: dict[str, Any] | None = None
     note: str | None = None
     error: str | None = None
     # Problems after the generation became current (clean-up, rule catch-up, hooks): the run still
@@ -121,6 +128,7 @@ class SyncReport:
             "guard": sorted(self.guard) if self.guard else None,
             "warnings": len(self.warnings),
             "assets": self.assets,
+            "stage": {k: v for k, v in (self.stage or {}).items() if k != "note"} or None,
             "error": self.error,
         }
         return json.dumps(fields, default=str, sort_keys=True)
@@ -152,6 +160,13 @@ class RunSummary(BaseModel):
     immy_tags: dict[str, Any] | None = None
     assets: dict[str, Any] | None = Field(
         default=None, description="Asset population: mode, outcome, totals, written, requests."
+    )
+    stage: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Staged HaloPSA answers: generation, resumed, staged (written by this run), reused "
+            "(staged by earlier runs, not requested again), age_seconds, note."
+        ),
     )
     note: str | None = None
     error: str | None = None
@@ -261,6 +276,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         guard=parsed("guard") if isinstance(parsed("guard"), dict) else None,
         immy_tags=parsed("immy_tags") if isinstance(parsed("immy_tags"), dict) else None,
         assets=parsed("assets") if isinstance(parsed("assets"), dict) else None,
+        stage=parsed("stage") if isinstance(parsed("stage"), dict) else None,
         note=entity.get("note"),
         error=entity.get("error"),
         warnings=[str(w) for w in parsed("warnings") or [] if isinstance(w, str)],

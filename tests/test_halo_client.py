@@ -13,6 +13,7 @@ import httpx
 import pytest
 import respx
 
+from shared.halo_budget import OutOfTime
 from shared.halo_client import (
     HaloAuthError,
     HaloClient,
@@ -25,6 +26,7 @@ from shared.halo_client import (
     gather_or_cancel,
     parse_retry_after,
 )
+from shared.halo_errors import HaloOutOfTime
 from shared.settings import load_settings
 
 BASE = "https://msp.halopsa.test"
@@ -537,6 +539,33 @@ async def test_budget_paces_requests(clock):
     # Two from the burst, then one a second.
     assert clock.sleeps == pytest.approx([1.0, 1.0, 1.0])
     assert budget.waited_seconds == pytest.approx(3.0)
+
+
+async def test_a_budget_with_a_deadline_refuses_instead_of_waiting_past_it(clock):
+    budget = RequestBudget(per_minute=60, burst=1, clock=clock, sleep=clock.sleep)
+    budget.stop_at(2.5)
+    for _ in range(3):  # the burst, then one a second: the third goes at 2.0
+        await budget.acquire()
+    with pytest.raises(OutOfTime):
+        await budget.acquire()  # it could only go at 3.0
+    assert clock.sleeps == pytest.approx([1.0, 1.0])
+    budget.stop_at(None)
+    await budget.acquire()
+
+
+async def test_a_429_asking_to_wait_past_the_deadline_ends_the_read_as_out_of_time(mock, clock):
+    token_route(mock, TOKEN_A)
+    mock.get("/api/Client").mock(
+        return_value=httpx.Response(429, headers={"Retry-After": "3600"}, json={})
+    )
+    budget = RequestBudget(per_minute=600, clock=clock, sleep=clock.sleep)
+    budget.stop_at(600)
+    async with make_client(clock, budget=budget) as halo:
+        with pytest.raises(HaloOutOfTime, match="3600s"):
+            await halo.clients()
+    # Not a failure past the Retry-After cap, and no hour-long sleep: one try, then stop.
+    assert halo.stats.requests["Client"] == 1
+    assert sum(clock.sleeps) < 1
 
 
 async def test_every_request_draws_on_the_shared_budget(mock, clock):

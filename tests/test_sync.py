@@ -231,6 +231,7 @@ def test_storage_failure_mid_write_changes_nothing(halo_sandbox, azurite, store)
 
 def test_crash_before_the_swap_then_a_new_run(halo_sandbox, azurite, store):
     _sandbox, settings, before = baseline(halo_sandbox, azurite, store)
+    before_generation = before["generation"]
 
     def crash(generation: str) -> None:
         raise SimulatedCrash(generation)
@@ -241,14 +242,18 @@ def test_crash_before_the_swap_then_a_new_run(halo_sandbox, azurite, store):
     assert orphan in store.generations()
     assert answers(store) == before
 
-    # The dead run's lease blocks until it goes stale, then the next run cleans up after it and
-    # records it as abandoned.
+    # The dead run's lease blocks until it goes stale, then the next run records it as abandoned
+    # and continues its generation from the pages it staged instead of reading them again.
     dead = store.lease()
     assert sync(settings, store).outcome is Outcome.SKIPPED
     later = datetime.now(UTC) + LEASE_TTL + timedelta(seconds=1)
     report = sync(settings, store, now=lambda: later)
     assert report.outcome is Outcome.SUCCEEDED
-    assert orphan not in store.generations()
+    assert report.generation == orphan
+    assert report.stage is not None and report.stage["resumed"]
+    assert report.stage["reused"] > 0 and report.stage["staged"] == 0
+    assert report.halo_requests == 0
+    assert store.generations() == sorted([before_generation, orphan])
     after = answers(store)
     after.pop("generation"), before.pop("generation")
     assert after == before

@@ -183,6 +183,11 @@ var tuningSettings = [
     value: 'false'
   }
   {
+    // Below host.json functionTimeout (30 min): a run reads this long, then stops as resumable.
+    name: 'SYNC_TIME_LIMIT_SECONDS'
+    value: '1200'
+  }
+  {
     name: 'TAB_ALLOWED_GROUP'
     value: ''
   }
