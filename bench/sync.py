@@ -61,16 +61,18 @@ RULES = (
 def immybot_requests(report: SyncReport) -> str | None:
     """ImmyBot API requests the sync made against the fewest its API allows, or None without
     ImmyBot: tenant pages plus the empty page that ends them (the list has no count), computer
-    pages at the server's cap, the provider link and its clients, and the tag plan's minimum."""
+    pages at the server's cap, the provider link and its clients, and the tags: one read, plus in
+    `apply` mode the creates and writes the plan needs (`plan` mode writes nothing)."""
     tags, state = report.immy_tags or {}, report.immybot or {}
     if "immybot_requests" not in tags:
         return None
     made = tags["immybot_requests"]
+    tag_requests = tags.get("minimum_requests", 1) if tags.get("mode") == "apply" else 1
     minimum = (
         math.ceil(state.get("tenants", 0) / TENANT_PAGE_SIZE) + 1
         + max(1, math.ceil(state.get("computers", 0) / min(PAGE_SIZE, MAX_TAKE)))
         + 2
-        + tags.get("minimum_requests", 1)
+        + tag_requests
     )  # fmt: skip
     return (
         f"ImmyBot       : {made} requests, minimum {minimum} ({100 * (made / minimum - 1):+.1f}%)"
