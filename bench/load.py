@@ -4,7 +4,7 @@ A generated data set is synced into Azurite with a rule whose recurring item is 
 number of clients nearest 1,800 (so one answer holds ~1,800 targets), then the app is served by
 `sandbox/devhost.py --existing` in its own process and called over loopback HTTP by 1 and by 20
 concurrent callers: `GET /api/targets?software=...` and `GET /api/technician-tab/ticket/{id}`
-(computers from the snapshot, the tab's normal path). The HaloPSA and ImmyBot sandboxes, each in
+(the ticket, the tenant's computers and their detected software read live, as every view does). The HaloPSA and ImmyBot sandboxes, each in
 its own process, add `--latency-ms` to every call.
 
 How the devhost mirrors the Azure Functions Python worker: one worker process (the default
@@ -156,7 +156,6 @@ def main() -> None:
                     "IMMY_CLIENT_ID": "immy-client",
                     "IMMY_CLIENT_SECRET": "immy-secret",
                     "IMMY_AUTHORITY_HOST": immy_url,
-                    "IMMY_LIVE_AFTER_MINUTES": "60",
                 }
             )
             os.environ.pop("TABLES_ENDPOINT", None)
