@@ -4,8 +4,9 @@ A generated data set is synced into Azurite with a rule whose recurring item is 
 number of clients nearest 1,800 (so one answer holds ~1,800 targets), then the app is served by
 `sandbox/devhost.py --existing` in its own process and called over loopback HTTP by 1 and by 20
 concurrent callers: `GET /api/targets?software=...` and `GET /api/technician-tab/ticket/{id}`
-(the ticket, the tenant's computers and their detected software read live, as every view does). The HaloPSA and ImmyBot sandboxes, each in
-its own process, add `--latency-ms` to every call.
+(the ticket, the tenant's computers and their detected software read live, as every view
+does). The HaloPSA and ImmyBot sandboxes, each in its own process, add `--latency-ms` to every
+call.
 
 How the devhost mirrors the Azure Functions Python worker: one worker process (the default
 FUNCTIONS_WORKER_PROCESS_COUNT=1), async handlers (the tab) on one event loop that lives as long

@@ -103,6 +103,7 @@ class SyncStateStore(TableStore):
 
     def set_held(self, held: Held | None) -> None:
         """Record (or with None, clear) the generation waiting for approval."""
+        self.note_write()  # before and whatever happens: read caches must not keep the old row
         table = self.table("SyncState")
         if held is None:
             try:
@@ -216,6 +217,7 @@ class SyncStateStore(TableStore):
             **properties,
         }
         self.table("SyncRuns").upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self.note_write()  # the tab shows the last run's outcome from a short-lived cache
 
     def run_record(self, run_id: str, started_at: datetime) -> dict[str, Any] | None:
         """One run's record, if it was written."""

@@ -17,13 +17,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.background import Background
-from shared.generation import Manifest, read_items, read_manifest, read_matches
+from shared.generation import (
+    ClientRecord,
+    Manifest,
+    read_client,
+    read_items,
+    read_manifest,
+    read_matches,
+)
 from shared.halo_models import Item
 from shared.mapping import TenantMatch
 from shared.store import Held, Pointer, Store
@@ -66,12 +74,47 @@ def _last_outcome(store: Store) -> str | None:
     return None
 
 
-async def sync_status(store: Store) -> SyncStatus:
-    """The pointer, held generation and last run outcome: two requests, side by side."""
+# (store identity) -> (read at, the store's local write count then, status)
+_status: dict[str, tuple[float, int, SyncStatus]] = {}
+
+
+async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic) -> SyncStatus:
+    """The pointer, held generation and last run outcome: two requests side by side, kept for
+    `MANIFEST_TTL` seconds (a swap, hold or run record made by this process is seen at once; one
+    made elsewhere within the TTL, as for the targets API's pointer)."""
+    key, writes, now = store.identity, store.local_writes, clock()
+    with _lock:
+        hit = _status.get(key)
+    if hit is not None and hit[1] == writes and hit[0] <= now < hit[0] + MANIFEST_TTL:
+        return hit[2]
     (pointer, held), outcome = await asyncio.gather(
         asyncio.to_thread(store.current_and_held), asyncio.to_thread(_last_outcome, store)
     )
-    return SyncStatus(pointer, held, outcome)
+    status = SyncStatus(pointer, held, outcome)
+    with _lock:
+        _status[key] = (now, writes, status)
+    return status
+
+
+# A generation's client records never change once written: the last few hundred viewed are kept.
+CLIENTS_KEPT = 512
+_clients: OrderedDict[tuple[str, str, int], ClientRecord | None] = OrderedDict()
+
+
+async def client_record(store: Store, generation: str, client_id: int) -> ClientRecord | None:
+    """One client's records in a generation: one range read, then kept (an LRU of
+    `CLIENTS_KEPT`)."""
+    key = (store.identity, generation, client_id)
+    with _lock:
+        if key in _clients:
+            _clients.move_to_end(key)
+            return _clients[key]
+    record = await asyncio.to_thread(read_client, store, generation, client_id)
+    with _lock:
+        _clients[key] = record
+        while len(_clients) > CLIENTS_KEPT:
+            _clients.popitem(last=False)
+    return record
 
 
 _cache: dict[tuple[str, str], GenerationData] = {}
@@ -129,6 +172,9 @@ async def generation_data(store: Store, generation: str) -> GenerationData:
 
 
 def forget() -> None:
-    """Drop the cached generation data (tests that change a generation behind the tab's back)."""
+    """Drop the cached generation data, status and client records (tests that change a
+    generation behind the tab's back)."""
     with _lock:
         _cache.clear()
+        _status.clear()
+        _clients.clear()

@@ -15,14 +15,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from shared.generation import ClientRecord, Manifest, read_client, read_computers
+from shared.generation import ClientRecord, Manifest, read_computers
 from shared.halo_client import HaloError, HaloNotFound
 from shared.halo_models import Item, QuantityType, Ticket, as_date
 from shared.immy_client import ImmyClient
 from shared.schedule import longest_gap
 from shared.store import Store
 from shared.tab_computers import Computers, TenantRead, Wanted, computers_view, read_tenant
-from shared.tab_snapshot import GenerationData, SyncStatus, generation_data, sync_status
+from shared.tab_snapshot import (
+    GenerationData,
+    SyncStatus,
+    client_record,
+    generation_data,
+    sync_status,
+)
 from shared.targets import Snapshot, contract_covers, line_covers, resolve
 
 log = logging.getLogger("halo_immy.tab")
@@ -203,9 +209,7 @@ async def build_tab(
             stored=lambda: read_computers(store, generation, tenant_id),
         )
 
-    record, found = await asyncio.gather(
-        asyncio.to_thread(read_client, store, generation, client_id), machines()
-    )
+    record, found = await asyncio.gather(client_record(store, generation, client_id), machines())
     if record is None:
         view.notices.append(
             "This client is not in the last sync (new, or not visible to the API user)."

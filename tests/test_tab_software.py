@@ -30,6 +30,7 @@ from shared.immy_client import ImmyError, forget_applications
 from shared.immy_models import DetectedSoftware, ImmyComputer
 from shared.rule_admin import import_rules
 from shared.settings import get_settings
+from shared.store import Held as StoreHeld
 from shared.store import Store, get_store
 from shared.sync import Outcome, run_sync
 from shared.tab_computers import Wanted, cell, read_tenant
@@ -325,6 +326,53 @@ def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, m
     held.run()
     assert [m for m, _ in transport.requests] == ["PUT"]
     assert store.ticket_client(2) == 1
+
+
+@pytest.mark.integration
+def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both, azurite):
+    both()
+    settings = get_settings()
+    transport = Counting()
+    service = TableServiceClient.from_connection_string(
+        settings.tables_connection_string.get_secret_value(), transport=transport
+    )
+    store = Store(service, prefix=settings.tables_prefix)
+    tab_snapshot.forget()
+    now = [1000.0]
+
+    def status():
+        return asyncio.run(tab_snapshot.sync_status(store, lambda: now[0]))
+
+    first = status()
+    assert first.pointer is not None and first.held is None
+    assert len(transport.requests) == 2
+    transport.requests.clear()
+    now[0] += tab_snapshot.MANIFEST_TTL - 0.1
+    assert status() is first and transport.requests == []  # kept: no round trip
+    store.set_held(
+        StoreHeld(
+            generation=first.pointer.generation,
+            run_id="r",
+            held_at=datetime.now(UTC),
+            synced_at=datetime.now(UTC),
+            reason="{}",
+            fingerprint="f",
+        )
+    )
+    transport.requests.clear()
+    assert status().held is not None  # this process's hold: read again at once
+    assert len(transport.requests) == 2
+    transport.requests.clear()
+    now[0] += tab_snapshot.MANIFEST_TTL
+    status()
+    assert len(transport.requests) == 2  # past the TTL: read again
+
+    generation = first.pointer.generation
+    transport.requests.clear()
+    record = asyncio.run(tab_snapshot.client_record(store, generation, 1))
+    assert record is not None and record.client.id == 1 and len(transport.requests) == 1
+    assert asyncio.run(tab_snapshot.client_record(store, generation, 1)) is record
+    assert len(transport.requests) == 1  # a generation's records never change: kept
 
 
 @pytest.mark.integration
