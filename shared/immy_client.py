@@ -1,31 +1,29 @@
-"""ImmyBot REST client: an Entra ID token from msal (client credentials); tenants, computers, tags,
-provider links; and the two writes the app makes, adding and removing tags on tenants.
-
-msal is synchronous and talks HTTP through the client we give it (an httpx.Client adapter), so
-tests stay offline and a loopback stand-in can play Entra ID. msal insists on https authorities;
-for a loopback authority host (tests, `make run`) the adapter maps https://127.0.0.1:PORT back to
-plain http. The application object is built lazily, on the first token, because its constructor
-fetches the authority's OpenID configuration.
+"""ImmyBot REST client: tenants, computers, detected software, tags, provider links; and the two
+writes the app makes, adding and removing tags on tenants. Its Entra ID token comes from
+`shared.immy_auth` (msal, client credentials), its errors from `shared.immy_errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urlsplit
+from typing import Any, Self
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from shared.halo_client import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.halo_models import describe_error
+from shared.immy_auth import EntraToken, MsalHttpClient
+from shared.immy_auth import forget_applications as forget_applications
+from shared.immy_errors import ImmyAuthError as ImmyAuthError
+from shared.immy_errors import ImmyError as ImmyError
+from shared.immy_errors import ImmyProtocolError as ImmyProtocolError
+from shared.immy_errors import ImmyUnavailable as ImmyUnavailable
 from shared.immy_models import (
     DetectedSoftware,
     ImmyComputer,
@@ -34,86 +32,14 @@ from shared.immy_models import (
     ProviderClient,
     ProviderLink,
 )
-from shared.settings import Settings, is_loopback
+from shared.settings import Settings
 from shared.telemetry import log_outgoing_call
-
-if TYPE_CHECKING:
-    import msal
 
 log = logging.getLogger("halo_immy.immy")
 PAGE_SIZE = 500
 TENANT_PAGE_SIZE = 500
 # add-tags/remove-tags take lists of ids; keep one request's body modest.
 MAX_IDS_PER_WRITE = 500
-_APPS: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}  # keyed by identity
-_APPS_LOCK = threading.Lock()
-
-
-class ImmyError(Exception):
-    """Base of every ImmyBot failure; `str()` is safe to log (no secret, no token, no body)."""
-
-
-class ImmyAuthError(ImmyError):
-    """Entra ID refused the credentials, or ImmyBot refused the token."""
-
-
-class ImmyUnavailable(ImmyError):
-    """ImmyBot or Entra ID did not answer usefully within the retry cap."""
-
-
-class ImmyProtocolError(ImmyError):
-    """ImmyBot answered with something the client cannot read."""
-
-
-class MsalHttpClient:
-    """The HTTP client msal calls (`post`, `get`, `close`), backed by httpx.
-
-    `loopback_https` lists host:port pairs whose https URLs are really plain http (a local
-    stand-in for Entra ID); nothing else is rewritten.
-    """
-
-    def __init__(
-        self,
-        client: httpx.Client | None = None,
-        *,
-        timeout: float = 10.0,
-        loopback_https: frozenset[str] = frozenset(),
-    ) -> None:
-        self._http = client or httpx.Client(timeout=timeout, follow_redirects=False)
-        self._loopback = loopback_https
-
-    def _url(self, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme == "https" and parts.netloc in self._loopback:
-            return parts._replace(scheme="http").geturl()
-        return url
-
-    def post(
-        self,
-        url: str,
-        params: Mapping[str, Any] | None = None,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """POST as msal asks (form data arrives as a dict)."""
-        if isinstance(data, Mapping):
-            data = {k: v for k, v in data.items() if v is not None}
-        return self._http.post(self._url(url), params=params, data=data, headers=headers)
-
-    def get(
-        self,
-        url: str,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """GET as msal asks."""
-        return self._http.get(self._url(url), params=params, headers=headers)
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
 
 
 class ImmyClient:
@@ -135,20 +61,16 @@ class ImmyClient:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._scope = scope or f"{self.base_url}/.default"
         self._client_id = client_id
-        self._secret = (
-            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
-        )
-        authority = urlsplit(authority_host.rstrip("/"))
-        loopback = authority.scheme == "http" and is_loopback(authority.hostname)
-        # msal accepts only https authorities: a loopback stand-in is named https and mapped back.
-        self._authority = f"https://{authority.netloc}/{tenant_id}"
-        self._msal_http = msal_http or MsalHttpClient(
+        self._entra = EntraToken(
+            tenant_id=tenant_id,
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=scope or f"{self.base_url}/.default",
+            authority_host=authority_host,
             timeout=timeout,
-            loopback_https=frozenset({authority.netloc}) if loopback else frozenset(),
+            msal_http=msal_http,
         )
-        self._app: msal.ConfidentialClientApplication | None = None
         self._retry = retry or RetryPolicy(max_attempts=4)
         self._sleep = sleep
         self._rng = random.Random()  # noqa: S311 - jitter, not security
@@ -197,51 +119,9 @@ class ImmyClient:
 
     # -- token -------------------------------------------------------------------------------------
 
-    def _application(self) -> msal.ConfidentialClientApplication:
-        # One msal application (and so one token cache) per identity per process: short-lived
-        # clients, such as the technician tab's, reuse the token instead of asking Entra each time.
-        key = (
-            self._authority,
-            self._client_id,
-            hashlib.sha256(self._secret.get_secret_value().encode()).hexdigest(),
-        )
-        with _APPS_LOCK:
-            if self._app is None:
-                self._app = _APPS.get(key)
-            if self._app is None:
-                import msal
-
-                try:
-                    self._app = msal.ConfidentialClientApplication(
-                        self._client_id,
-                        client_credential=self._secret.get_secret_value(),
-                        authority=self._authority,
-                        http_client=self._msal_http,
-                        # A tenant-specific authority needs no instance discovery round trip.
-                        instance_discovery=False,
-                    )
-                except (ValueError, httpx.HTTPError) as error:
-                    raise ImmyUnavailable(
-                        f"Entra ID authority {self._authority}: {type(error).__name__}"
-                    ) from None
-                _APPS[key] = self._app
-            return self._app
-
-    def _token_sync(self) -> str:
-        result = self._application().acquire_token_for_client(scopes=[self._scope])
-        if "access_token" in result:
-            return str(result["access_token"])
-        code = str(result.get("error", "unknown_error"))[:60]
-        # The description is Entra's own text (AADSTS code, trace ids): no secret, useful to admins.
-        description = str(result.get("error_description", "")).split("\n")[0][:200]
-        raise ImmyAuthError(f"Entra ID refused the ImmyBot token ({code}): {description}")
-
     async def token(self) -> str:
         """An access token for ImmyBot; msal caches it and refreshes it before it expires."""
-        try:
-            return await asyncio.to_thread(self._token_sync)
-        except httpx.HTTPError as error:
-            raise ImmyUnavailable(f"Entra ID token request: {type(error).__name__}") from None
+        return await self._entra.token()
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -475,12 +355,4 @@ class ImmyClient:
                 raise ImmyProtocolError(f"{method} {path}: the answer is not JSON") from None
 
     def _forget_tokens(self) -> None:
-        app = self._app
-        if app is not None:
-            app.remove_tokens_for_client()
-
-
-def forget_applications() -> None:
-    """Drop every cached msal application and its tokens (tests, and after a secret rotation)."""
-    with _APPS_LOCK:
-        _APPS.clear()
+        self._entra.forget_tokens()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 
 import httpx
 import pytest
@@ -295,3 +297,23 @@ async def test_a_created_tag_is_found_by_name_when_the_answer_is_not_the_tag(ent
     async with client() as immy:
         tag = await immy.create_tag("Halo: X", "[halo-immy] x")
     assert (tag.id, tag.name) == (9, "Halo: X")
+
+
+async def test_concurrent_first_calls_ask_entra_for_one_token(entra):
+    """Eight reads at once on a new client (the tab's first views, the sync's parallel reads):
+    one token request, not eight; the others wait for it and take it from msal's cache."""
+    issued = []
+
+    def slow_token(request: httpx.Request) -> httpx.Response:
+        issued.append(request)
+        time.sleep(0.1)  # Entra's latency: long enough for every caller to arrive meanwhile
+        return httpx.Response(
+            200,
+            json={"token_type": "Bearer", "expires_in": 3599, "access_token": f"tok-{len(issued)}"},
+        )
+
+    entra.post(OPENID["token_endpoint"]).mock(side_effect=slow_token)
+    async with client() as immy:
+        tokens = await asyncio.gather(*(immy.token() for _ in range(8)))
+    assert len(issued) == 1
+    assert set(tokens) == {"tok-1"}
