@@ -48,6 +48,8 @@ bench:
 	$(PY) bench/sync.py --immybot --naive
 	$(PY) bench/resume.py
 	$(PY) bench/report_read.py
+	$(PY) bench/assets.py
+	$(PY) bench/sync.py --clients 20000 --immybot
 	$(PY) bench/faults.py
 	$(PY) bench/targets.py
 	$(PY) bench/tab.py
