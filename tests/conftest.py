@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 
 import pytest
 
 from sandbox.processes import AZURITE, Azurite, azurite_table
 from shared.settings import get_settings
 from shared.store import get_store
+
+DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +70,24 @@ def configure(monkeypatch, azurite):
     yield apply
     get_settings.cache_clear()
     get_store.cache_clear()
+
+
+@pytest.fixture
+def demo_synced(configure, halo_sandbox):
+    """The demo data set synced, with the demo rules, into a fresh store; read caches cleared."""
+    from sandbox.halo_data import demo_data
+    from shared import queries
+    from shared.rule_admin import import_rules
+    from shared.sync import Outcome, run_sync
+
+    sandbox = halo_sandbox(demo_data(date.today()))
+    configure(sandbox.url)
+    import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    queries.clear_caches()
+    yield sandbox
+    queries.clear_caches()
 
 
 def immy_settings(immy) -> dict[str, str]:

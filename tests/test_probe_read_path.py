@@ -22,12 +22,11 @@ import pytest
 import shared.queries as queries
 import shared.rule_admin as rule_admin
 import targets_http
-from sandbox.halo_data import demo_data
 from sandbox.processes import DEV_ACCOUNT, Azurite, free_port
 from shared.answer_cache import AnswerCache
 from shared.current import CurrentCache
 from shared.queries import TargetsQuery, answer_targets
-from shared.rule_admin import import_rules, put_rule
+from shared.rule_admin import put_rule
 from shared.settings import get_settings
 from shared.store import Store, StoreError, get_store
 from shared.sync import Outcome, run_sync
@@ -177,18 +176,6 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @pytest.fixture
-def demo(configure, halo_sandbox):
-    sandbox = halo_sandbox(demo_data(date.today()))
-    configure(sandbox.url)
-    import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
-    report = asyncio.run(run_sync())
-    assert report.outcome is Outcome.SUCCEEDED, report.error
-    queries.clear_caches()
-    yield sandbox
-    queries.clear_caches()
-
-
-@pytest.fixture
 def proxy(azurite) -> Iterator[FaultProxy]:
     running = FaultProxy(azurite.port).start()
     yield running
@@ -196,7 +183,7 @@ def proxy(azurite) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def faulty(demo, proxy, azurite, monkeypatch) -> FaultProxy:
+def faulty(demo_synced, proxy, azurite, monkeypatch) -> FaultProxy:
     """The app's handlers reach the demo's tables through the proxy, over the app's own pooled
     transport; no SDK retries, so a fault reaches the handler at once (the SDK's retries only
     delay the same outcome)."""
@@ -268,7 +255,9 @@ def test_a_storage_fault_is_a_503_problem_and_the_pool_recovers(faulty, fault):
     assert not failures, failures
 
 
-def test_sync_status_during_a_storage_fault_is_a_503_problem(demo, proxy, azurite, monkeypatch):
+def test_sync_status_during_a_storage_fault_is_a_503_problem(
+    demo_synced, proxy, azurite, monkeypatch
+):
     from azure.data.tables import TableServiceClient
 
     import sync_timer
@@ -343,7 +332,7 @@ def _fail_once(monkeypatch) -> None:
     monkeypatch.setattr(rule_admin, "apply_rules", flaky)
 
 
-def test_a_rule_delete_retried_after_a_storage_fault_removes_its_targets(demo, monkeypatch):
+def test_a_rule_delete_retried_after_a_storage_fault_removes_its_targets(demo_synced, monkeypatch):
     """DELETE /rules/Huntress stores the deletion, then storage fails before the generation is
     re-resolved: a 503. The operator retries, as Retry-After says. The retry must finish the job:
     targets for Huntress stop being served (not a 404 for the delete while the targets API keeps
@@ -356,7 +345,7 @@ def test_a_rule_delete_retried_after_a_storage_fault_removes_its_targets(demo, m
     assert call("targets", software="Huntress").status_code == 404
 
 
-def test_a_rules_import_retried_after_a_storage_fault_applies_the_rules(demo, monkeypatch):
+def test_a_rules_import_retried_after_a_storage_fault_applies_the_rules(demo_synced, monkeypatch):
     """PUT /rules stores the new set, then storage fails before the generation is re-resolved.
     The retried import finds every rule already stored; it must still apply them, not leave the
     current generation answering from the old rules until the next sync."""
@@ -385,7 +374,7 @@ FABRIKAM_ONLY = {
 }
 
 
-def test_a_rule_re_resolved_on_a_later_day_changes_its_etag(demo):
+def test_a_rule_re_resolved_on_a_later_day_changes_its_etag(demo_synced):
     """A rule PUT re-resolves with the day of the PUT. When the generation is older (syncs held or
     failing, or just past midnight) the same rule can resolve to other targets: the ETag must
     change with them, or ImmyBot's If-None-Match gets a 304 and keeps the old targets."""
@@ -401,7 +390,7 @@ def test_a_rule_re_resolved_on_a_later_day_changes_its_etag(demo):
     assert after.etag != before.etag
 
 
-def test_a_rule_re_resolved_to_no_targets_serves_no_stale_targets(demo):
+def test_a_rule_re_resolved_to_no_targets_serves_no_stale_targets(demo_synced):
     store = get_store()
     today = date.today()
     put_rule(store, "FabOnly", json.dumps(FABRIKAM_ONLY).encode(), today)
@@ -414,7 +403,7 @@ def test_a_rule_re_resolved_to_no_targets_serves_no_stale_targets(demo):
 # -- hostile spellings and the answer cache ---------------------------------------------------------
 
 
-def test_spellings_of_one_software_do_not_evict_other_answers(demo, monkeypatch):
+def test_spellings_of_one_software_do_not_evict_other_answers(demo_synced, monkeypatch):
     """The answer cache holds whole answers by the query as written: 2^8 case spellings of
     "huntress" (plus width and whitespace variants) each take a full answer's room, so one caller
     can push every other answer out. Spellings of one rule must share one entry (the echo of the
@@ -464,7 +453,9 @@ def other_instance(azurite: Azurite) -> Store:
     return other
 
 
-def test_a_cached_pointer_to_a_generation_dropped_elsewhere_is_not_a_503(demo, frozen, azurite):
+def test_a_cached_pointer_to_a_generation_dropped_elsewhere_is_not_a_503(
+    demo_synced, frozen, azurite
+):
     """Another instance swaps twice within the TTL and its clean-up drops the generation this
     instance's cached pointer names. A read that finds its generation gone must read the pointer
     again, not answer 503 until the TTL runs out."""
@@ -483,7 +474,7 @@ def test_a_cached_pointer_to_a_generation_dropped_elsewhere_is_not_a_503(demo, f
 
 
 @pytest.mark.parametrize("computers", [False, True], ids=["plain", "expand-computers"])
-def test_a_rule_edit_elsewhere_never_serves_empty_targets(demo, frozen, azurite, computers):
+def test_a_rule_edit_elsewhere_never_serves_empty_targets(demo_synced, frozen, azurite, computers):
     """Another instance edits SentinelOne: new partitions, a new manifest, the old partitions
     deleted. Within the TTL this instance's cached manifest still names the deleted partition:
     reading it finds nothing, and the answer said "no targets" (counts 4, targets []): the answer
@@ -499,7 +490,7 @@ def test_a_rule_edit_elsewhere_never_serves_empty_targets(demo, frozen, azurite,
     assert len(body["targets"]) == body["counts"]["targets"]
 
 
-def test_concurrent_callers_during_a_swap_get_consistent_answers(demo):
+def test_concurrent_callers_during_a_swap_get_consistent_answers(demo_synced):
     """20 callers while a sync swaps: every answer names one generation in body and ETag."""
     store = get_store()
     results: list[tuple[str, bytes]] = []
@@ -527,7 +518,7 @@ def test_concurrent_callers_during_a_swap_get_consistent_answers(demo):
         assert etag.strip('"').split(".")[0] == json.loads(body)["generation"]
 
 
-def test_a_rule_edited_while_a_sync_runs_is_in_the_generation_it_swaps_to(demo):
+def test_a_rule_edited_while_a_sync_runs_is_in_the_generation_it_swaps_to(demo_synced):
     """A rule PUT lands after the sync read the rules and before it swaps: the edit went to the
     old generation, and the new one must not bring back the old rule."""
     store = get_store()

@@ -14,7 +14,6 @@ from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableServiceClient, UpdateMode
 
 import shared.queries as queries
-from sandbox.halo_data import demo_data
 from shared.answer_cache import AnswerCache
 from shared.current import CurrentCache
 from shared.generation import Manifest
@@ -23,7 +22,7 @@ from shared.rule_admin import put_rule
 from shared.settings import get_settings
 from shared.store import Pointer, Store, get_store
 from shared.store_base import STATE_PK
-from shared.sync import Outcome, run_sync
+from shared.sync import run_sync
 from shared.table_service import table_service
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
@@ -160,18 +159,6 @@ integration = pytest.mark.integration
 
 
 @pytest.fixture
-def demo(configure, halo_sandbox):
-    sandbox = halo_sandbox(demo_data(date.today()))
-    configure(sandbox.url)
-    from shared.rule_admin import import_rules
-
-    import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
-    report = asyncio.run(run_sync())
-    assert report.outcome is Outcome.SUCCEEDED, report.error
-    return sandbox
-
-
-@pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(queries, "_current", CurrentCache(5.0, clock))
@@ -180,7 +167,7 @@ def clock(monkeypatch) -> Clock:
 
 
 @pytest.fixture
-def counted(demo) -> tuple[Store, RoundTrips]:
+def counted(demo_synced) -> tuple[Store, RoundTrips]:
     """A store on the app's tables that counts its round trips (same identity as get_store())."""
     trips = RoundTrips()
     settings = get_settings()
