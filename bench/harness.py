@@ -33,6 +33,38 @@ def percentile(samples: Sequence[float], share: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered)) - 1))]
 
 
+def use_sandboxes(
+    halo_url: str, tables_connection_string: str, immy_url: str | None = None, **extra: str
+) -> None:
+    """Point the app's settings (the environment) at the sandboxes and Azurite, with no request
+    budget to speak of (the sandbox has no rate limit to respect); `extra` adds settings."""
+    for key in [k for k in os.environ if k.startswith("IMMY_")]:
+        del os.environ[key]
+    os.environ.pop("TABLES_ENDPOINT", None)
+    os.environ.update(
+        {
+            "HALO_BASE_URL": halo_url,
+            "HALO_CLIENT_ID": "sandbox-client",
+            "HALO_CLIENT_SECRET": "sandbox-secret",
+            "HALO_REQUESTS_PER_MINUTE": "1000000",
+            "TABLES_CONNECTION_STRING": tables_connection_string,
+            **extra,
+        }
+    )
+    if immy_url is not None:
+        os.environ.update(
+            {
+                "IMMY_BASE_URL": immy_url,
+                "IMMY_TENANT_ID": DEFAULT_ENTRA_TENANT,
+                "IMMY_CLIENT_ID": "immy-client",
+                "IMMY_CLIENT_SECRET": "immy-secret",
+                "IMMY_AUTHORITY_HOST": immy_url,
+            }
+        )
+    get_settings.cache_clear()
+    get_store.cache_clear()
+
+
 @contextmanager
 def synced(
     clients: int,
@@ -56,35 +88,18 @@ def synced(
         proc, url = start_module("sandbox.halo", "--clients", str(clients), "--seed", str(seed))
         immy_proc = None
         try:
-            for key in [k for k in os.environ if k.startswith("IMMY_")]:
-                del os.environ[key]
+            immy_url = None
             if immybot:
                 immy_proc, immy_url = start_module(
                     "sandbox.immybot", "--clients", str(clients), "--seed", str(seed)
                 )
-                os.environ.update(
-                    {
-                        "IMMY_BASE_URL": immy_url,
-                        "IMMY_TENANT_ID": DEFAULT_ENTRA_TENANT,
-                        "IMMY_CLIENT_ID": "immy-client",
-                        "IMMY_CLIENT_SECRET": "immy-secret",
-                        "IMMY_AUTHORITY_HOST": immy_url,
-                    }
-                )
-            os.environ.update(
-                {
-                    "HALO_BASE_URL": url,
-                    "HALO_CLIENT_ID": "sandbox-client",
-                    "HALO_CLIENT_SECRET": "sandbox-secret",
-                    # The sandbox has no rate limit to respect.
-                    "HALO_REQUESTS_PER_MINUTE": "1000000",
-                    "HALO_PAGE_SIZE": str(page_size),
-                    "HALO_READ_MODE": read_mode,
-                    "TABLES_CONNECTION_STRING": azurite.connection_string,
-                }
+            use_sandboxes(
+                url,
+                azurite.connection_string,
+                immy_url,
+                HALO_PAGE_SIZE=str(page_size),
+                HALO_READ_MODE=read_mode,
             )
-            get_settings.cache_clear()
-            get_store.cache_clear()
             settings = load_settings()
             # Azurite answers one request at a time: with many transactions in flight each waits
             # for all the others, so a large write needs fewer in flight and a longer read timeout

@@ -44,14 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.harness import percentile  # noqa: E402
+from bench.harness import percentile, use_sandboxes  # noqa: E402
 from sandbox.devhost import default_threads, function_key  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
-from sandbox.immybot import DEFAULT_ENTRA_TENANT  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
 from shared.generation import read_catalog  # noqa: E402
 from shared.rule_admin import import_rules, put_rule  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
 from shared.store import get_store  # noqa: E402
 from shared.sync import run_sync  # noqa: E402
 
@@ -144,24 +142,7 @@ def main() -> None:
         immy, immy_url = start_module("sandbox.immybot", *sandbox_args, *latency)
         devhost = None
         try:
-            os.environ.update(
-                {
-                    "HALO_BASE_URL": halo_url,
-                    "HALO_CLIENT_ID": "sandbox-client",
-                    "HALO_CLIENT_SECRET": "sandbox-secret",
-                    "HALO_REQUESTS_PER_MINUTE": "1000000",
-                    "HALO_READ_MODE": "report",
-                    "TABLES_CONNECTION_STRING": azurite.connection_string,
-                    "IMMY_BASE_URL": immy_url,
-                    "IMMY_TENANT_ID": DEFAULT_ENTRA_TENANT,
-                    "IMMY_CLIENT_ID": "immy-client",
-                    "IMMY_CLIENT_SECRET": "immy-secret",
-                    "IMMY_AUTHORITY_HOST": immy_url,
-                }
-            )
-            os.environ.pop("TABLES_ENDPOINT", None)
-            get_settings.cache_clear()
-            get_store.cache_clear()
+            use_sandboxes(halo_url, azurite.connection_string, immy_url, HALO_READ_MODE="report")
             store = get_store()
             today = datetime.now(UTC).date()
             import_rules(store, (ROOT / "sandbox" / "demo_rules.json").read_bytes(), today)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import azure.functions as func  # noqa: E402
 
-from bench.harness import percentile  # noqa: E402
+from bench.harness import percentile, use_sandboxes  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.immybot_data import immy_data_for  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
@@ -87,23 +87,12 @@ def main() -> None:
         halo, halo_url = start_module("sandbox.halo", *latency)
         immy, immy_url = start_module("sandbox.immybot", *latency, "--min-computers", computers)
         try:
-            os.environ.update(
-                {
-                    "HALO_BASE_URL": halo_url,
-                    "HALO_CLIENT_ID": "sandbox-client",
-                    "HALO_CLIENT_SECRET": "sandbox-secret",
-                    "HALO_REQUESTS_PER_MINUTE": "1000000",
-                    "TABLES_CONNECTION_STRING": azurite.connection_string,
-                    "IMMY_BASE_URL": immy_url,
-                    "IMMY_TENANT_ID": "11111111-2222-3333-4444-555555555555",
-                    "IMMY_CLIENT_ID": "immy-client",
-                    "IMMY_CLIENT_SECRET": "immy-secret",
-                    "IMMY_AUTHORITY_HOST": immy_url,
-                    "TAB_SOFTWARE_COMPUTERS": computers,
-                }
+            use_sandboxes(
+                halo_url,
+                azurite.connection_string,
+                immy_url,
+                TAB_SOFTWARE_COMPUTERS=computers,
             )
-            get_settings.cache_clear()
-            get_store.cache_clear()
             import_rules(
                 get_store(),
                 (ROOT / "sandbox" / "demo_rules.json").read_bytes(),
