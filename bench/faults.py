@@ -83,6 +83,12 @@ def main() -> int:
     parser.add_argument("--throttle-every", type=int, default=3, help="a 429 every Nth request")
     parser.add_argument("--backoff-429", type=float, default=0.2, help="HALO_BACKOFF_429_SECONDS")
     parser.add_argument("--omit-lines", type=float, default=0.0, help="invoices listed bare")
+    parser.add_argument(
+        "--read-mode",
+        default="rest",
+        choices=("rest", "report", "auto"),
+        help="HALO_READ_MODE (default rest: the paged reads are what faults hit hardest)",
+    )
     args = parser.parse_args()
     # Every retry logs a warning; hundreds of them would bury the figures.
     logging.getLogger("halo_immy").setLevel(logging.ERROR)
@@ -110,6 +116,7 @@ def main() -> int:
                 # The sandbox has no rate window to respect; its 429s come by count.
                 halo_requests_per_minute=1_000_000,
                 halo_page_size=args.page_size,
+                halo_read_mode=args.read_mode,
                 halo_backoff_429_seconds=args.backoff_429,
                 tables_connection_string=azurite.connection_string,
                 tables_endpoint=None,
@@ -144,7 +151,9 @@ def main() -> int:
         f"429 floor     : {args.backoff_429:g} s (HALO_BACKOFF_429_SECONDS lowered for the "
         f"bench; production default 30 s)"
     )
-    print(f"outcome       : {report.outcome} {report.error or ''}".rstrip())
+    print(
+        f"outcome       : {report.outcome} {report.error or ''} (read mode {report.read_mode})".rstrip()
+    )
     print(
         f"snapshot      : {'exact' if exact else 'MISMATCH'} "
         f"({', '.join(f'{k} {_size(stored.get(k))}/{_size(v)}' for k, v in expected.items())})"
