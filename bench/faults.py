@@ -151,9 +151,8 @@ def main() -> int:
         f"429 floor     : {args.backoff_429:g} s (HALO_BACKOFF_429_SECONDS lowered for the "
         f"bench; production default 30 s)"
     )
-    print(
-        f"outcome       : {report.outcome} {report.error or ''} (read mode {report.read_mode})".rstrip()
-    )
+    ended = f"{report.outcome} {report.error}" if report.error else str(report.outcome)
+    print(f"outcome       : {ended} (read mode {report.read_mode})")
     print(
         f"snapshot      : {'exact' if exact else 'MISMATCH'} "
         f"({', '.join(f'{k} {_size(stored.get(k))}/{_size(v)}' for k, v in expected.items())})"
