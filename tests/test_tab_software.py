@@ -279,6 +279,16 @@ class Counting(RequestsTransport):
         return super().send(request, **kwargs)
 
 
+def counting_store() -> tuple[Store, Counting]:
+    """The app's store, with every Table request it makes recorded."""
+    settings = get_settings()
+    transport = Counting()
+    service = TableServiceClient.from_connection_string(
+        settings.tables_connection_string.get_secret_value(), transport=transport
+    )
+    return Store(service, prefix=settings.tables_prefix), transport
+
+
 class Held:
     """Stands in for the after-response worker: keeps the work until `run()`."""
 
@@ -299,12 +309,7 @@ class Held:
 @pytest.mark.integration
 def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, monkeypatch):
     both()
-    settings = get_settings()
-    transport = Counting()
-    service = TableServiceClient.from_connection_string(
-        settings.tables_connection_string.get_secret_value(), transport=transport
-    )
-    store = Store(service, prefix=settings.tables_prefix)
+    store, transport = counting_store()
     monkeypatch.setattr(tab_module, "get_store", lambda: store)
     monkeypatch.setattr(tab_snapshot, "MANIFEST_TTL", 3600.0)  # no refresh mid-test
     held = Held()
@@ -331,12 +336,7 @@ def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, m
 @pytest.mark.integration
 def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both, azurite):
     both()
-    settings = get_settings()
-    transport = Counting()
-    service = TableServiceClient.from_connection_string(
-        settings.tables_connection_string.get_secret_value(), transport=transport
-    )
-    store = Store(service, prefix=settings.tables_prefix)
+    store, transport = counting_store()
     tab_snapshot.forget()
     now = [1000.0]
 
