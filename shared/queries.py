@@ -29,6 +29,7 @@ from shared.generation import (
     read_computers,
     read_manifest,
     read_snapshot,
+    read_target_texts,
     read_targets,
     read_unmapped,
 )
@@ -36,7 +37,7 @@ from shared.immy_models import ImmyComputer
 from shared.inputs import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, lookup_value, parse_id
 from shared.problems import ApiError, problem
 from shared.rules import ItemMatch, Rule, closest, normalise
-from shared.store import Pointer, Store, StoreError, decode_data
+from shared.store import Pointer, Store, StoreError
 from shared.targets import (
     Snapshot,
     Target,
@@ -260,10 +261,9 @@ def _software_answer(
     # Another instance's rule edit deletes the partitions its manifest no longer names (in one
     # transaction up to 100 entities): a cached manifest may name one that is gone. Never answer
     # "no targets" for an entry that counts some.
-    rows = store.read_partition(generation, entry.partition)
-    if entry.targets and not rows:
+    texts = read_target_texts(store, generation, entry.partition)
+    if entry.targets and not texts:
         raise _Stale
-    texts = [decode_data(r) for r in rows]
     return _splice(envelope, b"[" + b",".join(t[1:-1].encode() for t in texts if len(t) > 2) + b"]")
 
 
