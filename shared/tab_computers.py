@@ -105,14 +105,17 @@ class TenantRead:
     source: str
 
 
+def used_by(computer: ImmyComputer, email: str) -> bool:
+    """Whether `email` (the ticket user's; may be empty) is the computer's primary user."""
+    wanted = email.strip().casefold()
+    return bool(wanted) and computer.primary_user_email.strip().casefold() == wanted
+
+
 def ordered(computers: Sequence[ImmyComputer], email: str) -> list[ImmyComputer]:
     """The ticket user's computers first, then online ones, then by name."""
-    wanted = email.strip().casefold()
-
-    def mine(c: ImmyComputer) -> bool:
-        return bool(wanted) and c.primary_user_email.strip().casefold() == wanted
-
-    return sorted(computers, key=lambda c: (not mine(c), not c.online, c.name.casefold(), c.id))
+    return sorted(
+        computers, key=lambda c: (not used_by(c, email), not c.online, c.name.casefold(), c.id)
+    )
 
 
 async def read_tenant(
@@ -145,9 +148,9 @@ async def read_tenant(
         )
     # Filtered again here: a computer of another tenant must never be shown as this client's.
     computers = ordered([c for c in listed if c.tenant_id == tenant_id], email)
-    wanted = email.strip().casefold()
-    mine = [c for c in computers if wanted and c.primary_user_email.strip().casefold() == wanted]
-    chosen = mine + [c for c in computers if c not in mine][: max(0, cap - len(mine))]
+    # `ordered` puts the ticket user's computers first: all of them, then others up to `cap`.
+    mine = sum(used_by(c, email) for c in computers)
+    chosen = computers[: max(cap, mine)]
     tasks = {c.id: asyncio.create_task(immy.detected_software(c.id)) for c in chosen}
     inventory: Inventory = {
         c.id: f"not read: the tab checks {cap} computers at most" for c in computers
@@ -184,7 +187,6 @@ def computers_view(
     read: TenantRead, wanted: Sequence[Wanted], email: str, base_url: str, tenant_name: str
 ) -> Computers:
     """The rows and per-software summaries for the template."""
-    who = email.strip().casefold()
     rows = [
         ComputerRow(
             name=c.name or f"computer {c.id}",
@@ -192,7 +194,7 @@ def computers_view(
             last_seen=c.last_seen,
             user_email=c.primary_user_email,
             url=f"{base_url}/computers/{c.id}",
-            is_ticket_user=bool(who) and c.primary_user_email.strip().casefold() == who,
+            is_ticket_user=used_by(c, email),
             software=tuple(cell(w, read.inventory.get(c.id, "not read")) for w in wanted),
         )
         for c in read.computers

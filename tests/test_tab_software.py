@@ -111,6 +111,52 @@ def test_a_computer_of_another_tenant_never_appears():
     assert [r.name for r in read.inventory[3]] == ["Huntress Agent"]  # not computer 8's row
 
 
+class FourComputers:
+    """A tenant of four computers, two of them (offline, named last) the ticket user's."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
+        return [
+            ImmyComputer(id=1, computerName="A-DESK", tenantId=2, isOnline=True),
+            ImmyComputer(id=2, computerName="B-DESK", tenantId=2, isOnline=True),
+            ImmyComputer(
+                id=3, computerName="Y-LAPTOP", tenantId=2, primaryUserEmail="Dana@Contoso.com"
+            ),
+            ImmyComputer(
+                id=4, computerName="Z-LAPTOP", tenantId=2, primaryUserEmail="dana@contoso.com "
+            ),
+        ]
+
+    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
+        self.asked.append(computer_id)
+        return detected(computer_id, "Huntress Agent")
+
+
+@pytest.mark.parametrize(("cap", "asked"), [(1, [3, 4]), (3, [3, 4, 1])])
+def test_the_ticket_users_computers_are_read_first_and_always_the_rest_up_to_the_cap(cap, asked):
+    immy = FourComputers()
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        return await read_tenant(
+            immy,  # type: ignore[arg-type]
+            2,
+            "dana@contoso.com",
+            cap=cap,
+            deadline=loop.time() + 5,
+            deadline_ms=5000,
+            stored=list,
+        )
+
+    read = asyncio.run(run())
+    assert [c.id for c in read.computers] == [3, 4, 1, 2]
+    assert sorted(immy.asked) == sorted(asked)
+    for computer_id in {1, 2, 3, 4} - set(asked):
+        assert read.inventory[computer_id] == f"not read: the tab checks {cap} computers at most"
+
+
 # -- through the handler, against Azurite and both sandboxes -----------------------------------------
 
 
