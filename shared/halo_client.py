@@ -263,7 +263,8 @@ class HaloClient:
 
     async def report(self, sql: str) -> list[Mapping[str, Any]]:
         """The rows of one SELECT run by `POST /api/Report` (`_loadreportonly`), values as HaloPSA
-        wrote them (strings). A SELECT changes nothing, so it is retried like a GET. Raises
+        wrote them (strings). A SELECT changes nothing, so it is retried like a GET, but a 504 or
+        read timeout raises HaloReportTimeout at once (the caller asks for fewer rows). Raises
         HaloReportError when HaloPSA could not run the SQL (it answers that with HTTP 200)."""
         path = "/api/Report"
         response = await self._transport.request(
@@ -273,6 +274,7 @@ class HaloClient:
             resource="Report",
             json_body=[{"sql": sql, "_loadreportonly": True}],
             authorised=True,
+            deadline_is_final=True,
         )
         raise_for_status("POST", path, response)
         try:
@@ -324,6 +326,21 @@ class HaloClient:
         return Listing(
             records=parsed.records, rejects=parsed.rejects, pages=pages, duplicates=duplicates
         )
+
+    async def list_page(
+        self,
+        resource: str,
+        key: str,
+        model: type[M],
+        number: int,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Listing[M], int | None]:
+        """Page `number` of `GET /api/{resource}`, validated, with the `record_count` it gave."""
+        raw, count = await self._get_page(
+            f"/api/{resource}", resource, key, dict(params or {}), number
+        )
+        parsed = parse_records(model, raw, kind=resource)
+        return Listing(records=parsed.records, rejects=parsed.rejects, pages=1), count
 
     async def _invoice_body(self, invoice_id: int) -> Mapping[str, Any]:
         path = f"/api/RecurringInvoice/{invoice_id}"

@@ -50,3 +50,8 @@ class HaloProtocolError(HaloError):
 
 class HaloReportError(HaloRequestError):
     """HaloPSA could not run a report's SQL (HTTP 200 with `report.load_error`)."""
+
+
+class HaloReportTimeout(HaloUnavailable):
+    """A report ran past HaloPSA's gateway deadline (504 or a read timeout). Sending the same SQL
+    again meets the same deadline, so it is not retried: the caller asks for less."""

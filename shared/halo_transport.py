@@ -32,10 +32,13 @@ from shared.halo_errors import (
     HaloNotFound,
     HaloOutOfTime,
     HaloRateLimited,
+    HaloReportTimeout,
     HaloRequestError,
     HaloUnavailable,
 )
 from shared.telemetry import log_outgoing_call
+
+GATEWAY_TIMEOUT = 504
 
 log = logging.getLogger("halo_immy.halo")
 
@@ -102,20 +105,31 @@ class HaloTransport:
         data: Mapping[str, str] | None = None,
         json_body: Any = None,
         authorised: bool = False,
+        deadline_is_final: bool = False,
     ) -> httpx.Response:
         """Send a request until it has an answer that retrying cannot change, and log the call.
 
         Every try draws on the budget. 429: pause (at least the policy's `backoff_429`) and slow
         the budget; 500/502/503/504, timeouts and connection errors: exponential back-off with
         jitter; 401 with a bearer token: refresh the token once. Raises HaloUnavailable or
-        HaloRateLimited past the policy's caps; any other answer is returned as it is.
+        HaloRateLimited past the policy's caps; any other answer is returned as it is. With
+        `deadline_is_final` a 504 or a read timeout raises HaloReportTimeout at once.
         """
         call = _Call()
         started = time.perf_counter()
         error: str | None = None
         try:
             return await self._tries(
-                method, path, where, call, resource, params, data, json_body, authorised
+                method,
+                path,
+                where,
+                call,
+                resource,
+                params,
+                data,
+                json_body,
+                authorised,
+                deadline_is_final,
             )
         except BaseException as failure:
             error = type(failure).__name__
@@ -205,6 +219,7 @@ class HaloTransport:
         data: Mapping[str, str] | None,
         json_body: Any,
         authorised: bool,
+        deadline_is_final: bool = False,
     ) -> httpx.Response:
         auth_refreshed = False
         while True:
@@ -218,10 +233,16 @@ class HaloTransport:
                 )
             except (httpx.TimeoutException, httpx.TransportError) as failure:
                 call.status = None
+                if deadline_is_final and isinstance(failure, httpx.ReadTimeout):
+                    raise HaloReportTimeout(method, where, None, "read timeout") from None
                 await self._after_transient(method, where, call, type(failure).__name__, None)
                 continue
             status = response.status_code
             call.status = status
+            if deadline_is_final and status == GATEWAY_TIMEOUT:
+                # Halo's 504 on a report is its gateway deadline, not a blip: asked again, the
+                # same SQL meets the same deadline (report-api.notes.md, "Errors").
+                raise HaloReportTimeout(method, where, status, "gateway deadline")
             if status == 401 and token is not None and not auth_refreshed:
                 # The token may have been revoked or expired early: refresh once, then give up.
                 auth_refreshed = True
