@@ -1,58 +1,53 @@
 """Read a sync's HaloPSA records with a handful of SQL reports instead of hundreds of REST pages.
 
 HaloPSA runs one SELECT per `POST /api/Report` (`HaloClient.report`) and answers every value as a
-string. This module holds the SQL and turns the rows back into the JSON shapes the REST API sends
-(`GET /api/Client`, `Site`, `ClientContract`, `RecurringInvoice?includelines=true`, `Item`), so they
-go through the same pydantic models and the same coverage code: a sync decides coverage the same
-way whichever way it read.
+string; shared.halo_report_rows turns the rows back into the REST API's JSON shapes, so both reads
+go through the same pydantic models and the same coverage code. A report read is never trusted
+alone: shared.halo_proof compares it with a REST sample of the same instance on every run.
 
-A read is: one SELECT of row counts and id bounds, then one SELECT per table per id range, each range
-sized to about `max_rows` rows (HaloPSA documents no row cap and pages nothing, so a big table is
-split by key range, never by TOP/OFFSET). The SQL is in the dialect both SQL Server and SQLite (the
-sandbox) accept: no TOP, ISNULL, square brackets, `--`, semicolons, DECLARE, ORDER BY or CTEs;
-aliases are lower_snake and rows are read case-insensitively.
+A read is: one SELECT of row counts and key bounds, then one SELECT per table per key range, each
+range sized to about `max_rows` rows (HaloPSA documents no row cap and pages nothing, so a big
+table is split by key range, never by TOP/OFFSET). A range that meets HaloPSA's gateway deadline
+(504 or a read timeout) is split in two, down to `MIN_ROWS_PER_ANSWER`; the rows read per table
+are checked against the counts of the bounds query. Ranges filter and split on the same key. The
+SQL is in the dialect both SQL Server and SQLite (the sandbox) accept: no TOP, ISNULL, square
+brackets, `--`, semicolons, DECLARE, ORDER BY or CTEs; aliases are lower_snake.
 
-Columns relied on (table.column -> REST field), with the basis halo-openapi/halo-sql-columns.json
-(the HaloPSA material DESIGN.md section 8 points to) gives: "sql" = public Halo report SQL,
-"name" = the API field is the column name minus its prefix, "inferred" = unverified judgement.
+Columns relied on (table.column -> REST field). Basis, from halo-openapi/halo-sql-columns.json
+(DESIGN.md section 8): "sql" = public Halo report SQL, "name" = the API field is the column name
+minus its prefix, "inferred" = unverified judgement. "Absent" = checked against both public
+schema dumps (ProvisionData.HaloPSA.ApiClient docs/schema.sql, 2026-01; redanthrax/halopsa-mcp
+schema/catalog.json, 2026-05: INVOICEHEADER 157, INVOICEDETAIL 123, CONTRACTHEADER 115 columns).
 - AREA.Aarea -> Client.id (sql); aareadesc -> name (sql); AIsInactive -> inactive (sql+inferred);
   Atreeid -> toplevel_id (inferred).
 - SITE.Ssitenum -> Site.id (sql); sdesc -> name (sql); Sarea (a FLOAT) -> client_id (sql);
   SIsInactive -> inactive (sql+inferred).
-- CONTRACTHEADER.CHid -> id (name); CHarea -> client_id (sql); CHSite -> site_id (inferred, -1 = none);
-  CHcontractRef -> ref (sql+inferred); CHstartdate/CHenddate -> start_date/end_date (sql+inferred);
-  chactive -> active (name, default 1); chtype -> contracttype (inferred). `client_name` is the
-  joined AREA.aareadesc. `expired` has no column (the API computes it): here, a real end date
-  before today.
-- Contract type name: LOOKUP.fvalue where fid = 28 and fcode = CONTRACTHEADER.chbillingdescription
-  -> contracttype_name. Public Halo reports show that text as [Contract Type]; the table behind the
-  API's contracttype_name (chtype's names) was not found in either schema dump. INFERRED: check on a
-  tenant that the names match before relying on report mode for contract-type rules.
+- CONTRACTHEADER.CHid -> id (name); CHarea -> client_id (sql); CHSite -> site_id (inferred);
+  CHcontractRef -> ref (sql+inferred); CHstartdate/CHenddate -> start_date/end_date
+  (sql+inferred); chactive -> active (name, default 1); chtype -> contracttype (inferred).
+- Contract type NAME: absent. Public reports show LOOKUP fid 28 (the billing description) as
+  "Contract Type", but nothing shows it is the API's contracttype_name, so it is not read here:
+  shared.halo_proof names each contracttype from REST contracts of that type.
+- Contract `expired`: absent (the API computes it; an admin may also expire a contract early).
+  Taken here as "a real end date before today"; the proof sample compares it with REST.
 - INVOICEHEADER.IHid -> RecurringInvoice.id (name; recurring templates are IHid < 0, sql);
   IHaarea -> client_id (sql); IHsitenumber -> sitenumber (name); IHchid -> contract_id (sql).
-  `client_name` is the joined AREA.aareadesc.
-- STDREQUEST (the schedule, joined on StdInvoiceId = IHid, sql): stdid -> schedule.id and
-  schedule_id (name); stddisabled -> schedule.disabled (name) and the header's `disabled`
-  (inferred: INVOICEHEADER has no such column); stdstartdate -> schedule.startdate (name);
-  stdenddate -> schedule.end_date (inferred); STDNextCreationDate -> schedule.nextcreationdate and
-  the header's nextcreationdate (name); stdlastcreated, StdPeriod, stdtype, StdName (name).
-- INVOICEDETAIL (lines of IdIHid < 0): IDid -> id, IdIHid -> ihid, ID_ItemID -> _itemid,
-  IDItem_Code -> item_code, IDItem_ShortDescription -> item_shortdescription, IDQty_Order ->
-  qty_order, IDUnit_Price -> unit_price, IDNet_Amount -> net_amount, idisInactive -> isinactive,
-  IDStartDate/IDEndDate -> startdate/enddate, IDSite -> site, idsequenceid -> sequenceid (all name);
-  IDRecurringInvoiceQuantityType -> recurring_invoice_quantity_type, IDCHID -> contract_id
-  (inferred). item_internal_reference / item_external_reference have no INVOICEDETAIL column: they
-  are the line's item's ITEM.IInternalReference / IExternalReference (inferred).
-- ITEM.Iid -> id (name); idesc -> name (sql+inferred); IInternalReference / IExternalReference ->
-  internalreference / externalreference (name); idefaultsupplierpartcode -> supplier_part_code
-  (inferred); Ibaseprice / IRecurringPrice -> baseprice / recurringprice (name); IIsRecurringItem ->
-  isrecurringitem (name).
-
-Not read in report mode, for want of a column: an item's `description` (which ITEM column backs it
-is not known) and a recurring invoice header's own `startdate`/`enddate` (INVOICEHEADER has none;
-the real header sample carries neither, its schedule holds the dates). Derived because no column of
-their own exists: a line's item codes (from its ITEM row) and the header's `disabled` (the
-schedule's). sandbox.halo_report.as_tables_hold_it reduces a sandbox data set to the same.
+- STDREQUEST (the schedule, joined on StdInvoiceId = IHid, sql): stdid -> schedule.id (name);
+  stddisabled -> schedule.disabled (name); stdstartdate -> schedule.startdate (name); stdenddate
+  -> schedule.end_date (inferred); STDNextCreationDate, stdlastcreated, StdPeriod, stdtype, StdName.
+- Header `disabled`, `startdate`, `enddate`: absent. `disabled` is taken from the schedule (the
+  only candidate) and the header dates are left out; the proof compares the invoice's effective
+  on/off and date window with REST.
+- INVOICEDETAIL (lines of IdIHid < 0, split on IdIHid like their headers): IDid -> id, IdIHid ->
+  ihid, ID_ItemID -> _itemid, IDItem_Code -> item_code, IDItem_ShortDescription ->
+  item_shortdescription, IDQty_Order, IDUnit_Price, IDNet_Amount, idisInactive, IDStartDate,
+  IDEndDate, IDSite, idsequenceid (all name); IDRecurringInvoiceQuantityType, IDCHID (inferred).
+- A line's item_internal_reference / item_external_reference: absent from INVOICEDETAIL, so the
+  API can only derive them from the line's item; read here as ITEM.IInternalReference /
+  IExternalReference through ID_ItemID (inferred; the proof compares them with REST).
+- ITEM.Iid -> id (name); idesc -> name (sql+inferred); IInternalReference / IExternalReference
+  (name); idefaultsupplierpartcode -> supplier_part_code (inferred); Ibaseprice, IRecurringPrice,
+  IIsRecurringItem (name). An item's `description` is not read (which column backs it is unknown).
 """
 
 from __future__ import annotations
@@ -60,24 +55,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from shared.halo_client import (
+from shared.halo_client import HaloClient, Listing
+from shared.halo_errors import (
     HaloAuthError,
-    HaloClient,
     HaloNotFound,
     HaloProtocolError,
+    HaloReportTimeout,
     HaloRequestError,
-    Listing,
 )
 from shared.halo_models import Client, Contract, Item, RecurringInvoice, Site, parse_records
+from shared.halo_report_rows import (
+    as_int,
+    by_id_order,
+    client_record,
+    contract_record,
+    invoice_record,
+    item_record,
+    line_record,
+    lower_keys,
+    site_record,
+    with_lines,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -87,7 +93,7 @@ log = logging.getLogger("halo_immy.halo_report")
 class ReadMode(StrEnum):
     """How a sync reads HaloPSA (setting HALO_READ_MODE)."""
 
-    AUTO = "auto"  # report when the probe succeeds, else REST
+    AUTO = "auto"  # report, proven against REST; REST when reports fail or disagree
     REPORT = "report"
     REST = "rest"
 
@@ -97,13 +103,16 @@ PROBE_SQL = "SELECT 1 WHERE 1=0"
 # Rows asked of one answer. HaloPSA documents no cap; at about 300 bytes a row this keeps an answer
 # near 3 MB, and a 20,000-client sync near 30 requests.
 MAX_ROWS_PER_ANSWER = 10_000
+# A range that still meets the gateway deadline at about this many rows is not split further:
+# the report path cannot answer, and the run reads through REST (auto) or fails (report).
+MIN_ROWS_PER_ANSWER = 250
 # Reports run on HaloPSA's database: a few at a time, not a burst.
 CONCURRENT_REPORTS = 3
 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
-    """One record type: its table, key column, the filter that selects it, and its SELECT."""
+    """One record type: its table, the key it is filtered and split on, and its SELECT."""
 
     kind: str
     table: str
@@ -135,11 +144,10 @@ _CONTRACTS = _Table(
     "CHid",
     "",
     "SELECT CHid AS id, CHarea AS client_id, aareadesc AS client_name, CHSite AS site_id, "
-    "CHcontractRef AS ref, chtype AS contracttype, fvalue AS contracttype_name, "
+    "CHcontractRef AS ref, chtype AS contracttype, "
     "CHstartdate AS start_date, CHenddate AS end_date, chactive AS active "
     "FROM CONTRACTHEADER "
     "LEFT JOIN AREA ON Aarea = CHarea "
-    "LEFT JOIN LOOKUP ON fid = 28 AND fcode = chbillingdescription "
     "WHERE",
 )
 _INVOICES = _Table(
@@ -160,7 +168,7 @@ _INVOICES = _Table(
 _LINES = _Table(
     "invoice_lines",
     "INVOICEDETAIL",
-    "IDid",
+    "IdIHid",
     "IdIHid < 0",
     "SELECT IDid AS id, IdIHid AS ihid, ID_ItemID AS item_id, IDItem_Code AS item_code, "
     "IDItem_ShortDescription AS item_shortdescription, "
@@ -186,6 +194,8 @@ _ITEMS = _Table(
     "FROM ITEM WHERE",
 )
 TABLES: tuple[_Table, ...] = (_CLIENTS, _SITES, _CONTRACTS, _INVOICES, _LINES, _ITEMS)
+# The key whose distinct values count a table's records (a join may repeat a row).
+_RECORD_ID = "id"
 
 
 def bounds_sql() -> str:
@@ -228,245 +238,17 @@ def range_sql(table: _Table, low: int, high: int) -> str:
     return f"{table.select} {table.key} BETWEEN {int(low)} AND {int(high)}"
 
 
-# -- values: HaloPSA writes every value as a string -----------------------------------------
-
-_WHOLE = re.compile(r"-?\d+(?:\.0*)?")
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_ISO = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-)
-# SQL Server's own text for a datetime (CAST AS VARCHAR): "Mar 20 2025  6:50PM".
-_SQLSERVER = re.compile(
-    r"([A-Za-z]{3}) +(\d{1,2}) +(\d{4}) +(\d{1,2}):(\d{2})(?::(\d{2}))? *([AP]M)"
-)
-_MONTHS = {m: n for n, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def as_int(value: Any) -> Any:
-    """An id or code: "21", "21.0" -> 21; blank -> None; anything else unchanged (the model
-    rejects it)."""
-    if _blank(value):
-        return None
-    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
-        return int(value.strip().split(".", 1)[0])
-    return value
-
-
-def as_float(value: Any, default: float = 0.0) -> Any:
-    """A number: "25", "4.5" -> float; blank -> `default`."""
-    if _blank(value):
-        return default
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value.strip())
-    return value
-
-
-def as_bool(value: Any, default: bool = False) -> Any:
-    """A bit: "1"/"True" -> True, "0"/"False" -> False; blank -> `default`."""
-    if _blank(value):
-        return default
-    text = str(value).strip().lower()
-    if text in ("1", "true"):
-        return True
-    if text in ("0", "false"):
-        return False
-    return value
-
-
-def as_text(value: Any) -> str:
-    """Text: NULL is "" (as the REST API writes it)."""
-    return "" if value is None else str(value)
-
-
-def as_datetime(value: Any) -> Any:
-    """A datetime as REST writes it ("2025-03-20T18:50:25.057"); blank -> None; a form not
-    recognised is passed on unchanged so the model rejects the record rather than guess."""
-    if _blank(value):
-        return None
-    text = str(value).strip()
-    if _ISO.fullmatch(text):
-        return text.replace(" ", "T", 1)
-    found = _SQLSERVER.fullmatch(text)
-    month = _MONTHS.get(found.group(1).lower()) if found else None
-    if found is None or month is None:
-        return text
-    hour = int(found.group(4)) % 12 + (12 if found.group(7).upper() == "PM" else 0)
-    moment = datetime(
-        int(found.group(3)),
-        month,
-        int(found.group(2)),
-        hour,
-        int(found.group(5)),
-        int(found.group(6) or 0),
-    )
-    return moment.isoformat()
-
-
-def _lower(row: Mapping[str, Any]) -> dict[str, Any]:
-    # Aliases come back as written, or not (SWB hedges on case): read them case-insensitively.
-    return {str(key).lower(): value for key, value in row.items()}
-
-
-def _is_real_end(value: Any, today: date) -> bool:
-    """Whether `value` is a real end date before `today` (sentinels are no end)."""
-    if not isinstance(value, str) or len(value) < 10:
-        return False
-    try:
-        end = date.fromisoformat(value[:10])
-    except ValueError:
-        return False
-    return 1902 <= end.year < 2099 and end < today
-
-
-# -- rows -> REST records -------------------------------------------------------------------
-
-
-def client_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A `GET /api/Client` record from an AREA row."""
-    r = _lower(row)
-    return {
-        "id": as_int(r.get("id")),
-        "name": as_text(r.get("name")),
-        "inactive": as_bool(r.get("inactive")),
-        "toplevel_id": as_int(r.get("toplevel_id")),
-    }
-
-
-def site_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A `GET /api/Site` record from a SITE row."""
-    r = _lower(row)
-    return {
-        "id": as_int(r.get("id")),
-        "name": as_text(r.get("name")),
-        "client_id": as_int(r.get("client_id")),
-        "inactive": as_bool(r.get("inactive")),
-    }
-
-
-def contract_record(row: Mapping[str, Any], today: date) -> dict[str, Any]:
-    """A `GET /api/ClientContract` record from a CONTRACTHEADER row; `expired` as of `today`."""
-    r = _lower(row)
-    end = as_datetime(r.get("end_date"))
-    return {
-        "id": as_int(r.get("id")),
-        "client_id": as_int(r.get("client_id")),
-        "client_name": as_text(r.get("client_name")),
-        "site_id": as_int(r.get("site_id")),
-        "ref": as_text(r.get("ref")),
-        "contracttype": as_int(r.get("contracttype")),
-        "contracttype_name": as_text(r.get("contracttype_name")),
-        "start_date": as_datetime(r.get("start_date")),
-        "end_date": end,
-        "active": as_bool(r.get("active"), default=True),  # the column defaults to 1
-        "expired": _is_real_end(end, today),
-    }
-
-
-def line_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One `lines` entry of a recurring invoice from an INVOICEDETAIL row."""
-    r = _lower(row)
-    record = {
-        "id": as_int(r.get("id")),
-        "ihid": as_int(r.get("ihid")),
-        "_itemid": as_int(r.get("item_id")) or 0,
-        "item_code": as_text(r.get("item_code")),
-        "item_shortdescription": as_text(r.get("item_shortdescription")),
-        "item_internal_reference": as_text(r.get("item_internal_reference")),
-        "item_external_reference": as_text(r.get("item_external_reference")),
-        "qty_order": as_float(r.get("qty_order")),
-        "unit_price": as_float(r.get("unit_price")),
-        "net_amount": as_float(r.get("net_amount")),
-        "isinactive": as_bool(r.get("isinactive")),
-        "recurring_invoice_quantity_type": as_int(r.get("recurring_invoice_quantity_type")) or 0,
-        "contract_id": as_int(r.get("contract_id")),
-        "site": as_int(r.get("site")),
-        "sequenceid": as_int(r.get("sequenceid")),
-    }
-    # The API leaves an unset line date out (its column holds 1900-01-01).
-    for key in ("startdate", "enddate"):
-        value = as_datetime(r.get(key))
-        if value is not None:
-            record[key] = value
-    return record
-
-
-def invoice_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A `GET /api/RecurringInvoice` header (no lines yet) from an INVOICEHEADER row joined to its
-    STDREQUEST schedule."""
-    r = _lower(row)
-    record: dict[str, Any] = {
-        "id": as_int(r.get("id")),
-        "client_id": as_int(r.get("client_id")),
-        "client_name": as_text(r.get("client_name")),
-        "sitenumber": as_int(r.get("sitenumber")),
-        "contract_id": as_int(r.get("contract_id")),
-        "disabled": as_bool(r.get("disabled")),
-        "nextcreationdate": as_datetime(r.get("nextcreationdate")),
-        "lines": [],
-    }
-    schedule_id = as_int(r.get("schedule_id"))
-    if schedule_id is not None:
-        record["schedule_id"] = schedule_id
-        record["schedule"] = {
-            "id": schedule_id,
-            "name": as_text(r.get("schedule_name")),
-            "type": as_int(r.get("schedule_type")),
-            "disabled": as_bool(r.get("disabled")),
-            "startdate": as_datetime(r.get("schedule_startdate")),
-            "end_date": as_datetime(r.get("schedule_end_date")),
-            "lastcreated": as_datetime(r.get("schedule_lastcreated")),
-            "nextcreationdate": as_datetime(r.get("nextcreationdate")),
-            "period": as_int(r.get("schedule_period")),
-        }
-    return record
-
-
-def item_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A `GET /api/Item` record from an ITEM row."""
-    r = _lower(row)
-    return {
-        "id": as_int(r.get("id")),
-        "name": as_text(r.get("name")),
-        "internalreference": as_text(r.get("internalreference")),
-        "externalreference": as_text(r.get("externalreference")),
-        "supplier_part_code": as_text(r.get("supplier_part_code")),
-        "baseprice": as_float(r.get("baseprice")),
-        "recurringprice": as_float(r.get("recurringprice")),
-        "isrecurringitem": as_bool(r.get("isrecurringitem")),
-    }
-
-
-def with_lines(
-    invoices: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """`invoices` with each line under its header's `lines`, in sequence then id order; lines of
-    an invoice not read are dropped (the REST API would not list them either)."""
-    by_id = {invoice["id"]: invoice for invoice in invoices if isinstance(invoice["id"], int)}
-    for line in sorted(lines, key=_line_order):
-        invoice = by_id.get(line["ihid"])
-        if invoice is not None:
-            invoice["lines"].append(line)
-    return list(invoices)
-
-
-def _line_order(line: Mapping[str, Any]) -> tuple[int, int]:
-    sequence, line_id = line.get("sequenceid"), line.get("id")
-    return (
-        sequence if isinstance(sequence, int) else 0,
-        line_id if isinstance(line_id, int) else 0,
-    )
-
-
-def _by_id(record: Mapping[str, Any]) -> tuple[int, int, str]:
-    key = record.get("id")
-    return (0, key, "") if isinstance(key, int) else (1, 0, str(key))
-
-
 # -- the read -------------------------------------------------------------------------------
+
+
+class ReportShortfall(HaloProtocolError):
+    """A table answered fewer records than its count said, and no edit in between explains it."""
+
+    def __init__(self, kind: str, expected: int, read: int) -> None:
+        super().__init__(
+            "POST", "/api/Report", 200, f"{kind}: {read} records read, the count said {expected}"
+        )
+        self.kind, self.expected, self.read = kind, expected, read
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +261,8 @@ class ReportListings:
     invoices: Listing[RecurringInvoice]
     items: Listing[Item]
     requests: int
+    splits: int = 0  # ranges split after a gateway deadline
+    notes: tuple[str, ...] = ()  # counts that moved during the read (tolerated)
 
 
 async def report_available(halo: HaloClient) -> bool:
@@ -495,65 +279,102 @@ async def report_available(halo: HaloClient) -> bool:
     return True
 
 
-async def choose_mode(halo: HaloClient, mode: ReadMode | str) -> ReadMode:
-    """REPORT or REST: `auto` probes HaloPSA once."""
-    mode = ReadMode(mode)
-    if mode is ReadMode.AUTO:
-        return ReadMode.REPORT if await report_available(halo) else ReadMode.REST
-    return mode
+@dataclass(slots=True)
+class _Reader:
+    """One report read's requests: a few at a time, counted, ranges split on a deadline."""
+
+    halo: HaloClient
+    max_rows: int
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENT_REPORTS))
+    sent: int = 0
+    splits: int = 0
+
+    async def run(self, sql: str) -> list[Mapping[str, Any]]:
+        async with self.gate:
+            self.sent += 1
+            return await self.halo.report(sql)
+
+    async def bounds(self) -> dict[str, Bounds]:
+        answer = await self.run(bounds_sql())
+        if len(answer) != 1:
+            raise HaloProtocolError("POST", "/api/Report", 200, "the bounds query answered no row")
+        counts = lower_keys(answer[0])
+        found = {}
+        for table in TABLES:
+            values = [
+                as_int(counts.get(f"{table.kind}_{part}")) for part in ("rows", "low", "high")
+            ]
+            if not all(isinstance(v, int) or v is None for v in values):
+                raise HaloProtocolError(
+                    "POST", "/api/Report", 200, f"unreadable bounds: {table.kind}"
+                )
+            rows, low, high = (v if isinstance(v, int) else 0 for v in values)
+            found[table.kind] = Bounds(rows, low, high)
+        return found
+
+    async def table(self, table: _Table, bounds: Bounds) -> tuple[list[Mapping[str, Any]], int]:
+        ranges = id_ranges(bounds, self.max_rows)
+        per_range = bounds.rows / max(1, len(ranges))
+        answers = await asyncio.gather(
+            *(self.range(table, low, high, per_range) for low, high in ranges)
+        )
+        return [row for answer in answers for row in answer], len(ranges)
+
+    async def range(
+        self, table: _Table, low: int, high: int, rows: float
+    ) -> list[Mapping[str, Any]]:
+        try:
+            return await self.run(range_sql(table, low, high))
+        except HaloReportTimeout:
+            if high <= low or rows <= MIN_ROWS_PER_ANSWER:
+                raise
+        self.splits += 1
+        middle = (low + high) // 2
+        log.warning("HaloPSA report on %s %d..%d ran out of time: split", table.kind, low, high)
+        first, second = await asyncio.gather(
+            self.range(table, low, middle, rows / 2), self.range(table, middle + 1, high, rows / 2)
+        )
+        return first + second
 
 
-async def read_by_report(halo: HaloClient, mode: ReadMode | str) -> ReportListings | None:
-    """The sync's records read through SQL reports, or None when `mode` says to read through REST
-    (`rest`, or `auto` when HaloPSA refuses the probe or a report: a SQL error on this instance
-    costs the run its speed, not its data). `report` mode raises what HaloPSA raises."""
-    mode = ReadMode(mode)
-    if await choose_mode(halo, mode) is ReadMode.REST:
-        return None
-    try:
-        return await read_via_report(halo)
-    except HaloRequestError as error:
-        if mode is not ReadMode.AUTO:
-            raise
-        log.warning("HaloPSA SQL report read failed, reading through REST: %s", error)
-        return None
+def _distinct(rows: list[Mapping[str, Any]]) -> int:
+    return len({lower_keys(row).get(_RECORD_ID) for row in rows})
+
+
+async def _checked_counts(
+    reader: _Reader, bounds: dict[str, Bounds], read: dict[str, list[Mapping[str, Any]]]
+) -> list[str]:
+    """Raise ReportShortfall when a table gave fewer records than its count; a count that moved
+    during the read (an edit in between) and explains the difference is tolerated and noted."""
+    short = {
+        kind: _distinct(rows) for kind, rows in read.items() if _distinct(rows) != bounds[kind].rows
+    }
+    if not short:
+        return []
+    again = await reader.bounds()
+    notes = []
+    for kind, got in short.items():
+        before, after = bounds[kind].rows, again[kind].rows
+        if min(before, after) <= got <= max(before, after) and before != after:
+            notes.append(f"{kind}: {got} read while the count moved from {before} to {after}")
+            log.warning("HaloPSA changed during the report read: %s", notes[-1])
+        else:
+            raise ReportShortfall(kind, after, got)
+    return notes
 
 
 async def read_via_report(
     halo: HaloClient, *, today: date | None = None, max_rows: int | None = None
 ) -> ReportListings:
     """Every client, site, contract, recurring invoice (schedule and lines) and item, read with
-    SQL reports and validated by the same models as a REST read."""
+    SQL reports and validated by the same models as a REST read. Contracts come without their
+    type names (shared.halo_proof names them from REST)."""
     today = today or datetime.now(UTC).date()
-    max_rows = max_rows or MAX_ROWS_PER_ANSWER
-    sent = 0
-    gate = asyncio.Semaphore(CONCURRENT_REPORTS)
-
-    async def run(sql: str) -> list[Mapping[str, Any]]:
-        nonlocal sent
-        async with gate:
-            sent += 1
-            return await halo.report(sql)
-
-    first = await run(bounds_sql())
-    if len(first) != 1:
-        raise HaloProtocolError("POST", "/api/Report", 200, "the bounds query answered no row")
-    counts = _lower(first[0])
-
-    def bounds(kind: str) -> Bounds:
-        values = [as_int(counts.get(f"{kind}_{part}")) for part in ("rows", "low", "high")]
-        if not all(isinstance(v, int) or v is None for v in values):
-            raise HaloProtocolError("POST", "/api/Report", 200, f"unreadable bounds for {kind}")
-        rows, low, high = (v if isinstance(v, int) else 0 for v in values)
-        return Bounds(rows, low, high)
-
-    async def table_rows(table: _Table) -> tuple[list[Mapping[str, Any]], int]:
-        ranges = id_ranges(bounds(table.kind), max_rows)
-        answers = await asyncio.gather(*(run(range_sql(table, lo, hi)) for lo, hi in ranges))
-        return [row for answer in answers for row in answer], len(ranges)
-
-    answers = await asyncio.gather(*(table_rows(table) for table in TABLES))
+    reader = _Reader(halo, max_rows or MAX_ROWS_PER_ANSWER)
+    bounds = await reader.bounds()
+    answers = await asyncio.gather(*(reader.table(t, bounds[t.kind]) for t in TABLES))
     read = {table.kind: answer for table, answer in zip(TABLES, answers, strict=True)}
+    notes = await _checked_counts(reader, bounds, {kind: rows for kind, (rows, _) in read.items()})
     converters: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         "clients": client_record,
         "sites": site_record,
@@ -566,7 +387,7 @@ async def read_via_report(
     invoices = with_lines(raw["invoices"], raw["invoice_lines"])
 
     def listing(model: type[M], kind: str, resource: str, records: list[Any]) -> Listing[M]:
-        unique, duplicates = _dedupe(sorted(records, key=_by_id))
+        unique, duplicates = _dedupe(sorted(records, key=by_id_order))
         parsed = parse_records(model, unique, kind=resource)
         return Listing(
             records=parsed.records,
@@ -581,7 +402,9 @@ async def read_via_report(
         contracts=listing(Contract, "contracts", "ClientContract", raw["contracts"]),
         invoices=listing(RecurringInvoice, "invoices", "RecurringInvoice", invoices),
         items=listing(Item, "items", "Item", raw["items"]),
-        requests=sent,
+        requests=reader.sent,
+        splits=reader.splits,
+        notes=tuple(notes),
     )
 
 
@@ -597,32 +420,3 @@ def _dedupe(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         seen.add(key)
         unique.append(record)
     return unique, len(records) - len(unique)
-
-
-__all__ = [
-    "MAX_ROWS_PER_ANSWER",
-    "PROBE_SQL",
-    "TABLES",
-    "Bounds",
-    "ReadMode",
-    "ReportListings",
-    "as_bool",
-    "as_datetime",
-    "as_float",
-    "as_int",
-    "as_text",
-    "bounds_sql",
-    "choose_mode",
-    "client_record",
-    "contract_record",
-    "id_ranges",
-    "invoice_record",
-    "item_record",
-    "line_record",
-    "range_sql",
-    "read_by_report",
-    "read_via_report",
-    "report_available",
-    "site_record",
-    "with_lines",
-]
