@@ -1,0 +1,345 @@
+"""Prove a report read against REST on the same instance, every run.
+
+The SQL behind a report read rests on column guesses (shared.halo_report says which). So each run
+that reads through reports also reads a bounded REST sample: one page of clients, every contract
+when they fit in a few pages (else one random page), every item likewise, and a random handful of
+recurring invoices by id with their lines; then compares, record by record, what decides coverage
+(DESIGN.md section 4) as the coverage code sees it. Each disagreement is a Finding with ids and
+both values. Contract type names, which no table holds, are taken from REST here: each
+`contracttype` the report found is named by a REST contract of that type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from shared.halo_client import HaloClient, Listing
+from shared.halo_errors import HaloNotFound
+from shared.halo_models import (
+    Client,
+    Contract,
+    Item,
+    RecurringInvoice,
+    RecurringInvoiceLine,
+    as_date,
+    parse_records,
+)
+from shared.halo_report import ReportListings
+from shared.rules import normalise
+
+M = TypeVar("M", bound=BaseModel)
+
+# Read a whole list when it fits in this many pages, else one page drawn at random.
+WHOLE_LIST_PAGES = 3
+# Recurring invoices read by id: all of them up to ALL_INVOICES, else a random INVOICE_SAMPLE.
+INVOICE_SAMPLE = 5
+ALL_INVOICES = 12
+# Contract types not seen in the sample are named by reading one contract of each by id, up to this.
+TYPE_READS = 4
+# A run record keeps this many findings in full (and the count of all).
+FINDINGS_KEPT = 20
+_VALUE_CHARS = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One field on which the report read and REST disagree (or that REST could not confirm)."""
+
+    kind: str
+    record_id: str
+    field: str
+    report: str
+    rest: str
+
+    def text(self) -> str:
+        """One line for the run record: ids and both values."""
+        return f"{self.kind} {self.record_id} {self.field}: report {self.report}, REST {self.rest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """What the REST sample showed: findings, records compared per type, requests it cost."""
+
+    findings: tuple[Finding, ...] = ()
+    compared: Mapping[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    def record(self) -> dict[str, Any]:
+        """The proof as a run record stores it (bounded)."""
+        return {
+            "compared": dict(self.compared),
+            "requests": self.requests,
+            "findings": len(self.findings),
+            "samples": [f.text() for f in self.findings[:FINDINGS_KEPT]],
+        }
+
+
+def _shown(value: Any) -> str:
+    text = "none" if value is None else repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 3] + "..."
+
+
+def _differences(
+    kind: str, record_id: Any, report: Mapping[str, Any], rest: Mapping[str, Any]
+) -> list[Finding]:
+    return [
+        Finding(kind, str(record_id), name, _shown(report.get(name)), _shown(rest.get(name)))
+        for name in sorted(set(report) | set(rest))
+        if report.get(name) != rest.get(name)
+    ]
+
+
+# -- what coverage sees of each record (DESIGN.md section 4) -------------------------------
+
+
+def _ref(value: int | None) -> int | None:
+    # "Not set" in a reference is -1, 0 or -2.
+    return value if value is not None and value > 0 else None
+
+
+def _text(value: str) -> str:
+    return normalise(value)
+
+
+def client_view(client: Client) -> dict[str, Any]:
+    """A client's coverage fields: its name (mapping by name) and whether it is inactive."""
+    return {"name": _text(client.name), "inactive": client.inactive}
+
+
+def contract_view(contract: Contract, today: date) -> dict[str, Any]:
+    """A contract's coverage fields; `expired` only while in date (past its end only the dates
+    and the grace window decide)."""
+    end = as_date(contract.end_date)
+    view: dict[str, Any] = {
+        "client_id": contract.client_id,
+        "site_id": _ref(contract.site_id),
+        "active": contract.active,
+        "contracttype": contract.contracttype,
+        "contracttype_name": _text(contract.contracttype_name),
+        "start_date": as_date(contract.start_date),
+        "end_date": end,
+    }
+    if end is None or today <= end:
+        view["expired"] = contract.expired
+    return view
+
+
+def _window(starts: Iterable[datetime | None], ends: Iterable[datetime | None]) -> str:
+    first = max((d for d in map(as_date, starts) if d is not None), default=None)
+    last = min((d for d in map(as_date, ends) if d is not None), default=None)
+    return f"{first or 'open'}..{last or 'open'}"
+
+
+def invoice_view(invoice: RecurringInvoice) -> dict[str, Any]:
+    """A recurring invoice's coverage fields: client, site, whether it is switched off (header or
+    schedule) and the dates it runs between (header and schedule together)."""
+    schedule = invoice.schedule
+    return {
+        "client_id": invoice.client_id,
+        "sitenumber": _ref(invoice.sitenumber),
+        "switched_off": invoice.disabled or bool(schedule and schedule.disabled),
+        "runs": _window(
+            (invoice.startdate, schedule.startdate if schedule else None),
+            (invoice.enddate, schedule.end_date if schedule else None),
+        ),
+        "lines": sorted(line.id for line in invoice.lines),
+    }
+
+
+def line_view(line: RecurringInvoiceLine) -> dict[str, Any]:
+    """A line's coverage fields: what it links to, its own codes and text, whether it bills."""
+    return {
+        "_itemid": _ref(line.item_id),
+        "item_code": _text(line.item_code),
+        "item_internal_reference": _text(line.item_internal_reference),
+        "item_external_reference": _text(line.item_external_reference),
+        "item_shortdescription": _text(line.item_shortdescription),
+        "isinactive": line.isinactive,
+        "qty_order": round(line.qty_order, 6),
+        "recurring_invoice_quantity_type": line.recurring_invoice_quantity_type,
+        "site": _ref(line.site),
+        "runs": _window((line.startdate,), (line.enddate,)),
+    }
+
+
+def item_view(item: Item) -> dict[str, Any]:
+    """An item's coverage fields: the name and codes a rule matches on."""
+    return {
+        "name": _text(item.name),
+        "supplier_part_code": _text(item.supplier_part_code),
+        "internalreference": _text(item.internalreference),
+        "externalreference": _text(item.externalreference),
+    }
+
+
+# -- comparison ------------------------------------------------------------------------------
+
+
+def compare_records(
+    kind: str,
+    report: Iterable[Any],
+    rest: Iterable[Any],
+    view: Any,
+) -> tuple[list[Finding], int]:
+    """Findings for every REST record whose view differs from the report's record of that id, or
+    that the report does not have; and how many records were compared."""
+    by_id = {record.id: record for record in report}
+    findings: list[Finding] = []
+    compared = 0
+    for record in rest:
+        compared += 1
+        mine = by_id.get(record.id)
+        if mine is None:
+            findings.append(Finding(kind, str(record.id), "record", "missing", "present"))
+            continue
+        findings += _differences(kind, record.id, view(mine), view(record))
+    return findings, compared
+
+
+def compare_invoices(
+    report: Iterable[RecurringInvoice], rest: Iterable[RecurringInvoice]
+) -> tuple[list[Finding], int]:
+    """Invoice headers, then each line both sides hold, compared as coverage sees them."""
+    findings, compared = compare_records("invoice", report, rest, invoice_view)
+    by_id = {invoice.id: invoice for invoice in report}
+    for invoice in rest:
+        mine = by_id.get(invoice.id)
+        if mine is not None:
+            lines, _ = compare_records("invoice_line", mine.lines, invoice.lines, line_view)
+            findings += [f for f in lines if f.field != "record"]  # the header names those
+    return findings, compared
+
+
+def name_contract_types(
+    contracts: Sequence[Contract], named_by_rest: Iterable[Contract]
+) -> tuple[list[Contract], list[Finding]]:
+    """The report's contracts with `contracttype_name` from REST contracts of the same type;
+    a type REST names two ways, or not at all, is a finding."""
+    names: dict[int | None, str] = {}
+    findings = []
+    for contract in named_by_rest:
+        known = names.setdefault(contract.contracttype, contract.contracttype_name)
+        if known != contract.contracttype_name:
+            findings.append(
+                Finding(
+                    "contract_type",
+                    str(contract.contracttype),
+                    "contracttype_name",
+                    _shown(known),
+                    _shown(contract.contracttype_name),
+                )
+            )
+    unnamed = sorted({str(c.contracttype) for c in contracts if c.contracttype not in names})
+    findings += [
+        Finding("contract_type", t, "contracttype_name", "none", "not read") for t in unnamed
+    ]
+    named = [
+        c.model_copy(update={"contracttype_name": names.get(c.contracttype, "")}) for c in contracts
+    ]
+    return named, findings
+
+
+# -- the sample ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Sampler:
+    halo: HaloClient
+    rng: random.Random
+    sent: int = 0
+
+    async def listing(
+        self, resource: str, key: str, model: type[M], known: int, whole: int = WHOLE_LIST_PAGES
+    ) -> list[M]:
+        """Every record when `known` records fit in `whole` pages, else one random page."""
+        pages = max(1, math.ceil(known / max(1, self.halo.page_size)))
+        numbers = range(1, pages + 1) if pages <= whole else [self.rng.randint(1, pages)]
+        params = {"includeinactive": "true"}
+        self.sent += len(numbers)
+        answers = await asyncio.gather(
+            *(self.halo.list_page(resource, key, model, n, params) for n in numbers)
+        )
+        return [record for listing, _ in answers for record in listing.records]
+
+    async def invoices(self, ids: Sequence[int]) -> list[RecurringInvoice]:
+        chosen = (
+            list(ids) if len(ids) <= ALL_INVOICES else self.rng.sample(list(ids), INVOICE_SAMPLE)
+        )
+        self.sent += len(chosen)
+        found = await asyncio.gather(*(self._invoice(n) for n in chosen), return_exceptions=False)
+        return [invoice for invoice in found if invoice is not None]
+
+    async def _invoice(self, invoice_id: int) -> RecurringInvoice | None:
+        try:
+            return await self.halo.recurring_invoice(invoice_id)
+        except HaloNotFound:
+            return None  # deleted since the report read: nothing to compare
+
+    async def contracts_by_id(self, ids: Sequence[int]) -> list[Contract]:
+        self.sent += len(ids)
+        found = await asyncio.gather(*(self._contract(n) for n in ids))
+        return [contract for contract in found if contract is not None]
+
+    async def _contract(self, contract_id: int) -> Contract | None:
+        path = f"/api/ClientContract/{int(contract_id)}"
+        try:
+            body = await self.halo.get_json(path, {}, resource="ClientContract")
+        except HaloNotFound:
+            return None
+        parsed = parse_records(Contract, [body], kind="ClientContract")
+        return parsed.records[0] if parsed.records else None
+
+
+def sample_rng() -> random.Random:
+    """A fresh generator for one run's sample (tests replace this to fix the sample)."""
+    return random.Random()  # noqa: S311 - which records to compare, not a secret
+
+
+def _count(listing: Listing[Any]) -> int:
+    return len(listing.records) + len(listing.rejects)
+
+
+async def prove(
+    halo: HaloClient, found: ReportListings, *, today: date, rng: random.Random | None = None
+) -> tuple[ReportListings, Proof]:
+    """`found` with its contract types named from REST, and the proof of it against a REST
+    sample of the same instance."""
+    sampler = _Sampler(halo, rng or sample_rng())
+    invoice_ids = [invoice.id for invoice in found.invoices.records]
+    clients, contracts, items, invoices = await asyncio.gather(
+        sampler.listing("Client", "clients", Client, _count(found.clients), whole=1),
+        sampler.listing("ClientContract", "contracts", Contract, _count(found.contracts)),
+        sampler.listing("Item", "items", Item, _count(found.items)),
+        sampler.invoices(invoice_ids),
+    )
+    seen = {c.contracttype for c in contracts}
+    first_of_type: dict[int | None, int] = {}
+    for contract in found.contracts.records:
+        if contract.contracttype not in seen:
+            first_of_type.setdefault(contract.contracttype, contract.id)
+    extra = await sampler.contracts_by_id(list(first_of_type.values())[:TYPE_READS])
+    named, findings = name_contract_types(found.contracts.records, [*contracts, *extra])
+    found = replace(found, contracts=replace(found.contracts, records=named))
+    compared: dict[str, int] = {}
+    for kind, result in (
+        ("clients", compare_records("client", found.clients.records, clients, client_view)),
+        (
+            "contracts",
+            compare_records(
+                "contract", named, [*contracts, *extra], lambda c: contract_view(c, today)
+            ),
+        ),
+        ("items", compare_records("item", found.items.records, items, item_view)),
+        ("invoices", compare_invoices(found.invoices.records, invoices)),
+    ):
+        findings += result[0]
+        compared[kind] = result[1]
+    return found, Proof(tuple(findings), compared, sampler.sent)
