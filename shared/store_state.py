@@ -1,7 +1,8 @@
 """The sync's control tables: the pointer readers follow, the held generation, the lease, run records.
 
 - `SyncState`: PartitionKey `sync`; RowKey `current` (the pointer readers follow), `held` (a
-  generation waiting for approval), `lease` (one sync run at a time).
+  generation waiting for approval), `lease` (one sync run at a time), `report_distrust` (report
+  reads disproved by a REST sample: `auto` reads through REST until it passes).
 - `SyncRuns`: PartitionKey `run`; RowKey sorts newest first.
 """
 
@@ -200,6 +201,37 @@ class SyncStateStore(TableStore):
         except (ResourceModifiedError, ResourceNotFoundError):
             pass
 
+    def report_distrust(self) -> ReportDistrust | None:
+        """Why and until when `auto` syncs read through REST after a report read was disproved."""
+        entity = self._state("report_distrust")
+        if entity is None or not isinstance(entity.get("until"), datetime):
+            return None
+        return ReportDistrust(
+            until=_utc(entity["until"]),
+            run_id=str(entity.get("run_id", "")),
+            reason=str(entity.get("reason", "")),
+        )
+
+    def set_report_distrust(self, distrust: ReportDistrust | None) -> None:
+        """Record (or with None, clear) that report reads are not to be used until a time."""
+        table = self.table("SyncState")
+        if distrust is None:
+            try:
+                table.delete_entity(STATE_PK, "report_distrust")
+            except ResourceNotFoundError:
+                pass
+            return
+        table.upsert_entity(
+            {
+                "PartitionKey": STATE_PK,
+                "RowKey": "report_distrust",
+                "until": distrust.until,
+                "run_id": distrust.run_id,
+                "reason": distrust.reason[:CHUNK_CHARS],
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
     def _state(self, row: str) -> Any:
         try:
             return self.table("SyncState").get_entity(STATE_PK, row)
@@ -237,6 +269,15 @@ class SyncStateStore(TableStore):
             if len(runs) >= limit:
                 break
         return runs
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDistrust:
+    """A report read disagreed with REST: `auto` reads through REST until `until`."""
+
+    until: datetime
+    run_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

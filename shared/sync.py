@@ -33,7 +33,7 @@ from shared.sync_generations import approve_held, collect_garbage
 from shared.sync_immybot import read_immybot, with_immybot
 from shared.sync_judge import judge
 from shared.sync_lease import LEASE_RENEW, LEASE_TTL, SyncLease, brief, record_abandoned
-from shared.sync_read import SyncData, count_rejects, read_halo
+from shared.sync_read import ReportUntrusted, SyncData, count_rejects, read_for_run, read_halo
 from shared.sync_runs import (
     MAX_TEXT,
     CurrentGeneration,
@@ -155,7 +155,7 @@ async def run_sync(
         await _run(settings, store, halo, immy, report, phases, clock, before_swap, lease)
     except HaloOutOfTime as error:
         _out_of_time(report, str(error)[:MAX_TEXT])
-    except (HaloError, StoreError, ImmyError) as error:
+    except (HaloError, StoreError, ImmyError, ReportUntrusted) as error:
         _ended_by(report, str(error)[:MAX_TEXT])
     except Exception as error:
         log.exception("sync run %s failed unexpectedly", report.run_id)
@@ -245,7 +245,7 @@ async def _run(
         # Reading stops (resumable) rather than wait past the limit; the write has the rest.
         budget.stop_at(settings.sync_time_limit_seconds)
     try:
-        halo_read = read_halo(halo, settings.halo_read_mode)
+        halo_read = read_for_run(halo, store, settings.halo_read_mode, now=clock(), report=report)
         if immy is None:
             data, immy_read = await halo_read, None
         else:

@@ -58,6 +58,8 @@ class SyncReport:
     halo_requests: int = 0
     halo_retries: int = 0
     read_mode: str | None = None
+    # The report read's proof against a REST sample (shared.halo_proof), or why REST was read.
+    read_proof: dict[str, Any] | None = None
     halo_lines_by_id: int = 0  # recurring invoices listed without lines, then read by id
     read: dict[str, int] = field(default_factory=dict)
     # Per record type (clients, sites, contracts, invoices, invoice_lines, items), per cause.
@@ -119,6 +121,7 @@ class SyncReport:
             "seconds": self.phases.get("total"),
             "halo_requests": self.halo_requests,
             "read_mode": self.read_mode,
+            "read_findings": (self.read_proof or {}).get("findings"),
             "halo_lines_by_id": self.halo_lines_by_id,
             "read": self.read,
             "rejected": self.rejected,
@@ -149,6 +152,13 @@ class RunSummary(BaseModel):
     )
     read_mode: str | None = Field(
         default=None, description="How HaloPSA was read: report (SQL reports) or rest."
+    )
+    read_proof: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "A report read's proof against a REST sample: records compared per type, the "
+            "findings (ids and both values), and why the run read through REST if it did."
+        ),
     )
     read: dict[str, int] = Field(default_factory=dict)
     rejected: dict[str, dict[str, int]] = Field(
@@ -270,6 +280,7 @@ def _summary(entity: Mapping[str, Any]) -> RunSummary:
         halo_requests=entity.get("halo_requests", 0),
         halo_lines_by_id=entity.get("halo_lines_by_id", 0),
         read_mode=entity.get("read_mode"),
+        read_proof=parsed("read_proof") if isinstance(parsed("read_proof"), dict) else None,
         read=_counts(parsed("read")),
         rejected=_rejected(parsed("rejected")),
         targets=_counts(parsed("targets")),
