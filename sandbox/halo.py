@@ -118,6 +118,8 @@ class Faults(SandboxFaults):
     throttle_every: int | None = None
     omit_lines: float = 0.0
     omit_lines_ids: list[int] = field(default_factory=list)
+    # How the SQL report API disagrees with the REST answers (halo_report.ReportFaults).
+    report: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rate_limit_per_second is not None and not is_number(self.rate_limit_per_second, 0):
@@ -140,6 +142,15 @@ class Faults(SandboxFaults):
             is_whole(i, None) for i in self.omit_lines_ids
         ):
             raise ValueError("omit_lines_ids must be a list of integer ids")
+        if not isinstance(self.report, Mapping):
+            raise ValueError("report must be an object of report faults")
+        try:
+            self.report_faults = halo_report.ReportFaults(**self.report)
+        except TypeError:
+            raise ValueError(
+                "report takes contract_type_offset, disabled_from, drop_line_codes, "
+                "lose_rows, deadline_rows"
+            ) from None
 
     def omits_lines(self, record: Any) -> bool:
         """Whether a listed recurring invoice goes out without its `lines` key."""
@@ -420,7 +431,8 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             )
         if resource == REPORT_RESOURCE:
             failed = self._injected_failure(resource, 1, 1)
-            return failed or Response(*halo_report.answer(self._report_database(), body))
+            database = self._report_database(faults.report_faults)
+            return failed or Response(*halo_report.answer(database, body, faults.report_faults))
         if rest:  # only the _BY_ID resources route one
             return self._one(resource, rest)
         if resource == "Asset":
@@ -429,12 +441,13 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             )
         return _omit_lines(self._list(resource, query), resource, faults)
 
-    def _report_database(self) -> halo_report.ReportDatabase:
+    def _report_database(self, faults: halo_report.ReportFaults) -> halo_report.ReportDatabase:
         data = self.data
         with self._report_lock:
-            if self._report_db is None or self._report_db[0] is not data:
+            db = self._report_db
+            if db is None or db[0] is not data or db[1].faults.load_key != faults.load_key:
                 # The old copy is left to the garbage collector: a request may still be using it.
-                self._report_db = (data, halo_report.ReportDatabase(data))
+                self._report_db = (data, halo_report.ReportDatabase(data, faults))
             return self._report_db[1]
 
     def _admit(self, faults: Faults) -> bool:

@@ -27,6 +27,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 # HaloPSA's tables as the loader creates them: (table, ((column, SQLite type), ...)).
@@ -143,6 +144,61 @@ SCHEMA: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 # contract type (halo-sql-columns.json, lookups "LOOKUP.fid").
 CONTRACT_TYPE_LOOKUP = 28
 
+
+@dataclass(frozen=True)
+class ReportFaults:
+    """Ways the sandbox's SQL tables (or its report API) disagree with its REST answers, so tests
+    see that the app notices. `contract_type_offset` shifts every contract's `chtype` (a report
+    naming another contract type); `disabled_from` "schedule" leaves a header's own `disabled` out
+    of `stddisabled` (default "both" merges them, as the app assumes); `drop_line_codes` writes no
+    `IDItem_Code`; `lose_rows` drops that many rows from every range answer of a table (by its
+    record kind: clients, sites, contracts, invoices, invoice_lines, items); `deadline_rows`
+    answers 504 for any range SELECT that would return more rows than that."""
+
+    contract_type_offset: int = 0
+    disabled_from: str = "both"
+    drop_line_codes: bool = False
+    lose_rows: Mapping[str, int] = field(default_factory=dict)
+    deadline_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.contract_type_offset, int) or isinstance(
+            self.contract_type_offset, bool
+        ):
+            raise ValueError("report.contract_type_offset must be an integer")
+        if self.disabled_from not in ("both", "schedule"):
+            raise ValueError('report.disabled_from must be "both" or "schedule"')
+        if not isinstance(self.drop_line_codes, bool):
+            raise ValueError("report.drop_line_codes must be true or false")
+        if not isinstance(self.lose_rows, Mapping) or not all(
+            kind in _KIND_TABLES and isinstance(n, int) and n >= 0
+            for kind, n in self.lose_rows.items()
+        ):
+            raise ValueError(f"report.lose_rows maps one of {sorted(_KIND_TABLES)} to a count")
+        if self.deadline_rows is not None and (
+            not isinstance(self.deadline_rows, int) or self.deadline_rows < 0
+        ):
+            raise ValueError("report.deadline_rows must be an integer >= 0 or null")
+
+    @property
+    def load_key(self) -> tuple[int, str, bool]:
+        """What changes the tables themselves (a database is built per key)."""
+        return (self.contract_type_offset, self.disabled_from, self.drop_line_codes)
+
+
+# The table each record kind's range SELECT reads FROM.
+_KIND_TABLES = {
+    "clients": "AREA",
+    "sites": "SITE",
+    "contracts": "CONTRACTHEADER",
+    "invoices": "INVOICEHEADER",
+    "invoice_lines": "INVOICEDETAIL",
+    "items": "ITEM",
+}
+_FROM = re.compile(r"\bFROM\s+([A-Za-z_]+)", re.IGNORECASE)
+_RANGE = re.compile(r"\bBETWEEN\b", re.IGNORECASE)
+
+
 # Nothing but one SELECT: HaloPSA refuses the rest (report-api.notes.md, "SQL rules reported").
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"")
 _DECLARE = re.compile(r"\bdeclare\b", re.IGNORECASE)
@@ -213,11 +269,16 @@ class _Rows:
         self.tables[table].append({k: plain(v) for k, v in row.items() if v is not None})
 
 
+def _shifted(code: Any, faults: ReportFaults) -> Any:
+    return code + faults.contract_type_offset if isinstance(code, int) else code
+
+
 def _records(items: Iterable[Any]) -> Iterable[Mapping[str, Any]]:
     return (item for item in items if isinstance(item, Mapping))
 
 
-def _rows_of(data: Any) -> _Rows:
+def _rows_of(data: Any, faults: ReportFaults | None = None) -> _Rows:
+    faults = faults or ReportFaults()
     rows = _Rows()
     for client in _records(getattr(data, "clients", [])):
         rows.add(
@@ -266,7 +327,7 @@ def _rows_of(data: Any) -> _Rows:
                 "CHstartdate": contract.get("start_date"),
                 "CHenddate": contract.get("end_date"),
                 "chactive": _flag(contract.get("active")),
-                "chtype": _whole(contract.get("contracttype")),
+                "chtype": _shifted(_whole(contract.get("contracttype")), faults),
                 "chbillingdescription": code if isinstance(code, int) else None,
                 "CHstatus": _whole(contract.get("status")),
             },
@@ -288,7 +349,7 @@ def _rows_of(data: Any) -> _Rows:
             },
         )
         schedule = invoice.get("schedule")
-        disabled = _flag(invoice.get("disabled")) or 0
+        disabled = (_flag(invoice.get("disabled")) or 0) if faults.disabled_from == "both" else 0
         if isinstance(schedule, Mapping) or disabled:
             schedule = schedule if isinstance(schedule, Mapping) else {}
             stdid = _whole(schedule.get("id", invoice.get("schedule_id")))
@@ -321,7 +382,7 @@ def _rows_of(data: Any) -> _Rows:
                     "IDid": _whole(line.get("id")),
                     "IdIHid": _whole(line.get("ihid", invoice_id)),
                     "ID_ItemID": _whole(item_id),
-                    "IDItem_Code": line.get("item_code"),
+                    "IDItem_Code": None if faults.drop_line_codes else line.get("item_code"),
                     "IDItem_ShortDescription": line.get("item_shortdescription"),
                     "IDQty_Order": line.get("qty_order"),
                     "IDUnit_Price": line.get("unit_price"),
@@ -419,12 +480,13 @@ def _text(value: Any) -> str | None:
 class ReportDatabase:
     """An in-memory SQLite copy of a sandbox data set under HaloPSA's table and column names."""
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, faults: ReportFaults | None = None) -> None:
+        self.faults = faults or ReportFaults()
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._lock = threading.Lock()
         # HaloPSA runs reports read-only; so does the sandbox (after loading).
         self._db.execute("PRAGMA foreign_keys = OFF")
-        rows = _rows_of(data)
+        rows = _rows_of(data, self.faults)
         for table, columns in SCHEMA:
             spec = ", ".join(f"{name} {kind}" for name, kind in columns)
             self._db.execute(f"CREATE TABLE {table} ({spec})")
@@ -500,8 +562,12 @@ def parse_request(body: bytes) -> str:
     return sql
 
 
-def answer(database: ReportDatabase, body: bytes) -> tuple[int, Any]:
-    """(status, body) for one `POST /api/Report`: HaloPSA answers SQL errors with HTTP 200."""
+def answer(
+    database: ReportDatabase, body: bytes, faults: ReportFaults | None = None
+) -> tuple[int, Any]:
+    """(status, body) for one `POST /api/Report`: HaloPSA answers SQL errors with HTTP 200, and
+    a report past its gateway deadline with 504 (`faults.deadline_rows`)."""
+    faults = faults or database.faults
     try:
         sql = parse_request(body)
     except ValueError as error:
@@ -512,6 +578,13 @@ def answer(database: ReportDatabase, body: bytes) -> tuple[int, Any]:
         return 200, report_answer(sql, None, str(error))
     except sqlite3.Error as error:
         return 200, report_answer(sql, None, f"SQL error: {error}")
+    ranged = _RANGE.search(sql) is not None
+    if ranged and faults.deadline_rows is not None and len(rows) > faults.deadline_rows:
+        return 504, {"error": "gateway_timeout", "error_description": "the report ran too long"}
+    table = _FROM.search(sql)
+    for kind, lost in faults.lose_rows.items():
+        if ranged and table is not None and table.group(1).upper() == _KIND_TABLES[kind]:
+            rows = rows[: max(0, len(rows) - lost)]
     return 200, report_answer(sql, rows)
 
 
@@ -519,6 +592,7 @@ __all__ = [
     "CONTRACT_TYPE_LOOKUP",
     "SCHEMA",
     "ReportDatabase",
+    "ReportFaults",
     "ReportRefused",
     "answer",
     "as_tables_hold_it",

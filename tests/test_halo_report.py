@@ -28,21 +28,23 @@ from shared.halo_report import (
     TABLES,
     Bounds,
     ReadMode,
+    bounds_sql,
+    id_ranges,
+    range_sql,
+    read_via_report,
+    report_available,
+)
+from shared.halo_report_rows import (
     as_bool,
     as_datetime,
     as_float,
     as_int,
-    bounds_sql,
-    choose_mode,
     contract_record,
-    id_ranges,
     invoice_record,
     line_record,
-    range_sql,
-    read_by_report,
-    read_via_report,
     with_lines,
 )
+from shared.sync_read import read_by_report
 
 BASE = "https://halo.example.com"
 TODAY = date(2026, 6, 15)
@@ -134,7 +136,6 @@ def test_a_contract_row_is_a_rest_contract_and_expired_is_computed():
         "site_id": "-1",
         "ref": None,
         "contracttype": "1",
-        "contracttype_name": "Managed Security",
         "start_date": "2025-01-01T00:00:00",
         "end_date": "2026-06-14T00:00:00",
         "active": "1",
@@ -143,6 +144,8 @@ def test_a_contract_row_is_a_rest_contract_and_expired_is_computed():
     assert record["id"] == 7 and record["ref"] == "" and record["expired"] is True
     contract = Contract.model_validate(record)
     assert (contract.client_id, contract.site_id, contract.active) == (3, None, True)
+    # No table holds the type's name: REST names it (shared.halo_proof), never a guess.
+    assert (contract.contracttype, contract.contracttype_name) == (1, "")
     assert contract_record({**row, "end_date": "2026-06-15T00:00:00"}, TODAY)["expired"] is False
     assert contract_record({**row, "end_date": "2099-12-31T00:00:00"}, TODAY)["expired"] is False
     assert contract_record({**row, "end_date": "1900-01-01T00:00:00"}, TODAY)["expired"] is False
@@ -334,27 +337,41 @@ def test_a_load_error_in_an_http_200_is_a_report_error(body):
         (200, {"report": {"load_error": "Incorrect syntax"}}, ReadMode.REST),
     ],
 )
-def test_auto_reads_through_reports_only_when_the_probe_succeeds(status, body, expected):
+def test_the_probe_says_whether_halopsa_runs_reports(status, body, expected):
     with respx.mock() as router:
         token_route(router)
         probe = router.post(f"{BASE}/api/Report").respond(status, json=body)
 
-        async def go() -> ReadMode:
+        async def go() -> bool:
             async with client() as halo:
-                return await choose_mode(halo, "auto")
+                return await report_available(halo)
 
-        assert asyncio.run(go()) is expected
+        assert asyncio.run(go()) is (expected is ReadMode.REPORT)
     assert json.loads(probe.calls[0].request.content)[0]["sql"] == PROBE_SQL
 
 
-def test_an_explicit_mode_sends_no_probe():
-    with respx.mock(assert_all_mocked=True):
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (403, {}),  # no reporting permission
+        (404, {}),  # no report API
+        (200, {"report": {"load_error": "Incorrect syntax"}}),
+        (504, {}),  # a deadline the bounds query cannot be split under
+    ],
+)
+def test_auto_reads_through_rest_when_the_report_path_cannot_answer(status, body):
+    with respx.mock() as router:
+        token_route(router)
+        reports = router.post(f"{BASE}/api/Report").respond(status, json=body)
 
-        async def go() -> tuple[ReadMode, ReadMode]:
+        async def go():
             async with client() as halo:
-                return await choose_mode(halo, "report"), await choose_mode(halo, "rest")
+                return await read_by_report(halo, ReadMode.AUTO, today=TODAY)
 
-        assert asyncio.run(go()) == (ReadMode.REPORT, ReadMode.REST)
+        found, proof = asyncio.run(go())
+    assert found is None and proof.fallback.startswith("report read failed")
+    assert not proof.distrust  # availability, not a disagreement: tried again next run
+    assert reports.call_count == 1  # a 504 is a deadline, not a blip: never retried whole
 
 
 def test_report_mode_against_the_sandbox_reads_in_a_few_requests(halo_sandbox):
@@ -366,23 +383,24 @@ def test_report_mode_against_the_sandbox_reads_in_a_few_requests(halo_sandbox):
 
     found, stats = asyncio.run(go())
     # 1 bounds query + one range per table (one row each with max_rows=1) + the token.
-    assert found.requests == 1 + len(TABLES)
+    assert found.requests == 1 + len(TABLES) and found.splits == 0
     assert stats.requests["Report"] == found.requests and stats.total_requests == found.requests + 1
     (invoice,) = found.invoices.records
     assert invoice.id == -94 and [line.id for line in invoice.lines] == [24963]
     assert found.sites.records[0].client_id == 1
-    assert found.contracts.records[0].contracttype_name == "Managed Security"
+    assert found.contracts.records[0].contracttype_name == ""  # named from REST by the proof
     assert found.items.records[0].internalreference == "EDR-1"
 
 
-def test_a_refused_probe_through_the_sandbox_falls_back_to_rest(halo_sandbox):
+def test_a_refused_report_through_the_sandbox_falls_back_to_rest(halo_sandbox):
     sandbox = halo_sandbox(_demo(), faults=Faults(fail=[{"resource": "Report", "status": 403}]))
 
-    async def go() -> ReadMode:
+    async def go():
         async with HaloClient(sandbox.url, "sandbox-client", "sandbox-secret") as halo:
-            return await choose_mode(halo, ReadMode.AUTO)
+            return await read_by_report(halo, ReadMode.AUTO, today=TODAY)
 
-    assert asyncio.run(go()) is ReadMode.REST
+    found, proof = asyncio.run(go())
+    assert found is None and "403" in proof.fallback
 
 
 def test_an_auth_failure_is_not_mistaken_for_success():
@@ -402,19 +420,16 @@ def test_auto_falls_back_to_rest_when_a_report_fails_and_report_mode_does_not():
     with respx.mock() as router:
         token_route(router)
         router.post(f"{BASE}/api/Report").mock(
-            side_effect=lambda request: httpx.Response(
-                200,
-                json={"report": {"rows": []}} if PROBE_SQL in request.content.decode() else failed,
-            )
+            side_effect=lambda request: httpx.Response(200, json=failed)
         )
 
-        async def go(mode: str):
+        async def go(mode: ReadMode):
             async with client() as halo:
-                return await read_by_report(halo, mode)
+                return await read_by_report(halo, mode, today=TODAY)
 
-        assert asyncio.run(go("auto")) is None
+        assert asyncio.run(go(ReadMode.AUTO))[0] is None
         with pytest.raises(HaloReportError, match="stddisabled"):
-            asyncio.run(go("report"))
+            asyncio.run(go(ReadMode.REPORT))
 
 
 def test_a_data_set_is_reduced_to_what_halopsa_tables_hold():

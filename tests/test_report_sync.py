@@ -1,15 +1,20 @@
-"""A sync through SQL reports stores what a sync through REST stores: same records, same targets.
+"""A sync through SQL reports serves what a sync through REST serves, or does not serve at all.
 
-One data set, one sandbox, two syncs into real Azurite (HALO_READ_MODE=rest and =report), compared
-record by record after the models and target by target. Also: `auto` picks reports when HaloPSA
-runs them and REST when it refuses, and the run record says which ran.
+One data set, one sandbox, syncs into real Azurite (HALO_READ_MODE=rest, report and auto),
+compared record by record after the models and target by target, on the data as the REST API
+answers it: nothing is reduced first. Where the sandbox's SQL tables cannot hold what REST says
+(a line's own item code, an invoice header's own dates: no HaloPSA column holds them), or a fault
+makes them disagree, the proof sample must notice: `auto` then reads through REST and serves REST's
+answer, `report` fails and names the disagreement. `as_tables_hold_it` (data whose REST answers
+the tables can hold) shows the report path itself reads correctly and cheaply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import date
+import random
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +23,7 @@ from azure.data.tables import TableServiceClient
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
 from sandbox.halo_report import as_tables_hold_it
+from shared import halo_proof
 from shared.generation import read_clients, read_items, read_rule_targets
 from shared.halo_client import HaloClient, RetryPolicy
 from shared.rules import ItemMatch, Rule
@@ -32,10 +38,18 @@ RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),
     Rule(software="Backup", contract_types=["backup"], grace_days=30),
     Rule(software="SentinelOne", items=[ItemMatch(name="SentinelOne Complete")]),
+    Rule(software="S1 by code", items=[ItemMatch(code="S1-COMPLETE")]),
     Rule(software="M365", items=[ItemMatch(code="M365-BP"), ItemMatch(code="CFQ7TTC0LDPB")]),
     Rule(software="Managed", items=[ItemMatch(id=5)], contract_types=["Managed Services"]),
 )
+WOODGROVE = 7  # pays for S1-COMPLETE on a line whose item carries no code (sandbox.halo_data)
 _prefixes = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _seeded_sample(monkeypatch):
+    # The proof draws its sample at random; a fixed seed makes each test's sample the same.
+    monkeypatch.setattr(halo_proof, "sample_rng", lambda: random.Random(7))
 
 
 def settings_for(sandbox, azurite, mode: str) -> Settings:
@@ -59,35 +73,44 @@ def new_store(azurite) -> Store:
     return store
 
 
-def sync(sandbox, azurite, mode: str) -> tuple[SyncReport, Store]:
-    store = new_store(azurite)
+def sync(
+    sandbox,
+    azurite,
+    mode: str,
+    *,
+    store: Store | None = None,
+    at: datetime | None = None,
+    outcome: Outcome = Outcome.SUCCEEDED,
+) -> tuple[SyncReport, Store]:
+    store = store or new_store(azurite)
     settings = settings_for(sandbox, azurite, mode)
 
     async def go() -> SyncReport:
         retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=2)
         async with HaloClient.from_settings(settings, retry=retry) as halo:
-            return await run_sync(settings, store=store, halo=halo)
+            clock = (lambda: at) if at is not None else None
+            return await run_sync(settings, store=store, halo=halo, now=clock)
 
     report = asyncio.run(go())
-    assert report.outcome is Outcome.SUCCEEDED, report.error
+    assert report.outcome is outcome, report.error
     return report, store
 
 
 def stored(store: Store) -> dict[str, Any]:
-    """Every record and every rule's targets a reader sees."""
+    """Every record and every rule's targets (with their reasons) a reader sees."""
     pointer = store.current()
     assert pointer is not None
     records = read_clients(store, pointer.generation)
 
-    def dump(kind: str, models) -> list[dict]:
+    def dump(models) -> list[dict]:
         return [m.model_dump(mode="json") for m in models]
 
     out = {
-        "clients": dump("clients", (r.client for r in records)),
-        "sites": dump("sites", (s for r in records for s in r.sites)),
-        "contracts": dump("contracts", (c for r in records for c in r.contracts)),
-        "invoices": dump("invoices", (i for r in records for i in r.invoices)),
-        "items": dump("items", read_items(store, pointer.generation)),
+        "clients": dump(r.client for r in records),
+        "sites": dump(s for r in records for s in r.sites),
+        "contracts": dump(c for r in records for c in r.contracts),
+        "invoices": dump(i for r in records for i in r.invoices),
+        "items": dump(read_items(store, pointer.generation)),
     }
     for rule in RULES:
         found = read_rule_targets(store, pointer.generation, rule.key)
@@ -95,47 +118,189 @@ def stored(store: Store) -> dict[str, Any]:
     return out
 
 
+def assert_same(by_rest: dict[str, Any], other: dict[str, Any]) -> None:
+    for kind in by_rest:
+        assert other[kind] == by_rest[kind], kind
+
+
+def targets_of(found: dict[str, Any], software: str) -> set[int]:
+    return {t["client_id"] for t in found[software]}
+
+
+def findings(report: SyncReport) -> list[str]:
+    return (report.read_proof or {}).get("samples", [])
+
+
+# -- the data as REST answers it --------------------------------------------------------------
+
+
+def test_demo_auto_serves_rest_targets_and_names_what_the_tables_cannot_hold(halo_sandbox, azurite):
+    sandbox = halo_sandbox(demo_data(TODAY))
+    rest, rest_store = sync(sandbox, azurite, "rest")
+    auto, auto_store = sync(sandbox, azurite, "auto")
+    by_rest = stored(rest_store)
+    assert WOODGROVE in targets_of(by_rest, "S1 by code")
+    assert_same(by_rest, stored(auto_store))
+    assert auto.read_mode == "rest" and auto.targets == rest.targets
+    # Woodgrove's line carries its own code, which no INVOICEDETAIL column holds: named, with ids.
+    assert any(
+        "invoice_line" in f and "item_internal_reference" in f and "'s1-complete'" in f
+        for f in findings(auto)
+    ), findings(auto)
+    assert auto.read_proof["fallback"].startswith("the REST sample disagreed")
+    assert auto.read_proof["distrusted_until"]
+    (run,) = auto_store.recent_runs(1)
+    assert '"fallback"' in run["read_proof"]
+
+
+def test_demo_report_mode_fails_and_says_why_rather_than_serve_a_guess(halo_sandbox, azurite):
+    sandbox = halo_sandbox(demo_data(TODAY))
+    report, store = sync(sandbox, azurite, "report", outcome=Outcome.FAILED)
+    assert "disagrees with HaloPSA's REST API" in report.error
+    assert report.read_proof["findings"] >= 1 and findings(report)
+    assert store.current() is None  # nothing was served from the disproved read
+
+
+def test_2000_clients_auto_serves_what_rest_serves(halo_sandbox, azurite):
+    data, _ = inject_malformed(generate(2000, seed=11, today=TODAY), 10, seed=2)
+    sandbox = halo_sandbox(data)
+    rest, rest_store = sync(sandbox, azurite, "rest")
+    auto, auto_store = sync(sandbox, azurite, "auto")
+    assert_same(stored(rest_store), stored(auto_store))
+    assert auto.read_mode == "rest" and auto.read_proof["findings"] >= 1
+    assert auto.rejected == rest.rejected and auto.read == rest.read
+
+
+# -- data whose REST answers the tables can hold ------------------------------------------------
+
+
 def both_ways_equal(halo_sandbox, azurite, data: HaloDataSet) -> tuple[SyncReport, SyncReport]:
     sandbox = halo_sandbox(data)
     rest, rest_store = sync(sandbox, azurite, "rest")
     report, report_store = sync(sandbox, azurite, "report")
     assert (rest.read_mode, report.read_mode) == ("rest", "report")
-    by_rest, by_report = stored(rest_store), stored(report_store)
-    for kind in by_rest:
-        assert by_report[kind] == by_rest[kind], kind
+    assert report.read_proof["findings"] == 0, findings(report)
+    assert_same(stored(rest_store), stored(report_store))
     assert report.read == rest.read
     assert report.rejected == rest.rejected
     assert report.targets == rest.targets
     return rest, report
 
 
-def test_demo_set_syncs_the_same_through_reports_and_rest(halo_sandbox, azurite):
-    _, report = both_ways_equal(halo_sandbox, azurite, as_tables_hold_it(demo_data(TODAY)))
+def test_demo_held_by_the_tables_syncs_the_same_through_proven_reports(halo_sandbox, azurite):
+    data = as_tables_hold_it(demo_data(TODAY))
+    _, report = both_ways_equal(halo_sandbox, azurite, data)
     assert report.targets["Huntress"] and report.targets["SentinelOne"]
-    # Token + bounds + one range per table (a small set: REST needs about as few).
-    assert report.halo_requests == 1 + 1 + 6
+    proof = report.read_proof
+    # A small instance: every contract, item and invoice is compared, and a page of clients.
+    assert proof["compared"] == {
+        "clients": len(data.clients),
+        "contracts": len(data.contracts),
+        "items": len(data.items),
+        "invoices": len(data.invoices),
+    }
+    # Token + bounds + one range per table + the sample (3 pages + every invoice by id).
+    assert report.halo_requests == 1 + 1 + 6 + 3 + len(data.invoices)
 
 
-def test_2000_generated_clients_sync_the_same_through_reports_and_rest(halo_sandbox, azurite):
+def test_2000_clients_held_by_the_tables_sync_the_same_in_a_few_requests(halo_sandbox, azurite):
     data, _ = inject_malformed(generate(2000, seed=11, today=TODAY), 10, seed=2)
     rest, report = both_ways_equal(halo_sandbox, azurite, as_tables_hold_it(data))
     assert report.rejected  # the malformed records, rejected the same way (compared above)
     assert all(report.targets.values())
-    assert report.halo_requests <= 12 < rest.halo_requests
+    sample = report.read_proof["requests"]
+    assert sample <= 3 + halo_proof.INVOICE_SAMPLE + halo_proof.TYPE_READS
+    assert report.halo_requests <= 12 + sample < rest.halo_requests
 
 
-def test_auto_reads_through_reports_when_halopsa_runs_them(halo_sandbox, azurite):
+def test_auto_reads_through_reports_when_they_are_proven(halo_sandbox, azurite):
     sandbox = halo_sandbox(as_tables_hold_it(demo_data(TODAY)))
     report, _ = sync(sandbox, azurite, "auto")
-    assert report.read_mode == "report"
-    assert report.halo_requests == 1 + 1 + 1 + 6  # token, probe, bounds, one range per table
+    assert report.read_mode == "report" and report.read_proof["findings"] == 0
+    assert "fallback" not in report.read_proof
 
 
 def test_auto_reads_through_rest_when_halopsa_refuses_reports(halo_sandbox, azurite):
     refused = Faults(fail=[{"resource": "Report", "status": 403}])
     sandbox = halo_sandbox(as_tables_hold_it(demo_data(TODAY)), faults=refused)
     report, store = sync(sandbox, azurite, "auto")
-    assert report.read_mode == "rest"
+    assert report.read_mode == "rest" and "403" in report.read_proof["fallback"]
     assert stored(store)["SentinelOne"]
     runs = store.recent_runs(1)
     assert runs[0]["read_mode"] == "rest"
+
+
+# -- disagreement faults: each is caught, and what serves is REST's ----------------------------
+
+
+def _with_line_codes(data: HaloDataSet) -> HaloDataSet:
+    """`data` where every line carries the item_code HaloPSA copies onto a line (IDItem_Code),
+    and one invoice is switched off by its header while its schedule runs."""
+    for invoice in data.invoices:
+        for line in invoice.get("lines", []):
+            line["item_code"] = f"SKU-{line['_itemid']}"
+    running = next(i for i in data.invoices if i.get("schedule") and not i["disabled"])
+    running["disabled"] = True
+    return data
+
+
+@pytest.mark.parametrize(
+    ("report_fault", "named"),
+    [
+        ({"contract_type_offset": 1}, "contracttype"),
+        ({"disabled_from": "schedule"}, "switched_off"),
+        ({"drop_line_codes": True}, "item_code"),
+        ({"lose_rows": {"invoices": 1}}, "invoices * records"),
+        ({"lose_rows": {"invoice_lines": 2}}, "invoice_lines * records"),
+    ],
+)
+def test_a_report_that_disagrees_is_caught_and_rest_serves(
+    halo_sandbox, azurite, report_fault, named
+):
+    data = _with_line_codes(as_tables_hold_it(demo_data(TODAY)))
+    sandbox = halo_sandbox(data, faults=Faults(report=report_fault))
+    _, rest_store = sync(sandbox, azurite, "rest")
+    auto, auto_store = sync(sandbox, azurite, "auto")
+    assert auto.read_mode == "rest"
+    assert any(named in f for f in findings(auto)), findings(auto)
+    assert_same(stored(rest_store), stored(auto_store))
+    failed, _ = sync(sandbox, azurite, "report", outcome=Outcome.FAILED)
+    assert failed.error and failed.read_proof
+
+
+def test_a_report_past_the_gateway_deadline_is_split_and_the_sync_succeeds(halo_sandbox, azurite):
+    data = as_tables_hold_it(generate(2000, seed=5, today=TODAY))
+    sandbox = halo_sandbox(data, faults=Faults(report={"deadline_rows": 3000}))
+    _, rest_store = sync(sandbox, azurite, "rest")
+    report, report_store = sync(sandbox, azurite, "report")
+    assert report.read_mode == "report" and report.read_proof["splits"] >= 1
+    assert report.read_proof["findings"] == 0
+    assert_same(stored(rest_store), stored(report_store))
+
+
+def test_a_deadline_no_split_can_meet_makes_auto_read_through_rest(halo_sandbox, azurite):
+    sandbox = halo_sandbox(
+        as_tables_hold_it(demo_data(TODAY)), faults=Faults(report={"deadline_rows": 1})
+    )
+    auto, _ = sync(sandbox, azurite, "auto")
+    assert auto.read_mode == "rest" and auto.read_proof["fallback"].startswith("report read failed")
+    sync(sandbox, azurite, "report", outcome=Outcome.FAILED)
+
+
+def test_after_a_disagreement_auto_stays_on_rest_for_a_day_then_proves_again(halo_sandbox, azurite):
+    data = as_tables_hold_it(demo_data(TODAY))
+    sandbox = halo_sandbox(data, faults=Faults(report={"contract_type_offset": 3}))
+    now = datetime.now(UTC)
+    first, store = sync(sandbox, azurite, "auto", at=now)
+    assert first.read_mode == "rest" and store.report_distrust() is not None
+    sandbox.set_faults(Faults())  # the instance agrees again
+    later, _ = sync(sandbox, azurite, "auto", store=store, at=now + timedelta(hours=2))
+    assert later.read_mode == "rest" and "distrusted until" in later.read_proof["fallback"]
+    assert (
+        later.halo_requests
+        == first.halo_requests
+        - first.read_proof["report_requests"]
+        - (first.read_proof["requests"])
+    )  # no report and no sample sent while distrusted
+    day_after, _ = sync(sandbox, azurite, "auto", store=store, at=now + timedelta(hours=25))
+    assert day_after.read_mode == "report" and store.report_distrust() is None
