@@ -1,8 +1,10 @@
 """Benchmark: a full sync that reads HaloPSA through SQL reports (HALO_READ_MODE=report).
 
-For each data set size: HaloPSA requests (token, reports), records read, wall time per phase, and
-how long those requests take within the default request budget and at the hosted limit, beside the
-fewest requests a REST read of the same data needs. The sandbox (running the SQL on SQLite) and
+For each data set size: HaloPSA requests (token, reports, and the REST sample that proves the
+report read), records read, wall time per phase, and how long those requests take within the
+default request budget and at the hosted limit, beside the fewest requests a REST read of the same
+data needs. The data set is one whose REST answers the SQL tables can hold (as_tables_hold_it), so
+the proof finds nothing and the run stays on reports. The sandbox (running the SQL on SQLite) and
 Azurite run in their own processes on loopback.
 
     python bench/report_read.py [--clients 5000 20000] [--max-rows 10000]
@@ -109,6 +111,12 @@ def main() -> None:
         print(f"== {clients} clients, HALO_READ_MODE={args.mode} (ran: {report.read_mode})")
         print(f"read alone     : {read_only[0]} requests in {read_only[1]:.2f} s (token included)")
         print(f"outcome        : {report.outcome} {report.error or ''}".rstrip())
+        proof = report.read_proof or {}
+        print(
+            f"proof          : {proof.get('requests', 0)} REST sample requests, compared "
+            f"{proof.get('compared', {})}, {proof.get('findings', 0)} findings, "
+            f"{proof.get('splits', 0)} ranges split"
+        )
         print(f"read           : {report.read}")
         print(
             f"HaloPSA        : {requests} requests {by_resource} (REST needs at least {rest_minimum})"
