@@ -175,6 +175,18 @@ def test_every_setting_from_a_parameter_is_the_azd_variable_of_its_name():
     assert {"IMMY_TAGS", "IMMY_HALO_LINK_ID", "ASSET_SYNC", "HALO_READ_MODE"} <= checked
 
 
+def test_the_readme_lists_the_settings_an_admin_may_change():
+    """README's "Settings in Azure" names exactly the settings api.bicep takes from an admin's
+    parameter and leaves out when empty (`adminSettings`)."""
+    api = parsed(INFRA / "app" / "api.bicep")
+    admin = set(setting_entries({"variables": {"a": api["variables"]["adminSettings"]}}))
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Settings in Azure", 1)[1].split("\n## ", 1)[0]
+    (row,) = [line for line in section.splitlines() if "a parameter each" in line]
+    listed = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0]))
+    assert listed == admin, (sorted(admin - listed), sorted(listed - admin))
+
+
 def test_the_bicep_defaults_are_the_apps_defaults():
     """Unset, a setting is left out and the app's default applies; deployed without azd, the
     parameter's default is written: both must be the same value."""
