@@ -43,8 +43,8 @@ param haloClientId string
 @description('Client secret of the HaloPSA API application. Stored in Key Vault as halo-client-secret.')
 param haloClientSecret string
 
-@description('OAuth scopes asked of HaloPSA, space-separated. Empty: the app asks for "all". Set it when the API application is granted individual permissions instead of "all".')
-param haloScope string = ''
+@description('HALO_SCOPE: OAuth scopes asked of HaloPSA, space-separated (docs/halopsa-setup.md). Set it when the API application is granted individual permissions instead of "all".')
+param haloScope string = 'all'
 
 @description('Origins allowed to frame the technician tab, space-separated. Empty: the origin of haloBaseUrl.')
 param frameOrigins string = ''
@@ -63,6 +63,121 @@ param immyClientId string = ''
 @secure()
 @description('Client secret of that app registration. Stored in Key Vault as immy-client-secret when given.')
 param immyClientSecret string = ''
+
+// -- settings an admin may change -----------------------------------------------------------------
+// Each is mapped in main.parameters.json from the azd variable named like the app setting
+// (`azd env set IMMY_TAGS apply`, then `azd provision`). The defaults are the app's own
+// (shared/settings.py); unset or empty, api.bicep leaves the setting out and the app uses that
+// default.
+
+@allowed([
+  ''
+  'auto'
+  'report'
+  'rest'
+])
+@description('HALO_READ_MODE: how a sync reads HaloPSA: auto (SQL reports when HaloPSA runs them for the API application, else REST), report or rest.')
+param haloReadMode string = 'auto'
+
+@description('HALO_REQUESTS_PER_MINUTE: the app\'s HaloPSA request budget (hosted HaloPSA allows 300 per rolling 5 minutes).')
+param haloRequestsPerMinute string = '50'
+
+@description('HALO_PAGE_SIZE: records per HaloPSA page, 10 to 1000.')
+param haloPageSize string = '100'
+
+@description('HALO_TIMEOUT_SECONDS: per-request HaloPSA timeout.')
+param haloTimeoutSeconds string = '30'
+
+@description('HALO_BACKOFF_429_SECONDS: the least pause after a HaloPSA 429.')
+param haloBackoff429Seconds string = '30'
+
+@description('SYNC_MAX_DROP: share of a rule\'s targets a sync may remove before it is held.')
+param syncMaxDrop string = '0.3'
+
+@allowed([
+  ''
+  'true'
+  'false'
+])
+@description('SYNC_CONFIRM_BY_REPEAT: a held outcome becomes current when the next sync agrees with it.')
+param syncConfirmByRepeat string = 'false'
+
+@description('SYNC_TIME_LIMIT_SECONDS: how long a run reads HaloPSA before it stops as resumable (keep it under host.json\'s 30-minute functionTimeout).')
+param syncTimeLimitSeconds string = '1200'
+
+@description('TAB_ALLOWED_GROUP: Entra group object id whose members may see the technician tab (needs App Service Authentication). Empty: no group check.')
+param tabAllowedGroup string = ''
+
+@description('TAB_HALO_TIMEOUT_SECONDS: HaloPSA timeout of the tab\'s ticket read.')
+param tabHaloTimeoutSeconds string = '2'
+
+@description('TAB_DEADLINE_MS: one deadline for everything the tab reads live.')
+param tabDeadlineMs string = '800'
+
+@description('TAB_SOFTWARE_COMPUTERS: how many computers\' detected software the tab reads.')
+param tabSoftwareComputers string = '25'
+
+@description('IMMY_SCOPE: token scope asked of Entra ID. Empty: <IMMY_BASE_URL>/.default.')
+param immyScope string = ''
+
+@description('IMMY_AUTHORITY_HOST: the Entra ID host tokens come from.')
+param immyAuthorityHost string = 'https://login.microsoftonline.com'
+
+@allowed([
+  ''
+  'off'
+  'plan'
+  'apply'
+])
+@description('IMMY_TAGS: a tag per rule in ImmyBot: off, plan (record the changes only) or apply.')
+param immyTags string = 'plan'
+
+@description('IMMY_TAG_PREFIX: tag name = prefix + software (a trailing space is kept).')
+param immyTagPrefix string = 'Halo: '
+
+@description('IMMY_HALO_LINK_ID: id of ImmyBot\'s HaloPSA provider link. Empty: the one enabled link whose name contains Halo, if exactly one.')
+param immyHaloLinkId string = ''
+
+@description('IMMY_STALE_DAYS: a computer not seen for this many days counts as stale.')
+param immyStaleDays string = '30'
+
+@allowed([
+  ''
+  'off'
+  'plan'
+  'apply'
+])
+@description('ASSET_SYNC: HaloPSA asset population: off, plan or apply (docs/halopsa-setup.md step 5).')
+param assetSync string = 'off'
+
+@description('ASSET_TYPE_ID: HaloPSA asset type of the assets created. Needed unless ASSET_SYNC is off.')
+param assetTypeId string = ''
+
+@description('ASSET_NAME_FIELD: field id of the asset type\'s key field 1. Needed unless ASSET_SYNC is off.')
+param assetNameField string = ''
+
+@description('ASSET_ID_FIELD: field id that holds the ImmyBot computer id. Needed unless ASSET_SYNC is off.')
+param assetIdField string = ''
+
+@description('ASSET_MARKER_FIELD: field id of the created-by-halo-immy marker. Needed unless ASSET_SYNC is off.')
+param assetMarkerField string = ''
+
+@description('ASSET_SERIAL_FIELD: field id of the serial number. Empty: no serial matching.')
+param assetSerialField string = ''
+
+@allowed([
+  ''
+  'true'
+  'false'
+])
+@description('ASSET_UPDATE_MATCHED: also refresh name, serial and user on human-made assets the app matched.')
+param assetUpdateMatched string = 'false'
+
+@description('ASSET_MAX_CREATES: a run that would create more assets is held for approval.')
+param assetMaxCreates string = '200'
+
+@description('ASSET_WRITE_BATCH: assets per POST /api/Asset, 1 to 100.')
+param assetWriteBatch string = '25'
 
 // -- behaviour ------------------------------------------------------------------------------------
 
@@ -84,7 +199,7 @@ param instanceMemoryMB int = 2048
 @description('E-mail address alerted when a sync fails, is held, or the data goes stale. Empty: the alert rules exist but notify nobody.')
 param alertEmail string = ''
 
-@description('How long without a successful sync before the stale-data alert fires: a log alert window such as PT30M, PT1H, PT2H, PT6H (at least two sync intervals).')
+@description('How long without a successful sync before the stale-data alert fires: a log alert window such as PT30M, PT1H, PT2H, PT6H (at least two sync intervals). Empty: PT1H.')
 param staleAfter string = 'PT1H'
 
 // -- names ----------------------------------------------------------------------------------------
@@ -101,6 +216,7 @@ var haloUrlParts = split(haloBaseUrl, '/')
 var haloOrigin = '${haloUrlParts[0]}//${haloUrlParts[2]}'
 var effectiveFrameOrigins = empty(frameOrigins) ? haloOrigin : frameOrigins
 var effectiveSyncSchedule = empty(syncSchedule) ? '0 */15 * * * *' : syncSchedule
+var effectiveStaleAfter = empty(staleAfter) ? 'PT1H' : staleAfter
 var immyConfigured = !empty(immyBaseUrl)
 
 resource rg 'Microsoft.Resources/resourceGroups@2022-09-01' = {
@@ -191,6 +307,33 @@ module api 'app/api.bicep' = {
     immyBaseUrl: immyBaseUrl
     immyTenantId: immyTenantId
     immyClientId: immyClientId
+    haloReadMode: haloReadMode
+    haloRequestsPerMinute: haloRequestsPerMinute
+    haloPageSize: haloPageSize
+    haloTimeoutSeconds: haloTimeoutSeconds
+    haloBackoff429Seconds: haloBackoff429Seconds
+    syncMaxDrop: syncMaxDrop
+    syncConfirmByRepeat: syncConfirmByRepeat
+    syncTimeLimitSeconds: syncTimeLimitSeconds
+    tabAllowedGroup: tabAllowedGroup
+    tabHaloTimeoutSeconds: tabHaloTimeoutSeconds
+    tabDeadlineMs: tabDeadlineMs
+    tabSoftwareComputers: tabSoftwareComputers
+    immyScope: immyScope
+    immyAuthorityHost: immyAuthorityHost
+    immyTags: immyTags
+    immyTagPrefix: immyTagPrefix
+    immyHaloLinkId: immyHaloLinkId
+    immyStaleDays: immyStaleDays
+    assetSync: assetSync
+    assetTypeId: assetTypeId
+    assetNameField: assetNameField
+    assetIdField: assetIdField
+    assetMarkerField: assetMarkerField
+    assetSerialField: assetSerialField
+    assetUpdateMatched: assetUpdateMatched
+    assetMaxCreates: assetMaxCreates
+    assetWriteBatch: assetWriteBatch
   }
   // The host reaches storage, Key Vault and Application Insights by identity from its first start.
   dependsOn: [
@@ -206,7 +349,7 @@ module alerts 'app/alerts.bicep' = {
     tags: tags
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     alertEmail: alertEmail
-    staleAfter: staleAfter
+    staleAfter: effectiveStaleAfter
   }
 }
 

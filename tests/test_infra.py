@@ -11,12 +11,13 @@ import logging
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 import pytest
 from pycep import BicepParser
 
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 from shared.telemetry import configure_telemetry
 from tests.registry import handler
 
@@ -39,6 +40,16 @@ LOCAL_ONLY = {"TABLES_CONNECTION_STRING"}
 # Read by the app, set by App Service itself: written in infra or local settings, it would claim
 # App Service Authentication is on when it is not (and the tab would trust a forged principal).
 SET_BY_PLATFORM = {"WEBSITE_AUTH_ENABLED"}
+# The only app settings api.bicep may write as literals, with their values: fixed on purpose, and
+# nothing the docs tell an admin to change. Any other literal would be put back by every
+# `azd provision`, undoing what the admin set.
+FIXED_SETTINGS = {
+    "AzureWebJobsStorage__credential": "managedidentity",  # host storage by identity, never a key
+    "TABLES_PREFIX": "",  # the storage account is this deployment's own
+}
+# main.bicep parameters not mapped from the azd environment: Flex Consumption sizing, which no doc
+# asks an admin to change, and ints that an unset variable must not reach as an empty string.
+NOT_FROM_AZD = {"maximumInstanceCount", "instanceMemoryMB"}
 
 
 def parsed(path: Path) -> dict:
@@ -58,6 +69,31 @@ def infra_settings() -> set[str]:
             re.findall(r'"name": "([A-Za-z_][A-Za-z0-9_]*)"', json.dumps(variable["value"]))
         )
     return names
+
+
+def setting_entries(bicep: dict) -> dict[str, Any]:
+    """Every `{name, value}` entry of a template's settings arrays, plain, behind a condition or
+    inside a filter(): setting name -> value as pycep gives it (a parameter or variable name, a
+    string, or an expression)."""
+    found: dict[str, Any] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.keys() == {"name", "value"} and isinstance(node["name"], str):
+                found[node["name"]] = node["value"]
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk([variable["value"] for variable in bicep["variables"].values()])
+    return found
+
+
+def is_parameter(bicep: dict, value: Any) -> bool:
+    """Whether a pycep value is a reference to one of the template's parameters."""
+    return isinstance(value, str) and value in bicep["parameters"]
 
 
 def local_settings() -> set[str]:
@@ -83,6 +119,102 @@ def test_settings_live_in_one_place():
     assert local - read <= PLATFORM, (
         f"local sets what nothing reads: {sorted(local - read - PLATFORM)}"
     )
+
+
+def test_no_setting_an_admin_may_change_is_a_literal_in_the_bicep():
+    """A literal in api.bicep comes back with every `azd provision`, whatever the admin set: every
+    setting but the few fixed on purpose must come from a parameter or an expression."""
+    path = INFRA / "app" / "api.bicep"
+    source = path.read_text()
+    literals = {}
+    # pycep finds the settings but gives the symbol `plan` and the string 'plan' alike (api.bicep
+    # has a resource named plan), so whether a value is quoted is read from the source.
+    for name, value in setting_entries(parsed(path)).items():
+        written = re.findall(rf"name: '{re.escape(name)}'\s*\n\s*value: (.+)", source)
+        assert len(written) == 1, f"{name}: expected one `name: ... value: ...` entry"
+        if written[0].startswith("'") and "${" not in written[0]:
+            literals[name] = value
+    assert "AzureWebJobsStorage__credential" in literals  # the check sees a literal
+    unexpected = sorted(
+        name for name, value in literals.items() if FIXED_SETTINGS.get(name) != value
+    )
+    assert not unexpected, f"hard-coded in api.bicep (make them parameters): {unexpected}"
+
+
+def test_every_setting_from_a_parameter_is_the_azd_variable_of_its_name():
+    """The docs say `azd env set NAME value` then `azd provision` for any app setting NAME: each
+    setting api.bicep takes from a parameter is passed down by main.bicep from a parameter that
+    main.parameters.json maps from ${NAME}, and every main.bicep parameter is mapped."""
+    main = parsed(INFRA / "main.bicep")
+    api = parsed(INFRA / "app" / "api.bicep")
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert set(mapped) <= set(main["parameters"]), sorted(set(mapped) - set(main["parameters"]))
+    unmapped = set(main["parameters"]) - set(mapped) - NOT_FROM_AZD
+    assert not unmapped, f"main.bicep parameters azd never sets: {sorted(unmapped)}"
+    passed = main["modules"]["api"]["config"]["params"]
+    checked = set()
+    for setting, value in setting_entries(api).items():
+        if setting not in read_settings() or not is_parameter(api, value):
+            continue  # platform values, and expressions (the table endpoint, Key Vault references)
+        source = passed.get(value)
+        assert isinstance(source, str), f"{setting}: main.bicep does not pass {value} to api.bicep"
+        # A main.bicep parameter, or a variable built from one (an empty-means-default fallback).
+        sources = (
+            {source}
+            if source in main["parameters"]
+            else set(re.findall(r'"(\w+)"', json.dumps(main["variables"][source]["value"])))
+        )
+        assert any(mapped.get(name, {}).get("value") == f"${{{setting}}}" for name in sources), (
+            f"{setting}: not mapped from the azd variable {setting} in main.parameters.json"
+        )
+        if source in main["parameters"]:
+            assert main["parameters"][source].get("default") == api["parameters"][value].get(
+                "default"
+            ), f"{setting}: main.bicep and api.bicep disagree on the default"
+        checked.add(setting)
+    assert {"IMMY_TAGS", "IMMY_HALO_LINK_ID", "ASSET_SYNC", "HALO_READ_MODE"} <= checked
+
+
+def test_the_readme_lists_the_settings_an_admin_may_change():
+    """README's "Settings in Azure" names exactly the settings api.bicep takes from an admin's
+    parameter and leaves out when empty (`adminSettings`)."""
+    api = parsed(INFRA / "app" / "api.bicep")
+    admin = set(setting_entries({"variables": {"a": api["variables"]["adminSettings"]}}))
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Settings in Azure", 1)[1].split("\n## ", 1)[0]
+    (row,) = [line for line in section.splitlines() if "a parameter each" in line]
+    listed = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0]))
+    assert listed == admin, (sorted(admin - listed), sorted(listed - admin))
+
+
+def test_the_bicep_defaults_are_the_apps_defaults():
+    """Unset, a setting is left out and the app's default applies; deployed without azd, the
+    parameter's default is written: both must be the same value."""
+    api = parsed(INFRA / "app" / "api.bicep")
+    required = {
+        "halo_base_url": "https://msp.halopsa.com",
+        "halo_client_id": "client-1",
+        "halo_client_secret": "secret",
+        "tables_connection_string": "UseDevelopmentStorage=true",
+        "tables_endpoint": None,
+    }
+    for setting, value in setting_entries(api).items():
+        field = setting.lower()
+        if field not in Settings.model_fields or not is_parameter(api, value):
+            continue
+        if api["parameters"][value].get("default") is None:
+            continue  # required: the admin gives it
+        default, expected = (
+            api["parameters"][value]["default"],
+            Settings.model_fields[field].default,
+        )
+        if default == "":
+            assert expected in (None, ""), (
+                f"{setting}: the Bicep default is empty, the app's is {expected!r}"
+            )
+            continue
+        loaded = getattr(load_settings(**{**required, field: default}), field)
+        assert loaded == expected, f"{setting}: Bicep default {default!r}, app default {expected!r}"
 
 
 def test_roles_key_vault_references_and_transport_security():

@@ -1,6 +1,7 @@
 // The function app: a Flex Consumption plan (Linux, FC1) and the site, running Python 3.11 as the
-// user-assigned identity. Every setting the app reads is set here; a setting added by hand in the
-// portal is removed by the next `azd provision`.
+// user-assigned identity. Every setting the app reads is set here (the ones an admin may change from
+// parameters); a setting added or changed by hand in the portal is undone by the next
+// `azd provision`.
 
 @description('Function app name; the host name is <name>.azurewebsites.net.')
 param name string
@@ -56,9 +57,6 @@ param haloTenant string = ''
 @description('HALO_CLIENT_ID.')
 param haloClientId string
 
-@description('HALO_SCOPE; empty: the setting is left out and the app asks for "all".')
-param haloScope string = ''
-
 @description('TAB_FRAME_ORIGINS.')
 param frameOrigins string
 
@@ -76,6 +74,122 @@ param immyTenantId string = ''
 
 @description('IMMY_CLIENT_ID.')
 param immyClientId string = ''
+
+// Settings an admin may change: one parameter each, passed down from main.bicep (azd variable of
+// the same name as the setting). Every default is the app's own (shared/settings.py); an empty
+// value leaves the setting out, so the app uses that same default.
+
+@description('HALO_SCOPE.')
+param haloScope string = 'all'
+
+@description('HALO_READ_MODE.')
+@allowed([
+  ''
+  'auto'
+  'report'
+  'rest'
+])
+param haloReadMode string = 'auto'
+
+@description('HALO_REQUESTS_PER_MINUTE.')
+param haloRequestsPerMinute string = '50'
+
+@description('HALO_PAGE_SIZE.')
+param haloPageSize string = '100'
+
+@description('HALO_TIMEOUT_SECONDS.')
+param haloTimeoutSeconds string = '30'
+
+@description('HALO_BACKOFF_429_SECONDS.')
+param haloBackoff429Seconds string = '30'
+
+@description('SYNC_MAX_DROP.')
+param syncMaxDrop string = '0.3'
+
+@description('SYNC_CONFIRM_BY_REPEAT.')
+@allowed([
+  ''
+  'true'
+  'false'
+])
+param syncConfirmByRepeat string = 'false'
+
+@description('SYNC_TIME_LIMIT_SECONDS.')
+param syncTimeLimitSeconds string = '1200'
+
+@description('TAB_ALLOWED_GROUP.')
+param tabAllowedGroup string = ''
+
+@description('TAB_HALO_TIMEOUT_SECONDS.')
+param tabHaloTimeoutSeconds string = '2'
+
+@description('TAB_DEADLINE_MS.')
+param tabDeadlineMs string = '800'
+
+@description('TAB_SOFTWARE_COMPUTERS.')
+param tabSoftwareComputers string = '25'
+
+@description('IMMY_SCOPE.')
+param immyScope string = ''
+
+@description('IMMY_AUTHORITY_HOST.')
+param immyAuthorityHost string = 'https://login.microsoftonline.com'
+
+@description('IMMY_TAGS.')
+@allowed([
+  ''
+  'off'
+  'plan'
+  'apply'
+])
+param immyTags string = 'plan'
+
+@description('IMMY_TAG_PREFIX.')
+param immyTagPrefix string = 'Halo: '
+
+@description('IMMY_HALO_LINK_ID.')
+param immyHaloLinkId string = ''
+
+@description('IMMY_STALE_DAYS.')
+param immyStaleDays string = '30'
+
+@description('ASSET_SYNC.')
+@allowed([
+  ''
+  'off'
+  'plan'
+  'apply'
+])
+param assetSync string = 'off'
+
+@description('ASSET_TYPE_ID.')
+param assetTypeId string = ''
+
+@description('ASSET_NAME_FIELD.')
+param assetNameField string = ''
+
+@description('ASSET_ID_FIELD.')
+param assetIdField string = ''
+
+@description('ASSET_MARKER_FIELD.')
+param assetMarkerField string = ''
+
+@description('ASSET_SERIAL_FIELD.')
+param assetSerialField string = ''
+
+@description('ASSET_UPDATE_MATCHED.')
+@allowed([
+  ''
+  'true'
+  'false'
+])
+param assetUpdateMatched string = 'false'
+
+@description('ASSET_MAX_CREATES.')
+param assetMaxCreates string = '200'
+
+@description('ASSET_WRITE_BATCH.')
+param assetWriteBatch string = '25'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -147,129 +261,130 @@ var appSettings = [
   }
 ]
 
-// Tuning settings at the app's own defaults, written out so they are visible and editable in one
-// place; tests/test_infra.py keeps these names and shared/settings.py in step.
-var tuningSettings = [
-  {
-    name: 'HALO_REQUESTS_PER_MINUTE'
-    value: '50'
-  }
-  {
-    name: 'HALO_BACKOFF_429_SECONDS'
-    value: '30'
-  }
-  {
-    name: 'HALO_PAGE_SIZE'
-    value: '100'
-  }
-  {
-    name: 'HALO_TIMEOUT_SECONDS'
-    value: '30'
-  }
-  {
-    name: 'HALO_READ_MODE'
-    value: 'auto'
-  }
-  {
-    name: 'TABLES_PREFIX'
-    value: ''
-  }
-  {
-    name: 'SYNC_MAX_DROP'
-    value: '0.3'
-  }
-  {
-    name: 'SYNC_CONFIRM_BY_REPEAT'
-    value: 'false'
-  }
-  {
-    // Below host.json functionTimeout (30 min): a run reads this long, then stops as resumable.
-    name: 'SYNC_TIME_LIMIT_SECONDS'
-    value: '1200'
-  }
-  {
-    name: 'TAB_ALLOWED_GROUP'
-    value: ''
-  }
-  {
-    name: 'TAB_HALO_TIMEOUT_SECONDS'
-    value: '2'
-  }
-  {
-    name: 'TAB_DEADLINE_MS'
-    value: '800'
-  }
-  {
-    name: 'TAB_SOFTWARE_COMPUTERS'
-    value: '25'
-  }
-  {
-    name: 'IMMY_SCOPE'
-    value: ''
-  }
-  {
-    name: 'IMMY_AUTHORITY_HOST'
-    value: 'https://login.microsoftonline.com'
-  }
-  {
-    name: 'IMMY_TAGS'
-    value: 'plan'
-  }
-  {
-    name: 'IMMY_TAG_PREFIX'
-    value: 'Halo: '
-  }
-  {
-    name: 'IMMY_HALO_LINK_ID'
-    value: ''
-  }
-  {
-    name: 'IMMY_STALE_DAYS'
-    value: '30'
-  }
-  // Asset population (docs/halopsa-setup.md step 5): off until the field ids are filled in.
-  {
-    name: 'ASSET_SYNC'
-    value: 'off'
-  }
-  {
-    name: 'ASSET_TYPE_ID'
-    value: ''
-  }
-  {
-    name: 'ASSET_NAME_FIELD'
-    value: ''
-  }
-  {
-    name: 'ASSET_ID_FIELD'
-    value: ''
-  }
-  {
-    name: 'ASSET_MARKER_FIELD'
-    value: ''
-  }
-  {
-    name: 'ASSET_SERIAL_FIELD'
-    value: ''
-  }
-  {
-    name: 'ASSET_UPDATE_MATCHED'
-    value: 'false'
-  }
-  {
-    name: 'ASSET_MAX_CREATES'
-    value: '200'
-  }
-  {
-    name: 'ASSET_WRITE_BATCH'
-    value: '25'
-  }
-]
-
-var haloScopeSettings = empty(haloScope) ? [] : [
+// The settings an admin may change, from the parameters above. An empty parameter leaves its
+// setting out and the app uses its own default: azd passes an unset variable to a parameter with a
+// non-empty default as an empty string, not as that default.
+var adminSettings = filter([
   {
     name: 'HALO_SCOPE'
     value: haloScope
+  }
+  {
+    name: 'HALO_READ_MODE'
+    value: haloReadMode
+  }
+  {
+    name: 'HALO_REQUESTS_PER_MINUTE'
+    value: haloRequestsPerMinute
+  }
+  {
+    name: 'HALO_PAGE_SIZE'
+    value: haloPageSize
+  }
+  {
+    name: 'HALO_TIMEOUT_SECONDS'
+    value: haloTimeoutSeconds
+  }
+  {
+    name: 'HALO_BACKOFF_429_SECONDS'
+    value: haloBackoff429Seconds
+  }
+  {
+    name: 'SYNC_MAX_DROP'
+    value: syncMaxDrop
+  }
+  {
+    name: 'SYNC_CONFIRM_BY_REPEAT'
+    value: syncConfirmByRepeat
+  }
+  {
+    name: 'SYNC_TIME_LIMIT_SECONDS'
+    value: syncTimeLimitSeconds
+  }
+  {
+    name: 'TAB_ALLOWED_GROUP'
+    value: tabAllowedGroup
+  }
+  {
+    name: 'TAB_HALO_TIMEOUT_SECONDS'
+    value: tabHaloTimeoutSeconds
+  }
+  {
+    name: 'TAB_DEADLINE_MS'
+    value: tabDeadlineMs
+  }
+  {
+    name: 'TAB_SOFTWARE_COMPUTERS'
+    value: tabSoftwareComputers
+  }
+  {
+    name: 'IMMY_SCOPE'
+    value: immyScope
+  }
+  {
+    name: 'IMMY_AUTHORITY_HOST'
+    value: immyAuthorityHost
+  }
+  {
+    name: 'IMMY_TAGS'
+    value: immyTags
+  }
+  {
+    name: 'IMMY_TAG_PREFIX'
+    value: immyTagPrefix
+  }
+  {
+    name: 'IMMY_HALO_LINK_ID'
+    value: immyHaloLinkId
+  }
+  {
+    name: 'IMMY_STALE_DAYS'
+    value: immyStaleDays
+  }
+  {
+    name: 'ASSET_SYNC'
+    value: assetSync
+  }
+  {
+    name: 'ASSET_TYPE_ID'
+    value: assetTypeId
+  }
+  {
+    name: 'ASSET_NAME_FIELD'
+    value: assetNameField
+  }
+  {
+    name: 'ASSET_ID_FIELD'
+    value: assetIdField
+  }
+  {
+    name: 'ASSET_MARKER_FIELD'
+    value: assetMarkerField
+  }
+  {
+    name: 'ASSET_SERIAL_FIELD'
+    value: assetSerialField
+  }
+  {
+    name: 'ASSET_UPDATE_MATCHED'
+    value: assetUpdateMatched
+  }
+  {
+    name: 'ASSET_MAX_CREATES'
+    value: assetMaxCreates
+  }
+  {
+    name: 'ASSET_WRITE_BATCH'
+    value: assetWriteBatch
+  }
+], setting => !empty(setting.value))
+
+// Fixed by the infra. The storage account is this deployment's own, so there is no other app's
+// tables to keep apart from, and a prefix set later would hide the existing rules and mappings.
+var fixedSettings = [
+  {
+    name: 'TABLES_PREFIX'
+    value: ''
   }
 ]
 
@@ -330,7 +445,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: concat(platformSettings, appSettings, tuningSettings, haloScopeSettings, immySettings, immySecretSettings)
+      appSettings: concat(platformSettings, appSettings, adminSettings, fixedSettings, immySettings, immySecretSettings)
     }
     functionAppConfig: {
       deployment: {
