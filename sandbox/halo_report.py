@@ -419,15 +419,15 @@ def as_tables_hold_it(data: Any) -> Any:
     """A copy of `data` reduced to what HaloPSA's tables can hold, so a REST read and a report
     read of it must agree; a no-op on the fields a data set already gives that way.
 
-    REST fields with no column of their own are set the way the API can only derive them: a line's
-    `item_internal_reference`/`item_external_reference` are its item's (INVOICEDETAIL has no column
-    for them), a recurring invoice's header `disabled` and its schedule's are one flag (INVOICEHEADER
-    has none), and a header keeps no `startdate`/`enddate` of its own (no column; the schedule holds
-    the dates) and an item no `description` (its column is not known). A data set written before
-    recurring invoices had negative ids gets them, with a schedule made of the header's dates.
+    REST fields with no column of their own are set the way the report read takes them: a line's
+    own `item_internal_reference`/`item_external_reference` are "" (INVOICEDETAIL has no column for
+    them; the real payload has ""), a recurring invoice's header `disabled` and its schedule's are
+    one flag (INVOICEHEADER has none), and a header keeps no `startdate`/`enddate` of its own (no
+    column; the schedule holds the dates) and an item no `description` (its column is not known).
+    A data set written before recurring invoices had negative ids gets them, with a schedule made
+    of the header's dates.
     """
     shaped = data.copy()
-    items = {_whole(i.get("id")): i for i in _records(shaped.items)}
     for item in shaped.items:
         if isinstance(item, dict):
             item.pop("description", None)
@@ -459,9 +459,7 @@ def as_tables_hold_it(data: Any) -> Any:
                 continue
             if legacy:
                 line["ihid"] = invoice["id"]
-            item = items.get(_whole(line.get("_itemid", line.get("item_id"))), {})
-            line["item_internal_reference"] = item.get("internalreference") or ""
-            line["item_external_reference"] = item.get("externalreference") or ""
+            line["item_internal_reference"] = line["item_external_reference"] = ""
     return shaped
 
 

@@ -42,9 +42,11 @@ schema/catalog.json, 2026-05: INVOICEHEADER 157, INVOICEDETAIL 123, CONTRACTHEAD
   ihid, ID_ItemID -> _itemid, IDItem_Code -> item_code, IDItem_ShortDescription ->
   item_shortdescription, IDQty_Order, IDUnit_Price, IDNet_Amount, idisInactive, IDStartDate,
   IDEndDate, IDSite, idsequenceid (all name); IDRecurringInvoiceQuantityType, IDCHID (inferred).
-- A line's item_internal_reference / item_external_reference: absent from INVOICEDETAIL, so the
-  API can only derive them from the line's item; read here as ITEM.IInternalReference /
-  IExternalReference through ID_ItemID (inferred; the proof compares them with REST).
+- A line's own item_internal_reference / item_external_reference: absent. Not copied from the
+  line's item either: the one real `GET /api/RecurringInvoice/{id}` payload
+  (halo-openapi/recurring-invoice-by-id.sample.json) has "" on all 8 lines although each links an
+  item. Read as "" (rules still match the item's own codes through `_itemid`); a line whose REST
+  answer carries a code is a finding of the proof, and the run reads through REST.
 - ITEM.Iid -> id (name); idesc -> name (sql+inferred); IInternalReference / IExternalReference
   (name); idefaultsupplierpartcode -> supplier_part_code (inferred); Ibaseprice, IRecurringPrice,
   IIsRecurringItem (name). An item's `description` is not read (which column backs it is unknown).
@@ -171,15 +173,12 @@ _LINES = _Table(
     "IdIHid",
     "IdIHid < 0",
     "SELECT IDid AS id, IdIHid AS ihid, ID_ItemID AS item_id, IDItem_Code AS item_code, "
-    "IDItem_ShortDescription AS item_shortdescription, "
-    "IInternalReference AS item_internal_reference, "
-    "IExternalReference AS item_external_reference, IDQty_Order AS qty_order, "
+    "IDItem_ShortDescription AS item_shortdescription, IDQty_Order AS qty_order, "
     "IDUnit_Price AS unit_price, IDNet_Amount AS net_amount, idisInactive AS isinactive, "
     "IDStartDate AS startdate, IDEndDate AS enddate, "
     "IDRecurringInvoiceQuantityType AS recurring_invoice_quantity_type, "
     "IDCHID AS contract_id, IDSite AS site, idsequenceid AS sequenceid "
     "FROM INVOICEDETAIL "
-    "LEFT JOIN ITEM ON Iid = ID_ItemID "
     "WHERE IdIHid < 0 AND",
 )
 _ITEMS = _Table(

@@ -457,7 +457,7 @@ def test_a_data_set_is_reduced_to_what_halopsa_tables_hold():
     assert legacy["id"] == -3 and legacy["lines"][0]["ihid"] == -3
     assert legacy["schedule"]["startdate"] == "2025-01-01T00:00:00"
     assert legacy["schedule"]["disabled"] is True and "startdate" not in legacy
-    assert legacy["lines"][0]["item_internal_reference"] == "EDR-1"  # its item's, only source
+    assert legacy["lines"][0]["item_internal_reference"] == ""  # no column holds a line's own
     assert real["disabled"] is True and "enddate" not in real  # one flag with its schedule's
     assert real["lines"][0]["item_internal_reference"] == ""
     assert "description" not in as_tables_hold_it(data).items[0]
