@@ -36,9 +36,10 @@ PLATFORM = {
 }
 # Azure reaches tables by managed identity (TABLES_ENDPOINT); a connection string is local only.
 LOCAL_ONLY = {"TABLES_CONNECTION_STRING"}
-# Read by the app, set by App Service itself: written in infra or local settings, it would claim
-# App Service Authentication is on when it is not (and the tab would trust a forged principal).
-SET_BY_PLATFORM = {"WEBSITE_AUTH_ENABLED"}
+# Read by the app, set by App Service itself, so never written in infra or local settings: there
+# WEBSITE_AUTH_ENABLED would claim App Service Authentication is on when it is not (and the tab
+# would trust a forged principal), and WEBSITE_HOSTNAME would name a host that may not be this app.
+SET_BY_PLATFORM = {"WEBSITE_AUTH_ENABLED", "WEBSITE_HOSTNAME"}
 
 
 def parsed(path: Path) -> dict:
