@@ -204,5 +204,6 @@ def test_docs_exist_and_name_the_routes_they_document(doc):
     assert len(text) > 2000
     if doc == "operations.md":
         assert "/api/sync/approve" in text and "SYNC_MAX_DROP" in text
+        assert "/api/setup/check" in text and "make check" in text
     if doc == "halopsa-setup.md":
         assert "$FAULTID" in text and "TAB_FRAME_ORIGINS" in text
