@@ -90,6 +90,7 @@ def settings_checks(load: Callable[[], Settings]) -> tuple[Settings | None, list
 
 
 async def _storage_lines(settings: Settings) -> list[CheckResult]:
+    """The storage check, off the event loop (the Table SDK blocks)."""
     return [await asyncio.to_thread(check_storage, settings)]
 
 
@@ -112,6 +113,7 @@ def check_storage(settings: Settings) -> CheckResult:
 
 
 def _storage_failure(error: Exception, source: str, identity: bool) -> CheckResult:
+    """The storage line for an SDK error: a missing role, a refused key, or no answer."""
     # Only the type and status go out: an SDK message can carry the URL, and with it a SAS.
     status = getattr(error, "status_code", None)
     detail = f"{type(error).__name__}" + (f" (HTTP {status})" if status else "")

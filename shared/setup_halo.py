@@ -97,6 +97,7 @@ async def halo_checks(settings: Settings) -> list[CheckResult]:
 
 
 def _skip_all(settings: Settings, why: str) -> list[CheckResult]:
+    """A skipped line for every HaloPSA check after the token."""
     names = [p.name for p in READS] + [VISIBLE, f"halo.{REPORTING}", REPORT_SAMPLE]
     if settings.asset_sync != "off":
         names += [READ_ASSETS.name, f"halo.{EDIT_ASSETS}"]
@@ -114,8 +115,11 @@ async def check_token(halo: HaloClient, settings: Settings) -> CheckResult:
 
 
 def _token_failure(error: HaloError, settings: Settings) -> CheckResult:
+    """The token line for a refusal: which setting HaloPSA's answer points at."""
     detail = str(error)
-    if isinstance(error, HaloUnavailable | HaloRateLimited) or error.status is None:
+    if isinstance(error, HaloRateLimited):
+        return failed(TOKEN, detail, "HaloPSA is rate limiting: run the check again in 5 minutes")
+    if isinstance(error, HaloUnavailable) or error.status is None:
         fix = "check HALO_BASE_URL (the instance URL, e.g. https://yourmsp.halopsa.com) and that "
         return failed(TOKEN, detail, fix + "HaloPSA is up and reachable from the app")
     if isinstance(error, HaloNotFound):
@@ -169,6 +173,7 @@ async def check_read(
 
 
 def _record_count(body: Any) -> int | None:
+    """The `record_count` of a list answer, if it has a usable one."""
     count = body.get("record_count") if isinstance(body, Mapping) else None
     return int(count) if isinstance(count, int | float) and count >= 0 else None
 
@@ -184,6 +189,7 @@ def scope_hint(scope: str, settings: Settings) -> str:
 
 
 def _missing_permission(permission: Permission, settings: Settings, detail: str) -> CheckResult:
+    """The line for a refused read: the permission, the agent's right, and HALO_SCOPE."""
     fix = (
         f"tick {permission.scope} on the API application ({APPLICATION}), give the agent it logs "
         f"in as '{permission.agent}' ({AGENT}); {scope_hint(permission.scope, settings)}"
@@ -192,6 +198,7 @@ def _missing_permission(permission: Permission, settings: Settings, detail: str)
 
 
 def _visibility(customers: CheckResult, clients: int | None) -> CheckResult:
+    """Whether the agent sees any client (an agent in no team sees none, without an error)."""
     if customers.status is not CheckStatus.OK:
         return skipped(VISIBLE, "needs read:customers (see halo.read:customers)")
     if clients is None:
