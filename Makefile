@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: setup browser screenshots test lint typecheck run bench bench-halo sandbox clean
+.PHONY: setup browser screenshots test lint typecheck run check bench bench-halo sandbox clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ screenshots:
 
 run:
 	$(PY) -m sandbox.devhost --port 7071
+
+# The setup check (docs/operations.md) against the settings in the environment: one line per
+# requirement; exits 1 when a required one is missing or failed.
+check:
+	$(PY) -m shared.setup_check
 
 bench:
 	$(PY) bench/halo_read.py

@@ -90,6 +90,26 @@ _INACTIVE: dict[str, Callable[[Mapping[str, Any]], bool]] = {
 }
 # Resources that answer `GET /api/<resource>/{id}`.
 _BY_ID = frozenset({"Tickets", "RecurringInvoice"})
+# The API application permission (HaloPSA's scope word) each resource needs; `deny_scopes` answers
+# 403 where it is missing. Writing assets (`POST /api/Asset`) needs `edit:assets` instead.
+SCOPES: dict[str, str] = {
+    "Client": "read:customers",
+    "Site": "read:customers",
+    "ClientContract": "read:contracts",
+    "Item": "read:items",
+    "RecurringInvoice": "read:invoices",
+    "Tickets": "read:tickets",
+    "Asset": "read:assets",
+    REPORT_RESOURCE: "edit:reporting",
+}
+KNOWN_SCOPES = frozenset({*SCOPES.values(), "edit:assets"})
+
+
+def needed_scope(method: str, resource: str) -> str | None:
+    """The permission a request needs, or None (token requests, resources left unmapped)."""
+    if resource == "Asset" and method == "POST":
+        return "edit:assets"
+    return SCOPES.get(resource)
 
 
 # -- faults ----------------------------------------------------------------------------------
@@ -105,7 +125,11 @@ class Faults(SandboxFaults):
     Retry-After, as hosted HaloPSA does. `omit_lines` (a share, 1 = all, chosen per invoice by id
     and seed) and `omit_lines_ids` list recurring invoices without their `lines` key, as HaloPSA
     sometimes does; `GET /api/RecurringInvoice/{id}` always carries them. Random errors
-    (`error_rate`, `error_status`, e.g. 0.05 and 500) are drawn from `seed`."""
+    (`error_rate`, `error_status`, e.g. 0.05 and 500) are drawn from `seed`.
+
+    `deny_scopes` (e.g. `["read:tickets"]`) answers 403 to every request needing one of those API
+    application permissions (`SCOPES`). `no_clients` plays an agent in no team: the client, site,
+    contract, recurring invoice, user and ticket lists come back empty, without an error."""
 
     rate_limit_per_second: float | None = None
     error_rate: float = 0.0
@@ -120,6 +144,8 @@ class Faults(SandboxFaults):
     omit_lines_ids: list[int] = field(default_factory=list)
     # How the SQL report API disagrees with the REST answers (halo_report.ReportFaults).
     report: dict[str, Any] = field(default_factory=dict)
+    deny_scopes: list[str] = field(default_factory=list)
+    no_clients: bool = False
 
     def __post_init__(self) -> None:
         if self.rate_limit_per_second is not None and not is_number(self.rate_limit_per_second, 0):
@@ -151,6 +177,12 @@ class Faults(SandboxFaults):
                 "report takes contract_type_offset, disabled_from, drop_line_codes, "
                 "lose_rows, deadline_rows"
             ) from None
+        if not isinstance(self.deny_scopes, list) or not all(
+            isinstance(scope, str) and scope in KNOWN_SCOPES for scope in self.deny_scopes
+        ):
+            raise ValueError(f"deny_scopes must list some of {', '.join(sorted(KNOWN_SCOPES))}")
+        if not isinstance(self.no_clients, bool):
+            raise ValueError("no_clients must be true or false")
 
     def omits_lines(self, record: Any) -> bool:
         """Whether a listed recurring invoice goes out without its `lines` key."""
@@ -429,6 +461,9 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
                 "missing, unknown, expired or revoked bearer token",
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
+        scope = needed_scope(method, resource)
+        if scope in faults.deny_scopes:
+            return error_response(403, "forbidden", f"the API application lacks {scope}")
         if resource == REPORT_RESOURCE:
             failed = self._injected_failure(resource, 1, 1)
             database = self._report_database(faults.report_faults)
@@ -439,7 +474,7 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             return self._index.assets.answer(
                 method, query, body, lambda page, last: self._injected_failure("Asset", page, last)
             )
-        return _omit_lines(self._list(resource, query), resource, faults)
+        return _omit_lines(self._list(resource, query, faults.no_clients), resource, faults)
 
     def _report_database(self, faults: halo_report.ReportFaults) -> halo_report.ReportDatabase:
         data = self.data
@@ -524,7 +559,7 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             return error_response(404, "not_found", f"no {resource} {record_id}")
         return Response(200, record)
 
-    def _list(self, resource: str, query: Mapping[str, str]) -> Response:
+    def _list(self, resource: str, query: Mapping[str, str], no_clients: bool) -> Response:
         try:
             paginate = _bool_param(query, "pageinate")
             include_inactive = _bool_param(query, "includeinactive")
@@ -537,6 +572,8 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         except _BadParam as error:
             return error_response(400, "invalid_request", str(error))
         records = self._index.select(resource, include_inactive, include_lines, client_id, site_id)
+        if no_clients and (resource == "Client" or resource in _WITH_CLIENT):
+            records = []
         total = len(records)
         last_page = max(1, math.ceil(total / page_size)) if paginate else 1
         failed = self._injected_failure(resource, page_no if paginate else 1, last_page)

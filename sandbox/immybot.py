@@ -78,6 +78,8 @@ ENDPOINTS = (
 )
 # The endpoints that change state (ImmyBot answers other methods with 405).
 _POST_ONLY = frozenset({"add_tags", "remove_tags"})
+# The ImmyBot API endpoints `deny` may refuse (Entra's are not ImmyBot's to refuse).
+_DENIABLE = frozenset(ENDPOINTS) - {"token", "openid"}
 _DEFAULT_SUFFIX = "/.default"
 
 # A Host header we are willing to echo into URLs: a name, IPv4 or bracketed IPv6, and a port.
@@ -92,7 +94,9 @@ class ImmyFaults(SandboxFaults):
     """Misbehaviour to simulate. `error_rate` and `error_status` hit ImmyBot API requests only
     (not Entra's); `latency_ms` delays every endpoint; tokens live `token_ttl_seconds`;
     `tag_writes_before_error` (when set) lets that many add-tags/remove-tags requests through and
-    fails every later one with `error_status`, as an ImmyBot going down mid-run would."""
+    fails every later one with `error_status`, as an ImmyBot going down mid-run would.
+    `deny` lists endpoints (stats keys, e.g. `["tags"]`) answered 403, as for a caller whose
+    ImmyBot user or role lacks the right."""
 
     latency_ms: float = 0
     error_rate: float = 0
@@ -103,6 +107,7 @@ class ImmyFaults(SandboxFaults):
     # Detected software of these computer ids answers only after `slow_computer_ms` more.
     slow_computers: list[int] = field(default_factory=list)
     slow_computer_ms: float = 0
+    deny: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not is_number(self.latency_ms, 0):
@@ -120,6 +125,10 @@ class ImmyFaults(SandboxFaults):
             raise ValueError("slow_computers must be a list of computer ids")
         if not is_number(self.slow_computer_ms, 0):
             raise ValueError("slow_computer_ms must be a number >= 0")
+        if not isinstance(self.deny, list) or not all(
+            isinstance(name, str) and name in _DENIABLE for name in self.deny
+        ):
+            raise ValueError(f"deny must list some of {', '.join(sorted(_DENIABLE))}")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -128,6 +137,7 @@ class ImmyFaults(SandboxFaults):
 _TITLES = {
     400: "One or more validation errors occurred.",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
 }
@@ -353,6 +363,8 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
                 "missing, unknown or expired bearer token",
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
+        if endpoint in faults.deny:
+            return _problem(403, "the caller's ImmyBot user may not use this endpoint")
         if endpoint == "tenants":
             return self._tenants(query)
         if endpoint == "tags":

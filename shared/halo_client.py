@@ -456,6 +456,10 @@ class HaloClient:
 
     # -- token -------------------------------------------------------------------------------
 
+    async def authenticate(self) -> None:
+        """Fetch a token now (or reuse the cached one); raises what the token request raises."""
+        await self._current_token()
+
     async def _current_token(self) -> Token:
         token = self._tokens.get(self._token_key)
         if token is not None and self._clock() < token.expires_at:

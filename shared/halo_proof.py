@@ -188,19 +188,29 @@ def compare_records(
     report: Iterable[Any],
     rest: Iterable[Any],
     view: Any,
+    *,
+    whole: bool = False,
 ) -> tuple[list[Finding], int]:
     """Findings for every REST record whose view differs from the report's record of that id, or
-    that the report does not have; and how many records were compared."""
+    that the report does not have; with `whole` (REST listed them all) also for every report
+    record REST does not list (reports see past the agent's teams); and how many were compared."""
     by_id = {record.id: record for record in report}
     findings: list[Finding] = []
     compared = 0
+    listed = set()
     for record in rest:
         compared += 1
+        listed.add(record.id)
         mine = by_id.get(record.id)
         if mine is None:
             findings.append(Finding(kind, str(record.id), "record", "missing", "present"))
             continue
         findings += _differences(kind, record.id, view(mine), view(record))
+    if whole:
+        findings += [
+            Finding(kind, str(key), "record", "present", "missing")
+            for key in sorted(set(by_id) - listed, key=str)
+        ]
     return findings, compared
 
 
@@ -258,8 +268,9 @@ class _Sampler:
 
     async def listing(
         self, resource: str, key: str, model: type[M], known: int, whole: int = WHOLE_LIST_PAGES
-    ) -> list[M]:
-        """Every record when `known` records fit in `whole` pages, else one random page."""
+    ) -> tuple[list[M], bool]:
+        """Every record when `known` records fit in `whole` pages, else one random page; and
+        whether REST listed them all (its record_count no more than it gave)."""
         pages = max(1, math.ceil(known / max(1, self.halo.page_size)))
         numbers = range(1, pages + 1) if pages <= whole else [self.rng.randint(1, pages)]
         params = {"includeinactive": "true"}
@@ -267,7 +278,11 @@ class _Sampler:
         answers = await asyncio.gather(
             *(self.halo.list_page(resource, key, model, n, params) for n in numbers)
         )
-        return [record for listing, _ in answers for record in listing.records]
+        records = [record for listing, _ in answers for record in listing.records]
+        rejected = sum(len(listing.rejects) for listing, _ in answers)
+        counts = [count for _, count in answers if count is not None]
+        every = len(numbers) == pages and all(c <= len(records) + rejected for c in counts)
+        return records, every
 
     async def invoices(self, ids: Sequence[int]) -> list[RecurringInvoice]:
         chosen = (
@@ -314,12 +329,14 @@ async def prove(
     sample of the same instance."""
     sampler = _Sampler(halo, rng or sample_rng())
     invoice_ids = [invoice.id for invoice in found.invoices.records]
-    clients, contracts, items, invoices = await asyncio.gather(
+    listed_clients, listed_contracts, listed_items, invoices = await asyncio.gather(
         sampler.listing("Client", "clients", Client, _count(found.clients), whole=1),
         sampler.listing("ClientContract", "contracts", Contract, _count(found.contracts)),
         sampler.listing("Item", "items", Item, _count(found.items)),
         sampler.invoices(invoice_ids),
     )
+    (clients, every_client), (contracts, every_contract) = listed_clients, listed_contracts
+    items, every_item = listed_items
     seen = {c.contracttype for c in contracts}
     first_of_type: dict[int | None, int] = {}
     for contract in found.contracts.records:
@@ -330,14 +347,23 @@ async def prove(
     found = replace(found, contracts=replace(found.contracts, records=named))
     compared: dict[str, int] = {}
     for kind, result in (
-        ("clients", compare_records("client", found.clients.records, clients, client_view)),
+        (
+            "clients",
+            compare_records(
+                "client", found.clients.records, clients, client_view, whole=every_client
+            ),
+        ),
         (
             "contracts",
             compare_records(
-                "contract", named, [*contracts, *extra], lambda c: contract_view(c, today)
+                "contract",
+                named,
+                [*contracts, *extra],
+                lambda c: contract_view(c, today),
+                whole=every_contract,
             ),
         ),
-        ("items", compare_records("item", found.items.records, items, item_view)),
+        ("items", compare_records("item", found.items.records, items, item_view, whole=every_item)),
         ("invoices", compare_invoices(found.invoices.records, invoices)),
     ):
         findings += result[0]

@@ -246,6 +246,10 @@ class ImmyClient:
             raise ImmyProtocolError(f"GET {path}: the answer is not a list")
         return self._parse(ProviderClient, body, "provider client")
 
+    async def get_json(self, path: str, params: Mapping[str, str]) -> Any:
+        """One GET with the client's token and retries; the decoded JSON (for one-off probes)."""
+        return await self._get(path, params)
+
     @staticmethod
     def _parse(model: Any, raw: list[Any], kind: str) -> list[Any]:
         parsed = []

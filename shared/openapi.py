@@ -19,6 +19,7 @@ from shared.problems import PROBLEM_JSON, Problem
 from shared.queries import MAX_VALUE, QUERY_KINDS
 from shared.reconciliation import ReconciliationResponse
 from shared.rules import MAX_RULES, MAX_SOFTWARE, Rule, RuleSet
+from shared.setup_models import SetupReport
 from shared.sync import SyncStatus
 
 REF = "#/components/schemas/{model}"
@@ -35,6 +36,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     MappingsView,
     ExplicitMapping,
     TagsView,
+    SetupReport,
     Problem,
 )
 
@@ -173,8 +175,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "halo-immy",
             "version": "1.0.0",
             "description": "Deployment targets from HaloPSA billing data, for ImmyBot. Every "
-            "route takes a function key (header x-functions-key, or query code); /sync and "
-            "/sync/approve take the master (admin) key.",
+            "route takes a function key (header x-functions-key, or query code); /sync, "
+            "/sync/approve and /setup/check take the master (admin) key.",
         },
         "servers": [{"url": "/api"}],
         "security": KEYS,
@@ -385,6 +387,20 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(SyncStatus, "Approved: the new status"),
                         **_problems(409, 503),
+                    },
+                }
+            },
+            "/setup/check": {
+                "get": {
+                    "operationId": "checkSetup",
+                    "summary": "Check every setting, permission and connection once (master key)",
+                    "description": "One line per requirement (ok, missing, failed, skipped) with "
+                    "how to fix it, and the HaloPSA Custom Tab URL. Always 200: `ok` says whether "
+                    "every required check passed.",
+                    "security": ADMIN_KEYS,
+                    "responses": {
+                        "200": _json(SetupReport, "The checks"),
+                        **UNAUTHORIZED,
                     },
                 }
             },

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # does the platform strip a client's own X-MS-CLIENT-PRINCIPAL and set the real one. Unset
     # (or empty) means off.
     website_auth_enabled: bool | None = None
+    # App Service sets WEBSITE_HOSTNAME to the app's default host name (<app>.azurewebsites.net);
+    # the setup check builds the Custom Tab URL from it when no request names the host.
+    website_hostname: str | None = None
     tab_halo_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     # One deadline for everything the tab reads live (ticket, computers, detected software).
     tab_deadline_ms: int = Field(default=800, ge=50, le=30_000)

@@ -1,9 +1,11 @@
-"""HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot) and rules admin.
+"""HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot), rules admin, and the
+setup check (master key).
 
 Rules live in a function of their own, so the key ImmyBot holds for `targets` cannot edit them.
 """
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from urllib.parse import quote
@@ -12,7 +14,7 @@ import azure.functions as func
 
 from shared.api_models import RuleView
 from shared.asset_sync import read_plan
-from shared.http import JSON, Reply, json_reply, observed, problem_reply
+from shared.http import JSON, Reply, json_reply, log_api_call, observed, problem_reply
 from shared.immy_tags import tags_view
 from shared.inputs import lookup_value
 from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
@@ -22,6 +24,7 @@ from shared.queries import answer_catalog, answer_targets, parse_targets_query
 from shared.reconciliation import as_csv, reconcile
 from shared.rule_admin import delete_rule, export_rules, get_rule, import_rules, put_rule
 from shared.settings import get_settings
+from shared.setup_check import request_host, run_checks
 from shared.store import Store, get_store
 
 bp = func.Blueprint()
@@ -118,6 +121,20 @@ def assets_plan(req: func.HttpRequest) -> func.HttpResponse:
         return json_reply(view)
 
     return _respond(req, "assets_plan", answer)
+
+
+@bp.function_name("setup_check")
+@bp.route(route="setup/check", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def setup_check(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/setup/check` (master key): every requirement checked, one line each, and the
+    HaloPSA Custom Tab URL. Always 200: a failed check is a line of the answer, not an error."""
+    started = time.perf_counter()
+    host = request_host(req.url, req.headers.get("Host"))
+    reply = json_reply(
+        await run_checks(load=get_settings, host=host), headers={"Cache-Control": "no-store"}
+    )
+    log_api_call("setup_check", req.method, reply.status, started, req.params)
+    return func.HttpResponse(**reply.as_kwargs())
 
 
 # One function, so one key, for both admin areas; the key ImmyBot holds for `targets` opens neither.

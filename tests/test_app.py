@@ -34,6 +34,7 @@ def test_the_functions_are_registered():
         "immybot_tags",
         "assets_plan",
         "technician_tab",
+        "setup_check",
     }
 
 
@@ -60,6 +61,7 @@ def test_sync_timer_runs_on_the_configured_schedule():
         ("sync_status", "sync/status", "GET", "FUNCTION"),
         ("sync_now", "sync", "POST", "ADMIN"),
         ("sync_approve", "sync/approve", "POST", "ADMIN"),
+        ("setup_check", "setup/check", "GET", "ADMIN"),
     ],
 )
 def test_http_functions_routes_and_keys(name, route, method, auth):

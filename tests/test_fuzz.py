@@ -96,8 +96,11 @@ def requests(value: str) -> Iterator[Request]:
         ("sync_status", "/api/sync/status"),
         ("immybot_tags", "/api/immybot/tags"),
         ("assets_plan", "/api/assets/plan"),
+        ("setup_check", "/api/setup/check"),
     ):
         yield Request(function, "GET", path, {value: value}, {}, {})
+    # The setup check builds the Custom Tab URL from the Host header.
+    yield Request("setup_check", "GET", "/api/setup/check", {}, {}, {"Host": value})
     yield Request("assets_plan", "GET", "/api/assets/plan", {"client_id": value}, {}, {})
     yield Request("reconciliation", "GET", "/api/reconciliation", {"software": value}, {}, {})
     yield Request(

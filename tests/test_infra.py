@@ -37,9 +37,10 @@ PLATFORM = {
 }
 # Azure reaches tables by managed identity (TABLES_ENDPOINT); a connection string is local only.
 LOCAL_ONLY = {"TABLES_CONNECTION_STRING"}
-# Read by the app, set by App Service itself: written in infra or local settings, it would claim
-# App Service Authentication is on when it is not (and the tab would trust a forged principal).
-SET_BY_PLATFORM = {"WEBSITE_AUTH_ENABLED"}
+# Read by the app, set by App Service itself, so never written in infra or local settings: there
+# WEBSITE_AUTH_ENABLED would claim App Service Authentication is on when it is not (and the tab
+# would trust a forged principal), and WEBSITE_HOSTNAME would name a host that may not be this app.
+SET_BY_PLATFORM = {"WEBSITE_AUTH_ENABLED", "WEBSITE_HOSTNAME"}
 # The only app settings api.bicep may write as literals, with their values: fixed on purpose, and
 # nothing the docs tell an admin to change. Any other literal would be put back by every
 # `azd provision`, undoing what the admin set.
@@ -335,5 +336,6 @@ def test_docs_exist_and_name_the_routes_they_document(doc):
     assert len(text) > 2000
     if doc == "operations.md":
         assert "/api/sync/approve" in text and "SYNC_MAX_DROP" in text
+        assert "/api/setup/check" in text and "make check" in text
     if doc == "halopsa-setup.md":
         assert "$FAULTID" in text and "TAB_FRAME_ORIGINS" in text

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.halo import RESOURCES, Faults, HaloSandbox
+from sandbox.halo import KNOWN_SCOPES, RESOURCES, Faults, HaloSandbox, needed_scope
 from sandbox.halo_data import (
     CONTRACT_TYPES,
     HaloDataSet,
@@ -756,6 +756,51 @@ def test_new_fault_settings_are_validated() -> None:
     ):
         with pytest.raises(ValueError):
             Faults.from_json(bad)
+
+
+@pytest.mark.parametrize("scope", sorted(KNOWN_SCOPES))
+def test_a_denied_scope_refuses_only_what_needs_it(
+    sandbox: HaloSandbox, http: httpx.Client, scope: str
+) -> None:
+    headers = bearer(http)
+    sandbox.set_faults(Faults(deny_scopes=[scope]))
+    asks = {
+        **{(r, "GET"): f"/api/{r}" for r in ("Client", "Site", "ClientContract", "Item")},
+        ("RecurringInvoice", "GET"): "/api/RecurringInvoice",
+        ("Tickets", "GET"): "/api/Tickets",
+        ("Asset", "GET"): "/api/Asset",
+        ("Asset", "POST"): "/api/Asset",
+        ("Report", "POST"): "/api/Report",
+    }
+    refused = set()
+    for (resource, method), path in asks.items():
+        body = [] if resource == "Asset" else [{"sql": "SELECT 1 WHERE 1=0"}]
+        response = http.request(
+            method, path, headers=headers, json=body if method == "POST" else None
+        )
+        if response.status_code == 403:
+            assert scope in response.json()["error_description"]
+            refused.add(needed_scope(method, resource))
+        else:
+            assert response.status_code < 400, (path, method, response.text)
+    assert refused == {scope}
+
+
+def test_deny_scopes_and_no_clients_over_http(sandbox: HaloSandbox, http: httpx.Client) -> None:
+    headers = bearer(http)
+    put = http.put("/_sandbox/faults", json={"deny_scopes": ["read:tickets"], "no_clients": True})
+    assert put.status_code == 200
+    assert http.get("/api/Tickets/1", headers=headers).status_code == 403
+    page = {"pageinate": "true", "page_size": 1, "page_no": 1}
+    for resource in ("Client", "Site", "ClientContract", "RecurringInvoice"):
+        body = http.get(f"/api/{resource}", params=page, headers=headers).json()
+        assert body["record_count"] == 0 and body[RESOURCES[resource]] == []
+    assert http.get("/api/Item", params=page, headers=headers).json()["record_count"] > 0
+    for bad in ({"deny_scopes": ["read:everything"]}, {"deny_scopes": "read:items"}):
+        assert http.put("/_sandbox/faults", json=bad).status_code == 400
+    assert http.put("/_sandbox/faults", json={"no_clients": "yes"}).status_code == 400
+    http.put("/_sandbox/faults", json={})
+    assert http.get("/api/Client", params=page, headers=headers).json()["record_count"] > 0
 
 
 def test_fail_rule_on_the_last_page(sandbox: HaloSandbox, http: httpx.Client) -> None:

@@ -504,6 +504,18 @@ def test_stats_faults_and_control(sandbox: ImmyBotSandbox, http: httpx.Client):
     assert ImmyFaults.from_json(ImmyFaults(latency_ms=5).to_json()) == ImmyFaults(latency_ms=5)
 
 
+def test_denied_endpoints_answer_403(sandbox: ImmyBotSandbox, http: httpx.Client):
+    headers = bearer(http, sandbox)
+    assert http.put("/_sandbox/faults", json={"deny": ["tags"]}).status_code == 200
+    denied = http.get("/api/v1/tags", headers=headers)
+    assert denied.status_code == 403
+    assert denied.json()["status"] == 403
+    assert http.get("/api/v1/tenants", headers=headers).status_code == 200
+    assert http.get("/api/v1/tags").status_code == 401  # no token: still 401 first
+    for bad in (["token"], ["nothing"], "tags"):
+        assert http.put("/_sandbox/faults", json={"deny": bad}).status_code == 400
+
+
 def test_set_data_and_idempotent_stop(demo: ImmyDataSet):
     immy = ImmyBotSandbox(demo).start()
     try:

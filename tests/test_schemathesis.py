@@ -22,6 +22,16 @@ pytestmark = pytest.mark.integration
 SEED = 20261202
 MAX_EXAMPLES = 3
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+# /setup/check answers the Custom Tab URL, a same-origin URL with HaloPSA's `$FAULTID` placeholder in
+# place of the ticket id. Schemathesis's stateful phase turns same-origin URLs in bodies into links
+# and would follow this one as a "schema-valid" ticket id, which the tab rightly answers with 400.
+# The route has no inputs for a link to feed, so it sits out that phase only (every other phase
+# still runs it); the stateful phase of every other operation is as before.
+SETUP_CHECK_NOT_STATEFUL = """
+[[operations]]
+include-path = "/setup/check"
+phases.stateful.enabled = false
+"""
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +56,13 @@ def test_schemathesis_finds_no_failures(devhost, tmp_path):
     if not SCHEMATHESIS.exists() and shutil.which("schemathesis") is None:
         pytest.fail("schemathesis is missing: run `make setup` (requirements-dev.txt pins it)")
     url, keys = devhost
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(SETUP_CHECK_NOT_STATEFUL)
     command = [
         str(SCHEMATHESIS),
         "--no-color",
+        "--config-file",
+        str(config),
         "run",
         f"{url}/api/openapi.json",
         "--url",
