@@ -1,12 +1,13 @@
 """Prove a report read against REST on the same instance, every run.
 
 The SQL behind a report read rests on column guesses (shared.halo_report says which). So each run
-that reads through reports also reads a bounded REST sample: one page of clients, every contract
-when they fit in a few pages (else one random page), every item likewise, and a random handful of
-recurring invoices by id with their lines; then compares, record by record, what decides coverage
-(DESIGN.md section 4) as the coverage code sees it. Each disagreement is a Finding with ids and
-both values. Contract type names, which no table holds, are taken from REST here: each
-`contracttype` the report found is named by a REST contract of that type.
+that reads through reports also reads a bounded REST sample: one page each of clients and sites,
+every contract when they fit in a few pages (else one random page), every item likewise, and a
+random handful of recurring invoices by id with their lines; then compares, record by record,
+what decides coverage (DESIGN.md section 4) and what targets' reasons show, as the coverage code
+sees it. Each disagreement is a Finding with ids and both values. Contract type names, which no
+table holds, are taken from REST here: each `contracttype` the report found is named by a REST
+contract of that type.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from shared.halo_models import (
     Item,
     RecurringInvoice,
     RecurringInvoiceLine,
+    Site,
     as_date,
     parse_records,
 )
 from shared.halo_report import ReportListings
-from shared.rules import normalise
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -106,7 +107,9 @@ def _ref(value: int | None) -> int | None:
 
 
 def _text(value: str) -> str:
-    return normalise(value)
+    # Exact but for runs of whitespace: targets' reasons show these texts as they are, so a
+    # difference in case is a difference too (matching alone would not care).
+    return " ".join(value.split())
 
 
 def client_view(client: Client) -> dict[str, Any]:
@@ -114,12 +117,18 @@ def client_view(client: Client) -> dict[str, Any]:
     return {"name": _text(client.name), "inactive": client.inactive}
 
 
+def site_view(site: Site) -> dict[str, Any]:
+    """A site's fields: the client it belongs to (site scopes), its name, whether inactive."""
+    return {"client_id": site.client_id, "name": _text(site.name), "inactive": site.inactive}
+
+
 def contract_view(contract: Contract, today: date) -> dict[str, Any]:
-    """A contract's coverage fields; `expired` only while in date (past its end only the dates
-    and the grace window decide)."""
+    """A contract's coverage fields, and those its reasons show; `expired` only while in date
+    (past its end only the dates and the grace window decide)."""
     end = as_date(contract.end_date)
     view: dict[str, Any] = {
         "client_id": contract.client_id,
+        "ref": _text(contract.ref),
         "site_id": _ref(contract.site_id),
         "active": contract.active,
         "contracttype": contract.contracttype,
@@ -155,7 +164,8 @@ def invoice_view(invoice: RecurringInvoice) -> dict[str, Any]:
 
 
 def line_view(line: RecurringInvoiceLine) -> dict[str, Any]:
-    """A line's coverage fields: what it links to, its own codes and text, whether it bills."""
+    """A line's coverage fields: what it links to, its own codes and text, whether it bills, and
+    the quantity and price its reason shows."""
     return {
         "_itemid": _ref(line.item_id),
         "item_code": _text(line.item_code),
@@ -164,6 +174,7 @@ def line_view(line: RecurringInvoiceLine) -> dict[str, Any]:
         "item_shortdescription": _text(line.item_shortdescription),
         "isinactive": line.isinactive,
         "qty_order": round(line.qty_order, 6),
+        "unit_price": round(line.unit_price, 6),
         "recurring_invoice_quantity_type": line.recurring_invoice_quantity_type,
         "site": _ref(line.site),
         "runs": _window((line.startdate,), (line.enddate,)),
@@ -329,14 +340,16 @@ async def prove(
     sample of the same instance."""
     sampler = _Sampler(halo, rng or sample_rng())
     invoice_ids = [invoice.id for invoice in found.invoices.records]
-    listed_clients, listed_contracts, listed_items, invoices = await asyncio.gather(
+    listed_clients, listed_sites, listed_contracts, listed_items, invoices = await asyncio.gather(
         sampler.listing("Client", "clients", Client, _count(found.clients), whole=1),
+        sampler.listing("Site", "sites", Site, _count(found.sites), whole=1),
         sampler.listing("ClientContract", "contracts", Contract, _count(found.contracts)),
         sampler.listing("Item", "items", Item, _count(found.items)),
         sampler.invoices(invoice_ids),
     )
     (clients, every_client), (contracts, every_contract) = listed_clients, listed_contracts
     items, every_item = listed_items
+    sites, every_site = listed_sites
     seen = {c.contracttype for c in contracts}
     first_of_type: dict[int | None, int] = {}
     for contract in found.contracts.records:
@@ -352,6 +365,10 @@ async def prove(
             compare_records(
                 "client", found.clients.records, clients, client_view, whole=every_client
             ),
+        ),
+        (
+            "sites",
+            compare_records("site", found.sites.records, sites, site_view, whole=every_site),
         ),
         (
             "contracts",

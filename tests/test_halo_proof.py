@@ -77,7 +77,7 @@ def test_a_line_code_only_rest_sees_is_named_with_ids_and_both_values():
     found, compared = compare_invoices([mine], [theirs])
     assert compared == 1
     assert [f.text() for f in found] == [
-        "invoice_line 1 item_internal_reference: report '', REST 's1-complete'"
+        "invoice_line 1 item_internal_reference: report '', REST 'S1-COMPLETE'"
     ]
 
 
@@ -107,3 +107,12 @@ def test_a_proof_record_keeps_twenty_findings_and_counts_all():
     record = Proof(findings, {"items": 25}, 3).record()
     assert record["findings"] == 25 and len(record["samples"]) == 20
     assert record["samples"][0] == "item 0 name: report 'a', REST 'b'"
+
+
+def test_texts_that_reasons_show_differ_by_case_but_not_by_spacing():
+    mine = contract(ref="MS-000007 ")
+    assert contract_view(mine, TODAY) == contract_view(contract(ref="MS-000007"), TODAY)
+    found, _ = compare_records(
+        "contract", [mine], [contract(ref="ms-000007")], lambda c: contract_view(c, TODAY)
+    )
+    assert [f.field for f in found] == ["ref"]

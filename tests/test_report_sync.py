@@ -144,7 +144,7 @@ def test_demo_auto_serves_rest_targets_and_names_what_the_tables_cannot_hold(hal
     assert auto.read_mode == "rest" and auto.targets == rest.targets
     # Woodgrove's line carries its own code, which no INVOICEDETAIL column holds: named, with ids.
     assert any(
-        "invoice_line" in f and "item_internal_reference" in f and "'s1-complete'" in f
+        "invoice_line" in f and "item_internal_reference" in f and "'S1-COMPLETE'" in f
         for f in findings(auto)
     ), findings(auto)
     assert auto.read_proof["fallback"].startswith("the REST sample disagreed")
@@ -192,15 +192,17 @@ def test_demo_held_by_the_tables_syncs_the_same_through_proven_reports(halo_sand
     _, report = both_ways_equal(halo_sandbox, azurite, data)
     assert report.targets["Huntress"] and report.targets["SentinelOne"]
     proof = report.read_proof
-    # A small instance: every contract, item and invoice is compared, and a page of clients.
+    # A small instance: every contract, item and invoice is compared, and a page each of clients
+    # and sites (here all of them).
     assert proof["compared"] == {
         "clients": len(data.clients),
+        "sites": len(data.sites),
         "contracts": len(data.contracts),
         "items": len(data.items),
         "invoices": len(data.invoices),
     }
-    # Token + bounds + one range per table + the sample (3 pages + every invoice by id).
-    assert report.halo_requests == 1 + 1 + 6 + 3 + len(data.invoices)
+    # Token + bounds + one range per table + the sample (4 pages + every invoice by id).
+    assert report.halo_requests == 1 + 1 + 6 + 4 + len(data.invoices)
 
 
 def test_2000_clients_held_by_the_tables_sync_the_same_in_a_few_requests(halo_sandbox, azurite):
@@ -209,7 +211,7 @@ def test_2000_clients_held_by_the_tables_sync_the_same_in_a_few_requests(halo_sa
     assert report.rejected  # the malformed records, rejected the same way (compared above)
     assert all(report.targets.values())
     sample = report.read_proof["requests"]
-    assert sample <= 3 + halo_proof.INVOICE_SAMPLE + halo_proof.TYPE_READS
+    assert sample <= 4 + halo_proof.INVOICE_SAMPLE + halo_proof.TYPE_READS
     assert report.halo_requests <= 12 + sample < rest.halo_requests
 
 

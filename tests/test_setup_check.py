@@ -116,17 +116,20 @@ def test_everything_passes_on_the_sandboxes_and_nothing_is_written(sandboxes):
     assert lines["halo.clients_visible"].detail.startswith("the agent sees 8 client(s)")
     sample = lines["halo.report_sample"]
     assert sample.status is CheckStatus.OK and not sample.required  # auto: reports optional
-    assert sample.detail.startswith("a report read agrees with a REST sample (8 clients, 12 contr")
+    assert sample.detail.startswith(
+        "a report read agrees with a REST sample (8 clients, 11 sites, 12"
+    )
     assert lines["halo.edit:assets"].status is CheckStatus.SKIPPED  # plan: no write to prove
     assert lines["immybot.provider_links"].detail == f"provider link {HALO_LINK_ID}: 1 client(s)"
     assert lines["storage"].status is CheckStatus.OK
     # One small request per permission, then the report sample (a report read: bounds and six
-    # tables; REST: a page each of clients, contracts and items, every invoice by id), no write.
+    # tables; REST: a page each of clients, sites, contracts and items, every invoice by id).
     requests = halo.stats()["requests"]
     invoices = len(halo.data.invoices)
     assert requests == {
         "auth/token": 1,
         "Client": 1 + 1,
+        "Site": 1,
         "ClientContract": 1 + 1,
         "Item": 1 + 1,
         "RecurringInvoice": 1 + invoices,
@@ -156,7 +159,7 @@ def test_a_report_sample_that_disagrees_is_named_and_optional_in_auto(
     configure(halo.url, HALO_READ_MODE="auto")
     line = by_name(asyncio.run(run_checks()))["halo.report_sample"]
     assert line.status is CheckStatus.FAILED and not line.required
-    assert "invoice_line 701 item_internal_reference: report '', REST 's1-complete'" in line.detail
+    assert "invoice_line 701 item_internal_reference: report '', REST 'S1-COMPLETE'" in line.detail
     assert line.fix.startswith("nothing to do")
     monkeypatch.setenv("HALO_READ_MODE", "report")
     result = asyncio.run(run_checks())
