@@ -180,8 +180,10 @@ class DevHost:
         self.worker = worker or Worker()
 
     def keys(self) -> dict[str, str]:
-        """Every key that opens something: the master key and one per function."""
-        return {"master": MASTER_KEY, **{r.name: function_key(r.name) for r in self.routes}}
+        """Every key that opens something: the master key, and one per function-level route
+        (an admin route opens to the master key alone, so its own key would open nothing)."""
+        keys = {r.name: function_key(r.name) for r in self.routes if r.auth != "ADMIN"}
+        return {"master": MASTER_KEY, **keys}
 
     def dispatch(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -360,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
         report = asyncio.run(run_sync())
         print(f"sync: {report.outcome} {json.dumps(report.targets)}", flush=True)
+        print(f"halopsa sandbox: {halo.url} (PUT {halo.url}/_sandbox/faults)", flush=True)
+        print(f"immybot sandbox: {immy.url}", flush=True)
         return _serve(DevHost(function_app.app.get_functions(), worker), args.port)
 
 

@@ -324,9 +324,15 @@ class _Reader:
     ) -> list[Mapping[str, Any]]:
         try:
             return await self.run(range_sql(table, low, high))
-        except HaloReportTimeout:
+        except HaloReportTimeout as late:
             if high <= low or rows <= MIN_ROWS_PER_ANSWER:
-                raise
+                raise HaloReportTimeout(
+                    late.method,
+                    late.path,
+                    late.status,
+                    f"{table.kind} keys {low}..{high} (about {rows:.0f} rows) still past the "
+                    f"gateway deadline after {self.splits} split(s)",
+                ) from None
         self.splits += 1
         middle = (low + high) // 2
         log.warning("HaloPSA report on %s %d..%d ran out of time: split", table.kind, low, high)

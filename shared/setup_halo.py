@@ -94,10 +94,17 @@ async def halo_checks(settings: Settings) -> list[CheckResult]:
         sample = (
             await check_report_sample(halo, settings)
             if report.status is CheckStatus.OK and all(r.status is CheckStatus.OK for r in sampled)
-            else skipped(REPORT_SAMPLE, "needs report access and the read permissions above")
+            else skipped(REPORT_SAMPLE, _why_no_sample(settings))
         )
         assets = await check_assets(halo, settings)
     return [token, *(r for r, _ in reads), visible, report, sample, *assets]
+
+
+def _why_no_sample(settings: Settings) -> str:
+    """Why the report sample did not run."""
+    if settings.halo_read_mode == "rest":
+        return "HALO_READ_MODE=rest: syncs read through REST and run no report"
+    return "needs report access and the read permissions above"
 
 
 def _skip_all(settings: Settings, why: str) -> list[CheckResult]:

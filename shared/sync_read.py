@@ -42,13 +42,14 @@ log = logging.getLogger("halo_immy.sync")
 class ReportUntrusted(Exception):
     """HALO_READ_MODE=report and the report read disagreed with REST: the run fails, naming why."""
 
-    def __init__(self, proof: ReadProof) -> None:
+    def __init__(self, proof: ReadProof, reason: str | None = None) -> None:
         findings = proof.findings
         first = f"; first: {findings[0].text()}" if findings else ""
-        super().__init__(
+        said = reason or (
             f"the SQL report read disagrees with HaloPSA's REST API on {len(findings)} "
-            f"field(s){first}; set HALO_READ_MODE=auto or rest"
+            f"field(s){first}"
         )
+        super().__init__(f"{said}; set HALO_READ_MODE=auto or rest")
         self.proof = proof
 
 
@@ -113,9 +114,10 @@ async def read_by_report(
         found = await read_via_report(halo, today=today)
     except ReportShortfall as error:
         finding = Finding(error.kind, "*", "records", str(error.read), str(error.expected))
-        short = ReadProof(Proof((finding,)), f"report read short: {error}", distrust=True)
+        short = ReadProof(Proof((finding,)), distrust=True)
         if mode is ReadMode.REPORT:
-            raise ReportUntrusted(short) from None
+            raise ReportUntrusted(short, f"the SQL report read came back short: {error}") from None
+        short.fallback = f"report read short: {error}"
         return None, short
     except _REPORT_FAILURES as error:
         if mode is ReadMode.REPORT:
@@ -182,6 +184,8 @@ async def read_for_run(
     """`read_halo` for a sync run: `auto` keeps to REST while an earlier disagreement's distrust
     lasts, records a new one, and the run record gets the read's proof (also when it fails)."""
     mode = ReadMode(mode)
+    if mode is ReadMode.REPORT:
+        report.read_mode = str(mode)  # what the run tried, also when it fails
     distrust = await asyncio.to_thread(store.report_distrust) if mode is ReadMode.AUTO else None
     until = distrust.until if distrust is not None and distrust.until > now else None
     try:

@@ -267,7 +267,10 @@ def test_a_report_that_disagrees_is_caught_and_rest_serves(
     assert any(named in f for f in findings(auto)), findings(auto)
     assert_same(stored(rest_store), stored(auto_store))
     failed, _ = sync(sandbox, azurite, "report", outcome=Outcome.FAILED)
-    assert failed.error and failed.read_proof
+    assert failed.error and failed.read_proof and failed.read_mode == "report"
+    assert "fallback" not in failed.read_proof  # report mode never falls back
+    if "records" in named:
+        assert "came back short" in failed.error
 
 
 def test_a_report_past_the_gateway_deadline_is_split_and_the_sync_succeeds(halo_sandbox, azurite):
@@ -286,7 +289,8 @@ def test_a_deadline_no_split_can_meet_makes_auto_read_through_rest(halo_sandbox,
     )
     auto, _ = sync(sandbox, azurite, "auto")
     assert auto.read_mode == "rest" and auto.read_proof["fallback"].startswith("report read failed")
-    sync(sandbox, azurite, "report", outcome=Outcome.FAILED)
+    failed, _ = sync(sandbox, azurite, "report", outcome=Outcome.FAILED)
+    assert "still past the gateway deadline" in failed.error and failed.read_mode == "report"
 
 
 def test_after_a_disagreement_auto_stays_on_rest_for_a_day_then_proves_again(halo_sandbox, azurite):

@@ -148,6 +148,7 @@ def test_rest_read_mode_runs_no_report(sandboxes, monkeypatch):
     result = asyncio.run(run_checks())
     assert result.ok
     assert by_name(result)["halo.edit:reporting"].status is CheckStatus.SKIPPED
+    assert by_name(result)["halo.report_sample"].detail.startswith("HALO_READ_MODE=rest")
     assert "Report" not in halo.stats()["requests"]
 
 
