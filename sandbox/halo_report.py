@@ -151,8 +151,9 @@ class ReportFaults:
     see that the app notices. `contract_type_offset` shifts every contract's `chtype` (a report
     naming another contract type); `disabled_from` "schedule" leaves a header's own `disabled` out
     of `stddisabled` (default "both" merges them, as the app assumes); `drop_line_codes` writes no
-    `IDItem_Code`; `lose_rows` drops that many rows from every range answer of a table (by its
-    record kind: clients, sites, contracts, invoices, invoice_lines, items); `deadline_rows`
+    `IDItem_Code`; `lose_rows` drops that many rows from every range answer of records of a table
+    (by its record kind: clients, sites, contracts, invoices, invoice_lines, items; an ids-only
+    answer keeps them, as a truncated large answer would); `deadline_rows`
     answers 504 for any range SELECT that would return more rows than that."""
 
     contract_type_offset: int = 0
@@ -580,8 +581,14 @@ def answer(
     if ranged and faults.deadline_rows is not None and len(rows) > faults.deadline_rows:
         return 504, {"error": "gateway_timeout", "error_description": "the report ran too long"}
     table = _FROM.search(sql)
+    records = bool(rows) and len(rows[0]) > 1  # not an ids-only SELECT
     for kind, lost in faults.lose_rows.items():
-        if ranged and table is not None and table.group(1).upper() == _KIND_TABLES[kind]:
+        if (
+            ranged
+            and records
+            and table is not None
+            and table.group(1).upper() == _KIND_TABLES[kind]
+        ):
             rows = rows[: max(0, len(rows) - lost)]
     return 200, report_answer(sql, rows)
 

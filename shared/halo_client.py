@@ -342,6 +342,20 @@ class HaloClient:
         parsed = parse_records(model, raw, kind=resource)
         return Listing(records=parsed.records, rejects=parsed.rejects, pages=1), count
 
+    async def invoice_page(self, number: int) -> tuple[Listing[RecurringInvoice], int | None]:
+        """Page `number` of the recurring invoices with their lines (an invoice listed without
+        them is read by id), with the `record_count` HaloPSA gave."""
+        params = {"includelines": "true", "includeinactive": "true"}
+        raw, count = await self._get_page(
+            "/api/RecurringInvoice", "RecurringInvoice", "invoices", params, number
+        )
+        raw, by_id = await self._fill_missing_lines(raw)
+        parsed = parse_records(RecurringInvoice, raw, kind="RecurringInvoice")
+        listing = Listing(
+            records=parsed.records, rejects=parsed.rejects, pages=1, lines_fetched_by_id=by_id
+        )
+        return listing, count
+
     async def _invoice_body(self, invoice_id: int) -> Mapping[str, Any]:
         path = f"/api/RecurringInvoice/{invoice_id}"
         key = f"RecurringInvoice|id|{invoice_id}"

@@ -18,7 +18,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -38,13 +38,12 @@ from shared.halo_report import ReportListings
 
 M = TypeVar("M", bound=BaseModel)
 
-# Read a whole list when it fits in this many pages, else one page drawn at random.
+# Read a whole list when it fits in this many pages; else SAMPLE_PAGES pages drawn at random of
+# contracts and recurring invoices (the records whose fields no column holds), one of the rest.
 WHOLE_LIST_PAGES = 3
-# Recurring invoices read by id: all of them up to ALL_INVOICES, else a random INVOICE_SAMPLE.
-INVOICE_SAMPLE = 5
-ALL_INVOICES = 12
+SAMPLE_PAGES = 2
 # Contract types not seen in the sample are named by reading one contract of each by id, up to this.
-TYPE_READS = 4
+TYPE_READS = 8
 # A run record keeps this many findings in full (and the count of all).
 FINDINGS_KEPT = 20
 _VALUE_CHARS = 80
@@ -271,43 +270,48 @@ def name_contract_types(
 # -- the sample ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Listed(Generic[M]):
+    """A REST sample of one list: its records, whether they are the whole list, and the list's
+    `record_count` as HaloPSA gave it (None when it gave none)."""
+
+    records: list[M]
+    whole: bool
+    count: int | None
+
+
 @dataclass(slots=True)
 class _Sampler:
     halo: HaloClient
     rng: random.Random
     sent: int = 0
 
-    async def listing(
-        self, resource: str, key: str, model: type[M], known: int, whole: int = WHOLE_LIST_PAGES
-    ) -> tuple[list[M], bool]:
-        """Every record when `known` records fit in `whole` pages, else one random page; and
-        whether REST listed them all (its record_count no more than it gave)."""
+    def pages(self, known: int, whole: int, draw: int) -> tuple[list[int], bool]:
+        """Which pages to read: all when `known` records fit in `whole` pages, else `draw`
+        distinct pages at random; and whether that is all of them."""
         pages = max(1, math.ceil(known / max(1, self.halo.page_size)))
-        numbers = range(1, pages + 1) if pages <= whole else [self.rng.randint(1, pages)]
-        params = {"includeinactive": "true"}
+        if pages <= whole:
+            return list(range(1, pages + 1)), True
+        return sorted(self.rng.sample(range(1, pages + 1), min(draw, pages))), False
+
+    async def listing(
+        self, resource: str, key: str, model: type[M], known: int, *, whole: int, draw: int
+    ) -> _Listed[M]:
+        """A sample of `GET /api/{resource}` (inactive records included)."""
+        numbers, every = self.pages(known, whole, draw)
         self.sent += len(numbers)
+        params = {"includeinactive": "true"}
         answers = await asyncio.gather(
             *(self.halo.list_page(resource, key, model, n, params) for n in numbers)
         )
-        records = [record for listing, _ in answers for record in listing.records]
-        rejected = sum(len(listing.rejects) for listing, _ in answers)
-        counts = [count for _, count in answers if count is not None]
-        every = len(numbers) == pages and all(c <= len(records) + rejected for c in counts)
-        return records, every
+        return _listed(answers, every)
 
-    async def invoices(self, ids: Sequence[int]) -> list[RecurringInvoice]:
-        chosen = (
-            list(ids) if len(ids) <= ALL_INVOICES else self.rng.sample(list(ids), INVOICE_SAMPLE)
-        )
-        self.sent += len(chosen)
-        found = await asyncio.gather(*(self._invoice(n) for n in chosen), return_exceptions=False)
-        return [invoice for invoice in found if invoice is not None]
-
-    async def _invoice(self, invoice_id: int) -> RecurringInvoice | None:
-        try:
-            return await self.halo.recurring_invoice(invoice_id)
-        except HaloNotFound:
-            return None  # deleted since the report read: nothing to compare
+    async def invoices(self, known: int) -> _Listed[RecurringInvoice]:
+        """A sample of the recurring invoices with their lines."""
+        numbers, every = self.pages(known, WHOLE_LIST_PAGES, SAMPLE_PAGES)
+        answers = await asyncio.gather(*(self.halo.invoice_page(n) for n in numbers))
+        self.sent += len(numbers) + sum(listing.lines_fetched_by_id for listing, _ in answers)
+        return _listed(answers, every)
 
     async def contracts_by_id(self, ids: Sequence[int]) -> list[Contract]:
         self.sent += len(ids)
@@ -319,9 +323,15 @@ class _Sampler:
         try:
             body = await self.halo.get_json(path, {}, resource="ClientContract")
         except HaloNotFound:
-            return None
+            return None  # deleted since the report read
         parsed = parse_records(Contract, [body], kind="ClientContract")
         return parsed.records[0] if parsed.records else None
+
+
+def _listed(answers: Sequence[tuple[Listing[M], int | None]], every: bool) -> _Listed[M]:
+    records = [record for listing, _ in answers for record in listing.records]
+    counts = [count for _, count in answers if count is not None]
+    return _Listed(records, every, max(counts) if counts else None)
 
 
 def sample_rng() -> random.Random:
@@ -330,59 +340,96 @@ def sample_rng() -> random.Random:
 
 
 def _count(listing: Listing[Any]) -> int:
-    return len(listing.records) + len(listing.rejects)
+    # Records read, valid or not (a rejected line is counted with its invoice, not as a record).
+    return len(listing.records) + sum(r.kind != "invoice_lines" for r in listing.rejects)
 
 
 async def prove(
     halo: HaloClient, found: ReportListings, *, today: date, rng: random.Random | None = None
 ) -> tuple[ReportListings, Proof]:
     """`found` with its contract types named from REST, and the proof of it against a REST
-    sample of the same instance."""
+    sample of the same instance: record by record, and each list's size against its count."""
     sampler = _Sampler(halo, rng or sample_rng())
-    invoice_ids = [invoice.id for invoice in found.invoices.records]
-    listed_clients, listed_sites, listed_contracts, listed_items, invoices = await asyncio.gather(
-        sampler.listing("Client", "clients", Client, _count(found.clients), whole=1),
-        sampler.listing("Site", "sites", Site, _count(found.sites), whole=1),
-        sampler.listing("ClientContract", "contracts", Contract, _count(found.contracts)),
-        sampler.listing("Item", "items", Item, _count(found.items)),
-        sampler.invoices(invoice_ids),
+    clients, sites, contracts, items, invoices = await asyncio.gather(
+        sampler.listing("Client", "clients", Client, _count(found.clients), whole=1, draw=1),
+        sampler.listing("Site", "sites", Site, _count(found.sites), whole=1, draw=1),
+        sampler.listing(
+            "ClientContract",
+            "contracts",
+            Contract,
+            _count(found.contracts),
+            whole=WHOLE_LIST_PAGES,
+            draw=SAMPLE_PAGES,
+        ),
+        sampler.listing("Item", "items", Item, _count(found.items), whole=WHOLE_LIST_PAGES, draw=1),
+        sampler.invoices(_count(found.invoices)),
     )
-    (clients, every_client), (contracts, every_contract) = listed_clients, listed_contracts
-    items, every_item = listed_items
-    sites, every_site = listed_sites
-    seen = {c.contracttype for c in contracts}
+    seen = {c.contracttype for c in contracts.records}
     first_of_type: dict[int | None, int] = {}
     for contract in found.contracts.records:
         if contract.contracttype not in seen:
             first_of_type.setdefault(contract.contracttype, contract.id)
     extra = await sampler.contracts_by_id(list(first_of_type.values())[:TYPE_READS])
-    named, findings = name_contract_types(found.contracts.records, [*contracts, *extra])
+    named, findings = name_contract_types(found.contracts.records, [*contracts.records, *extra])
     found = replace(found, contracts=replace(found.contracts, records=named))
     compared: dict[str, int] = {}
-    for kind, result in (
-        (
-            "clients",
-            compare_records(
-                "client", found.clients.records, clients, client_view, whole=every_client
-            ),
-        ),
-        (
-            "sites",
-            compare_records("site", found.sites.records, sites, site_view, whole=every_site),
-        ),
-        (
-            "contracts",
-            compare_records(
-                "contract",
-                named,
-                [*contracts, *extra],
-                lambda c: contract_view(c, today),
-                whole=every_contract,
-            ),
-        ),
-        ("items", compare_records("item", found.items.records, items, item_view, whole=every_item)),
-        ("invoices", compare_invoices(found.invoices.records, invoices)),
+    for kind, result in _comparisons(
+        found, clients, sites, contracts, extra, items, invoices, today
     ):
         findings += result[0]
         compared[kind] = result[1]
     return found, Proof(tuple(findings), compared, sampler.sent)
+
+
+def _comparisons(
+    found: ReportListings,
+    clients: _Listed[Client],
+    sites: _Listed[Site],
+    contracts: _Listed[Contract],
+    extra: list[Contract],
+    items: _Listed[Item],
+    invoices: _Listed[RecurringInvoice],
+    today: date,
+) -> list[tuple[str, tuple[list[Finding], int]]]:
+    def contract(c: Contract) -> dict[str, Any]:
+        return contract_view(c, today)
+
+    return [
+        ("clients", _compared("client", found.clients, clients, client_view)),
+        ("sites", _compared("site", found.sites, sites, site_view)),
+        ("contracts", _compared("contract", found.contracts, contracts, contract, extra)),
+        ("items", _compared("item", found.items, items, item_view)),
+        ("invoices", _compared_invoices(found.invoices, invoices)),
+    ]
+
+
+def _compared(
+    kind: str, report: Listing[Any], rest: _Listed[Any], view: Any, extra: Sequence[Any] = ()
+) -> tuple[list[Finding], int]:
+    findings, compared = compare_records(
+        kind, report.records, [*rest.records, *extra], view, whole=rest.whole
+    )
+    return _counted(kind, report, rest) + findings, compared
+
+
+def _compared_invoices(
+    report: Listing[RecurringInvoice], rest: _Listed[RecurringInvoice]
+) -> tuple[list[Finding], int]:
+    findings, compared = compare_invoices(report.records, rest.records)
+    if rest.whole:
+        listed = {invoice.id for invoice in rest.records}
+        findings += [
+            Finding("invoice", str(i.id), "record", "present", "missing")
+            for i in report.records
+            if i.id not in listed
+        ]
+    return _counted("invoice", report, rest) + findings, compared
+
+
+def _counted(kind: str, report: Listing[Any], rest: _Listed[Any]) -> list[Finding]:
+    """A finding when HaloPSA's REST count of a list is not the number the report read: records
+    one side has and the other has not (the agent's teams, a filter, a lost row)."""
+    mine = _count(report)
+    if rest.count is None or rest.count == mine:
+        return []
+    return [Finding(kind, "*", "record_count", str(mine), str(rest.count))]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from azure.core.exceptions import AzureError
 
 from shared.halo_client import HaloClient, Listing, gather_or_cancel
 from shared.halo_errors import (
@@ -27,8 +29,9 @@ from shared.halo_errors import (
 from shared.halo_models import Cause, Reject
 from shared.halo_proof import Finding, Proof, prove
 from shared.halo_report import ReadMode, ReportListings, ReportShortfall, read_via_report
-from shared.store import Store
+from shared.store import Store, StoreError
 from shared.store_state import ReportDistrust
+from shared.sync_lease import brief
 from shared.sync_runs import SyncReport
 from shared.targets import Snapshot
 
@@ -147,11 +150,13 @@ async def read_halo(
     today: date | None = None,
     distrusted_until: datetime | None = None,
     rng: random.Random | None = None,
+    on_proof: Callable[[ReadProof], Awaitable[None]] | None = None,
 ) -> SyncData:
     """Read every record type a sync needs, concurrently, and validate references between them.
 
     `mode` reads through SQL reports (proven against a REST sample) or REST pages; `auto` reads
-    through REST while `distrusted_until` lies ahead, and when reports fail or disagree."""
+    through REST while `distrusted_until` lies ahead, and when reports fail or disagree.
+    `on_proof` hears how the report read went before any REST read starts (which may not end)."""
     mode = ReadMode(mode)
     today = today or datetime.now(UTC).date()
     found, proof = None, None
@@ -159,6 +164,8 @@ async def read_halo(
         proof = ReadProof(fallback=f"report reads distrusted until {distrusted_until.isoformat()}")
     elif mode is not ReadMode.REST:
         found, proof = await read_by_report(halo, mode, today=today, rng=rng)
+    if proof is not None and on_proof is not None:
+        await on_proof(proof)
     if found is not None:
         clients, sites, contracts = found.clients, found.sites, found.contracts
         invoices, items = found.invoices, found.items
@@ -182,31 +189,47 @@ async def read_for_run(
     halo: HaloClient, store: Store, mode: ReadMode | str, *, now: datetime, report: SyncReport
 ) -> SyncData:
     """`read_halo` for a sync run: `auto` keeps to REST while an earlier disagreement's distrust
-    lasts, records a new one, and the run record gets the read's proof (also when it fails)."""
+    lasts, records a new one before it reads through REST, and the run record gets the read's
+    proof at once (so a run that fails or runs out of time later still says it)."""
     mode = ReadMode(mode)
     if mode is ReadMode.REPORT:
         report.read_mode = str(mode)  # what the run tried, also when it fails
     distrust = await asyncio.to_thread(store.report_distrust) if mode is ReadMode.AUTO else None
     until = distrust.until if distrust is not None and distrust.until > now else None
+
+    async def heard(proof: ReadProof) -> None:
+        report.read_proof = proof.record()
+        if proof.distrust:
+            await _distrust(store, report, proof, now)
+        elif distrust is not None and until is None and proof.fallback is None:
+            await _forget_distrust(store, report)  # proven again: trusted
+
     try:
-        data = await read_halo(halo, mode, today=now.date(), distrusted_until=until)
+        return await read_halo(halo, mode, today=now.date(), distrusted_until=until, on_proof=heard)
     except ReportUntrusted as error:
         report.read_proof = error.proof.record()
         raise
-    proof = data.proof
-    report.read_proof = proof.record() if proof else None
-    if proof is not None and proof.distrust:
-        reason = proof.fallback or "the REST sample disagreed"
+
+
+async def _distrust(store: Store, report: SyncReport, proof: ReadProof, now: datetime) -> None:
+    """Keep `auto` on REST for DISTRUST_FOR; a storage fault here costs only the memory of it."""
+    until = now + DISTRUST_FOR
+    reason = proof.fallback or "the REST sample disagreed"
+    try:
         await asyncio.to_thread(
-            store.set_report_distrust, ReportDistrust(now + DISTRUST_FOR, report.run_id, reason)
+            store.set_report_distrust, ReportDistrust(until, report.run_id, reason)
         )
-        report.read_proof = {
-            **(report.read_proof or {}),
-            "distrusted_until": (now + DISTRUST_FOR).isoformat(),
-        }
-    elif distrust is not None and until is None and data.read_mode == ReadMode.REPORT:
-        await asyncio.to_thread(store.set_report_distrust, None)  # proven again: trusted
-    return data
+    except (StoreError, AzureError) as error:
+        report.warnings.append(f"the report distrust was not recorded: {brief(error)}")
+        return
+    report.read_proof = {**(report.read_proof or {}), "distrusted_until": until.isoformat()}
+
+
+async def _forget_distrust(store: Store, report: SyncReport) -> None:
+    try:
+        await asyncio.to_thread(store.set_report_distrust, None)
+    except (StoreError, AzureError) as error:
+        report.warnings.append(f"the ended report distrust was not cleared: {brief(error)}")
 
 
 def _validated(

@@ -116,3 +116,14 @@ def test_texts_that_reasons_show_differ_by_case_but_not_by_spacing():
         "contract", [mine], [contract(ref="ms-000007")], lambda c: contract_view(c, TODAY)
     )
     assert [f.field for f in found] == ["ref"]
+
+
+def test_a_rest_count_unlike_the_records_read_is_a_finding():
+    from shared.halo_client import Listing
+    from shared.halo_proof import _counted, _Listed
+
+    report = Listing(records=[Client(id=1, name="A")])
+    assert _counted("client", report, _Listed([Client(id=1, name="A")], False, 1)) == []
+    assert _counted("client", report, _Listed([], False, None)) == []  # no count given
+    (finding,) = _counted("client", report, _Listed([], False, 2))
+    assert finding.text() == "client * record_count: report 1, REST 2"
