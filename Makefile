@@ -28,6 +28,7 @@ browser:
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy
@@ -45,7 +46,7 @@ run:
 # The setup check (docs/operations.md) against the settings in the environment: one line per
 # requirement; exits 1 when a required one is missing or failed.
 check:
-	$(PY) -m shared.setup_check
+	$(PY) -m shared.api.setup
 
 bench:
 	$(PY) bench/halo_read.py

@@ -29,11 +29,11 @@ from sandbox.halo_data import HaloDataSet  # noqa: E402
 from sandbox.immybot import ImmyBotSandbox  # noqa: E402
 from sandbox.immybot_data import ImmyDataSet  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared.asset_sync import approve_asset_hold  # noqa: E402
-from shared.immy_client import forget_applications  # noqa: E402
+from shared.immybot.client import forget_applications  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
-from shared.store import get_store  # noqa: E402
-from shared.sync import SyncReport, run_sync  # noqa: E402
+from shared.store.repository import get_store  # noqa: E402
+from shared.sync.assets import approve_asset_hold  # noqa: E402
+from shared.sync.run import SyncReport, run_sync  # noqa: E402
 
 NAME_FIELD, SERIAL_FIELD, ID_FIELD, MARKER_FIELD = 101, 117, 150, 151
 

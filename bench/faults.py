@@ -30,12 +30,12 @@ from azure.data.tables import TableServiceClient  # noqa: E402
 
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared.generation import read_snapshot  # noqa: E402
-from shared.halo_client import HaloClient  # noqa: E402
-from shared.rules import ItemMatch, Rule  # noqa: E402
+from shared.core.rules import ItemMatch, Rule  # noqa: E402
+from shared.halo.client import HaloClient  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
-from shared.store import Store  # noqa: E402
-from shared.sync import SyncReport, run_sync  # noqa: E402
+from shared.store.generations import read_snapshot  # noqa: E402
+from shared.store.repository import Store  # noqa: E402
+from shared.sync.run import SyncReport, run_sync  # noqa: E402
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),

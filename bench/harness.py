@@ -12,10 +12,10 @@ from azure.data.tables import TableServiceClient
 
 from sandbox.immybot import DEFAULT_ENTRA_TENANT
 from sandbox.processes import azurite_table, start_module, stop_process
-from shared.rules import Rule
+from shared.core.rules import Rule
 from shared.settings import Settings, get_settings, load_settings
-from shared.store import Store, get_store
-from shared.sync import SyncReport, run_sync
+from shared.store.repository import Store, get_store
+from shared.sync.run import SyncReport, run_sync
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,10 @@ from bench.harness import percentile, use_sandboxes  # noqa: E402
 from sandbox.devhost import default_threads, function_key  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared.generation import read_catalog  # noqa: E402
-from shared.rule_admin import import_rules, put_rule  # noqa: E402
-from shared.store import get_store  # noqa: E402
-from shared.sync import run_sync  # noqa: E402
+from shared.api.rules import import_rules, put_rule  # noqa: E402
+from shared.store.generations import read_catalog  # noqa: E402
+from shared.store.repository import get_store  # noqa: E402
+from shared.sync.run import run_sync  # noqa: E402
 
 TARGETS_WANTED = 1800
 CONCURRENCY = (1, 20)
@@ -95,7 +95,7 @@ def profile(software: str, calls: int) -> str:
     import azure.functions as func
 
     import function_app
-    from shared.queries import clear_caches
+    from shared.api.targets import clear_caches
 
     handler = next(
         f.get_user_function()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.immy_client import ImmyClient
+from shared.immybot.client import ImmyClient
 from shared.settings import Settings
 
 LISTS = {"Client": "clients", "Site": "sites", "ClientContract": "contracts", "Item": "items"}

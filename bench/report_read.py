@@ -30,12 +30,12 @@ from sandbox.halo_data import generate  # noqa: E402
 from sandbox.halo_report import as_tables_hold_it  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
 from shared import halo_report  # noqa: E402
-from shared.halo_client import HaloClient  # noqa: E402
-from shared.rules import ItemMatch, Rule  # noqa: E402
+from shared.core.rules import ItemMatch, Rule  # noqa: E402
+from shared.halo.client import HaloClient  # noqa: E402
 from shared.settings import DEFAULT_HALO_REQUESTS_PER_MINUTE, load_settings  # noqa: E402
-from shared.store import Store  # noqa: E402
-from shared.sync import read_halo, run_sync  # noqa: E402
-from shared.sync_runs import SyncReport  # noqa: E402
+from shared.store.repository import Store  # noqa: E402
+from shared.sync.run import read_halo, run_sync  # noqa: E402
+from shared.sync.runs import SyncReport  # noqa: E402
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),

@@ -33,10 +33,10 @@ from azure.data.tables import TableServiceClient  # noqa: E402
 from bench.sync import RULES  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared.halo_client import HaloClient, RequestBudget  # noqa: E402
+from shared.halo.client import HaloClient, RequestBudget  # noqa: E402
 from shared.settings import Settings, load_settings  # noqa: E402
-from shared.store import Store  # noqa: E402
-from shared.sync import SyncReport, run_sync  # noqa: E402
+from shared.store.repository import Store  # noqa: E402
+from shared.sync.run import SyncReport, run_sync  # noqa: E402
 
 
 class ScaledClock:

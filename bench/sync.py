@@ -32,10 +32,10 @@ from bench.harness import synced  # noqa: E402
 from bench.naive import NaiveResult, naive_sync  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.immybot import MAX_TAKE  # noqa: E402
-from shared.immy_client import PAGE_SIZE, TENANT_PAGE_SIZE  # noqa: E402
-from shared.rules import ItemMatch, Rule  # noqa: E402
+from shared.core.rules import ItemMatch, Rule  # noqa: E402
+from shared.immybot.client import PAGE_SIZE, TENANT_PAGE_SIZE  # noqa: E402
 from shared.settings import DEFAULT_HALO_REQUESTS_PER_MINUTE  # noqa: E402
-from shared.sync import SyncReport  # noqa: E402
+from shared.sync.run import SyncReport  # noqa: E402
 
 # Hosted HaloPSA: 300 requests per rolling 5 minutes (DESIGN.md section 8).
 HOSTED_WINDOW_REQUESTS = 300

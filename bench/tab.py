@@ -31,10 +31,10 @@ from bench.harness import percentile, use_sandboxes  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.immybot_data import immy_data_for  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared.rule_admin import import_rules  # noqa: E402
+from shared.api.rules import import_rules  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
-from shared.store import get_store  # noqa: E402
-from shared.sync import run_sync  # noqa: E402
+from shared.store.repository import get_store  # noqa: E402
+from shared.sync.run import run_sync  # noqa: E402
 
 
 def timed(

@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))
 import azure.functions as func  # noqa: E402
 
 from bench.harness import percentile, synced  # noqa: E402
-from shared.api_models import TargetsResponse  # noqa: E402
-from shared.generation import read_catalog, read_snapshot  # noqa: E402
-from shared.queries import clear_caches  # noqa: E402
-from shared.rule_admin import put_rule  # noqa: E402
-from shared.rules import Rule  # noqa: E402
-from shared.targets import resolve  # noqa: E402
+from shared.api.models import TargetsResponse  # noqa: E402
+from shared.api.rules import put_rule  # noqa: E402
+from shared.api.targets import clear_caches  # noqa: E402
+from shared.core.rules import Rule  # noqa: E402
+from shared.core.targets import resolve  # noqa: E402
+from shared.store.generations import read_catalog, read_snapshot  # noqa: E402
 
 
 def summary(label: str, samples: list[float]) -> str:

@@ -244,7 +244,7 @@ class DevHost:
 def documented_methods(path: str) -> set[str]:
     """The methods the app's OpenAPI document gives `path` (one function may serve several
     paths, each taking fewer methods than the function), for a 405's Allow header."""
-    from shared.openapi import openapi_document
+    from shared.api.openapi import openapi_document
 
     document = openapi_document()
     base = document["servers"][0]["url"]
@@ -355,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         os.environ.pop("TABLES_ENDPOINT", None)
         import function_app  # after the settings are in place
-        from shared.rule_admin import import_rules
-        from shared.store import get_store
-        from shared.sync import run_sync
+        from shared.api.rules import import_rules
+        from shared.store.repository import get_store
+        from shared.sync.run import run_sync
 
         import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
         report = asyncio.run(run_sync())

@@ -1,6 +1,6 @@
 """A HaloPSA API simulator on loopback: OAuth2 client credentials, paged lists, faults on demand.
 
-Speaks the dialect `shared.halo_client` relies on (DESIGN.md section 8): `POST /auth/token`, list
+Speaks the dialect `shared.halo.client` relies on (DESIGN.md section 8): `POST /auth/token`, list
 resources under `/api/` with HaloPSA's wrapper keys, `pageinate`/`page_size`/`page_no` paging with
 `record_count`, `includeinactive`, `includelines` (recurring invoices carry `lines` only with it),
 `client_id`, `Tickets/{id}` and `RecurringInvoice/{id}` (negative ids; always with lines). Faults

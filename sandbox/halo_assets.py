@@ -1,6 +1,6 @@
 """Stateful assets for the HaloPSA sandbox: `GET /api/Asset` listings and `POST /api/Asset` writes.
 
-Speaks what `shared.halo_assets` documents (and where each fact comes from):
+Speaks what `shared.halo.assets` documents (and where each fact comes from):
 - `GET /api/Asset`: `includeinactive`, `client_id`, `site_id`, `assettype_id`, `count`, and
   `pageinate`/`page_size`/`page_no` with `record_count`; `fields` (`[{id, name, value}]`) only with
   `includeassetfields=true`, `users` (`[{id, name}]`) only with `includeuser=true`. Two real

@@ -7,7 +7,7 @@ them, computers as `ComputerListViewModel` in `GET /api/v1/computers/paged`). Ti
 Tenant 1 is always the MSP's own tenant, "Demo MSP (internal)" (isMsp, no HaloPSA client). Every
 other tenant has ownerTenantId 1 and parentTenantId null, and is active. Tenant names follow the
 HaloPSA client names except for deliberate mismatches, which a client -> tenant mapper must handle.
-The mismatches are built around the app's own rule, `shared.mapping.normalise_name` (case,
+The mismatches are built around the app's own rule, `shared.core.mapping.normalise_name` (case,
 punctuation and trailing legal suffixes such as Ltd, Limited, LLC, Inc ignored).
 
 The demo set (`immy_data_for(demo_data(today))`): the mapping outcome assumes a mapper that
@@ -74,7 +74,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sandbox.halo_data import HaloDataSet, JsonDataSet
-from shared.mapping import LEGAL_SUFFIXES
+from shared.core.mapping import LEGAL_SUFFIXES
 
 Record = dict[str, Any]
 

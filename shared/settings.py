@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     halo_page_size: int = Field(default=100, ge=10, le=1000)
     halo_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
     # How a sync reads HaloPSA: SQL reports (a handful of requests), REST pages, or auto: reports
-    # when HaloPSA runs them for this API application (shared.halo_report), else REST.
+    # when HaloPSA runs them for this API application (shared.halo.report), else REST.
     halo_read_mode: Literal["auto", "report", "rest"] = "auto"
     # HaloPSA answers 429 without Retry-After; shorter pauses only earn more 429s (its window is
     # 5 minutes). Lowered only by benchmarks and tests against the sandbox.
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # the next run). Below host.json's functionTimeout (30 minutes) with room for the write.
     sync_time_limit_seconds: int = Field(default=DEFAULT_SYNC_TIME_LIMIT_SECONDS, ge=10, le=86_400)
 
-    # Asset population (shared.asset_sync): HaloPSA field ids are tenant configuration, so every id
+    # Asset population (shared.sync.assets): HaloPSA field ids are tenant configuration, so every id
     # is a setting; docs/halopsa-setup.md says where to read them.
     asset_sync: Literal["off", "plan", "apply"] = "off"
     asset_type_id: int | None = Field(default=None, gt=0)

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.asset_sync import approve_asset_hold
-from shared.http import Reply, json_reply, observed, problem_reply
-from shared.immy_tags import approve_tag_removal
-from shared.problems import problem
+from shared.api.problems import problem
+from shared.api.replies import Reply, json_reply, observed, problem_reply
 from shared.settings import get_settings
-from shared.store import StoreError, get_store
-from shared.sync import Outcome, SyncStatus, approve_held, run_sync, sync_status
+from shared.store.repository import StoreError, get_store
+from shared.sync.assets import approve_asset_hold
+from shared.sync.run import Outcome, SyncStatus, approve_held, run_sync, sync_status
+from shared.sync.tags import approve_tag_removal
 
 bp = func.Blueprint()
 log = logging.getLogger("halo_immy.sync")
@@ -80,7 +80,7 @@ def sync_status_http(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="sync/approve", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
     """`POST /api/sync/approve?run_id=` (admin key): make the held generation current, and let
-    the next sync write held asset creates (shared.asset_sync).
+    the next sync write held asset creates (shared.sync.assets).
     `?tag=SOFTWARE`: approve that rule's held ImmyBot tag removal (the next run makes it)."""
 
     def approve() -> Reply:

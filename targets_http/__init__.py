@@ -12,20 +12,20 @@ from urllib.parse import quote
 
 import azure.functions as func
 
-from shared.api_models import RuleView
-from shared.asset_sync import read_plan
-from shared.http import JSON, Reply, json_reply, log_api_call, observed, problem_reply
-from shared.immy_tags import tags_view
-from shared.inputs import lookup_value
-from shared.mapping_admin import delete_mapping, list_mappings, put_mapping
-from shared.openapi import openapi_document
-from shared.problems import ApiError, problem
-from shared.queries import answer_catalog, answer_targets, parse_targets_query
-from shared.reconciliation import as_csv, reconcile
-from shared.rule_admin import delete_rule, export_rules, get_rule, import_rules, put_rule
+from shared.api.mappings import delete_mapping, list_mappings, put_mapping
+from shared.api.models import RuleView
+from shared.api.openapi import openapi_document
+from shared.api.params import lookup_value
+from shared.api.problems import ApiError, problem
+from shared.api.reconciliation import as_csv, reconcile
+from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed, problem_reply
+from shared.api.rules import delete_rule, export_rules, get_rule, import_rules, put_rule
+from shared.api.setup import request_host, run_checks
+from shared.api.targets import answer_catalog, answer_targets, parse_targets_query
 from shared.settings import get_settings
-from shared.setup_check import request_host, run_checks
-from shared.store import Store, get_store
+from shared.store.repository import Store, get_store
+from shared.sync.assets import read_plan
+from shared.sync.tags import tags_view
 
 bp = func.Blueprint()
 

@@ -4,8 +4,8 @@ import time
 
 import azure.functions as func
 
-from shared.http import log_api_call
-from shared.tab import tab_page
+from shared.api.replies import log_api_call
+from shared.tab.page import tab_page
 
 bp = func.Blueprint()
 

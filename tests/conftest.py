@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.processes import AZURITE, Azurite, azurite_table
 from shared.settings import get_settings
-from shared.store import get_store
+from shared.store.repository import get_store
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 
@@ -76,9 +76,9 @@ def configure(monkeypatch, azurite):
 def demo_synced(configure, halo_sandbox):
     """The demo data set synced, with the demo rules, into a fresh store; read caches cleared."""
     from sandbox.halo_data import demo_data
-    from shared import queries
-    from shared.rule_admin import import_rules
-    from shared.sync import Outcome, run_sync
+    from shared.api import targets as queries
+    from shared.api.rules import import_rules
+    from shared.sync.run import Outcome, run_sync
 
     sandbox = halo_sandbox(demo_data(date.today()))
     configure(sandbox.url)

@@ -30,11 +30,11 @@ import pytest
 from sandbox.halo_data import HaloDataSet
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import ImmyDataSet
-from shared.asset_sync import asset_hold, read_plan
-from shared.immy_client import forget_applications
+from shared.immybot.client import forget_applications
 from shared.settings import get_settings
-from shared.store import get_store
-from shared.sync import Outcome, SyncReport, run_sync
+from shared.store.repository import get_store
+from shared.sync.assets import asset_hold, read_plan
+from shared.sync.run import Outcome, SyncReport, run_sync
 from tests.conftest import immy_settings
 from tests.registry import handler
 
@@ -349,7 +349,7 @@ def test_the_listing_survives_a_capped_page_size_and_fields_only_by_type(world):
 
 
 def test_the_openapi_document_describes_the_plan():
-    from shared.openapi import openapi_document
+    from shared.api.openapi import openapi_document
 
     document = openapi_document()
     operation = document["paths"]["/assets/plan"]["get"]

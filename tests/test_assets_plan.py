@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from shared.assets import (
+from shared.core.asset_plan import (
     MARKER,
     AssetConfig,
     UserDirectory,
@@ -14,9 +14,10 @@ from shared.assets import (
     serial_key,
     update_body,
 )
-from shared.halo_assets import AssetRow
-from shared.halo_models import Site, User
-from shared.immy_models import ImmyComputer
+from shared.records.halo import Site, User
+from shared.records.halo_assets import AssetRow
+from shared.records.immybot import ImmyComputer
+from shared.sync.assets import asset_config
 
 CONFIG = AssetConfig(type_id=7, name_field=101, id_field=150, marker_field=151, serial_field=117)
 SITES = [Site(id=12, name="Branch", client_id=1), Site(id=11, name="HQ", client_id=1)]
@@ -170,7 +171,7 @@ def test_asset_settings_are_off_by_default_and_name_what_plan_or_apply_lacks():
     from shared.settings import SettingsError, load_settings
 
     off = load_settings(**SETTINGS, asset_type_id="", asset_id_field="")
-    assert off.asset_sync == "off" and AssetConfig.from_settings(off) is None
+    assert off.asset_sync == "off" and asset_config(off) is None
     assert off.asset_max_creates == 200 and off.asset_update_matched is False
     try:
         load_settings(**SETTINGS, asset_sync="plan", asset_type_id="7", asset_id_field="150")
@@ -182,7 +183,7 @@ def test_asset_settings_are_off_by_default_and_name_what_plan_or_apply_lacks():
         **SETTINGS, asset_sync="apply", asset_type_id="7", asset_name_field="101",
         asset_id_field="150", asset_marker_field="151", asset_serial_field="117",
     )  # fmt: skip
-    assert AssetConfig.from_settings(on) == CONFIG
+    assert asset_config(on) == CONFIG
 
 
 def test_a_row_listed_without_fields_is_matched_but_never_written():

@@ -23,9 +23,9 @@ from sandbox.devhost import DevHost, function_key, serve
 from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
-from shared.rule_admin import import_rules
-from shared.store import get_store
-from shared.sync import Outcome, run_sync
+from shared.api.rules import import_rules
+from shared.store.repository import get_store
+from shared.sync.run import Outcome, run_sync
 from tests.conftest import immy_settings
 from tests.registry import registered
 

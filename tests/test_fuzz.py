@@ -22,10 +22,10 @@ import azure.functions as func
 import pytest
 
 from sandbox.halo_data import demo_data
-from shared.problems import PROBLEM_JSON
-from shared.rule_admin import import_rules
-from shared.store import get_store
-from shared.sync import Outcome, run_sync
+from shared.api.problems import PROBLEM_JSON
+from shared.api.rules import import_rules
+from shared.store.repository import get_store
+from shared.sync.run import Outcome, run_sync
 from tests.registry import registered
 
 pytestmark = pytest.mark.integration

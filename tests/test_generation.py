@@ -8,7 +8,12 @@ from datetime import UTC, date, datetime
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.generation import (
+from shared.core.mapping import TenantMatch
+from shared.core.rules import Rule
+from shared.core.targets import Quantities, SiteRef, Snapshot, Target
+from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
+from shared.records.immybot import ImmyTenant
+from shared.store.generations import (
     CLIENTS,
     MATCH_BUCKET,
     MATCHES,
@@ -20,12 +25,7 @@ from shared.generation import (
     read_snapshot,
     rule_entry,
 )
-from shared.halo_models import Client, Contract, Item, RecurringInvoice, Site
-from shared.immy_models import ImmyTenant
-from shared.mapping import TenantMatch
-from shared.rules import Rule
-from shared.store import MAX_ENTITY_CHARS, Store, entity_sizes
-from shared.targets import Quantities, SiteRef, Snapshot, Target
+from shared.store.repository import MAX_ENTITY_CHARS, Store, entity_sizes
 
 _prefixes = itertools.count()
 TODAY = date(2026, 11, 25)

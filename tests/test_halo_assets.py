@@ -8,8 +8,8 @@ import httpx
 import pytest
 import respx
 
-from shared.halo_assets import list_assets, post_assets
-from shared.halo_client import HaloRateLimited, HaloUnavailable
+from shared.halo.assets import list_assets, post_assets
+from shared.halo.client import HaloRateLimited, HaloUnavailable
 from tests.test_halo_client import BASE, TOKEN_A, FakeClock, make_client, token_route
 
 

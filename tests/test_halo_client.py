@@ -13,8 +13,7 @@ import httpx
 import pytest
 import respx
 
-from shared.halo_budget import OutOfTime
-from shared.halo_client import (
+from shared.halo.client import (
     HaloAuthError,
     HaloClient,
     HaloNotFound,
@@ -26,7 +25,8 @@ from shared.halo_client import (
     gather_or_cancel,
     parse_retry_after,
 )
-from shared.halo_errors import HaloOutOfTime
+from shared.halo.errors import HaloOutOfTime
+from shared.outbound.budget import OutOfTime
 from shared.settings import load_settings
 
 BASE = "https://msp.halopsa.test"

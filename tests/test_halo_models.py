@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.halo_client import Listing
-from shared.halo_models import (
+from shared.core.rules import ItemMatch, Rule
+from shared.core.targets import Snapshot, resolve
+from shared.halo.client import Listing
+from shared.records.halo import (
     Cause,
     Client,
     Contract,
@@ -18,9 +20,7 @@ from shared.halo_models import (
     Site,
     parse_records,
 )
-from shared.rules import ItemMatch, Rule
-from shared.sync import read_halo
-from shared.targets import Snapshot, resolve
+from shared.sync.run import read_halo
 
 # The real, anonymised `GET /api/RecurringInvoice/{id}` answer, kept in the repository (CI runs on a
 # clone with nothing beside it); its source is ../shared/halo-openapi/, checked below where present.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from shared.halo_models import Client, Contract, RecurringInvoice
-from shared.halo_proof import (
+from shared.halo.proof import (
     Finding,
     Proof,
     compare_invoices,
@@ -14,6 +13,7 @@ from shared.halo_proof import (
     invoice_view,
     name_contract_types,
 )
+from shared.records.halo import Client, Contract, RecurringInvoice
 
 TODAY = date(2026, 6, 15)
 
@@ -119,8 +119,8 @@ def test_texts_that_reasons_show_differ_by_case_but_not_by_spacing():
 
 
 def test_a_rest_count_unlike_the_records_read_is_a_finding():
-    from shared.halo_client import Listing
-    from shared.halo_proof import _counted, _Listed
+    from shared.halo.client import Listing
+    from shared.halo.proof import _counted, _Listed
 
     report = Listing(records=[Client(id=1, name="A")])
     assert _counted("client", report, _Listed([Client(id=1, name="A")], False, 1)) == []

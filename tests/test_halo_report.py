@@ -21,9 +21,8 @@ from sandbox.halo_report import (
     as_tables_hold_it,
     check_sql,
 )
-from shared.halo_client import HaloAuthError, HaloClient, HaloReportError, RetryPolicy
-from shared.halo_models import Contract, RecurringInvoice
-from shared.halo_report import (
+from shared.halo.client import HaloAuthError, HaloClient, HaloReportError, RetryPolicy
+from shared.halo.report import (
     PROBE_SQL,
     TABLES,
     Bounds,
@@ -34,7 +33,7 @@ from shared.halo_report import (
     read_via_report,
     report_available,
 )
-from shared.halo_report_rows import (
+from shared.halo.report_rows import (
     as_bool,
     as_datetime,
     as_float,
@@ -44,7 +43,8 @@ from shared.halo_report_rows import (
     line_record,
     with_lines,
 )
-from shared.sync_read import read_by_report
+from shared.records.halo import Contract, RecurringInvoice
+from shared.sync.read import read_by_report
 
 BASE = "https://halo.example.com"
 TODAY = date(2026, 6, 15)
@@ -144,7 +144,7 @@ def test_a_contract_row_is_a_rest_contract_and_expired_is_computed():
     assert record["id"] == 7 and record["ref"] == "" and record["expired"] is True
     contract = Contract.model_validate(record)
     assert (contract.client_id, contract.site_id, contract.active) == (3, None, True)
-    # No table holds the type's name: REST names it (shared.halo_proof), never a guess.
+    # No table holds the type's name: REST names it (shared.halo.proof), never a guess.
     assert (contract.contracttype, contract.contracttype_name) == (1, "")
     assert contract_record({**row, "end_date": "2026-06-15T00:00:00"}, TODAY)["expired"] is False
     assert contract_record({**row, "end_date": "2099-12-31T00:00:00"}, TODAY)["expired"] is False

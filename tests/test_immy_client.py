@@ -11,8 +11,8 @@ import httpx
 import pytest
 import respx
 
-from shared.halo_client import RetryPolicy
-from shared.immy_client import (
+from shared.halo.client import RetryPolicy
+from shared.immybot.client import (
     ImmyAuthError,
     ImmyClient,
     ImmyUnavailable,
@@ -149,7 +149,7 @@ async def test_unreachable_authority_is_unavailable(entra):
 
 
 async def test_computers_are_paged_until_skip_reaches_count(entra, monkeypatch):
-    monkeypatch.setattr("shared.immy_client.PAGE_SIZE", 2)
+    monkeypatch.setattr("shared.immybot.client.PAGE_SIZE", 2)
     token_route(entra, "tok-1")
     rows = [
         {
@@ -196,7 +196,7 @@ async def test_a_server_cap_on_take_does_not_end_the_listing(entra):
 
 
 async def test_tenants_are_paged_until_an_empty_page(entra, monkeypatch):
-    monkeypatch.setattr("shared.immy_client.TENANT_PAGE_SIZE", 2)
+    monkeypatch.setattr("shared.immybot.client.TENANT_PAGE_SIZE", 2)
     token_route(entra, "tok-1")
     rows = [
         {"id": n, "name": f"T{n}", "tenantTagIds": [9] if n == 3 else None} for n in range(1, 6)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from shared.immy_client import ImmyUnavailable
-from shared.immy_models import ImmyTag, ImmyTenant
-from shared.immy_tags import (
+from shared.core.mapping import MatchKind
+from shared.core.rules import Rule
+from shared.core.targets import Quantities, Target
+from shared.immybot.client import ImmyUnavailable
+from shared.records.immybot import ImmyTag, ImmyTenant
+from shared.sync.tags import (
     TagChange,
     _make,
     plan_rule,
@@ -14,9 +17,6 @@ from shared.immy_tags import (
     write_groups,
     write_phases,
 )
-from shared.mapping import MatchKind
-from shared.rules import Rule
-from shared.targets import Quantities, Target
 
 TODAY = date(2026, 12, 2)
 RULE = Rule(software="EDR", contract_types=["Managed"])

@@ -20,11 +20,11 @@ from bench.sync import immybot_requests
 from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import add_halo_link, immy_data_for
-from shared.immy_client import forget_applications
-from shared.rule_admin import import_rules
+from shared.api.rules import import_rules
+from shared.immybot.client import forget_applications
 from shared.settings import get_settings
-from shared.store import get_store
-from shared.sync import Outcome, run_sync
+from shared.store.repository import get_store
+from shared.sync.run import Outcome, run_sync
 from tests.conftest import immy_settings
 from tests.registry import handler
 

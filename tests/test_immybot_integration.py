@@ -19,10 +19,10 @@ import pytest
 from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import flag_computers, immy_data_for
-from shared.immy_client import forget_applications
-from shared.rule_admin import import_rules
-from shared.store import get_store
-from shared.sync import Outcome, run_sync
+from shared.api.rules import import_rules
+from shared.immybot.client import forget_applications
+from shared.store.repository import get_store
+from shared.sync.run import Outcome, run_sync
 from tests.conftest import immy_settings
 from tests.registry import handler
 

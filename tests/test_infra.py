@@ -301,7 +301,7 @@ def test_every_api_call_is_one_structured_line_without_values(configure, caplog)
 
 def test_powershell_example_reads_only_what_the_api_answers():
     """pwsh cannot be installed here: check the script's JSON members against the OpenAPI schema."""
-    from shared.openapi import openapi_document
+    from shared.api.openapi import openapi_document
 
     script = (ROOT / "docs" / "examples" / "Get-HaloImmyTargets.ps1").read_text()
     members = set(re.findall(r"Get-JsonMember \$\w+ '(\w+)'", script))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.inputs import (
+from shared.api.problems import ApiError, json_object
+from shared.core.text import (
     KEY_UNSAFE_COMPAT,
     LOOKUP_PATTERN,
     SOFTWARE_PATTERN,
@@ -12,7 +13,6 @@ from shared.inputs import (
     matches,
     parse_id,
 )
-from shared.problems import ApiError, json_object
 
 
 def test_the_written_out_key_unsafe_class_is_the_computed_one():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.halo_models import Client
-from shared.immy_models import ImmyTenant
-from shared.mapping import ExplicitMapping, MatchKind, links_of, map_clients, normalise_name
+from shared.core.mapping import ExplicitMapping, MatchKind, links_of, map_clients, normalise_name
+from shared.records.halo import Client
+from shared.records.immybot import ImmyTenant
 
 CLIENTS = [
     Client(id=1, name="Contoso Ltd"),

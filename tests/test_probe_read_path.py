@@ -19,18 +19,18 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-import shared.queries as queries
-import shared.rule_admin as rule_admin
+import shared.api.rules as rule_admin
+import shared.api.targets as queries
 import targets_http
 from sandbox.processes import DEV_ACCOUNT, Azurite, free_port
-from shared.answer_cache import AnswerCache
-from shared.current import CurrentCache
-from shared.queries import TargetsQuery, answer_targets
-from shared.rule_admin import put_rule
+from shared.api.rules import put_rule
+from shared.api.targets import TargetsQuery, answer_targets
 from shared.settings import get_settings
-from shared.store import Store, StoreError, get_store
-from shared.sync import Outcome, run_sync
-from shared.table_service import pooled_transport
+from shared.store.answer_cache import AnswerCache
+from shared.store.read_cache import CurrentCache
+from shared.store.repository import Store, StoreError, get_store
+from shared.store.service import pooled_transport
+from shared.sync.run import Outcome, run_sync
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
@@ -267,7 +267,7 @@ def test_sync_status_during_a_storage_fault_is_a_503_problem(
     )
     store = Store(service, prefix=get_settings().tables_prefix)
     monkeypatch.setattr(sync_timer, "get_store", lambda: store, raising=False)
-    monkeypatch.setattr("shared.store.get_store", lambda: store)
+    monkeypatch.setattr("shared.store.repository.get_store", lambda: store)
     proxy.mode = "503"
     try:
         response = call("sync_status")
@@ -423,7 +423,7 @@ def test_spellings_of_one_software_do_not_evict_other_answers(demo_synced, monke
         assert json.loads(answer.body or b"")["query"] == {"software": spelling}
     # SentinelOne's answer is still cached: no Table round trip for it.
     monkeypatch.setattr(
-        "shared.queries._software_answer",
+        "shared.api.targets._software_answer",
         lambda *a, **k: pytest.fail("SentinelOne was evicted by spellings of Huntress"),
     )
     answer_targets(store, TargetsQuery("software", "SentinelOne"))

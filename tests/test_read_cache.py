@@ -13,17 +13,17 @@ import pytest
 from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableServiceClient, UpdateMode
 
-import shared.queries as queries
-from shared.answer_cache import AnswerCache
-from shared.current import CurrentCache
-from shared.generation import Manifest
-from shared.queries import TargetsQuery, answer_targets
-from shared.rule_admin import put_rule
+import shared.api.targets as queries
+from shared.api.rules import put_rule
+from shared.api.targets import TargetsQuery, answer_targets
 from shared.settings import get_settings
-from shared.store import Pointer, Store, get_store
-from shared.store_base import STATE_PK
-from shared.sync import run_sync
-from shared.table_service import table_service
+from shared.store.answer_cache import AnswerCache
+from shared.store.base import STATE_PK
+from shared.store.generations import Manifest
+from shared.store.read_cache import CurrentCache
+from shared.store.repository import Pointer, Store, get_store
+from shared.store.service import table_service
+from shared.sync.run import run_sync
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 HUNTRESS = TargetsQuery("software", "Huntress")

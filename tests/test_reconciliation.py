@@ -6,15 +6,15 @@ import csv
 import io
 from datetime import UTC, date, datetime
 
-from shared.halo_models import Client, RecurringInvoice
-from shared.reconciliation import (
+from shared.api.reconciliation import (
     ReconciliationResponse,
     ReconciliationTotals,
     as_csv,
     reconciliation_row,
 )
-from shared.rules import ItemMatch, Rule
-from shared.targets import Snapshot, resolve
+from shared.core.rules import ItemMatch, Rule
+from shared.core.targets import Snapshot, resolve
+from shared.records.halo import Client, RecurringInvoice
 
 RULE = Rule(software="SentinelOne", items=[ItemMatch(id=7)])
 

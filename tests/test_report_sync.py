@@ -23,13 +23,13 @@ from azure.data.tables import TableServiceClient
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
 from sandbox.halo_report import as_tables_hold_it
-from shared import halo_proof
-from shared.generation import read_clients, read_items, read_rule_targets
-from shared.halo_client import HaloClient, RetryPolicy
-from shared.rules import ItemMatch, Rule
+from shared.core.rules import ItemMatch, Rule
+from shared.halo import proof as halo_proof
+from shared.halo.client import HaloClient, RetryPolicy
 from shared.settings import Settings, load_settings
-from shared.store import Store
-from shared.sync import Outcome, SyncReport, run_sync
+from shared.store.generations import read_clients, read_items, read_rule_targets
+from shared.store.repository import Store
+from shared.sync.run import Outcome, SyncReport, run_sync
 
 pytestmark = pytest.mark.integration
 

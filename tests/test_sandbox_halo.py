@@ -27,7 +27,7 @@ from sandbox.halo_data import (
     generate,
     inject_malformed,
 )
-from shared.halo_models import (
+from shared.records.halo import (
     Asset,
     Client,
     Contract,

@@ -20,7 +20,7 @@ from sandbox.halo_data import HaloDataSet, demo_data, generate
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import ImmyDataSet, add_halo_link, immy_data_for
 from sandbox.processes import stop_process, wait_for_line
-from shared.mapping import normalise_name
+from shared.core.mapping import normalise_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2025, 6, 15)

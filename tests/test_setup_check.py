@@ -24,11 +24,11 @@ from sandbox.halo_report import as_tables_hold_it
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import HALO_LINK_ID, add_halo_link, immy_data_for
 from sandbox.processes import ROOT
-from shared import setup_check
-from shared.immy_client import forget_applications
+from shared.api import setup as setup_check
+from shared.api.setup import request_host, run_checks, tab_url, text_lines
+from shared.api.setup_models import CheckResult, CheckStatus, SetupReport
+from shared.immybot.client import forget_applications
 from shared.settings import get_settings
-from shared.setup_check import request_host, run_checks, tab_url, text_lines
-from shared.setup_models import CheckResult, CheckStatus, SetupReport
 from tests.conftest import immy_settings
 from tests.registry import registered
 
@@ -168,7 +168,7 @@ def test_a_report_sample_that_disagrees_is_named_and_optional_in_auto(
 
 
 def test_a_slow_report_sample_costs_its_own_line_not_every_halopsa_line(sandboxes, monkeypatch):
-    from shared import setup_halo
+    from shared.api import setup_halo as setup_halo
 
     halo, _ = sandboxes
     monkeypatch.setattr(setup_halo, "SAMPLE_SECONDS", 0.2)
@@ -418,7 +418,7 @@ def test_route_answers_the_report_with_the_master_key_only(devhost, monkeypatch)
 
 def run_cli() -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.setup_check"],
+        [sys.executable, "-m", "shared.api.setup"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.store import (
+from shared.store.repository import (
     CHUNK_CHARS,
     MAX_DOCUMENT_CHARS,
     MAX_ENTITY_CHARS,

@@ -14,12 +14,12 @@ from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
-from shared.generation import read_clients, read_items, read_rule_targets
-from shared.halo_client import HaloClient, RetryPolicy
-from shared.rules import ItemMatch, Rule
+from shared.core.rules import ItemMatch, Rule
+from shared.halo.client import HaloClient, RetryPolicy
 from shared.settings import Settings, load_settings
-from shared.store import Store, StoreError
-from shared.sync import (
+from shared.store.generations import read_clients, read_items, read_rule_targets
+from shared.store.repository import Store, StoreError
+from shared.sync.run import (
     LEASE_RENEW,
     LEASE_TTL,
     Outcome,

@@ -12,7 +12,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from sandbox.halo_data import demo_data
-from shared.problems import PROBLEM_JSON
+from shared.api.problems import PROBLEM_JSON
 from shared.settings import get_settings
 from tests.registry import handler
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from shared.guard import confirmable, empty_verdict, reject_verdict, tenants_verdict
-from shared.store import CHUNK_CHARS
-from shared.sync_runs import Outcome, SyncReport, _summary, bounded_json
+from shared.core.guard import confirmable, empty_verdict, reject_verdict, tenants_verdict
+from shared.store.repository import CHUNK_CHARS
+from shared.sync.runs import Outcome, SyncReport, _summary, bounded_json
 
 NOW = datetime(2026, 12, 2, 21, 0, tzinfo=UTC)
 
@@ -81,7 +81,7 @@ def test_empty_reads_and_lost_tenants():
 
 
 def test_a_held_reason_cut_short_by_an_older_version_still_reads():
-    from shared.sync_runs import _reason
+    from shared.sync.runs import _reason
 
     assert _reason('{"targets": {"a": 1}}') == {"targets": {"a": 1}}
     assert "..." in _reason('{"targets": {"a": 1')

@@ -14,11 +14,11 @@ from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import generate
-from shared.halo_client import HaloClient, RequestBudget, RetryPolicy
+from shared.halo.client import HaloClient, RequestBudget, RetryPolicy
 from shared.settings import Settings
-from shared.store import Store, StoreError
-from shared.sync import LEASE_TTL, Outcome, SyncReport, run_sync, sync_status
-from shared.sync_stage import STAGE_PARTITION, staged
+from shared.store.repository import Store, StoreError
+from shared.sync.run import LEASE_TTL, Outcome, SyncReport, run_sync, sync_status
+from shared.sync.stage import STAGE_PARTITION, staged
 from tests.test_sync import (
     HUNTRESS,
     SENTINELONE,

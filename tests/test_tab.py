@@ -14,14 +14,14 @@ import pytest
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data
-from shared.halo_models import Ticket
-from shared.rule_admin import import_rules
-from shared.schedule import longest_gap
-from shared.store import get_store
-from shared.sync import Outcome, run_sync
-from shared.tab_computers import ComputerRow, Computers, SoftwareCell
-from shared.tab_render import render, security_headers
-from shared.tab_view import TabView
+from shared.api.rules import import_rules
+from shared.core.schedule import longest_gap
+from shared.records.halo import Ticket
+from shared.store.repository import get_store
+from shared.sync.run import Outcome, run_sync
+from shared.tab.computers import ComputerRow, Computers, SoftwareCell
+from shared.tab.render import render, security_headers
+from shared.tab.view import TabView
 from tests.registry import handler
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
@@ -332,7 +332,7 @@ def test_slow_halopsa_times_out_into_a_notice(demo, monkeypatch):
 
 @pytest.mark.integration
 def test_stale_data_and_failed_runs_are_warned_about(demo, monkeypatch):
-    from shared import tab as tab_module
+    from shared.tab import page as tab_module
 
     later = datetime.now(UTC) + timedelta(hours=2)
     html = asyncio.run(tab_module.tab_page("1", principal=None, now=later)).html

@@ -23,17 +23,17 @@ from azure.data.tables import TableServiceClient
 from sandbox.halo_data import HaloDataSet, demo_data
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import immy_data_for
-from shared import tab as tab_module
-from shared import tab_snapshot
-from shared.detection import matches
-from shared.immy_client import ImmyError, forget_applications
-from shared.immy_models import DetectedSoftware, ImmyComputer
-from shared.rule_admin import import_rules
+from shared.api.rules import import_rules
+from shared.core.detection import matches
+from shared.immybot.client import ImmyError, forget_applications
+from shared.records.immybot import DetectedSoftware, ImmyComputer
 from shared.settings import get_settings
-from shared.store import Held as StoreHeld
-from shared.store import Store, get_store
-from shared.sync import Outcome, run_sync
-from shared.tab_computers import Wanted, cell, read_tenant
+from shared.store.repository import Held as StoreHeld
+from shared.store.repository import Store, get_store
+from shared.sync.run import Outcome, run_sync
+from shared.tab import page as tab_module
+from shared.tab import snapshot as tab_snapshot
+from shared.tab.computers import Wanted, cell, read_tenant
 from tests.conftest import immy_settings
 from tests.registry import handler
 

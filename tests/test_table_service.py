@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared.settings import load_settings
-from shared.store import Store, get_store
-from shared.table_service import table_service
+from shared.store.repository import Store, get_store
+from shared.store.service import table_service
 
 pytestmark = pytest.mark.integration
 CALLERS = 20

@@ -7,15 +7,15 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from shared.halo_models import Client, Contract, Item, RecurringInvoice, Site
-from shared.rules import ItemMatch, Rule, RuleSet, closest, normalise
-from shared.targets import (
+from shared.core.rules import ItemMatch, Rule, RuleSet, closest, normalise
+from shared.core.targets import (
     ContractReason,
     InvoiceLineReason,
     Snapshot,
     count_targets,
     resolve,
 )
+from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
 
 TODAY = date(2026, 11, 25)
 

@@ -16,13 +16,13 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 
 from sandbox.halo_data import demo_data
-from shared.api_models import TargetsResponse
-from shared.openapi import openapi_document
-from shared.problems import PROBLEM_JSON
-from shared.rules import RuleSet
+from shared.api.models import TargetsResponse
+from shared.api.openapi import openapi_document
+from shared.api.problems import PROBLEM_JSON
+from shared.core.rules import RuleSet
 from shared.settings import get_settings
-from shared.store import get_store
-from shared.sync import Outcome, run_sync
+from shared.store.repository import get_store
+from shared.sync.run import Outcome, run_sync
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,3 @@
+"""The HTTP API: request parsing, problems (RFC 9457), answers, admin routes, the OpenAPI document,
+the setup check.
+"""

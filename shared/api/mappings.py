@@ -1,0 +1,106 @@
+"""Explicit HaloPSA client -> ImmyBot tenant mappings: list, set, remove.
+
+A change re-maps the current (and any held) generation at once and re-resolves every rule into
+fresh partitions, switched to by the usual manifest write, so targets name the new tenant without
+waiting for the next sync.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.api.params import record_id
+from shared.api.problems import ApiError, json_object, problem
+from shared.api.targets import snapshot_of
+from shared.core.mapping import ExplicitMapping, TenantMatch, links_of, map_clients
+from shared.records.halo import describe_error
+from shared.store.generations import apply_rules, read_manifest, write_matches
+from shared.store.repository import Store
+
+
+class MappingsView(BaseModel):
+    """`GET /api/mappings`: the explicit mappings and, per client, the current outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    immybot_configured: bool
+    generation: str | None
+    explicit: list[ExplicitMapping]
+    outcomes: list[TenantMatch]
+
+
+def explicit_mappings(store: Store) -> dict[int, ExplicitMapping]:
+    """The stored explicit mappings by HaloPSA client id."""
+    return {row["halo_client_id"]: ExplicitMapping(**row) for row in store.mapping_rows()}
+
+
+def list_mappings(store: Store) -> MappingsView:
+    """Explicit mappings plus how every client of the current generation maps."""
+    pointer = store.current()
+    explicit = sorted(explicit_mappings(store).values(), key=lambda m: m.halo_client_id)
+    if pointer is None:
+        return MappingsView(
+            immybot_configured=False, generation=None, explicit=explicit, outcomes=[]
+        )
+    snapshot = snapshot_of(store, pointer.generation)
+    return MappingsView(
+        immybot_configured=snapshot.immybot,
+        generation=pointer.generation,
+        explicit=explicit,
+        outcomes=sorted(snapshot.matches.values(), key=lambda m: m.client_id),
+    )
+
+
+def put_mapping(
+    store: Store, halo_client_id: str, body: bytes, today: date
+) -> tuple[ExplicitMapping, bool]:
+    """Map one client to a tenant from a JSON body `{"immy_tenant_id": N, "note": "..."}`."""
+    client_id = _client_id(halo_client_id)
+    document = json_object(body, 16 * 1024)
+    document.setdefault("halo_client_id", client_id)
+    try:
+        # Strict: the JSON types the schema states ("5" is not an integer).
+        mapping = ExplicitMapping.model_validate(document, strict=True)
+    except ValidationError as error:
+        raise ApiError(problem(400, "bad-mapping", describe_error(error))) from None
+    if mapping.halo_client_id != client_id:
+        # 409: a well-formed body about another client than the URL's.
+        raise ApiError(
+            problem(409, "client-mismatch", "the body names another HaloPSA client than the URL")
+        )
+    created = client_id not in explicit_mappings(store)
+    store.put_mapping_row(client_id, mapping.immy_tenant_id, mapping.note)
+    _remap(store, today)
+    return mapping, created
+
+
+def delete_mapping(store: Store, halo_client_id: str, today: date) -> None:
+    """Remove one client's explicit mapping (it maps by name again); 404 if it had none."""
+    if not store.delete_mapping_row(_client_id(halo_client_id)):
+        raise ApiError(
+            problem(404, "unknown-mapping", f"client {halo_client_id} has no explicit mapping")
+        )
+    _remap(store, today)
+
+
+def _client_id(text: str) -> int:
+    return record_id(text, "halo_client_id", "bad-mapping")
+
+
+def _remap(store: Store, today: date) -> None:
+    explicit = explicit_mappings(store)
+    pointer, held = store.current(), store.held()
+    for generation in {g for g in (pointer and pointer.generation, held and held.generation) if g}:
+        manifest, _ = read_manifest(store, generation)
+        if not manifest.immybot.configured:
+            continue
+        snapshot = snapshot_of(store, generation)
+        # ImmyBot's own links were read by the sync; keep them (they are in the stored mapping).
+        links = links_of(snapshot.matches.values())
+        matches = map_clients(snapshot.clients.values(), snapshot.tenants.values(), explicit, links)
+        remapped = snapshot.with_immybot(snapshot.tenants.values(), matches)
+        write_matches(store, generation, matches.values())
+        rules = [entry.rule for entry in manifest.rules.values()]
+        apply_rules(store, generation, remapped, rules, today)

@@ -1,0 +1,256 @@
+"""Rules administration: list, read, create/replace, delete, import and export.
+
+A change is stored, then applied at once to the current generation (and to a held one, so an
+approval does not bring back the old rule) by re-resolving from the stored snapshot: no waiting for
+the next HaloPSA sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.api.models import RulesImported, RuleView
+from shared.api.problems import ApiError, json_object, problem
+from shared.api.targets import snapshot_of
+from shared.core.catalog import Catalog, rule_warnings, scope_warnings
+from shared.core.rules import DUPLICATE_SOFTWARE, MAX_RULES, MAX_SOFTWARE, Rule, RuleSet, normalise
+from shared.core.text import SOFTWARE_PATTERN, checked_text
+from shared.records.halo import describe_error
+from shared.store.generations import Manifest, apply_rules, read_catalog, read_manifest
+from shared.store.repository import MAX_ENTITY_CHARS, Store, StoreError, check_key
+
+MAX_BODY = 256 * 1024
+# Every rule's entry (the rule plus its counts and unmapped clients) sits in the generation's
+# manifest, one entity of at most MAX_ENTITY_CHARS: the rules themselves may take a third of it.
+MAX_RULES_CHARS = MAX_ENTITY_CHARS // 3
+
+
+def stored_rules(store: Store) -> dict[str, Rule]:
+    """Every stored rule by key (documents that no longer validate are skipped)."""
+    rules: dict[str, Rule] = {}
+    for document in store.rule_documents():
+        try:
+            rule = Rule.model_validate(document)
+        except ValidationError:
+            continue
+        rules[rule.key] = rule
+    return rules
+
+
+def export_rules(store: Store) -> RuleSet:
+    """The stored rules in the import format, sorted by software."""
+    return RuleSet(rules=sorted(stored_rules(store).values(), key=lambda r: r.key))
+
+
+def list_rules(store: Store) -> list[RuleView]:
+    """Every rule with its current target count and warnings."""
+    manifest, catalog = _current(store)
+    return [
+        _view(r, manifest, catalog)
+        for r in sorted(stored_rules(store).values(), key=lambda r: r.key)
+    ]
+
+
+def get_rule(store: Store, software: str) -> RuleView:
+    """One rule, or a 404 naming the known ones."""
+    key = route_key(software)
+    rules = stored_rules(store)
+    rule = rules.get(key) if key else None
+    if rule is None:
+        raise _unknown(software, rules)
+    manifest, catalog = _current(store)
+    return _view(rule, manifest, catalog)
+
+
+def route_key(software: str) -> str | None:
+    """The key of a software named in a URL; a 400 if no rule could ever have that name, and
+    None if only its normalised form is not storable (then no rule has it: a 404)."""
+    try:
+        checked_text(SOFTWARE_PATTERN, MAX_SOFTWARE)(software)
+    except ValueError as error:
+        raise ApiError(problem(400, "bad-rule-name", f"software {error}")) from None
+    key = normalise(software)
+    if not key:
+        raise ApiError(problem(400, "bad-rule-name", "software may not be empty"))
+    try:
+        return check_key(key)
+    except ValueError:
+        return None
+
+
+def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[RuleView, bool]:
+    """Create or replace the rule for `software` from a JSON body; (view, created)."""
+    key = route_key(software)
+    document = json_object(body, MAX_BODY)
+    document.setdefault("software", software)
+    rule = _validate(document)
+    if key is None:
+        raise ApiError(problem(400, "bad-rule-name", "software may not contain / \\ # ?"))
+    if rule.key != key:
+        # 409: the body names another rule than the URL; not a malformed request.
+        raise ApiError(
+            problem(
+                409,
+                "software-mismatch",
+                f"the body names software {rule.software!r}, the URL {software!r}",
+            )
+        )
+    rules = stored_rules(store)
+    created = rule.key not in rules
+    _check_limits({**rules, rule.key: rule}.values())
+    store.put_rule_document(rule.key, rule.model_dump(mode="json"))
+    _apply(store, [rule], [], today)
+    manifest, catalog = _current(store)
+    return _view(rule, manifest, catalog), created
+
+
+def delete_rule(store: Store, software: str, today: date) -> None:
+    """Delete a rule and drop its targets from the current generation; 404 if there is none."""
+    key = route_key(software)
+    # Not stored, yet still in a generation: an earlier delete stored its deletion and failed
+    # before re-resolving (a 503 whose retry this is). Finish it rather than answer 404.
+    if key is None or not (store.delete_rule(key) or _applied_somewhere(store, key)):
+        raise _unknown(software, stored_rules(store))
+    _apply(store, [], [key], today)
+
+
+def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
+    """Replace every rule with the rule set in the body (the format `export_rules` writes).
+
+    All or nothing: the whole set is validated, against the storage limits too, before the
+    first rule is written.
+    """
+    document = json_object(body, MAX_BODY)
+    try:
+        rule_set = RuleSet.model_validate(document, strict=True)
+    except ValidationError as error:
+        duplicate = any(e["type"] == DUPLICATE_SOFTWARE for e in error.errors())
+        status, slug = (409, "duplicate-software") if duplicate else (400, "bad-rule")
+        raise ApiError(problem(status, slug, _describe(error))) from None
+    _check_limits(rule_set.rules)
+    before = stored_rules(store)
+    incoming = {r.key: r for r in rule_set.rules}
+    changed = [r for k, r in incoming.items() if before.get(k) != r]
+    for rule in changed:  # an unchanged rule is already stored as it is
+        store.put_rule_document(rule.key, rule.model_dump(mode="json"))
+    deleted = [k for k in before if k not in incoming]
+    for key in deleted:
+        store.delete_rule(key)
+    # Against the generations too: a retry after a failure between storing and applying finds
+    # every rule stored already, yet the generations still answer from the old rules.
+    _apply(store, changed, deleted, today, wanted=incoming)
+    manifest, catalog = _current(store)
+    return RulesImported(
+        created=sorted(r.software for k, r in incoming.items() if k not in before),
+        replaced=sorted(r.software for k, r in incoming.items() if k in before),
+        deleted=sorted(before[k].software for k in deleted),
+        rules=[_view(r, manifest, catalog) for r in sorted(incoming.values(), key=lambda r: r.key)],
+    )
+
+
+def _check_limits(rules: Iterable[Rule]) -> None:
+    """A 413 when the rules would not fit the generation manifest (one table entity)."""
+    rules = list(rules)
+    if len(rules) > MAX_RULES:
+        raise ApiError(
+            problem(413, "too-many-rules", f"at most {MAX_RULES} rules", rules=len(rules))
+        )
+    size = sum(len(r.model_dump_json()) for r in rules)
+    if size > MAX_RULES_CHARS:
+        raise ApiError(
+            problem(
+                413,
+                "rules-too-large",
+                f"the rules take {size} characters; at most {MAX_RULES_CHARS} fit in storage",
+            )
+        )
+
+
+def _generations(store: Store) -> set[str]:
+    """The current and the held generation: the ones a rule change applies to."""
+    pointer, held = store.current(), store.held()
+    return {g for g in (pointer and pointer.generation, held and held.generation) if g}
+
+
+def _applied_somewhere(store: Store, key: str) -> bool:
+    return any(key in read_manifest(store, g)[0].rules for g in _generations(store))
+
+
+def _apply(
+    store: Store,
+    rules: list[Rule],
+    removed: list[str],
+    today: date,
+    *,
+    wanted: dict[str, Rule] | None = None,
+) -> None:
+    """Re-resolve `rules` and drop `removed` in the current and held generations; with `wanted`
+    (the whole rule set), also whatever a generation's manifest holds otherwise."""
+    if not rules and not removed and wanted is None:
+        return
+    for generation in _generations(store):
+        todo, gone = list(rules), list(removed)
+        if wanted is not None:
+            entries = read_manifest(store, generation)[0].rules
+            named = {r.key for r in todo}
+            todo += [
+                r
+                for k, r in wanted.items()
+                if k not in named and (k not in entries or entries[k].rule != r)
+            ]
+            gone += [k for k in entries if k not in wanted and k not in gone]
+        if todo or gone:
+            apply_rules(
+                store, generation, snapshot_of(store, generation), todo, today, removed=gone
+            )
+
+
+def _current(store: Store) -> tuple[Manifest | None, Catalog | None]:
+    pointer = store.current()
+    if pointer is None:
+        return None, None
+    try:
+        return read_manifest(store, pointer.generation)[0], read_catalog(store, pointer.generation)
+    except StoreError:
+        return None, None
+
+
+def _view(rule: Rule, manifest: Manifest | None, catalog: Catalog | None) -> RuleView:
+    entry = manifest.rules.get(rule.key) if manifest else None
+    return RuleView(
+        rule=rule,
+        targets=entry.targets if entry else None,
+        warnings=(rule_warnings(rule, catalog) if catalog else []) + scope_warnings(rule),
+    )
+
+
+def _validate(document: dict[str, Any]) -> Rule:
+    try:
+        # Strict: the JSON types the schema states ("5" is not an integer).
+        return Rule.model_validate(document, strict=True)
+    except ValidationError as error:
+        raise ApiError(problem(400, "bad-rule", _describe(error))) from None
+
+
+def _describe(error: ValidationError, most: int = 5) -> str:
+    """The first few reasons: a 2,000-rule body can hold thousands."""
+    text = describe_error(error)
+    parts = text.split("; ")
+    return "; ".join(parts[:most]) + (
+        f"; and {len(parts) - most} more" if len(parts) > most else ""
+    )
+
+
+def _unknown(software: str, rules: dict[str, Rule]) -> ApiError:
+    return ApiError(
+        problem(
+            404,
+            "unknown-software",
+            f"no rule for software {software!r}",
+            known=sorted(r.software for r in rules.values()),
+        )
+    )

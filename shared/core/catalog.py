@@ -1,0 +1,181 @@
+"""The contract types and recurring items present in a snapshot, with client counts.
+
+An admin writes rules from these real names instead of guessing HaloPSA's spelling; rule validation
+uses the same catalogue to warn about names nothing in HaloPSA carries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.core.rules import Rule, closest, normalise
+from shared.core.targets import Snapshot, contract_covers, line_covers
+
+
+class ContractTypeEntry(BaseModel):
+    """A contract type and how many clients have one (and how many are covered today)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    clients: int = Field(description="Active clients with any contract of this type.")
+    covered_clients: int = Field(description="Active clients whose contract covers them today.")
+
+
+class ItemEntry(BaseModel):
+    """A recurring invoice item and how many clients are billed for it today."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None
+    name: str
+    codes: list[str]
+    clients: int = Field(description="Active clients with a current line for this item.")
+    quantity_fixed: float = Field(description="Sum of qty_order over fixed-quantity lines.")
+    quantity_calculated: float = Field(
+        description="Sum of the last calculated values over calculated-quantity lines."
+    )
+    calculated_unknown: int = Field(
+        description="Calculated lines HaloPSA has not calculated yet (not counted as 0)."
+    )
+    unit_price: float | None = Field(description="The item's recurring (or base) price, if set.")
+
+
+class Catalog(BaseModel):
+    """What a snapshot offers to write rules against."""
+
+    model_config = ConfigDict(frozen=True)
+
+    contract_types: list[ContractTypeEntry]
+    items: list[ItemEntry]
+
+
+def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
+    """Count clients per contract type and per recurring item, ignoring inactive clients."""
+
+    def active(client_id: int) -> bool:
+        client = snapshot.clients.get(client_id)
+        return client is not None and not client.inactive
+
+    type_names: dict[str, str] = {}
+    having: dict[str, set[int]] = defaultdict(set)
+    covered: dict[str, set[int]] = defaultdict(set)
+    for contract in snapshot.contracts:
+        name = contract.contracttype_name.strip()
+        if not name or not active(contract.client_id):
+            continue
+        key = normalise(name)
+        type_names.setdefault(key, name)
+        having[key].add(contract.client_id)
+        if contract_covers(contract, today)[0]:
+            covered[key].add(contract.client_id)
+
+    item_clients: dict[tuple[int | None, str], set[int]] = defaultdict(set)
+    fixed: dict[tuple[int | None, str], float] = defaultdict(float)
+    calculated: dict[tuple[int | None, str], float] = defaultdict(float)
+    unknown: dict[tuple[int | None, str], int] = defaultdict(int)
+    line_codes: dict[tuple[int | None, str], set[str]] = defaultdict(set)
+    for invoice in snapshot.invoices:
+        if not active(invoice.client_id):
+            continue
+        for line in invoice.lines:
+            if not line_covers(invoice, line, today):
+                continue
+            item = snapshot.items.get(line.item_id) if line.item_id is not None else None
+            # A line without an item link is listed by its own text, so the admin sees it exists.
+            text = " ".join(line.item_shortdescription.split())
+            item_key = (item.id, item.name) if item else (None, text)
+            item_clients[item_key].add(invoice.client_id)
+            line_codes[item_key].update(
+                code
+                for code in (
+                    line.item_code,
+                    line.item_internal_reference,
+                    line.item_external_reference,
+                )
+                if code.strip()
+            )
+            quantity = line.known_quantity
+            if quantity is None:
+                unknown[item_key] += 1
+            elif line.calculated:
+                calculated[item_key] += quantity
+            else:
+                fixed[item_key] += quantity
+
+    items = []
+    for (item_id, label), clients in item_clients.items():
+        item = snapshot.items.get(item_id) if item_id is not None else None
+        own = (
+            (item.internalreference, item.externalreference, item.supplier_part_code)
+            if item
+            else ()
+        )
+        # The lines' own codes can be matched by a rule too, so the admin must see them.
+        codes = list(dict.fromkeys([c for c in own if c] + sorted(line_codes[(item_id, label)])))
+        price = (item.recurringprice or item.baseprice or None) if item else None
+        items.append(
+            ItemEntry(
+                id=item_id,
+                name=item.name if item else label,
+                codes=codes,
+                clients=len(clients),
+                quantity_fixed=fixed[(item_id, label)],
+                quantity_calculated=calculated[(item_id, label)],
+                calculated_unknown=unknown[(item_id, label)],
+                unit_price=price,
+            )
+        )
+    return Catalog(
+        contract_types=sorted(
+            (
+                ContractTypeEntry(
+                    name=type_names[k], clients=len(v), covered_clients=len(covered[k])
+                )
+                for k, v in having.items()
+            ),
+            key=lambda e: normalise(e.name),
+        ),
+        items=sorted(items, key=lambda e: (normalise(e.name), e.id or 0)),
+    )
+
+
+SITE_SCOPE_WARNING = (
+    "site-scoped: ImmyBot tags are per tenant, so this rule gets no ImmyBot tag and its clients "
+    "are listed as 'site scope: not tagged'; deploy it with the PowerShell filter script "
+    "(docs/immybot-setup.md)"
+)
+
+
+def scope_warnings(rule: Rule) -> list[str]:
+    """What the rule cannot do in ImmyBot (a site scope cannot be a tenant tag)."""
+    return [SITE_SCOPE_WARNING] if rule.site_ids is not None else []
+
+
+def rule_warnings(rule: Rule, catalog: Catalog) -> list[str]:
+    """Names in `rule` that nothing in the catalogue carries, with the closest known names."""
+    warnings = []
+    known_types = [e.name for e in catalog.contract_types]
+    known_type_keys = {normalise(n) for n in known_types}
+    for name in rule.contract_types:
+        if normalise(name) not in known_type_keys:
+            warnings.append(_unknown("contract type", name, closest(name, known_types)))
+    ids = {e.id for e in catalog.items if e.id is not None}
+    names = [e.name for e in catalog.items]
+    codes = [c for e in catalog.items for c in e.codes]
+    for match in rule.items:
+        if match.id is not None and match.id not in ids:
+            warnings.append(f"no current recurring line bills item id {match.id}")
+        elif match.code is not None and normalise(match.code) not in {normalise(c) for c in codes}:
+            warnings.append(_unknown("item code", match.code, closest(match.code, codes)))
+        elif match.name is not None and normalise(match.name) not in {normalise(n) for n in names}:
+            warnings.append(_unknown("item name", match.name, closest(match.name, names)))
+    return warnings
+
+
+def _unknown(what: str, name: str, suggestions: list[str]) -> str:
+    hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    return f"no current {what} {name!r} in HaloPSA{hint}"

@@ -1,0 +1,559 @@
+"""HaloPSA REST client: OAuth2 client credentials, paging, retries, and a shared request budget.
+
+Every read is a GET and therefore safe to retry. Errors are typed (shared.halo.errors) and their
+text carries the method, the path and the status, never the client secret, the token or a response
+body. The seams live in their own modules: pacing and the retry policy in shared.outbound.budget,
+sending (budget, retries, 429 pauses, the outgoing call line) in shared.halo.transport, tokens in
+shared.halo.auth, paging and all-or-nothing reads in shared.halo.paging; their public names are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel, SecretStr
+
+from shared.halo.auth import (
+    TOKEN_EXPIRY_MARGIN_SECONDS,
+    TOKEN_PATH,
+    Token,
+    TokenCache,
+    oauth_error,
+    token_from_response,
+)
+from shared.halo.errors import (
+    HaloAuthError,
+    HaloError,
+    HaloNotFound,
+    HaloProtocolError,
+    HaloRateLimited,
+    HaloReportError,
+    HaloRequestError,
+    HaloUnavailable,
+)
+from shared.halo.paging import PageStage, first_error, gather_or_cancel, read_all_pages
+from shared.halo.transport import ClientStats, HaloTransport, raise_for_status
+from shared.outbound.budget import (
+    RETRYABLE_STATUS,
+    Clock,
+    RequestBudget,
+    RetryPolicy,
+    Sleep,
+    parse_retry_after,
+)
+from shared.records.halo import (
+    Asset,
+    Client,
+    Contract,
+    Item,
+    Parsed,
+    RecurringInvoice,
+    Reject,
+    Site,
+    Ticket,
+    User,
+    describe_error,
+    parse_records,
+)
+from shared.settings import Settings
+
+log = logging.getLogger("halo_immy.halo")
+
+M = TypeVar("M", bound=BaseModel)
+# The stats key of `GET /api/RecurringInvoice/{id}`, apart from the listing's pages.
+INVOICE_BY_ID = "RecurringInvoice/{id}"
+
+
+@dataclass(slots=True)
+class Listing(Parsed[M], Generic[M]):
+    """A fully paged list: valid records, rejects, and how it was read."""
+
+    pages: int = 0
+    duplicates: int = 0
+    lines_fetched_by_id: int = 0
+
+
+class HaloClient:
+    """Reads HaloPSA through its REST API. Use as `async with HaloClient(...) as halo:`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: SecretStr | str,
+        *,
+        tenant: str | None = None,
+        scope: str = "all",
+        page_size: int = 100,
+        timeout: float = 30.0,
+        max_concurrency: int = 4,
+        max_pages: int = 10_000,
+        budget: RequestBudget | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._client_id = client_id
+        self._secret = (
+            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        )
+        self._tenant = tenant
+        self._scope = scope
+        self.page_size = page_size
+        self._max_pages = max_pages
+        self._budget = budget
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._tokens = token_cache or TokenCache()
+        self._token_key = (self._base, client_id, tenant or "", scope)
+        self._token_lock = asyncio.Lock()
+        self.stats = ClientStats()
+        # Set by a sync for its read (shared.sync.stage): pages and by-id answers kept in it are
+        # not requested again, and those requested are put in it.
+        self.stage: PageStage | None = None
+        self._http = httpx.AsyncClient(
+            base_url=self._base,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "halo-immy/0.1"},
+            follow_redirects=False,
+        )
+        self._transport = HaloTransport(
+            self._http,
+            budget=budget,
+            retry=self._retry,
+            sleep=sleep,
+            rng=self._rng,
+            stats=self.stats,
+            current_token=self._current_token,
+            drop_token=self._drop_token,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        budget: RequestBudget | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ) -> HaloClient:
+        """A client configured from app settings (keyword arguments override them)."""
+        options: dict[str, Any] = {
+            "tenant": settings.halo_tenant,
+            "scope": settings.halo_scope,
+            "page_size": settings.halo_page_size,
+            "timeout": settings.halo_timeout_seconds,
+            "budget": budget or RequestBudget(settings.halo_requests_per_minute),
+            "retry": RetryPolicy(backoff_429=settings.halo_backoff_429_seconds),
+            "transport": transport,
+        }
+        options.update(kwargs)
+        return cls(
+            settings.halo_base, settings.halo_client_id, settings.halo_client_secret, **options
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the underlying connection pool."""
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"HaloClient(base_url={self._base!r}, client_id={self._client_id!r})"
+
+    @property
+    def budget(self) -> RequestBudget | None:
+        """The request budget every call of this client draws on, if any."""
+        return self._budget
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def clients(self) -> Listing[Client]:
+        """Every client, inactive ones included (so they can be excluded knowingly)."""
+        return await self.list_records("Client", "clients", Client, {"includeinactive": "true"})
+
+    async def sites(self) -> Listing[Site]:
+        """Every site of every client, inactive ones included."""
+        return await self.list_records("Site", "sites", Site, {"includeinactive": "true"})
+
+    async def contracts(self) -> Listing[Contract]:
+        """Every client contract, inactive and expired ones included (coverage decides)."""
+        return await self.list_records(
+            "ClientContract", "contracts", Contract, {"includeinactive": "true"}
+        )
+
+    async def recurring_invoices(self) -> Listing[RecurringInvoice]:
+        """Every recurring invoice with its lines, disabled ones included.
+
+        HaloPSA sometimes lists an invoice without its `lines` key; lineless would wrongly mean
+        "covers nothing", so each such invoice is read by id (that answer always carries its
+        lines), within the budget. `lines_fetched_by_id` on the listing and on `stats` counts them.
+        """
+        params = {"includelines": "true", "includeinactive": "true"}
+        raw, pages, duplicates = await self._read_all_pages("RecurringInvoice", "invoices", params)
+        raw, by_id = await self._fill_missing_lines(raw)
+        parsed = parse_records(RecurringInvoice, raw, kind="RecurringInvoice")
+        return Listing(
+            records=parsed.records,
+            rejects=parsed.rejects,
+            pages=pages,
+            duplicates=duplicates,
+            lines_fetched_by_id=by_id,
+        )
+
+    async def recurring_invoice(self, invoice_id: int) -> RecurringInvoice:
+        """One recurring invoice with its lines (ids are negative); HaloNotFound if unknown."""
+        path = f"/api/RecurringInvoice/{int(invoice_id)}"
+        body = await self._invoice_body(int(invoice_id))
+        parsed = parse_records(RecurringInvoice, [body], kind="RecurringInvoice")
+        if parsed.rejects:
+            raise HaloProtocolError("GET", path, 200, parsed.rejects[0].reason)
+        return parsed.records[0]
+
+    async def items(self) -> Listing[Item]:
+        """Every item (product) in HaloPSA's catalogue."""
+        return await self.list_records("Item", "items", Item, {"includeinactive": "true"})
+
+    async def assets(self, client_id: int) -> Listing[Asset]:
+        """The assets of one client."""
+        return await self.list_records("Asset", "assets", Asset, {"client_id": str(client_id)})
+
+    async def users(self, client_id: int) -> Listing[User]:
+        """The end users of one client."""
+        return await self.list_records("Users", "users", User, {"client_id": str(client_id)})
+
+    async def ticket(self, ticket_id: int) -> Ticket:
+        """One ticket by id; raises HaloNotFound for an unknown id."""
+        path = f"/api/Tickets/{int(ticket_id)}"
+        body = await self._get_json(path, {}, resource="Tickets")
+        if not isinstance(body, Mapping) or not body.get("id"):
+            raise HaloNotFound("GET", path, 200, "no ticket in the answer")
+        parsed = parse_records(Ticket, [body])
+        if parsed.rejects:
+            raise HaloProtocolError("GET", path, 200, parsed.rejects[0].reason)
+        return parsed.records[0]
+
+    async def report(self, sql: str) -> list[Mapping[str, Any]]:
+        """The rows of one SELECT run by `POST /api/Report` (`_loadreportonly`), values as HaloPSA
+        wrote them (strings). A SELECT changes nothing, so it is retried like a GET, but a 504 or
+        read timeout raises HaloReportTimeout at once (the caller asks for fewer rows). Raises
+        HaloReportError when HaloPSA could not run the SQL (it answers that with HTTP 200)."""
+        path = "/api/Report"
+        response = await self._transport.request(
+            "POST",
+            path,
+            path,
+            resource="Report",
+            json_body=[{"sql": sql, "_loadreportonly": True}],
+            authorised=True,
+            deadline_is_final=True,
+        )
+        raise_for_status("POST", path, response)
+        try:
+            body = response.json()
+        except ValueError:
+            raise HaloProtocolError("POST", path, response.status_code, "not JSON") from None
+        # One object, or (some clients say) an array of one: read both.
+        if isinstance(body, list) and len(body) == 1:
+            body = body[0]
+        report = body.get("report") if isinstance(body, Mapping) else None
+        error = (report if isinstance(report, Mapping) else {}).get("load_error") or (
+            body.get("load_error") if isinstance(body, Mapping) else None
+        )
+        if error:
+            # Halo's message names the SQL problem (a column, a keyword), never row data.
+            raise HaloReportError("POST", path, 200, f"report failed: {str(error)[:300]}")
+        rows = report.get("rows") if isinstance(report, Mapping) else None
+        if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
+            raise HaloProtocolError("POST", path, 200, "the answer has no 'report.rows' list")
+        return rows
+
+    async def get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
+        """One GET under the client's budget, retries and token handling; the decoded JSON."""
+        return await self._get_json(path, params, resource=resource)
+
+    async def post_json(self, path: str, body: Any, *, resource: str) -> Any:
+        """One POST of a JSON body; the decoded answer (None if it is not JSON).
+
+        Writes are not idempotent: a 5xx or a timeout raises without a second send (see
+        `HaloTransport.write`), and the caller re-reads before writing again.
+        """
+        response = await self._transport.write("POST", path, resource=resource, body=body)
+        raise_for_status("POST", path, response)
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    async def list_records(
+        self,
+        resource: str,
+        key: str,
+        model: type[M],
+        params: Mapping[str, str] | None = None,
+    ) -> Listing[M]:
+        """Read every page of `GET /api/{resource}` and validate each record into `model`."""
+        raw, pages, duplicates = await self._read_all_pages(resource, key, dict(params or {}))
+        parsed = parse_records(model, raw, kind=resource)
+        return Listing(
+            records=parsed.records, rejects=parsed.rejects, pages=pages, duplicates=duplicates
+        )
+
+    async def list_page(
+        self,
+        resource: str,
+        key: str,
+        model: type[M],
+        number: int,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Listing[M], int | None]:
+        """Page `number` of `GET /api/{resource}`, validated, with the `record_count` it gave."""
+        raw, count = await self._get_page(
+            f"/api/{resource}", resource, key, dict(params or {}), number
+        )
+        parsed = parse_records(model, raw, kind=resource)
+        return Listing(records=parsed.records, rejects=parsed.rejects, pages=1), count
+
+    async def invoice_page(self, number: int) -> tuple[Listing[RecurringInvoice], int | None]:
+        """Page `number` of the recurring invoices with their lines (an invoice listed without
+        them is read by id), with the `record_count` HaloPSA gave."""
+        params = {"includelines": "true", "includeinactive": "true"}
+        raw, count = await self._get_page(
+            "/api/RecurringInvoice", "RecurringInvoice", "invoices", params, number
+        )
+        raw, by_id = await self._fill_missing_lines(raw)
+        parsed = parse_records(RecurringInvoice, raw, kind="RecurringInvoice")
+        listing = Listing(
+            records=parsed.records, rejects=parsed.rejects, pages=1, lines_fetched_by_id=by_id
+        )
+        return listing, count
+
+    async def _invoice_body(self, invoice_id: int) -> Mapping[str, Any]:
+        path = f"/api/RecurringInvoice/{invoice_id}"
+        key = f"RecurringInvoice|id|{invoice_id}"
+        kept = await self.stage.get(key) if self.stage is not None else None
+        if isinstance(kept, Mapping) and "id" in kept:
+            return kept
+        body = await self._get_json(path, {}, resource=INVOICE_BY_ID)
+        if not isinstance(body, Mapping) or "id" not in body:
+            raise HaloProtocolError("GET", path, 200, "no recurring invoice in the answer")
+        if self.stage is not None:
+            await self.stage.put(key, body)
+        return body
+
+    async def _fill_missing_lines(self, raw: list[Any]) -> tuple[list[Any], int]:
+        """`raw` with every invoice listed without `lines` replaced by its by-id answer."""
+        missing = [n for n, r in enumerate(raw) if isinstance(r, Mapping) and "lines" not in r]
+        if not missing:
+            return raw, 0
+        filled: list[Any] = list(raw)
+        gone: set[int] = set()
+        fetched = 0
+
+        async def fetch(position: int) -> None:
+            nonlocal fetched
+            invoice_id = _whole(raw[position].get("id"))
+            if invoice_id is None:
+                return  # validation rejects it for its id, with the reason
+            async with self._slots:
+                try:
+                    body = await self._invoice_body(invoice_id)
+                except HaloNotFound:
+                    # Deleted between the listing and this read: it bills nothing any more.
+                    gone.add(position)
+                    return
+                finally:
+                    fetched += 1
+            if "lines" not in body:
+                log.warning("HaloPSA recurring invoice read by id came back without lines too")
+            filled[position] = body
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for position in missing:
+                    group.create_task(fetch(position))
+        except ExceptionGroup as failed:
+            raise first_error(failed) from None
+        self.stats.lines_fetched_by_id += fetched
+        log.info("HaloPSA listed %d recurring invoices without lines; read them by id", fetched)
+        return [r for n, r in enumerate(filled) if n not in gone], fetched
+
+    # -- paging ------------------------------------------------------------------------------
+
+    async def _read_all_pages(
+        self, resource: str, key: str, params: dict[str, str]
+    ) -> tuple[list[Any], int, int]:
+        path = f"/api/{resource}"
+        # A kept page stands for the same request only: same resource, parameters and page size.
+        asked = json.dumps({**params, "page_size": self.page_size}, sort_keys=True)
+        stage_key = f"{resource}|{hashlib.sha256(asked.encode()).hexdigest()[:12]}"
+
+        async def get_page(number: int) -> tuple[list[Any], int | None]:
+            if self.stage is None:
+                return await self._get_page(path, resource, key, params, number)
+            name = f"{stage_key}|{number:05d}"
+            kept = await self.stage.get(name)
+            if isinstance(kept, Mapping) and isinstance(kept.get("records"), list):
+                count = kept.get("record_count")
+                return list(kept["records"]), count if isinstance(count, int) else None
+            records, record_count = await self._get_page(path, resource, key, params, number)
+            await self.stage.put(name, {"records": records, "record_count": record_count})
+            return records, record_count
+
+        return await read_all_pages(
+            get_page,
+            path=path,
+            page_size=self.page_size,
+            max_pages=self._max_pages,
+            slots=self._slots,
+        )
+
+    async def _get_page(
+        self, path: str, resource: str, key: str, params: dict[str, str], number: int
+    ) -> tuple[list[Any], int | None]:
+        query = {
+            **params,
+            "pageinate": "true",
+            "page_size": str(self.page_size),
+            "page_no": str(number),
+        }
+        body = await self._get_json(path, query, resource=resource)
+        where = f"{path} page {number}"
+        if not isinstance(body, Mapping) or not isinstance(body.get(key), list):
+            raise HaloProtocolError("GET", where, 200, f"the answer has no '{key}' list")
+        count = body.get("record_count")
+        record_count = int(count) if isinstance(count, int | float) and count >= 0 else None
+        return list(body[key]), record_count
+
+    # -- transport ---------------------------------------------------------------------------
+
+    async def _get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
+        where = path + (f" page {params['page_no']}" if "page_no" in params else "")
+        response = await self._transport.request(
+            "GET", path, where, resource=resource, params=params, authorised=True
+        )
+        raise_for_status("GET", where, response)
+        try:
+            return response.json()
+        except ValueError:
+            raise HaloProtocolError(
+                "GET", where, response.status_code, "the answer is not JSON"
+            ) from None
+
+    # -- token -------------------------------------------------------------------------------
+
+    async def authenticate(self) -> None:
+        """Fetch a token now (or reuse the cached one); raises what the token request raises."""
+        await self._current_token()
+
+    async def _current_token(self) -> Token:
+        token = self._tokens.get(self._token_key)
+        if token is not None and self._clock() < token.expires_at:
+            return token
+        async with self._token_lock:
+            # Whoever held the lock before us may have refreshed already: one refresh for all.
+            token = self._tokens.get(self._token_key)
+            if token is not None and self._clock() < token.expires_at:
+                return token
+            token = await self._fetch_token()
+            self._tokens.put(self._token_key, token)
+            return token
+
+    def _drop_token(self, token: Token) -> None:
+        if self._tokens.get(self._token_key) is token:
+            self._tokens.put(self._token_key, None)
+
+    async def _fetch_token(self) -> Token:
+        params = {"tenant": self._tenant} if self._tenant else None
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._secret.get_secret_value(),
+            "scope": self._scope,
+        }
+        response = await self._transport.request(
+            "POST", TOKEN_PATH, TOKEN_PATH, resource="auth/token", params=params, data=form
+        )
+        if response.status_code in (400, 401, 403):
+            raise HaloAuthError(
+                "POST",
+                TOKEN_PATH,
+                response.status_code,
+                oauth_error(response) or "token refused",
+            )
+        raise_for_status("POST", TOKEN_PATH, response)
+        self.stats.token_fetches += 1
+        return token_from_response(response, self._clock())
+
+
+def _whole(value: Any) -> int | None:
+    # HaloPSA sends ids as ints, decimals (-94.0) or strings.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() else None
+    return None
+
+
+__all__ = [
+    "INVOICE_BY_ID",
+    "RETRYABLE_STATUS",
+    "TOKEN_EXPIRY_MARGIN_SECONDS",
+    "ClientStats",
+    "Clock",
+    "HaloAuthError",
+    "HaloClient",
+    "HaloError",
+    "HaloNotFound",
+    "HaloProtocolError",
+    "HaloRateLimited",
+    "HaloReportError",
+    "HaloRequestError",
+    "HaloUnavailable",
+    "Listing",
+    "Reject",
+    "RequestBudget",
+    "RetryPolicy",
+    "Sleep",
+    "Token",
+    "TokenCache",
+    "describe_error",
+    "gather_or_cancel",
+    "parse_retry_after",
+]

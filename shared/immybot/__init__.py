@@ -1,0 +1,1 @@
+"""ImmyBot I/O: Entra tokens, the REST client, HaloPSA provider links."""

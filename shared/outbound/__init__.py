@@ -1,0 +1,1 @@
+"""HTTP plumbing both vendors' clients use: retry policy and request pacing."""

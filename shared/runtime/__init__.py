@@ -1,0 +1,1 @@
+"""Long-lived connections per event loop, and work done after a response."""

@@ -1,0 +1,511 @@
+"""What a snapshot generation holds and how it is laid out in its table.
+
+Partitions of a generation's table:
+- `clients`: one document per client holding the client and its sites, contracts and recurring
+  invoices (with lines). RowKey `<client id, 10 digits>-<part, 3 digits>`: a client whose records
+  outgrow one entity spills into further parts, so nothing is ever truncated.
+- `items`: the item catalogue, packed many to a document.
+- `targets|<rule key>|<rule hash>`: one rule's resolved targets, packed many to a document, in
+  order. The manifest names the partition of each rule, so a rule edited between syncs is
+  re-resolved into a fresh partition and switched to with one manifest write: readers never see a
+  half-written answer.
+- `unmapped|<rule key>|<rule hash>`: beside each targets partition, the rule's covered clients
+  that have no ImmyBot tenant (this list grows with clients, so it is not in the manifest).
+- `immy_matches`: every client's ImmyBot mapping outcome, in buckets of client ids
+  (RowKey `<client id // 1000, 7 digits>-<part, 3 digits>`), so one client's is a small range read.
+- `immy_tenants`, `immy_computers`: ImmyBot's tenants, and its computers per tenant.
+- `meta`: the manifest (when, what was read, which rules, where their targets are) and the catalog;
+  each may span several rows (`manifest`, `manifest|001`, ...) replaced in one transaction.
+
+Nothing that grows with the number of clients is a single entity: per-client data is per client or
+packed into as many entities as it needs.
+
+Table Storage costs per entity (Azurite about 1.3 ms each whatever its size), so records are grouped
+into as few entities as the size limits allow: a 5,000-client snapshot is about 5,000 entities
+instead of 45,000, and a client's whole record is one point read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.core.catalog import Catalog
+from shared.core.mapping import TenantMatch
+from shared.core.rules import Rule
+from shared.core.targets import (
+    Snapshot,
+    Target,
+    TargetCounts,
+    UnmappedClient,
+    count_targets,
+    resolve,
+    unmapped_of,
+)
+from shared.records.halo import Cause, Client, Contract, Item, RecurringInvoice, Reject, Site
+from shared.records.immybot import ImmyComputer, ImmyTenant
+from shared.store.repository import (
+    MAX_ENTITY_CHARS,
+    Store,
+    StoreConflict,
+    StoreError,
+    client_key,
+    decode_data,
+    document_entities,
+    encode_data,
+)
+
+# Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
+_DOC_LIMIT = MAX_ENTITY_CHARS - 2_000
+CLIENTS = "clients"
+ITEMS = "items"
+META = "meta"
+MANIFEST = "manifest"
+CATALOG = "catalog"
+MATCHES = "immy_matches"
+# Clients per matches bucket: about 120 characters each, so a bucket is one entity.
+MATCH_BUCKET = 1000
+IMMY_TENANTS = "immy_tenants"
+IMMY_COMPUTERS = "immy_computers"
+
+
+def resolution_version(rule: Rule, snapshot: Snapshot, today: date) -> str:
+    """A digest of what a rule's targets depend on besides the records: the rule, the mapping
+    and the day they were resolved on (dates decide coverage, so a re-resolve on a later day
+    must go to a fresh partition, never over rows the new answer no longer fills)."""
+    material = f"{rule.model_dump_json()}|{snapshot.mapping_digest}|{today.isoformat()}"
+    return hashlib.sha256(material.encode()).hexdigest()[:12]
+
+
+def target_partition(rule: Rule, version: str) -> str:
+    """The partition holding one version of one rule's resolved targets."""
+    return f"targets|{rule.key}|{version}"
+
+
+class RuleEntry(BaseModel):
+    """Where a rule's targets are in a generation, their totals, and who could not be mapped."""
+
+    software: str
+    partition: str
+    counts: TargetCounts
+    rule: Rule
+    version: str
+    resolved_on: date
+    unmapped_count: int = 0
+
+    @property
+    def targets(self) -> int:
+        """How many targets the rule has."""
+        return self.counts.targets
+
+    @property
+    def unmapped_partition(self) -> str:
+        """The partition holding the rule's covered clients without an ImmyBot tenant."""
+        return unmapped_partition(self.partition)
+
+
+def unmapped_partition(targets_partition: str) -> str:
+    """The unmapped-clients partition that goes with a targets partition."""
+    return "unmapped|" + targets_partition.removeprefix("targets|")
+
+
+class ImmyState(BaseModel):
+    """What the generation holds of ImmyBot."""
+
+    configured: bool = False
+    tenants: int = 0
+    computers: int = 0
+    note: str | None = None
+    halo_link: str | None = Field(
+        default=None, description="Which ImmyBot HaloPSA provider link mapped clients, or why none."
+    )
+
+
+class Manifest(BaseModel):
+    """What a generation holds."""
+
+    generation: str
+    synced_at: datetime
+    today: date
+    read: dict[str, int] = Field(default_factory=dict)
+    rules: dict[str, RuleEntry] = Field(default_factory=dict)
+    immybot: ImmyState = Field(default_factory=ImmyState)
+
+
+def rule_entry(rule: Rule, found: Sequence[Target], today: date, snapshot: Snapshot) -> RuleEntry:
+    """The manifest entry for `rule` resolved to `found` on `today` in `snapshot`."""
+    version = resolution_version(rule, snapshot, today)
+    return RuleEntry(
+        software=rule.software,
+        partition=target_partition(rule, version),
+        counts=count_targets(found),
+        rule=rule,
+        version=version,
+        resolved_on=today,
+        unmapped_count=sum(t.immy_tenant_id is None for t in found) if snapshot.immybot else 0,
+    )
+
+
+def _dump(model: BaseModel) -> str:
+    return model.model_dump_json()
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A generation ready to write: entities per partition, and records too large to store."""
+
+    partitions: dict[str, list[dict[str, Any]]]
+    too_large: list[Reject]
+
+    @property
+    def entities(self) -> int:
+        """How many entities the generation has."""
+        return sum(len(v) for v in self.partitions.values())
+
+
+def layout(
+    snapshot: Snapshot,
+    targets: Mapping[str, Sequence[Target]],
+    manifest: Manifest,
+    catalog: Catalog | None = None,
+    computers: Sequence[ImmyComputer] = (),
+) -> Layout:
+    """Lay a snapshot, its targets (by rule key), manifest, catalog and ImmyBot data out as entities."""
+    too_large: list[Reject] = []
+    by_client: dict[int, list[tuple[str, BaseModel]]] = defaultdict(list)
+    for site in snapshot.sites.values():
+        by_client[site.client_id].append(("sites", site))
+    for contract in snapshot.contracts:
+        by_client[contract.client_id].append(("contracts", contract))
+    for invoice in snapshot.invoices:
+        by_client[invoice.client_id].append(("invoices", invoice))
+
+    clients: list[dict[str, Any]] = []
+    for client in snapshot.clients.values():
+        head = _dump(client)
+        records = by_client.get(client.id, [])
+        for part, groups in enumerate(_pack(records, len(head), too_large)):
+            body = ",".join(f'"{kind}":[{",".join(items)}]' for kind, items in groups.items())
+            document = f'{{"client":{head}' + (f",{body}" if body else "") + "}"
+            clients.append(
+                {"RowKey": f"{client_key(client.id)}-{part:03d}", **encode_data(document)}
+            )
+
+    partitions = {
+        CLIENTS: clients,
+        ITEMS: _packed_lists((_dump(i) for i in snapshot.items.values()), too_large, "items"),
+        META: document_entities(MANIFEST, manifest.model_dump_json()),
+    }
+    if catalog is not None:
+        partitions[META] += document_entities(CATALOG, catalog.model_dump_json())
+    if snapshot.immybot:
+        partitions[MATCHES] = match_entities(snapshot.matches.values(), too_large)
+        partitions[IMMY_TENANTS] = _packed_lists(
+            (_dump(t) for t in snapshot.tenants.values()), too_large, "immy_tenants"
+        )
+        by_tenant: dict[int, list[str]] = defaultdict(list)
+        for computer in computers:
+            by_tenant[computer.tenant_id].append(_dump(computer))
+        partitions[IMMY_COMPUTERS] = [
+            {**entity, "RowKey": f"{tenant_id:010d}-{entity['RowKey']}"}
+            for tenant_id, texts in sorted(by_tenant.items())
+            for entity in _packed_lists(texts, too_large, "immy_computers")
+        ]
+    for key, found in targets.items():
+        entry = manifest.rules[key]
+        partitions[entry.partition] = target_entities(found, too_large)
+        partitions[entry.unmapped_partition] = unmapped_entities(found, snapshot, too_large)
+    return Layout(partitions, too_large)
+
+
+def unmapped_entities(
+    found: Iterable[Target], snapshot: Snapshot, too_large: list[Reject]
+) -> list[dict[str, Any]]:
+    """One rule's covered clients without a tenant, packed into entities."""
+    return _packed_lists((_dump(u) for u in unmapped_of(found, snapshot)), too_large, "unmapped")
+
+
+def match_entities(matches: Iterable[TenantMatch], too_large: list[Reject]) -> list[dict[str, Any]]:
+    """The client -> tenant outcomes in client-id buckets, each packed into as few entities as fit."""
+    buckets: dict[int, list[str]] = defaultdict(list)
+    for match in sorted(matches, key=lambda m: m.client_id):
+        buckets[match.client_id // MATCH_BUCKET].append(_dump(match))
+    return [
+        {**entity, "RowKey": f"{bucket:07d}-{entity['RowKey'][-3:]}"}
+        for bucket, texts in sorted(buckets.items())
+        for entity in _packed_lists(texts, too_large, "immy_matches")
+    ]
+
+
+def write_matches(store: Store, generation: str, matches: Iterable[TenantMatch]) -> None:
+    """Replace a generation's client -> tenant outcomes (an admin changed an explicit mapping)."""
+    entities = match_entities(matches, [])
+    before = {str(e["RowKey"]) for e in store.read_partition(generation, MATCHES)}
+    store.write_generation(generation, {MATCHES: entities})
+    stale = before - {str(e["RowKey"]) for e in entities}
+    if stale:
+        store.delete_rows(generation, MATCHES, sorted(stale))
+
+
+def target_entities(found: Iterable[Target], too_large: list[Reject]) -> list[dict[str, Any]]:
+    """One rule's targets packed into entities."""
+    return _packed_lists((_dump(t) for t in found), too_large, "targets")
+
+
+def _pack(
+    records: Iterable[tuple[str, BaseModel]], head: int, too_large: list[Reject]
+) -> Iterator[dict[str, list[str]]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    size = head
+    for kind, model in records:
+        text = _dump(model)
+        if len(text) + head > _DOC_LIMIT:
+            too_large.append(
+                Reject(
+                    kind,
+                    str(getattr(model, "id", "?")),
+                    f"{len(text)} characters, too large to store",
+                    Cause.TOO_LARGE,
+                )
+            )
+            continue
+        if groups and size + len(text) + 1 > _DOC_LIMIT:
+            yield groups
+            groups, size = defaultdict(list), head
+        groups[kind].append(text)
+        size += len(text) + 1
+    yield groups  # the first part always exists: it carries the client
+
+
+def _packed_lists(texts: Iterable[str], too_large: list[Reject], kind: str) -> list[dict[str, Any]]:
+    entities: list[dict[str, Any]] = []
+    chunk: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        row = f"{len(entities):06d}"
+        entities.append({"RowKey": row, "count": len(chunk), **encode_data(f"[{','.join(chunk)}]")})
+
+    for text in texts:
+        if len(text) > _DOC_LIMIT:
+            too_large.append(
+                Reject(kind, "?", f"{len(text)} characters, too large to store", Cause.TOO_LARGE)
+            )
+            continue
+        if chunk and size + len(text) + 1 > _DOC_LIMIT:
+            flush()
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text) + 1
+    if chunk:
+        flush()
+    return entities
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """One client with its sites, contracts and recurring invoices, as of a generation."""
+
+    client: Client
+    sites: list[Site]
+    contracts: list[Contract]
+    invoices: list[RecurringInvoice]
+
+
+def _client_record(documents: Sequence[Mapping[str, Any]]) -> ClientRecord:
+    return ClientRecord(
+        client=Client.model_validate(documents[0]["client"]),
+        sites=[Site.model_validate(x) for d in documents for x in d.get("sites", ())],
+        contracts=[Contract.model_validate(x) for d in documents for x in d.get("contracts", ())],
+        invoices=[
+            RecurringInvoice.model_validate(x) for d in documents for x in d.get("invoices", ())
+        ],
+    )
+
+
+def read_client(store: Store, generation: str, client_id: int) -> ClientRecord | None:
+    """One client's records (a single range read), or None if the generation lacks it."""
+    documents = store.read_documents(generation, CLIENTS, row_prefix=client_key(client_id) + "-")
+    return _client_record(documents) if documents else None
+
+
+def read_clients(store: Store, generation: str) -> list[ClientRecord]:
+    """Every client's records, in client id order."""
+    parts: dict[str, list[Any]] = defaultdict(list)
+    for entity in store.read_partition(generation, CLIENTS):
+        parts[str(entity["RowKey"]).split("-", 1)[0]].append(_decode(entity))
+    return [_client_record(parts[key]) for key in sorted(parts)]
+
+
+def read_items(store: Store, generation: str) -> list[Item]:
+    """The item catalogue of a generation."""
+    return [Item.model_validate(x) for x in _read_lists(store, generation, ITEMS)]
+
+
+def read_snapshot(store: Store, generation: str) -> Snapshot:
+    """A whole generation back as a Snapshot, for re-resolving rules without HaloPSA."""
+    records = read_clients(store, generation)
+    snapshot = Snapshot.build(
+        (r.client for r in records),
+        (s for r in records for s in r.sites),
+        (c for r in records for c in r.contracts),
+        (i for r in records for i in r.invoices),
+        read_items(store, generation),
+    )
+    manifest, _ = read_manifest(store, generation)
+    if not manifest.immybot.configured:
+        return snapshot
+    return snapshot.with_immybot(read_tenants(store, generation), read_matches(store, generation))
+
+
+def read_tenants(store: Store, generation: str) -> list[ImmyTenant]:
+    """ImmyBot's tenants as of a generation."""
+    return [ImmyTenant.model_validate(x) for x in _read_lists(store, generation, IMMY_TENANTS)]
+
+
+def read_matches(store: Store, generation: str) -> dict[int, TenantMatch]:
+    """The client -> tenant mapping of a generation."""
+    found = _read_lists(store, generation, MATCHES)
+    if not found:
+        found = _legacy_matches(store, generation)
+    return {m.client_id: m for m in (TenantMatch.model_validate(x) for x in found)}
+
+
+def _legacy_matches(store: Store, generation: str) -> list[Any]:
+    # Generations written before the matches were bucketed hold them as one `meta/mapping`
+    # document; read it so a deployment serves its current generation until the next sync.
+    try:
+        document, _ = store.read_document(generation, META, "mapping")
+    except StoreError:
+        return []
+    return list(document)
+
+
+def read_match(store: Store, generation: str, client_id: int) -> TenantMatch | None:
+    """One client's tenant mapping outcome (one small range read), or None if it has none."""
+    prefix = f"{client_id // MATCH_BUCKET:07d}-"
+    documents = store.read_documents(generation, MATCHES, row_prefix=prefix)
+    for x in (x for document in documents for x in document):
+        if int(x["client_id"]) == client_id:
+            return TenantMatch.model_validate(x)
+    return None
+
+
+def read_unmapped(store: Store, generation: str, entry: RuleEntry) -> list[UnmappedClient]:
+    """A rule's covered clients that have no ImmyBot tenant, as of a generation."""
+    texts = _read_lists(store, generation, entry.unmapped_partition)
+    return [UnmappedClient.model_validate(x) for x in texts]
+
+
+def read_computers(
+    store: Store, generation: str, tenant_id: int | None = None
+) -> list[ImmyComputer]:
+    """ImmyBot's computers as of a generation: one tenant's (one range read) or all."""
+    prefix = f"{tenant_id:010d}-" if tenant_id is not None else None
+    documents = store.read_documents(generation, IMMY_COMPUTERS, row_prefix=prefix)
+    return [ImmyComputer.model_validate(x) for document in documents for x in document]
+
+
+def read_targets(store: Store, generation: str, partition: str) -> list[Target]:
+    """One rule's resolved targets from the partition its manifest entry names, in order."""
+    return [Target.model_validate(x) for x in _read_lists(store, generation, partition)]
+
+
+def read_rule_targets(store: Store, generation: str, rule_key: str) -> list[Target] | None:
+    """A rule's targets through the generation's manifest; None if the rule is not in it."""
+    manifest, _ = read_manifest(store, generation)
+    entry = manifest.rules.get(rule_key)
+    return None if entry is None else read_targets(store, generation, entry.partition)
+
+
+def read_target_ids(store: Store, generation: str, partition: str) -> set[int]:
+    """The client ids in one rule's targets partition."""
+    return {int(x["client_id"]) for x in _read_lists(store, generation, partition)}
+
+
+def read_target_sets(store: Store, generation: str, partition: str) -> tuple[set[int], set[int]]:
+    """The client ids in one rule's targets partition, and those of them with an ImmyBot tenant."""
+    found = _read_lists(store, generation, partition)
+    return (
+        {int(x["client_id"]) for x in found},
+        {int(x["client_id"]) for x in found if x.get("immy_tenant_id") is not None},
+    )
+
+
+def read_manifest(store: Store, generation: str) -> tuple[Manifest, str]:
+    """A generation's manifest and its ETag (for optimistic updates)."""
+    document, etag = store.read_document(generation, META, MANIFEST)
+    return Manifest.model_validate(document), etag
+
+
+def read_catalog(store: Store, generation: str) -> Catalog:
+    """The catalogue of contract types and items stored with a generation."""
+    document, _ = store.read_document(generation, META, CATALOG)
+    return Catalog.model_validate(document)
+
+
+def apply_rules(
+    store: Store,
+    generation: str,
+    snapshot: Snapshot,
+    rules: Sequence[Rule],
+    today: date,
+    *,
+    removed: Sequence[str] = (),
+    attempts: int = 5,
+) -> Manifest:
+    """Re-resolve `rules` (and drop `removed` keys) in an existing generation.
+
+    New targets go to fresh partitions first; one ETag-checked manifest write then switches
+    readers over, and the partitions nothing names any more are deleted.
+    """
+    fresh: dict[str, RuleEntry] = {}
+    for rule in rules:
+        found = resolve(snapshot, rule, today)
+        entry = rule_entry(rule, found, today, snapshot)
+        store.write_generation(
+            generation,
+            {
+                entry.partition: target_entities(found, []),
+                entry.unmapped_partition: unmapped_entities(found, snapshot, []),
+            },
+        )
+        fresh[rule.key] = entry
+    for _ in range(attempts):
+        manifest, etag = read_manifest(store, generation)
+        previous = {p for e in manifest.rules.values() for p in (e.partition, e.unmapped_partition)}
+        rules_now = {k: v for k, v in manifest.rules.items() if k not in removed}
+        rules_now.update(fresh)
+        updated = manifest.model_copy(update={"rules": rules_now})
+        try:
+            store.replace_document(generation, META, MANIFEST, updated.model_dump_json(), etag)
+        except StoreConflict:
+            continue  # someone else changed another rule meanwhile: merge onto theirs
+        named = {p for e in rules_now.values() for p in (e.partition, e.unmapped_partition)}
+        for partition in previous - named:
+            store.delete_partition(generation, partition)
+        return updated
+    raise StoreError(f"the manifest of generation {generation} kept changing; rule not applied")
+
+
+def read_target_texts(store: Store, generation: str, partition: str) -> list[str]:
+    """The stored JSON arrays of one targets partition, undecoded, in order."""
+    return [decode_data(e) for e in store.read_partition(generation, partition)]
+
+
+def _read_lists(store: Store, generation: str, partition: str) -> list[Any]:
+    return [x for document in store.read_documents(generation, partition) for x in document]
+
+
+def _decode(entity: Mapping[str, Any]) -> Any:
+    return json.loads(decode_data(entity))

@@ -1,0 +1,380 @@
+"""Table Storage repository: every table the app uses, and their keys, live here.
+
+Layout (all names carry the store's optional prefix, which tests use to share one Azurite):
+- `SyncState` and `SyncRuns`: see `shared.store.state` (the pointer, held generation, lease, runs).
+- `Rules`: PartitionKey `rule`; RowKey the normalised software name.
+- `snap<generation>`: one table per snapshot generation. PartitionKey is the record kind
+  (`clients`, `sites`, `contracts`, `invoices`, `items`, `targets|<software>`, `meta`); RowKey starts
+  with the zero-padded client id, so one client's records are a single range read.
+
+A generation is its own table, not a key prefix in a shared one: dropping an old generation is one
+`delete_table` call instead of a scan and thousands of deletes, and a half-written generation is
+invisible until the pointer names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from shared.settings import Settings, get_settings
+from shared.store.base import (
+    CHUNK_CHARS,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ENTITIES,
+    MAX_DOCUMENT_CHARS,
+    MAX_ENTITY_CHARS,
+    SNAPSHOT_PREFIX,
+    STATE_PK,
+    EntityTooLarge,
+    StoreConflict,
+    StoreError,
+    TableStore,
+    TransactionHook,
+    check_key,
+    client_key,
+    decode_data,
+    encode_data,
+)
+from shared.store.service import table_service
+from shared.store.state import Held, Pointer, SyncStateStore
+from shared.store.writes import BatchWriter, WriteStats, entity_sizes
+
+# Names other modules import from here; they live in the split-out modules.
+__all__ = [
+    "CHUNK_CHARS",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_ENTITIES",
+    "MAX_DOCUMENT_CHARS",
+    "MAX_ENTITY_CHARS",
+    "SNAPSHOT_PREFIX",
+    "STATE_PK",
+    "EntityTooLarge",
+    "Held",
+    "Pointer",
+    "Store",
+    "StoreConflict",
+    "StoreError",
+    "TableStore",
+    "TransactionHook",
+    "WriteStats",
+    "check_key",
+    "client_key",
+    "decode_data",
+    "document_entities",
+    "documents_to_entities",
+    "encode_data",
+    "entity_sizes",
+    "get_store",
+    "new_generation",
+]
+
+log = logging.getLogger("halo_immy.store")
+
+
+def new_generation(now: datetime) -> str:
+    """A sortable, table-name-safe generation id: UTC time plus randomness."""
+    return now.astimezone(UTC).strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
+
+
+class Store(BatchWriter, SyncStateStore):
+    """The app's Table Storage. Build once per process with `from_settings` (or a test's service)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Store:
+        """A store over the configured account (`shared.store.service`: one pooled transport)."""
+        kwargs.setdefault("prefix", settings.tables_prefix)
+        return cls(table_service(settings), **kwargs)
+
+    def _snapshot_table(self, generation: str, *, create: bool = False) -> TableClient:
+        if not generation.isalnum():
+            raise ValueError("a generation id is alphanumeric")
+        return self.table(SNAPSHOT_PREFIX + generation, create=create)
+
+    def generations(self) -> list[str]:
+        """Every snapshot generation stored, oldest first."""
+        head = self.prefix + SNAPSHOT_PREFIX
+        found = [
+            t.name[len(head) :]
+            for t in self.service.query_tables(
+                "TableName ge @lo and TableName lt @hi", parameters={"lo": head, "hi": head + "~"}
+            )
+        ]
+        return sorted(g for g in found if g.isalnum())
+
+    def delete_generation(self, generation: str) -> None:
+        """Drop a whole generation (one table delete)."""
+        name = self.prefix + SNAPSHOT_PREFIX + generation
+        self.service.delete_table(name)
+        self.note_write()
+        self._ready.discard(name)
+        self._clients.pop(name, None)
+
+    # -- bulk writes ---------------------------------------------------------------------------
+
+    def write_generation(
+        self, generation: str, partitions: Mapping[str, Iterable[Mapping[str, Any]]]
+    ) -> WriteStats:
+        """Upsert entities (`RowKey` plus properties) into each partition of a generation."""
+        table = self._snapshot_table(generation, create=True)
+        return self.write_partitions(table, partitions)
+
+    # -- snapshot reads --------------------------------------------------------------------------
+
+    def read_partition(
+        self, generation: str, partition: str, *, row_prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every entity of a generation's partition, optionally only RowKeys with a prefix."""
+        table = self._snapshot_table(generation)
+        params: dict[str, Any] = {"pk": check_key(partition)}
+        query = "PartitionKey eq @pk"
+        if row_prefix:
+            query += " and RowKey ge @lo and RowKey lt @hi"
+            params |= {"lo": row_prefix, "hi": row_prefix + "\uffff"}
+        try:
+            return [dict(e) for e in table.query_entities(query, parameters=params)]
+        except ResourceNotFoundError:
+            raise StoreError(f"generation {generation} is not stored") from None
+
+    def read_documents(
+        self, generation: str, partition: str, *, row_prefix: str | None = None
+    ) -> list[Any]:
+        """The JSON documents of a partition, in RowKey order."""
+        return [
+            json.loads(decode_data(e))
+            for e in self.read_partition(generation, partition, row_prefix=row_prefix)
+        ]
+
+    def read_document(self, generation: str, partition: str, row: str) -> tuple[Any, str]:
+        """One JSON document of a generation (over one or more rows) and its version token.
+
+        The token is opaque: pass it to `replace_document` for an optimistic update, or use it as a
+        cache key (it changes whenever the document does). StoreError if the document is missing.
+        """
+        table = self._snapshot_table(generation)
+        params = {"pk": check_key(partition), "lo": check_key(row), "hi": row + "|\uffff"}
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        for _ in range(3):
+            try:
+                found = [
+                    e
+                    for e in table.query_entities(query, parameters=params)
+                    if e["RowKey"] == row or str(e["RowKey"]).startswith(row + "|")
+                ]
+            except ResourceNotFoundError:
+                raise StoreError(f"generation {generation} is not stored") from None
+            if not found:
+                raise StoreError(f"generation {generation} has no {partition}/{row}")
+            parts = int(found[0].get("parts", 1))
+            # A reader racing a multi-row replace may see rows of two versions: read again.
+            if len(found) == parts and len({e.get("v") for e in found}) == 1:
+                payload = "".join(decode_data(e) for e in found)
+                token = json.dumps(
+                    {str(e["RowKey"]): str(e.metadata["etag"]) for e in found}, sort_keys=True
+                )
+                return json.loads(payload), token
+        raise StoreError(f"{partition}/{row} kept changing while being read")
+
+    def replace_document(
+        self, generation: str, partition: str, row: str, payload: str, etag: str
+    ) -> None:
+        """Replace a document if unchanged since `etag` (its token) was read, else StoreConflict.
+
+        All of the document's rows change in one transaction, so readers see the old or the new
+        document, never a mix.
+        """
+        old: dict[str, str] = json.loads(etag)
+        operations: list[Any] = []
+        new = document_entities(row, payload)
+        for source in new:
+            entity = {"PartitionKey": partition, **source}
+            previous = old.get(entity["RowKey"])
+            if previous is None:
+                operations.append(("create", entity))
+            else:
+                conditions = {"etag": previous, "match_condition": MatchConditions.IfNotModified}
+                operations.append(("update", entity, {"mode": UpdateMode.REPLACE, **conditions}))
+        kept = {e["RowKey"] for e in new}
+        for key, previous in old.items():
+            if key not in kept:
+                conditions = {"etag": previous, "match_condition": MatchConditions.IfNotModified}
+                operations.append(
+                    ("delete", {"PartitionKey": partition, "RowKey": key}, conditions)
+                )
+        try:
+            self._snapshot_table(generation).submit_transaction(operations)
+        except (TableTransactionError, ResourceModifiedError, ResourceExistsError) as error:
+            if getattr(error, "status_code", None) in (409, 412) or not isinstance(
+                error, TableTransactionError
+            ):
+                raise StoreConflict(f"{partition}/{row} changed concurrently") from None
+            raise
+        finally:
+            # Even a failed transaction may have been applied (a lost answer): count it.
+            self.note_write()
+
+    def delete_rows(self, generation: str, partition: str, rows: Sequence[str]) -> None:
+        """Delete the named rows of one partition of a generation."""
+        table = self._snapshot_table(generation)
+        for start in range(0, len(rows), MAX_BATCH_ENTITIES):
+            chunk = rows[start : start + MAX_BATCH_ENTITIES]
+            table.submit_transaction(
+                [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
+            )
+
+    def delete_partition(self, generation: str, partition: str) -> int:
+        """Delete every entity of one partition of a generation; returns how many."""
+        table = self._snapshot_table(generation)
+        keys = [
+            e["RowKey"]
+            for e in table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": check_key(partition)}, select=["RowKey"]
+            )
+        ]
+        for start in range(0, len(keys), MAX_BATCH_ENTITIES):
+            chunk = keys[start : start + MAX_BATCH_ENTITIES]
+            table.submit_transaction(
+                [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
+            )
+        return len(keys)
+
+    # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------
+
+    def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
+        """Record which client a ticket belongs to."""
+        self.table("TicketClients").upsert_entity(
+            {
+                "PartitionKey": "ticket",
+                "RowKey": str(ticket_id),
+                "client_id": client_id,
+                "seen_at": seen_at,
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    def ticket_client(self, ticket_id: int) -> int | None:
+        """The client a ticket was last seen with, if any."""
+        try:
+            entity = self.table("TicketClients").get_entity("ticket", str(ticket_id))
+        except ResourceNotFoundError:
+            return None
+        return int(entity["client_id"])
+
+    # -- explicit client -> tenant mappings -------------------------------------------------------
+
+    def mapping_rows(self) -> list[dict[str, Any]]:
+        """Every explicit mapping as stored: halo_client_id, immy_tenant_id, note."""
+        entities = self.table("Mappings").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": "map"}
+        )
+        return [
+            {
+                "halo_client_id": int(e["RowKey"]),
+                "immy_tenant_id": int(e["immy_tenant_id"]),
+                "note": e.get("note", ""),
+            }
+            for e in entities
+        ]
+
+    def put_mapping_row(self, halo_client_id: int, immy_tenant_id: int, note: str) -> None:
+        """Create or replace the explicit mapping of one client."""
+        self.table("Mappings").upsert_entity(
+            {
+                "PartitionKey": "map",
+                "RowKey": str(halo_client_id),
+                "immy_tenant_id": immy_tenant_id,
+                "note": note,
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    def delete_mapping_row(self, halo_client_id: int) -> bool:
+        """Delete one client's explicit mapping; False if there was none."""
+        table = self.table("Mappings")
+        try:
+            table.get_entity("map", str(halo_client_id))
+        except ResourceNotFoundError:
+            return False
+        table.delete_entity("map", str(halo_client_id))
+        return True
+
+    # -- rules -------------------------------------------------------------------------------------
+
+    def rule_documents(self) -> list[Any]:
+        """Every stored rule as its JSON document."""
+        table = self.table("Rules")
+        entities = table.query_entities("PartitionKey eq @pk", parameters={"pk": "rule"})
+        return [json.loads(decode_data(e)) for e in entities]
+
+    def put_rule_document(self, key: str, document: Any) -> None:
+        """Create or replace one rule."""
+        entity = {
+            "PartitionKey": "rule",
+            "RowKey": check_key(key),
+            **encode_data(json.dumps(document)),
+        }
+        self.table("Rules").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def delete_rule(self, key: str) -> bool:
+        """Delete one rule; False if there was none."""
+        table = self.table("Rules")
+        try:
+            table.get_entity("rule", check_key(key))
+        except ResourceNotFoundError:
+            return False
+        table.delete_entity("rule", key)
+        return True
+
+
+def documents_to_entities(rows: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """(RowKey, JSON-able document) pairs as entities; raises EntityTooLarge for a huge one."""
+    return [
+        {"RowKey": row, **encode_data(json.dumps(doc, separators=(",", ":")))} for row, doc in rows
+    ]
+
+
+def document_entities(row: str, payload: str) -> list[dict[str, Any]]:
+    """A JSON document as one or more entities (`row`, `row|001`, ...) of at most 1 MiB each.
+
+    The rows are read back together by `Store.read_document` and replaced in one transaction by
+    `Store.replace_document`, so a document may outgrow one entity (a manifest with many rules, a
+    large catalogue) up to MAX_DOCUMENT_CHARS; EntityTooLarge beyond that.
+    """
+    check_key(row)
+    if len(payload) > MAX_DOCUMENT_CHARS:
+        raise EntityTooLarge(
+            f"{len(payload)} characters, over the {MAX_DOCUMENT_CHARS} a document holds"
+        )
+    pieces = [payload[i : i + MAX_ENTITY_CHARS] for i in range(0, len(payload), MAX_ENTITY_CHARS)]
+    pieces = pieces or [""]
+    version = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return [
+        {
+            "RowKey": row if n == 0 else f"{row}|{n:03d}",
+            "parts": len(pieces),
+            "v": version,
+            **encode_data(piece),
+        }
+        for n, piece in enumerate(pieces)
+    ]
+
+
+@lru_cache(maxsize=1)
+def get_store() -> Store:
+    """The process-wide store, built from settings on first use: every invocation in the process
+    shares its service client, table clients and connection pool."""
+    return Store.from_settings(get_settings())

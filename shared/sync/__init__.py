@@ -1,0 +1,3 @@
+"""One sync run and what surrounds it: read, judge, write, swap, lease, stage, retention, ImmyBot
+tags, assets.
+"""

@@ -1,0 +1,440 @@
+"""Asset population, one run: read, plan, guard, write, record. Called by the sync after a swap.
+
+`ASSET_SYNC=plan` computes and stores the plan and writes nothing to HaloPSA; `apply` also writes.
+The run reads HaloPSA's assets and users once each (paged), beside the ImmyBot computers and the
+client mapping the sync already has, so it costs a handful of reads plus one request per
+`ASSET_WRITE_BATCH` writes, all inside the sync's shared request budget.
+
+Idempotency, and why an interrupted run cannot duplicate an asset:
+- every run re-lists the assets before planning, so the plan starts from what HaloPSA holds, not
+  from what an earlier run believes it wrote;
+- every asset the app creates carries the computer's ImmyBot id in `ASSET_ID_FIELD`, and that id is
+  the first thing matched: an asset created by a run that then died is found by the next run and
+  refreshed or left alone, never created again (the name and serial steps catch it as well);
+- a write that fails with a 5xx or a timeout may have been applied (in part: an array body is
+  several assets), so it is never retried blindly: the run stops writing, records what it wrote and
+  the error, and the next run's fresh listing shows which of that request's assets exist.
+A run with nothing to change sends no write: refreshes compare before they write.
+
+More than `ASSET_MAX_CREATES` creates in one run are held: nothing is written, the hold is kept in
+`SyncState/assets_held`, and `POST /api/sync/approve` (the endpoint that releases held syncs)
+approves it; the next run then writes up to the approved number of creates.
+
+The plan is stored in the current generation's table (partition `assets`: a summary row and one
+document per client with something to report), so it lives and dies with the generation it was
+computed against and `GET /api/assets/plan` reads it like any other snapshot data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.core.asset_plan import (
+    AssetConfig,
+    AssetCounts,
+    ClientAssetPlan,
+    count_plan,
+    create_body,
+    plan_all,
+    update_body,
+)
+from shared.core.mapping import MatchKind
+from shared.core.targets import Snapshot
+from shared.halo.assets import list_assets, list_users, post_assets
+from shared.halo.client import HaloAuthError, HaloClient, HaloError
+from shared.records.halo import User
+from shared.records.immybot import ImmyComputer
+from shared.settings import Settings
+from shared.store.repository import (
+    STATE_PK,
+    Store,
+    StoreError,
+    client_key,
+    decode_data,
+    encode_data,
+)
+
+log = logging.getLogger("halo_immy.assets")
+
+PARTITION = "assets"
+SUMMARY_ROW = "summary"
+HOLD_ROW = "assets_held"
+# Items per stored document part: a client with thousands of computers spills into parts.
+_PART_ITEMS = 1_000
+
+
+def asset_config(settings: Settings) -> AssetConfig | None:
+    """The asset configuration, or None when `ASSET_SYNC` is off (settings validate the rest)."""
+    if settings.asset_sync == "off":
+        return None
+    assert settings.asset_type_id is not None and settings.asset_name_field is not None
+    assert settings.asset_id_field is not None and settings.asset_marker_field is not None
+    return AssetConfig(
+        type_id=settings.asset_type_id,
+        name_field=settings.asset_name_field,
+        id_field=settings.asset_id_field,
+        marker_field=settings.asset_marker_field,
+        serial_field=settings.asset_serial_field,
+        update_matched=settings.asset_update_matched,
+    )
+
+
+class AssetHold(BaseModel):
+    """A run whose creates exceeded `ASSET_MAX_CREATES`, waiting for (or given) approval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    generation: str
+    creates: int
+    held_at: datetime
+    approved: bool = False
+
+
+class AssetRunSummary(BaseModel):
+    """What one asset run planned and did (the plan's summary row, and the run record's part)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: str
+    outcome: str = Field(description="planned, applied, partial, held, failed or skipped")
+    run_id: str
+    generation: str
+    computed_at: datetime
+    totals: AssetCounts = Field(default_factory=AssetCounts)
+    written: dict[str, int] = Field(default_factory=dict)
+    reads: int = 0
+    writes: int = 0
+    writes_minimum: int = 0
+    max_creates: int = 0
+    held: AssetHold | None = None
+    error: str | None = None
+    note: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The counts a sync run record and its log line carry."""
+        return self.model_dump(
+            mode="json",
+            include={"mode", "outcome", "totals", "written", "reads", "writes", "error", "note"},
+            exclude_none=True,
+        )
+
+
+class AssetPlanView(BaseModel):
+    """`GET /api/assets/plan`: the last asset run's summary and its plan per client."""
+
+    summary: AssetRunSummary
+    clients: list[ClientAssetPlan]
+
+
+@dataclass(slots=True)
+class _Progress:
+    written: dict[str, int] = field(
+        default_factory=lambda: {"created": 0, "updated": 0, "linked": 0}
+    )
+    writes: int = 0
+    attempted: bool = False
+
+
+def mapped_clients(snapshot: Snapshot) -> dict[int, int]:
+    """Active HaloPSA clients mapped to an ImmyBot tenant: client id -> tenant id."""
+    mapped: dict[int, int] = {}
+    for client_id, match in snapshot.matches.items():
+        client = snapshot.clients.get(client_id)
+        if client is None or client.inactive or match.tenant_id is None:
+            continue
+        if match.kind in (MatchKind.EXPLICIT, MatchKind.NAME):
+            mapped[client_id] = match.tenant_id
+    return mapped
+
+
+async def run_assets(
+    settings: Settings,
+    store: Store,
+    halo: HaloClient,
+    *,
+    generation: str,
+    snapshot: Snapshot,
+    computers: Sequence[ImmyComputer] | None,
+    run_id: str,
+    now: Callable[[], datetime],
+) -> AssetRunSummary | None:
+    """Plan (and with `apply`, write) asset population; None when `ASSET_SYNC` is off.
+
+    `computers` is None when this sync did not read ImmyBot (it carried the last generation's
+    computers over): assets are then left alone rather than planned from stale data.
+
+    Never raises for HaloPSA or storage trouble: the generation is already current, so a failure
+    here is recorded in the summary, not turned into a failed sync.
+    """
+    config = asset_config(settings)
+    if config is None:
+        return None
+    summary = AssetRunSummary(
+        mode=settings.asset_sync,
+        outcome="failed",
+        run_id=run_id,
+        generation=generation,
+        computed_at=now(),
+        max_creates=settings.asset_max_creates,
+    )
+    if not snapshot.immybot or computers is None:
+        why = "ImmyBot is not configured" if not snapshot.immybot else "ImmyBot was not read"
+        summary = summary.model_copy(update={"outcome": "skipped", "note": why})
+        try:
+            await asyncio.to_thread(_store_plan, store, generation, summary, [])
+        except Exception as error:
+            log.warning(
+                "could not store the asset summary of run %s: %s", run_id, type(error).__name__
+            )
+        return summary
+    started = time.perf_counter()
+    progress = _Progress()
+    plans: list[ClientAssetPlan] = []
+    reads = 0
+    try:
+        (listing, (users, user_pages, users_error)) = await asyncio.gather(
+            list_assets(halo, config.type_id), _users(halo)
+        )
+        reads = listing.requests + user_pages
+        mapped = mapped_clients(snapshot)
+        plans = plan_all(
+            mapped,
+            computers,
+            listing.assets,
+            users,
+            snapshot.sites_by_client,
+            config,
+        )
+        totals = count_plan(plans)
+        batch = settings.asset_write_batch
+        minimum = -(-totals.creates // batch) + -(-(totals.updates + totals.links) // batch)
+        summary = summary.model_copy(
+            update={"totals": totals, "reads": reads, "writes_minimum": minimum}
+        )
+        notes = []
+        if listing.rejects:
+            notes.append(f"{len(listing.rejects)} asset rows could not be read")
+        if len(plans) < len(mapped):
+            notes.append(
+                f"{len(mapped) - len(plans)} clients share an ImmyBot tenant with another client: "
+                "left alone (map them one to one)"
+            )
+        if users_error:
+            notes.append(f"users not read ({users_error}): new assets go to default sites")
+        if notes:
+            summary = summary.model_copy(update={"note": "; ".join(notes)})
+        if settings.asset_sync == "plan":
+            over = totals.creates > settings.asset_max_creates
+            note = (
+                f"apply would hold: {totals.creates} creates > ASSET_MAX_CREATES" if over else None
+            )
+            summary = summary.model_copy(
+                update={"outcome": "planned", "note": note or summary.note}
+            )
+        else:
+            hold = await asyncio.to_thread(_guard, store, summary, settings.asset_max_creates)
+            if hold is not None and not hold.approved:
+                summary = summary.model_copy(update={"outcome": "held", "held": hold})
+            else:
+                await _apply(halo, plans, config, batch, progress)
+                if hold is not None:
+                    await asyncio.to_thread(set_hold, store, None)
+                summary = summary.model_copy(update={"outcome": "applied"})
+    except HaloError as error:
+        # Once a write went out, some of it may have been saved even if no request succeeded.
+        outcome = "partial" if progress.attempted else "failed"
+        summary = summary.model_copy(update={"outcome": outcome, "error": str(error)})
+    except Exception as error:
+        log.exception("asset run %s failed unexpectedly", run_id)
+        summary = summary.model_copy(
+            update={"outcome": "failed", "error": f"{type(error).__name__}: {str(error)[:300]}"}
+        )
+    summary = summary.model_copy(
+        update={"written": progress.written, "writes": progress.writes, "reads": reads}
+    )
+    try:
+        await asyncio.to_thread(_store_plan, store, generation, summary, plans)
+    except Exception as error:
+        log.warning("could not store the asset plan of run %s: %s", run_id, type(error).__name__)
+    log.info(
+        json.dumps(
+            {
+                "event": "asset_run",
+                "run_id": run_id,
+                "mode": summary.mode,
+                "outcome": summary.outcome,
+                "totals": summary.totals.model_dump(),
+                "written": summary.written,
+                "reads": summary.reads,
+                "writes": summary.writes,
+                "seconds": round(time.perf_counter() - started, 3),
+                "error": summary.error,
+            },
+            sort_keys=True,
+        )
+    )
+    return summary
+
+
+async def _users(halo: HaloClient) -> tuple[list[User], int, str | None]:
+    """Every HaloPSA user; without the permission, none (sites then fall back to defaults)."""
+    try:
+        users, pages = await list_users(halo)
+    except HaloAuthError as error:
+        return [], 1, str(error)
+    return users, pages, None
+
+
+async def _apply(
+    halo: HaloClient,
+    plans: Iterable[ClientAssetPlan],
+    config: AssetConfig,
+    batch: int,
+    progress: _Progress,
+) -> None:
+    """Write links and updates, then creates, `batch` assets per request; stop at the first error."""
+    plans = list(plans)
+    progress.attempted = True
+    changes = [(u, "linked") for p in plans for u in p.links] + [
+        (u, "updated") for p in plans for u in p.updates
+    ]
+    for start in range(0, len(changes), batch):
+        chunk = changes[start : start + batch]
+        await post_assets(halo, [update_body(u, config) for u, _ in chunk])
+        progress.writes += 1
+        for _, kind in chunk:
+            progress.written[kind] += 1
+    creates = [c for p in plans for c in p.creates]
+    for start in range(0, len(creates), batch):
+        chunk_creates = creates[start : start + batch]
+        await post_assets(halo, [create_body(c, config) for c in chunk_creates])
+        progress.writes += 1
+        progress.written["created"] += len(chunk_creates)
+
+
+# -- the hold --------------------------------------------------------------------------------------
+
+
+def _guard(store: Store, summary: AssetRunSummary, max_creates: int) -> AssetHold | None:
+    """The hold that applies to this run: None when under the cap (clearing a stale hold)."""
+    creates = summary.totals.creates
+    current = asset_hold(store)
+    if creates <= max_creates:
+        if current is not None:
+            set_hold(store, None)
+        return None
+    if current is not None and current.approved and creates <= current.creates:
+        return current
+    hold = AssetHold(
+        run_id=summary.run_id,
+        generation=summary.generation,
+        creates=creates,
+        held_at=summary.computed_at,
+    )
+    set_hold(store, hold)
+    return hold
+
+
+def asset_hold(store: Store) -> AssetHold | None:
+    """The asset run waiting for approval (or approved and not yet applied), if any."""
+    try:
+        entity = store.table("SyncState").get_entity(STATE_PK, HOLD_ROW)
+    except ResourceNotFoundError:
+        return None
+    return AssetHold.model_validate_json(decode_data(entity))
+
+
+def set_hold(store: Store, hold: AssetHold | None) -> None:
+    """Record (or with None, clear) the asset hold."""
+    table = store.table("SyncState")
+    if hold is None:
+        try:
+            table.delete_entity(STATE_PK, HOLD_ROW)
+        except ResourceNotFoundError:
+            pass
+        return
+    table.upsert_entity(
+        {"PartitionKey": STATE_PK, "RowKey": HOLD_ROW, **encode_data(hold.model_dump_json())},
+        mode=UpdateMode.REPLACE,
+    )
+
+
+def approve_asset_hold(store: Store, *, run_id: str | None = None) -> AssetHold | None:
+    """Approve the held asset run (its creates go out on the next sync); None if none is held
+    (or, given `run_id`, not that run's)."""
+    hold = asset_hold(store)
+    if hold is None or (run_id is not None and hold.run_id != run_id):
+        return None
+    approved = hold.model_copy(update={"approved": True})
+    set_hold(store, approved)
+    return approved
+
+
+# -- the stored plan -------------------------------------------------------------------------------
+
+
+def _store_plan(
+    store: Store, generation: str, summary: AssetRunSummary, plans: Sequence[ClientAssetPlan]
+) -> None:
+    rows: list[dict[str, Any]] = [{"RowKey": SUMMARY_ROW, **encode_data(summary.model_dump_json())}]
+    for plan in plans:
+        if not plan.eventful:
+            continue
+        for part, piece in enumerate(_parts(plan)):
+            rows.append(
+                {"RowKey": f"{client_key(plan.client_id)}-{part:03d}", **encode_data(piece)}
+            )
+    # A rerun against the same generation replaces the summary; drop the old client rows first.
+    store.delete_partition(generation, PARTITION)
+    store.write_generation(generation, {PARTITION: rows})
+
+
+def _parts(plan: ClientAssetPlan) -> list[str]:
+    lists = ("creates", "updates", "links", "ambiguous", "gone", "unresolved")
+    data = plan.model_dump(mode="json")
+    items = [(name, item) for name in lists for item in data[name]]
+    head = {k: v for k, v in data.items() if k not in lists}
+    parts = []
+    for start in range(0, max(1, len(items)), _PART_ITEMS):
+        piece: dict[str, Any] = {**head, **{name: [] for name in lists}}
+        for name, item in items[start : start + _PART_ITEMS]:
+            piece[name].append(item)
+        parts.append(json.dumps(piece, separators=(",", ":")))
+    return parts
+
+
+def read_plan(store: Store, generation: str, client_id: int | None = None) -> AssetPlanView | None:
+    """The asset plan stored with a generation (one client's, if asked), or None if there is none."""
+    prefix = None if client_id is None else client_key(client_id) + "-"
+    try:
+        summary_doc, _ = store.read_document(generation, PARTITION, SUMMARY_ROW)
+    except StoreError:
+        return None
+    entities = store.read_partition(generation, PARTITION, row_prefix=prefix)
+    merged: dict[int, dict[str, Any]] = {}
+    for entity in entities:
+        if entity["RowKey"] == SUMMARY_ROW:
+            continue
+        piece = json.loads(decode_data(entity))
+        into = merged.get(piece["client_id"])
+        if into is None:
+            merged[piece["client_id"]] = piece
+            continue
+        for name in ("creates", "updates", "links", "ambiguous", "gone", "unresolved"):
+            into[name] = into[name] + piece[name]
+    return AssetPlanView(
+        summary=AssetRunSummary.model_validate(summary_doc),
+        clients=[ClientAssetPlan.model_validate(merged[k]) for k in sorted(merged)],
+    )

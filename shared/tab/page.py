@@ -1,0 +1,172 @@
+"""The technician tab's request entry: settings, access, the ticket id, then the view and its page.
+
+The ticket comes from HaloPSA (a live call with a short timeout); see `shared.tab.view` for how the
+view is built, `shared.tab.computers` for the computers and `shared.tab.render` for the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+
+from azure.core.exceptions import AzureError
+
+from shared.core.text import parse_id
+from shared.records.halo import Ticket
+from shared.runtime.clients import halo_for_tab, immy_for_tab
+from shared.settings import SettingsError, get_settings
+from shared.store.repository import Store, StoreError, get_store
+from shared.tab.render import Page, error_page, render
+from shared.tab.snapshot import after_response
+from shared.tab.view import ImmyAccess, TicketNotFound, build_tab
+
+log = logging.getLogger("halo_immy.tab")
+
+
+def principal_allowed(header: str | None, allowed_group: str | None, *, auth_enabled: bool) -> bool:
+    """Whether App Service Authentication's principal may see the tab.
+
+    With no group configured, everyone the function key lets in may. With a group, App Service
+    Authentication must be on (`auth_enabled`: only then is `X-MS-CLIENT-PRINCIPAL` set by the
+    platform rather than by whoever sends the request) and the principal must carry that group
+    among its `groups` claims.
+    """
+    if not allowed_group:
+        return True
+    if not auth_enabled or not header:
+        return False
+    try:
+        principal = json.loads(base64.b64decode(header, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+    claims = principal.get("claims") if isinstance(principal, dict) else None
+    if not isinstance(claims, list):
+        return False
+    groups = {
+        str(c.get("val", "")).lower()
+        for c in claims
+        if isinstance(c, dict)
+        and c.get("typ")
+        in ("groups", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups")
+    }
+    return allowed_group.lower() in groups
+
+
+# -- the whole request -----------------------------------------------------------------------------
+
+
+async def tab_page(
+    ticket_id: str,
+    *,
+    principal: str | None,
+    now: datetime | None = None,
+) -> Page:
+    """The tab for `GET /api/technician-tab/ticket/{ticket_id}`: always a page, never a traceback."""
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        log.error("%s", error)
+        return error_page(503, "Not configured", "The app's settings are incomplete.", ["'none'"])
+    origins = settings.frame_origins
+    auth_enabled = settings.website_auth_enabled is True
+    if settings.tab_allowed_group and not auth_enabled:
+        # Without App Service Authentication anyone can send X-MS-CLIENT-PRINCIPAL: refuse, and
+        # say what the administrator must change, rather than trust a forgeable header.
+        log.warning("TAB_ALLOWED_GROUP is set but App Service Authentication is not enabled")
+        return error_page(
+            403,
+            "Sign-in is not set up",
+            "This tab is limited to an Entra group (TAB_ALLOWED_GROUP), but App Service "
+            "Authentication is not enabled on the function app, so who you are cannot be "
+            "checked. An administrator must turn on App Service Authentication (Entra ID), "
+            "or remove TAB_ALLOWED_GROUP.",
+            origins,
+        )
+    if not principal_allowed(principal, settings.tab_allowed_group, auth_enabled=auth_enabled):
+        return error_page(
+            403, "Not allowed", "Your account is not in the group allowed to see this tab.", origins
+        )
+    number = parse_id(ticket_id)
+    if number is None:
+        return error_page(
+            400,
+            "Bad ticket id",
+            "The ticket id in the URL must be a positive whole number.",
+            origins,
+        )
+
+    async def fetch(ticket: int) -> Ticket:
+        halo = await halo_for_tab()
+        return await halo.ticket(ticket)
+
+    store = get_store()
+    immy = await immy_for_tab()
+    access = (
+        ImmyAccess(
+            immy,
+            base_url=immy.base_url,
+            cap=settings.tab_software_computers,
+            link_id=settings.immy_halo_link_id,
+        )
+        if immy is not None
+        else None
+    )
+    try:
+        view = await build_tab(
+            number,
+            store=store,
+            fetch_ticket=fetch,
+            immy=access,
+            sync_schedule=settings.sync_schedule,
+            deadline_ms=settings.tab_deadline_ms,
+            halo_timeout=settings.tab_halo_timeout_seconds,
+            now=now or datetime.now(UTC),
+        )
+    except TicketNotFound:
+        return error_page(404, "No such ticket", f"HaloPSA has no ticket {number}.", origins)
+    except (StoreError, AzureError) as error:
+        log.error("tab for ticket %s: storage unavailable: %s", number, type(error).__name__)
+        return error_page(
+            503, "Storage unavailable", "The coverage data could not be read; try again.", origins
+        )
+    page = render("tab.html", origins, view=view)
+    if view.remember is not None:
+        remember_after_response(store, number, view.remember, now or datetime.now(UTC))
+    return page
+
+
+# (store identity, ticket id) -> client id this process has written: a repeat view writes nothing.
+_remembered: OrderedDict[tuple[str, int], int] = OrderedDict()
+_remembered_lock = threading.Lock()
+MAX_REMEMBERED = 10_000
+
+
+def remember_after_response(
+    store: Store, ticket_id: int, client_id: int, seen_at: datetime
+) -> None:
+    """Memo which client a ticket belongs to (so the tab can show coverage while HaloPSA is down),
+    off the view's critical path, and only when this process has not written it already.
+
+    A failed write is logged and counted by `after_response` and not marked as written, so the
+    next view of the ticket tries again.
+    """
+    key = (store.identity, ticket_id)
+    with _remembered_lock:
+        if _remembered.get(key) == client_id:
+            _remembered.move_to_end(key)
+            return
+
+    def write() -> None:
+        store.remember_ticket_client(ticket_id, client_id, seen_at)
+        with _remembered_lock:
+            _remembered[key] = client_id
+            _remembered.move_to_end(key)
+            while len(_remembered) > MAX_REMEMBERED:
+                _remembered.popitem(last=False)
+
+    after_response.submit(f"remember the client of ticket {ticket_id}", write)
