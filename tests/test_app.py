@@ -98,7 +98,7 @@ def test_no_function_json_anywhere():
 
 
 def test_a_failed_manual_sync_is_not_retried_by_the_queue():
-    """Issue 11 point 8: the queue's default maxDequeueCount (5) ran a failed sync five times."""
+    """The queue's default maxDequeueCount (5) ran a failed sync five times."""
     from pathlib import Path
 
     host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())

@@ -86,7 +86,7 @@ def test_problem_answers_pass_through(devhost):
 
 
 def test_a_long_unicode_rule_name_is_answered_not_dropped(devhost):
-    # Issue 11 point 9: the devhost handed the handler the percent-encoded name, whose key raised,
+    # The devhost handed the handler the percent-encoded name, whose key raised,
     # and the exception closed the connection unanswered.
     url, keys = devhost
     name = quote("é" * 600)

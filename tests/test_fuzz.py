@@ -1,6 +1,6 @@
 """Fuzz every HTTP route with the bad inputs of tests/fuzz_corpus.json, through the real handlers.
 
-Issue 11 point 4: whatever a caller puts in a query, a route value, a header or a body, the answer
+Whatever a caller puts in a query, a route value, a header or a body, the answer
 is a 4xx problem (an HTML page for the tab), or a 2xx/3xx where the input happens to be valid;
 never an exception, never a 5xx. Schemathesis (tests/test_schemathesis.py) cannot reach these:
 it sends only what the document describes, encoded the way it chooses.

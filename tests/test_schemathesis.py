@@ -1,6 +1,6 @@
 """Schemathesis against `make run`'s devhost: the OpenAPI document is the contract the app keeps.
 
-Issue 11 point 9. Every operation in /api/openapi.json, every check (server errors, undocumented
+Every operation in /api/openapi.json, every check (server errors, undocumented
 statuses and content types, schema-valid requests refused, schema-invalid ones accepted, ignored
 auth, undeclared methods, stateful links), with a fixed seed and a bounded number of examples so
 the run is repeatable and takes about a minute on two cores.

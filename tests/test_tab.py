@@ -183,7 +183,7 @@ def test_demo_ticket_with_markup_is_escaped(demo):
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "bad",
-    # Unicode digits pass str.isdigit() and crashed int() (issue 11 point 4).
+    # Unicode digits pass str.isdigit() and crashed int().
     ["abc", "0", "-1", "1.5", "99999999999", " 7", "²", "٣", "\uff11", "2147483648", "7\n", ""],
 )
 def test_bad_ticket_ids_are_a_400_page(demo, bad):
@@ -230,7 +230,7 @@ def test_group_restriction_with_app_service_authentication(demo, monkeypatch):
 def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
     demo, monkeypatch, enabled
 ):
-    """Issue 11 point 8: without App Service Authentication anyone can send the header."""
+    """Without App Service Authentication anyone can send the header."""
     from shared.settings import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
@@ -258,7 +258,7 @@ def test_without_a_group_the_header_does_not_matter(demo, monkeypatch):
 
 
 def test_bidi_controls_in_customer_text_are_isolated():
-    """Issue 11 point 8: U+202E in a ticket, client, item or computer name reorders only itself."""
+    """U+202E in a ticket, client, item or computer name reorders only itself."""
     text = "\u202etxt.exe\u202c invoice"
     view = TabView(
         ticket_id=6,

@@ -345,7 +345,7 @@ def test_a_rule_edited_during_a_sync_is_carried_into_the_new_generation(demo):
     assert 1 not in [t["client_id"] for t in body["targets"]]
 
 
-# -- issue 11 point 4: bad input is a 4xx problem, never a 500 ---------------------------------
+# -- bad input is a 4xx problem, never a 500 --------------------------------------------------
 
 
 def rule_call(method: str, software: str, body: bytes = b"") -> func.HttpResponse:
@@ -506,7 +506,7 @@ def test_the_schema_valid_requests_schemathesis_found_refused_are_accepted(demo)
     assert call("rules", "/api/rules", "PUT", b'{"rules": []}').status_code == 200
 
 
-# -- issue 11 point 9: the OpenAPI document states the contract ------------------------------
+# -- the OpenAPI document states the contract -------------------------------------------------
 
 
 def operations():
