@@ -85,6 +85,8 @@ class RunContext:
 
 @dataclass(frozen=True, slots=True)
 class Clients:
+    """The vendor clients a run reads (and writes ImmyBot tags and HaloPSA assets) through."""
+
     halo: HaloClient
     immy: ImmyClient | None
 
