@@ -32,8 +32,9 @@ from sandbox.processes import azurite_table, start_module, stop_process  # noqa:
 from shared.immybot.client import forget_applications  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from shared.store.repository import get_store  # noqa: E402
-from shared.sync.assets import approve_asset_hold  # noqa: E402
-from shared.sync.run import SyncReport, run_sync  # noqa: E402
+from shared.sync.asset_hold import approve_asset_hold  # noqa: E402
+from shared.sync.run import run_sync  # noqa: E402
+from shared.sync.runs import SyncReport  # noqa: E402
 
 NAME_FIELD, SERIAL_FIELD, ID_FIELD, MARKER_FIELD = 101, 117, 150, 151
 

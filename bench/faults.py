@@ -35,7 +35,8 @@ from shared.halo.client import HaloClient  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 from shared.store.generations import read_snapshot  # noqa: E402
 from shared.store.repository import Store  # noqa: E402
-from shared.sync.run import SyncReport, run_sync  # noqa: E402
+from shared.sync.run import run_sync  # noqa: E402
+from shared.sync.runs import SyncReport  # noqa: E402
 
 RULES = (
     Rule(software="Huntress", contract_types=["Managed Security"]),

@@ -15,7 +15,8 @@ from sandbox.processes import azurite_table, start_module, stop_process
 from shared.core.rules import Rule
 from shared.settings import Settings, get_settings, load_settings
 from shared.store.repository import Store, get_store
-from shared.sync.run import SyncReport, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import SyncReport
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from shared.core.rules import ItemMatch, Rule  # noqa: E402
 from shared.halo.client import HaloClient  # noqa: E402
 from shared.settings import DEFAULT_HALO_REQUESTS_PER_MINUTE, load_settings  # noqa: E402
 from shared.store.repository import Store  # noqa: E402
-from shared.sync.run import read_halo, run_sync  # noqa: E402
+from shared.sync.read import read_halo  # noqa: E402
+from shared.sync.run import run_sync  # noqa: E402
 from shared.sync.runs import SyncReport  # noqa: E402
 
 RULES = (

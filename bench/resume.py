@@ -36,7 +36,8 @@ from sandbox.processes import azurite_table, start_module, stop_process  # noqa:
 from shared.halo.client import HaloClient, RequestBudget  # noqa: E402
 from shared.settings import Settings, load_settings  # noqa: E402
 from shared.store.repository import Store  # noqa: E402
-from shared.sync.run import SyncReport, run_sync  # noqa: E402
+from shared.sync.run import run_sync  # noqa: E402
+from shared.sync.runs import SyncReport  # noqa: E402
 
 
 class ScaledClock:

@@ -35,7 +35,7 @@ from sandbox.immybot import MAX_TAKE  # noqa: E402
 from shared.core.rules import ItemMatch, Rule  # noqa: E402
 from shared.immybot.client import PAGE_SIZE, TENANT_PAGE_SIZE  # noqa: E402
 from shared.settings import DEFAULT_HALO_REQUESTS_PER_MINUTE  # noqa: E402
-from shared.sync.run import SyncReport  # noqa: E402
+from shared.sync.runs import SyncReport  # noqa: E402
 
 # Hosted HaloPSA: 300 requests per rolling 5 minutes (DESIGN.md section 8).
 HOSTED_WINDOW_REQUESTS = 300

@@ -10,8 +10,11 @@ from shared.api.problems import problem
 from shared.api.replies import Reply, json_reply, observed, problem_reply
 from shared.settings import get_settings
 from shared.store.repository import StoreError, get_store
-from shared.sync.assets import approve_asset_hold
-from shared.sync.run import Outcome, SyncStatus, approve_held, run_sync, sync_status
+from shared.sync.asset_hold import approve_asset_hold
+from shared.sync.retention import approve_held
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome
+from shared.sync.status import SyncStatus, sync_status
 from shared.sync.tags import approve_tag_removal
 
 bp = func.Blueprint()

@@ -78,7 +78,8 @@ def demo_synced(configure, halo_sandbox):
     from sandbox.halo_data import demo_data
     from shared.api import targets as queries
     from shared.api.rules import import_rules
-    from shared.sync.run import Outcome, run_sync
+    from shared.sync.run import run_sync
+    from shared.sync.runs import Outcome
 
     sandbox = halo_sandbox(demo_data(date.today()))
     configure(sandbox.url)

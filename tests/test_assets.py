@@ -33,8 +33,10 @@ from sandbox.immybot_data import ImmyDataSet
 from shared.immybot.client import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
-from shared.sync.assets import asset_hold, read_plan
-from shared.sync.run import Outcome, SyncReport, run_sync
+from shared.sync.asset_hold import asset_hold
+from shared.sync.assets import read_plan
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome, SyncReport
 from tests.conftest import immy_settings
 from tests.registry import handler
 

@@ -25,7 +25,8 @@ from sandbox.halo_data import demo_data
 from shared.api.problems import PROBLEM_JSON
 from shared.api.rules import import_rules
 from shared.store.repository import get_store
-from shared.sync.run import Outcome, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome
 from tests.registry import registered
 
 pytestmark = pytest.mark.integration

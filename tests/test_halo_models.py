@@ -20,7 +20,7 @@ from shared.records.halo import (
     Site,
     parse_records,
 )
-from shared.sync.run import read_halo
+from shared.sync.read import read_halo
 
 # The real, anonymised `GET /api/RecurringInvoice/{id}` answer, kept in the repository (CI runs on a
 # clone with nothing beside it); its source is ../shared/halo-openapi/, checked below where present.

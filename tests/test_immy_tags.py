@@ -6,17 +6,11 @@ from datetime import UTC, date, datetime
 
 from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
+from shared.core.tag_plan import TagChange, plan_rule, tag_description, write_groups, write_phases
 from shared.core.targets import Quantities, Target
 from shared.immybot.client import ImmyUnavailable
 from shared.records.immybot import ImmyTag, ImmyTenant
-from shared.sync.tags import (
-    TagChange,
-    _make,
-    plan_rule,
-    tag_description,
-    write_groups,
-    write_phases,
-)
+from shared.sync.tags import _make
 
 TODAY = date(2026, 12, 2)
 RULE = Rule(software="EDR", contract_types=["Managed"])

@@ -22,7 +22,8 @@ from sandbox.immybot_data import flag_computers, immy_data_for
 from shared.api.rules import import_rules
 from shared.immybot.client import forget_applications
 from shared.store.repository import get_store
-from shared.sync.run import Outcome, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome
 from tests.conftest import immy_settings
 from tests.registry import handler
 

@@ -30,7 +30,8 @@ from shared.store.answer_cache import AnswerCache
 from shared.store.read_cache import CurrentCache
 from shared.store.repository import Store, StoreError, get_store
 from shared.store.service import pooled_transport
-from shared.sync.run import Outcome, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration

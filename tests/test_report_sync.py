@@ -29,7 +29,8 @@ from shared.halo.client import HaloClient, RetryPolicy
 from shared.settings import Settings, load_settings
 from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
-from shared.sync.run import Outcome, SyncReport, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome, SyncReport
 
 pytestmark = pytest.mark.integration
 

@@ -19,15 +19,11 @@ from shared.halo.client import HaloClient, RetryPolicy
 from shared.settings import Settings, load_settings
 from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store, StoreError
-from shared.sync.run import (
-    LEASE_RENEW,
-    LEASE_TTL,
-    Outcome,
-    SyncReport,
-    approve_held,
-    run_sync,
-    sync_status,
-)
+from shared.sync.lease import LEASE_RENEW, LEASE_TTL
+from shared.sync.retention import approve_held
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome, SyncReport
+from shared.sync.status import sync_status
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from shared.core.guard import confirmable, empty_verdict, reject_verdict, tenants_verdict
 from shared.store.repository import CHUNK_CHARS
-from shared.sync.runs import Outcome, SyncReport, _summary, bounded_json
+from shared.sync.runs import Outcome, SyncReport, bounded_json
+from shared.sync.status import _summary
 
 NOW = datetime(2026, 12, 2, 21, 0, tzinfo=UTC)
 
@@ -81,7 +82,7 @@ def test_empty_reads_and_lost_tenants():
 
 
 def test_a_held_reason_cut_short_by_an_older_version_still_reads():
-    from shared.sync.runs import _reason
+    from shared.sync.status import _reason
 
     assert _reason('{"targets": {"a": 1}}') == {"targets": {"a": 1}}
     assert "..." in _reason('{"targets": {"a": 1')

@@ -17,8 +17,11 @@ from sandbox.halo_data import generate
 from shared.halo.client import HaloClient, RequestBudget, RetryPolicy
 from shared.settings import Settings
 from shared.store.repository import Store, StoreError
-from shared.sync.run import LEASE_TTL, Outcome, SyncReport, run_sync, sync_status
+from shared.sync.lease import LEASE_TTL
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome, SyncReport
 from shared.sync.stage import STAGE_PARTITION, staged
+from shared.sync.status import sync_status
 from tests.test_sync import (
     HUNTRESS,
     SENTINELONE,

@@ -18,7 +18,8 @@ from shared.api.rules import import_rules
 from shared.core.schedule import longest_gap
 from shared.records.halo import Ticket
 from shared.store.repository import get_store
-from shared.sync.run import Outcome, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome
 from shared.tab.computers import ComputerRow, Computers, SoftwareCell
 from shared.tab.render import render, security_headers
 from shared.tab.view import TabView

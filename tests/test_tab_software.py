@@ -30,7 +30,8 @@ from shared.records.immybot import DetectedSoftware, ImmyComputer
 from shared.settings import get_settings
 from shared.store.repository import Held as StoreHeld
 from shared.store.repository import Store, get_store
-from shared.sync.run import Outcome, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome
 from shared.tab import page as tab_module
 from shared.tab import snapshot as tab_snapshot
 from shared.tab.computers import Wanted, cell, read_tenant

@@ -22,7 +22,8 @@ from shared.api.problems import PROBLEM_JSON
 from shared.core.rules import RuleSet
 from shared.settings import get_settings
 from shared.store.repository import get_store
-from shared.sync.run import Outcome, run_sync
+from shared.sync.run import run_sync
+from shared.sync.runs import Outcome
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration

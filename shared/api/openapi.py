@@ -19,7 +19,7 @@ from shared.core.mapping import ExplicitMapping
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, Rule, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.sync.assets import AssetPlanView
-from shared.sync.run import SyncStatus
+from shared.sync.status import SyncStatus
 from shared.sync.tags import TagsView
 
 REF = "#/components/schemas/{model}"

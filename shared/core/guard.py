@@ -9,8 +9,74 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import TypedDict
+
+
+class Drop(TypedDict):
+    """How many a rule's targets (or ImmyBot's mapped tenants) would lose."""
+
+    before: int
+    after: int
+    dropped: int
+    share: float
+
+
+class RejectShare(TypedDict):
+    """How many of a record type's records were rejected, per cause."""
+
+    read: int
+    rejected: int
+    share: float
+    causes: dict[str, int]
+
+
+class Emptied(TypedDict):
+    """A record type that had records and came back with none."""
+
+    before: int
+    after: int
+
+
+class VerdictRecord(TypedDict, total=False):
+    """A verdict as stored in run records and held entries: only the parts that hold the run."""
+
+    targets: dict[str, Drop]
+    mapped_targets: dict[str, Drop]
+    mapped_tenants: Drop
+    rejects: dict[str, RejectShare]
+    empty: dict[str, Emptied]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a run is held: each part that has something to say (rule keys or record types)."""
+
+    targets: dict[str, Drop] | None = None
+    mapped_targets: dict[str, Drop] | None = None
+    mapped_tenants: Drop | None = None
+    rejects: dict[str, RejectShare] | None = None
+    empty: dict[str, Emptied] | None = None
+
+    def parts(self) -> list[str]:
+        """The names of the parts that hold the run, in stored order."""
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+    def record(self) -> VerdictRecord:
+        """The stored form (the JSON of run records' `guard` and held entries' reason)."""
+        record = VerdictRecord()
+        if self.targets:
+            record["targets"] = self.targets
+        if self.mapped_targets:
+            record["mapped_targets"] = self.mapped_targets
+        if self.mapped_tenants:
+            record["mapped_tenants"] = self.mapped_tenants
+        if self.rejects:
+            record["rejects"] = self.rejects
+        if self.empty:
+            record["empty"] = self.empty
+        return record
 
 
 def fingerprint(targets: Mapping[str, Iterable[int]]) -> str:
@@ -21,9 +87,9 @@ def fingerprint(targets: Mapping[str, Iterable[int]]) -> str:
 
 def guard_verdict(
     current: Mapping[str, set[int]], new: Mapping[str, set[int]], max_drop: float
-) -> dict[str, Any] | None:
+) -> dict[str, Drop] | None:
     """Why the new targets must be held, per rule, or None when the change is acceptable."""
-    held: dict[str, Any] = {}
+    held: dict[str, Drop] = {}
     for key, before in current.items():
         if key not in new or not before:
             continue  # a deleted rule is an admin's explicit act, not a data accident
@@ -50,7 +116,7 @@ UNCONFIRMABLE = ("rejects", "empty")
 
 def reject_verdict(
     read: Mapping[str, int], rejected: Mapping[str, Mapping[str, int]]
-) -> dict[str, Any] | None:
+) -> dict[str, RejectShare] | None:
     """Record types that lost more than 1% of their records to rejects, when coverage lost any.
 
     `read` counts every record of a type HaloPSA sent (rejected ones included), `rejected` the
@@ -58,7 +124,7 @@ def reject_verdict(
     """
     if not any(sum(rejected.get(kind, {}).values()) for kind in COVERAGE_KINDS):
         return None
-    held: dict[str, Any] = {}
+    held: dict[str, RejectShare] = {}
     for kind, causes in rejected.items():
         lost = sum(causes.values())
         total = max(read.get(kind, 0), lost)
@@ -72,9 +138,9 @@ def reject_verdict(
     return held or None
 
 
-def empty_verdict(before: Mapping[str, int], now: Mapping[str, int]) -> dict[str, Any] | None:
+def empty_verdict(before: Mapping[str, int], now: Mapping[str, int]) -> dict[str, Emptied] | None:
     """Record types that had records in the current generation and came back with none."""
-    held = {
+    held: dict[str, Emptied] = {
         kind: {"before": count, "after": 0}
         for kind, count in before.items()
         if count > 0 and not now.get(kind, 0)
@@ -82,7 +148,7 @@ def empty_verdict(before: Mapping[str, int], now: Mapping[str, int]) -> dict[str
     return held or None
 
 
-def tenants_verdict(before: set[int], after: set[int], max_drop: float) -> dict[str, Any] | None:
+def tenants_verdict(before: set[int], after: set[int], max_drop: float) -> Drop | None:
     """Why losing mapped ImmyBot tenants must hold the run, or None.
 
     `before`/`after` are the tenants some client maps to: ImmyBot losing half its tenants (a
@@ -102,13 +168,7 @@ def tenants_verdict(before: set[int], after: set[int], max_drop: float) -> dict[
     return None
 
 
-def combined_verdict(**parts: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The verdict of a run from its parts (`targets`, `mapped_targets`, `mapped_tenants`,
-    `rejects`, `empty`), leaving out the parts with nothing to say; None if none has."""
-    verdict = {name: part for name, part in parts.items() if part}
-    return verdict or None
-
-
-def confirmable(verdict: Mapping[str, Any]) -> bool:
-    """Whether an agreeing repeat may confirm this verdict (never for rejects or an empty read)."""
-    return not any(part in verdict for part in UNCONFIRMABLE)
+def confirmable(parts: Collection[str]) -> bool:
+    """Whether an agreeing repeat may confirm a verdict with these parts (never for rejects or
+    an empty read)."""
+    return not any(part in parts for part in UNCONFIRMABLE)

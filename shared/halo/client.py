@@ -11,6 +11,7 @@ re-exported here.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import logging
@@ -106,6 +107,7 @@ class HaloClient:
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
         token_cache: TokenCache | None = None,
+        stage: PageStage | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._client_id = client_id
@@ -126,9 +128,9 @@ class HaloClient:
         self._token_key = (self._base, client_id, tenant or "", scope)
         self._token_lock = asyncio.Lock()
         self.stats = ClientStats()
-        # Set by a sync for its read (shared.sync.stage): pages and by-id answers kept in it are
-        # not requested again, and those requested are put in it.
-        self.stage: PageStage | None = None
+        # A sync's read (shared.sync.stage): pages and by-id answers kept in it are not requested
+        # again, and those requested are put in it.
+        self._stage = stage
         self._http = httpx.AsyncClient(
             base_url=self._base,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -188,6 +190,13 @@ class HaloClient:
 
     def __repr__(self) -> str:
         return f"HaloClient(base_url={self._base!r}, client_id={self._client_id!r})"
+
+    def staged(self, stage: PageStage) -> Self:
+        """This client reading through `stage`; it shares the connections, budget and stats, and
+        closing stays with this one."""
+        clone = copy.copy(self)
+        clone._stage = stage
+        return clone
 
     @property
     def budget(self) -> RequestBudget | None:
@@ -359,14 +368,14 @@ class HaloClient:
     async def _invoice_body(self, invoice_id: int) -> Mapping[str, Any]:
         path = f"/api/RecurringInvoice/{invoice_id}"
         key = f"RecurringInvoice|id|{invoice_id}"
-        kept = await self.stage.get(key) if self.stage is not None else None
+        kept = await self._stage.get(key) if self._stage is not None else None
         if isinstance(kept, Mapping) and "id" in kept:
             return kept
         body = await self._get_json(path, {}, resource=INVOICE_BY_ID)
         if not isinstance(body, Mapping) or "id" not in body:
             raise HaloProtocolError("GET", path, 200, "no recurring invoice in the answer")
-        if self.stage is not None:
-            await self.stage.put(key, body)
+        if self._stage is not None:
+            await self._stage.put(key, body)
         return body
 
     async def _fill_missing_lines(self, raw: list[Any]) -> tuple[list[Any], int]:
@@ -417,15 +426,15 @@ class HaloClient:
         stage_key = f"{resource}|{hashlib.sha256(asked.encode()).hexdigest()[:12]}"
 
         async def get_page(number: int) -> tuple[list[Any], int | None]:
-            if self.stage is None:
+            if self._stage is None:
                 return await self._get_page(path, resource, key, params, number)
             name = f"{stage_key}|{number:05d}"
-            kept = await self.stage.get(name)
+            kept = await self._stage.get(name)
             if isinstance(kept, Mapping) and isinstance(kept.get("records"), list):
                 count = kept.get("record_count")
                 return list(kept["records"]), count if isinstance(count, int) else None
             records, record_count = await self._get_page(path, resource, key, params, number)
-            await self.stage.put(name, {"records": records, "record_count": record_count})
+            await self._stage.put(name, {"records": records, "record_count": record_count})
             return records, record_count
 
         return await read_all_pages(

@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.asset_plan import (
@@ -57,19 +55,18 @@ from shared.records.halo import User
 from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
 from shared.store.repository import (
-    STATE_PK,
     Store,
     StoreError,
     client_key,
     decode_data,
     encode_data,
 )
+from shared.sync.asset_hold import AssetHold, guard_creates, set_hold
 
 log = logging.getLogger("halo_immy.assets")
 
 PARTITION = "assets"
 SUMMARY_ROW = "summary"
-HOLD_ROW = "assets_held"
 # Items per stored document part: a client with thousands of computers spills into parts.
 _PART_ITEMS = 1_000
 
@@ -88,18 +85,6 @@ def asset_config(settings: Settings) -> AssetConfig | None:
         serial_field=settings.asset_serial_field,
         update_matched=settings.asset_update_matched,
     )
-
-
-class AssetHold(BaseModel):
-    """A run whose creates exceeded `ASSET_MAX_CREATES`, waiting for (or given) approval."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run_id: str
-    generation: str
-    creates: int
-    held_at: datetime
-    approved: bool = False
 
 
 class AssetRunSummary(BaseModel):
@@ -140,11 +125,15 @@ class AssetPlanView(BaseModel):
 
 @dataclass(slots=True)
 class _Progress:
+    """What an asset run got to before it ended, however it ended."""
+
     written: dict[str, int] = field(
         default_factory=lambda: {"created": 0, "updated": 0, "linked": 0}
     )
     writes: int = 0
     attempted: bool = False
+    reads: int = 0
+    plans: list[ClientAssetPlan] = field(default_factory=list)
 
 
 def mapped_clients(snapshot: Snapshot) -> dict[int, int]:
@@ -192,66 +181,13 @@ async def run_assets(
     if not snapshot.immybot or computers is None:
         why = "ImmyBot is not configured" if not snapshot.immybot else "ImmyBot was not read"
         summary = summary.model_copy(update={"outcome": "skipped", "note": why})
-        try:
-            await asyncio.to_thread(_store_plan, store, generation, summary, [])
-        except Exception as error:
-            log.warning(
-                "could not store the asset summary of run %s: %s", run_id, type(error).__name__
-            )
+        await _keep_plan(store, summary, [])
         return summary
     started = time.perf_counter()
     progress = _Progress()
-    plans: list[ClientAssetPlan] = []
-    reads = 0
     try:
-        (listing, (users, user_pages, users_error)) = await asyncio.gather(
-            list_assets(halo, config.type_id), _users(halo)
-        )
-        reads = listing.requests + user_pages
-        mapped = mapped_clients(snapshot)
-        plans = plan_all(
-            mapped,
-            computers,
-            listing.assets,
-            users,
-            snapshot.sites_by_client,
-            config,
-        )
-        totals = count_plan(plans)
-        batch = settings.asset_write_batch
-        minimum = -(-totals.creates // batch) + -(-(totals.updates + totals.links) // batch)
-        summary = summary.model_copy(
-            update={"totals": totals, "reads": reads, "writes_minimum": minimum}
-        )
-        notes = []
-        if listing.rejects:
-            notes.append(f"{len(listing.rejects)} asset rows could not be read")
-        if len(plans) < len(mapped):
-            notes.append(
-                f"{len(mapped) - len(plans)} clients share an ImmyBot tenant with another client: "
-                "left alone (map them one to one)"
-            )
-        if users_error:
-            notes.append(f"users not read ({users_error}): new assets go to default sites")
-        if notes:
-            summary = summary.model_copy(update={"note": "; ".join(notes)})
-        if settings.asset_sync == "plan":
-            over = totals.creates > settings.asset_max_creates
-            note = (
-                f"apply would hold: {totals.creates} creates > ASSET_MAX_CREATES" if over else None
-            )
-            summary = summary.model_copy(
-                update={"outcome": "planned", "note": note or summary.note}
-            )
-        else:
-            hold = await asyncio.to_thread(_guard, store, summary, settings.asset_max_creates)
-            if hold is not None and not hold.approved:
-                summary = summary.model_copy(update={"outcome": "held", "held": hold})
-            else:
-                await _apply(halo, plans, config, batch, progress)
-                if hold is not None:
-                    await asyncio.to_thread(set_hold, store, None)
-                summary = summary.model_copy(update={"outcome": "applied"})
+        summary = await _plan_and_write(settings, store, halo, config, snapshot, computers,
+                                        summary, progress)  # fmt: skip
     except HaloError as error:
         # Once a write went out, some of it may have been saved even if no request succeeded.
         outcome = "partial" if progress.attempted else "failed"
@@ -262,30 +198,97 @@ async def run_assets(
             update={"outcome": "failed", "error": f"{type(error).__name__}: {str(error)[:300]}"}
         )
     summary = summary.model_copy(
-        update={"written": progress.written, "writes": progress.writes, "reads": reads}
+        update={"written": progress.written, "writes": progress.writes, "reads": progress.reads}
     )
-    try:
-        await asyncio.to_thread(_store_plan, store, generation, summary, plans)
-    except Exception as error:
-        log.warning("could not store the asset plan of run %s: %s", run_id, type(error).__name__)
-    log.info(
-        json.dumps(
-            {
-                "event": "asset_run",
-                "run_id": run_id,
-                "mode": summary.mode,
-                "outcome": summary.outcome,
-                "totals": summary.totals.model_dump(),
-                "written": summary.written,
-                "reads": summary.reads,
-                "writes": summary.writes,
-                "seconds": round(time.perf_counter() - started, 3),
-                "error": summary.error,
-            },
-            sort_keys=True,
-        )
-    )
+    await _keep_plan(store, summary, progress.plans)
+    _log_run(summary, time.perf_counter() - started)
     return summary
+
+
+async def _plan_and_write(
+    settings: Settings,
+    store: Store,
+    halo: HaloClient,
+    config: AssetConfig,
+    snapshot: Snapshot,
+    computers: Sequence[ImmyComputer],
+    summary: AssetRunSummary,
+    progress: _Progress,
+) -> AssetRunSummary:
+    """Read HaloPSA's assets and users, plan, then (in `apply`, unless held) write."""
+    (listing, (users, user_pages, users_error)) = await asyncio.gather(
+        list_assets(halo, config.type_id), _users(halo)
+    )
+    progress.reads = listing.requests + user_pages
+    mapped = mapped_clients(snapshot)
+    plans = plan_all(mapped, computers, listing.assets, users, snapshot.sites_by_client, config)
+    progress.plans = plans
+    totals = count_plan(plans)
+    batch = settings.asset_write_batch
+    minimum = -(-totals.creates // batch) + -(-(totals.updates + totals.links) // batch)
+    summary = summary.model_copy(
+        update={"totals": totals, "reads": progress.reads, "writes_minimum": minimum}
+    )
+    notes = _notes(len(listing.rejects), len(mapped) - len(plans), users_error)
+    if notes:
+        summary = summary.model_copy(update={"note": notes})
+    if settings.asset_sync == "plan":
+        over = totals.creates > settings.asset_max_creates
+        note = f"apply would hold: {totals.creates} creates > ASSET_MAX_CREATES" if over else None
+        return summary.model_copy(update={"outcome": "planned", "note": note or summary.note})
+    hold = await asyncio.to_thread(
+        guard_creates, store, run_id=summary.run_id, generation=summary.generation,
+        creates=totals.creates, at=summary.computed_at, max_creates=settings.asset_max_creates,
+    )  # fmt: skip
+    if hold is not None and not hold.approved:
+        return summary.model_copy(update={"outcome": "held", "held": hold})
+    await _apply(halo, plans, config, batch, progress)
+    if hold is not None:
+        await asyncio.to_thread(set_hold, store, None)
+    return summary.model_copy(update={"outcome": "applied"})
+
+
+def _notes(unreadable: int, shared_tenants: int, users_error: str | None) -> str | None:
+    """What the summary notes about the read: rows unread, clients left alone, users unread."""
+    notes = []
+    if unreadable:
+        notes.append(f"{unreadable} asset rows could not be read")
+    if shared_tenants > 0:
+        notes.append(
+            f"{shared_tenants} clients share an ImmyBot tenant with another client: "
+            "left alone (map them one to one)"
+        )
+    if users_error:
+        notes.append(f"users not read ({users_error}): new assets go to default sites")
+    return "; ".join(notes) or None
+
+
+async def _keep_plan(
+    store: Store, summary: AssetRunSummary, plans: Sequence[ClientAssetPlan]
+) -> None:
+    try:
+        await asyncio.to_thread(_store_plan, store, summary.generation, summary, plans)
+    except Exception as error:
+        what = "summary" if summary.outcome == "skipped" else "plan"
+        log.warning(
+            "could not store the asset %s of run %s: %s", what, summary.run_id, type(error).__name__
+        )
+
+
+def _log_run(summary: AssetRunSummary, seconds: float) -> None:
+    fields = {
+        "event": "asset_run",
+        "run_id": summary.run_id,
+        "mode": summary.mode,
+        "outcome": summary.outcome,
+        "totals": summary.totals.model_dump(),
+        "written": summary.written,
+        "reads": summary.reads,
+        "writes": summary.writes,
+        "seconds": round(seconds, 3),
+        "error": summary.error,
+    }
+    log.info(json.dumps(fields, sort_keys=True))
 
 
 async def _users(halo: HaloClient) -> tuple[list[User], int, str | None]:
@@ -322,64 +325,6 @@ async def _apply(
         await post_assets(halo, [create_body(c, config) for c in chunk_creates])
         progress.writes += 1
         progress.written["created"] += len(chunk_creates)
-
-
-# -- the hold --------------------------------------------------------------------------------------
-
-
-def _guard(store: Store, summary: AssetRunSummary, max_creates: int) -> AssetHold | None:
-    """The hold that applies to this run: None when under the cap (clearing a stale hold)."""
-    creates = summary.totals.creates
-    current = asset_hold(store)
-    if creates <= max_creates:
-        if current is not None:
-            set_hold(store, None)
-        return None
-    if current is not None and current.approved and creates <= current.creates:
-        return current
-    hold = AssetHold(
-        run_id=summary.run_id,
-        generation=summary.generation,
-        creates=creates,
-        held_at=summary.computed_at,
-    )
-    set_hold(store, hold)
-    return hold
-
-
-def asset_hold(store: Store) -> AssetHold | None:
-    """The asset run waiting for approval (or approved and not yet applied), if any."""
-    try:
-        entity = store.table("SyncState").get_entity(STATE_PK, HOLD_ROW)
-    except ResourceNotFoundError:
-        return None
-    return AssetHold.model_validate_json(decode_data(entity))
-
-
-def set_hold(store: Store, hold: AssetHold | None) -> None:
-    """Record (or with None, clear) the asset hold."""
-    table = store.table("SyncState")
-    if hold is None:
-        try:
-            table.delete_entity(STATE_PK, HOLD_ROW)
-        except ResourceNotFoundError:
-            pass
-        return
-    table.upsert_entity(
-        {"PartitionKey": STATE_PK, "RowKey": HOLD_ROW, **encode_data(hold.model_dump_json())},
-        mode=UpdateMode.REPLACE,
-    )
-
-
-def approve_asset_hold(store: Store, *, run_id: str | None = None) -> AssetHold | None:
-    """Approve the held asset run (its creates go out on the next sync); None if none is held
-    (or, given `run_id`, not that run's)."""
-    hold = asset_hold(store)
-    if hold is None or (run_id is not None and hold.run_id != run_id):
-        return None
-    approved = hold.model_copy(update={"approved": True})
-    set_hold(store, approved)
-    return approved
 
 
 # -- the stored plan -------------------------------------------------------------------------------

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from shared.core.guard import (
-    combined_verdict,
+    Verdict,
     empty_verdict,
     fingerprint,
     guard_verdict,
@@ -23,8 +22,14 @@ from shared.store.state import Pointer
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    verdict: dict[str, Any] | None
+    """The guard's verdict (None: the generation may serve) and the outcome's fingerprint."""
+
+    verdict: Verdict | None
     digest: str
+
+
+def _held(verdict: Verdict) -> Verdict | None:
+    return verdict if verdict.parts() else None
 
 
 def judge(
@@ -48,7 +53,7 @@ def judge(
     digest = fingerprint(sets)
     rejects = reject_verdict(read, rejected)
     if current is None:
-        return Judgement(combined_verdict(rejects=rejects), digest)
+        return Judgement(_held(Verdict(rejects=rejects)), digest)
     manifest, _ = read_manifest(store, current.generation)
     old_ids: dict[str, set[int]] = {}
     old_mapped: dict[str, set[int]] = {}
@@ -66,11 +71,11 @@ def judge(
             {t for t in after if t is not None},
             settings.sync_max_drop,
         )
-    verdict = combined_verdict(
+    verdict = Verdict(
         targets=guard_verdict(old_ids, new_ids, settings.sync_max_drop),
         mapped_targets=mapped_targets,
         mapped_tenants=tenants,
         rejects=rejects,
         empty=empty_verdict(manifest.read, read),
     )
-    return Judgement(verdict, digest)
+    return Judgement(_held(verdict), digest)

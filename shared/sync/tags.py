@@ -30,291 +30,48 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
-from enum import StrEnum
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from shared.core.rules import Rule, normalise
-from shared.core.targets import Target
+from shared.core.rules import normalise
+from shared.core.tag_plan import (
+    OFFBOARDING_SUFFIX,
+    ApplyResult,
+    HeldRemoval,
+    RuleTags,
+    TagChange,
+    TagMode,
+    minimum_requests,
+    plan_rule,
+    tag_description,
+    write_phases,
+)
 from shared.immybot.client import ImmyClient, ImmyError
-from shared.records.immybot import ImmyTag, ImmyTenant
 from shared.settings import Settings
-from shared.store.generations import read_manifest, read_targets, read_tenants
+from shared.store.generations import Manifest, read_manifest, read_targets, read_tenants
 from shared.store.repository import Store, StoreError, check_key, decode_data, encode_data
 
 log = logging.getLogger("halo_immy.immy_tags")
 
-MANAGED_MARKER = "[halo-immy]"
-OFFBOARDING_SUFFIX = " (offboarding)"
 STATE_TABLE = "ImmyTags"
 OFFBOARD_TABLE = "ImmyOffboarding"
 _RULE_PK = "rule"
 _APPROVAL_PK = "approval"
-SITE_SCOPE_NOTE = "site scope: not tagged"
 
 
-class TagMode(StrEnum):
-    """`IMMY_TAGS`."""
-
-    OFF = "off"
-    PLAN = "plan"
-    APPLY = "apply"
-
-
-def tag_name(prefix: str, software: str) -> str:
-    """The tag of a rule."""
-    return f"{prefix}{software}"
-
-
-def offboarding_tag_name(prefix: str, software: str) -> str:
-    """The tag of a rule's recently offboarded tenants."""
-    return f"{prefix}{software}{OFFBOARDING_SUFFIX}"
-
-
-def tag_description(software: str, *, offboarding: bool = False) -> str:
-    """The description that marks a tag as managed by halo-immy (and tells a human why)."""
-    what = (
-        f"tenants that recently lost {software} in HaloPSA billing (uninstall target)"
-        if offboarding
-        else f"tenants entitled to {software} by HaloPSA billing"
-    )
-    return f"{MANAGED_MARKER} Kept equal to the {what} by halo-immy; edits are overwritten."
-
-
-def is_managed(tag: ImmyTag) -> bool:
-    """Whether halo-immy created (and so may change) this tag."""
-    return tag.description.startswith(MANAGED_MARKER)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class TagChange(_Model):
-    """The changes one tag needs: created if missing, tenants added and removed."""
-
-    tag: str
-    tag_id: int | None = Field(description="Null while the tag does not exist yet.")
-    create: bool = False
-    add: list[int] = Field(default_factory=list, description="Tenant ids to tag.")
-    remove: list[int] = Field(default_factory=list, description="Tenant ids to untag.")
-
-
-class HeldRemoval(_Model):
-    """A removal the guard keeps waiting for approval, with its numbers."""
-
-    tag: str
-    carrying: int
-    should: int
-    removing: int
-    share: float
-    tenants: list[int]
-
-
-class SiteScoped(_Model):
-    """A client of a site-scoped rule: tags are per tenant, so it is not tagged."""
-
-    client_id: int
-    client_name: str
-    immy_tenant_id: int | None
-    note: str = SITE_SCOPE_NOTE
-
-
-class ApplyResult(_Model):
-    """What one run did (or, in plan mode, would have done) to ImmyBot's tags."""
-
-    at: datetime
-    mode: TagMode
-    generation: str
-    added: int = 0
-    removed: int = 0
-    created: list[str] = Field(default_factory=list)
-    requests: int = Field(default=0, description="Tag requests sent (reads and writes).")
-    minimum_requests: int = Field(
-        default=0, description="The fewest requests the same changes need."
-    )
-    held: list[str] = Field(default_factory=list, description="Tags whose removal is held.")
-    error: str | None = None
-
-
-class RuleTags(_Model):
-    """`GET /api/immybot/tags`, per rule: the tag, who carries it, who should, and the plan."""
-
-    software: str
-    tag: str | None = Field(description="Null for a site-scoped rule (not tagged).")
-    tag_id: int | None
-    carrying: list[int] = Field(description="Tenants carrying the tag when the run read them.")
-    should: list[int] = Field(description="The rule's mapped target tenants.")
-    changes: list[TagChange] = Field(description="The planned changes (rule and offboarding tag).")
-    held: HeldRemoval | None = None
-    offboarding_tag: str | None = None
-    offboarding: list[int] = Field(
-        default_factory=list, description="Tenants that should carry the offboarding tag."
-    )
-    site_scope: list[SiteScoped] = Field(default_factory=list)
-    problem: str | None = None
-    generation: str
-    planned_at: datetime
-    last_apply: ApplyResult | None = None
-
-
-class TagsView(_Model):
+class TagsView(BaseModel):
     """`GET /api/immybot/tags`."""
+
+    model_config = ConfigDict(frozen=True)
 
     mode: TagMode
     prefix: str
     rules: list[RuleTags]
-
-
-# -- planning (pure) ---------------------------------------------------------------------------
-
-
-def plan_rule(
-    rule: Rule,
-    targets: Sequence[Target],
-    tenants: Mapping[int, ImmyTenant],
-    tags: Mapping[str, ImmyTag],
-    *,
-    prefix: str,
-    max_drop: float,
-    approved: set[int],
-    lost_on: Mapping[int, date],
-    today: date,
-    generation: str,
-    now: datetime,
-) -> RuleTags:
-    """The tag changes one rule needs; `tags` by case-folded name, `lost_on` its offboarding
-    records (tenant -> the day it lost the tag), `approved` tenants whose removal an admin
-    approved."""
-    base: dict[str, Any] = {
-        "software": rule.software,
-        "generation": generation,
-        "planned_at": now,
-    }
-    if rule.site_ids is not None:
-        scoped = [
-            SiteScoped(
-                client_id=t.client_id, client_name=t.client_name, immy_tenant_id=t.immy_tenant_id
-            )
-            for t in targets
-        ]
-        return RuleTags(**base, tag=None, tag_id=None, carrying=[], should=[], changes=[],
-                        site_scope=scoped)  # fmt: skip
-    name = tag_name(prefix, rule.software)
-    should = {t.immy_tenant_id for t in targets if t.immy_tenant_id in tenants}
-    tag = tags.get(name.casefold())
-    if tag is not None and not is_managed(tag):
-        return RuleTags(
-            **base,
-            tag=name,
-            tag_id=tag.id,
-            carrying=sorted(_carriers(tag, tenants)),
-            should=sorted(x for x in should if x is not None),
-            changes=[],
-            problem=f"a tag named {tag.name!r} exists but halo-immy did not create it (its "
-            f"description lacks {MANAGED_MARKER}); it is left alone: rename it, or add the marker",
-        )
-    wanted = {x for x in should if x is not None}
-    carrying = _carriers(tag, tenants) if tag else set()
-    add, remove = wanted - carrying, carrying - wanted
-    held = None
-    share = len(remove) / len(carrying) if carrying else 0.0
-    if remove and (share > max_drop or not wanted) and not remove <= approved:
-        held = HeldRemoval(
-            tag=name,
-            carrying=len(carrying),
-            should=len(wanted),
-            removing=len(remove),
-            share=round(share, 4),
-            tenants=sorted(remove),
-        )
-        remove = set()
-    changes = []
-    if tag is None or add or remove:
-        changes.append(
-            TagChange(
-                tag=name,
-                tag_id=tag.id if tag else None,
-                create=tag is None,
-                add=sorted(add),
-                remove=sorted(remove),
-            )
-        )
-    off_name, offboarding = None, set()
-    if rule.offboard_days is not None:
-        off_name = offboarding_tag_name(prefix, rule.software)
-        since = today - timedelta(days=rule.offboard_days)
-        offboarding = {t for t, day in lost_on.items() if day >= since} | remove
-        offboarding = {t for t in offboarding if t in tenants} - wanted
-        off_tag = tags.get(off_name.casefold())
-        if off_tag is not None and not is_managed(off_tag):
-            off_name, offboarding = None, set()
-        else:
-            off_carrying = _carriers(off_tag, tenants) if off_tag else set()
-            off_add, off_remove = offboarding - off_carrying, off_carrying - offboarding
-            # Created only once someone needs it: an unused uninstall target is just noise.
-            if off_add or off_remove:
-                changes.append(
-                    TagChange(
-                        tag=off_name,
-                        tag_id=off_tag.id if off_tag else None,
-                        create=off_tag is None,
-                        add=sorted(off_add),
-                        remove=sorted(off_remove),
-                    )
-                )
-    return RuleTags(
-        **base,
-        tag=name,
-        tag_id=tag.id if tag else None,
-        carrying=sorted(carrying),
-        should=sorted(wanted),
-        changes=changes,
-        held=held,
-        offboarding_tag=off_name,
-        offboarding=sorted(offboarding),
-    )
-
-
-def _carriers(tag: ImmyTag | None, tenants: Mapping[int, ImmyTenant]) -> set[int]:
-    if tag is None:
-        return set()
-    return {t.id for t in tenants.values() if tag.id in t.tag_ids}
-
-
-def write_phases(
-    changes: Sequence[TagChange],
-) -> list[tuple[str, dict[tuple[int, ...], list[str]]]]:
-    """The writes in order: rule tags added, then every removal, then offboarding tags added.
-
-    Adds first, so an error mid-way never leaves a tenant without software it should have; the
-    offboarding adds last, so a tenant whose removal failed never carries both the install and the
-    uninstall tag.
-    """
-    rule_tags = [c for c in changes if not c.tag.endswith(OFFBOARDING_SUFFIX)]
-    offboarding = [c for c in changes if c.tag.endswith(OFFBOARDING_SUFFIX)]
-    phases = [
-        ("add", write_groups(rule_tags, "add")),
-        ("remove", write_groups(changes, "remove")),
-        ("add", write_groups(offboarding, "add")),
-    ]
-    return [(direction, groups) for direction, groups in phases if groups]
-
-
-def write_groups(changes: Iterable[TagChange], direction: str) -> dict[tuple[int, ...], list[str]]:
-    """Tenants -> the tags they all get (or lose): one request per distinct set of tenants."""
-    groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
-    for change in changes:
-        tenants = tuple(change.add if direction == "add" else change.remove)
-        if tenants:
-            groups[tenants].append(change.tag)
-    return groups
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -353,10 +110,43 @@ async def _run(
     if not manifest.immybot.configured or manifest.immybot.note:
         # Tenants carried over from an older generation say nothing about today's tags.
         return {"mode": str(mode), "skipped": "ImmyBot's tenants were not read by this run"}
-    tenants = {t.id: t for t in await asyncio.to_thread(read_tenants, store, generation)}
     started = immy.requests
+    plans = await _plan(settings, store, immy, manifest, generation, now)
+    changes = [c for p in plans for c in p.changes]
+    result = ApplyResult(
+        at=now,
+        mode=mode,
+        generation=generation,
+        added=sum(len(c.add) for c in changes),
+        removed=sum(len(c.remove) for c in changes),
+        created=[c.tag for c in changes if c.create],
+        held=[p.held.tag for p in plans if p.held],
+        minimum_requests=minimum_requests(changes),
+    )
+    if mode is TagMode.APPLY:
+        done: set[tuple[str, str]] = set()
+        error = await _make(immy, changes, done)
+        result = _made(result, changes, done, error, requests=immy.requests - started)
+        await asyncio.to_thread(_remember, store, manifest.rules.keys(), plans, done, now.date())
+    else:
+        result = result.model_copy(update={"requests": immy.requests - started})
+    await asyncio.to_thread(
+        _save, store, plans, result, [e.rule.key for e in manifest.rules.values()]
+    )
+    return _summary(result, plans, immy.requests)
+
+
+async def _plan(
+    settings: Settings,
+    store: Store,
+    immy: ImmyClient,
+    manifest: Manifest,
+    generation: str,
+    now: datetime,
+) -> list[RuleTags]:
+    """Every rule's plan against ImmyBot's tags and the tenants the generation holds."""
+    tenants = {t.id: t for t in await asyncio.to_thread(read_tenants, store, generation)}
     tags = {t.name.casefold(): t for t in await immy.tags()}
-    today = now.date()
     plans: list[RuleTags] = []
     for entry in manifest.rules.values():
         rule = entry.rule
@@ -372,46 +162,41 @@ async def _run(
                 max_drop=settings.sync_max_drop,
                 approved=approved,
                 lost_on=lost_on,
-                today=today,
+                today=now.date(),
                 generation=generation,
                 now=now,
             )
         )
-    changes = [c for p in plans for c in p.changes]
-    minimum = (
-        1 + sum(c.create for c in changes) + sum(len(groups) for _, groups in write_phases(changes))
+    return plans
+
+
+def _made(
+    result: ApplyResult,
+    changes: Sequence[TagChange],
+    done: set[tuple[str, str]],
+    error: str | None,
+    *,
+    requests: int,
+) -> ApplyResult:
+    """The result counting only the writes ImmyBot accepted (`done`)."""
+    return result.model_copy(
+        update={
+            "requests": requests,
+            "error": error,
+            "added": sum(len(c.add) for c in changes if (c.tag, "add") in done),
+            "removed": sum(len(c.remove) for c in changes if (c.tag, "remove") in done),
+            "created": [c.tag for c in changes if c.create and (c.tag, "create") in done],
+        }
     )
-    result = ApplyResult(
-        at=now,
-        mode=mode,
-        generation=generation,
-        added=sum(len(c.add) for c in changes),
-        removed=sum(len(c.remove) for c in changes),
-        created=[c.tag for c in changes if c.create],
-        held=[p.held.tag for p in plans if p.held],
-        minimum_requests=minimum,
-    )
-    done: set[tuple[str, str]] = set()
-    if mode is TagMode.APPLY:
-        error = await _make(immy, changes, done)
-        result = result.model_copy(
-            update={
-                "requests": immy.requests - started,
-                "error": error,
-                "added": sum(len(c.add) for c in changes if (c.tag, "add") in done),
-                "removed": sum(len(c.remove) for c in changes if (c.tag, "remove") in done),
-                "created": [c.tag for c in changes if c.create and (c.tag, "create") in done],
-            }
-        )
-        await asyncio.to_thread(_remember, store, manifest.rules.keys(), plans, done, today)
-    else:
-        result = result.model_copy(update={"requests": immy.requests - started})
-    await asyncio.to_thread(
-        _save, store, plans, result, [e.rule.key for e in manifest.rules.values()]
-    )
+
+
+def _summary(
+    result: ApplyResult, plans: Sequence[RuleTags], immybot_requests: int
+) -> dict[str, Any]:
+    """What the run records as `immy_tags`: the result and per rule counts."""
     summary = result.model_dump(mode="json")
     # Everything this run's client asked ImmyBot, its reads included (the benchmark's figure).
-    summary["immybot_requests"] = immy.requests
+    summary["immybot_requests"] = immybot_requests
     summary["rules"] = {
         p.software: {
             "add": sum(len(c.add) for c in p.changes),

@@ -42,7 +42,7 @@ after_response = Background("tab-after")
 
 
 @dataclass(frozen=True, slots=True)
-class SyncStatus:
+class ServingState:
     """What serves: the pointer (None before the first sync), a held run, the last run's outcome."""
 
     pointer: Pointer | None
@@ -75,10 +75,10 @@ def _last_outcome(store: Store) -> str | None:
 
 
 # (store identity) -> (read at, the store's local write count then, status)
-_status: dict[str, tuple[float, int, SyncStatus]] = {}
+_status: dict[str, tuple[float, int, ServingState]] = {}
 
 
-async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic) -> SyncStatus:
+async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic) -> ServingState:
     """The pointer, held generation and last run outcome: two requests side by side, kept for
     `MANIFEST_TTL` seconds (a swap, hold or run record made by this process is seen at once; one
     made elsewhere within the TTL, as for the targets API's pointer)."""
@@ -90,7 +90,7 @@ async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic)
     (pointer, held), outcome = await asyncio.gather(
         asyncio.to_thread(store.current_and_held), asyncio.to_thread(_last_outcome, store)
     )
-    status = SyncStatus(pointer, held, outcome)
+    status = ServingState(pointer, held, outcome)
     with _lock:
         _status[key] = (now, writes, status)
     return status

@@ -25,7 +25,7 @@ from shared.store.repository import Store
 from shared.tab.computers import Computers, TenantRead, Wanted, computers_view, read_tenant
 from shared.tab.snapshot import (
     GenerationData,
-    SyncStatus,
+    ServingState,
     client_record,
     generation_data,
     sync_status,
@@ -131,7 +131,7 @@ async def build_tab(
             f"{immy.base_url}/technician-pod/psa/{immy.link_id}/ticket/{ticket_id}"
         )
 
-    async def snapshot() -> tuple[SyncStatus, GenerationData | None]:
+    async def snapshot() -> tuple[ServingState, GenerationData | None]:
         status = await sync_status(store)
         if status.pointer is None:
             return status, None
@@ -224,7 +224,7 @@ async def build_tab(
     return view
 
 
-def _freshness(view: TabView, state: SyncStatus, schedule: str, now: datetime) -> None:
+def _freshness(view: TabView, state: ServingState, schedule: str, now: datetime) -> None:
     if state.pointer is None:
         view.warnings.append("No sync has completed yet: coverage is not known.")
         return

@@ -1,0 +1,351 @@
+"""The phases of one sync run: read, resolve, validate, write, hold or swap, then follow-up.
+
+Each phase records what it did in the run's report; a phase that raises ends the run (shared.sync.run
+tells the outcome), except the follow-up steps once the generation serves: their failures are warnings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.core.catalog import build_catalog
+from shared.core.guard import confirmable
+from shared.core.rules import Rule
+from shared.core.targets import Snapshot, Target, resolve
+from shared.halo.client import HaloClient
+from shared.immybot.client import ImmyClient
+from shared.records.immybot import ImmyComputer
+from shared.settings import Settings
+from shared.store.generations import ImmyState, Layout, Manifest, apply_rules, layout, rule_entry
+from shared.store.repository import Store, StoreError
+from shared.store.state import Held, Pointer
+from shared.sync.assets import run_assets
+from shared.sync.immybot import ImmyRead, read_immybot, with_immybot
+from shared.sync.judge import judge
+from shared.sync.lease import SyncLease, brief
+from shared.sync.read import SyncData, count_rejects, read_for_run
+from shared.sync.retention import collect_garbage
+from shared.sync.runs import Outcome, SyncReport, bounded_json
+from shared.sync.stage import RunStage, close_stage, open_stage
+from shared.sync.tags import apply_immy_tags
+
+log = logging.getLogger("halo_immy.sync")
+
+REJECT_SAMPLES = 20
+
+
+class Phases:
+    """How long each phase of a run took, in the run's report."""
+
+    def __init__(self, report: SyncReport) -> None:
+        self._report = report
+        self._start = time.perf_counter()
+
+    def mark(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self._report.phases[name] = round(now - since, 3)
+        return now
+
+    def total(self) -> None:
+        self._report.phases["total"] = round(time.perf_counter() - self._start, 3)
+
+
+def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
+    """The stored rules that validate, and a message for each that does not."""
+    rules, problems = [], []
+    for document in store.rule_documents():
+        try:
+            rules.append(Rule.model_validate(document))
+        except ValidationError as error:
+            name = document.get("software", "?") if isinstance(document, dict) else "?"
+            problems.append(f"rule {str(name)[:100]!r} is invalid: {error.error_count()} errors")
+    return rules, problems
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What every phase of one run works with."""
+
+    settings: Settings
+    store: Store
+    report: SyncReport
+    phases: Phases
+    clock: Callable[[], datetime]
+    before_swap: Callable[[str], None] | None
+    lease: SyncLease
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """The vendor clients a run reads (and writes ImmyBot tags and HaloPSA assets) through."""
+
+    halo: HaloClient
+    immy: ImmyClient | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A generation resolved and laid out, ready to write."""
+
+    generation: str
+    snapshot: Snapshot
+    computers: list[ImmyComputer]
+    immy_state: ImmyState
+    targets: dict[str, list[Target]]
+    manifest: Manifest
+    planned: Layout
+    rule_problems: list[str]
+    synced_at: datetime
+    today: date
+
+
+async def run_phases(run: RunContext, clients: Clients) -> None:
+    """Read, resolve, validate, write, then hold or swap, then what follows a current generation."""
+    mark = time.perf_counter()
+    stage, data, immy_read = await _read(run, clients)
+    mark = run.phases.mark("read", mark)
+    resolved = await _resolve(run, stage.generation, data, immy_read)
+    mark = run.phases.mark("resolve", mark)
+    _record_rejects(run.report, data, resolved)
+    mark = run.phases.mark("validate", mark)
+    await _write(run, resolved)
+    mark = run.phases.mark("write", mark)
+    current = await asyncio.to_thread(run.store.current)
+    if await _held(run, resolved, data, current):
+        run.phases.mark("swap", mark)
+        return
+    await _swap(run, resolved, current)
+    run.phases.mark("swap", mark)
+    await _after_swap(run, clients, resolved)
+
+
+async def _read(run: RunContext, clients: Clients) -> tuple[RunStage, SyncData, ImmyRead | None]:
+    """HaloPSA (through the stage) and ImmyBot read side by side; what was read is staged."""
+    settings, clock = run.settings, run.clock
+    # Continue the generation an earlier run staged pages for, or begin a new one.
+    stage = await asyncio.to_thread(
+        open_stage,
+        run.store,
+        page_size=clients.halo.page_size,
+        read_mode=str(settings.halo_read_mode),
+        now=clock(),
+    )
+    budget = clients.halo.budget
+    if budget is not None:
+        # Reading stops (resumable) rather than wait past the limit; the write has the rest.
+        budget.stop_at(settings.sync_time_limit_seconds)
+    try:
+        halo_read = read_for_run(
+            clients.halo.staged(stage),
+            run.store,
+            settings.halo_read_mode,
+            now=clock(),
+            report=run.report,
+        )
+        if clients.immy is None:
+            data, immy_read = await halo_read, None
+        else:
+            data, immy_read = await asyncio.gather(
+                halo_read,
+                read_immybot(clients.immy, settings.immy_halo_link_id),
+                return_exceptions=False,
+            )
+    finally:
+        if budget is not None:
+            budget.stop_at(None)
+        try:
+            await stage.flush()  # what was read is staged before the run goes on or stops
+        finally:
+            run.report.stage = stage.record(clock())
+    return stage, data, immy_read
+
+
+async def _resolve(
+    run: RunContext, generation: str, data: SyncData, immy_read: ImmyRead | None
+) -> _Resolved:
+    """Every rule resolved against the snapshot (with ImmyBot's part), laid out to write."""
+    snapshot, computers, immy_state = await asyncio.to_thread(
+        with_immybot, run.store, data.snapshot, immy_read
+    )
+    run.report.immybot = immy_state.model_dump()
+    rules, rule_problems = await asyncio.to_thread(load_rules, run.store)
+    synced_at = run.clock()
+    today = synced_at.date()
+    targets = {rule.key: resolve(snapshot, rule, today) for rule in rules}
+    run.report.targets = {rule.software: len(targets[rule.key]) for rule in rules}
+    manifest = Manifest(
+        generation=generation,
+        synced_at=synced_at,
+        today=today,
+        read=data.read,
+        rules={r.key: rule_entry(r, targets[r.key], today, snapshot) for r in rules},
+        immybot=immy_state,
+    )
+    planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
+    return _Resolved(
+        generation,
+        snapshot,
+        computers,
+        immy_state,
+        targets,
+        manifest,
+        planned,
+        rule_problems,
+        synced_at,
+        today,
+    )
+
+
+def _record_rejects(report: SyncReport, data: SyncData, resolved: _Resolved) -> None:
+    rejects = data.rejects + resolved.planned.too_large
+    report.read = data.read
+    report.read_mode = data.read_mode
+    report.rejected = count_rejects(rejects)
+    report.reject_samples = [
+        f"{r.kind} {r.record_id}: {r.reason}" for r in rejects[:REJECT_SAMPLES]
+    ]
+    report.reject_samples += resolved.rule_problems
+
+
+async def _write(run: RunContext, resolved: _Resolved) -> None:
+    report = run.report
+    report.generation = resolved.generation
+    stats = await asyncio.to_thread(
+        run.store.write_generation, resolved.generation, resolved.planned.partitions
+    )
+    report.entities_written, report.transactions = stats.entities, stats.transactions
+    report.transactions_minimum = stats.minimum_transactions
+    report.largest_entity, report.largest_property = stats.largest_entity, stats.largest_property
+
+
+async def _held(
+    run: RunContext, resolved: _Resolved, data: SyncData, current: Pointer | None
+) -> bool:
+    """Whether the guard holds the new generation (stored as held, the stage dropped)."""
+    settings, store, report = run.settings, run.store, run.report
+    outcome = await asyncio.to_thread(
+        judge,
+        store,
+        settings,
+        current,
+        data.read,
+        report.rejected,
+        resolved.snapshot,
+        resolved.targets,
+    )
+    if outcome.verdict is None:
+        return False
+    held = await asyncio.to_thread(store.held)
+    if (
+        settings.sync_confirm_by_repeat
+        and confirmable(outcome.verdict.parts())
+        and held is not None
+        and held.fingerprint == outcome.digest
+    ):
+        report.note = f"confirmed: same outcome as held run {held.run_id}"
+        return False
+    generation = resolved.generation
+    reason = bounded_json(outcome.verdict.record())
+    entry = Held(generation, report.run_id, run.clock(), resolved.synced_at, reason, outcome.digest)
+    await asyncio.to_thread(store.set_held, entry)
+    report.outcome = Outcome.HELD
+    report.guard = outcome.verdict.record()
+    await _step(report, "drop staged pages", close_stage, store, generation)
+    await _step(report, "drop old generations", collect_garbage, store)
+    return True
+
+
+async def _swap(run: RunContext, resolved: _Resolved, current: Pointer | None) -> None:
+    """Make the new generation current, unless this run lost the lease."""
+    if run.before_swap is not None:
+        run.before_swap(resolved.generation)
+    if run.lease.lost:
+        raise StoreError("this run lost the sync lease to another run; not swapping")
+    await asyncio.to_thread(
+        run.store.swap,
+        resolved.generation,
+        run_id=run.report.run_id,
+        synced_at=resolved.synced_at,
+        expected=current,
+    )
+    run.report.outcome = Outcome.SUCCEEDED  # the generation serves: nothing after this fails it
+
+
+async def _after_swap(run: RunContext, clients: Clients, resolved: _Resolved) -> None:
+    """Follow-up work, ImmyBot tags and asset population once the generation serves."""
+    report, generation = run.report, resolved.generation
+    mark = time.perf_counter()
+    await after_current(
+        run.store, generation, resolved.snapshot, resolved.manifest, resolved.today, report
+    )
+    mark = run.phases.mark("after_current", mark)
+    if clients.immy is not None:  # only ever from a current generation: a held one never gets here
+        report.immy_tags = await apply_immy_tags(
+            run.settings, run.store, clients.immy, generation, run.clock()
+        )
+        run.phases.mark("immy_tags", mark)
+    mark = time.perf_counter()
+    # Only now that the generation serves: asset population never runs on a held or failed one.
+    computers = None if resolved.immy_state.note else resolved.computers
+    assets = await run_assets(
+        run.settings, run.store, clients.halo, generation=generation, snapshot=resolved.snapshot,
+        computers=computers, run_id=report.run_id, now=run.clock,
+    )  # fmt: skip
+    report.assets = assets.record() if assets is not None else None
+    run.phases.mark("assets", mark)
+
+
+async def after_current(
+    store: Store,
+    generation: str,
+    snapshot: Snapshot,
+    manifest: Manifest,
+    today: date,
+    report: SyncReport,
+) -> None:
+    """Everything a run does once its generation is current; each step's failure is a warning.
+
+    The one place for follow-up work (clearing the held entry, dropping old generations, catching
+    up rules edited during the run, and hooks such as ImmyBot tag reconciliation): none of it
+    may turn a run whose generation serves into a failed one.
+    """
+    await _step(report, "clear the held generation", store.set_held, None)
+    await _step(report, "drop staged pages", close_stage, store, generation)
+    await _step(report, "drop old generations", collect_garbage, store)
+    # A rule edited while this run was reading was applied to the old generation; carry it over.
+    await _step(
+        report,
+        "catch up edited rules",
+        _catch_up_rules,
+        store,
+        generation,
+        snapshot,
+        manifest,
+        today,
+    )
+
+
+async def _step(report: SyncReport, name: str, func: Callable[..., Any], *args: Any) -> None:
+    try:
+        await asyncio.to_thread(func, *args)
+    except Exception as error:
+        log.warning("sync run %s: could not %s: %s", report.run_id, name, brief(error))
+        report.warnings.append(f"could not {name}: {brief(error)}")
+
+
+def _catch_up_rules(
+    store: Store, generation: str, snapshot: Snapshot, resolved: Manifest, today: date
+) -> None:
+    rules, _ = load_rules(store)
+    changed = [r for r in rules if r.key not in resolved.rules or resolved.rules[r.key].rule != r]
+    removed = [k for k in resolved.rules if k not in {r.key for r in rules}]
+    if changed or removed:
+        apply_rules(store, generation, snapshot, changed, today, removed=removed)

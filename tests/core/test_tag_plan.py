@@ -1,0 +1,94 @@
+"""The pure tag plan: naming, the removal guard, offboarding, request counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from shared.core.mapping import MatchKind
+from shared.core.rules import Rule
+from shared.core.tag_plan import (
+    MANAGED_MARKER,
+    SITE_SCOPE_NOTE,
+    TagChange,
+    TagPolicy,
+    held_removal,
+    is_managed,
+    minimum_requests,
+    offboarding_tag_name,
+    plan_rule,
+    tag_description,
+    tag_name,
+)
+from shared.core.targets import Quantities, Target
+from shared.records.immybot import ImmyTag, ImmyTenant
+
+TODAY = date(2026, 12, 2)
+NOW = datetime(2026, 12, 2, tzinfo=UTC)
+TENANTS = {i: ImmyTenant(id=i, name=f"T{i}", tenantTagIds=[7] if i < 3 else []) for i in (1, 2, 3)}
+
+
+def target(client: int, tenant: int | None) -> Target:
+    return Target(
+        client_id=client,
+        client_name=f"C{client}",
+        immy_tenant_id=tenant,
+        immy_tenant_name=None,
+        mapping=MatchKind.NAME if tenant else MatchKind.UNMAPPED,
+        sites=[],
+        quantity=1,
+        quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
+        reasons=[],
+    )
+
+
+def policy(approved: frozenset[int] = frozenset()) -> TagPolicy:
+    return TagPolicy(prefix="Halo: ", max_drop=0.5, approved=set(approved), lost_on={}, today=TODAY)
+
+
+def test_names_and_the_managed_marker():
+    assert tag_name("Halo: ", "EDR") == "Halo: EDR"
+    assert offboarding_tag_name("Halo: ", "EDR") == "Halo: EDR (offboarding)"
+    assert tag_description("EDR").startswith(MANAGED_MARKER)
+    assert "uninstall" in tag_description("EDR", offboarding=True)
+    assert is_managed(ImmyTag(id=1, name="x", description=tag_description("EDR")))
+    assert not is_managed(ImmyTag(id=1, name="x", description="by hand"))
+
+
+def test_a_removal_within_the_share_is_not_held():
+    assert held_removal("t", {1, 2, 3, 4}, {1, 2, 3}, {4}, policy()) is None
+    assert held_removal("t", {1, 2}, {1, 2}, set(), policy()) is None
+
+
+def test_a_removal_over_the_share_or_of_everyone_is_held_unless_approved():
+    held = held_removal("t", {1, 2, 3}, {1}, {2, 3}, policy())
+    assert held is not None and (held.removing, held.share, held.tenants) == (2, 0.6667, [2, 3])
+    assert held_removal("t", {1}, set(), {1}, policy()) is not None  # all of them
+    assert held_removal("t", {1, 2, 3}, {1}, {2, 3}, policy(approved=frozenset({2, 3, 9}))) is None
+
+
+def test_a_site_scoped_rule_lists_its_clients_untagged():
+    rule = Rule(software="EDR", contract_types=["Managed"], site_ids=[5])
+    result = plan_rule(
+        rule, [target(1, 1)], TENANTS, {}, prefix="Halo: ", max_drop=0.5, approved=set(),
+        lost_on={}, today=TODAY, generation="g", now=NOW,
+    )  # fmt: skip
+    assert result.tag is None and result.changes == []
+    assert [s.note for s in result.site_scope] == [SITE_SCOPE_NOTE]
+
+
+def test_a_missing_tag_is_created_even_with_no_one_to_tag():
+    rule = Rule(software="EDR", contract_types=["Managed"])
+    result = plan_rule(
+        rule, [], TENANTS, {}, prefix="Halo: ", max_drop=0.5, approved=set(), lost_on={},
+        today=TODAY, generation="g", now=NOW,
+    )  # fmt: skip
+    assert result.changes == [TagChange(tag="Halo: EDR", tag_id=None, create=True)]
+
+
+def test_minimum_requests_counts_the_read_creations_and_write_groups():
+    changes = [
+        TagChange(tag="a", tag_id=None, create=True, add=[1, 2]),
+        TagChange(tag="b", tag_id=2, add=[1, 2], remove=[3]),
+    ]
+    assert minimum_requests(changes) == 1 + 1 + 2  # one add group for both, one removal
+    assert minimum_requests([]) == 1
