@@ -34,7 +34,6 @@ from shared.core.targets import (
 )
 from shared.core.text import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, parse_id
 from shared.records.immybot import ImmyComputer
-from shared.store.answer_cache import AnswerCache
 from shared.store.generations import (
     Manifest,
     RuleEntry,
@@ -46,7 +45,7 @@ from shared.store.generations import (
     read_targets,
     read_unmapped,
 )
-from shared.store.read_cache import Current, CurrentCache
+from shared.store.read_cache import AnswerCache, Current, CurrentCache
 from shared.store.repository import Pointer, Store, StoreError
 
 T = TypeVar("T")

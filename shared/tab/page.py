@@ -10,8 +10,6 @@ import base64
 import binascii
 import json
 import logging
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 
 from azure.core.exceptions import AzureError
@@ -20,6 +18,7 @@ from shared.core.text import parse_id
 from shared.records.halo import Ticket
 from shared.runtime.clients import halo_for_tab, immy_for_tab
 from shared.settings import SettingsError, get_settings
+from shared.store import read_cache
 from shared.store.repository import Store, StoreError, get_store
 from shared.tab.render import Page, error_page, render
 from shared.tab.snapshot import after_response
@@ -140,12 +139,6 @@ async def tab_page(
     return page
 
 
-# (store identity, ticket id) -> client id this process has written: a repeat view writes nothing.
-_remembered: OrderedDict[tuple[str, int], int] = OrderedDict()
-_remembered_lock = threading.Lock()
-MAX_REMEMBERED = 10_000
-
-
 def remember_after_response(
     store: Store, ticket_id: int, client_id: int, seen_at: datetime
 ) -> None:
@@ -156,17 +149,11 @@ def remember_after_response(
     next view of the ticket tries again.
     """
     key = (store.identity, ticket_id)
-    with _remembered_lock:
-        if _remembered.get(key) == client_id:
-            _remembered.move_to_end(key)
-            return
+    if read_cache.remembered_tickets.written(key, client_id):
+        return
 
     def write() -> None:
         store.remember_ticket_client(ticket_id, client_id, seen_at)
-        with _remembered_lock:
-            _remembered[key] = client_id
-            _remembered.move_to_end(key)
-            while len(_remembered) > MAX_REMEMBERED:
-                _remembered.popitem(last=False)
+        read_cache.remembered_tickets.note(key, client_id)
 
     after_response.submit(f"remember the client of ticket {ticket_id}", write)

@@ -21,15 +21,10 @@ from shared.halo.client import HaloError, HaloNotFound
 from shared.immybot.client import ImmyClient
 from shared.records.halo import Item, QuantityType, Ticket, as_date
 from shared.store.generations import ClientRecord, Manifest, read_computers
+from shared.store.read_cache import GenerationData, SyncStatus
 from shared.store.repository import Store
 from shared.tab.computers import Computers, TenantRead, Wanted, computers_view, read_tenant
-from shared.tab.snapshot import (
-    GenerationData,
-    SyncStatus,
-    client_record,
-    generation_data,
-    sync_status,
-)
+from shared.tab.snapshot import client_record, generation_data, sync_status
 
 log = logging.getLogger("halo_immy.tab")
 EXPIRING_DAYS = 30
