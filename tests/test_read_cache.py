@@ -16,9 +16,9 @@ from azure.data.tables import TableServiceClient, UpdateMode
 import shared.api.targets as queries
 from shared.api.rules import put_rule
 from shared.api.targets import TargetsQuery, answer_targets
+from shared.core.generation import Manifest
 from shared.settings import get_settings
 from shared.store.base import STATE_PK
-from shared.store.generations import Manifest
 from shared.store.read_cache import AnswerCache, CurrentCache
 from shared.store.repository import Pointer, Store, get_store
 from shared.store.service import table_service

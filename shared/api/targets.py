@@ -22,6 +22,7 @@ from shared.api.models import CatalogResponse, TargetsResponse
 from shared.api.params import lookup_value
 from shared.api.problems import ApiError, problem
 from shared.core.catalog import Catalog, scope_warnings
+from shared.core.generation import Manifest, RuleEntry
 from shared.core.rules import ItemMatch, Rule, closest, normalise
 from shared.core.targets import (
     Snapshot,
@@ -35,8 +36,6 @@ from shared.core.targets import (
 from shared.core.text import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, parse_id
 from shared.records.immybot import ImmyComputer
 from shared.store.generations import (
-    Manifest,
-    RuleEntry,
     read_catalog,
     read_computers,
     read_manifest,

@@ -21,12 +21,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from shared.core.generation import MANIFEST, META, ClientRecord, Manifest
 from shared.core.mapping import TenantMatch
 from shared.records.halo import Item
-from shared.store.generations import MANIFEST, META, ClientRecord, Manifest
-from shared.store.repository import Held, Pointer, Store
+
+if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
+    from shared.store.repository import Held, Pointer, Store
 
 # Long enough that 20 concurrent callers share one read, short against the sync interval.
 TTL_SECONDS = 5.0
@@ -120,6 +122,28 @@ class CurrentCache:
         with self._lock:
             self._entries[identity] = _Entry(current, read_at, local_writes)
         return current
+
+
+# -- this process's writes -----------------------------------------------------------------------
+
+
+class LocalWrites:
+    """Per store identity, how many changes this process made to what read caches hold (the
+    pointer, documents): an entry taken at another count may be stale, so a cache drops what this
+    process changed itself at once; other instances' writes are seen when the TTL runs out."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def note(self, identity: str) -> None:
+        """Count one change."""
+        with self._lock:
+            self._counts[identity] = self._counts.get(identity, 0) + 1
+
+    def count(self, identity: str) -> int:
+        """How many changes this process made to the store with this identity."""
+        return self._counts.get(identity, 0)
 
 
 # -- the sync status -------------------------------------------------------------------------------
@@ -345,6 +369,7 @@ class RememberedTickets:
 
 # -- the process's instances -----------------------------------------------------------------------
 
+writes_here = LocalWrites()
 statuses = StatusCache()
 client_records = ClientRecords()
 generations = GenerationCache()

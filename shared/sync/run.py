@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.core.catalog import build_catalog
+from shared.core.generation import Manifest, rule_entry
 from shared.core.guard import confirmable, fingerprint, guard_verdict
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot, resolve
@@ -25,7 +26,7 @@ from shared.halo.client import HaloClient, HaloError
 from shared.halo.errors import HaloOutOfTime
 from shared.immybot.client import ImmyClient, ImmyError
 from shared.settings import Settings, get_settings
-from shared.store.generations import Manifest, apply_rules, layout, rule_entry
+from shared.store.generations import apply_rules, layout
 from shared.store.repository import Store, StoreError, get_store
 from shared.store.state import Held
 from shared.sync.assets import run_assets

@@ -21,15 +21,10 @@ from collections.abc import Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared.core.generation import ClientRecord
 from shared.runtime.background import Background
 from shared.store import read_cache
-from shared.store.generations import (
-    ClientRecord,
-    read_client,
-    read_items,
-    read_manifest,
-    read_matches,
-)
+from shared.store.generations import read_client, read_items, read_manifest, read_matches
 from shared.store.read_cache import GenerationData, GenerationKey, SyncStatus
 from shared.store.repository import Store
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
+from shared.core.generation import ClientRecord, Manifest
 from shared.core.schedule import longest_gap
 from shared.core.targets import Snapshot, contract_covers, line_covers, resolve
 from shared.halo.client import HaloError, HaloNotFound
 from shared.immybot.client import ImmyClient
 from shared.records.halo import Item, QuantityType, Ticket, as_date
-from shared.store.generations import ClientRecord, Manifest, read_computers
+from shared.store.generations import read_computers
 from shared.store.read_cache import GenerationData, SyncStatus
 from shared.store.repository import Store
 from shared.tab.computers import Computers, TenantRead, Wanted, computers_view, read_tenant
