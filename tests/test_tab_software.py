@@ -24,6 +24,7 @@ from sandbox.halo_data import HaloDataSet, demo_data
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
+from shared.core.coverage import Wanted
 from shared.core.detection import matches
 from shared.immybot.client import ImmyError, forget_applications
 from shared.records.immybot import DetectedSoftware, ImmyComputer
@@ -34,7 +35,7 @@ from shared.store.repository import Store, get_store
 from shared.sync.run import Outcome, run_sync
 from shared.tab import page as tab_module
 from shared.tab import snapshot as tab_snapshot
-from shared.tab.computers import Wanted, cell, read_tenant
+from shared.tab.computers import cell, read_tenant
 from tests.conftest import immy_settings
 from tests.registry import handler
 

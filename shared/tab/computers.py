@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from shared.core.coverage import Wanted
 from shared.core.detection import find
 from shared.immybot.client import ImmyClient, ImmyError
 from shared.records.immybot import DetectedSoftware, ImmyComputer
@@ -82,14 +83,6 @@ class Computers:
     def others(self) -> list[ComputerRow]:
         """The rest of the tenant's computers."""
         return [r for r in self.rows if not r.is_ticket_user]
-
-
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    """A software the client is entitled to, and the display names that mean it is installed."""
-
-    software: str
-    patterns: tuple[str, ...]
 
 
 # Per computer id: its detected software, or why it is not known.

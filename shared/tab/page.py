@@ -17,7 +17,7 @@ from azure.core.exceptions import AzureError
 from shared.core.text import parse_id
 from shared.records.halo import Ticket
 from shared.runtime.clients import halo_for_tab, immy_for_tab
-from shared.settings import SettingsError, get_settings
+from shared.settings import Settings, SettingsError, get_settings
 from shared.store import read_cache
 from shared.store.repository import Store, StoreError, get_store
 from shared.tab.render import Page, error_page, render
@@ -56,21 +56,8 @@ def principal_allowed(header: str | None, allowed_group: str | None, *, auth_ena
     return allowed_group.lower() in groups
 
 
-# -- the whole request -----------------------------------------------------------------------------
-
-
-async def tab_page(
-    ticket_id: str,
-    *,
-    principal: str | None,
-    now: datetime | None = None,
-) -> Page:
-    """The tab for `GET /api/technician-tab/ticket/{ticket_id}`: always a page, never a traceback."""
-    try:
-        settings = get_settings()
-    except SettingsError as error:
-        log.error("%s", error)
-        return error_page(503, "Not configured", "The app's settings are incomplete.", ["'none'"])
+def _refusal(settings: Settings, principal: str | None) -> Page | None:
+    """The 403 page when the principal may not see the tab (or who it is cannot be checked)."""
     origins = settings.frame_origins
     auth_enabled = settings.website_auth_enabled is True
     if settings.tab_allowed_group and not auth_enabled:
@@ -90,6 +77,41 @@ async def tab_page(
         return error_page(
             403, "Not allowed", "Your account is not in the group allowed to see this tab.", origins
         )
+    return None
+
+
+async def _immy_access(settings: Settings) -> ImmyAccess | None:
+    """How this view reaches ImmyBot, or None when it is not configured."""
+    immy = await immy_for_tab()
+    if immy is None:
+        return None
+    return ImmyAccess(
+        immy,
+        base_url=immy.base_url,
+        cap=settings.tab_software_computers,
+        link_id=settings.immy_halo_link_id,
+    )
+
+
+# -- the whole request -----------------------------------------------------------------------------
+
+
+async def tab_page(
+    ticket_id: str,
+    *,
+    principal: str | None,
+    now: datetime | None = None,
+) -> Page:
+    """The tab for `GET /api/technician-tab/ticket/{ticket_id}`: always a page, never a traceback."""
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        log.error("%s", error)
+        return error_page(503, "Not configured", "The app's settings are incomplete.", ["'none'"])
+    origins = settings.frame_origins
+    refused = _refusal(settings, principal)
+    if refused is not None:
+        return refused
     number = parse_id(ticket_id)
     if number is None:
         return error_page(
@@ -104,17 +126,7 @@ async def tab_page(
         return await halo.ticket(ticket)
 
     store = get_store()
-    immy = await immy_for_tab()
-    access = (
-        ImmyAccess(
-            immy,
-            base_url=immy.base_url,
-            cap=settings.tab_software_computers,
-            link_id=settings.immy_halo_link_id,
-        )
-        if immy is not None
-        else None
-    )
+    access = await _immy_access(settings)
     try:
         view = await build_tab(
             number,
