@@ -150,7 +150,7 @@ class LocalWrites:
 
 
 @dataclass(frozen=True, slots=True)
-class SyncStatus:
+class ServingState:
     """What serves: the pointer (None before the first sync), a held run, the last run's outcome."""
 
     pointer: Pointer | None
@@ -159,15 +159,15 @@ class SyncStatus:
 
 
 class StatusCache:
-    """Per store identity, the last `SyncStatus` read, served for `ttl` seconds while the store's
+    """Per store identity, the last `ServingState` read, served for `ttl` seconds while the store's
     local write count stands (a swap, hold or run record made by this process is seen at once)."""
 
     def __init__(self, ttl_seconds: float = TTL_SECONDS) -> None:
         self.ttl = ttl_seconds
-        self._entries: dict[str, tuple[float, int, SyncStatus]] = {}
+        self._entries: dict[str, tuple[float, int, ServingState]] = {}
         self._lock = threading.Lock()
 
-    def get(self, identity: str, local_writes: int, now: float) -> SyncStatus | None:
+    def get(self, identity: str, local_writes: int, now: float) -> ServingState | None:
         """The kept status if still fresh at `now`, else None."""
         with self._lock:
             hit = self._entries.get(identity)
@@ -175,7 +175,7 @@ class StatusCache:
             return hit[2]
         return None
 
-    def put(self, identity: str, local_writes: int, read_at: float, status: SyncStatus) -> None:
+    def put(self, identity: str, local_writes: int, read_at: float, status: ServingState) -> None:
         """Keep a status read at `read_at` (when the store's local write count was `local_writes`)."""
         with self._lock:
             self._entries[identity] = (read_at, local_writes, status)

@@ -25,7 +25,7 @@ from shared.core.generation import ClientRecord
 from shared.runtime.background import Background
 from shared.store import read_cache
 from shared.store.generations import read_client, read_items, read_manifest, read_matches
-from shared.store.read_cache import GenerationData, GenerationKey, SyncStatus
+from shared.store.read_cache import GenerationData, GenerationKey, ServingState
 from shared.store.repository import Store
 
 after_response = Background("tab-after")
@@ -44,7 +44,7 @@ def _last_outcome(store: Store) -> str | None:
     return None
 
 
-async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic) -> SyncStatus:
+async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic) -> ServingState:
     """The pointer, held generation and last run outcome: two requests side by side, kept for
     `read_cache.TTL_SECONDS` (a swap, hold or run record made by this process is seen at once;
     one made elsewhere within the TTL, as for the targets API's pointer)."""
@@ -55,7 +55,7 @@ async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic)
     (pointer, held), outcome = await asyncio.gather(
         asyncio.to_thread(store.current_and_held), asyncio.to_thread(_last_outcome, store)
     )
-    status = SyncStatus(pointer, held, outcome)
+    status = ServingState(pointer, held, outcome)
     read_cache.statuses.put(key, writes, now, status)
     return status
 

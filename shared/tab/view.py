@@ -21,7 +21,7 @@ from shared.halo.client import HaloError, HaloNotFound
 from shared.immybot.client import ImmyClient
 from shared.records.halo import Ticket
 from shared.store.generations import read_computers
-from shared.store.read_cache import GenerationData, SyncStatus
+from shared.store.read_cache import GenerationData, ServingState
 from shared.store.repository import Store
 from shared.tab.computers import Computers, TenantRead, computers_view, read_tenant
 from shared.tab.snapshot import client_record, generation_data, sync_status
@@ -91,7 +91,7 @@ async def build_tab(
             f"{immy.base_url}/technician-pod/psa/{immy.link_id}/ticket/{ticket_id}"
         )
 
-    async def snapshot() -> tuple[SyncStatus, GenerationData | None]:
+    async def snapshot() -> tuple[ServingState, GenerationData | None]:
         status = await sync_status(store)
         if status.pointer is None:
             return status, None
@@ -210,7 +210,7 @@ async def _client_part(
         view.computers = Computers(note=computers_note)
 
 
-def _freshness(view: TabView, state: SyncStatus, schedule: str, now: datetime) -> None:
+def _freshness(view: TabView, state: ServingState, schedule: str, now: datetime) -> None:
     if state.pointer is None:
         view.warnings.append("No sync has completed yet: coverage is not known.")
         return
