@@ -13,8 +13,9 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.core.billing import contract_covers, line_covers
 from shared.core.rules import Rule, closest, normalise
-from shared.core.targets import Snapshot, contract_covers, line_covers
+from shared.core.targets import Snapshot
 
 
 class ContractTypeEntry(BaseModel):

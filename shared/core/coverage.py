@@ -11,13 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from shared.core.billing import contract_covers, line_covers
 from shared.core.generation import ClientRecord, RuleEntry
 from shared.core.targets import (
     ContractReason,
     InvoiceLineReason,
     Snapshot,
-    contract_covers,
-    line_covers,
     resolve,
 )
 from shared.records.halo import Item, QuantityType, as_date
