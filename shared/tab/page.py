@@ -16,12 +16,12 @@ from azure.core.exceptions import AzureError
 
 from shared.core.text import parse_id
 from shared.records.halo import Ticket
+from shared.runtime.background import after_response
 from shared.runtime.clients import halo_for_tab, immy_for_tab
 from shared.settings import Settings, SettingsError, get_settings
 from shared.store import read_cache
 from shared.store.repository import Store, StoreError, get_store
 from shared.tab.render import Page, error_page, render
-from shared.tab.snapshot import after_response
 from shared.tab.view import ImmyAccess, TicketNotFound, build_tab
 
 log = logging.getLogger("halo_immy.tab")

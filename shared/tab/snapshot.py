@@ -22,13 +22,11 @@ from collections.abc import Callable
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.core.generation import ClientRecord
-from shared.runtime.background import Background
+from shared.runtime.background import after_response
 from shared.store import read_cache
 from shared.store.generations import read_client, read_items, read_manifest, read_matches
 from shared.store.read_cache import GenerationData, GenerationKey, ServingState
 from shared.store.repository import Store
-
-after_response = Background("tab-after")
 
 
 def _last_outcome(store: Store) -> str | None:
