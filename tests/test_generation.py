@@ -14,6 +14,7 @@ from shared.core.rules import Rule
 from shared.core.targets import Quantities, SiteRef, Snapshot, Target
 from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
 from shared.records.immybot import ImmyTenant
+from shared.store.base import MAX_ENTITY_CHARS
 from shared.store.generations import (
     layout,
     read_client,
@@ -21,7 +22,8 @@ from shared.store.generations import (
     read_rule_targets,
     read_snapshot,
 )
-from shared.store.repository import MAX_ENTITY_CHARS, Store, entity_sizes
+from shared.store.repository import Store
+from shared.store.writes import entity_sizes
 
 _prefixes = itertools.count()
 TODAY = date(2026, 11, 25)

@@ -26,8 +26,9 @@ from sandbox.processes import DEV_ACCOUNT, Azurite, free_port
 from shared.api.rules import put_rule
 from shared.api.targets import TargetsQuery, answer_targets
 from shared.settings import get_settings
+from shared.store.base import StoreError
 from shared.store.read_cache import AnswerCache, CurrentCache
-from shared.store.repository import Store, StoreError, get_store
+from shared.store.repository import Store, get_store
 from shared.store.service import pooled_transport
 from shared.sync.run import Outcome, run_sync
 from tests.registry import handler

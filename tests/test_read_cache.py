@@ -20,8 +20,9 @@ from shared.core.generation import Manifest
 from shared.settings import get_settings
 from shared.store.base import STATE_PK
 from shared.store.read_cache import AnswerCache, CurrentCache
-from shared.store.repository import Pointer, Store, get_store
+from shared.store.repository import Store, get_store
 from shared.store.service import table_service
+from shared.store.state import Pointer
 from shared.sync.run import run_sync
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"

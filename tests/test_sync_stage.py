@@ -16,7 +16,8 @@ from sandbox.halo import Faults
 from sandbox.halo_data import generate
 from shared.halo.client import HaloClient, RequestBudget, RetryPolicy
 from shared.settings import Settings
-from shared.store.repository import Store, StoreError
+from shared.store.base import StoreError
+from shared.store.repository import Store
 from shared.sync.run import LEASE_TTL, Outcome, SyncReport, run_sync, sync_status
 from shared.sync.stage import STAGE_PARTITION, staged
 from tests.test_sync import (

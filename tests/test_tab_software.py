@@ -30,8 +30,8 @@ from shared.immybot.client import ImmyError, forget_applications
 from shared.records.immybot import DetectedSoftware, ImmyComputer
 from shared.settings import get_settings
 from shared.store import read_cache
-from shared.store.repository import Held as StoreHeld
 from shared.store.repository import Store, get_store
+from shared.store.state import Held as StoreHeld
 from shared.sync.run import Outcome, run_sync
 from shared.tab import page as tab_module
 from shared.tab import snapshot as tab_snapshot

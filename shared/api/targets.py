@@ -35,6 +35,7 @@ from shared.core.targets import (
 )
 from shared.core.text import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, parse_id
 from shared.records.immybot import ImmyComputer
+from shared.store.base import StoreError
 from shared.store.generations import (
     read_catalog,
     read_computers,
@@ -45,7 +46,8 @@ from shared.store.generations import (
     read_unmapped,
 )
 from shared.store.read_cache import AnswerCache, Current, CurrentCache
-from shared.store.repository import Pointer, Store, StoreError
+from shared.store.repository import Store
+from shared.store.state import Pointer
 
 T = TypeVar("T")
 QueryKind = Literal["software", "contract_type", "item"]

@@ -66,16 +66,15 @@ from shared.core.targets import (
 )
 from shared.records.halo import Item, Reject
 from shared.records.immybot import ImmyComputer, ImmyTenant
-from shared.store.repository import (
+from shared.store.base import (
     MAX_ENTITY_CHARS,
-    Store,
     StoreConflict,
     StoreError,
     client_key,
     decode_data,
-    document_entities,
     encode_data,
 )
+from shared.store.repository import Store, document_entities
 
 # Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
 _DOC_LIMIT = MAX_ENTITY_CHARS - 2_000

@@ -28,7 +28,8 @@ from shared.core.mapping import TenantMatch
 from shared.records.halo import Item
 
 if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
-    from shared.store.repository import Held, Pointer, Store
+    from shared.store.repository import Store
+    from shared.store.state import Held, Pointer
 
 # Long enough that 20 concurrent callers share one read, short against the sync interval.
 TTL_SECONDS = 5.0

@@ -56,14 +56,8 @@ from shared.halo.client import HaloAuthError, HaloClient, HaloError
 from shared.records.halo import User
 from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
-from shared.store.repository import (
-    STATE_PK,
-    Store,
-    StoreError,
-    client_key,
-    decode_data,
-    encode_data,
-)
+from shared.store.base import STATE_PK, StoreError, client_key, decode_data, encode_data
+from shared.store.repository import Store
 
 log = logging.getLogger("halo_immy.assets")
 

@@ -30,7 +30,8 @@ from shared.halo.errors import (
 from shared.halo.proof import Finding, Proof, prove
 from shared.halo.report import ReadMode, ReportListings, ReportShortfall, read_via_report
 from shared.records.halo import Cause, Reject
-from shared.store.repository import Store, StoreError
+from shared.store.base import StoreError
+from shared.store.repository import Store
 from shared.store.state import ReportDistrust
 from shared.sync.lease import brief
 from shared.sync.runs import SyncReport

@@ -26,8 +26,9 @@ from shared.halo.client import HaloClient, HaloError
 from shared.halo.errors import HaloOutOfTime
 from shared.immybot.client import ImmyClient, ImmyError
 from shared.settings import Settings, get_settings
+from shared.store.base import StoreError
 from shared.store.generations import apply_rules, layout
-from shared.store.repository import Store, StoreError, get_store
+from shared.store.repository import Store, get_store
 from shared.store.state import Held
 from shared.sync.assets import run_assets
 from shared.sync.immybot import read_immybot, with_immybot

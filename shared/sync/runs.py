@@ -28,8 +28,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.store.base import CHUNK_CHARS
 from shared.store.generations import read_manifest
-from shared.store.repository import CHUNK_CHARS, Store
+from shared.store.repository import Store
 
 log = logging.getLogger("halo_immy.sync")
 

@@ -45,8 +45,9 @@ from shared.core.targets import Target
 from shared.immybot.client import ImmyClient, ImmyError
 from shared.records.immybot import ImmyTag, ImmyTenant
 from shared.settings import Settings
+from shared.store.base import StoreError, check_key, decode_data, encode_data
 from shared.store.generations import read_manifest, read_targets, read_tenants
-from shared.store.repository import Store, StoreError, check_key, decode_data, encode_data
+from shared.store.repository import Store
 
 log = logging.getLogger("halo_immy.immy_tags")
 

@@ -20,7 +20,8 @@ from shared.runtime.background import after_response
 from shared.runtime.clients import halo_for_tab, immy_for_tab
 from shared.settings import Settings, SettingsError, get_settings
 from shared.store import read_cache
-from shared.store.repository import Store, StoreError, get_store
+from shared.store.base import StoreError
+from shared.store.repository import Store, get_store
 from shared.tab.render import Page, error_page, render
 from shared.tab.view import ImmyAccess, TicketNotFound, build_tab
 
