@@ -9,7 +9,8 @@ import azure.functions as func
 from shared.api.problems import problem
 from shared.api.replies import Reply, json_reply, observed, problem_reply
 from shared.settings import get_settings
-from shared.store.repository import StoreError, get_store
+from shared.store.base import StoreError
+from shared.store.repository import get_store
 from shared.sync.asset_hold import approve_asset_hold
 from shared.sync.retention import approve_held
 from shared.sync.run import run_sync

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from shared.core.asset_match import serial_key
 from shared.core.asset_plan import (
     MARKER,
     AssetConfig,
@@ -11,7 +12,6 @@ from shared.core.asset_plan import (
     create_body,
     plan_all,
     plan_client,
-    serial_key,
     update_body,
 )
 from shared.records.halo import Site, User

@@ -8,24 +8,22 @@ from datetime import UTC, date, datetime
 import pytest
 from azure.data.tables import TableServiceClient
 
+from shared.core.generation import CLIENTS, MATCH_BUCKET, MATCHES, Manifest, rule_entry
 from shared.core.mapping import TenantMatch
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, SiteRef, Snapshot, Target
 from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
 from shared.records.immybot import ImmyTenant
+from shared.store.base import MAX_ENTITY_CHARS
 from shared.store.generations import (
-    CLIENTS,
-    MATCH_BUCKET,
-    MATCHES,
-    Manifest,
     layout,
     read_client,
     read_manifest,
     read_rule_targets,
     read_snapshot,
-    rule_entry,
 )
-from shared.store.repository import MAX_ENTITY_CHARS, Store, entity_sizes
+from shared.store.repository import Store
+from shared.store.writes import entity_sizes
 
 _prefixes = itertools.count()
 TODAY = date(2026, 11, 25)

@@ -8,7 +8,7 @@ from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.tag_plan import TagChange, plan_rule, tag_description, write_groups, write_phases
 from shared.core.targets import Quantities, Target
-from shared.immybot.client import ImmyUnavailable
+from shared.immybot.errors import ImmyUnavailable
 from shared.records.immybot import ImmyTag, ImmyTenant
 from shared.sync.tags import _make
 

@@ -26,9 +26,9 @@ from sandbox.processes import DEV_ACCOUNT, Azurite, free_port
 from shared.api.rules import put_rule
 from shared.api.targets import TargetsQuery, answer_targets
 from shared.settings import get_settings
-from shared.store.answer_cache import AnswerCache
-from shared.store.read_cache import CurrentCache
-from shared.store.repository import Store, StoreError, get_store
+from shared.store.base import StoreError
+from shared.store.read_cache import AnswerCache, CurrentCache
+from shared.store.repository import Store, get_store
 from shared.store.service import pooled_transport
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome

@@ -16,13 +16,13 @@ from azure.data.tables import TableServiceClient, UpdateMode
 import shared.api.targets as queries
 from shared.api.rules import put_rule
 from shared.api.targets import TargetsQuery, answer_targets
+from shared.core.generation import Manifest
 from shared.settings import get_settings
-from shared.store.answer_cache import AnswerCache
 from shared.store.base import STATE_PK
-from shared.store.generations import Manifest
-from shared.store.read_cache import CurrentCache
-from shared.store.repository import Pointer, Store, get_store
+from shared.store.read_cache import AnswerCache, CurrentCache
+from shared.store.repository import Store, get_store
 from shared.store.service import table_service
+from shared.store.state import Pointer
 from shared.sync.run import run_sync
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"

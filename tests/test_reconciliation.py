@@ -6,12 +6,8 @@ import csv
 import io
 from datetime import UTC, date, datetime
 
-from shared.api.reconciliation import (
-    ReconciliationResponse,
-    ReconciliationTotals,
-    as_csv,
-    reconciliation_row,
-)
+from shared.api.reconciliation import ReconciliationResponse, as_csv
+from shared.core.reconcile import ReconciliationTotals, reconciliation_row
 from shared.core.rules import ItemMatch, Rule
 from shared.core.targets import Snapshot, resolve
 from shared.records.halo import Client, RecurringInvoice

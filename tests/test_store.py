@@ -9,20 +9,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.store.repository import (
+from shared.store.base import (
     CHUNK_CHARS,
     MAX_DOCUMENT_CHARS,
     MAX_ENTITY_CHARS,
     EntityTooLarge,
-    Store,
     StoreConflict,
     StoreError,
     check_key,
     decode_data,
-    document_entities,
-    documents_to_entities,
     encode_data,
 )
+from shared.store.repository import Store, document_entities, documents_to_entities
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 _names = itertools.count()

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from shared.core.guard import confirmable, empty_verdict, reject_verdict, tenants_verdict
-from shared.store.repository import CHUNK_CHARS
+from shared.store.base import CHUNK_CHARS
 from shared.sync.runs import Outcome, SyncReport, bounded_json
 from shared.sync.status import _summary
 

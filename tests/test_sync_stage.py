@@ -14,9 +14,11 @@ from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import generate
-from shared.halo.client import HaloClient, RequestBudget, RetryPolicy
+from shared.halo.client import HaloClient
+from shared.outbound.budget import RequestBudget, RetryPolicy
 from shared.settings import Settings
-from shared.store.repository import Store, StoreError
+from shared.store.base import StoreError
+from shared.store.repository import Store
 from shared.sync.lease import LEASE_TTL
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport

@@ -24,17 +24,20 @@ from sandbox.halo_data import HaloDataSet, demo_data
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
+from shared.core.coverage import Wanted
 from shared.core.detection import matches
-from shared.immybot.client import ImmyError, forget_applications
+from shared.immybot.auth import forget_applications
+from shared.immybot.errors import ImmyError
 from shared.records.immybot import DetectedSoftware, ImmyComputer
 from shared.settings import get_settings
-from shared.store.repository import Held as StoreHeld
+from shared.store import read_cache
 from shared.store.repository import Store, get_store
+from shared.store.state import Held as StoreHeld
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.tab import page as tab_module
 from shared.tab import snapshot as tab_snapshot
-from shared.tab.computers import Wanted, cell, read_tenant
+from shared.tab.computers import cell, read_tenant
 from tests.conftest import immy_settings
 from tests.registry import handler
 
@@ -189,7 +192,7 @@ def cells(html: str, computer: str) -> dict[str, str]:
 @pytest.fixture
 def both(configure, halo_sandbox, monkeypatch):
     forget_applications()
-    tab_snapshot.forget()
+    read_cache.forget_tab()
     halo_data = demo_data(datetime.now(UTC).date())
     halo = halo_sandbox(halo_data)
     immy = ImmyBotSandbox(immy_data_for(halo_data)).start()
@@ -358,7 +361,7 @@ def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, m
     both()
     store, transport = counting_store()
     monkeypatch.setattr(tab_module, "get_store", lambda: store)
-    monkeypatch.setattr(tab_snapshot, "MANIFEST_TTL", 3600.0)  # no refresh mid-test
+    monkeypatch.setattr(read_cache.generations, "ttl", 3600.0)  # no refresh mid-test
     held = Held()
     monkeypatch.setattr(tab_module, "after_response", held)
 
@@ -384,7 +387,7 @@ def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, m
 def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both, azurite):
     both()
     store, transport = counting_store()
-    tab_snapshot.forget()
+    read_cache.forget_tab()
     now = [1000.0]
 
     def status():
@@ -394,7 +397,7 @@ def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both
     assert first.pointer is not None and first.held is None
     assert len(transport.requests) == 2
     transport.requests.clear()
-    now[0] += tab_snapshot.MANIFEST_TTL - 0.1
+    now[0] += read_cache.TTL_SECONDS - 0.1
     assert status() is first and transport.requests == []  # kept: no round trip
     store.set_held(
         StoreHeld(
@@ -410,7 +413,7 @@ def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both
     assert status().held is not None  # this process's hold: read again at once
     assert len(transport.requests) == 2
     transport.requests.clear()
-    now[0] += tab_snapshot.MANIFEST_TTL
+    now[0] += read_cache.TTL_SECONDS
     status()
     assert len(transport.requests) == 2  # past the TTL: read again
 

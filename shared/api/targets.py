@@ -22,6 +22,7 @@ from shared.api.models import CatalogResponse, TargetsResponse
 from shared.api.params import lookup_value
 from shared.api.problems import ApiError, problem
 from shared.core.catalog import Catalog, scope_warnings
+from shared.core.generation import Manifest, RuleEntry
 from shared.core.rules import ItemMatch, Rule, closest, normalise
 from shared.core.targets import (
     Snapshot,
@@ -34,10 +35,8 @@ from shared.core.targets import (
 )
 from shared.core.text import CONTROLS, KEY_FORBIDDEN, KEY_UNSAFE_COMPAT, parse_id
 from shared.records.immybot import ImmyComputer
-from shared.store.answer_cache import AnswerCache
+from shared.store.base import StoreError
 from shared.store.generations import (
-    Manifest,
-    RuleEntry,
     read_catalog,
     read_computers,
     read_manifest,
@@ -46,8 +45,9 @@ from shared.store.generations import (
     read_targets,
     read_unmapped,
 )
-from shared.store.read_cache import Current, CurrentCache
-from shared.store.repository import Pointer, Store, StoreError
+from shared.store.read_cache import AnswerCache, Current, CurrentCache
+from shared.store.repository import Store
+from shared.store.state import Pointer
 
 T = TypeVar("T")
 QueryKind = Literal["software", "contract_type", "item"]

@@ -19,29 +19,19 @@ inactive: an asset carrying the id of a computer ImmyBot no longer has is listed
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.core.asset_match import Ambiguity, match_assets, serial_key
 from shared.records.halo import Site, User
 from shared.records.halo_assets import AssetRow
 from shared.records.immybot import ImmyComputer
 
 MARKER = "created by halo-immy"
-# SMBIOS placeholders vendors and white-box builders leave in the serial number: matching on them
-# would pair unrelated machines.
-_PLACEHOLDER_SERIALS = frozenset(
-    {
-        "", "0", "00000000", "none", "null", "n/a", "na", "unknown", "default string",
-        "to be filled by o.e.m.", "system serial number", "chassis serial number",
-        "not specified", "not applicable", "invalid", "123456789", "0123456789",
-    }
-)  # fmt: skip
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +69,6 @@ class AssetUpdate(_Model):
     computer_id: int
     owned: bool = Field(description="Whether the app created the asset.")
     changes: dict[str, str]
-
-
-class Ambiguity(_Model):
-    """Computers and assets that matched each other more than one-to-one: reported, not touched."""
-
-    by: str = Field(description="immybot_id, serial or name")
-    computer_ids: list[int]
-    asset_ids: list[int]
 
 
 class GoneComputer(_Model):
@@ -160,17 +142,6 @@ def count_plan(plans: Iterable[ClientAssetPlan]) -> AssetCounts:
     return AssetCounts(**totals)
 
 
-def serial_key(serial: str) -> str:
-    """A serial number reduced for comparison; "" for a placeholder that identifies nothing."""
-    text = _SPACES.sub(" ", serial).strip().casefold()
-    return "" if text in _PLACEHOLDER_SERIALS else text.replace(" ", "")
-
-
-def name_key(name: str) -> str:
-    """A device name reduced for comparison (case and surrounding space ignored)."""
-    return name.strip().casefold()
-
-
 def immybot_id_of(asset: AssetRow, config: AssetConfig) -> int | None:
     """The ImmyBot computer id recorded on an asset, if any."""
     text = asset.fields.get(config.id_field, "").strip()
@@ -229,70 +200,17 @@ def plan_client(
 ) -> ClientAssetPlan:
     """Match one client's computers to its assets and plan the writes (see the module docstring)."""
     present = {c.id: c for c in computers}
-    matched: dict[int, AssetRow] = {}
-    taken: set[int] = set()  # assets claimed by a computer (matched or in an ambiguity)
-    blocked: set[int] = set()  # computers in an ambiguity
-    ambiguous: list[Ambiguity] = []
-
-    carrying: dict[int, list[AssetRow]] = defaultdict(list)
-    for asset in assets:
-        recorded = immybot_id_of(asset, config)
-        if recorded is not None:
-            carrying[recorded].append(asset)
-    for computer in computers:
-        found = carrying.get(computer.id, [])
-        taken.update(a.id for a in found)
-        if len(found) == 1:
-            matched[computer.id] = found[0]
-        elif found:
-            blocked.add(computer.id)
-            ambiguous.append(_ambiguity("immybot_id", [computer], found))
-
-    keys: list[tuple[str, Callable[[ImmyComputer], str], Callable[[AssetRow], str]]] = [
-        ("name", lambda c: name_key(c.name), lambda a: name_key(a.key_field))
-    ]
-    if config.serial_field is not None:
-        serial_field = config.serial_field
-        keys.insert(
-            0,
-            (
-                "serial",
-                lambda c: serial_key(c.serial),
-                lambda a: serial_key(a.fields.get(serial_field, "")),
-            ),
-        )
-    for by, computer_key, asset_key in keys:
-        pending: dict[str, list[ImmyComputer]] = defaultdict(list)
-        for computer in computers:
-            if computer.id not in matched and computer.id not in blocked:
-                key = computer_key(computer)
-                if key:
-                    pending[key].append(computer)
-        free: dict[str, list[AssetRow]] = defaultdict(list)
-        for asset in assets:
-            if asset.id not in taken:
-                key = asset_key(asset)
-                if key:
-                    free[key].append(asset)
-        for key, group in pending.items():
-            found = free.get(key, [])
-            if not found:
-                continue
-            taken.update(a.id for a in found)
-            if len(group) == 1 and len(found) == 1:
-                matched[group[0].id] = found[0]
-            else:
-                blocked.update(c.id for c in group)
-                ambiguous.append(_ambiguity(by, group, found))
-
+    matching = match_assets(
+        computers, assets, lambda a: immybot_id_of(a, config), config.serial_field
+    )
     plan = ClientAssetPlan(
         client_id=client_id,
         tenant_id=tenant_id,
         computers=len(computers),
-        matched=len(matched),
-        ambiguous=ambiguous,
+        matched=len(matching.matched),
+        ambiguous=matching.ambiguous,
     )
-    for computer_id, asset in sorted(matched.items()):
+    for computer_id, asset in sorted(matching.matched.items()):
         update = _refresh(present[computer_id], asset, users, client_id, config)
         if update is None:
             continue
@@ -302,9 +220,19 @@ def plan_client(
             plan.updates.append(update)
     fallback = default_site(sites)
     for computer in computers:
-        if computer.id in matched or computer.id in blocked:
-            continue
-        _create(plan, computer, users, client_id, fallback, config)
+        if matching.open(computer):
+            _create(plan, computer, users, client_id, fallback, config)
+    plan.gone.extend(_gone(assets, present, matching.taken, config))
+    return plan
+
+
+def _gone(
+    assets: Iterable[AssetRow],
+    present: Mapping[int, ImmyComputer],
+    taken: set[int],
+    config: AssetConfig,
+) -> Iterator[GoneComputer]:
+    """Active assets carrying the id of a computer ImmyBot no longer has (nor claimed otherwise)."""
     for asset in assets:
         recorded = immybot_id_of(asset, config)
         if (
@@ -313,23 +241,12 @@ def plan_client(
             and asset.id not in taken
             and not asset.inactive
         ):
-            plan.gone.append(
-                GoneComputer(
-                    asset_id=asset.id,
-                    computer_id=recorded,
-                    name=asset.key_field,
-                    owned=is_owned(asset, config),
-                )
+            yield GoneComputer(
+                asset_id=asset.id,
+                computer_id=recorded,
+                name=asset.key_field,
+                owned=is_owned(asset, config),
             )
-    return plan
-
-
-def _ambiguity(by: str, computers: Iterable[ImmyComputer], assets: Iterable[AssetRow]) -> Ambiguity:
-    return Ambiguity(
-        by=by,
-        computer_ids=sorted(c.id for c in computers),
-        asset_ids=sorted(a.id for a in assets),
-    )
 
 
 def _refresh(

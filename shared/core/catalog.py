@@ -7,12 +7,15 @@ uses the same catalogue to warn about names nothing in HaloPSA carries.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.core.billing import contract_covers, line_covers
 from shared.core.rules import Rule, closest, normalise
-from shared.core.targets import Snapshot, contract_covers, line_covers
+from shared.core.targets import Snapshot
 
 
 class ContractTypeEntry(BaseModel):
@@ -60,6 +63,19 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
         client = snapshot.clients.get(client_id)
         return client is not None and not client.inactive
 
+    items = [
+        _item_entry(snapshot, key, tally)
+        for key, tally in _item_tallies(snapshot, today, active).items()
+    ]
+    return Catalog(
+        contract_types=_contract_types(snapshot, today, active),
+        items=sorted(items, key=lambda e: (normalise(e.name), e.id or 0)),
+    )
+
+
+def _contract_types(
+    snapshot: Snapshot, today: date, active: Callable[[int], bool]
+) -> list[ContractTypeEntry]:
     type_names: dict[str, str] = {}
     having: dict[str, set[int]] = defaultdict(set)
     covered: dict[str, set[int]] = defaultdict(set)
@@ -72,12 +88,33 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
         having[key].add(contract.client_id)
         if contract_covers(contract, today)[0]:
             covered[key].add(contract.client_id)
+    return sorted(
+        (
+            ContractTypeEntry(name=type_names[k], clients=len(v), covered_clients=len(covered[k]))
+            for k, v in having.items()
+        ),
+        key=lambda e: normalise(e.name),
+    )
 
-    item_clients: dict[tuple[int | None, str], set[int]] = defaultdict(set)
-    fixed: dict[tuple[int | None, str], float] = defaultdict(float)
-    calculated: dict[tuple[int | None, str], float] = defaultdict(float)
-    unknown: dict[tuple[int | None, str], int] = defaultdict(int)
-    line_codes: dict[tuple[int | None, str], set[str]] = defaultdict(set)
+
+ItemKey = tuple[int | None, str]  # (item id, item name), or (None, the line's own text)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the current lines of one item add up to."""
+
+    clients: set[int] = field(default_factory=set)
+    fixed: float = 0.0
+    calculated: float = 0.0
+    unknown: int = 0
+    codes: set[str] = field(default_factory=set)
+
+
+def _item_tallies(
+    snapshot: Snapshot, today: date, active: Callable[[int], bool]
+) -> dict[ItemKey, _Tally]:
+    tallies: dict[ItemKey, _Tally] = defaultdict(_Tally)
     for invoice in snapshot.invoices:
         if not active(invoice.client_id):
             continue
@@ -87,9 +124,9 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
             item = snapshot.items.get(line.item_id) if line.item_id is not None else None
             # A line without an item link is listed by its own text, so the admin sees it exists.
             text = " ".join(line.item_shortdescription.split())
-            item_key = (item.id, item.name) if item else (None, text)
-            item_clients[item_key].add(invoice.client_id)
-            line_codes[item_key].update(
+            tally = tallies[(item.id, item.name) if item else (None, text)]
+            tally.clients.add(invoice.client_id)
+            tally.codes.update(
                 code
                 for code in (
                     line.item_code,
@@ -100,46 +137,29 @@ def build_catalog(snapshot: Snapshot, today: date) -> Catalog:
             )
             quantity = line.known_quantity
             if quantity is None:
-                unknown[item_key] += 1
+                tally.unknown += 1
             elif line.calculated:
-                calculated[item_key] += quantity
+                tally.calculated += quantity
             else:
-                fixed[item_key] += quantity
+                tally.fixed += quantity
+    return tallies
 
-    items = []
-    for (item_id, label), clients in item_clients.items():
-        item = snapshot.items.get(item_id) if item_id is not None else None
-        own = (
-            (item.internalreference, item.externalreference, item.supplier_part_code)
-            if item
-            else ()
-        )
-        # The lines' own codes can be matched by a rule too, so the admin must see them.
-        codes = list(dict.fromkeys([c for c in own if c] + sorted(line_codes[(item_id, label)])))
-        price = (item.recurringprice or item.baseprice or None) if item else None
-        items.append(
-            ItemEntry(
-                id=item_id,
-                name=item.name if item else label,
-                codes=codes,
-                clients=len(clients),
-                quantity_fixed=fixed[(item_id, label)],
-                quantity_calculated=calculated[(item_id, label)],
-                calculated_unknown=unknown[(item_id, label)],
-                unit_price=price,
-            )
-        )
-    return Catalog(
-        contract_types=sorted(
-            (
-                ContractTypeEntry(
-                    name=type_names[k], clients=len(v), covered_clients=len(covered[k])
-                )
-                for k, v in having.items()
-            ),
-            key=lambda e: normalise(e.name),
-        ),
-        items=sorted(items, key=lambda e: (normalise(e.name), e.id or 0)),
+
+def _item_entry(snapshot: Snapshot, key: ItemKey, tally: _Tally) -> ItemEntry:
+    item_id, label = key
+    item = snapshot.items.get(item_id) if item_id is not None else None
+    own = (item.internalreference, item.externalreference, item.supplier_part_code) if item else ()
+    # The lines' own codes can be matched by a rule too, so the admin must see them.
+    codes = list(dict.fromkeys([c for c in own if c] + sorted(tally.codes)))
+    return ItemEntry(
+        id=item_id,
+        name=item.name if item else label,
+        codes=codes,
+        clients=len(tally.clients),
+        quantity_fixed=tally.fixed,
+        quantity_calculated=tally.calculated,
+        calculated_unknown=tally.unknown,
+        unit_price=(item.recurringprice or item.baseprice or None) if item else None,
     )
 
 

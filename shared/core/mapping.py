@@ -111,12 +111,11 @@ def map_clients(
     """Match every client to a tenant: explicit mappings first (which may name the MSP's own
     tenant), then ImmyBot's HaloPSA links (`links`: client id -> tenant id), then by name."""
     every = list(tenants)
-    tenant_list = [t for t in every if not t.is_msp]
     by_id = {t.id: t for t in every}
     links = links or {}
     by_name: dict[str, list[ImmyTenant]] = defaultdict(list)
-    for tenant in tenant_list:
-        if tenant.active:
+    for tenant in every:
+        if not tenant.is_msp and tenant.active:
             by_name[normalise_name(tenant.name)].append(tenant)
     clients = list(clients)
     client_names: dict[str, list[str]] = defaultdict(list)
@@ -125,58 +124,64 @@ def map_clients(
     matches: dict[int, TenantMatch] = {}
     for client in clients:
         chosen = explicit.get(client.id)
-        if chosen is not None:
-            mapped = by_id.get(chosen.immy_tenant_id)
-            if mapped is None:
-                matches[client.id] = TenantMatch(
-                    client_id=client.id,
-                    kind=MatchKind.UNMAPPED,
-                    detail=f"mapped to ImmyBot tenant {chosen.immy_tenant_id}, which does not exist",
-                )
-            else:
-                matches[client.id] = TenantMatch(
-                    client_id=client.id,
-                    kind=MatchKind.EXPLICIT,
-                    tenant_id=mapped.id,
-                    tenant_name=mapped.name,
-                )
-            continue
         linked = by_id.get(links[client.id]) if client.id in links else None
-        if linked is not None:
+        if chosen is not None:
+            matches[client.id] = _explicit_match(client.id, chosen, by_id)
+        elif linked is not None:
             matches[client.id] = TenantMatch(
                 client_id=client.id,
                 kind=MatchKind.IMMYBOT_LINK,
                 tenant_id=linked.id,
                 tenant_name=linked.name,
             )
-            continue
-        key = normalise_name(client.name)
-        found = by_name.get(key, []) if key else []
-        if len(found) > 1 and _paired_exactly(found, client_names[key]):
-            # "Blue Dental Ltd" and "Blue Dental LLC" are two customers in both systems: the
-            # letter-for-letter names pair them up. Any unpaired tenant leaves it ambiguous.
-            found = [t for t in found if _exact(t.name) == _exact(client.name)]
-        if len(found) == 1:
-            matches[client.id] = TenantMatch(
-                client_id=client.id,
-                kind=MatchKind.NAME,
-                tenant_id=found[0].id,
-                tenant_name=found[0].name,
-            )
-        elif found:
-            matches[client.id] = TenantMatch(
-                client_id=client.id,
-                kind=MatchKind.AMBIGUOUS,
-                candidates=sorted(t.id for t in found),
-                detail=f"{len(found)} ImmyBot tenants are named like this client: map it explicitly",
-            )
         else:
-            matches[client.id] = TenantMatch(
-                client_id=client.id,
-                kind=MatchKind.UNMAPPED,
-                detail="no ImmyBot tenant has this name",
-            )
+            matches[client.id] = _name_match(client, by_name, client_names)
     return matches
+
+
+def _explicit_match(
+    client_id: int, chosen: ExplicitMapping, by_id: Mapping[int, ImmyTenant]
+) -> TenantMatch:
+    mapped = by_id.get(chosen.immy_tenant_id)
+    if mapped is None:
+        return TenantMatch(
+            client_id=client_id,
+            kind=MatchKind.UNMAPPED,
+            detail=f"mapped to ImmyBot tenant {chosen.immy_tenant_id}, which does not exist",
+        )
+    return TenantMatch(
+        client_id=client_id, kind=MatchKind.EXPLICIT, tenant_id=mapped.id, tenant_name=mapped.name
+    )
+
+
+def _name_match(
+    client: Client,
+    by_name: Mapping[str, list[ImmyTenant]],
+    client_names: Mapping[str, list[str]],
+) -> TenantMatch:
+    key = normalise_name(client.name)
+    found = by_name.get(key, []) if key else []
+    if len(found) > 1 and _paired_exactly(found, client_names[key]):
+        # "Blue Dental Ltd" and "Blue Dental LLC" are two customers in both systems: the
+        # letter-for-letter names pair them up. Any unpaired tenant leaves it ambiguous.
+        found = [t for t in found if _exact(t.name) == _exact(client.name)]
+    if len(found) == 1:
+        return TenantMatch(
+            client_id=client.id,
+            kind=MatchKind.NAME,
+            tenant_id=found[0].id,
+            tenant_name=found[0].name,
+        )
+    if found:
+        return TenantMatch(
+            client_id=client.id,
+            kind=MatchKind.AMBIGUOUS,
+            candidates=sorted(t.id for t in found),
+            detail=f"{len(found)} ImmyBot tenants are named like this client: map it explicitly",
+        )
+    return TenantMatch(
+        client_id=client.id, kind=MatchKind.UNMAPPED, detail="no ImmyBot tenant has this name"
+    )
 
 
 def links_of(matches: Iterable[TenantMatch]) -> dict[int, int]:

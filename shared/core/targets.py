@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.core.billing import ItemMatcher, contract_covers, invoice_live, line_bills
 from shared.core.mapping import MatchKind, TenantMatch
 from shared.core.rules import Rule, normalise
 from shared.records.halo import (
@@ -263,80 +264,6 @@ def count_targets(targets: Iterable[Target]) -> TargetCounts:
     )
 
 
-def contract_covers(contract: Contract, today: date, grace_days: int = 0) -> tuple[bool, bool]:
-    """(covers, in_grace) for a contract on `today`."""
-    start, end = as_date(contract.start_date), as_date(contract.end_date)
-    if not contract.active or (start is not None and start > today):
-        return False, False
-    if end is None or today <= end:
-        # HaloPSA's own verdict stands while the contract is in date: an admin may expire it early.
-        return not contract.expired, False
-    # Past its end: `expired` is what HaloPSA sets now, so only the grace window decides.
-    in_grace = today <= end + timedelta(days=grace_days)
-    return in_grace, in_grace
-
-
-def _inside(today: date, start: datetime | None, end: datetime | None) -> bool:
-    first, last = as_date(start), as_date(end)
-    return (first is None or first <= today) and (last is None or today <= last)
-
-
-def invoice_live(invoice: RecurringInvoice, today: date) -> bool:
-    """Whether a recurring invoice runs on `today`: not disabled, inside its schedule and dates."""
-    schedule = invoice.schedule
-    if invoice.disabled or not _inside(today, invoice.startdate, invoice.enddate):
-        return False
-    return schedule is None or (
-        not schedule.disabled and _inside(today, schedule.startdate, schedule.end_date)
-    )
-
-
-def line_bills(line: RecurringInvoiceLine, today: date) -> bool:
-    """Whether a line of a live invoice bills on `today`: active, in date, and a quantity that
-    bills (above 0, or calculated by HaloPSA at invoice time)."""
-    return (
-        not line.isinactive
-        and (line.qty_order > 0 or line.calculated)
-        and _inside(today, line.startdate, line.enddate)
-    )
-
-
-def line_covers(invoice: RecurringInvoice, line: RecurringInvoiceLine, today: date) -> bool:
-    """Whether a recurring invoice line bills its client on `today`."""
-    return invoice_live(invoice, today) and line_bills(line, today)
-
-
-@dataclass(frozen=True, slots=True)
-class _ItemMatcher:
-    ids: frozenset[int]
-    codes: Mapping[str, str]
-    names: Mapping[str, str]
-
-    @classmethod
-    def of(cls, rule: Rule) -> _ItemMatcher:
-        return cls(
-            ids=frozenset(m.id for m in rule.items if m.id is not None),
-            codes={normalise(m.code): m.describe() for m in rule.items if m.code},
-            names={normalise(m.name): m.describe() for m in rule.items if m.name},
-        )
-
-    def match(self, line: RecurringInvoiceLine, item: Item | None) -> str | None:
-        if line.item_id is not None and line.item_id in self.ids:
-            return f"id {line.item_id}"
-        codes = [line.item_code, line.item_internal_reference, line.item_external_reference]
-        if item is not None:
-            codes += [item.supplier_part_code, item.internalreference, item.externalreference]
-        for code in codes:
-            hit = self.codes.get(normalise(code)) if code else None
-            if hit:
-                return hit
-        for name in (item.name if item else "", line.item_shortdescription):
-            hit = self.names.get(normalise(name)) if name else None
-            if hit:
-                return hit
-        return None
-
-
 def line_reason(
     invoice: RecurringInvoice, line: RecurringInvoiceLine, item: Item | None, matched_by: str
 ) -> InvoiceLineReason:
@@ -360,76 +287,107 @@ def _site_ok(site_id: int | None, scope: frozenset[int] | None) -> bool:
     return scope is None or site_id is None or site_id in scope
 
 
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Which records a rule looks at: eligible clients and, for a site-scoped rule, its sites."""
+
+    snapshot: Snapshot
+    excluded: frozenset[int]
+    sites: frozenset[int] | None
+
+    def eligible(self, client_id: int) -> bool:
+        client = self.snapshot.clients.get(client_id)
+        return client is not None and not client.inactive and client_id not in self.excluded
+
+    def site_ok(self, site_id: int | None) -> bool:
+        return _site_ok(site_id, self.sites)
+
+
 def resolve(snapshot: Snapshot, rule: Rule, today: date) -> list[Target]:
     """The targets of `rule` in `snapshot` on `today`, sorted by client name then id."""
-    types = {normalise(t) for t in rule.contract_types}
-    matcher = _ItemMatcher.of(rule)
-    excluded = set(rule.exclude_clients)
-    scope = frozenset(rule.site_ids) if rule.site_ids is not None else None
+    scope = _Scope(
+        snapshot,
+        frozenset(rule.exclude_clients),
+        frozenset(rule.site_ids) if rule.site_ids is not None else None,
+    )
     reasons: dict[int, list[ContractReason | InvoiceLineReason]] = defaultdict(list)
-
-    def eligible(client_id: int) -> bool:
-        client = snapshot.clients.get(client_id)
-        return client is not None and not client.inactive and client_id not in excluded
-
-    if types:
-        for contract in snapshot.contracts:
-            if normalise(contract.contracttype_name) not in types:
-                continue
-            if not eligible(contract.client_id) or not _site_ok(contract.site_id, scope):
-                continue
-            covers, in_grace = contract_covers(contract, today, rule.grace_days)
-            if covers:
-                reasons[contract.client_id].append(
-                    ContractReason(
-                        contract_id=contract.id,
-                        ref=contract.ref,
-                        contract_type=contract.contracttype_name,
-                        start_date=as_date(contract.start_date),
-                        end_date=as_date(contract.end_date),
-                        in_grace=in_grace,
-                    )
-                )
-    if rule.items:
-        for invoice in snapshot.invoices:
-            if not eligible(invoice.client_id) or not _site_ok(invoice.sitenumber, scope):
-                continue
-            if not invoice_live(invoice, today):
-                continue
-            for line in invoice.lines:
-                if not line_bills(line, today) or not _site_ok(line.site, scope):
-                    continue
-                item = snapshot.items.get(line.item_id) if line.item_id is not None else None
-                matched_by = matcher.match(line, item)
-                if matched_by is not None:
-                    reasons[invoice.client_id].append(line_reason(invoice, line, item, matched_by))
-    targets = []
-    for client_id, why in reasons.items():
-        client = snapshot.clients[client_id]
-        match = snapshot.matches.get(client_id)
-        kind = (
-            match.kind
-            if match
-            else (MatchKind.UNMAPPED if snapshot.immybot else MatchKind.NOT_CONFIGURED)
-        )
-        sites = [
-            SiteRef(id=s.id, name=s.name)
-            for s in snapshot.sites_by_client.get(client_id, ())
-            if not s.inactive and (scope is None or s.id in scope)
-        ]
-        split, known = quantities_of(why)
-        targets.append(
-            Target(
-                client_id=client_id,
-                client_name=client.name,
-                immy_tenant_id=match.tenant_id if match else None,
-                immy_tenant_name=match.tenant_name if match else None,
-                mapping=kind,
-                sites=sites,
-                quantity=known,
-                quantities=split,
-                reasons=why,
-            )
-        )
+    for client_id, reason in _contract_reasons(scope, rule, today):
+        reasons[client_id].append(reason)
+    for client_id, line in _line_reasons(scope, rule, today):
+        reasons[client_id].append(line)
+    targets = [_target(scope, client_id, why) for client_id, why in reasons.items()]
     targets.sort(key=lambda t: (normalise(t.client_name), t.client_id))
     return targets
+
+
+def _contract_reasons(
+    scope: _Scope, rule: Rule, today: date
+) -> Iterator[tuple[int, ContractReason]]:
+    types = {normalise(t) for t in rule.contract_types}
+    if not types:
+        return
+    for contract in scope.snapshot.contracts:
+        if normalise(contract.contracttype_name) not in types:
+            continue
+        if not scope.eligible(contract.client_id) or not scope.site_ok(contract.site_id):
+            continue
+        covers, in_grace = contract_covers(contract, today, rule.grace_days)
+        if covers:
+            yield (
+                contract.client_id,
+                ContractReason(
+                    contract_id=contract.id,
+                    ref=contract.ref,
+                    contract_type=contract.contracttype_name,
+                    start_date=as_date(contract.start_date),
+                    end_date=as_date(contract.end_date),
+                    in_grace=in_grace,
+                ),
+            )
+
+
+def _line_reasons(
+    scope: _Scope, rule: Rule, today: date
+) -> Iterator[tuple[int, InvoiceLineReason]]:
+    if not rule.items:
+        return
+    matcher = ItemMatcher.of(rule)
+    for invoice in scope.snapshot.invoices:
+        if not scope.eligible(invoice.client_id) or not scope.site_ok(invoice.sitenumber):
+            continue
+        if not invoice_live(invoice, today):
+            continue
+        for line in invoice.lines:
+            if not line_bills(line, today) or not scope.site_ok(line.site):
+                continue
+            item = scope.snapshot.items.get(line.item_id) if line.item_id is not None else None
+            matched_by = matcher.match(line, item)
+            if matched_by is not None:
+                yield invoice.client_id, line_reason(invoice, line, item, matched_by)
+
+
+def _target(scope: _Scope, client_id: int, why: list[ContractReason | InvoiceLineReason]) -> Target:
+    snapshot = scope.snapshot
+    match = snapshot.matches.get(client_id)
+    kind = (
+        match.kind
+        if match
+        else (MatchKind.UNMAPPED if snapshot.immybot else MatchKind.NOT_CONFIGURED)
+    )
+    sites = [
+        SiteRef(id=s.id, name=s.name)
+        for s in snapshot.sites_by_client.get(client_id, ())
+        if not s.inactive and (scope.sites is None or s.id in scope.sites)
+    ]
+    split, known = quantities_of(why)
+    return Target(
+        client_id=client_id,
+        client_name=snapshot.clients[client_id].name,
+        immy_tenant_id=match.tenant_id if match else None,
+        immy_tenant_name=match.tenant_name if match else None,
+        mapping=kind,
+        sites=sites,
+        quantity=known,
+        quantities=split,
+        reasons=why,
+    )

@@ -53,3 +53,7 @@ class Background:
         with self._lock:
             pending = set(self._pending)
         wait_all(pending, timeout=timeout)
+
+
+# The tab's after-response work (ticket memos, manifest refreshes): one thread per process.
+after_response = Background("tab-after")

@@ -15,6 +15,8 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.store.read_cache import writes_here
+
 MAX_BATCH_ENTITIES = 100
 # The service's limit is 4 MiB per transaction; stay clear of it, counting strings as UTF-16.
 MAX_BATCH_BYTES = 3_500_000
@@ -76,12 +78,6 @@ def decode_data(entity: Mapping[str, Any]) -> str:
 
 TransactionHook = Callable[[str, int], None]
 
-# Writes this process made to what readers cache (the pointer, documents), per store identity:
-# a read cache drops what this process changed itself at once instead of when its TTL runs out.
-# Other instances' writes are seen when the TTL does run out.
-_local_writes: dict[str, int] = {}
-_local_writes_lock = threading.Lock()
-
 
 class TableStore:
     """Table clients under one optional name prefix, each table created on first use."""
@@ -116,14 +112,13 @@ class TableStore:
 
     def note_write(self) -> None:
         """Record that this process changed something read caches hold (see `local_writes`)."""
-        with _local_writes_lock:
-            _local_writes[self.identity] = _local_writes.get(self.identity, 0) + 1
+        writes_here.note(self.identity)
 
     @property
     def local_writes(self) -> int:
         """How many such changes this process made to this store's tables: a cache entry taken
         at another count may be stale."""
-        return _local_writes.get(self.identity, 0)
+        return writes_here.count(self.identity)
 
     # -- tables --------------------------------------------------------------------------------
 

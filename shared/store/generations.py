@@ -27,130 +27,57 @@ instead of 45,000, and a client's whole record is one point read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from shared.core.catalog import Catalog
+from shared.core.generation import (
+    CATALOG,
+    CLIENTS,
+    IMMY_COMPUTERS,
+    IMMY_TENANTS,
+    ITEMS,
+    MANIFEST,
+    MATCH_BUCKET,
+    MATCHES,
+    META,
+    ClientRecord,
+    Manifest,
+    RuleEntry,
+    client_record,
+    pack_client,
+    pack_texts,
+    rule_entry,
+)
 from shared.core.mapping import TenantMatch
 from shared.core.rules import Rule
 from shared.core.targets import (
     Snapshot,
     Target,
-    TargetCounts,
     UnmappedClient,
-    count_targets,
     resolve,
     unmapped_of,
 )
-from shared.records.halo import Cause, Client, Contract, Item, RecurringInvoice, Reject, Site
+from shared.records.halo import Item, Reject
 from shared.records.immybot import ImmyComputer, ImmyTenant
-from shared.store.repository import (
+from shared.store.base import (
     MAX_ENTITY_CHARS,
-    Store,
     StoreConflict,
     StoreError,
     client_key,
     decode_data,
-    document_entities,
     encode_data,
 )
+from shared.store.repository import Store, document_entities
 
 # Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
 _DOC_LIMIT = MAX_ENTITY_CHARS - 2_000
-CLIENTS = "clients"
-ITEMS = "items"
-META = "meta"
-MANIFEST = "manifest"
-CATALOG = "catalog"
-MATCHES = "immy_matches"
-# Clients per matches bucket: about 120 characters each, so a bucket is one entity.
-MATCH_BUCKET = 1000
-IMMY_TENANTS = "immy_tenants"
-IMMY_COMPUTERS = "immy_computers"
-
-
-def resolution_version(rule: Rule, snapshot: Snapshot, today: date) -> str:
-    """A digest of what a rule's targets depend on besides the records: the rule, the mapping
-    and the day they were resolved on (dates decide coverage, so a re-resolve on a later day
-    must go to a fresh partition, never over rows the new answer no longer fills)."""
-    material = f"{rule.model_dump_json()}|{snapshot.mapping_digest}|{today.isoformat()}"
-    return hashlib.sha256(material.encode()).hexdigest()[:12]
-
-
-def target_partition(rule: Rule, version: str) -> str:
-    """The partition holding one version of one rule's resolved targets."""
-    return f"targets|{rule.key}|{version}"
-
-
-class RuleEntry(BaseModel):
-    """Where a rule's targets are in a generation, their totals, and who could not be mapped."""
-
-    software: str
-    partition: str
-    counts: TargetCounts
-    rule: Rule
-    version: str
-    resolved_on: date
-    unmapped_count: int = 0
-
-    @property
-    def targets(self) -> int:
-        """How many targets the rule has."""
-        return self.counts.targets
-
-    @property
-    def unmapped_partition(self) -> str:
-        """The partition holding the rule's covered clients without an ImmyBot tenant."""
-        return unmapped_partition(self.partition)
-
-
-def unmapped_partition(targets_partition: str) -> str:
-    """The unmapped-clients partition that goes with a targets partition."""
-    return "unmapped|" + targets_partition.removeprefix("targets|")
-
-
-class ImmyState(BaseModel):
-    """What the generation holds of ImmyBot."""
-
-    configured: bool = False
-    tenants: int = 0
-    computers: int = 0
-    note: str | None = None
-    halo_link: str | None = Field(
-        default=None, description="Which ImmyBot HaloPSA provider link mapped clients, or why none."
-    )
-
-
-class Manifest(BaseModel):
-    """What a generation holds."""
-
-    generation: str
-    synced_at: datetime
-    today: date
-    read: dict[str, int] = Field(default_factory=dict)
-    rules: dict[str, RuleEntry] = Field(default_factory=dict)
-    immybot: ImmyState = Field(default_factory=ImmyState)
-
-
-def rule_entry(rule: Rule, found: Sequence[Target], today: date, snapshot: Snapshot) -> RuleEntry:
-    """The manifest entry for `rule` resolved to `found` on `today` in `snapshot`."""
-    version = resolution_version(rule, snapshot, today)
-    return RuleEntry(
-        software=rule.software,
-        partition=target_partition(rule, version),
-        counts=count_targets(found),
-        rule=rule,
-        version=version,
-        resolved_on=today,
-        unmapped_count=sum(t.immy_tenant_id is None for t in found) if snapshot.immybot else 0,
-    )
 
 
 def _dump(model: BaseModel) -> str:
@@ -191,7 +118,7 @@ def layout(
     for client in snapshot.clients.values():
         head = _dump(client)
         records = by_client.get(client.id, [])
-        for part, groups in enumerate(_pack(records, len(head), too_large)):
+        for part, groups in enumerate(pack_client(records, len(head), _DOC_LIMIT, too_large)):
             body = ",".join(f'"{kind}":[{",".join(items)}]' for kind, items in groups.items())
             document = f'{{"client":{head}' + (f",{body}" if body else "") + "}"
             clients.append(
@@ -259,84 +186,20 @@ def target_entities(found: Iterable[Target], too_large: list[Reject]) -> list[di
     return _packed_lists((_dump(t) for t in found), too_large, "targets")
 
 
-def _pack(
-    records: Iterable[tuple[str, BaseModel]], head: int, too_large: list[Reject]
-) -> Iterator[dict[str, list[str]]]:
-    groups: dict[str, list[str]] = defaultdict(list)
-    size = head
-    for kind, model in records:
-        text = _dump(model)
-        if len(text) + head > _DOC_LIMIT:
-            too_large.append(
-                Reject(
-                    kind,
-                    str(getattr(model, "id", "?")),
-                    f"{len(text)} characters, too large to store",
-                    Cause.TOO_LARGE,
-                )
-            )
-            continue
-        if groups and size + len(text) + 1 > _DOC_LIMIT:
-            yield groups
-            groups, size = defaultdict(list), head
-        groups[kind].append(text)
-        size += len(text) + 1
-    yield groups  # the first part always exists: it carries the client
-
-
 def _packed_lists(texts: Iterable[str], too_large: list[Reject], kind: str) -> list[dict[str, Any]]:
-    entities: list[dict[str, Any]] = []
-    chunk: list[str] = []
-    size = 0
-
-    def flush() -> None:
-        row = f"{len(entities):06d}"
-        entities.append({"RowKey": row, "count": len(chunk), **encode_data(f"[{','.join(chunk)}]")})
-
-    for text in texts:
-        if len(text) > _DOC_LIMIT:
-            too_large.append(
-                Reject(kind, "?", f"{len(text)} characters, too large to store", Cause.TOO_LARGE)
-            )
-            continue
-        if chunk and size + len(text) + 1 > _DOC_LIMIT:
-            flush()
-            chunk, size = [], 0
-        chunk.append(text)
-        size += len(text) + 1
-    if chunk:
-        flush()
-    return entities
+    return [
+        {"RowKey": f"{n:06d}", "count": len(chunk), **encode_data(f"[{','.join(chunk)}]")}
+        for n, chunk in enumerate(pack_texts(texts, _DOC_LIMIT, too_large, kind))
+    ]
 
 
 # -- reads ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ClientRecord:
-    """One client with its sites, contracts and recurring invoices, as of a generation."""
-
-    client: Client
-    sites: list[Site]
-    contracts: list[Contract]
-    invoices: list[RecurringInvoice]
-
-
-def _client_record(documents: Sequence[Mapping[str, Any]]) -> ClientRecord:
-    return ClientRecord(
-        client=Client.model_validate(documents[0]["client"]),
-        sites=[Site.model_validate(x) for d in documents for x in d.get("sites", ())],
-        contracts=[Contract.model_validate(x) for d in documents for x in d.get("contracts", ())],
-        invoices=[
-            RecurringInvoice.model_validate(x) for d in documents for x in d.get("invoices", ())
-        ],
-    )
-
-
 def read_client(store: Store, generation: str, client_id: int) -> ClientRecord | None:
     """One client's records (a single range read), or None if the generation lacks it."""
     documents = store.read_documents(generation, CLIENTS, row_prefix=client_key(client_id) + "-")
-    return _client_record(documents) if documents else None
+    return client_record(documents) if documents else None
 
 
 def read_clients(store: Store, generation: str) -> list[ClientRecord]:
@@ -344,7 +207,7 @@ def read_clients(store: Store, generation: str) -> list[ClientRecord]:
     parts: dict[str, list[Any]] = defaultdict(list)
     for entity in store.read_partition(generation, CLIENTS):
         parts[str(entity["RowKey"]).split("-", 1)[0]].append(_decode(entity))
-    return [_client_record(parts[key]) for key in sorted(parts)]
+    return [client_record(parts[key]) for key in sorted(parts)]
 
 
 def read_items(store: Store, generation: str) -> list[Item]:

@@ -1,4 +1,5 @@
-"""The current generation as the read side sees it: the pointer and its manifest, cached briefly.
+"""The read side's one cache: the pointer and manifest, the sync status, client records, the tab's
+generation data, whole answers and the tab's ticket memo; each per store identity.
 
 Every API answer starts with "which generation, and what does its manifest say": two Table round
 trips and a manifest validation per call without a cache. Both change rarely (a sync every 15
@@ -9,17 +10,26 @@ minutes, a rule edit now and then), so an instance keeps them for `TTL_SECONDS`:
   when its ETag changed.
 
 The sync itself never reads through this cache: its swap is conditioned on the pointer it read.
+The instances the API and the tab share are at the end of this module: the process's only cache
+state outside `shared.runtime`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from shared.store.generations import MANIFEST, META, Manifest
-from shared.store.repository import Pointer, Store
+from shared.core.generation import MANIFEST, META, ClientRecord, Manifest
+from shared.core.mapping import TenantMatch
+from shared.records.halo import Item
+
+if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
+    from shared.store.repository import Store
+    from shared.store.state import Held, Pointer
 
 # Long enough that 20 concurrent callers share one read, short against the sync interval.
 TTL_SECONDS = 5.0
@@ -113,3 +123,263 @@ class CurrentCache:
         with self._lock:
             self._entries[identity] = _Entry(current, read_at, local_writes)
         return current
+
+
+# -- this process's writes -----------------------------------------------------------------------
+
+
+class LocalWrites:
+    """Per store identity, how many changes this process made to what read caches hold (the
+    pointer, documents): an entry taken at another count may be stale, so a cache drops what this
+    process changed itself at once; other instances' writes are seen when the TTL runs out."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def note(self, identity: str) -> None:
+        """Count one change."""
+        with self._lock:
+            self._counts[identity] = self._counts.get(identity, 0) + 1
+
+    def count(self, identity: str) -> int:
+        """How many changes this process made to the store with this identity."""
+        return self._counts.get(identity, 0)
+
+
+# -- the sync status -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServingState:
+    """What serves: the pointer (None before the first sync), a held run, the last run's outcome."""
+
+    pointer: Pointer | None
+    held: Held | None
+    last_outcome: str | None
+
+
+class StatusCache:
+    """Per store identity, the last `ServingState` read, served for `ttl` seconds while the store's
+    local write count stands (a swap, hold or run record made by this process is seen at once)."""
+
+    def __init__(self, ttl_seconds: float = TTL_SECONDS) -> None:
+        self.ttl = ttl_seconds
+        self._entries: dict[str, tuple[float, int, ServingState]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, identity: str, local_writes: int, now: float) -> ServingState | None:
+        """The kept status if still fresh at `now`, else None."""
+        with self._lock:
+            hit = self._entries.get(identity)
+        if hit is not None and hit[1] == local_writes and hit[0] <= now < hit[0] + self.ttl:
+            return hit[2]
+        return None
+
+    def put(self, identity: str, local_writes: int, read_at: float, status: ServingState) -> None:
+        """Keep a status read at `read_at` (when the store's local write count was `local_writes`)."""
+        with self._lock:
+            self._entries[identity] = (read_at, local_writes, status)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+# -- client records --------------------------------------------------------------------------------
+
+# A generation's client records never change once written: the last few hundred viewed are kept.
+CLIENTS_KEPT = 512
+ClientKey = tuple[str, str, int]  # (store identity, generation, client id)
+
+
+class ClientRecords:
+    """The last `CLIENTS_KEPT` client records read (None: not in that generation), LRU."""
+
+    def __init__(self, kept: int = CLIENTS_KEPT) -> None:
+        self._kept = kept
+        self._entries: OrderedDict[ClientKey, ClientRecord | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: ClientKey) -> tuple[bool, ClientRecord | None]:
+        """(whether the key is kept, its record)."""
+        with self._lock:
+            if key not in self._entries:
+                return False, None
+            self._entries.move_to_end(key)
+            return True, self._entries[key]
+
+    def put(self, key: ClientKey, record: ClientRecord | None) -> None:
+        """Keep a record, dropping the least recently used past the bound."""
+        with self._lock:
+            self._entries[key] = record
+            while len(self._entries) > self._kept:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every record."""
+        with self._lock:
+            self._entries.clear()
+
+
+# -- the tab's generation data ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationData:
+    """What every view of one generation shares: manifest, items, client -> tenant matches."""
+
+    manifest: Manifest
+    version: str
+    items: Mapping[int, Item]
+    matches: Mapping[int, TenantMatch]
+    read_at: float
+
+
+GenerationKey = tuple[str, str]  # (store identity, generation)
+
+
+class GenerationCache:
+    """One generation's `GenerationData` at a time; one older than `ttl` seconds is handed out
+    with a claim to refresh it, to one caller at a time."""
+
+    def __init__(self, ttl_seconds: float = TTL_SECONDS) -> None:
+        self.ttl = ttl_seconds
+        self._entries: dict[GenerationKey, GenerationData] = {}
+        self._refreshing: set[GenerationKey] = set()
+        self._lock = threading.Lock()
+
+    def get(self, key: GenerationKey, now: float) -> tuple[GenerationData | None, bool]:
+        """(the kept data or None, whether this caller should refresh it)."""
+        with self._lock:
+            hit = self._entries.get(key)
+            stale = hit is not None and now - hit.read_at > self.ttl
+            if stale and key not in self._refreshing:
+                self._refreshing.add(key)
+                return hit, True
+            return hit, False
+
+    def previous(self, key: GenerationKey) -> GenerationData | None:
+        """The kept data, fresh or not."""
+        with self._lock:
+            return self._entries.get(key)
+
+    def replace(self, key: GenerationKey, data: GenerationData) -> None:
+        """Keep a first read of a generation in place of any other (one at a time is all a tab
+        needs)."""
+        with self._lock:
+            self._entries.clear()
+            self._entries[key] = data
+
+    def refreshed(self, key: GenerationKey, data: GenerationData | None) -> None:
+        """End a claimed refresh: keep `data` unless a newer generation replaced the key."""
+        with self._lock:
+            if data is not None and key in self._entries:
+                self._entries[key] = data
+            self._refreshing.discard(key)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+# -- whole answers ---------------------------------------------------------------------------------
+
+K = TypeVar("K", bound=Hashable)
+# A 1,800-target answer is about 720 KiB: this keeps some 90 of them.
+MAX_BYTES = 64 * 1024 * 1024
+
+
+class AnswerCache(Generic[K]):
+    """Answers as bytes by key, least recently used first out, bounded by their total size, so a
+    repeated large answer is neither re-read nor re-serialised.
+
+    Thread-safe. Nothing expires: the key must name everything the answer depends on (for
+    targets: `shared.api.targets.answer_targets`), so a change gives a new key and the old entry just
+    goes out of use.
+    """
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self._entries: OrderedDict[K, bytes] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> bytes | None:
+        """The cached answer, or None."""
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+            return hit
+
+    def put(self, key: K, body: bytes) -> None:
+        """Keep an answer, dropping the least recently used ones past the size bound."""
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = body
+            self._bytes += len(body)
+            while self._bytes > self._max and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget everything (benchmarks measure the cold path with it)."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+# -- the tab's ticket memo -------------------------------------------------------------------------
+
+MAX_REMEMBERED = 10_000
+TicketKey = tuple[str, int]  # (store identity, ticket id)
+
+
+class RememberedTickets:
+    """Which client this process has written for a ticket: a repeat view writes nothing (LRU)."""
+
+    def __init__(self, kept: int = MAX_REMEMBERED) -> None:
+        self._kept = kept
+        self._entries: OrderedDict[TicketKey, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def written(self, key: TicketKey, client_id: int) -> bool:
+        """Whether `client_id` was written for this ticket already."""
+        with self._lock:
+            if self._entries.get(key) != client_id:
+                return False
+            self._entries.move_to_end(key)
+            return True
+
+    def note(self, key: TicketKey, client_id: int) -> None:
+        """Record a write."""
+        with self._lock:
+            self._entries[key] = client_id
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._kept:
+                self._entries.popitem(last=False)
+
+
+# -- the process's instances -----------------------------------------------------------------------
+
+writes_here = LocalWrites()
+statuses = StatusCache()
+client_records = ClientRecords()
+generations = GenerationCache()
+remembered_tickets = RememberedTickets()
+
+
+def forget_tab() -> None:
+    """Drop the tab's generation data, statuses and client records (tests that change a
+    generation behind the tab's back)."""
+    generations.clear()
+    statuses.clear()
+    client_records.clear()

@@ -33,55 +33,20 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.settings import Settings, get_settings
 from shared.store.base import (
-    CHUNK_CHARS,
-    MAX_BATCH_BYTES,
     MAX_BATCH_ENTITIES,
     MAX_DOCUMENT_CHARS,
     MAX_ENTITY_CHARS,
     SNAPSHOT_PREFIX,
-    STATE_PK,
     EntityTooLarge,
     StoreConflict,
     StoreError,
-    TableStore,
-    TransactionHook,
     check_key,
-    client_key,
     decode_data,
     encode_data,
 )
 from shared.store.service import table_service
-from shared.store.state import Held, Pointer, SyncStateStore
-from shared.store.writes import BatchWriter, WriteStats, entity_sizes
-
-# Names other modules import from here; they live in the split-out modules.
-__all__ = [
-    "CHUNK_CHARS",
-    "MAX_BATCH_BYTES",
-    "MAX_BATCH_ENTITIES",
-    "MAX_DOCUMENT_CHARS",
-    "MAX_ENTITY_CHARS",
-    "SNAPSHOT_PREFIX",
-    "STATE_PK",
-    "EntityTooLarge",
-    "Held",
-    "Pointer",
-    "Store",
-    "StoreConflict",
-    "StoreError",
-    "TableStore",
-    "TransactionHook",
-    "WriteStats",
-    "check_key",
-    "client_key",
-    "decode_data",
-    "document_entities",
-    "documents_to_entities",
-    "encode_data",
-    "entity_sizes",
-    "get_store",
-    "new_generation",
-]
+from shared.store.state import SyncStateStore
+from shared.store.writes import BatchWriter, WriteStats
 
 log = logging.getLogger("halo_immy.store")
 

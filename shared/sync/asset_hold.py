@@ -12,7 +12,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from pydantic import BaseModel, ConfigDict
 
-from shared.store.repository import STATE_PK, Store, decode_data, encode_data
+from shared.store.base import STATE_PK, decode_data, encode_data
+from shared.store.repository import Store
 
 HOLD_ROW = "assets_held"
 

@@ -50,17 +50,13 @@ from shared.core.asset_plan import (
 from shared.core.mapping import MatchKind
 from shared.core.targets import Snapshot
 from shared.halo.assets import list_assets, list_users, post_assets
-from shared.halo.client import HaloAuthError, HaloClient, HaloError
+from shared.halo.client import HaloClient
+from shared.halo.errors import HaloAuthError, HaloError
 from shared.records.halo import User
 from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
-from shared.store.repository import (
-    Store,
-    StoreError,
-    client_key,
-    decode_data,
-    encode_data,
-)
+from shared.store.base import StoreError, client_key, decode_data, encode_data
+from shared.store.repository import Store
 from shared.sync.asset_hold import AssetHold, guard_creates, set_hold
 
 log = logging.getLogger("halo_immy.assets")

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.core.catalog import build_catalog
+from shared.core.generation import ImmyState, Manifest, rule_entry
 from shared.core.guard import confirmable
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot, Target, resolve
@@ -24,8 +25,9 @@ from shared.halo.client import HaloClient
 from shared.immybot.client import ImmyClient
 from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
-from shared.store.generations import ImmyState, Layout, Manifest, apply_rules, layout, rule_entry
-from shared.store.repository import Store, StoreError
+from shared.store.base import StoreError
+from shared.store.generations import Layout, apply_rules, layout
+from shared.store.repository import Store
 from shared.store.state import Held, Pointer
 from shared.sync.assets import run_assets
 from shared.sync.immybot import ImmyRead, read_immybot, with_immybot

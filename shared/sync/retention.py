@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from shared.store.repository import Store, StoreError
+from shared.store.base import StoreError
+from shared.store.repository import Store
 from shared.store.state import Pointer
 from shared.sync.stage import staged
 

@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from shared.halo.client import HaloClient, HaloError
-from shared.halo.errors import HaloOutOfTime
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.halo.client import HaloClient
+from shared.halo.errors import HaloError, HaloOutOfTime
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.settings import Settings, get_settings
-from shared.store.repository import Store, StoreError, get_store
+from shared.store.base import StoreError
+from shared.store.repository import Store, get_store
 from shared.sync.lease import LEASE_TTL, SyncLease, brief, record_abandoned
 from shared.sync.phases import Clients, Phases, RunContext, run_phases
 from shared.sync.read import ReportUntrusted

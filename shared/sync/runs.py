@@ -26,7 +26,8 @@ from enum import StrEnum
 from typing import Any
 
 from shared.core.guard import VerdictRecord
-from shared.store.repository import CHUNK_CHARS, Store
+from shared.store.base import CHUNK_CHARS
+from shared.store.repository import Store
 
 log = logging.getLogger("halo_immy.sync")
 

@@ -28,15 +28,8 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store.repository import (
-    STATE_PK,
-    EntityTooLarge,
-    Store,
-    StoreError,
-    decode_data,
-    document_entities,
-    new_generation,
-)
+from shared.store.base import STATE_PK, EntityTooLarge, StoreError, decode_data
+from shared.store.repository import Store, document_entities, new_generation
 
 log = logging.getLogger("halo_immy.sync")
 

@@ -38,6 +38,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from pydantic import BaseModel, ConfigDict
 
+from shared.core.generation import Manifest
 from shared.core.rules import normalise
 from shared.core.tag_plan import (
     OFFBOARDING_SUFFIX,
@@ -51,10 +52,12 @@ from shared.core.tag_plan import (
     tag_description,
     write_phases,
 )
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.settings import Settings
-from shared.store.generations import Manifest, read_manifest, read_targets, read_tenants
-from shared.store.repository import Store, StoreError, check_key, decode_data, encode_data
+from shared.store.base import StoreError, check_key, decode_data, encode_data
+from shared.store.generations import read_manifest, read_targets, read_tenants
+from shared.store.repository import Store
 
 log = logging.getLogger("halo_immy.immy_tags")
 

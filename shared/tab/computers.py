@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from shared.core.coverage import Wanted
 from shared.core.detection import find
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.records.immybot import DetectedSoftware, ImmyComputer
 
 log = logging.getLogger("halo_immy.tab")
@@ -82,14 +84,6 @@ class Computers:
     def others(self) -> list[ComputerRow]:
         """The rest of the tenant's computers."""
         return [r for r in self.rows if not r.is_ticket_user]
-
-
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    """A software the client is entitled to, and the display names that mean it is installed."""
-
-    software: str
-    patterns: tuple[str, ...]
 
 
 # Per computer id: its detected software, or why it is not known.

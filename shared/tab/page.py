@@ -10,19 +10,19 @@ import base64
 import binascii
 import json
 import logging
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 
 from azure.core.exceptions import AzureError
 
 from shared.core.text import parse_id
 from shared.records.halo import Ticket
+from shared.runtime.background import after_response
 from shared.runtime.clients import halo_for_tab, immy_for_tab
-from shared.settings import SettingsError, get_settings
-from shared.store.repository import Store, StoreError, get_store
+from shared.settings import Settings, SettingsError, get_settings
+from shared.store import read_cache
+from shared.store.base import StoreError
+from shared.store.repository import Store, get_store
 from shared.tab.render import Page, error_page, render
-from shared.tab.snapshot import after_response
 from shared.tab.view import ImmyAccess, TicketNotFound, build_tab
 
 log = logging.getLogger("halo_immy.tab")
@@ -57,21 +57,8 @@ def principal_allowed(header: str | None, allowed_group: str | None, *, auth_ena
     return allowed_group.lower() in groups
 
 
-# -- the whole request -----------------------------------------------------------------------------
-
-
-async def tab_page(
-    ticket_id: str,
-    *,
-    principal: str | None,
-    now: datetime | None = None,
-) -> Page:
-    """The tab for `GET /api/technician-tab/ticket/{ticket_id}`: always a page, never a traceback."""
-    try:
-        settings = get_settings()
-    except SettingsError as error:
-        log.error("%s", error)
-        return error_page(503, "Not configured", "The app's settings are incomplete.", ["'none'"])
+def _refusal(settings: Settings, principal: str | None) -> Page | None:
+    """The 403 page when the principal may not see the tab (or who it is cannot be checked)."""
     origins = settings.frame_origins
     auth_enabled = settings.website_auth_enabled is True
     if settings.tab_allowed_group and not auth_enabled:
@@ -91,6 +78,41 @@ async def tab_page(
         return error_page(
             403, "Not allowed", "Your account is not in the group allowed to see this tab.", origins
         )
+    return None
+
+
+async def _immy_access(settings: Settings) -> ImmyAccess | None:
+    """How this view reaches ImmyBot, or None when it is not configured."""
+    immy = await immy_for_tab()
+    if immy is None:
+        return None
+    return ImmyAccess(
+        immy,
+        base_url=immy.base_url,
+        cap=settings.tab_software_computers,
+        link_id=settings.immy_halo_link_id,
+    )
+
+
+# -- the whole request -----------------------------------------------------------------------------
+
+
+async def tab_page(
+    ticket_id: str,
+    *,
+    principal: str | None,
+    now: datetime | None = None,
+) -> Page:
+    """The tab for `GET /api/technician-tab/ticket/{ticket_id}`: always a page, never a traceback."""
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        log.error("%s", error)
+        return error_page(503, "Not configured", "The app's settings are incomplete.", ["'none'"])
+    origins = settings.frame_origins
+    refused = _refusal(settings, principal)
+    if refused is not None:
+        return refused
     number = parse_id(ticket_id)
     if number is None:
         return error_page(
@@ -105,17 +127,7 @@ async def tab_page(
         return await halo.ticket(ticket)
 
     store = get_store()
-    immy = await immy_for_tab()
-    access = (
-        ImmyAccess(
-            immy,
-            base_url=immy.base_url,
-            cap=settings.tab_software_computers,
-            link_id=settings.immy_halo_link_id,
-        )
-        if immy is not None
-        else None
-    )
+    access = await _immy_access(settings)
     try:
         view = await build_tab(
             number,
@@ -140,12 +152,6 @@ async def tab_page(
     return page
 
 
-# (store identity, ticket id) -> client id this process has written: a repeat view writes nothing.
-_remembered: OrderedDict[tuple[str, int], int] = OrderedDict()
-_remembered_lock = threading.Lock()
-MAX_REMEMBERED = 10_000
-
-
 def remember_after_response(
     store: Store, ticket_id: int, client_id: int, seen_at: datetime
 ) -> None:
@@ -156,17 +162,11 @@ def remember_after_response(
     next view of the ticket tries again.
     """
     key = (store.identity, ticket_id)
-    with _remembered_lock:
-        if _remembered.get(key) == client_id:
-            _remembered.move_to_end(key)
-            return
+    if read_cache.remembered_tickets.written(key, client_id):
+        return
 
     def write() -> None:
         store.remember_ticket_client(ticket_id, client_id, seen_at)
-        with _remembered_lock:
-            _remembered[key] = client_id
-            _remembered.move_to_end(key)
-            while len(_remembered) > MAX_REMEMBERED:
-                _remembered.popitem(last=False)
+        read_cache.remembered_tickets.note(key, client_id)
 
     after_response.submit(f"remember the client of ticket {ticket_id}", write)
