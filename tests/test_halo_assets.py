@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from shared.halo.assets import list_assets, post_assets
-from shared.halo.client import HaloRateLimited, HaloUnavailable
+from shared.halo.errors import HaloRateLimited, HaloUnavailable
 from tests.test_halo_client import BASE, TOKEN_A, FakeClock, make_client, token_route
 
 

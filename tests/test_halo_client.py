@@ -13,20 +13,17 @@ import httpx
 import pytest
 import respx
 
-from shared.halo.client import (
+from shared.halo.client import HaloClient
+from shared.halo.errors import (
     HaloAuthError,
-    HaloClient,
     HaloNotFound,
+    HaloOutOfTime,
     HaloProtocolError,
     HaloRateLimited,
     HaloUnavailable,
-    RequestBudget,
-    RetryPolicy,
-    gather_or_cancel,
-    parse_retry_after,
 )
-from shared.halo.errors import HaloOutOfTime
-from shared.outbound.budget import OutOfTime
+from shared.halo.paging import gather_or_cancel
+from shared.outbound.budget import OutOfTime, RequestBudget, RetryPolicy, parse_retry_after
 from shared.settings import load_settings
 
 BASE = "https://msp.halopsa.test"

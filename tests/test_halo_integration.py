@@ -12,7 +12,9 @@ import pytest
 from sandbox.halo import Faults
 from sandbox.halo_data import generate, inject_malformed
 from sandbox.processes import stop_process, wait_for_line
-from shared.halo.client import HaloAuthError, HaloClient, RequestBudget, RetryPolicy
+from shared.halo.client import HaloClient
+from shared.halo.errors import HaloAuthError
+from shared.outbound.budget import RequestBudget, RetryPolicy
 
 pytestmark = pytest.mark.integration
 TODAY = date.today()

@@ -21,7 +21,8 @@ from sandbox.halo_report import (
     as_tables_hold_it,
     check_sql,
 )
-from shared.halo.client import HaloAuthError, HaloClient, HaloReportError, RetryPolicy
+from shared.halo.client import HaloClient
+from shared.halo.errors import HaloAuthError, HaloReportError
 from shared.halo.report import (
     PROBE_SQL,
     TABLES,
@@ -43,6 +44,7 @@ from shared.halo.report_rows import (
     line_record,
     with_lines,
 )
+from shared.outbound.budget import RetryPolicy
 from shared.records.halo import Contract, RecurringInvoice
 from shared.sync.read import read_by_report
 

@@ -11,14 +11,10 @@ import httpx
 import pytest
 import respx
 
-from shared.halo.client import RetryPolicy
-from shared.immybot.client import (
-    ImmyAuthError,
-    ImmyClient,
-    ImmyUnavailable,
-    MsalHttpClient,
-    forget_applications,
-)
+from shared.immybot.auth import MsalHttpClient, forget_applications
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyAuthError, ImmyUnavailable
+from shared.outbound.budget import RetryPolicy
 
 BASE = "https://msp.immy.bot"
 TENANT = "11111111-2222-3333-4444-555555555555"

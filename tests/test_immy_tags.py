@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
-from shared.immybot.client import ImmyUnavailable
+from shared.immybot.errors import ImmyUnavailable
 from shared.records.immybot import ImmyTag, ImmyTenant
 from shared.sync.tags import (
     TagChange,

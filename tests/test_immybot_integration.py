@@ -20,7 +20,7 @@ from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import flag_computers, immy_data_for
 from shared.api.rules import import_rules
-from shared.immybot.client import forget_applications
+from shared.immybot.auth import forget_applications
 from shared.store.repository import get_store
 from shared.sync.run import Outcome, run_sync
 from tests.conftest import immy_settings

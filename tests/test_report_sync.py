@@ -25,7 +25,8 @@ from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
 from sandbox.halo_report import as_tables_hold_it
 from shared.core.rules import ItemMatch, Rule
 from shared.halo import proof as halo_proof
-from shared.halo.client import HaloClient, RetryPolicy
+from shared.halo.client import HaloClient
+from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings, load_settings
 from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store

@@ -14,7 +14,8 @@ from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import generate
-from shared.halo.client import HaloClient, RequestBudget, RetryPolicy
+from shared.halo.client import HaloClient
+from shared.outbound.budget import RequestBudget, RetryPolicy
 from shared.settings import Settings
 from shared.store.repository import Store, StoreError
 from shared.sync.run import LEASE_TTL, Outcome, SyncReport, run_sync, sync_status

@@ -25,7 +25,8 @@ from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
 from shared.core.detection import matches
-from shared.immybot.client import ImmyError, forget_applications
+from shared.immybot.auth import forget_applications
+from shared.immybot.errors import ImmyError
 from shared.records.immybot import DetectedSoftware, ImmyComputer
 from shared.settings import get_settings
 from shared.store.repository import Held as StoreHeld

@@ -40,7 +40,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.halo.client import HaloClient, HaloProtocolError
+from shared.halo.client import HaloClient
+from shared.halo.errors import HaloProtocolError
 from shared.records.halo import Reject, User, describe_error
 from shared.records.halo_assets import AssetRow
 

@@ -4,8 +4,8 @@ Every read is a GET and therefore safe to retry. Errors are typed (shared.halo.e
 text carries the method, the path and the status, never the client secret, the token or a response
 body. The seams live in their own modules: pacing and the retry policy in shared.outbound.budget,
 sending (budget, retries, 429 pauses, the outgoing call line) in shared.halo.transport, tokens in
-shared.halo.auth, paging and all-or-nothing reads in shared.halo.paging; their public names are
-re-exported here.
+shared.halo.auth, paging and all-or-nothing reads in shared.halo.paging; import each name from
+its own module.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import httpx
 from pydantic import BaseModel, SecretStr
 
 from shared.halo.auth import (
-    TOKEN_EXPIRY_MARGIN_SECONDS,
     TOKEN_PATH,
     Token,
     TokenCache,
@@ -34,23 +33,17 @@ from shared.halo.auth import (
 )
 from shared.halo.errors import (
     HaloAuthError,
-    HaloError,
     HaloNotFound,
     HaloProtocolError,
-    HaloRateLimited,
     HaloReportError,
-    HaloRequestError,
-    HaloUnavailable,
 )
-from shared.halo.paging import PageStage, first_error, gather_or_cancel, read_all_pages
+from shared.halo.paging import PageStage, first_error, read_all_pages
 from shared.halo.transport import ClientStats, HaloTransport, raise_for_status
 from shared.outbound.budget import (
-    RETRYABLE_STATUS,
     Clock,
     RequestBudget,
     RetryPolicy,
     Sleep,
-    parse_retry_after,
 )
 from shared.records.halo import (
     Asset,
@@ -59,11 +52,9 @@ from shared.records.halo import (
     Item,
     Parsed,
     RecurringInvoice,
-    Reject,
     Site,
     Ticket,
     User,
-    describe_error,
     parse_records,
 )
 from shared.settings import Settings
@@ -529,31 +520,3 @@ def _whole(value: Any) -> int | None:
             return None
         return int(number) if number.is_integer() else None
     return None
-
-
-__all__ = [
-    "INVOICE_BY_ID",
-    "RETRYABLE_STATUS",
-    "TOKEN_EXPIRY_MARGIN_SECONDS",
-    "ClientStats",
-    "Clock",
-    "HaloAuthError",
-    "HaloClient",
-    "HaloError",
-    "HaloNotFound",
-    "HaloProtocolError",
-    "HaloRateLimited",
-    "HaloReportError",
-    "HaloRequestError",
-    "HaloUnavailable",
-    "Listing",
-    "Reject",
-    "RequestBudget",
-    "RetryPolicy",
-    "Sleep",
-    "Token",
-    "TokenCache",
-    "describe_error",
-    "gather_or_cancel",
-    "parse_retry_after",
-]

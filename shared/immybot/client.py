@@ -17,11 +17,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from shared.immybot.auth import EntraToken, MsalHttpClient
-from shared.immybot.auth import forget_applications as forget_applications
-from shared.immybot.errors import ImmyAuthError as ImmyAuthError
-from shared.immybot.errors import ImmyError as ImmyError
-from shared.immybot.errors import ImmyProtocolError as ImmyProtocolError
-from shared.immybot.errors import ImmyUnavailable as ImmyUnavailable
+from shared.immybot.errors import ImmyAuthError, ImmyProtocolError, ImmyUnavailable
 from shared.outbound.budget import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.records.halo import describe_error
 from shared.records.immybot import (

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.records.immybot import ProviderLink
 
 log = logging.getLogger("halo_immy.immy")

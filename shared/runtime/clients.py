@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from shared.halo.auth import TokenCache
-from shared.halo.client import HaloClient, RetryPolicy
+from shared.halo.client import HaloClient
 from shared.immybot.client import ImmyClient
+from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings, get_settings
 
 

@@ -52,7 +52,8 @@ from shared.core.asset_plan import (
 from shared.core.mapping import MatchKind
 from shared.core.targets import Snapshot
 from shared.halo.assets import list_assets, list_users, post_assets
-from shared.halo.client import HaloAuthError, HaloClient, HaloError
+from shared.halo.client import HaloClient
+from shared.halo.errors import HaloAuthError, HaloError
 from shared.records.halo import User
 from shared.records.immybot import ImmyComputer
 from shared.settings import Settings

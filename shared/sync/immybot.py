@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from shared.core.mapping import ExplicitMapping, links_of, map_clients
 from shared.core.targets import Snapshot
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.immybot.links import HaloLinks, read_halo_links
 from shared.records.immybot import ImmyComputer, ImmyTenant
 from shared.store.generations import (

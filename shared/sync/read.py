@@ -19,7 +19,7 @@ from typing import Any
 from azure.core.exceptions import AzureError
 
 from shared.core.targets import Snapshot
-from shared.halo.client import HaloClient, Listing, gather_or_cancel
+from shared.halo.client import HaloClient, Listing
 from shared.halo.errors import (
     HaloAuthError,
     HaloNotFound,
@@ -27,6 +27,7 @@ from shared.halo.errors import (
     HaloRequestError,
     HaloUnavailable,
 )
+from shared.halo.paging import gather_or_cancel
 from shared.halo.proof import Finding, Proof, prove
 from shared.halo.report import ReadMode, ReportListings, ReportShortfall, read_via_report
 from shared.records.halo import Cause, Reject

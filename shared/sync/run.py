@@ -21,9 +21,10 @@ from shared.core.catalog import build_catalog
 from shared.core.guard import confirmable, fingerprint, guard_verdict
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot, resolve
-from shared.halo.client import HaloClient, HaloError
-from shared.halo.errors import HaloOutOfTime
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.halo.client import HaloClient
+from shared.halo.errors import HaloError, HaloOutOfTime
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.settings import Settings, get_settings
 from shared.store.generations import Manifest, apply_rules, layout, rule_entry
 from shared.store.repository import Store, StoreError, get_store

@@ -42,7 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.rules import Rule, normalise
 from shared.core.targets import Target
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.records.immybot import ImmyTag, ImmyTenant
 from shared.settings import Settings
 from shared.store.generations import read_manifest, read_targets, read_tenants

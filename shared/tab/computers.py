@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Literal
 
 from shared.core.detection import find
-from shared.immybot.client import ImmyClient, ImmyError
+from shared.immybot.client import ImmyClient
+from shared.immybot.errors import ImmyError
 from shared.records.immybot import DetectedSoftware, ImmyComputer
 
 log = logging.getLogger("halo_immy.tab")

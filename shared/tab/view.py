@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from shared.core.schedule import longest_gap
 from shared.core.targets import Snapshot, contract_covers, line_covers, resolve
-from shared.halo.client import HaloError, HaloNotFound
+from shared.halo.errors import HaloError, HaloNotFound
 from shared.immybot.client import ImmyClient
 from shared.records.halo import Item, QuantityType, Ticket, as_date
 from shared.store.generations import ClientRecord, Manifest, read_computers
