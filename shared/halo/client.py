@@ -18,8 +18,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
@@ -45,6 +44,7 @@ from shared.outbound.budget import (
     RetryPolicy,
     Sleep,
 )
+from shared.outbound.http import OwnsHttp, open_http
 from shared.records.halo import (
     Asset,
     Client,
@@ -75,7 +75,7 @@ class Listing(Parsed[M], Generic[M]):
     lines_fetched_by_id: int = 0
 
 
-class HaloClient:
+class HaloClient(OwnsHttp):
     """Reads HaloPSA through its REST API. Use as `async with HaloClient(...) as halo:`."""
 
     def __init__(
@@ -120,13 +120,7 @@ class HaloClient:
         # Set by a sync for its read (shared.sync.stage): pages and by-id answers kept in it are
         # not requested again, and those requested are put in it.
         self.stage: PageStage | None = None
-        self._http = httpx.AsyncClient(
-            base_url=self._base,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "halo-immy/0.1"},
-            follow_redirects=False,
-        )
+        self._http = open_http(self._base, timeout, transport)
         self._transport = HaloTransport(
             self._http,
             budget=budget,
@@ -161,21 +155,6 @@ class HaloClient:
         return cls(
             settings.halo_base, settings.halo_client_id, settings.halo_client_secret, **options
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the underlying connection pool."""
-        await self._http.aclose()
 
     def __repr__(self) -> str:
         return f"HaloClient(base_url={self._base!r}, client_id={self._client_id!r})"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from shared.outbound.budget import (
     Sleep,
     parse_retry_after,
 )
-from shared.telemetry import log_outgoing_call
+from shared.outbound.http import CallRecord, logged_call
 
 GATEWAY_TIMEOUT = 504
 
@@ -61,13 +60,10 @@ class ClientStats:
 
 
 @dataclass(slots=True)
-class _Call:
-    """What one logical request met across its tries."""
+class _Call(CallRecord):
+    """What one logical request met across its tries, transient failures counted apart."""
 
-    status: int | None = None
     failures: int = 0
-    throttled: int = 0
-    retries: int = 0
 
 
 class HaloTransport:
@@ -116,35 +112,19 @@ class HaloTransport:
         `deadline_is_final` a 504 or a read timeout raises HaloReportTimeout at once.
         """
         call = _Call()
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await self._tries(
-                method,
-                path,
-                where,
-                call,
-                resource,
-                params,
-                data,
-                json_body,
-                authorised,
-                deadline_is_final,
-            )
-        except BaseException as failure:
-            error = type(failure).__name__
-            raise
-        finally:
-            log_outgoing_call(
-                "halopsa",
-                method,
-                path,
-                status=call.status,
-                started=started,
-                retries=call.retries,
-                throttled=call.throttled,
-                error=error,
-            )
+        sending = self._tries(
+            method,
+            path,
+            where,
+            call,
+            resource,
+            params,
+            data,
+            json_body,
+            authorised,
+            deadline_is_final,
+        )
+        return await logged_call("halopsa", method, path, call, sending)
 
     async def write(self, method: str, path: str, *, resource: str, body: Any) -> httpx.Response:
         """Send one non-idempotent JSON write and log the call; the answer, whatever its status.
@@ -155,24 +135,8 @@ class HaloTransport:
         a write that was (partly) applied: HaloUnavailable, never a second send.
         """
         call = _Call()
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await self._write_tries(method, path, call, resource, body)
-        except BaseException as failure:
-            error = type(failure).__name__
-            raise
-        finally:
-            log_outgoing_call(
-                "halopsa",
-                method,
-                path,
-                status=call.status,
-                started=started,
-                retries=call.retries,
-                throttled=call.throttled,
-                error=error,
-            )
+        sending = self._write_tries(method, path, call, resource, body)
+        return await logged_call("halopsa", method, path, call, sending)
 
     async def _write_tries(
         self, method: str, path: str, call: _Call, resource: str, body: Any
