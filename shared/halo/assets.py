@@ -44,6 +44,7 @@ from shared.halo.client import HaloClient
 from shared.halo.errors import HaloProtocolError
 from shared.records.halo import Reject, User, describe_error
 from shared.records.halo_assets import AssetRow
+from shared.records.ids import reported_count, whole_number
 
 ASSET_PATH = "/api/Asset"
 # A listing that would need more pages than this is a HaloPSA that ignores paging: stop.
@@ -79,7 +80,11 @@ async def read_pages(
             raise HaloProtocolError(
                 "GET", f"{path} page {number}", 200, f"the answer has no '{key}' list"
             )
-        return list(body[key]), _whole(body.get("record_count")), _whole(body.get("page_size"))
+        return (
+            list(body[key]),
+            reported_count(body.get("record_count")),
+            reported_count(body.get("page_size")),
+        )
 
     first, count, size = await page(1)
     pages: dict[int, list[Any]] = {1: first}
@@ -118,12 +123,6 @@ async def read_pages(
                 seen.add(row_id)
             rows.append(row)
     return rows, len(pages)
-
-
-def _whole(value: Any) -> int | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return int(value)
-    return None
 
 
 async def list_assets(halo: HaloClient, asset_type_id: int) -> AssetListing:
@@ -182,7 +181,4 @@ async def post_assets(halo: HaloClient, bodies: Sequence[Mapping[str, Any]]) -> 
 
 
 def _same_id(value: Any, wanted: int) -> bool:
-    try:
-        return value is not None and int(float(value)) == wanted
-    except (TypeError, ValueError):
-        return False
+    return whole_number(value) == wanted

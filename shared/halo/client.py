@@ -57,6 +57,7 @@ from shared.records.halo import (
     User,
     parse_records,
 )
+from shared.records.ids import reported_count, whole_number
 from shared.settings import Settings
 
 log = logging.getLogger("halo_immy.halo")
@@ -350,7 +351,7 @@ class HaloClient(OwnsHttp):
 
         async def fetch(position: int) -> None:
             nonlocal fetched
-            invoice_id = _whole(raw[position].get("id"))
+            invoice_id = whole_number(raw[position].get("id"))
             if invoice_id is None:
                 return  # validation rejects it for its id, with the reason
             async with self._slots:
@@ -419,9 +420,7 @@ class HaloClient(OwnsHttp):
         where = f"{path} page {number}"
         if not isinstance(body, Mapping) or not isinstance(body.get(key), list):
             raise HaloProtocolError("GET", where, 200, f"the answer has no '{key}' list")
-        count = body.get("record_count")
-        record_count = int(count) if isinstance(count, int | float) and count >= 0 else None
-        return list(body[key]), record_count
+        return list(body[key]), reported_count(body.get("record_count"))
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -482,20 +481,3 @@ class HaloClient(OwnsHttp):
         raise_for_status("POST", TOKEN_PATH, response)
         self.stats.token_fetches += 1
         return token_from_response(response, self._clock())
-
-
-def _whole(value: Any) -> int | None:
-    # HaloPSA sends ids as ints, decimals (-94.0) or strings.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return int(number) if number.is_integer() else None
-    return None

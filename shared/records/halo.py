@@ -25,6 +25,8 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from shared.records.ids import whole_number
+
 # One vocabulary of record types for reads, rejects, run records and the sync status.
 RECORD_TYPES = ("clients", "sites", "contracts", "invoices", "invoice_lines", "items")
 
@@ -86,15 +88,11 @@ def _int_id(value: Any) -> Any:
     # HaloPSA sends ids as ints, as doubles (site_id: 12.0) or as strings ("21", "21.0").
     if isinstance(value, bool):
         raise ValueError("an id must be a number, not a boolean")
-    if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"-?[0-9]+(\.0*)?", text, re.ASCII) is None:
+    if isinstance(value, str | float):
+        number = whole_number(value)
+        if number is None:
             raise ValueError("an id must be a whole number")
-        return int(text.split(".", 1)[0])
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise ValueError("an id must be a whole number")
-        return int(value)
+        return number
     return value
 
 
