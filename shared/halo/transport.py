@@ -21,7 +21,9 @@ from shared.halo.errors import (
     HaloError,
     HaloNotFound,
     HaloOutOfTime,
+    HaloProtocolError,
     HaloRateLimited,
+    HaloReportError,
     HaloReportTimeout,
     HaloRequestError,
     HaloUnavailable,
@@ -334,3 +336,27 @@ def raise_for_status(method: str, where: str, response: httpx.Response) -> None:
     if 400 <= status < 500:
         raise HaloRequestError(method, where, status, reason)
     raise HaloUnavailable(method, where, status, reason)
+
+
+def report_rows(path: str, response: httpx.Response) -> list[Mapping[str, Any]]:
+    """The rows of a `POST /api/Report` answer; HaloReportError when HaloPSA could not run the SQL
+    (it says so with HTTP 200), HaloProtocolError when the answer has no rows list."""
+    raise_for_status("POST", path, response)
+    try:
+        body = response.json()
+    except ValueError:
+        raise HaloProtocolError("POST", path, response.status_code, "not JSON") from None
+    # One object, or (some clients say) an array of one: read both.
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    report = body.get("report") if isinstance(body, Mapping) else None
+    error = (report if isinstance(report, Mapping) else {}).get("load_error") or (
+        body.get("load_error") if isinstance(body, Mapping) else None
+    )
+    if error:
+        # Halo's message names the SQL problem (a column, a keyword), never row data.
+        raise HaloReportError("POST", path, 200, f"report failed: {str(error)[:300]}")
+    rows = report.get("rows") if isinstance(report, Mapping) else None
+    if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
+        raise HaloProtocolError("POST", path, 200, "the answer has no 'report.rows' list")
+    return rows
