@@ -24,7 +24,8 @@ from shared.halo.errors import (
     HaloUnavailable,
 )
 from shared.halo.proof import Proof, prove
-from shared.halo.report import PROBE_SQL, ReportListings, read_via_report
+from shared.halo.report import ReportListings, read_via_report
+from shared.halo.report_sql import PROBE_SQL
 from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings
 
