@@ -42,9 +42,10 @@ from pydantic import ValidationError
 
 from shared.halo.client import HaloClient
 from shared.halo.errors import HaloProtocolError
-from shared.records.halo import Reject, User, describe_error
+from shared.records.halo import User
 from shared.records.halo_assets import AssetRow
 from shared.records.ids import reported_count, whole_number
+from shared.records.parsing import Reject, describe_error
 
 ASSET_PATH = "/api/Asset"
 # A listing that would need more pages than this is a HaloPSA that ignores paging: stop.

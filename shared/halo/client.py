@@ -40,19 +40,9 @@ from shared.outbound.budget import (
     Sleep,
 )
 from shared.outbound.http import OwnsHttp, open_http
-from shared.records.halo import (
-    Asset,
-    Client,
-    Contract,
-    Item,
-    Parsed,
-    RecurringInvoice,
-    Site,
-    Ticket,
-    User,
-    parse_records,
-)
+from shared.records.halo import Asset, Client, Contract, Item, RecurringInvoice, Site, Ticket, User
 from shared.records.ids import reported_count
+from shared.records.parsing import Parsed, parse_records
 from shared.settings import Settings
 
 log = logging.getLogger("halo_immy.halo")

@@ -36,14 +36,8 @@ from shared.core.record_comparison import (
 from shared.halo.client import HaloClient, Listing
 from shared.halo.errors import HaloNotFound
 from shared.halo.report import ReportListings
-from shared.records.halo import (
-    Client,
-    Contract,
-    Item,
-    RecurringInvoice,
-    Site,
-    parse_records,
-)
+from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
+from shared.records.parsing import parse_records
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -54,7 +54,8 @@ from shared.halo.report_sql import (
     id_ranges,
     range_sql,
 )
-from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site, parse_records
+from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
+from shared.records.parsing import parse_records
 
 M = TypeVar("M", bound=BaseModel)
 

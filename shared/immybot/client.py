@@ -18,7 +18,6 @@ from shared.immybot.auth import EntraToken, MsalHttpClient
 from shared.immybot.errors import ImmyAuthError, ImmyProtocolError, ImmyUnavailable
 from shared.outbound.budget import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.outbound.http import CallRecord, OwnsHttp, logged_call, open_http
-from shared.records.halo import describe_error
 from shared.records.immybot import (
     DetectedSoftware,
     ImmyComputer,
@@ -27,6 +26,7 @@ from shared.records.immybot import (
     ProviderClient,
     ProviderLink,
 )
+from shared.records.parsing import describe_error
 from shared.settings import Settings
 
 log = logging.getLogger("halo_immy.immy")

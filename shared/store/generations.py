@@ -49,8 +49,9 @@ from shared.core.targets import (
     resolve,
     unmapped_of,
 )
-from shared.records.halo import Cause, Client, Contract, Item, RecurringInvoice, Reject, Site
+from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
 from shared.records.immybot import ImmyComputer, ImmyTenant
+from shared.records.parsing import Cause, Reject
 from shared.store.repository import (
     MAX_ENTITY_CHARS,
     Store,

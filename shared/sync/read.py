@@ -31,7 +31,7 @@ from shared.halo.errors import (
 from shared.halo.paging import gather_or_cancel
 from shared.halo.proof import prove
 from shared.halo.report import ReadMode, ReportListings, ReportShortfall, read_via_report
-from shared.records.halo import Cause, Reject
+from shared.records.parsing import Cause, Reject
 from shared.store.repository import Store, StoreError
 from shared.store.state import ReportDistrust
 from shared.sync.lease import brief
