@@ -113,6 +113,11 @@ async def read_pages(
         if number > MAX_PAGES:
             raise HaloProtocolError("GET", path, 200, "too many pages")
         pages[number] = (await page(number))[0]
+    return _unique_rows(pages), len(pages)
+
+
+def _unique_rows(pages: Mapping[int, list[Any]]) -> list[Any]:
+    """The rows of `pages` in page order, each id once (HaloPSA may repeat a row across pages)."""
     rows: list[Any] = []
     seen: set[Any] = set()
     for n in sorted(pages):
@@ -123,7 +128,7 @@ async def read_pages(
                     continue
                 seen.add(row_id)
             rows.append(row)
-    return rows, len(pages)
+    return rows
 
 
 async def list_assets(halo: HaloClient, asset_type_id: int) -> AssetListing:
