@@ -29,7 +29,7 @@ from sandbox.halo_data import HaloDataSet  # noqa: E402
 from sandbox.immybot import ImmyBotSandbox  # noqa: E402
 from sandbox.immybot_data import ImmyDataSet  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared.immybot.client import forget_applications  # noqa: E402
+from shared.immybot.auth import forget_applications  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from shared.store.repository import get_store  # noqa: E402
 from shared.sync.asset_hold import approve_asset_hold  # noqa: E402

@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import start_module, stop_process  # noqa: E402
-from shared.halo.client import HaloClient, RequestBudget  # noqa: E402
+from shared.halo.client import HaloClient  # noqa: E402
+from shared.outbound.budget import RequestBudget  # noqa: E402
 
 LISTS = {
     "Client": "clients",

@@ -29,9 +29,10 @@ from sandbox.halo import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.halo_report import as_tables_hold_it  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared import halo_report  # noqa: E402
 from shared.core.rules import ItemMatch, Rule  # noqa: E402
+from shared.halo import report as halo_report  # noqa: E402
 from shared.halo.client import HaloClient  # noqa: E402
+from shared.halo.report_sql import PROBE_SQL  # noqa: E402
 from shared.settings import DEFAULT_HALO_REQUESTS_PER_MINUTE, load_settings  # noqa: E402
 from shared.store.repository import Store  # noqa: E402
 from shared.sync.read import read_halo  # noqa: E402
@@ -81,7 +82,7 @@ def one(
                 # The sandbox copies its data set into SQLite on the first report: do that before
                 # the clock starts, as a real HaloPSA has its database already.
                 async with HaloClient.from_settings(settings) as warm:
-                    await warm.report(halo_report.PROBE_SQL)
+                    await warm.report(PROBE_SQL)
                 # The read alone (HaloPSA's part, whatever Table Storage does next).
                 async with HaloClient.from_settings(settings) as reader:
                     started = time.perf_counter()

@@ -33,7 +33,8 @@ from azure.data.tables import TableServiceClient  # noqa: E402
 from bench.sync import RULES  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
-from shared.halo.client import HaloClient, RequestBudget  # noqa: E402
+from shared.halo.client import HaloClient  # noqa: E402
+from shared.outbound.budget import RequestBudget  # noqa: E402
 from shared.settings import Settings, load_settings  # noqa: E402
 from shared.store.repository import Store  # noqa: E402
 from shared.sync.run import run_sync  # noqa: E402

@@ -11,15 +11,8 @@ import pytest
 from shared.core.rules import ItemMatch, Rule
 from shared.core.targets import Snapshot, resolve
 from shared.halo.client import Listing
-from shared.records.halo import (
-    Cause,
-    Client,
-    Contract,
-    Item,
-    RecurringInvoice,
-    Site,
-    parse_records,
-)
+from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
+from shared.records.parsing import Cause, parse_records
 from shared.sync.read import read_halo
 
 # The real, anonymised `GET /api/RecurringInvoice/{id}` answer, kept in the repository (CI runs on a

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from shared.halo.proof import (
+from shared.core.record_comparison import (
     Finding,
     Proof,
     compare_invoices,

@@ -23,17 +23,7 @@ from sandbox.halo_report import (
 )
 from shared.halo.client import HaloClient
 from shared.halo.errors import HaloAuthError, HaloReportError
-from shared.halo.report import (
-    PROBE_SQL,
-    TABLES,
-    Bounds,
-    ReadMode,
-    bounds_sql,
-    id_ranges,
-    range_sql,
-    read_via_report,
-    report_available,
-)
+from shared.halo.report import ReadMode, read_via_report, report_available
 from shared.halo.report_rows import (
     as_bool,
     as_datetime,
@@ -44,6 +34,7 @@ from shared.halo.report_rows import (
     line_record,
     with_lines,
 )
+from shared.halo.report_sql import PROBE_SQL, TABLES, Bounds, bounds_sql, id_ranges, range_sql
 from shared.outbound.budget import RetryPolicy
 from shared.records.halo import Contract, RecurringInvoice
 from shared.sync.read import read_by_report

@@ -27,17 +27,8 @@ from sandbox.halo_data import (
     generate,
     inject_malformed,
 )
-from shared.records.halo import (
-    Asset,
-    Client,
-    Contract,
-    Item,
-    RecurringInvoice,
-    Site,
-    Ticket,
-    User,
-    parse_records,
-)
+from shared.records.halo import Asset, Client, Contract, Item, RecurringInvoice, Site, Ticket, User
+from shared.records.parsing import parse_records
 
 ROOT = Path(__file__).resolve().parents[1]
 # The real, anonymised `GET /api/RecurringInvoice/{id}` answer (DESIGN.md section 8), in the

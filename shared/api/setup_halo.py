@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.api.setup_models import CheckResult, CheckStatus, failed, missing, ok, skipped
+from shared.core.record_comparison import Proof
 from shared.halo.client import HaloClient
 from shared.halo.errors import (
     HaloAuthError,
@@ -23,8 +24,9 @@ from shared.halo.errors import (
     HaloReportError,
     HaloUnavailable,
 )
-from shared.halo.proof import Proof, prove
-from shared.halo.report import PROBE_SQL, ReportListings, read_via_report
+from shared.halo.proof import prove
+from shared.halo.report import ReportListings, read_via_report
+from shared.halo.report_sql import PROBE_SQL
 from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings
 

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot, Target, TargetCounts, count_targets
-from shared.records.halo import Cause, Client, Contract, RecurringInvoice, Reject, Site
+from shared.records.halo import Client, Contract, RecurringInvoice, Site
+from shared.records.parsing import Cause, Reject
 
 CLIENTS = "clients"
 ITEMS = "items"

@@ -42,8 +42,10 @@ from pydantic import ValidationError
 
 from shared.halo.client import HaloClient
 from shared.halo.errors import HaloProtocolError
-from shared.records.halo import Reject, User, describe_error
+from shared.records.halo import User
 from shared.records.halo_assets import AssetRow
+from shared.records.ids import reported_count, whole_number
+from shared.records.parsing import Reject, describe_error
 
 ASSET_PATH = "/api/Asset"
 # A listing that would need more pages than this is a HaloPSA that ignores paging: stop.
@@ -79,7 +81,11 @@ async def read_pages(
             raise HaloProtocolError(
                 "GET", f"{path} page {number}", 200, f"the answer has no '{key}' list"
             )
-        return list(body[key]), _whole(body.get("record_count")), _whole(body.get("page_size"))
+        return (
+            list(body[key]),
+            reported_count(body.get("record_count")),
+            reported_count(body.get("page_size")),
+        )
 
     first, count, size = await page(1)
     pages: dict[int, list[Any]] = {1: first}
@@ -107,6 +113,11 @@ async def read_pages(
         if number > MAX_PAGES:
             raise HaloProtocolError("GET", path, 200, "too many pages")
         pages[number] = (await page(number))[0]
+    return _unique_rows(pages), len(pages)
+
+
+def _unique_rows(pages: Mapping[int, list[Any]]) -> list[Any]:
+    """The rows of `pages` in page order, each id once (HaloPSA may repeat a row across pages)."""
     rows: list[Any] = []
     seen: set[Any] = set()
     for n in sorted(pages):
@@ -117,13 +128,7 @@ async def read_pages(
                     continue
                 seen.add(row_id)
             rows.append(row)
-    return rows, len(pages)
-
-
-def _whole(value: Any) -> int | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return int(value)
-    return None
+    return rows
 
 
 async def list_assets(halo: HaloClient, asset_type_id: int) -> AssetListing:
@@ -182,7 +187,4 @@ async def post_assets(halo: HaloClient, bodies: Sequence[Mapping[str, Any]]) -> 
 
 
 def _same_id(value: Any, wanted: int) -> bool:
-    try:
-        return value is not None and int(float(value)) == wanted
-    except (TypeError, ValueError):
-        return False
+    return whole_number(value) == wanted

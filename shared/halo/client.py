@@ -1,11 +1,9 @@
 """HaloPSA REST client: OAuth2 client credentials, paging, retries, and a shared request budget.
 
-Every read is a GET and therefore safe to retry. Errors are typed (shared.halo.errors) and their
-text carries the method, the path and the status, never the client secret, the token or a response
-body. The seams live in their own modules: pacing and the retry policy in shared.outbound.budget,
-sending (budget, retries, 429 pauses, the outgoing call line) in shared.halo.transport, tokens in
-shared.halo.auth, paging and all-or-nothing reads in shared.halo.paging; their public names are
-re-exported here.
+Every read is a GET and therefore safe to retry. Errors are typed (shared.halo.errors); their text
+never holds the secret, the token or a body. Seams: pacing and retries in shared.outbound.budget,
+sending in shared.halo.transport, tokens in shared.halo.tokens and .auth, paging in .paging,
+invoices listed without lines in .invoices.
 """
 
 from __future__ import annotations
@@ -19,54 +17,33 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
 from shared.halo.auth import (
-    TOKEN_EXPIRY_MARGIN_SECONDS,
-    TOKEN_PATH,
     Token,
     TokenCache,
-    oauth_error,
-    token_from_response,
 )
 from shared.halo.errors import (
-    HaloAuthError,
-    HaloError,
     HaloNotFound,
     HaloProtocolError,
-    HaloRateLimited,
-    HaloReportError,
-    HaloRequestError,
-    HaloUnavailable,
 )
-from shared.halo.paging import PageStage, first_error, gather_or_cancel, read_all_pages
-from shared.halo.transport import ClientStats, HaloTransport, raise_for_status
+from shared.halo.invoices import fill_missing_lines
+from shared.halo.paging import PageStage, read_all_pages
+from shared.halo.tokens import TokenSource, request_token
+from shared.halo.transport import ClientStats, HaloTransport, raise_for_status, report_rows
 from shared.outbound.budget import (
-    RETRYABLE_STATUS,
     Clock,
     RequestBudget,
     RetryPolicy,
     Sleep,
-    parse_retry_after,
 )
-from shared.records.halo import (
-    Asset,
-    Client,
-    Contract,
-    Item,
-    Parsed,
-    RecurringInvoice,
-    Reject,
-    Site,
-    Ticket,
-    User,
-    describe_error,
-    parse_records,
-)
+from shared.outbound.http import OwnsHttp, open_http
+from shared.records.halo import Asset, Client, Contract, Item, RecurringInvoice, Site, Ticket, User
+from shared.records.ids import reported_count
+from shared.records.parsing import Parsed, parse_records
 from shared.settings import Settings
 
 log = logging.getLogger("halo_immy.halo")
@@ -85,7 +62,7 @@ class Listing(Parsed[M], Generic[M]):
     lines_fetched_by_id: int = 0
 
 
-class HaloClient:
+class HaloClient(OwnsHttp):
     """Reads HaloPSA through its REST API. Use as `async with HaloClient(...) as halo:`."""
 
     def __init__(
@@ -124,20 +101,13 @@ class HaloClient:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._tokens = token_cache or TokenCache()
-        self._token_key = (self._base, client_id, tenant or "", scope)
-        self._token_lock = asyncio.Lock()
+        token_key = (self._base, client_id, tenant or "", scope)
+        self._tokens = TokenSource(token_cache or TokenCache(), token_key, clock, self._fetch_token)
         self.stats = ClientStats()
         # A sync's read (shared.sync.stage): pages and by-id answers kept in it are not requested
         # again, and those requested are put in it.
         self._stage = stage
-        self._http = httpx.AsyncClient(
-            base_url=self._base,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "halo-immy/0.1"},
-            follow_redirects=False,
-        )
+        self._http = open_http(self._base, timeout, transport)
         self._transport = HaloTransport(
             self._http,
             budget=budget,
@@ -145,8 +115,8 @@ class HaloClient:
             sleep=sleep,
             rng=self._rng,
             stats=self.stats,
-            current_token=self._current_token,
-            drop_token=self._drop_token,
+            current_token=self._tokens.current,
+            drop_token=self._tokens.drop,
         )
 
     @classmethod
@@ -172,21 +142,6 @@ class HaloClient:
         return cls(
             settings.halo_base, settings.halo_client_id, settings.halo_client_secret, **options
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the underlying connection pool."""
-        await self._http.aclose()
 
     def __repr__(self) -> str:
         return f"HaloClient(base_url={self._base!r}, client_id={self._client_id!r})"
@@ -285,25 +240,7 @@ class HaloClient:
             authorised=True,
             deadline_is_final=True,
         )
-        raise_for_status("POST", path, response)
-        try:
-            body = response.json()
-        except ValueError:
-            raise HaloProtocolError("POST", path, response.status_code, "not JSON") from None
-        # One object, or (some clients say) an array of one: read both.
-        if isinstance(body, list) and len(body) == 1:
-            body = body[0]
-        report = body.get("report") if isinstance(body, Mapping) else None
-        error = (report if isinstance(report, Mapping) else {}).get("load_error") or (
-            body.get("load_error") if isinstance(body, Mapping) else None
-        )
-        if error:
-            # Halo's message names the SQL problem (a column, a keyword), never row data.
-            raise HaloReportError("POST", path, 200, f"report failed: {str(error)[:300]}")
-        rows = report.get("rows") if isinstance(report, Mapping) else None
-        if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
-            raise HaloProtocolError("POST", path, 200, "the answer has no 'report.rows' list")
-        return rows
+        return report_rows(path, response)
 
     async def get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
         """One GET under the client's budget, retries and token handling; the decoded JSON."""
@@ -380,40 +317,9 @@ class HaloClient:
 
     async def _fill_missing_lines(self, raw: list[Any]) -> tuple[list[Any], int]:
         """`raw` with every invoice listed without `lines` replaced by its by-id answer."""
-        missing = [n for n, r in enumerate(raw) if isinstance(r, Mapping) and "lines" not in r]
-        if not missing:
-            return raw, 0
-        filled: list[Any] = list(raw)
-        gone: set[int] = set()
-        fetched = 0
-
-        async def fetch(position: int) -> None:
-            nonlocal fetched
-            invoice_id = _whole(raw[position].get("id"))
-            if invoice_id is None:
-                return  # validation rejects it for its id, with the reason
-            async with self._slots:
-                try:
-                    body = await self._invoice_body(invoice_id)
-                except HaloNotFound:
-                    # Deleted between the listing and this read: it bills nothing any more.
-                    gone.add(position)
-                    return
-                finally:
-                    fetched += 1
-            if "lines" not in body:
-                log.warning("HaloPSA recurring invoice read by id came back without lines too")
-            filled[position] = body
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for position in missing:
-                    group.create_task(fetch(position))
-        except ExceptionGroup as failed:
-            raise first_error(failed) from None
+        filled, fetched = await fill_missing_lines(raw, self._invoice_body, self._slots)
         self.stats.lines_fetched_by_id += fetched
-        log.info("HaloPSA listed %d recurring invoices without lines; read them by id", fetched)
-        return [r for n, r in enumerate(filled) if n not in gone], fetched
+        return filled, fetched
 
     # -- paging ------------------------------------------------------------------------------
 
@@ -458,9 +364,7 @@ class HaloClient:
         where = f"{path} page {number}"
         if not isinstance(body, Mapping) or not isinstance(body.get(key), list):
             raise HaloProtocolError("GET", where, 200, f"the answer has no '{key}' list")
-        count = body.get("record_count")
-        record_count = int(count) if isinstance(count, int | float) and count >= 0 else None
-        return list(body[key]), record_count
+        return list(body[key]), reported_count(body.get("record_count"))
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -481,88 +385,13 @@ class HaloClient:
 
     async def authenticate(self) -> None:
         """Fetch a token now (or reuse the cached one); raises what the token request raises."""
-        await self._current_token()
-
-    async def _current_token(self) -> Token:
-        token = self._tokens.get(self._token_key)
-        if token is not None and self._clock() < token.expires_at:
-            return token
-        async with self._token_lock:
-            # Whoever held the lock before us may have refreshed already: one refresh for all.
-            token = self._tokens.get(self._token_key)
-            if token is not None and self._clock() < token.expires_at:
-                return token
-            token = await self._fetch_token()
-            self._tokens.put(self._token_key, token)
-            return token
-
-    def _drop_token(self, token: Token) -> None:
-        if self._tokens.get(self._token_key) is token:
-            self._tokens.put(self._token_key, None)
+        await self._tokens.current()
 
     async def _fetch_token(self) -> Token:
-        params = {"tenant": self._tenant} if self._tenant else None
         form = {
             "grant_type": "client_credentials",
             "client_id": self._client_id,
             "client_secret": self._secret.get_secret_value(),
             "scope": self._scope,
         }
-        response = await self._transport.request(
-            "POST", TOKEN_PATH, TOKEN_PATH, resource="auth/token", params=params, data=form
-        )
-        if response.status_code in (400, 401, 403):
-            raise HaloAuthError(
-                "POST",
-                TOKEN_PATH,
-                response.status_code,
-                oauth_error(response) or "token refused",
-            )
-        raise_for_status("POST", TOKEN_PATH, response)
-        self.stats.token_fetches += 1
-        return token_from_response(response, self._clock())
-
-
-def _whole(value: Any) -> int | None:
-    # HaloPSA sends ids as ints, decimals (-94.0) or strings.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return int(number) if number.is_integer() else None
-    return None
-
-
-__all__ = [
-    "INVOICE_BY_ID",
-    "RETRYABLE_STATUS",
-    "TOKEN_EXPIRY_MARGIN_SECONDS",
-    "ClientStats",
-    "Clock",
-    "HaloAuthError",
-    "HaloClient",
-    "HaloError",
-    "HaloNotFound",
-    "HaloProtocolError",
-    "HaloRateLimited",
-    "HaloReportError",
-    "HaloRequestError",
-    "HaloUnavailable",
-    "Listing",
-    "Reject",
-    "RequestBudget",
-    "RetryPolicy",
-    "Sleep",
-    "Token",
-    "TokenCache",
-    "describe_error",
-    "gather_or_cancel",
-    "parse_retry_after",
-]
+        return await request_token(self._transport, form, self._tenant, self._clock)

@@ -60,14 +60,7 @@ async def read_all_pages(
     if len(first) != size:
         # Short page: that was all. Longer than asked: the endpoint ignores paging and sent all.
         return dedupe(first)[0], 1, 0
-    planned = max(2, math.ceil(record_count / size)) if record_count else 2
-    if planned > max_pages:
-        raise HaloProtocolError(
-            "GET",
-            path,
-            200,
-            f"record_count {record_count} implies {planned} pages, over the cap of {max_pages}",
-        )
+    planned = _planned_pages(record_count, size, max_pages, path)
     pages: dict[int, list[Any]] = {1: first}
     first_short = math.inf
 
@@ -98,7 +91,28 @@ async def read_all_pages(
                 "GET", path, 200, f"more than {max_pages} full pages; refusing to go on"
             )
         await fetch(number)
-    last = int(first_short)
+    records, duplicates = _in_page_order(pages, int(first_short), path)
+    return records, len(pages), duplicates
+
+
+def _planned_pages(record_count: int | None, size: int, max_pages: int, path: str) -> int:
+    """The pages `record_count` implies (at least 2: the first was full); over the cap raises."""
+    planned = max(2, math.ceil(record_count / size)) if record_count else 2
+    if planned > max_pages:
+        raise HaloProtocolError(
+            "GET",
+            path,
+            200,
+            f"record_count {record_count} implies {planned} pages, over the cap of {max_pages}",
+        )
+    return planned
+
+
+def _in_page_order(pages: Mapping[int, list[Any]], last: int, path: str) -> tuple[list[Any], int]:
+    """The records of `pages` in page order, deduplicated by id, and the duplicates dropped.
+
+    Records on pages after the `last` (short) one are kept, after the rest, and logged.
+    """
     ordered = [record for n in sorted(pages) if n <= last for record in pages[n]]
     late = sum(len(pages[n]) for n in pages if n > last)
     if late:
@@ -107,7 +121,7 @@ async def read_all_pages(
     records, duplicates = dedupe(ordered)
     if duplicates:
         log.warning("HaloPSA %s: %d duplicate records across pages dropped", path, duplicates)
-    return records, len(pages), duplicates
+    return records, duplicates
 
 
 def first_error(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-_WHOLE = re.compile(r"-?\d+(?:\.0*)?")
+from shared.records.ids import whole_number
+
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _ISO = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
@@ -35,9 +36,8 @@ def as_int(value: Any) -> Any:
     rejects it)."""
     if _blank(value):
         return None
-    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
-        return int(value.strip().split(".", 1)[0])
-    return value
+    number = whole_number(value) if isinstance(value, str) else None
+    return value if number is None else number
 
 
 def as_float(value: Any, default: float = 0.0) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,9 @@ from shared.halo.errors import (
     HaloError,
     HaloNotFound,
     HaloOutOfTime,
+    HaloProtocolError,
     HaloRateLimited,
+    HaloReportError,
     HaloReportTimeout,
     HaloRequestError,
     HaloUnavailable,
@@ -36,7 +37,7 @@ from shared.outbound.budget import (
     Sleep,
     parse_retry_after,
 )
-from shared.telemetry import log_outgoing_call
+from shared.outbound.http import CallRecord, logged_call
 
 GATEWAY_TIMEOUT = 504
 
@@ -61,13 +62,10 @@ class ClientStats:
 
 
 @dataclass(slots=True)
-class _Call:
-    """What one logical request met across its tries."""
+class _Call(CallRecord):
+    """What one logical request met across its tries, transient failures counted apart."""
 
-    status: int | None = None
     failures: int = 0
-    throttled: int = 0
-    retries: int = 0
 
 
 class HaloTransport:
@@ -116,35 +114,19 @@ class HaloTransport:
         `deadline_is_final` a 504 or a read timeout raises HaloReportTimeout at once.
         """
         call = _Call()
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await self._tries(
-                method,
-                path,
-                where,
-                call,
-                resource,
-                params,
-                data,
-                json_body,
-                authorised,
-                deadline_is_final,
-            )
-        except BaseException as failure:
-            error = type(failure).__name__
-            raise
-        finally:
-            log_outgoing_call(
-                "halopsa",
-                method,
-                path,
-                status=call.status,
-                started=started,
-                retries=call.retries,
-                throttled=call.throttled,
-                error=error,
-            )
+        sending = self._tries(
+            method,
+            path,
+            where,
+            call,
+            resource,
+            params,
+            data,
+            json_body,
+            authorised,
+            deadline_is_final,
+        )
+        return await logged_call("halopsa", method, path, call, sending)
 
     async def write(self, method: str, path: str, *, resource: str, body: Any) -> httpx.Response:
         """Send one non-idempotent JSON write and log the call; the answer, whatever its status.
@@ -155,24 +137,8 @@ class HaloTransport:
         a write that was (partly) applied: HaloUnavailable, never a second send.
         """
         call = _Call()
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await self._write_tries(method, path, call, resource, body)
-        except BaseException as failure:
-            error = type(failure).__name__
-            raise
-        finally:
-            log_outgoing_call(
-                "halopsa",
-                method,
-                path,
-                status=call.status,
-                started=started,
-                retries=call.retries,
-                throttled=call.throttled,
-                error=error,
-            )
+        sending = self._write_tries(method, path, call, resource, body)
+        return await logged_call("halopsa", method, path, call, sending)
 
     async def _write_tries(
         self, method: str, path: str, call: _Call, resource: str, body: Any
@@ -370,3 +336,27 @@ def raise_for_status(method: str, where: str, response: httpx.Response) -> None:
     if 400 <= status < 500:
         raise HaloRequestError(method, where, status, reason)
     raise HaloUnavailable(method, where, status, reason)
+
+
+def report_rows(path: str, response: httpx.Response) -> list[Mapping[str, Any]]:
+    """The rows of a `POST /api/Report` answer; HaloReportError when HaloPSA could not run the SQL
+    (it says so with HTTP 200), HaloProtocolError when the answer has no rows list."""
+    raise_for_status("POST", path, response)
+    try:
+        body = response.json()
+    except ValueError:
+        raise HaloProtocolError("POST", path, response.status_code, "not JSON") from None
+    # One object, or (some clients say) an array of one: read both.
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    report = body.get("report") if isinstance(body, Mapping) else None
+    error = (report if isinstance(report, Mapping) else {}).get("load_error") or (
+        body.get("load_error") if isinstance(body, Mapping) else None
+    )
+    if error:
+        # Halo's message names the SQL problem (a column, a keyword), never row data.
+        raise HaloReportError("POST", path, 200, f"report failed: {str(error)[:300]}")
+    rows = report.get("rows") if isinstance(report, Mapping) else None
+    if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
+        raise HaloProtocolError("POST", path, 200, "the answer has no 'report.rows' list")
+    return rows

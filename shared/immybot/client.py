@@ -8,22 +8,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from shared.immybot.auth import EntraToken, MsalHttpClient
-from shared.immybot.auth import forget_applications as forget_applications
-from shared.immybot.errors import ImmyAuthError as ImmyAuthError
-from shared.immybot.errors import ImmyError as ImmyError
-from shared.immybot.errors import ImmyProtocolError as ImmyProtocolError
-from shared.immybot.errors import ImmyUnavailable as ImmyUnavailable
+from shared.immybot.errors import ImmyAuthError, ImmyProtocolError, ImmyUnavailable
 from shared.outbound.budget import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
-from shared.records.halo import describe_error
+from shared.outbound.http import CallRecord, OwnsHttp, logged_call, open_http
 from shared.records.immybot import (
     DetectedSoftware,
     ImmyComputer,
@@ -32,8 +26,8 @@ from shared.records.immybot import (
     ProviderClient,
     ProviderLink,
 )
+from shared.records.parsing import describe_error
 from shared.settings import Settings
-from shared.telemetry import log_outgoing_call
 
 log = logging.getLogger("halo_immy.immy")
 PAGE_SIZE = 500
@@ -42,7 +36,7 @@ TENANT_PAGE_SIZE = 500
 MAX_IDS_PER_WRITE = 500
 
 
-class ImmyClient:
+class ImmyClient(OwnsHttp):
     """Reads ImmyBot. Use as `async with ImmyClient(...) as immy:`; share one per process."""
 
     def __init__(
@@ -76,12 +70,7 @@ class ImmyClient:
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self.requests = 0
         self.writes = 0
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "halo-immy/0.1"},
-        )
+        self._http = open_http(self.base_url, timeout, transport)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ImmyClient | None:
@@ -98,21 +87,6 @@ class ImmyClient:
         }
         options.update(kwargs)
         return cls(immy.base_url, **options)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP clients."""
-        await self._http.aclose()
 
     def __repr__(self) -> str:
         return f"ImmyClient(base_url={self.base_url!r}, client_id={self._client_id!r})"
@@ -267,25 +241,9 @@ class ImmyClient:
         self, method: str, path: str, params: Mapping[str, str], body: Any = None
     ) -> Any:
         """One call with retries; logs one `outgoing_call` line for it, its retries included."""
-        call: dict[str, int | None] = {"status": None, "retries": 0, "throttled": 0}
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await self._send_tries(method, path, params, body, call)
-        except BaseException as failure:
-            error = type(failure).__name__
-            raise
-        finally:
-            log_outgoing_call(
-                "immybot",
-                method,
-                path,
-                status=call["status"],
-                started=started,
-                retries=call["retries"] or 0,
-                throttled=call["throttled"] or 0,
-                error=error,
-            )
+        call = CallRecord()
+        sending = self._send_tries(method, path, params, body, call)
+        return await logged_call("immybot", method, path, call, sending)
 
     async def _send_tries(
         self,
@@ -293,7 +251,7 @@ class ImmyClient:
         path: str,
         params: Mapping[str, str],
         body: Any,
-        call: dict[str, int | None],
+        call: CallRecord,
     ) -> Any:
         # Both writes the app makes are idempotent (a tag added twice is added once), so a write
         # is retried like a read.
@@ -314,26 +272,26 @@ class ImmyClient:
                     headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.TransportError as error:
-                call["status"] = None
+                call.status = None
                 if attempt >= self._retry.max_attempts:
                     raise ImmyUnavailable(
                         f"{method} {path}: {type(error).__name__} after {attempt} attempts"
                     ) from None
-                call["retries"] = attempt
+                call.retries = attempt
                 await self._sleep(self._retry.backoff(attempt, self._rng))
                 continue
             status = response.status_code
-            call["status"] = status
+            call.status = status
             if status == 401 and not auth_retried:
                 auth_retried = True
                 attempt -= 1
                 await asyncio.to_thread(self._forget_tokens)
                 continue
             if status == 429:
-                call["throttled"] = (call["throttled"] or 0) + 1
+                call.throttled += 1
             if status in RETRYABLE_STATUS and attempt < self._retry.max_attempts:
                 wait = parse_retry_after(response.headers.get("Retry-After")) or 0.0
-                call["retries"] = attempt
+                call.retries = attempt
                 await self._sleep(
                     min(
                         self._retry.max_retry_after,
@@ -341,22 +299,25 @@ class ImmyClient:
                     )
                 )
                 continue
-            if status in (401, 403):
-                raise ImmyAuthError(
-                    f"{method} {path}: HTTP {status}: check the ImmyBot user of the app "
-                    "registration"
-                )
-            if status >= 400:
-                error_type = (
-                    ImmyUnavailable if status >= 500 or status == 429 else ImmyProtocolError
-                )
-                raise error_type(f"{method} {path}: HTTP {status}")
-            if method != "GET" and not response.content:
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                raise ImmyProtocolError(f"{method} {path}: the answer is not JSON") from None
+            return _answer(method, path, response)
 
     def _forget_tokens(self) -> None:
         self._entra.forget_tokens()
+
+
+def _answer(method: str, path: str, response: httpx.Response) -> Any:
+    """The decoded JSON of a final answer, or the typed ImmyError its status stands for."""
+    status = response.status_code
+    if status in (401, 403):
+        raise ImmyAuthError(
+            f"{method} {path}: HTTP {status}: check the ImmyBot user of the app registration"
+        )
+    if status >= 400:
+        error_type = ImmyUnavailable if status >= 500 or status == 429 else ImmyProtocolError
+        raise error_type(f"{method} {path}: HTTP {status}")
+    if method != "GET" and not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise ImmyProtocolError(f"{method} {path}: the answer is not JSON") from None

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.records.halo import OptionalId, RecordId, Text
+from shared.records.ids import whole_number
 
 
 def _field_values(value: Any) -> Any:
@@ -20,11 +21,7 @@ def _field_values(value: Any) -> Any:
     for entry in value:
         if not isinstance(entry, Mapping):
             continue
-        raw_id = entry.get("id")
-        try:
-            field_id = int(float(raw_id)) if raw_id is not None else None
-        except (TypeError, ValueError):
-            field_id = None
+        field_id = whole_number(entry.get("id"))
         if field_id is None:
             continue
         raw = entry.get("value")
@@ -41,14 +38,9 @@ def _user_ids(value: Any) -> Any:
         return value
     ids: list[int] = []
     for entry in value:
-        raw = entry.get("id") if isinstance(entry, Mapping) else entry
-        if isinstance(raw, int | float | str) and not isinstance(raw, bool):
-            try:
-                number = int(float(raw))
-            except ValueError:
-                continue
-            if number > 0:
-                ids.append(number)
+        number = whole_number(entry.get("id") if isinstance(entry, Mapping) else entry)
+        if number is not None and number > 0:
+            ids.append(number)
     return tuple(ids)
 
 

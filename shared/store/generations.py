@@ -64,8 +64,9 @@ from shared.core.targets import (
     resolve,
     unmapped_of,
 )
-from shared.records.halo import Item, Reject
+from shared.records.halo import Item
 from shared.records.immybot import ImmyComputer, ImmyTenant
+from shared.records.parsing import Reject
 from shared.store.base import (
     MAX_ENTITY_CHARS,
     StoreConflict,

@@ -18,6 +18,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
+from shared.core.record_comparison import Finding, Proof
 from shared.core.targets import Snapshot
 from shared.halo.client import HaloClient, Listing
 from shared.halo.errors import (
@@ -28,9 +29,9 @@ from shared.halo.errors import (
     HaloUnavailable,
 )
 from shared.halo.paging import gather_or_cancel
-from shared.halo.proof import Finding, Proof, prove
+from shared.halo.proof import prove
 from shared.halo.report import ReadMode, ReportListings, ReportShortfall, read_via_report
-from shared.records.halo import Cause, Reject
+from shared.records.parsing import Cause, Reject
 from shared.store.base import StoreError
 from shared.store.repository import Store
 from shared.store.state import ReportDistrust

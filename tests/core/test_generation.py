@@ -14,7 +14,8 @@ from shared.core.generation import (
 )
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot
-from shared.records.halo import Cause, Client, Reject, Site
+from shared.records.halo import Client, Site
+from shared.records.parsing import Cause, Reject
 
 EMPTY = Snapshot.build([], [], [], [], [])
 
