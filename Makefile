@@ -38,7 +38,7 @@ test: lint typecheck
 
 # The README's pictures of the tab: the browser test, writing its screenshots to docs/images.
 screenshots:
-	SCREENSHOT_DIR=docs/images $(PY) -m pytest -q tests/test_browser.py -k allowed_origin
+	SCREENSHOT_DIR=docs/images $(PY) -m pytest -q tests/tab/test_browser.py -k allowed_origin
 
 run:
 	$(PY) -m sandbox.devhost --port 7071

@@ -56,7 +56,7 @@ def configure(monkeypatch, azurite):
             "HALO_CLIENT_ID": "sandbox-client",
             "HALO_CLIENT_SECRET": "sandbox-secret",
             "HALO_REQUESTS_PER_MINUTE": "100000",
-            # REST unless a test asks for SQL reports (tests/test_report_sync.py compares both).
+            # REST unless a test asks for SQL reports (tests/sync/test_read.py compares both).
             "HALO_READ_MODE": "rest",
             "TABLES_CONNECTION_STRING": azurite.connection_string,
             "TABLES_PREFIX": f"app{next(_prefixes)}x",

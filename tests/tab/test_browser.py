@@ -31,7 +31,7 @@ from tests.conftest import immy_settings
 from tests.registry import registered
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Tests never write tracked files: `make screenshots` points this at docs/images on purpose.
 SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -30,7 +30,7 @@ from sandbox.halo_data import (
 from shared.records.halo import Asset, Client, Contract, Item, RecurringInvoice, Site, Ticket, User
 from shared.records.parsing import parse_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The real, anonymised `GET /api/RecurringInvoice/{id}` answer (DESIGN.md section 8), in the
 # repository's fixtures or beside the repository; the shape test is skipped where neither exists.
 SAMPLE = next(

@@ -24,7 +24,7 @@ from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from shared.sync.stage import STAGE_PARTITION, staged
 from shared.sync.status import sync_status
-from tests.test_sync import (
+from tests.sync.test_run import (
     HUNTRESS,
     SENTINELONE,
     TODAY,

@@ -2,7 +2,7 @@
 
 Whatever a caller puts in a query, a route value, a header or a body, the answer
 is a 4xx problem (an HTML page for the tab), or a 2xx/3xx where the input happens to be valid;
-never an exception, never a 5xx. Schemathesis (tests/test_schemathesis.py) cannot reach these:
+never an exception, never a 5xx. Schemathesis (tests/api/test_schemathesis.py) cannot reach these:
 it sends only what the document describes, encoded the way it chooses.
 """
 
@@ -30,8 +30,8 @@ from shared.sync.runs import Outcome
 from tests.registry import registered
 
 pytestmark = pytest.mark.integration
-CORPUS = json.loads((Path(__file__).with_name("fuzz_corpus.json")).read_text())
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+CORPUS = json.loads((Path(__file__).parents[1] / "fuzz_corpus.json").read_text())
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 STRINGS: list[str] = CORPUS["strings"]
 MAPPING = json.dumps({"immy_tenant_id": 5}).encode()
 RULE = json.dumps({"contract_types": ["Managed Security"]}).encode()

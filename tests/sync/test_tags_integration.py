@@ -30,7 +30,7 @@ from tests.conftest import immy_settings
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 HUNTRESS, SENTINEL = "Halo: Huntress", "Halo: SentinelOne"
 OFFBOARDING = "Halo: Huntress (offboarding)"
 HALO_SERVERS: list = []  # the HaloPSA sandboxes `start` began, newest last

@@ -25,7 +25,7 @@ from shared.store.service import table_service
 from shared.store.state import Pointer
 from shared.sync.run import run_sync
 
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 HUNTRESS = TargetsQuery("software", "Huntress")
 
 

@@ -10,7 +10,7 @@ import respx
 
 from shared.halo.assets import list_assets, post_assets
 from shared.halo.errors import HaloRateLimited, HaloUnavailable
-from tests.test_halo_client import BASE, TOKEN_A, FakeClock, make_client, token_route
+from tests.halo.test_client import BASE, TOKEN_A, FakeClock, make_client, token_route
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from shared.tab.computers import cell, read_tenant
 from tests.conftest import immy_settings
 from tests.registry import handler
 
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 
 
 # -- detection -------------------------------------------------------------------------------------

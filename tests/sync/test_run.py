@@ -261,7 +261,7 @@ def test_crash_before_the_swap_then_a_new_run(halo_sandbox, azurite, store):
 
 
 def test_the_lease_is_shorter_than_the_function_timeout_and_renewed():
-    host = json.loads((Path(__file__).resolve().parent.parent / "host.json").read_text())
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
     hours, minutes, seconds = (int(x) for x in host["functionTimeout"].split(":"))
     timeout = timedelta(hours=hours, minutes=minutes, seconds=seconds)
     assert LEASE_TTL < timeout

@@ -25,7 +25,7 @@ from shared.tab.render import render, security_headers
 from shared.tab.view import TabView
 from tests.registry import handler
 
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 GROUP = "7f1c2a3b-0000-4000-8000-123456789abc"
 HOSTILE = [
     "<script>alert('x')</script>",

@@ -17,9 +17,9 @@ from shared.sync.read import read_halo
 
 # The real, anonymised `GET /api/RecurringInvoice/{id}` answer, kept in the repository (CI runs on a
 # clone with nothing beside it); its source is ../shared/halo-openapi/, checked below where present.
-SAMPLE = Path(__file__).parent / "fixtures" / "recurring-invoice-by-id.sample.json"
+SAMPLE = Path(__file__).parents[1] / "fixtures" / "recurring-invoice-by-id.sample.json"
 SOURCE = (
-    Path(__file__).parents[2] / "shared" / "halo-openapi" / "recurring-invoice-by-id.sample.json"
+    Path(__file__).parents[3] / "shared" / "halo-openapi" / "recurring-invoice-by-id.sample.json"
 )
 TODAY = date(2026, 12, 2)
 

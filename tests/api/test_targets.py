@@ -27,7 +27,7 @@ from shared.sync.runs import Outcome
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 HUNTRESS = ["Contoso Ltd", "Fabrikam, Inc.", "Wide World Importers"]
 SENTINELONE = ["Contoso Ltd", "Northwind Traders", "Wide World Importers", "Woodgrove Bank"]
 

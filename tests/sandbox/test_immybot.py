@@ -22,7 +22,7 @@ from sandbox.immybot_data import ImmyDataSet, add_halo_link, immy_data_for
 from sandbox.processes import stop_process, wait_for_line
 from shared.core.mapping import normalise_name
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2025, 6, 15)
 TENANT = "11111111-2222-3333-4444-555555555555"
 TOKEN_PATH = f"/{TENANT}/oauth2/v2.0/token"

@@ -28,7 +28,7 @@ from tests.conftest import immy_settings
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 
 
 @pytest.fixture

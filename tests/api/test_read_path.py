@@ -35,7 +35,7 @@ from shared.sync.runs import Outcome
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
-DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 
 
 # -- a fault-injecting TCP proxy ------------------------------------------------------------------
