@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import azure.functions as func
 
+from shared.api.catalog import answer_catalog
 from shared.api.mappings import delete_mapping, list_mappings, put_mapping
 from shared.api.models import RuleView
 from shared.api.openapi import openapi_document
@@ -21,7 +22,8 @@ from shared.api.reconciliation import as_csv, reconcile
 from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed, problem_reply
 from shared.api.rules import delete_rule, export_rules, get_rule, import_rules, put_rule
 from shared.api.setup import request_host, run_checks
-from shared.api.targets import answer_catalog, answer_targets, parse_targets_query
+from shared.api.targets import answer_targets
+from shared.api.targets_query import parse_targets_query
 from shared.settings import get_settings
 from shared.store.repository import Store, get_store
 from shared.sync.assets import read_plan

@@ -14,7 +14,7 @@ from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsR
 from shared.api.problems import PROBLEM_JSON, Problem
 from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
-from shared.api.targets import MAX_VALUE, QUERY_KINDS
+from shared.api.targets_query import MAX_VALUE, QUERY_KINDS
 from shared.core.mapping import ExplicitMapping
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, Rule, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN

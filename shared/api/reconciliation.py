@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api.targets import current_pointer, rule_in
+from shared.api.current import current_pointer, rule_in
 from shared.core.mapping import MatchKind
 from shared.core.rules import normalise
 from shared.core.targets import InvoiceLineReason, Target
