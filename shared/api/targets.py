@@ -62,7 +62,7 @@ def answer_targets(store: Store, query: TargetsQuery, if_none_match: str | None 
     """Targets for a query from the current generation, or a 304-style answer if unchanged.
 
     A named software's answer is kept as bytes per generation, manifest version, rule version and
-    resolution (`shared.api.current`): a repeated call costs no Table round trip and no serialisation.
+    resolution (`shared.api.current`): a repeated call costs no Table round trip and no encoding.
     """
 
     def answer(current: Current) -> Answer:
