@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from shared.api.problems import PROBLEM_JSON, ApiError, Problem, problem
 from shared.settings import SettingsError
-from shared.store.repository import StoreError
+from shared.store.base import StoreError
 
 log = logging.getLogger("halo_immy.http")
 JSON = "application/json"

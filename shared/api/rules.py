@@ -20,8 +20,9 @@ from shared.core.catalog import Catalog, rule_warnings, scope_warnings
 from shared.core.rules import DUPLICATE_SOFTWARE, MAX_RULES, MAX_SOFTWARE, Rule, RuleSet, normalise
 from shared.core.text import SOFTWARE_PATTERN, checked_text
 from shared.records.halo import describe_error
+from shared.store.base import MAX_ENTITY_CHARS, StoreError, check_key
 from shared.store.generations import Manifest, apply_rules, read_catalog, read_manifest
-from shared.store.repository import MAX_ENTITY_CHARS, Store, StoreError, check_key
+from shared.store.repository import Store
 
 MAX_BODY = 256 * 1024
 # Every rule's entry (the rule plus its counts and unmapped clients) sits in the generation's
