@@ -95,7 +95,7 @@ def profile(software: str, calls: int) -> str:
     import azure.functions as func
 
     import function_app
-    from shared.api.targets import clear_caches
+    from shared.api.current import clear_caches
 
     handler = next(
         f.get_user_function()

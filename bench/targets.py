@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import azure.functions as func  # noqa: E402
 
 from bench.harness import percentile, synced  # noqa: E402
+from shared.api.current import clear_caches  # noqa: E402
 from shared.api.models import TargetsResponse  # noqa: E402
 from shared.api.rules import put_rule  # noqa: E402
-from shared.api.targets import clear_caches  # noqa: E402
 from shared.core.rules import Rule  # noqa: E402
 from shared.core.targets import resolve  # noqa: E402
 from shared.store.generations import read_catalog, read_snapshot  # noqa: E402

@@ -6,17 +6,13 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.api.problems import problem
-from shared.api.replies import Reply, json_reply, observed, problem_reply
+from shared.api.approval import approve
+from shared.api.replies import json_reply, observed
 from shared.settings import get_settings
-from shared.store.base import StoreError
 from shared.store.repository import get_store
-from shared.sync.asset_hold import approve_asset_hold
-from shared.sync.retention import approve_held
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.sync.status import SyncStatus, sync_status
-from shared.sync.tags import approve_tag_removal
 
 bp = func.Blueprint()
 log = logging.getLogger("halo_immy.sync")
@@ -86,25 +82,7 @@ def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
     """`POST /api/sync/approve?run_id=` (admin key): make the held generation current, and let
     the next sync write held asset creates (shared.sync.assets).
     `?tag=SOFTWARE`: approve that rule's held ImmyBot tag removal (the next run makes it)."""
-
-    def approve() -> Reply:
-        if req.params.get("tag"):
-            try:
-                return json_reply(approve_tag_removal(get_store(), req.params["tag"]))
-            except StoreError as error:
-                return problem_reply(problem(409, "nothing-held", str(error)))
-        run_id = req.params.get("run_id") or None
-        # Asset creates over ASSET_MAX_CREATES wait on the same approval (applied next run).
-        assets = approve_asset_hold(get_store(), run_id=run_id)
-        try:
-            approve_held(get_store(), run_id=run_id)
-        except StoreError as error:
-            if "no held sync run" not in str(error):
-                raise
-            if assets is None:
-                return problem_reply(problem(409, "nothing-held", str(error)))
-        return json_reply(_status())
-
-    return func.HttpResponse(
-        **observed("sync_approve", req.method, req.params, approve).as_kwargs()
+    reply = observed(
+        "sync_approve", req.method, req.params, lambda: approve(get_store(), req.params, _status)
     )
+    return func.HttpResponse(**reply.as_kwargs())

@@ -7,24 +7,21 @@ Rules live in a function of their own, so the key ImmyBot holds for `targets` ca
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from urllib.parse import quote
+from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.api.mappings import delete_mapping, list_mappings, put_mapping
-from shared.api.models import RuleView
+from shared.api.admin import admin_reply
+from shared.api.asset_plan import asset_plan_reply, plan_client
+from shared.api.catalog import answer_catalog
 from shared.api.openapi import openapi_document
-from shared.api.params import lookup_value
-from shared.api.problems import ApiError, problem
-from shared.api.reconciliation import as_csv, reconcile
-from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed, problem_reply
-from shared.api.rules import delete_rule, export_rules, get_rule, import_rules, put_rule
+from shared.api.reconciliation import reconcile, reconciliation_query, reconciliation_reply
+from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed
 from shared.api.setup import request_host, run_checks
-from shared.api.targets import answer_catalog, answer_targets, parse_targets_query
+from shared.api.targets import answer_targets
+from shared.api.targets_query import parse_targets_query
 from shared.settings import get_settings
-from shared.store.repository import Store, get_store
-from shared.sync.assets import read_plan
+from shared.store.repository import get_store
 from shared.sync.tags import tags_view
 
 bp = func.Blueprint()
@@ -73,21 +70,9 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/reconciliation?software=NAME[&format=csv]`: billed vs deployed per client."""
 
     def answer() -> Reply:
-        software = lookup_value("software", req.params.get("software", ""))
-        output = req.params.get("format", "json")
-        if output not in ("json", "csv"):
-            raise ApiError(problem(400, "bad-query", "format may be json or csv"))
+        software, output = reconciliation_query(req.params)
         report = reconcile(get_store(), software, get_settings().immy_stale_days)
-        if output == "json":
-            return json_reply(report)
-        # A header value must be ASCII: "Ü".isalnum() is true, and the host refuses it.
-        name = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in report.software)
-        return Reply(
-            200,
-            as_csv(report).encode(),
-            "text/csv",
-            {"Content-Disposition": f'attachment; filename="reconciliation-{name}.csv"'},
-        )
+        return reconciliation_reply(report, output)
 
     return _respond(req, "reconciliation", answer)
 
@@ -106,19 +91,8 @@ def assets_plan(req: func.HttpRequest) -> func.HttpResponse:
     ambiguities and gone computers per client."""
 
     def answer() -> Reply:
-        raw = (req.params.get("client_id") or "").strip()
-        if raw and not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31):
-            raise ApiError(problem(400, "bad-query", "client_id must be a positive integer"))
-        store = get_store()
-        pointer = store.current()
-        view = read_plan(store, pointer.generation, int(raw) if raw else None) if pointer else None
-        if view is None:
-            raise ApiError(
-                problem(
-                    404, "no-asset-plan", "no asset plan yet: set ASSET_SYNC and let a sync run"
-                )
-            )
-        return json_reply(view)
+        client_id = plan_client(req.params.get("client_id"))
+        return asset_plan_reply(get_store(), client_id)
 
     return _respond(req, "assets_plan", answer)
 
@@ -152,48 +126,6 @@ def admin(req: func.HttpRequest) -> func.HttpResponse:
     today = datetime.now(UTC).date()
 
     def answer() -> Reply:
-        store = get_store()
-        if area == "mappings":
-            return _mappings(store, req, key, today)
-        if key is None:
-            if req.method == "GET":
-                return json_reply(export_rules(store))
-            if req.method == "PUT":
-                return json_reply(import_rules(store, req.get_body(), today))
-            return _not_allowed("GET, PUT")
-        if req.method == "GET":
-            return json_reply(get_rule(store, key))
-        if req.method == "PUT":
-            view, created = put_rule(store, key, req.get_body(), today)
-            return _rule_reply(view, created)
-        delete_rule(store, key, today)
-        return Reply(204)
+        return admin_reply(get_store(), area, req.method, key, req.get_body(), today)
 
     return _respond(req, "rules", answer)
-
-
-def _mappings(store: Store, req: func.HttpRequest, key: str | None, today: date) -> Reply:
-    if key is None:
-        if req.method != "GET":
-            return _not_allowed("GET")
-        return json_reply(list_mappings(store))
-    if req.method == "PUT":
-        mapping, created = put_mapping(store, key, req.get_body(), today)
-        return json_reply(mapping, 201 if created else 200)
-    if req.method == "DELETE":
-        delete_mapping(store, key, today)
-        return Reply(204)
-    return _not_allowed("PUT, DELETE")
-
-
-def _not_allowed(allow: str) -> Reply:
-    # One function serves several paths: a method it takes may not suit this one.
-    return problem_reply(
-        problem(405, "method-not-allowed", f"this path takes {allow}"), {"Allow": allow}
-    )
-
-
-def _rule_reply(view: RuleView, created: bool) -> Reply:
-    if created:
-        return json_reply(view, 201, {"Location": f"/api/rules/{quote(view.rule.software)}"})
-    return json_reply(view)

@@ -76,7 +76,7 @@ def configure(monkeypatch, azurite):
 def demo_synced(configure, halo_sandbox):
     """The demo data set synced, with the demo rules, into a fresh store; read caches cleared."""
     from sandbox.halo_data import demo_data
-    from shared.api import targets as queries
+    from shared.api import current as queries
     from shared.api.rules import import_rules
     from shared.sync.run import run_sync
     from shared.sync.runs import Outcome

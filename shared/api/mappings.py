@@ -11,9 +11,9 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.api.current import snapshot_of
 from shared.api.params import record_id
 from shared.api.problems import ApiError, json_object, problem
-from shared.api.targets import snapshot_of
 from shared.core.mapping import ExplicitMapping, TenantMatch, links_of, map_clients
 from shared.records.parsing import describe_error
 from shared.store.generations import apply_rules, read_manifest, write_matches

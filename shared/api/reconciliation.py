@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.api.targets import current_pointer, rule_in
+from shared.api.current import current_pointer, rule_in
+from shared.api.params import lookup_value
+from shared.api.problems import ApiError, problem
+from shared.api.replies import Reply, json_reply
 from shared.core.reconcile import ReconciliationRow, ReconciliationTotals, reconciliation_rows
 from shared.store.generations import read_computers, read_manifest, read_targets
 from shared.store.repository import Store
@@ -93,3 +98,26 @@ def as_csv(answer: ReconciliationResponse) -> str:
             values["billed"] = "calculated"  # not yet known: an empty cell would read as 0
         writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
     return out.getvalue()
+
+
+def reconciliation_query(params: Mapping[str, str]) -> tuple[str, Literal["json", "csv"]]:
+    """`?software=NAME[&format=csv]`: the software and the output format, or a 400."""
+    software = lookup_value("software", params.get("software", ""))
+    output = params.get("format", "json")
+    if output not in ("json", "csv"):
+        raise ApiError(problem(400, "bad-query", "format may be json or csv"))
+    return software, "csv" if output == "csv" else "json"
+
+
+def reconciliation_reply(report: ReconciliationResponse, output: Literal["json", "csv"]) -> Reply:
+    """The report as JSON, or as a CSV attachment."""
+    if output == "json":
+        return json_reply(report)
+    # A header value must be ASCII: "Ü".isalnum() is true, and the host refuses it.
+    name = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in report.software)
+    return Reply(
+        200,
+        as_csv(report).encode(),
+        "text/csv",
+        {"Content-Disposition": f'attachment; filename="reconciliation-{name}.csv"'},
+    )

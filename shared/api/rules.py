@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.api.current import snapshot_of
 from shared.api.models import RulesImported, RuleView
 from shared.api.problems import ApiError, json_object, problem
-from shared.api.targets import snapshot_of
 from shared.core.catalog import Catalog, rule_warnings, scope_warnings
 from shared.core.generation import Manifest
 from shared.core.rules import DUPLICATE_SOFTWARE, MAX_RULES, MAX_SOFTWARE, Rule, RuleSet, normalise

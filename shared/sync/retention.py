@@ -16,11 +16,15 @@ from shared.sync.stage import staged
 log = logging.getLogger("halo_immy.sync")
 
 
+class NothingHeld(StoreError):
+    """No held sync run to approve (or not the one named)."""
+
+
 def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
-    """Make the held generation current (an admin's decision); raises StoreError if none is held."""
+    """Make the held generation current (an admin's decision); NothingHeld if none is held."""
     held = store.held()
     if held is None or (run_id is not None and held.run_id != run_id):
-        raise StoreError("no held sync run to approve" + (f" with id {run_id}" if run_id else ""))
+        raise NothingHeld("no held sync run to approve" + (f" with id {run_id}" if run_id else ""))
     pointer = store.swap(
         held.generation, run_id=held.run_id, synced_at=held.synced_at, expected=store.current()
     )

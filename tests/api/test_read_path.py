@@ -19,12 +19,13 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+import shared.api.current as queries
 import shared.api.rules as rule_admin
-import shared.api.targets as queries
 import targets_http
 from sandbox.processes import DEV_ACCOUNT, Azurite, free_port
 from shared.api.rules import put_rule
-from shared.api.targets import TargetsQuery, answer_targets
+from shared.api.targets import answer_targets
+from shared.api.targets_query import TargetsQuery
 from shared.settings import get_settings
 from shared.store.base import StoreError
 from shared.store.read_cache import AnswerCache, CurrentCache

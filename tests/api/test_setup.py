@@ -168,7 +168,7 @@ def test_a_report_sample_that_disagrees_is_named_and_optional_in_auto(
 
 
 def test_a_slow_report_sample_costs_its_own_line_not_every_halopsa_line(sandboxes, monkeypatch):
-    from shared.api import setup_halo as setup_halo
+    from shared.api import setup_halo
 
     halo, _ = sandboxes
     monkeypatch.setattr(setup_halo, "SAMPLE_SECONDS", 0.2)

@@ -13,9 +13,10 @@ import pytest
 from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableServiceClient, UpdateMode
 
-import shared.api.targets as queries
+import shared.api.current as queries
 from shared.api.rules import put_rule
-from shared.api.targets import TargetsQuery, answer_targets
+from shared.api.targets import answer_targets
+from shared.api.targets_query import TargetsQuery
 from shared.core.generation import Manifest
 from shared.settings import get_settings
 from shared.store.base import STATE_PK

@@ -1,0 +1,33 @@
+"""`POST /api/sync/approve`: an admin's approval of what a sync held back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from shared.api.problems import problem
+from shared.api.replies import Reply, json_reply, problem_reply
+from shared.store.base import StoreError
+from shared.store.repository import Store
+from shared.sync.asset_hold import approve_asset_hold
+from shared.sync.retention import NothingHeld, approve_held
+from shared.sync.status import SyncStatus
+from shared.sync.tags import approve_tag_removal
+
+
+def approve(store: Store, params: Mapping[str, str], status: Callable[[], SyncStatus]) -> Reply:
+    """`?tag=SOFTWARE`: approve that rule's held ImmyBot tag removal (the next run makes it).
+    Else make the held generation current and let the next sync write held asset creates."""
+    if params.get("tag"):
+        try:
+            return json_reply(approve_tag_removal(store, params["tag"]))
+        except StoreError as error:
+            return problem_reply(problem(409, "nothing-held", str(error)))
+    run_id = params.get("run_id") or None
+    # Asset creates over ASSET_MAX_CREATES wait on the same approval (applied next run).
+    assets = approve_asset_hold(store, run_id=run_id)
+    try:
+        approve_held(store, run_id=run_id)
+    except NothingHeld as error:
+        if assets is None:
+            return problem_reply(problem(409, "nothing-held", str(error)))
+    return json_reply(status())

@@ -1,0 +1,133 @@
+"""The current generation as the API reads it, and the API's in-process read caches: pointer and
+manifest (for a few seconds, `shared.store.read_cache`), the whole snapshot, and whole answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from shared.api.problems import ApiError, problem
+from shared.api.targets_query import TargetsQuery
+from shared.core.generation import Manifest, RuleEntry
+from shared.core.rules import closest, normalise
+from shared.core.targets import Snapshot
+from shared.store.base import StoreError
+from shared.store.generations import read_manifest, read_snapshot
+from shared.store.read_cache import AnswerCache, Current, CurrentCache
+from shared.store.repository import Store
+from shared.store.state import Pointer
+
+T = TypeVar("T")
+# A named software's answer: store, generation, manifest ETag, partition, rule version, query.
+AnswerKey = tuple[str, str, str, str, str, TargetsQuery]
+
+
+class StalePartition(Exception):
+    """A manifest entry whose targets partition is gone."""
+
+
+def current_state(store: Store) -> Current:
+    """The current pointer and manifest (cached for a few seconds, see `shared.store.read_cache`),
+    or a 503 telling the caller to come back after the first sync."""
+    current = _current.read(store)
+    if current is None:
+        raise ApiError(
+            problem(503, "no-snapshot", "no sync has completed yet; try again after the first one"),
+            {"Retry-After": "60"},
+        )
+    return current
+
+
+def current_pointer(store: Store) -> Pointer:
+    """The current generation, or a 503 telling the caller to come back after the first sync."""
+    return current_state(store).pointer
+
+
+def rule_in(manifest: Manifest, software: str) -> RuleEntry:
+    """The manifest's entry for `software`, or a 404 naming the known and closest ones."""
+    entry = manifest.rules.get(normalise(software))
+    if entry is None:
+        known = sorted(e.software for e in manifest.rules.values())
+        raise ApiError(
+            problem(
+                404,
+                "unknown-software",
+                f"no rule for software {software!r}",
+                known=known,
+                closest=closest(software, known),
+            )
+        )
+    return entry
+
+
+def with_fresh_state(store: Store, answer: Callable[[Current], T]) -> T:
+    """`answer` from the cached current state; if that state names data another instance has
+    dropped since (a generation deleted, a rule's partitions replaced), once more from a fresh
+    read of the pointer and manifest. A 503 if the fresh state fails too."""
+    current = current_state(store)
+    try:
+        return answer(current)
+    except (StoreError, StalePartition) as error:
+        _current.forget(store.identity)
+        fresh = current_state(store)
+        if (fresh.pointer.generation, fresh.manifest_etag) == (
+            current.pointer.generation,
+            current.manifest_etag,
+        ):
+            if isinstance(error, StalePartition):
+                raise StoreError("a rule's targets partition is missing") from None
+            raise
+    try:
+        return answer(fresh)
+    except StalePartition:
+        raise StoreError("the generation changed while being read") from None
+
+
+@dataclass
+class _SnapshotCache:
+    key: tuple[str, str, str] | None = None
+    snapshot: Snapshot | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_current = CurrentCache()
+_cache = _SnapshotCache()
+_answers: AnswerCache[AnswerKey] = AnswerCache()
+
+
+def clear_caches() -> None:
+    """Drop the in-process caches of the current generation, answers and snapshots."""
+    _current.clear()
+    _answers.clear()
+    with _cache.lock:
+        _cache.key, _cache.snapshot = None, None
+
+
+def cached_answer(key: AnswerKey) -> bytes | None:
+    """A named software's answer kept earlier, or None."""
+    return _answers.get(key)
+
+
+def keep_answer(key: AnswerKey, body: bytes) -> None:
+    """Keep a named software's answer for the next caller."""
+    _answers.put(key, body)
+
+
+def snapshot_of(store: Store, generation: str, manifest_etag: str | None = None) -> Snapshot:
+    """The whole snapshot of a generation, kept in memory until its manifest changes.
+
+    Keyed by the manifest's ETag (read here unless the caller has it): a mapping or rule change
+    rewrites the manifest, so every instance notices on its next read.
+    """
+    if manifest_etag is None:
+        _, manifest_etag = read_manifest(store, generation)
+    key = (store.identity, generation, manifest_etag)
+    with _cache.lock:
+        if _cache.key == key and _cache.snapshot is not None:
+            return _cache.snapshot
+    snapshot = read_snapshot(store, generation)
+    with _cache.lock:
+        _cache.key, _cache.snapshot = key, snapshot
+    return snapshot

@@ -1,0 +1,175 @@
+"""The typed route table the OpenAPI document is generated from: parameters, answers, operations
+and paths, each rendered into its OpenAPI 3.1 form."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, TypeAdapter
+
+from shared.api.problems import PROBLEM_JSON, Problem
+
+REF = "#/components/schemas/{model}"
+Method = Literal["get", "put", "post", "delete"]
+Where = Literal["query", "path", "header"]
+# What a body holds: a model, a component named by hand (a request body variant), or a schema.
+Schema = type[BaseModel] | str | Mapping[str, Any]
+OBJECT: Mapping[str, Any] = {"type": "object"}
+TEXT: Mapping[str, Any] = {"type": "string"}
+
+PROBLEM_REASONS = {
+    400: "Missing, conflicting or malformed parameters or body",
+    404: "Unknown software, contract type, item, rule, mapping or ticket",
+    409: "Conflicts: the body names another resource than the URL, a software twice, or "
+    "nothing is held to approve",
+    413: "Body too large, or more rules than storage holds",
+    503: "No snapshot yet, storage unavailable, or the app is not configured (Retry-After)",
+}
+UNAUTHORIZED = "No valid function key (the host answers, with no body)"
+KEYS: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
+# The same header or query parameter, holding the master key.
+ADMIN_KEYS = KEYS
+
+
+def schema_of(kind: Schema) -> dict[str, Any]:
+    """A model or named component as a reference; a schema as itself."""
+    if isinstance(kind, str):
+        return {"$ref": REF.format(model=kind)}
+    if isinstance(kind, type):
+        return {"$ref": REF.format(model=kind.__name__)}
+    return dict(kind)
+
+
+def type_schema(kind: Any) -> dict[str, Any]:
+    """The JSON Schema of a (constrained) Python type, as pydantic validates it."""
+    return TypeAdapter(kind).json_schema()
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter: where it goes, the type its value must have, and what it means."""
+
+    name: str
+    where: Where
+    kind: Any
+    description: str | None = None
+    required: bool = False
+
+    def render(self) -> dict[str, Any]:
+        """The parameter object."""
+        spec: dict[str, Any] = {"name": self.name, "in": self.where, "required": self.required}
+        if self.description is not None:
+            spec["description"] = self.description
+        return spec | {"schema": type_schema(self.kind)}
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Exactly one of several query parameters (form, exploded): an object of optional members."""
+
+    name: str
+    description: str
+    members: Mapping[str, tuple[Any, str]]
+
+    def render(self) -> dict[str, Any]:
+        """The parameter object, its schema an object allowing one member of `members`."""
+        properties = {
+            name: type_schema(kind) | {"description": description}
+            for name, (kind, description) in self.members.items()
+        }
+        schema = {
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": False,
+            "oneOf": [{"required": [name]} for name in self.members],
+        }
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "description": self.description,
+            "schema": schema,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One answer of an operation: what it means, its bodies by media type, its headers."""
+
+    description: str
+    content: Mapping[str, Schema] = field(default_factory=dict)
+    headers: tuple[str, ...] = ()
+
+    @classmethod
+    def json(cls, model: Schema, description: str, *headers: str) -> Response:
+        """A JSON answer of `model`."""
+        return cls(description, {"application/json": model}, headers)
+
+    @classmethod
+    def problem(cls, description: str) -> Response:
+        """An RFC 9457 problem answer."""
+        return cls(description, {PROBLEM_JSON: Problem})
+
+    def render(self) -> dict[str, Any]:
+        """The response object."""
+        spec: dict[str, Any] = {"description": self.description}
+        if self.content:
+            spec["content"] = {m: {"schema": schema_of(s)} for m, s in self.content.items()}
+        if self.headers:
+            spec["headers"] = {h: {"schema": dict(TEXT), "required": True} for h in self.headers}
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One method on a path: its answers, and the problem statuses it may answer with."""
+
+    method: Method
+    operation_id: str
+    answers: Mapping[int, Response]
+    problems: tuple[int, ...] = ()
+    summary: str | None = None
+    description: str | None = None
+    params: tuple[Param | Selector, ...] = ()
+    body: Schema | None = None
+    admin: bool = False
+
+    def render(self) -> dict[str, Any]:
+        """The operation object; every operation may answer 401."""
+        spec: dict[str, Any] = {"operationId": self.operation_id}
+        if self.summary is not None:
+            spec["summary"] = self.summary
+        if self.description is not None:
+            spec["description"] = self.description
+        if self.admin:
+            spec["security"] = ADMIN_KEYS
+        if self.params:
+            spec["parameters"] = [p.render() for p in self.params]
+        if self.body is not None:
+            content = {"application/json": {"schema": schema_of(self.body)}}
+            spec["requestBody"] = {"required": True, "content": content}
+        answers = {str(s): a.render() for s, a in self.answers.items()}
+        answers["401"] = {"description": UNAUTHORIZED}
+        for status in self.problems:
+            answers[str(status)] = Response.problem(PROBLEM_REASONS[status]).render()
+        return spec | {"responses": answers}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A path, the parameters all its operations share, and its operations."""
+
+    path: str
+    operations: tuple[Operation, ...]
+    params: tuple[Param, ...] = ()
+
+    def render(self) -> dict[str, Any]:
+        """The path item object."""
+        spec: dict[str, Any] = (
+            {"parameters": [p.render() for p in self.params]} if self.params else {}
+        )
+        return spec | {o.method: o.render() for o in self.operations}
