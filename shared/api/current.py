@@ -3,9 +3,7 @@ manifest (for a few seconds, `shared.store.read_cache`), the whole snapshot, and
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from shared.api.problems import ApiError, problem
@@ -13,9 +11,10 @@ from shared.api.targets_query import TargetsQuery
 from shared.core.generation import Manifest, RuleEntry
 from shared.core.rules import closest, normalise
 from shared.core.targets import Snapshot
+from shared.store import read_cache
 from shared.store.base import StoreError
 from shared.store.generations import read_manifest, read_snapshot
-from shared.store.read_cache import AnswerCache, Current, CurrentCache
+from shared.store.read_cache import Current
 from shared.store.repository import Store
 from shared.store.state import Pointer
 
@@ -31,7 +30,7 @@ class StalePartition(Exception):
 def current_state(store: Store) -> Current:
     """The current pointer and manifest (cached for a few seconds, see `shared.store.read_cache`),
     or a 503 telling the caller to come back after the first sync."""
-    current = _current.read(store)
+    current = read_cache.current.read(store)
     if current is None:
         raise ApiError(
             problem(503, "no-snapshot", "no sync has completed yet; try again after the first one"),
@@ -70,7 +69,7 @@ def with_fresh_state(store: Store, answer: Callable[[Current], T]) -> T:
     try:
         return answer(current)
     except (StoreError, StalePartition) as error:
-        _current.forget(store.identity)
+        read_cache.current.forget(store.identity)
         fresh = current_state(store)
         if (fresh.pointer.generation, fresh.manifest_etag) == (
             current.pointer.generation,
@@ -85,34 +84,21 @@ def with_fresh_state(store: Store, answer: Callable[[Current], T]) -> T:
         raise StoreError("the generation changed while being read") from None
 
 
-@dataclass
-class _SnapshotCache:
-    key: tuple[str, str, str] | None = None
-    snapshot: Snapshot | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_current = CurrentCache()
-_cache = _SnapshotCache()
-_answers: AnswerCache[AnswerKey] = AnswerCache()
-
-
 def clear_caches() -> None:
     """Drop the in-process caches of the current generation, answers and snapshots."""
-    _current.clear()
-    _answers.clear()
-    with _cache.lock:
-        _cache.key, _cache.snapshot = None, None
+    read_cache.current.clear()
+    read_cache.answers.clear()
+    read_cache.snapshots.clear()
 
 
 def cached_answer(key: AnswerKey) -> bytes | None:
     """A named software's answer kept earlier, or None."""
-    return _answers.get(key)
+    return read_cache.answers.get(key)
 
 
 def keep_answer(key: AnswerKey, body: bytes) -> None:
     """Keep a named software's answer for the next caller."""
-    _answers.put(key, body)
+    read_cache.answers.put(key, body)
 
 
 def snapshot_of(store: Store, generation: str, manifest_etag: str | None = None) -> Snapshot:
@@ -124,10 +110,9 @@ def snapshot_of(store: Store, generation: str, manifest_etag: str | None = None)
     if manifest_etag is None:
         _, manifest_etag = read_manifest(store, generation)
     key = (store.identity, generation, manifest_etag)
-    with _cache.lock:
-        if _cache.key == key and _cache.snapshot is not None:
-            return _cache.snapshot
+    kept = read_cache.snapshots.get(key)
+    if kept is not None:
+        return kept
     snapshot = read_snapshot(store, generation)
-    with _cache.lock:
-        _cache.key, _cache.snapshot = key, snapshot
+    read_cache.snapshots.put(key, snapshot)
     return snapshot

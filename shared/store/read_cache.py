@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from shared.core.generation import MANIFEST, META, ClientRecord, Manifest
 from shared.core.mapping import TenantMatch
+from shared.core.targets import Snapshot
 from shared.records.halo import Item
 
 if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
@@ -370,6 +371,36 @@ class RememberedTickets:
 
 # -- the process's instances -----------------------------------------------------------------------
 
+
+class SnapshotCache:
+    """The one whole snapshot the API keeps in memory, keyed by store, generation and manifest
+    ETag (a mapping or rule change rewrites the manifest, so every instance notices)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str, str] | None = None
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> Snapshot | None:
+        """The snapshot kept under `key`, or None."""
+        with self._lock:
+            return self._snapshot if self._key == key else None
+
+    def put(self, key: tuple[str, str, str], snapshot: Snapshot) -> None:
+        """Keep `snapshot` (and only it) under `key`."""
+        with self._lock:
+            self._key, self._snapshot = key, snapshot
+
+    def clear(self) -> None:
+        """Keep nothing."""
+        with self._lock:
+            self._key, self._snapshot = None, None
+
+
+# The process's read-side caches: the only module-level mutable state outside shared/runtime.
+current = CurrentCache()
+snapshots = SnapshotCache()
+answers: AnswerCache[Hashable] = AnswerCache()
 writes_here = LocalWrites()
 statuses = StatusCache()
 client_records = ClientRecords()

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from shared.core.guard import VerdictRecord
+from shared.runtime.pending import unrecorded_runs
 from shared.store.base import CHUNK_CHARS
 from shared.store.repository import Store
 
@@ -173,9 +173,6 @@ def _shortened(value: Any, entries: list[Any], keep: int) -> str:
 
 # -- runs that could not be recorded ---------------------------------------------------------------
 
-_unrecorded: list[SyncReport] = []
-_unrecorded_lock = threading.Lock()
-
 
 def record_run(store: Store, report: SyncReport) -> bool:
     """Write a run's record; if storage fails, keep it for the next run here. True if written."""
@@ -188,8 +185,7 @@ def record_run(store: Store, report: SyncReport) -> bool:
             report.run_id,
             type(error).__name__,
         )
-        with _unrecorded_lock:
-            _unrecorded.append(report)
+        unrecorded_runs.add(report)
         return False
     return True
 
@@ -199,18 +195,9 @@ def settle_unrecorded(store: Store) -> None:
 
     Raises the storage error if storage still fails (the records stay kept).
     """
-    with _unrecorded_lock:
-        waiting = list(_unrecorded)
-    for report in waiting:
+    for report in unrecorded_runs.snapshot():
         # It finished, so its lease (if its release failed too) must not block anyone.
         store.release_lease(report.run_id)
         store.record_run(report.run_id, report.started_at, report.properties())
-        with _unrecorded_lock:
-            _unrecorded.remove(report)
+        unrecorded_runs.remove(report)
         log.info("recorded sync run %s late (storage had failed)", report.run_id)
-
-
-def unrecorded_runs() -> list[str]:
-    """Ids of runs in this process whose record is still waiting for storage."""
-    with _unrecorded_lock:
-        return [r.run_id for r in _unrecorded]

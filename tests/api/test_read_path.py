@@ -27,6 +27,7 @@ from shared.api.rules import put_rule
 from shared.api.targets import answer_targets
 from shared.api.targets_query import TargetsQuery
 from shared.settings import get_settings
+from shared.store import read_cache
 from shared.store.base import StoreError
 from shared.store.read_cache import AnswerCache, CurrentCache
 from shared.store.repository import Store, get_store
@@ -414,13 +415,13 @@ def test_spellings_of_one_software_do_not_evict_other_answers(demo_synced, monke
     sentinel = answer_targets(store, TargetsQuery("software", "SentinelOne")).body
     assert sentinel is not None
     bound = 4 * len(sentinel) + 4 * 4096
-    monkeypatch.setattr(queries, "_answers", AnswerCache(max_bytes=bound))
+    monkeypatch.setattr(read_cache, "answers", AnswerCache(max_bytes=bound))
     answer_targets(store, TargetsQuery("software", "SentinelOne"))
     spellings = [
         "".join(c.upper() if n >> i & 1 else c for i, c in enumerate("huntress")) for n in range(40)
     ]
     answers = {s: answer_targets(store, TargetsQuery("software", s)) for s in spellings}
-    assert len(queries._answers) <= 2
+    assert len(read_cache.answers) <= 2
     for spelling, answer in answers.items():
         assert json.loads(answer.body or b"")["query"] == {"software": spelling}
     # SentinelOne's answer is still cached: no Table round trip for it.
@@ -438,7 +439,7 @@ def test_spellings_of_one_software_do_not_evict_other_answers(demo_synced, monke
 def frozen(monkeypatch) -> list[float]:
     """The pointer and manifest cache on a clock that only the test moves."""
     now = [1000.0]
-    monkeypatch.setattr(queries, "_current", CurrentCache(5.0, lambda: now[0]))
+    monkeypatch.setattr(read_cache, "current", CurrentCache(5.0, lambda: now[0]))
     return now
 
 

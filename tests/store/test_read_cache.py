@@ -19,6 +19,7 @@ from shared.api.targets import answer_targets
 from shared.api.targets_query import TargetsQuery
 from shared.core.generation import Manifest
 from shared.settings import get_settings
+from shared.store import read_cache
 from shared.store.base import STATE_PK
 from shared.store.read_cache import AnswerCache, CurrentCache
 from shared.store.repository import Store, get_store
@@ -162,7 +163,7 @@ integration = pytest.mark.integration
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(queries, "_current", CurrentCache(5.0, clock))
+    monkeypatch.setattr(read_cache, "current", CurrentCache(5.0, clock))
     queries.clear_caches()
     return clock
 
