@@ -1,6 +1,6 @@
 """Prove a report read against REST on the same instance, every run.
 
-The SQL behind a report read rests on column guesses (shared.halo.report says which). So each run
+The SQL behind a report read rests on column guesses (shared.halo.report_sql says which). So each run
 that reads through reports also reads a bounded REST sample: one page each of clients and sites,
 every contract when they fit in a few pages (else one random page), every item likewise, and a
 random handful of recurring invoices by id with their lines; then compares, record by record,
