@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from sandbox.processes import AZURITE, Azurite, azurite_table
+from sandbox.processes import AZURITE, ROOT, Azurite, azurite_table, stop_process, wait_for_line
 from shared.settings import get_settings
 from shared.store.repository import get_store
 
@@ -100,3 +103,22 @@ def immy_settings(immy) -> dict[str, str]:
         "IMMY_CLIENT_SECRET": "immy-secret",
         "IMMY_AUTHORITY_HOST": immy.url,
     }
+
+
+@pytest.fixture(scope="module")
+def devhost() -> Iterator[tuple[str, dict[str, str]]]:
+    """`make run`'s devhost (sandboxes, Azurite, a demo sync) in its own process: (url, keys)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.devhost", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        output = wait_for_line(proc, b"listening on", 120).decode()
+        url = output.split("listening on ")[1].split()[0]
+        keys = json.loads(output.split("keys: ", 1)[1].splitlines()[0])
+        yield url, keys
+    finally:
+        stop_process(proc)

@@ -8,15 +8,12 @@ the run is repeatable and takes about a minute on two cores.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from sandbox.processes import ROOT, stop_process, wait_for_line
 
 pytestmark = pytest.mark.integration
 SEED = 20261202
@@ -32,24 +29,6 @@ SETUP_CHECK_NOT_STATEFUL = """
 include-path = "/setup/check"
 phases.stateful.enabled = false
 """
-
-
-@pytest.fixture(scope="module")
-def devhost():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.devhost", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        output = wait_for_line(proc, b"listening on", 120).decode()
-        url = output.split("listening on ")[1].split()[0]
-        keys = json.loads(output.split("keys: ", 1)[1].splitlines()[0])
-        yield url, keys
-    finally:
-        stop_process(proc)
 
 
 def test_schemathesis_finds_no_failures(devhost, tmp_path):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import subprocess
-import sys
 import threading
 from urllib.parse import quote
 
@@ -15,27 +12,8 @@ import httpx
 import pytest
 
 from sandbox.devhost import DevHost, Route, Worker, route_value
-from sandbox.processes import ROOT, stop_process, wait_for_line
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def devhost():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.devhost", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        output = wait_for_line(proc, b"listening on", 120).decode()
-        url = output.split("listening on ")[1].split()[0]
-        keys = json.loads(output.split("keys: ", 1)[1].splitlines()[0])
-        yield url, keys
-    finally:
-        stop_process(proc)
 
 
 def test_targets_call_answers_with_the_demo_targets(devhost):
