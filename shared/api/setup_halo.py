@@ -139,7 +139,7 @@ def _token_failure(error: HaloError, settings: Settings) -> CheckResult:
         return failed(TOKEN, detail, "HALO_BASE_URL must be the instance's base URL, with no path")
     if not isinstance(error, HaloAuthError):
         return failed(TOKEN, detail, "HALO_BASE_URL does not look like a HaloPSA instance")
-    code = error.detail.removeprefix("token refused: ")
+    code = error.code or ""
     if code == "invalid_client" or error.status == 401:
         fix = (
             "HALO_CLIENT_ID and HALO_CLIENT_SECRET must be the API application's Client ID and "

@@ -7,13 +7,17 @@ app's own ImmyClient and settings. Nothing here writes to ImmyBot.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared.api.setup_models import CheckResult, failed, missing, ok, skipped
 from shared.immybot.client import ImmyClient
-from shared.immybot.errors import ImmyAuthError, ImmyError, ImmyUnavailable
+from shared.immybot.errors import (
+    ImmyAuthError,
+    ImmyAuthorityUnavailable,
+    ImmyError,
+    ImmyUnavailable,
+)
 from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings
 
@@ -74,14 +78,13 @@ async def check_token(immy: ImmyClient) -> CheckResult:
     try:
         await immy.token()
     except ImmyAuthError as error:
-        code = re.search(r"\((\w+)\)", str(error))
-        fix = ENTRA_CODES.get(code.group(1) if code else "", "check the four IMMY_* settings")
+        fix = ENTRA_CODES.get(error.code or "", "check the four IMMY_* settings")
         return failed(TOKEN, str(error), fix)
     except ImmyUnavailable as error:
         # msal reads the authority's configuration first: an unknown tenant fails there.
         fix = (
             f"{ENTRA_CODES['invalid_tenant']}; and IMMY_AUTHORITY_HOST, if set, Entra's host"
-            if "Entra ID authority" in str(error)
+            if isinstance(error, ImmyAuthorityUnavailable)
             else "Entra ID did not answer: check IMMY_AUTHORITY_HOST (default "
             "https://login.microsoftonline.com) and the network"
         )
@@ -98,7 +101,7 @@ async def _probe(
     try:
         return await read(), None
     except ImmyAuthError as error:
-        fix = WRONG_PERSON if "HTTP 401" in str(error) else f"{right}: {ROLE}"
+        fix = WRONG_PERSON if error.status == 401 else f"{right}: {ROLE}"
         return None, missing(name, str(error), fix, required=required)
     except ImmyError as error:
         return None, failed(name, str(error), RETRY, required=required)

@@ -64,13 +64,19 @@ def token_from_response(response: httpx.Response, now: float) -> Token:
     return Token(value, str(body.get("token_type") or "Bearer"), now + lifetime)
 
 
-def oauth_error(response: httpx.Response) -> str | None:
-    """`token refused: <code>` from an OAuth error answer, or None when it has no usable code."""
-    # Only the OAuth error code (RFC 6749 5.2) is passed on: it is a fixed vocabulary, safe to log.
+def oauth_code(response: httpx.Response) -> str | None:
+    """The OAuth error code of an error answer (RFC 6749 5.2), or None when it has no usable one."""
+    # Only the code is passed on: it is a fixed vocabulary, safe to log.
     try:
         code = response.json().get("error")
     except (ValueError, AttributeError):
         return None
     if isinstance(code, str) and code.replace("_", "").isalnum() and len(code) <= 40:
-        return f"token refused: {code}"
+        return code
     return None
+
+
+def oauth_error(response: httpx.Response) -> str | None:
+    """`token refused: <code>` from an OAuth error answer, or None when it has no usable code."""
+    code = oauth_code(response)
+    return f"token refused: {code}" if code else None

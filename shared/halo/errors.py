@@ -10,11 +10,14 @@ from __future__ import annotations
 class HaloError(Exception):
     """Base of every HaloPSA failure. `str()` is safe to log."""
 
-    def __init__(self, method: str, path: str, status: int | None, detail: str) -> None:
+    def __init__(
+        self, method: str, path: str, status: int | None, detail: str, code: str | None = None
+    ) -> None:
         self.method = method
         self.path = path
         self.status = status
         self.detail = detail
+        self.code = code  # HaloPSA's OAuth error code, for a refused token
         status_text = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"HaloPSA {method} {path}: {status_text}: {detail}")
 

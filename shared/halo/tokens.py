@@ -6,7 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from shared.halo.auth import TOKEN_PATH, Token, TokenCache, oauth_error, token_from_response
+from shared.halo.auth import (
+    TOKEN_PATH,
+    Token,
+    TokenCache,
+    oauth_code,
+    oauth_error,
+    token_from_response,
+)
 from shared.halo.errors import HaloAuthError
 from shared.halo.transport import HaloTransport, raise_for_status
 from shared.outbound.budget import Clock
@@ -58,7 +65,11 @@ async def request_token(
     )
     if response.status_code in (400, 401, 403):
         raise HaloAuthError(
-            "POST", TOKEN_PATH, response.status_code, oauth_error(response) or "token refused"
+            "POST",
+            TOKEN_PATH,
+            response.status_code,
+            oauth_error(response) or "token refused",
+            code=oauth_code(response),
         )
     raise_for_status("POST", TOKEN_PATH, response)
     transport.stats.token_fetches += 1

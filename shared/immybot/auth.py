@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from shared.immybot.errors import ImmyAuthError, ImmyUnavailable
+from shared.immybot.errors import ImmyAuthError, ImmyAuthorityUnavailable, ImmyUnavailable
 from shared.settings import is_loopback
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class EntraToken:
                         instance_discovery=False,
                     )
                 except (ValueError, httpx.HTTPError) as error:
-                    raise ImmyUnavailable(
+                    raise ImmyAuthorityUnavailable(
                         f"Entra ID authority {self._authority}: {type(error).__name__}"
                     ) from None
                 self._app = _APPS[key] = _Application(app)
@@ -161,7 +161,9 @@ class EntraToken:
         code = str(result.get("error", "unknown_error"))[:60]
         # The description is Entra's own text (AADSTS code, trace ids): no secret, useful to admins.
         description = str(result.get("error_description", "")).split("\n")[0][:200]
-        raise ImmyAuthError(f"Entra ID refused the ImmyBot token ({code}): {description}")
+        raise ImmyAuthError(
+            f"Entra ID refused the ImmyBot token ({code}): {description}", code=code
+        )
 
     async def token(self) -> str:
         """An access token; msal caches it and refreshes it before it expires."""

@@ -310,7 +310,8 @@ def _answer(method: str, path: str, response: httpx.Response) -> Any:
     status = response.status_code
     if status in (401, 403):
         raise ImmyAuthError(
-            f"{method} {path}: HTTP {status}: check the ImmyBot user of the app registration"
+            f"{method} {path}: HTTP {status}: check the ImmyBot user of the app registration",
+            status=status,
         )
     if status >= 400:
         error_type = ImmyUnavailable if status >= 500 or status == 429 else ImmyProtocolError
