@@ -95,6 +95,20 @@ class Clients:
 
 @dataclass(frozen=True, slots=True)
 class _Resolved:
+    """Every rule resolved against the snapshot, before the generation is laid out."""
+
+    snapshot: Snapshot
+    computers: list[ImmyComputer]
+    immy_state: ImmyState
+    rules: list[Rule]
+    targets: dict[str, list[Target]]
+    rule_problems: list[str]
+    synced_at: datetime
+    today: date
+
+
+@dataclass(frozen=True, slots=True)
+class _LaidOut:
     """A generation resolved and laid out, ready to write."""
 
     generation: str
@@ -114,8 +128,9 @@ async def run_phases(run: RunContext, clients: Clients) -> None:
     mark = time.perf_counter()
     stage, data, immy_read = await _read(run, clients)
     mark = run.phases.mark("read", mark)
-    resolved = await _resolve(run, stage.generation, data, immy_read)
+    part = await _resolve(run, data, immy_read)
     mark = run.phases.mark("resolve", mark)
+    resolved = _laid_out(stage.generation, data, part)
     _record_rejects(run.report, data, resolved)
     mark = run.phases.mark("validate", mark)
     await _write(run, resolved)
@@ -170,10 +185,8 @@ async def _read(run: RunContext, clients: Clients) -> tuple[RunStage, SyncData, 
     return stage, data, immy_read
 
 
-async def _resolve(
-    run: RunContext, generation: str, data: SyncData, immy_read: ImmyRead | None
-) -> _Resolved:
-    """Every rule resolved against the snapshot (with ImmyBot's part), laid out to write."""
+async def _resolve(run: RunContext, data: SyncData, immy_read: ImmyRead | None) -> _Resolved:
+    """Every rule resolved against the snapshot (with ImmyBot's part); not yet laid out."""
     snapshot, computers, immy_state = await asyncio.to_thread(
         with_immybot, run.store, data.snapshot, immy_read
     )
@@ -183,30 +196,41 @@ async def _resolve(
     today = synced_at.date()
     targets = {rule.key: resolve(snapshot, rule, today) for rule in rules}
     run.report.targets = {rule.software: len(targets[rule.key]) for rule in rules}
+    return _Resolved(
+        snapshot, computers, immy_state, rules, targets, rule_problems, synced_at, today
+    )
+
+
+def _laid_out(generation: str, data: SyncData, part: _Resolved) -> _LaidOut:
+    """The resolved generation's manifest and table layout, ready to write (the validate phase,
+    as the run record's phases have always counted it)."""
     manifest = Manifest(
         generation=generation,
-        synced_at=synced_at,
-        today=today,
+        synced_at=part.synced_at,
+        today=part.today,
         read=data.read,
-        rules={r.key: rule_entry(r, targets[r.key], today, snapshot) for r in rules},
-        immybot=immy_state,
+        rules={
+            r.key: rule_entry(r, part.targets[r.key], part.today, part.snapshot) for r in part.rules
+        },
+        immybot=part.immy_state,
     )
-    planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
-    return _Resolved(
+    catalog = build_catalog(part.snapshot, part.today)
+    planned = layout(part.snapshot, part.targets, manifest, catalog, part.computers)
+    return _LaidOut(
         generation,
-        snapshot,
-        computers,
-        immy_state,
-        targets,
+        part.snapshot,
+        part.computers,
+        part.immy_state,
+        part.targets,
         manifest,
         planned,
-        rule_problems,
-        synced_at,
-        today,
+        part.rule_problems,
+        part.synced_at,
+        part.today,
     )
 
 
-def _record_rejects(report: SyncReport, data: SyncData, resolved: _Resolved) -> None:
+def _record_rejects(report: SyncReport, data: SyncData, resolved: _LaidOut) -> None:
     rejects = data.rejects + resolved.planned.too_large
     report.read = data.read
     report.read_mode = data.read_mode
@@ -217,7 +241,7 @@ def _record_rejects(report: SyncReport, data: SyncData, resolved: _Resolved) -> 
     report.reject_samples += resolved.rule_problems
 
 
-async def _write(run: RunContext, resolved: _Resolved) -> None:
+async def _write(run: RunContext, resolved: _LaidOut) -> None:
     report = run.report
     report.generation = resolved.generation
     stats = await asyncio.to_thread(
@@ -229,7 +253,7 @@ async def _write(run: RunContext, resolved: _Resolved) -> None:
 
 
 async def _held(
-    run: RunContext, resolved: _Resolved, data: SyncData, current: Pointer | None
+    run: RunContext, resolved: _LaidOut, data: SyncData, current: Pointer | None
 ) -> bool:
     """Whether the guard holds the new generation (stored as held, the stage dropped)."""
     settings, store, report = run.settings, run.store, run.report
@@ -265,7 +289,7 @@ async def _held(
     return True
 
 
-async def _swap(run: RunContext, resolved: _Resolved, current: Pointer | None) -> None:
+async def _swap(run: RunContext, resolved: _LaidOut, current: Pointer | None) -> None:
     """Make the new generation current, unless this run lost the lease."""
     if run.before_swap is not None:
         run.before_swap(resolved.generation)
@@ -281,7 +305,7 @@ async def _swap(run: RunContext, resolved: _Resolved, current: Pointer | None) -
     run.report.outcome = Outcome.SUCCEEDED  # the generation serves: nothing after this fails it
 
 
-async def _after_swap(run: RunContext, clients: Clients, resolved: _Resolved) -> None:
+async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> None:
     """Follow-up work, ImmyBot tags and asset population once the generation serves."""
     report, generation = run.report, resolved.generation
     mark = time.perf_counter()
