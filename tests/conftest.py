@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.processes import AZURITE, ROOT, Azurite, azurite_table, stop_process, wait_for_line
+from shared.core.mapping import MatchKind
+from shared.core.targets import Quantities, Target
 from shared.settings import get_settings
 from shared.store.repository import get_store
 
@@ -122,3 +124,18 @@ def devhost() -> Iterator[tuple[str, dict[str, str]]]:
         yield url, keys
     finally:
         stop_process(proc)
+
+
+def target(client: int, tenant: int | None) -> Target:
+    """A target of one fixed licence for client `client`, mapped by name to `tenant` (or not)."""
+    return Target(
+        client_id=client,
+        client_name=f"C{client}",
+        immy_tenant_id=tenant,
+        immy_tenant_name=None,
+        mapping=MatchKind.NAME if tenant else MatchKind.UNMAPPED,
+        sites=[],
+        quantity=1,
+        quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
+        reasons=[],
+    )

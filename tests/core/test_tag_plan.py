@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.tag_plan import (
     MANAGED_MARKER,
@@ -19,26 +18,12 @@ from shared.core.tag_plan import (
     tag_description,
     tag_name,
 )
-from shared.core.targets import Quantities, Target
 from shared.records.immybot import ImmyTag, ImmyTenant
+from tests.conftest import target
 
 TODAY = date(2026, 12, 2)
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
 TENANTS = {i: ImmyTenant(id=i, name=f"T{i}", tenantTagIds=[7] if i < 3 else []) for i in (1, 2, 3)}
-
-
-def target(client: int, tenant: int | None) -> Target:
-    return Target(
-        client_id=client,
-        client_name=f"C{client}",
-        immy_tenant_id=tenant,
-        immy_tenant_name=None,
-        mapping=MatchKind.NAME if tenant else MatchKind.UNMAPPED,
-        sites=[],
-        quantity=1,
-        quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
-        reasons=[],
-    )
 
 
 def policy(approved: frozenset[int] = frozenset()) -> TagPolicy:

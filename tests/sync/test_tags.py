@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.tag_plan import TagChange, plan_rule, tag_description, write_groups, write_phases
-from shared.core.targets import Quantities, Target
 from shared.immybot.errors import ImmyUnavailable
 from shared.records.immybot import ImmyTag, ImmyTenant
 from shared.sync.tags import _make
+from tests.conftest import target
 
 TODAY = date(2026, 12, 2)
 RULE = Rule(software="EDR", contract_types=["Managed"])
@@ -18,20 +17,6 @@ TENANTS = {
     i: ImmyTenant(id=i, name=f"T{i}", tenantTagIds=[7] if i in (1, 2, 3) else [])
     for i in range(1, 7)
 }
-
-
-def target(client: int, tenant: int | None) -> Target:
-    return Target(
-        client_id=client,
-        client_name=f"C{client}",
-        immy_tenant_id=tenant,
-        immy_tenant_name=None,
-        mapping=MatchKind.NAME if tenant else MatchKind.UNMAPPED,
-        sites=[],
-        quantity=1,
-        quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
-        reasons=[],
-    )
 
 
 def plan(targets, tags, rule=RULE, **kwargs):
