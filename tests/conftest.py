@@ -7,17 +7,20 @@ import itertools
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sandbox.processes import AZURITE, ROOT, Azurite, azurite_table, stop_process, wait_for_line
 from shared.core.mapping import MatchKind
+from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
 from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.store.generations import read_clients, read_items, read_rule_targets
+from shared.store.repository import Store, get_store
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 
@@ -139,3 +142,28 @@ def target(client: int, tenant: int | None) -> Target:
         quantities=Quantities(fixed=1, calculated=0, calculated_unknown=0),
         reasons=[],
     )
+
+
+def served(store: Store, rules: Iterable[Rule]) -> dict[str, Any]:
+    """Every record, and each rule's targets with their reasons, a reader sees through the
+    current pointer (JSON-ready), with the generation it read."""
+    pointer = store.current()
+    assert pointer is not None
+    records = read_clients(store, pointer.generation)
+
+    def dump(models: Iterable[Any]) -> list[dict[str, Any]]:
+        return [m.model_dump(mode="json") for m in models]
+
+    out: dict[str, Any] = {
+        "generation": pointer.generation,
+        "clients": dump(r.client for r in records),
+        "sites": dump(s for r in records for s in r.sites),
+        "contracts": dump(c for r in records for c in r.contracts),
+        "invoices": dump(i for r in records for i in r.invoices),
+        "items": dump(read_items(store, pointer.generation)),
+    }
+    for rule in rules:
+        found = read_rule_targets(store, pointer.generation, rule.key)
+        assert found is not None, f"no targets partition for {rule.software}"
+        out[rule.software] = dump(found)
+    return out

@@ -28,10 +28,10 @@ from shared.halo import proof as halo_proof
 from shared.halo.client import HaloClient
 from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings, load_settings
-from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
+from tests.conftest import served
 
 pytestmark = pytest.mark.integration
 
@@ -101,24 +101,9 @@ def sync(
 
 def stored(store: Store) -> dict[str, Any]:
     """Every record and every rule's targets (with their reasons) a reader sees."""
-    pointer = store.current()
-    assert pointer is not None
-    records = read_clients(store, pointer.generation)
-
-    def dump(models) -> list[dict]:
-        return [m.model_dump(mode="json") for m in models]
-
-    out = {
-        "clients": dump(r.client for r in records),
-        "sites": dump(s for r in records for s in r.sites),
-        "contracts": dump(c for r in records for c in r.contracts),
-        "invoices": dump(i for r in records for i in r.invoices),
-        "items": dump(read_items(store, pointer.generation)),
-    }
-    for rule in RULES:
-        found = read_rule_targets(store, pointer.generation, rule.key)
-        out[rule.software] = [t.model_dump(mode="json") for t in found or []]
-    return out
+    found = served(store, RULES)
+    del found["generation"]  # two stores' generations differ; their contents must not
+    return found
 
 
 def assert_same(by_rest: dict[str, Any], other: dict[str, Any]) -> None:

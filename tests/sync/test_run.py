@@ -19,13 +19,13 @@ from shared.halo.client import HaloClient
 from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings, load_settings
 from shared.store.base import StoreError
-from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
 from shared.sync.lease import LEASE_RENEW, LEASE_TTL
 from shared.sync.retention import approve_held
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from shared.sync.status import sync_status
+from tests.conftest import served
 
 pytestmark = pytest.mark.integration
 
@@ -83,23 +83,7 @@ def put_rules(store: Store, *rules: Rule) -> None:
 
 def answers(store: Store) -> dict:
     """Everything a reader can see through the current pointer."""
-    pointer = store.current()
-    assert pointer is not None
-    records = read_clients(store, pointer.generation)
-
-    def dump(models) -> list[dict]:
-        return [m.model_dump(mode="json") for m in models]
-
-    out = {
-        "clients": dump(r.client for r in records),
-        "sites": dump(s for r in records for s in r.sites),
-        "contracts": dump(c for r in records for c in r.contracts),
-        "invoices": dump(i for r in records for i in r.invoices),
-        "items": dump(read_items(store, pointer.generation)),
-    }
-    for rule in (HUNTRESS, SENTINELONE):
-        out[rule.software] = dump(read_rule_targets(store, pointer.generation, rule.key))
-    return {"generation": pointer.generation, **out}
+    return served(store, (HUNTRESS, SENTINELONE))
 
 
 def ids(records) -> list[int]:
