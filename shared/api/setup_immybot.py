@@ -49,7 +49,10 @@ ENTRA_CODES = {
 
 
 def client_for_check(settings: Settings) -> ImmyClient | None:
-    """An ImmyClient from settings that gives up sooner than a sync's; None when not configured."""
+    """An ImmyClient from settings that gives up sooner than a sync's; None when not configured.
+
+    It has msal applications of its own: the check proves the secret against Entra ID now, not a
+    token the tab or the sync cached before the secret changed."""
     return ImmyClient.from_settings(settings, timeout=15.0, retry=RetryPolicy(max_attempts=2))
 
 

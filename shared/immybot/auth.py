@@ -4,7 +4,8 @@ msal is synchronous and talks HTTP through the client we give it (`MsalHttpClien
 offline and a loopback stand-in can play Entra ID. msal insists on https authorities; for a
 loopback authority host (tests, `make run`) the adapter maps https://127.0.0.1:PORT back to plain
 http. The application object is built lazily, on the first token, because its constructor fetches
-the authority's OpenID configuration; one is kept per identity per process, with its token cache.
+the authority's OpenID configuration. Applications live in an `MsalApplications` registry, one per
+identity with its token cache; the process-wide registry is owned by `shared.runtime.clients`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -36,8 +37,27 @@ class _Application:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_APPS: dict[tuple[str, str, str], _Application] = {}  # keyed by identity
-_APPS_LOCK = threading.Lock()
+class MsalApplications:
+    """msal applications keyed by identity, so clients of one identity share its token cache."""
+
+    def __init__(self) -> None:
+        self._apps: dict[tuple[str, str, str], _Application] = {}
+        self._lock = threading.Lock()
+
+    def get_or_build(
+        self, key: tuple[str, str, str], build: Callable[[], msal.ConfidentialClientApplication]
+    ) -> _Application:
+        """The application for `key`, built by `build` the first time (one builder at a time)."""
+        with self._lock:
+            found = self._apps.get(key)
+            if found is None:
+                found = self._apps[key] = _Application(build())
+            return found
+
+    def clear(self) -> None:
+        """Drop every application and its tokens (after a secret rotation, and in tests)."""
+        with self._lock:
+            self._apps.clear()
 
 
 class MsalHttpClient:
@@ -104,8 +124,10 @@ class EntraToken:
         authority_host: str,
         timeout: float,
         msal_http: MsalHttpClient | None = None,
+        applications: MsalApplications | None = None,
     ) -> None:
         self._client_id = client_id
+        self._applications = applications or MsalApplications()
         self._secret = (
             client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
         )
@@ -121,34 +143,33 @@ class EntraToken:
         self._app: _Application | None = None
 
     def _application(self) -> _Application:
-        # One msal application (and so one token cache) per identity per process: short-lived
-        # clients reuse the token instead of asking Entra each time.
-        key = (
-            self._authority,
-            self._client_id,
-            hashlib.sha256(self._secret.get_secret_value().encode()).hexdigest(),
-        )
-        with _APPS_LOCK:
-            if self._app is None:
-                self._app = _APPS.get(key)
-            if self._app is None:
-                import msal
+        # One msal application (and so one token cache) per identity in the registry: short-lived
+        # clients sharing a registry reuse the token instead of asking Entra each time.
+        if self._app is None:
+            key = (
+                self._authority,
+                self._client_id,
+                hashlib.sha256(self._secret.get_secret_value().encode()).hexdigest(),
+            )
+            self._app = self._applications.get_or_build(key, self._build)
+        return self._app
 
-                try:
-                    app = msal.ConfidentialClientApplication(
-                        self._client_id,
-                        client_credential=self._secret.get_secret_value(),
-                        authority=self._authority,
-                        http_client=self._msal_http,
-                        # A tenant-specific authority needs no instance discovery round trip.
-                        instance_discovery=False,
-                    )
-                except (ValueError, httpx.HTTPError) as error:
-                    raise ImmyAuthorityUnavailable(
-                        f"Entra ID authority {self._authority}: {type(error).__name__}"
-                    ) from None
-                self._app = _APPS[key] = _Application(app)
-            return self._app
+    def _build(self) -> msal.ConfidentialClientApplication:
+        import msal
+
+        try:
+            return msal.ConfidentialClientApplication(
+                self._client_id,
+                client_credential=self._secret.get_secret_value(),
+                authority=self._authority,
+                http_client=self._msal_http,
+                # A tenant-specific authority needs no instance discovery round trip.
+                instance_discovery=False,
+            )
+        except (ValueError, httpx.HTTPError) as error:
+            raise ImmyAuthorityUnavailable(
+                f"Entra ID authority {self._authority}: {type(error).__name__}"
+            ) from None
 
     def _token_sync(self) -> str:
         application = self._application()
@@ -176,9 +197,3 @@ class EntraToken:
         """Drop this identity's cached tokens (ImmyBot refused one)."""
         if self._app is not None:
             self._app.app.remove_tokens_for_client()
-
-
-def forget_applications() -> None:
-    """Drop every cached msal application and its tokens (tests, and after a secret rotation)."""
-    with _APPS_LOCK:
-        _APPS.clear()

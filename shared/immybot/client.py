@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from shared.immybot.auth import EntraToken, MsalHttpClient
+from shared.immybot.auth import EntraToken, MsalApplications, MsalHttpClient
 from shared.immybot.errors import ImmyAuthError, ImmyProtocolError, ImmyUnavailable
 from shared.outbound.budget import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.outbound.http import CallRecord, OwnsHttp, logged_call, open_http
@@ -52,6 +52,7 @@ class ImmyClient(OwnsHttp):
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         msal_http: MsalHttpClient | None = None,
+        applications: MsalApplications | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -64,6 +65,7 @@ class ImmyClient(OwnsHttp):
             authority_host=authority_host,
             timeout=timeout,
             msal_http=msal_http,
+            applications=applications,
         )
         self._retry = retry or RetryPolicy(max_attempts=4)
         self._sleep = sleep

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from shared.halo.auth import TokenCache
 from shared.halo.client import HaloClient
+from shared.immybot.auth import MsalApplications
 from shared.immybot.client import ImmyClient
 from shared.outbound.budget import RetryPolicy
 from shared.settings import Settings, get_settings
@@ -45,6 +46,19 @@ _by_loop: dict[int, _LoopClients] = {}
 _lock = threading.Lock()
 # HaloPSA tokens are plain data: one cache serves every loop's client.
 _halo_tokens = TokenCache()
+# ImmyBot's msal applications (and their token caches), one per identity for the process: the
+# tab, the sync and the setup check share a token instead of each asking Entra ID.
+_immy_applications = MsalApplications()
+
+
+def immy_applications() -> MsalApplications:
+    """The process's msal applications, for any ImmyBot client built outside this module."""
+    return _immy_applications
+
+
+def forget_applications() -> None:
+    """Drop every cached msal application and its tokens (after a secret rotation, and in tests)."""
+    _immy_applications.clear()
 
 
 async def halo_for_tab() -> HaloClient:
@@ -76,7 +90,9 @@ async def immy_for_tab() -> ImmyClient | None:
     One attempt per request: the tab's deadline leaves no room for a retry's pause."""
     clients = await _clients()
     if not clients.immy_built:
-        clients.immy = ImmyClient.from_settings(clients.settings, retry=RetryPolicy(max_attempts=1))
+        clients.immy = ImmyClient.from_settings(
+            clients.settings, retry=RetryPolicy(max_attempts=1), applications=_immy_applications
+        )
         clients.immy_built = True
     return clients.immy
 

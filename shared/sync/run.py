@@ -17,6 +17,7 @@ from shared.halo.client import HaloClient
 from shared.halo.errors import HaloError, HaloOutOfTime
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
+from shared.runtime.clients import immy_applications
 from shared.settings import Settings, get_settings
 from shared.store.base import StoreError
 from shared.store.repository import Store, get_store
@@ -99,7 +100,7 @@ async def _run_with_clients(
     owned_halo, owned_immy = halo is None, immy is None
     try:
         halo = halo or HaloClient.from_settings(run.settings)
-        immy = immy or ImmyClient.from_settings(run.settings)
+        immy = immy or ImmyClient.from_settings(run.settings, applications=immy_applications())
         await run_phases(run, Clients(halo, immy))
     except HaloOutOfTime as error:
         _out_of_time(report, str(error)[:MAX_TEXT])

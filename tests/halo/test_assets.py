@@ -6,22 +6,10 @@ import json
 
 import httpx
 import pytest
-import respx
 
 from shared.halo.assets import list_assets, post_assets
 from shared.halo.errors import HaloRateLimited, HaloUnavailable
-from tests.halo.test_client import BASE, TOKEN_A, FakeClock, make_client, token_route
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def mock():
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+from tests.halo.fakes import TOKEN_A, make_client, token_route
 
 
 def rows(n: int, *, with_fields: bool = True) -> list[dict]:

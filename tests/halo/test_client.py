@@ -11,7 +11,6 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-import respx
 
 from shared.halo.client import HaloClient
 from shared.halo.errors import (
@@ -25,63 +24,7 @@ from shared.halo.errors import (
 from shared.halo.paging import gather_or_cancel
 from shared.outbound.budget import OutOfTime, RequestBudget, RetryPolicy, parse_retry_after
 from shared.settings import load_settings
-
-BASE = "https://msp.halopsa.test"
-SECRET = "s3cr3t-client-secret-value"
-TOKEN_A = "token-aaaaaaaaaaaaaaaa"
-TOKEN_B = "token-bbbbbbbbbbbbbbbb"
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def mock():
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-def make_client(clock: FakeClock, **kwargs) -> HaloClient:
-    kwargs.setdefault("retry", RetryPolicy(max_attempts=4, base_delay=0.1, max_delay=1.0))
-    return HaloClient(
-        BASE,
-        "client-id-1",
-        SECRET,
-        page_size=kwargs.pop("page_size", 10),
-        sleep=kwargs.pop("sleep", clock.sleep),
-        clock=clock,
-        rng=random.Random(7),
-        **kwargs,
-    )
-
-
-def token_route(mock, *tokens: str, expires_in: int = 3600):
-    answers = iter(tokens)
-
-    async def answer(request: httpx.Request) -> httpx.Response:
-        # Yield to the loop like a real network call, so concurrent callers really overlap.
-        await asyncio.sleep(0)
-        body = {"access_token": next(answers), "token_type": "Bearer", "expires_in": expires_in}
-        return httpx.Response(200, json=body)
-
-    return mock.post("/auth/token").mock(side_effect=answer)
+from tests.halo.fakes import BASE, SECRET, TOKEN_A, TOKEN_B, make_client, token_route
 
 
 def paged(records: list[dict], key: str, *, record_count: int | None = None, calls=None):

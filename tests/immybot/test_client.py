@@ -11,10 +11,11 @@ import httpx
 import pytest
 import respx
 
-from shared.immybot.auth import MsalHttpClient, forget_applications
+from shared.immybot.auth import MsalHttpClient
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyAuthError, ImmyUnavailable
 from shared.outbound.budget import RetryPolicy
+from shared.runtime.clients import forget_applications
 
 BASE = "https://msp.immy.bot"
 TENANT = "11111111-2222-3333-4444-555555555555"

@@ -20,7 +20,7 @@ from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import flag_computers, immy_data_for
 from shared.api.rules import import_rules
-from shared.immybot.auth import forget_applications
+from shared.runtime.clients import forget_applications
 from shared.store.repository import get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome

@@ -14,8 +14,12 @@ import pytest
 from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
-from shared.immybot.auth import forget_applications
-from shared.runtime.clients import aclose_loop_clients, halo_for_tab, immy_for_tab
+from shared.runtime.clients import (
+    aclose_loop_clients,
+    forget_applications,
+    halo_for_tab,
+    immy_for_tab,
+)
 from shared.settings import get_settings
 from tests.conftest import immy_settings
 

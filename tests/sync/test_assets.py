@@ -30,7 +30,7 @@ import pytest
 from sandbox.halo_data import HaloDataSet
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import ImmyDataSet
-from shared.immybot.auth import forget_applications
+from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
 from shared.sync.asset_hold import asset_hold

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,9 @@ from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
-from shared.core.rules import ItemMatch, Rule
 from shared.halo.client import HaloClient
 from shared.outbound.budget import RetryPolicy
-from shared.settings import Settings, load_settings
+from shared.settings import Settings
 from shared.store.base import StoreError
 from shared.store.repository import Store
 from shared.sync.lease import LEASE_RENEW, LEASE_TTL
@@ -25,39 +24,25 @@ from shared.sync.retention import approve_held
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from shared.sync.status import sync_status
-from tests.conftest import served
+from tests.sync.sandbox_runs import (
+    HUNTRESS,
+    SENTINELONE,
+    TODAY,
+    SimulatedCrash,
+    answers,
+    put_rules,
+    settings_for,
+)
 
 pytestmark = pytest.mark.integration
 
-TODAY = date.today()
-HUNTRESS = Rule(software="Huntress", contract_types=["Managed Security"])
-SENTINELONE = Rule(software="SentinelOne", items=[ItemMatch(name="SentinelOne Complete")])
 _prefixes = itertools.count()
-
-
-class SimulatedCrash(BaseException):
-    """Stands for the process being killed: nothing in the sync may catch it."""
 
 
 @pytest.fixture
 def store(azurite) -> Store:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
     return Store(service, prefix=f"s{next(_prefixes)}x")
-
-
-def settings_for(sandbox, azurite, **overrides) -> Settings:
-    values = {
-        "halo_base_url": sandbox.url,
-        "halo_client_id": "sandbox-client",
-        "halo_client_secret": "sandbox-secret",
-        "halo_requests_per_minute": 600_000,
-        "halo_page_size": 100,
-        "halo_read_mode": "rest",
-        "tables_connection_string": azurite.connection_string,
-        "tables_endpoint": None,
-        **overrides,
-    }
-    return load_settings(**values)
 
 
 def sync(settings: Settings, store: Store, **kwargs) -> SyncReport:
@@ -74,16 +59,6 @@ def sync(settings: Settings, store: Store, **kwargs) -> SyncReport:
             return await run_sync(settings, store=store, halo=halo, **kwargs)
 
     return asyncio.run(go())
-
-
-def put_rules(store: Store, *rules: Rule) -> None:
-    for rule in rules:
-        store.put_rule_document(rule.key, rule.model_dump(mode="json"))
-
-
-def answers(store: Store) -> dict:
-    """Everything a reader can see through the current pointer."""
-    return served(store, (HUNTRESS, SENTINELONE))
 
 
 def ids(records) -> list[int]:

@@ -24,7 +24,7 @@ from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from shared.sync.stage import STAGE_PARTITION, staged
 from shared.sync.status import sync_status
-from tests.sync.test_run import (
+from tests.sync.sandbox_runs import (
     HUNTRESS,
     SENTINELONE,
     TODAY,

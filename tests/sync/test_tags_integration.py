@@ -21,7 +21,7 @@ from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import add_halo_link, immy_data_for
 from shared.api.rules import import_rules
-from shared.immybot.auth import forget_applications
+from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
 from shared.sync.run import run_sync

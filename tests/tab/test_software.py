@@ -26,9 +26,9 @@ from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
 from shared.core.coverage import Wanted
 from shared.core.detection import matches
-from shared.immybot.auth import forget_applications
 from shared.immybot.errors import ImmyError
 from shared.records.immybot import DetectedSoftware, ImmyComputer
+from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store import read_cache
 from shared.store.repository import Store, get_store
