@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: setup browser screenshots test lint typecheck run check bench bench-halo sandbox clean
+.PHONY: setup browser screenshots docs test lint typecheck run check bench bench-halo sandbox clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ screenshots:
 
 run:
 	$(PY) -m sandbox.devhost --port 7071
+
+# The console examples of README.md and docs/, answered anew by a real run of `make run`'s devhost
+# and written into the docs (tests/docs checks they still answer so).
+docs:
+	$(PY) -m tests.docs.regenerate
 
 # The setup check (docs/operations.md) against the settings in the environment: one line per
 # requirement; exits 1 when a required one is missing or failed.

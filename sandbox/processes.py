@@ -5,6 +5,7 @@ Used by the tests' fixtures, the benchmarks and the dev host, so all start them 
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -152,3 +153,24 @@ def start_module(
         raise
     drain(proc)
     return proc, output.split("listening on ", 1)[1].split()[0]
+
+
+@contextmanager
+def devhost_process(seconds: float = 120.0) -> Iterator[tuple[str, dict[str, str]]]:
+    """`make run`'s devhost (sandboxes, Azurite, a demo sync) in a child process on a free port,
+    until the block ends: (its URL, the keys it printed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.devhost", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        output = wait_for_line(proc, b"listening on", seconds).decode()
+        drain(proc)
+        url = output.split("listening on ")[1].split()[0]
+        keys = json.loads(output.split("keys: ", 1)[1].splitlines()[0])
+        yield url, keys
+    finally:
+        stop_process(proc)

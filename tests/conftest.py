@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
@@ -14,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.processes import AZURITE, ROOT, Azurite, azurite_table, stop_process, wait_for_line
+from sandbox.processes import AZURITE, Azurite, azurite_table, devhost_process
 from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
@@ -113,20 +110,8 @@ def immy_settings(immy) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def devhost() -> Iterator[tuple[str, dict[str, str]]]:
     """`make run`'s devhost (sandboxes, Azurite, a demo sync) in its own process: (url, keys)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.devhost", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        output = wait_for_line(proc, b"listening on", 120).decode()
-        url = output.split("listening on ")[1].split()[0]
-        keys = json.loads(output.split("keys: ", 1)[1].splitlines()[0])
-        yield url, keys
-    finally:
-        stop_process(proc)
+    with devhost_process() as running:
+        yield running
 
 
 def target(client: int, tenant: int | None) -> Target:

@@ -1,0 +1,128 @@
+"""The docs run: every console example in README.md and docs/ answers today what the doc shows.
+
+Each doc's examples run in order on a devhost of their own (`make run`'s demo), so an example that
+edits a rule is seen by the ones after it. A changed answer fails here with the difference; a real
+change of the API is written into the docs by `make docs`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.docs.examples import (
+    DOC_BASE,
+    DOCS,
+    Curl,
+    blocks,
+    fenced,
+    masked,
+    parse_curl,
+    pretty,
+    render,
+    run,
+)
+
+pytestmark = pytest.mark.integration
+RUNNABLE = [doc for doc in DOCS if any(block.examples for block in blocks(doc))]
+# A curl or PowerShell call that is not a console example must say where it runs instead.
+ELSEWHERE = re.compile(r"^\s*#.*(Azure only|not run here)", re.MULTILINE)
+CALLS = re.compile(r"\bcurl\b|Invoke-RestMethod|Invoke-WebRequest")
+
+
+@pytest.mark.parametrize("doc", RUNNABLE, ids=lambda d: d.name)
+def test_every_console_example_answers_what_the_doc_shows(doc: Path):
+    from sandbox.processes import devhost_process
+
+    examples = [example for block in blocks(doc) for example in block.examples]
+    differences = []
+    with devhost_process() as (url, _keys), httpx.Client(timeout=60) as client:
+        for example in examples:
+            got = masked(run(example, url, client))
+            shown = masked(example.shown)
+            if got != shown:
+                diff = "\n".join(
+                    difflib.unified_diff(
+                        shown.splitlines(), got.splitlines(), "doc", "now", lineterm=""
+                    )
+                )
+                differences.append(f"{doc.name}:{example.line}: $ {example.command}\n{diff}")
+    assert not differences, (
+        "the docs show answers the app no longer gives (`make docs` rewrites them from a real "
+        "run once the change is meant):\n\n" + "\n\n".join(differences)
+    )
+
+
+def test_the_docs_have_console_examples_to_run():
+    # The README's own examples and the immybot recipe: a docs test that finds none proves nothing.
+    names = {doc.name for doc in RUNNABLE}
+    assert "README.md" in names, names
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
+def test_every_call_in_the_docs_is_run_or_says_where_it_runs(doc: Path):
+    unmarked = []
+    for line, info, body in fenced(doc):
+        if info.split()[:1] == ["console"] or not CALLS.search(body):
+            continue
+        if not ELSEWHERE.search(body):
+            unmarked.append(f"{doc.name}:{line} ({info or 'plain'})")
+    assert not unmarked, (
+        "calls outside a console block must say where they run, a comment line with "
+        f"'Azure only' or 'not run here': {unmarked}"
+    )
+
+
+@pytest.mark.parametrize("doc", RUNNABLE, ids=lambda d: d.name)
+def test_console_examples_call_the_devhost_with_options_the_runner_knows(doc: Path):
+    for block in blocks(doc):
+        for example in block.examples:
+            curl = parse_curl(example.command)  # raises on an option the runner does not know
+            assert curl.url.startswith(DOC_BASE), f"{doc.name}:{example.line}"
+
+
+# -- the renderer and the comparison can fail ------------------------------------------------------
+
+
+def answer(status: int, body: object, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def test_a_changed_field_is_a_difference_and_a_new_generation_is_not():
+    curl = Curl(url=f"{DOC_BASE}/api/x")
+    before = render(answer(200, {"generation": "20261205014406eac155", "targets": 3}), curl, {})
+    later = render(answer(200, {"generation": "20261206101010abcdef", "targets": 3}), curl, {})
+    renamed = render(answer(200, {"generation": "20261206101010abcdef", "target": 3}), curl, {})
+    assert masked(before) == masked(later)
+    assert masked(before) != masked(renamed)
+
+
+def test_long_lists_are_cut_by_the_renderer_and_say_how_much():
+    curl = Curl(url=f"{DOC_BASE}/api/x")
+    shown = render(answer(200, {"targets": [{"id": i} for i in range(5)]}), curl, {"items": 2})
+    assert shown == '{"targets":[{"id":0},\n   {"id":1},\n   "... 3 more cut here"]}'
+
+
+def test_include_shows_the_status_line_and_the_headers_that_matter():
+    curl = Curl(url=f"{DOC_BASE}/api/x", include=True)
+    response = httpx.Response(
+        404,
+        content=b'{"status":404}',
+        headers={"Content-Type": "application/problem+json", "Date": "today"},
+    )
+    assert render(response, curl, {}) == (
+        'HTTP/1.1 404 Not Found\nContent-Type: application/problem+json\n\n{"status":404}'
+    )
+
+
+def test_an_unknown_curl_option_is_refused_by_name():
+    with pytest.raises(ValueError, match="--compressed"):
+        parse_curl(f"curl --compressed {DOC_BASE}/api/catalog")
+
+
+def test_pretty_puts_each_top_level_member_on_a_line():
+    assert pretty({"a": 1, "b": [1, 2]}) == '{"a":1,\n "b":[1,2]}'
