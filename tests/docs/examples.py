@@ -35,6 +35,7 @@ _VOLATILE = (
     (re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"), "<time>"),
     (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<date>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
+    (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{12}\b"), "<run id>"),
     (re.compile(r'("[a-z_]*(?:_ms|_seconds|seconds|_s)":)-?[0-9.]+'), r"\1<n>"),
     (re.compile(r"(in|ago|after|for) [0-9.]+ ?(s|ms|seconds|minutes|min|h)\b"), r"\1 <n> \2"),
 )
@@ -190,7 +191,8 @@ def run(example: Example, base: str, client: httpx.Client) -> str:
         headers=curl.headers,
         content=curl.data,
     )
-    return render(response, curl, example.options)
+    # The devhost runs on a free port; the doc shows the port `make run` uses.
+    return render(response, curl, example.options).replace(base, DOC_BASE)
 
 
 def render(response: httpx.Response, curl: Curl, options: dict[str, int]) -> str:
