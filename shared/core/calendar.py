@@ -11,7 +11,7 @@ day after an end, the day after an end plus grace), so those days are the only o
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -82,6 +82,46 @@ class _ClientRecords:
     invoices: list[RecurringInvoice]
 
 
+@dataclass(frozen=True, slots=True)
+class Boundaries:
+    """The days on which a client's coverage may change: every start, and the day after every
+    end; a contract's end also moves by a rule's grace days, so those ends are kept apart."""
+
+    days: frozenset[date]
+    contract_ends: tuple[date, ...]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> Boundaries:
+        """The boundaries of every record in `snapshot` (one client's, usually)."""
+        starts: list[datetime | None] = []
+        ends: list[datetime | None] = []
+        for contract in snapshot.contracts:
+            starts.append(contract.start_date)
+        for invoice in snapshot.invoices:
+            starts.append(invoice.startdate)
+            ends.append(invoice.enddate)
+            if invoice.schedule is not None:
+                starts.append(invoice.schedule.startdate)
+                ends.append(invoice.schedule.end_date)
+            for line in invoice.lines:
+                starts.append(line.startdate)
+                ends.append(line.enddate)
+        contract_ends = tuple(
+            day for day in (as_date(c.end_date) for c in snapshot.contracts) if day is not None
+        )
+        days = {day for day in map(as_date, starts) if day is not None}
+        days.update(day + DAY for day in map(as_date, ends) if day is not None)
+        days.update(day + DAY for day in contract_ends)
+        return cls(frozenset(days), contract_ends)
+
+    def inside(self, grace_days: int, today: date, until: date) -> list[date]:
+        """The boundary days after `today` up to `until`, for a rule with `grace_days`, sorted."""
+        days = set(self.days)
+        if grace_days:
+            days.update(end + DAY * (grace_days + 1) for end in self.contract_ends)
+        return sorted(d for d in days if today < d <= until)
+
+
 def coverage_ends(
     snapshot: Snapshot, rules: Iterable[Rule], today: date, until: date
 ) -> list[CoverageEnd]:
@@ -93,11 +133,16 @@ def coverage_ends(
     for invoice in snapshot.invoices:
         by_client[invoice.client_id].invoices.append(invoice)
     found: list[CoverageEnd] = []
-    for rule in rules:
-        for target in resolve(snapshot, rule, today):
-            records = by_client[target.client_id]
-            alone = client_view(snapshot, target.client_id, records.contracts, records.invoices)
-            end = coverage_end(alone, rule, target.client_id, today, until)
+    chosen = list(rules)
+    for client_id, records in by_client.items():
+        if client_id not in snapshot.clients:
+            continue  # records of a client the read rejected cover nobody
+        # Resolving one client's records is resolving the snapshot for that client; and a
+        # client with no boundary day in the window is skipped before any resolving at all.
+        alone = client_view(snapshot, client_id, records.contracts, records.invoices)
+        bounds = Boundaries.of(alone)
+        for rule in chosen:
+            end = coverage_end(alone, rule, client_id, today, until, bounds)
             if end is not None:
                 found.append(end)
     found.sort(
@@ -125,20 +170,27 @@ def client_view(
 
 
 def coverage_end(
-    alone: Snapshot, rule: Rule, client_id: int, today: date, until: date
+    alone: Snapshot,
+    rule: Rule,
+    client_id: int,
+    today: date,
+    until: date,
+    bounds: Boundaries | None = None,
 ) -> CoverageEnd | None:
     """When `client_id`, a target of `rule` on `today`, stops being one on a day up to `until`,
     and why; None when it is not a target today or stays one through `until`.
 
-    `alone` holds the client's records (a `client_view`, or any snapshot that has them).
+    `alone` holds the client's records (a `client_view`, or any snapshot that has them), and
+    `bounds` their boundaries when the caller has them already.
     """
 
     def covered(day: date) -> bool:
         return any(t.client_id == client_id for t in resolve(alone, rule, day))
 
-    if not covered(today):
+    days = (bounds or Boundaries.of(alone)).inside(rule.grace_days, today, until)
+    # No boundary in the window: coverage cannot change, so it cannot end (the common case).
+    if not days or not covered(today):
         return None
-    days = sorted(d for d in _boundaries(alone, rule.grace_days) if today < d <= until)
     ends_on = next((d for d in days if not covered(d)), None)
     if ends_on is None:
         return None
@@ -155,34 +207,6 @@ def coverage_end(
         resumes_on=next((d for d in days if d > ends_on and covered(d)), None),
         why=[_ending(r, rule.grace_days, invoices, last_day) for r in target.reasons],
     )
-
-
-def _boundaries(snapshot: Snapshot, grace_days: int) -> Iterator[date]:
-    """Every day on which a record's coverage may change: starts, and the days after ends."""
-    for contract in snapshot.contracts:
-        yield from _starts(contract.start_date)
-        yield from _after(contract.end_date, 0, grace_days)
-    for invoice in snapshot.invoices:
-        yield from _starts(invoice.startdate)
-        yield from _after(invoice.enddate, 0)
-        if invoice.schedule is not None:
-            yield from _starts(invoice.schedule.startdate)
-            yield from _after(invoice.schedule.end_date, 0)
-        for line in invoice.lines:
-            yield from _starts(line.startdate)
-            yield from _after(line.enddate, 0)
-
-
-def _starts(value: datetime | None) -> Iterator[date]:
-    day = as_date(value)
-    if day is not None:
-        yield day
-
-
-def _after(value: datetime | None, *graces: int) -> Iterator[date]:
-    day = as_date(value)
-    if day is not None:
-        yield from (day + DAY * (grace + 1) for grace in graces)
 
 
 def _ending(
