@@ -1,5 +1,5 @@
-"""HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot), rules admin, and the
-setup check (master key).
+"""HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot), reconciliation and the
+coverage calendar, rules admin, and the setup check (master key).
 
 Rules live in a function of their own, so the key ImmyBot holds for `targets` cannot edit them.
 """
@@ -13,6 +13,7 @@ import azure.functions as func
 
 from shared.api.admin import admin_reply
 from shared.api.asset_plan import asset_plan_reply, plan_client
+from shared.api.calendar import answer_calendar, calendar_query, calendar_reply
 from shared.api.catalog import answer_catalog
 from shared.api.openapi import openapi_document
 from shared.api.reconciliation import reconcile, reconciliation_query, reconciliation_reply
@@ -75,6 +76,19 @@ def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
         return reconciliation_reply(report, output)
 
     return _respond(req, "reconciliation", answer)
+
+
+@bp.function_name("calendar")
+@bp.route(route="calendar", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def calendar(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/calendar?days=30[&software=NAME][&format=csv]`: coverage ending in the window."""
+
+    def answer() -> Reply:
+        query = calendar_query(req.params)
+        today = datetime.now(UTC).date()
+        return calendar_reply(answer_calendar(get_store(), query, today), query.output)
+
+    return _respond(req, "calendar", answer)
 
 
 @bp.function_name("immybot_tags")

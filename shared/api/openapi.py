@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.api.calendar import CalendarResponse
 from shared.api.mappings import MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_routes import ROUTES
@@ -32,6 +33,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Rule,
     SyncStatus,
     ReconciliationResponse,
+    CalendarResponse,
     AssetPlanView,
     MappingsView,
     ExplicitMapping,

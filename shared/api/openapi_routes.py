@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from shared.api.calendar import DEFAULT_DAYS, MAX_DAYS, CalendarResponse
 from shared.api.mappings import MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
@@ -208,6 +209,39 @@ RECONCILIATION = Route(
 )
 
 
+CALENDAR = Route(
+    "/calendar",
+    (
+        Operation(
+            "get",
+            "getCalendar",
+            summary="Coverage that ends in the coming days, per rule and client, and why",
+            description="From the current snapshot, the rules of coverage run forward in time: "
+            "for each target today, the first day it stops being one if nothing changes in "
+            "HaloPSA (contract end + grace days, line end, invoice or schedule end; a client "
+            "covered twice ends when its last cover does), soonest first.",
+            params=(
+                Param(
+                    "days",
+                    "query",
+                    Annotated[int, Field(ge=1, le=MAX_DAYS)],
+                    f"How many days ahead of today (UTC) to look; default {DEFAULT_DAYS}.",
+                ),
+                Param("software", "query", Lookup, "Only this rule's software."),
+                Param("format", "query", Literal["json", "csv"]),
+            ),
+            answers={
+                200: Response(
+                    "The calendar (JSON, or CSV with format=csv)",
+                    {"application/json": CalendarResponse, "text/csv": TEXT},
+                )
+            },
+            problems=(400, 404, 503),
+        ),
+    ),
+)
+
+
 ASSET_PLAN = Route(
     "/assets/plan",
     (
@@ -334,6 +368,7 @@ ROUTES: tuple[Route, ...] = (
     RULES,
     RULE,
     RECONCILIATION,
+    CALENDAR,
     ASSET_PLAN,
     MAPPINGS,
     MAPPING,

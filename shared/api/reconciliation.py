@@ -14,14 +14,13 @@ an unbilled seat nor makes one up.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.api.csv_out import csv_reply, csv_text
 from shared.api.current import current_pointer, rule_in
 from shared.api.params import lookup_value
 from shared.api.problems import ApiError, problem
@@ -71,33 +70,15 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet would run a cell starting like a formula: neutralise customer-controlled text.
-    return (
-        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
-    )
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def as_csv(answer: ReconciliationResponse) -> str:
     """The rows as CSV (RFC 4180), safe to open in a spreadsheet."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    rows = []
     for row in answer.rows:
         values = row.model_dump(mode="json")
         if row.billed is None and row.calculated_unknown:
             values["billed"] = "calculated"  # not yet known: an empty cell would read as 0
-        writer.writerow([_cell(values[c]) for c in CSV_COLUMNS])
-    return out.getvalue()
+        rows.append(values)
+    return csv_text(CSV_COLUMNS, rows)
 
 
 def reconciliation_query(params: Mapping[str, str]) -> tuple[str, Literal["json", "csv"]]:
@@ -113,11 +94,4 @@ def reconciliation_reply(report: ReconciliationResponse, output: Literal["json",
     """The report as JSON, or as a CSV attachment."""
     if output == "json":
         return json_reply(report)
-    # A header value must be ASCII: "Ü".isalnum() is true, and the host refuses it.
-    name = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in report.software)
-    return Reply(
-        200,
-        as_csv(report).encode(),
-        "text/csv",
-        {"Content-Disposition": f'attachment; filename="reconciliation-{name}.csv"'},
-    )
+    return csv_reply(as_csv(report), f"reconciliation-{report.software}")

@@ -8,10 +8,11 @@ tab agrees with it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from shared.core.billing import contract_covers, line_covers
+from shared.core.calendar import coverage_end
 from shared.core.generation import ClientRecord, RuleEntry
 from shared.core.targets import (
     ContractReason,
@@ -54,7 +55,12 @@ class SoftwareRow:
     software: str
     reasons: list[str]
     expiring: bool
-    ends: date | None = None  # the earliest end among its reasons, when within 30 days
+    # When the entitlement itself ends within EXPIRING_DAYS (shared.core.calendar: grace days
+    # counted, and a second cover that outlasts the first keeps it): the first day without it,
+    # days until then, and what ends it.
+    ends: date | None = None
+    ends_in: int | None = None
+    ends_why: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +127,19 @@ def _software(
         in_grace.update(
             r.contract_id for r in found[0].reasons if isinstance(r, ContractReason) and r.in_grace
         )
-        ends = [
-            r.end_date for r in found[0].reasons if r.end_date is not None and r.end_date <= soon
-        ]
-        rows.append(SoftwareRow(entry.software, reasons, bool(ends), min(ends) if ends else None))
+        end = coverage_end(mini, entry.rule, record.client.id, today, soon)
+        rows.append(
+            SoftwareRow(entry.software, reasons, False)
+            if end is None
+            else SoftwareRow(
+                entry.software,
+                reasons,
+                True,
+                end.ends_on,
+                end.days,
+                [e.describe() for e in end.why],
+            )
+        )
         wanted.append(Wanted(entry.software, tuple(entry.rule.detect_patterns)))
     return rows, wanted, in_grace
 

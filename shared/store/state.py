@@ -1,8 +1,9 @@
 """The sync's control tables: the pointer readers follow, the held generation, the lease, run records.
 
 - `SyncState`: PartitionKey `sync`; RowKey `current` (the pointer readers follow), `held` (a
-  generation waiting for approval), `lease` (one sync run at a time), `report_distrust` (report
-  reads disproved by a REST sample: `auto` reads through REST until it passes).
+  generation waiting for approval), `lease` (one writer at a time: a sync run, or later an event
+  refresh of one client), `report_distrust` (report reads disproved by a REST sample: `auto`
+  reads through REST until it passes).
 - `SyncRuns`: PartitionKey `run`; RowKey sorts newest first.
 """
 
@@ -130,18 +131,27 @@ class SyncStateStore(TableStore):
         )
 
     def acquire_lease(
-        self, owner: str, *, now: datetime, ttl: timedelta, started_at: datetime | None = None
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        ttl: timedelta,
+        started_at: datetime | None = None,
+        purpose: str = "sync",
     ) -> LeaseGrant:
-        """Take the sync lease unless another owner holds an unexpired one.
+        """Take the writer lease unless another owner holds an unexpired one.
 
-        The grant is truthy when taken; `replaced` names an expired lease of another owner that
-        it took over (a run that stopped without releasing it), `holder` who holds it when not.
+        One lease for every writer of the published state (`purpose`: a sync run, or an event
+        refresh of one client), so two never publish side by side. The grant is truthy when
+        taken; `replaced` names an expired lease of another owner that it took over (a writer
+        that stopped without releasing it), `holder` who holds it when not.
         """
         table = self.table("SyncState")
         entity = {
             "PartitionKey": STATE_PK,
             "RowKey": "lease",
             "owner": owner,
+            "purpose": purpose,
             "started_at": started_at or now,
             "renewed_at": now,
             "expires_at": now + ttl,
@@ -182,7 +192,7 @@ class SyncStateStore(TableStore):
         return True
 
     def lease(self) -> LeaseInfo | None:
-        """Who holds the sync lease (expired or not), if anyone."""
+        """Who holds the writer lease (expired or not), if anyone."""
         existing = self._state("lease")
         return None if existing is None else _lease_info(existing)
 
@@ -282,11 +292,12 @@ class ReportDistrust:
 
 @dataclass(frozen=True, slots=True)
 class LeaseInfo:
-    """The sync lease as stored: who holds it, since when, until when."""
+    """The writer lease as stored: who holds it, for what, since when, until when."""
 
     owner: str
     started_at: datetime | None
     expires_at: datetime
+    purpose: str = "sync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +343,8 @@ def _lease_info(entity: Mapping[str, Any]) -> LeaseInfo:
         owner=str(entity["owner"]),
         started_at=_utc(started) if isinstance(started, datetime) else None,
         expires_at=_utc(entity["expires_at"]),
+        # Leases written before writers said what they were doing were all sync runs'.
+        purpose=str(entity.get("purpose") or "sync"),
     )
 
 

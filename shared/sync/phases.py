@@ -25,14 +25,13 @@ from shared.halo.client import HaloClient
 from shared.immybot.client import ImmyClient
 from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
-from shared.store.base import StoreError
 from shared.store.generations import Layout, apply_rules, layout
 from shared.store.repository import Store
 from shared.store.state import Held, Pointer
 from shared.sync.assets import run_assets
 from shared.sync.immybot import ImmyRead, read_immybot, with_immybot
 from shared.sync.judge import judge
-from shared.sync.lease import SyncLease, brief
+from shared.sync.lease import WriterLease, brief
 from shared.sync.read import SyncData, count_rejects, read_for_run
 from shared.sync.retention import collect_garbage
 from shared.sync.runs import Outcome, SyncReport, bounded_json
@@ -82,7 +81,7 @@ class RunContext:
     phases: Phases
     clock: Callable[[], datetime]
     before_swap: Callable[[str], None] | None
-    lease: SyncLease
+    lease: WriterLease
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +243,9 @@ def _record_rejects(report: SyncReport, data: SyncData, resolved: _LaidOut) -> N
 async def _write(run: RunContext, resolved: _LaidOut) -> None:
     report = run.report
     report.generation = resolved.generation
+    # A run that lost the lease may share its generation with the run that took over (that run
+    # continues the staged pages): only the holder writes the table.
+    await run.lease.confirm()
     stats = await asyncio.to_thread(
         run.store.write_generation, resolved.generation, resolved.planned.partitions
     )
@@ -281,6 +283,7 @@ async def _held(
     generation = resolved.generation
     reason = bounded_json(outcome.verdict.record())
     entry = Held(generation, report.run_id, run.clock(), resolved.synced_at, reason, outcome.digest)
+    await run.lease.confirm()  # a held generation is published for approval: the holder's alone
     await asyncio.to_thread(store.set_held, entry)
     report.outcome = Outcome.HELD
     report.guard = outcome.verdict.record()
@@ -293,8 +296,8 @@ async def _swap(run: RunContext, resolved: _LaidOut, current: Pointer | None) ->
     """Make the new generation current, unless this run lost the lease."""
     if run.before_swap is not None:
         run.before_swap(resolved.generation)
-    if run.lease.lost:
-        raise StoreError("this run lost the sync lease to another run; not swapping")
+    # Renewed just now, so no other writer can hold the lease while the pointer moves.
+    await run.lease.confirm()
     await asyncio.to_thread(
         run.store.swap,
         resolved.generation,
@@ -306,19 +309,29 @@ async def _swap(run: RunContext, resolved: _LaidOut, current: Pointer | None) ->
 
 
 async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> None:
-    """Follow-up work, ImmyBot tags and asset population once the generation serves."""
+    """Follow-up work, ImmyBot tags and asset population once the generation serves.
+
+    Each writes on behalf of the writer that holds the lease: a run that lost it leaves the rest
+    to the writer that has it (the generation serves either way, so these are warnings).
+    """
     report, generation = run.report, resolved.generation
     mark = time.perf_counter()
+    if not await _still_writer(run, "the follow-up steps"):
+        return
     await after_current(
         run.store, generation, resolved.snapshot, resolved.manifest, resolved.today, report
     )
     mark = run.phases.mark("after_current", mark)
+    if not await _still_writer(run, "ImmyBot tags and asset population"):
+        return
     if clients.immy is not None:  # only ever from a current generation: a held one never gets here
         report.immy_tags = await apply_immy_tags(
             run.settings, run.store, clients.immy, generation, run.clock()
         )
         run.phases.mark("immy_tags", mark)
     mark = time.perf_counter()
+    if not await _still_writer(run, "asset population"):
+        return
     # Only now that the generation serves: asset population never runs on a held or failed one.
     computers = None if resolved.immy_state.note else resolved.computers
     assets = await run_assets(
@@ -327,6 +340,16 @@ async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> 
     )  # fmt: skip
     report.assets = assets.record() if assets is not None else None
     run.phases.mark("assets", mark)
+
+
+async def _still_writer(run: RunContext, steps: str) -> bool:
+    """Whether this run still holds the lease; if not, a warning that `steps` were left."""
+    if await run.lease.still_held():
+        return True
+    run.report.warnings.append(
+        f"{steps} left to the next writer: this run lost the lease ({run.lease.lost})"
+    )
+    return False
 
 
 async def after_current(

@@ -21,7 +21,7 @@ from shared.runtime.clients import immy_applications
 from shared.settings import Settings, get_settings
 from shared.store.base import StoreError
 from shared.store.repository import Store, get_store
-from shared.sync.lease import LEASE_TTL, SyncLease, brief, record_abandoned
+from shared.sync.lease import LeaseLost, Sleep, WriterLease, brief, record_abandoned
 from shared.sync.phases import Clients, Phases, RunContext, run_phases
 from shared.sync.read import ReportUntrusted
 from shared.sync.runs import MAX_TEXT, Outcome, SyncReport, record_run, settle_unrecorded
@@ -36,6 +36,7 @@ async def run_sync(
     halo: HaloClient | None = None,
     immy: ImmyClient | None = None,
     now: Callable[[], datetime] | None = None,
+    sleep: Sleep | None = None,
     before_swap: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Run one sync end to end and record it. Never raises for HaloPSA or storage failures.
@@ -45,7 +46,8 @@ async def run_sync(
     another run holds the lease, `resumable` if reading HaloPSA reached SYNC_TIME_LIMIT_SECONDS
     (or a 429 asked to wait past it): its pages are staged and the next run continues them.
     Storage down at the start fails the run; its record, like any that storage refused, is
-    written by the next run in this process that reaches storage.
+    written by the next run in this process that reaches storage. `now` and `sleep` are the
+    clock and the wait the lease's heartbeat uses (injected by tests).
     """
     if store is None:
         store = get_store() if settings is None else Store.from_settings(settings)
@@ -54,38 +56,43 @@ async def run_sync(
     started = clock()
     report = SyncReport(run_id=uuid.uuid4().hex[:12], started_at=started)
     phases = Phases(report)
-    if await _take_lease(store, report, started):
-        lease = SyncLease(store, report.run_id, clock)
-        heartbeat = asyncio.create_task(lease.keep())
+    lease = WriterLease(
+        store, report.run_id, purpose="sync", clock=clock, sleep=sleep or asyncio.sleep
+    )
+    if await _take_lease(lease, store, report, started):
         run = RunContext(settings, store, report, phases, clock, before_swap, lease)
-        try:
+        async with lease.heartbeat():
             await _run_with_clients(run, halo, immy)
-        finally:
-            heartbeat.cancel()
         # Not in `finally`: a run cancelled or killed mid-way keeps the lease until it goes stale,
         # and the run that takes it over records this one as abandoned.
         try:
-            await asyncio.to_thread(store.release_lease, report.run_id)
+            await lease.release()
         except Exception as error:
             # The next run in this process frees it; elsewhere it expires within LEASE_TTL.
             report.warnings.append(f"the sync lease was not released: {brief(error)}")
     return await _finish(store, report, phases, clock)
 
 
-async def _take_lease(store: Store, report: SyncReport, started: datetime) -> bool:
-    """Whether this run holds the sync lease; when not, the report says why."""
+async def _take_lease(
+    lease: WriterLease, store: Store, report: SyncReport, started: datetime
+) -> bool:
+    """Whether this run holds the writer lease; when not, the report says why."""
     try:
         await asyncio.to_thread(settle_unrecorded, store)
-        grant = await asyncio.to_thread(
-            store.acquire_lease, report.run_id, now=started, ttl=LEASE_TTL, started_at=started
-        )
+        grant = await lease.take(started)
     except Exception as error:
         report.outcome = Outcome.FAILED
         report.error = f"storage unavailable, the sync lease could not be taken: {brief(error)}"
         return False
     if not grant:
         report.outcome = Outcome.SKIPPED
-        report.note = "another sync run holds the lease"
+        holder = grant.holder
+        report.note = (
+            f"another writer holds the lease ({holder.purpose} {holder.owner}, until "
+            f"{holder.expires_at:%Y-%m-%dT%H:%M:%SZ})"
+            if holder is not None
+            else "another writer took the lease as this run tried to"
+        )
         return False
     if grant.replaced is not None:
         await record_abandoned(store, grant.replaced, report)
@@ -104,7 +111,7 @@ async def _run_with_clients(
         await run_phases(run, Clients(halo, immy))
     except HaloOutOfTime as error:
         _out_of_time(report, str(error)[:MAX_TEXT])
-    except (HaloError, StoreError, ImmyError, ReportUntrusted) as error:
+    except (HaloError, StoreError, ImmyError, ReportUntrusted, LeaseLost) as error:
         _ended_by(report, str(error)[:MAX_TEXT])
     except Exception as error:
         log.exception("sync run %s failed unexpectedly", report.run_id)

@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import UTC, date, datetime
 
-from shared.api.reconciliation import ReconciliationResponse, as_csv
+from shared.api.reconciliation import ReconciliationResponse, as_csv, reconciliation_reply
 from shared.core.reconcile import ReconciliationTotals, reconciliation_row
 from shared.core.rules import ItemMatch, Rule
 from shared.core.targets import Snapshot, resolve
@@ -68,3 +68,31 @@ def test_uncalculated_line_is_not_claimed_as_zero_billed():
         "1",
         "9",
     )
+
+
+def test_csv_answers_are_attachments_named_in_ascii_and_safe_in_a_spreadsheet():
+    row = reconciliation_row(target_with({"id": 1, "qty_order": 3.0}), deployed=1)
+    row = row.model_copy(update={"client_name": "=HYPERLINK(1)"})
+    answer = ReconciliationResponse(
+        software="Sentinel Ünë",
+        generation="g1",
+        synced_at=datetime(2026, 12, 2, tzinfo=UTC),
+        resolved_on=date(2026, 12, 2),
+        immybot_configured=True,
+        totals=ReconciliationTotals(
+            billed_fixed=3.0,
+            billed_calculated=0.0,
+            calculated_unknown=0,
+            deployed=1,
+            at_stake=0.0,
+            unmapped_clients=0,
+        ),
+        rows=[row],
+    )
+    reply = reconciliation_reply(answer, "csv")
+    assert (reply.status, reply.mimetype) == (200, "text/csv")
+    disposition = reply.headers["Content-Disposition"]
+    assert disposition == 'attachment; filename="reconciliation-Sentinel--n-.csv"'
+    (cells,) = list(csv.DictReader(io.StringIO(reply.body.decode())))
+    assert cells["client_name"] == "'=HYPERLINK(1)"  # not a formula
+    assert cells["difference"] == "-2.0"  # a negative number stays a number

@@ -42,10 +42,27 @@ def test_a_contract_ending_soon_entitles_and_is_flagged():
     [row] = found.software
     assert row.software == "Office"
     assert row.reasons == ["contract C-7 (Managed)"]
-    assert row.expiring and row.ends == date(2026, 3, 20)
+    # The last day is the 20th: the first day without Office is the 21st, 20 days from today.
+    assert row.expiring and (row.ends, row.ends_in) == (date(2026, 3, 21), 20)
+    assert row.ends_why == ["contract C-7 ends 2026-03-20"]
     assert found.wanted == [Wanted("Office", ("Microsoft 365",))]
     [shown] = found.contracts
     assert shown.ref == "C-7" and shown.expiring and not shown.in_grace
+
+
+def test_software_ends_only_when_its_last_cover_does_grace_days_counted():
+    ending = contract(7, "Managed", "2026-03-20")
+    lenient = [entry(Rule(software="Office", contract_types=["Managed"], grace_days=7))]
+    [row] = coverage(record([ending]), {}, lenient, TODAY).software
+    assert (row.ends, row.ends_in) == (date(2026, 3, 28), 27)
+    assert row.ends_why == ["contract C-7 ends 2026-03-20 + 7 grace days"]
+    renewed = [ending, contract(9, "Managed", None, start_date="2026-03-01")]
+    strict = [entry(Rule(software="Office", contract_types=["Managed"]))]
+    [row] = coverage(record(renewed), {}, strict, TODAY).software
+    assert not row.expiring and row.ends is None and row.ends_in is None
+    # The ending contract itself still shows as ending soon.
+    shown = coverage(record(renewed), {}, strict, TODAY).contracts
+    assert {r.ref: r.expiring for r in shown} == {"C-7": True, "C-9": False}
 
 
 def test_a_contract_past_its_end_shows_only_inside_a_rules_grace():

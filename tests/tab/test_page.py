@@ -169,8 +169,14 @@ def test_tab_shows_ticket_coverage_and_software(demo):
 
 @pytest.mark.integration
 def test_expiring_contract_is_flagged(demo):
-    html = html_of(tab("3"))  # Fabrikam: Managed Security ends in 20 days
-    assert ", within 30 days</span>" in html and "ends 20" in html
+    # Fabrikam: Managed Security ends in 20 days and Huntress allows 7 grace days, so Huntress
+    # ends in 28 days; the contract itself is flagged as ending soon.
+    html = html_of(tab("3"))
+    huntress = html.split("<b><bdi>Huntress</bdi></b>", 1)[1].split("</li>", 1)[0]
+    first_day_without = datetime.now(UTC).date() + timedelta(days=28)
+    assert '<span class="tag warn">ends in 28 days</span>' in huntress
+    assert f"not covered from {first_day_without}: <bdi>contract MSEC-000003 ends " in huntress
+    assert "+ 7 grace days</bdi>" in huntress
     assert '<span class="tag warn">soon</span>' in html
 
 

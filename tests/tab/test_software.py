@@ -310,8 +310,13 @@ def test_contracts_in_grace_and_ending_soon(both):
     contract = html.split("<td><bdi>MSEC-000001</bdi></td>", 1)[1].split("</tr>", 1)[0]
     assert '<span class="tag warn">in grace</span>' in contract
     assert "(Managed Security) in grace" in html  # Huntress' reason says so too
-    fabrikam = page("3")  # Managed Security ends in 20 days: flagged with its date
-    assert f"ends {today + timedelta(days=20)}, within 30 days" in fabrikam
+    # Huntress itself ends with the grace: the contract's 3 days ago plus 7, so in 5 days.
+    assert '<b><bdi>Huntress</bdi></b> <span class="tag warn">ends in 5 days</span>' in html
+    fabrikam = page("3")  # Managed Security ends in 20 days, + 7 grace days: 28 days
+    assert '<b><bdi>Huntress</bdi></b> <span class="tag warn">ends in 28 days</span>' in fabrikam
+    assert f"not covered from {today + timedelta(days=28)}" in fabrikam
+    # Contoso's SentinelOne lines are open: no end beside it.
+    assert '<b><bdi>SentinelOne</bdi></b> <span class="tag warn">' not in html
 
 
 # -- what a view costs: Table round trips, writes, clients ------------------------------------------
