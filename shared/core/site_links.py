@@ -111,7 +111,7 @@ class Placement:
     """A site-scoped rule's computers: those at its targets' sites, and those whose site is
     unknown."""
 
-    sites: dict[int, int]  # computer id -> its site, for computers at a target's sites
+    placed: dict[int, SiteLink]  # computer id -> its link, for computers at a target's sites
     unplaced: list[Unplaced]
 
 
@@ -131,7 +131,7 @@ def place(
         if target.immy_tenant_id is not None:
             by_tenant[target.immy_tenant_id].append(target)
     wanted = {(t.client_id, s.id) for found in by_tenant.values() for t in found for s in t.sites}
-    sites: dict[int, int] = {}
+    placed: dict[int, SiteLink] = {}
     unplaced: list[Unplaced] = []
     for computer in sorted(computers, key=lambda c: c.id):
         if computer.tenant_id not in by_tenant:
@@ -148,5 +148,5 @@ def place(
                 )
             )
         elif (link.client_id, link.site_id) in wanted:
-            sites[computer.id] = link.site_id
-    return Placement(sites, unplaced)
+            placed[computer.id] = link
+    return Placement(placed, unplaced)

@@ -88,8 +88,8 @@ def test_placement_takes_the_targets_sites_and_lists_computers_of_unknown_site()
     }
     targets = [scoped(1, 3, 11), scoped(7, None, 11)]  # client 7 has no tenant
     result = place(targets, computers, links)
-    assert result.sites == {1: 11}
+    assert {c: k.site_id for c, k in result.placed.items()} == {1: 11}
     assert [(u.computer_id, u.reason) for u in result.unplaced] == [(3, NO_ASSET), (5, NOT_COVERED)]
     unknown = place(targets, computers, None)
-    assert unknown.sites == {} and {u.reason for u in unknown.unplaced} == {NO_LINKS}
+    assert unknown.placed == {} and {u.reason for u in unknown.unplaced} == {NO_LINKS}
     assert [u.computer_id for u in unknown.unplaced] == [1, 2, 3, 4, 5]
