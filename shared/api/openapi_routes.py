@@ -56,7 +56,14 @@ TARGETS = Route(
                         ),
                     },
                 ),
-                Param("expand", "query", Literal["computers"]),
+                Param(
+                    "expand",
+                    "query",
+                    Literal["computers"],
+                    "`computers`: add each target tenant's ImmyBot computers; for a site-scoped "
+                    "rule only those at the targets' sites (`computer_sites` says which site), "
+                    "and the computers whose site is unknown (`unplaced`).",
+                ),
                 Param("If-None-Match", "header", str),
             ),
             answers={

@@ -18,18 +18,23 @@ sites 9 and 2, by the demo assets (sandbox/halo_data.py `_DEMO_ASSETS`, matched 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
+import azure.functions as func
 import pytest
+from jsonschema import Draft202012Validator
 
 from sandbox.halo_data import demo_data
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
+from shared.api.openapi import openapi_document
 from shared.api.rules import import_rules
 from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
 from tests.conftest import immy_settings
+from tests.registry import handler
 from tests.sync.tag_runs import DEMO_RULES, approve_tag, put_rule, sync, tag_view, writes
 
 pytestmark = pytest.mark.integration
@@ -101,6 +106,31 @@ def test_a_site_scoped_rule_tags_exactly_the_computers_of_its_sites(start, monke
     again = sync()
     assert writes(immy) == before  # converged: a second run writes nothing
     assert again.immy_tags["added"] == again.immy_tags["removed"] == 0
+
+
+def targets_with_computers(if_none_match: str | None = None) -> func.HttpResponse:
+    headers = {"If-None-Match": if_none_match} if if_none_match else {}
+    params = {"software": "Huntress", "expand": "computers"}
+    request = func.HttpRequest("GET", "/api/targets", body=b"", params=params, headers=headers)
+    return handler("targets")(request)
+
+
+def test_the_targets_answer_shows_the_computers_at_the_sites_and_the_unplaced(start):
+    start("plan", site_ids=[9, 2])
+    sync()
+    response = targets_with_computers()
+    assert response.status_code == 200, response.get_body()
+    body = json.loads(response.get_body())
+    document = openapi_document()
+    schema = {"$ref": "#/components/schemas/TargetsResponse", "components": document["components"]}
+    assert not list(Draft202012Validator(schema).iter_errors(body))
+    assert {t: [c["id"] for c in found] for t, found in body["computers"].items()} == {
+        "2": [7],
+        "3": [8, 9],
+    }
+    assert body["computer_sites"] == {"7": 9, "8": 2, "9": 2}
+    assert [u["computer_id"] for u in body["unplaced"]] == UNPLACED
+    assert targets_with_computers(response.headers["ETag"]).status_code == 304
 
 
 def test_a_rule_becoming_site_scoped_leaves_its_tenants_only_once_approved(start):
