@@ -324,7 +324,7 @@ async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> 
     mark = run.phases.mark("assets", mark)
     if clients.immy is not None:  # only ever from a current generation: a held one never gets here
         report.immy_tags = await apply_immy_tags(
-            run.settings, run.store, clients.immy, generation, run.clock()
+            run.settings, run.store, clients.immy, generation, run.clock(), resolved.computers
         )
         run.phases.mark("immy_tags", mark)
 

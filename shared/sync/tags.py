@@ -49,6 +49,7 @@ from shared.core.tag_base import (
 from shared.core.tag_plan import minimum_requests, plan_rule, write_phases
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
+from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
 from shared.store.base import StoreError
 from shared.store.generations import read_computers, read_manifest, read_targets, read_tenants
@@ -62,9 +63,17 @@ log = logging.getLogger("halo_immy.immy_tags")
 
 
 async def apply_immy_tags(
-    settings: Settings, store: Store, immy: ImmyClient, generation: str, now: datetime
+    settings: Settings,
+    store: Store,
+    immy: ImmyClient,
+    generation: str,
+    now: datetime,
+    computers: Sequence[ImmyComputer] | None = None,
 ) -> dict[str, Any]:
     """Plan (and with `IMMY_TAGS=apply` make) every rule's tag changes for a current generation.
+
+    `computers` are the generation's, when the caller has them at hand (else they are read back
+    from it): the tags they carry are what computer tags are planned against.
 
     Never raises: the generation is already serving, so a failure here is reported (in the
     returned dict, which the run records as `immy_tags`) and left for the next run.
@@ -73,7 +82,7 @@ async def apply_immy_tags(
     if mode is TagMode.OFF:
         return {"mode": str(mode)}
     try:
-        return await _run(settings, store, immy, generation, now, mode)
+        return await _run(settings, store, immy, generation, now, mode, computers)
     except (ImmyError, StoreError) as error:
         log.warning("ImmyBot tags not reconciled: %s", error)
         return {"mode": str(mode), "error": str(error)}
@@ -89,13 +98,14 @@ async def _run(
     generation: str,
     now: datetime,
     mode: TagMode,
+    computers: Sequence[ImmyComputer] | None,
 ) -> dict[str, Any]:
     manifest, _ = await asyncio.to_thread(read_manifest, store, generation)
     if not manifest.immybot.configured or manifest.immybot.note:
         # Tenants carried over from an older generation say nothing about today's tags.
         return {"mode": str(mode), "skipped": "ImmyBot's tenants were not read by this run"}
     started = immy.requests
-    plans = await _plan(settings, store, immy, manifest, generation, now)
+    plans = await _plan(settings, store, immy, manifest, generation, now, computers)
     changes = [c for p in plans for c in p.changes]
     result = ApplyResult(
         at=now,
@@ -127,13 +137,14 @@ async def _plan(
     manifest: Manifest,
     generation: str,
     now: datetime,
+    computers: Sequence[ImmyComputer] | None,
 ) -> list[RuleTags]:
     """Every rule's plan against ImmyBot's tags and the tenants and computers the generation
     holds."""
     tenants = {t.id: t for t in await asyncio.to_thread(read_tenants, store, generation)}
     tags = {t.name.casefold(): t for t in await immy.tags()}
     scoped = any(e.rule.site_ids is not None for e in manifest.rules.values())
-    fleet = await asyncio.to_thread(_fleet, store, generation, scoped)
+    fleet = await asyncio.to_thread(_fleet, store, generation, scoped, computers)
     plans: list[RuleTags] = []
     for entry in manifest.rules.values():
         rule = entry.rule
@@ -159,12 +170,14 @@ async def _plan(
     return plans
 
 
-def _fleet(store: Store, generation: str, scoped: bool) -> Fleet:
+def _fleet(
+    store: Store, generation: str, scoped: bool, computers: Sequence[ImmyComputer] | None
+) -> Fleet:
     """The generation's computers (their tags say who carries what), and where they are when a
     site-scoped rule needs it."""
-    computers = {c.id: c for c in read_computers(store, generation)}
+    every = read_computers(store, generation) if computers is None else computers
     found = read_site_links(store, generation) if scoped else None
-    return Fleet(computers, found[1] if found is not None else None)
+    return Fleet({c.id: c for c in every}, found[1] if found is not None else None)
 
 
 def _made(
