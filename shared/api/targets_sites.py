@@ -47,9 +47,10 @@ def site_scoped_answer(
     # Links rewritten since the summary was read: the ETag follows what the answer holds.
     etag = etag_for(links[0].run_id if links else NO_LINKS_STAMP)
     tenants = sorted({t.immy_tenant_id for t in found if t.immy_tenant_id is not None})
-    computers: list[ImmyComputer] = []
-    for tenant in tenants:
-        computers += read_computers(store, generation, tenant)
+    # One read of the partition, as for any expand=computers: a rule may target many tenants.
+    wanted = set(tenants)
+    every = read_computers(store, generation) if wanted else []
+    computers = [c for c in every if c.tenant_id in wanted]
     placement = place(found, computers, links[1] if links else None)
     by_id = {c.id: c for c in computers}
     at_sites: dict[str, list[ImmyComputer]] = {str(t): [] for t in tenants}
