@@ -13,8 +13,9 @@ the computer's tenant carries the tag anyway, since nothing is lost there).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.core.site_links import SiteLink
 from shared.core.tag_base import HeldRemoval, TagChange, TagPolicy, change, held_removal
@@ -28,6 +29,15 @@ class Fleet:
 
     computers: Mapping[int, ImmyComputer]
     links: Mapping[int, SiteLink] | None
+    # Tag id -> the computers carrying it, indexed once: every rule asks, of every computer.
+    by_tag: Mapping[int, frozenset[int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        carried: dict[int, set[int]] = defaultdict(set)
+        for computer in self.computers.values():
+            for tag_id in computer.tag_ids:
+                carried[tag_id].add(computer.id)
+        object.__setattr__(self, "by_tag", {t: frozenset(ids) for t, ids in carried.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +53,7 @@ def computer_carriers(tag: ImmyTag | None, fleet: Fleet | None) -> set[int]:
     """The computers carrying `tag`, as the generation read them."""
     if tag is None or fleet is None:
         return set()
-    return {c.id for c in fleet.computers.values() if tag.id in c.tag_ids}
+    return set(fleet.by_tag.get(tag.id, ()))
 
 
 def tag_computers(
