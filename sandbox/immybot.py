@@ -9,10 +9,12 @@ One server answers both sides of an ImmyBot integration:
   `Page`/`PageSize` when given, else every tenant, each with its `tenantTagIds`/`tenantTagNames`),
   `GET /api/v1/computers/paged` (skip/take, includeOffline, tenantId, sort/sortDesc; `take` is
   silently capped at `max_take`, 100 by default, as a server may do, so a client that stops on a
-  short page loses computers), `GET|POST /api/v1/tags`, `POST /api/v1/tenants/add-tags` and
-  `/remove-tags` (body `{"entityIds": [tenant ids], "tagIds": [tag ids]}`), `GET
-  /api/v1/provider-links` and `GET /api/v1/provider-links/{id}/clients`. Tags are state: what
-  add-tags and remove-tags change, later tenant listings show (`tenant_tags()` reads it in tests).
+  short page loses computers; each computer lists its `computerTagIds`), `GET|POST /api/v1/tags`,
+  `POST /api/v1/tenants/add-tags` and `/remove-tags`, `POST /api/v1/computers/add-tags` and
+  `/remove-tags` (all four with the body `{"entityIds": [ids], "tagIds": [tag ids]}`), `GET
+  /api/v1/provider-links` and `GET /api/v1/provider-links/{id}/clients`. Tags are state
+  (`sandbox.immybot_tags`): what add-tags and remove-tags change, later tenant and computer
+  listings show (`tenant_tags()` and `computer_tags()` read it in tests).
   `GET /api/v1/computers/{id}/detected-computer-software`: a bare list of
   `DetectedComputerSoftwareResponse` objects (ImmyBot's OpenAPI document), empty for a computer
   never inventoried, 404 for an unknown id.
@@ -56,6 +58,14 @@ from sandbox.http_server import (
     serve_until_signalled,
 )
 from sandbox.immybot_data import ImmyDataSet, immy_data_for, pad_computers
+from sandbox.immybot_tags import (
+    Entity,
+    TagRequestError,
+    carriers,
+    change_tags,
+    create_tag,
+    find_tags,
+)
 
 DEFAULT_ENTRA_TENANT = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_ID = "immy-client"
@@ -72,12 +82,20 @@ ENDPOINTS = (
     "tags",
     "add_tags",
     "remove_tags",
+    "computer_add_tags",
+    "computer_remove_tags",
     "provider_links",
     "provider_clients",
     "detected_software",
 )
 # The endpoints that change state (ImmyBot answers other methods with 405).
-_POST_ONLY = frozenset({"add_tags", "remove_tags"})
+_TAG_WRITES: dict[str, tuple[Entity, bool]] = {
+    "add_tags": ("tenants", True),
+    "remove_tags": ("tenants", False),
+    "computer_add_tags": ("computers", True),
+    "computer_remove_tags": ("computers", False),
+}
+_POST_ONLY = frozenset(_TAG_WRITES)
 # The ImmyBot API endpoints `deny` may refuse (Entra's are not ImmyBot's to refuse).
 _DENIABLE = frozenset(ENDPOINTS) - {"token", "openid"}
 _DEFAULT_SUFFIX = "/.default"
@@ -93,7 +111,8 @@ _HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 class ImmyFaults(SandboxFaults):
     """Misbehaviour to simulate. `error_rate` and `error_status` hit ImmyBot API requests only
     (not Entra's); `latency_ms` delays every endpoint; tokens live `token_ttl_seconds`;
-    `tag_writes_before_error` (when set) lets that many add-tags/remove-tags requests through and
+    `tag_writes_before_error` (when set) lets that many add-tags/remove-tags requests (on tenants
+    and computers alike) through and
     fails every later one with `error_status`, as an ImmyBot going down mid-run would.
     `deny` lists endpoints (stats keys, e.g. `["tags"]`) answered 403, as for a caller whose
     ImmyBot user or role lacks the right."""
@@ -305,6 +324,11 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             ["remove-tags"],
         ):
             return lowered[4].replace("-", "_"), ""
+        if lowered[:4] == ["", "api", "v1", "computers"] and lowered[4:] in (
+            ["add-tags"],
+            ["remove-tags"],
+        ):
+            return "computer_" + lowered[4].replace("-", "_"), ""
         if lowered == ["", "api", "v1", "provider-links"]:
             return "provider_links", ""
         if (
@@ -376,7 +400,7 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
                 failing = limit is not None and self._tag_writes_seen > limit
             if failing:
                 return _problem(faults.error_status, "injected error after tag writes")
-            return self._tenant_tags(endpoint, body)
+            return self._change_tags(endpoint, body)
         if endpoint == "provider_links":
             return Response(200, list(self._data.provider_links))
         if endpoint == "provider_clients":
@@ -547,57 +571,26 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
         return Response(200, rows)
 
     def _tags(self, query: Mapping[str, str]) -> Response:
-        name = query.get("name", "").strip().casefold()
         with self._lock:
-            tags = [dict(t) for t in self._data.tags]
-        return Response(200, [t for t in tags if name in str(t.get("name", "")).casefold()])
+            return Response(200, find_tags(self._data, query.get("name", "")))
 
     def _create_tag(self, body: bytes) -> Response:
-        payload = _json_body(body)
-        name = payload.get("name") if isinstance(payload, dict) else None
-        if not isinstance(name, str) or not name.strip():
-            return _invalid("name", "The Name field is required.")
-        with self._lock:
-            if any(str(t["name"]).casefold() == name.casefold() for t in self._data.tags):
-                return _invalid("name", f"A tag named '{name}' already exists.")
-            tag = {
-                "id": max((int(t["id"]) for t in self._data.tags), default=0) + 1,
-                "name": name,
-                "description": payload.get("description"),
-                "color": payload.get("color"),
-            }
-            self._data.tags.append(tag)
-        return Response(200, dict(tag))
+        try:
+            with self._lock:
+                return Response(200, create_tag(self._data, _json_body(body)))
+        except TagRequestError as error:
+            return _invalid(error.field, str(error))
 
-    def _tenant_tags(self, endpoint: str, body: bytes) -> Response:
-        payload = _json_body(body)
-        if not isinstance(payload, dict):
-            return _invalid("request", "A non-empty request body is required.")
-        ids: dict[str, list[int]] = {}
-        for name in ("entityIds", "tagIds"):
-            value = payload.get(name)
-            if not isinstance(value, list) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value
-            ):
-                return _invalid(name, f"{name} must be a list of integers.")
-            ids[name] = value
-        with self._lock:
-            tenants = {t["id"]: t for t in self._data.tenants}
-            known_tags = {t["id"] for t in self._data.tags}
-            missing = [i for i in ids["entityIds"] if i not in tenants]
-            missing_tags = [i for i in ids["tagIds"] if i not in known_tags]
-            if missing or missing_tags:
-                return _problem(404, f"unknown tenants {missing} or tags {missing_tags}")
-            for tenant_id in ids["entityIds"]:
-                carried = set(tenants[tenant_id].get("tenantTagIds") or [])
-                if endpoint == "add_tags":
-                    carried |= set(ids["tagIds"])
-                else:
-                    carried -= set(ids["tagIds"])
-                names = {t["id"]: t["name"] for t in self._data.tags}
-                tenants[tenant_id]["tenantTagIds"] = sorted(carried)
-                tenants[tenant_id]["tenantTagNames"] = [names[i] for i in sorted(carried)]
-            self.tag_writes.append((endpoint, list(ids["entityIds"]), list(ids["tagIds"])))
+    def _change_tags(self, endpoint: str, body: bytes) -> Response:
+        entity, add = _TAG_WRITES[endpoint]
+        try:
+            with self._lock:
+                ids, tag_ids = change_tags(self._data, entity, add, _json_body(body))
+                self.tag_writes.append((endpoint, ids, tag_ids))
+        except TagRequestError as error:
+            if error.status == 404:
+                return _problem(404, str(error))
+            return _invalid(error.field, str(error))
         return Response(200, None)
 
     def _provider_clients(self, link: str) -> Response:
@@ -622,12 +615,12 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
     def tenant_tags(self) -> dict[str, set[int]]:
         """Tag name -> the ids of the tenants carrying it, as of now (for tests)."""
         with self._lock:
-            names = {t["id"]: str(t["name"]) for t in self._data.tags}
-            carried: dict[str, set[int]] = {name: set() for name in names.values()}
-            for tenant in self._data.tenants:
-                for tag_id in tenant.get("tenantTagIds") or []:
-                    carried[names[tag_id]].add(int(tenant["id"]))
-            return carried
+            return carriers(self._data, "tenants")
+
+    def computer_tags(self) -> dict[str, set[int]]:
+        """Tag name -> the ids of the computers carrying it, as of now (for tests)."""
+        with self._lock:
+            return carriers(self._data, "computers")
 
     def _computers(self, query: Mapping[str, str]) -> Response:
         index = self._index
@@ -657,7 +650,10 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
                 key=lambda r: _sort_value(r.get(name) if isinstance(r, dict) else None),
                 reverse=sort_desc,
             )
-        return Response(200, {"count": len(rows), "results": rows[skip : skip + take]})
+        with self._lock:
+            # Copies taken under the lock: a tag write changes these records while others read.
+            page = [dict(r) if isinstance(r, dict) else r for r in rows[skip : skip + take]]
+        return Response(200, {"count": len(rows), "results": page})
 
 
 def _json_body(body: bytes) -> Any:

@@ -100,9 +100,10 @@ class ImmyDataSet(JsonDataSet):
     """Every record the ImmyBot sandbox serves, as ImmyBot JSON objects.
 
     `tags` are `{id, name, description, color}`; a tenant lists the tags it carries in
-    `tenantTagIds`. `provider_links` are integrations (`{id, name, providerTypeId, disabled}`);
-    `provider_clients` are their clients as `GET /api/v1/provider-links/{id}/clients` lists them
-    (`providerLinkId`, `externalClientId`, `externalClientName`, `linkedToTenantId`).
+    `tenantTagIds`, a computer in `computerTagIds`. `provider_links` are integrations
+    (`{id, name, providerTypeId, disabled}`); `provider_clients` are their clients as
+    `GET /api/v1/provider-links/{id}/clients` lists them (`providerLinkId`, `externalClientId`,
+    `externalClientName`, `linkedToTenantId`).
     `detected_software` are `DetectedComputerSoftwareResponse` objects, each naming its
     `computerId`, as `GET /api/v1/computers/{id}/detected-computer-software` lists them.
     """
@@ -236,6 +237,7 @@ class _Builder:
             "isSandbox": False,
             "isDevLab": False,
             "excludeFromMaintenance": False,
+            "computerTagIds": [],  # what computer add-tags / remove-tags change
         }
         self.data.computers.append(record)
         return record

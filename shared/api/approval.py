@@ -11,7 +11,7 @@ from shared.store.repository import Store
 from shared.sync.asset_hold import approve_asset_hold
 from shared.sync.retention import NothingHeld, approve_held
 from shared.sync.status import SyncStatus
-from shared.sync.tags import approve_tag_removal
+from shared.sync.tag_store import approve_tag_removal
 
 
 def approve(store: Store, params: Mapping[str, str], status: Callable[[], SyncStatus]) -> Reply:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.catalog import ContractTypeEntry, ItemEntry
 from shared.core.rules import Rule
+from shared.core.site_links import Unplaced
 from shared.core.targets import Target, TargetCounts, UnmappedClient
 from shared.records.immybot import ImmyComputer
 
@@ -32,7 +33,18 @@ class TargetsResponse(_Out):
     )
     computers: dict[str, list[ImmyComputer]] | None = Field(
         default=None,
-        description="With expand=computers: each target tenant's computers, by tenant id.",
+        description="With expand=computers: each target tenant's computers, by tenant id; for a "
+        "site-scoped rule only those at the targets' sites (by the asset each is matched to).",
+    )
+    computer_sites: dict[str, int] | None = Field(
+        default=None,
+        description="With expand=computers on a site-scoped rule: the HaloPSA site of each "
+        "computer listed, by computer id.",
+    )
+    unplaced: list[Unplaced] | None = Field(
+        default=None,
+        description="With expand=computers on a site-scoped rule: computers of the target "
+        "tenants whose site is unknown, and why (not tagged, not listed in computers).",
     )
     targets: list[Target] = Field(description="Always the last member of the answer.")
 
@@ -46,7 +58,7 @@ class CatalogResponse(_Out):
     items: list[ItemEntry]
     rule_warnings: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="Per rule (software), what it cannot do in ImmyBot, e.g. a site scope.",
+        description="Per rule (software), what it does differently in ImmyBot, e.g. a site scope.",
     )
 
 

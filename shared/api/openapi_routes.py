@@ -19,7 +19,7 @@ from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
-from shared.sync.tags import TagsView
+from shared.sync.tag_store import TagsView
 
 # What params.lookup_value accepts: leading, trailing and repeated spaces are collapsed.
 Lookup = Annotated[
@@ -57,7 +57,14 @@ TARGETS = Route(
                         ),
                     },
                 ),
-                Param("expand", "query", Literal["computers"]),
+                Param(
+                    "expand",
+                    "query",
+                    Literal["computers"],
+                    "`computers`: add each target tenant's ImmyBot computers; for a site-scoped "
+                    "rule only those at the targets' sites (`computer_sites` says which site), "
+                    "and the computers whose site is unknown (`unplaced`).",
+                ),
                 Param("If-None-Match", "header", str),
             ),
             answers={
@@ -266,8 +273,8 @@ TAGS = Route(
         Operation(
             "get",
             "getImmyBotTags",
-            summary="Per rule: its ImmyBot tag, tenants carrying it, tenants that should, "
-            "the planned changes and the last apply result",
+            summary="Per rule: its ImmyBot tag, the tenants (or, site-scoped, computers) carrying "
+            "it and that should, the planned changes and the last apply result",
             answers={200: Response.json(TagsView, "The tags")},
             problems=(503,),
         ),

@@ -1,5 +1,5 @@
 """Targets answers: who is entitled to a software, contract type or item, from the current
-generation.
+generation (a site-scoped rule's computers: `shared.api.targets_sites`).
 
 Named software is answered from the targets the sync (or a rule edit) resolved: the pointer and
 manifest (`shared.api.current`), the rule's unmapped and targets partitions, and then from the
@@ -27,6 +27,7 @@ from shared.api.current import (
 )
 from shared.api.models import TargetsResponse
 from shared.api.targets_query import TargetsQuery, described, etag_matches
+from shared.api.targets_sites import site_scoped_answer
 from shared.core.generation import Manifest, RuleEntry
 from shared.core.rules import Rule
 from shared.core.targets import (
@@ -79,7 +80,20 @@ def _named_answer(
     entry = rule_in(current.manifest, query.value)
     # The resolution day is part of the version: the same rule re-resolved on a later day (a
     # rule edit on an older generation) may have other targets.
-    etag = _etag(pointer.generation, f"{entry.version}.{entry.resolved_on:%Y%m%d}", query)
+    version = f"{entry.version}.{entry.resolved_on:%Y%m%d}"
+    if query.computers and entry.rule.site_ids is not None:
+
+        def envelope() -> TargetsResponse:
+            unmapped = read_unmapped(store, pointer.generation, entry)
+            return _envelope(entry.software, query, current.manifest, entry.rule, entry.counts,
+                             entry.resolved_on, unmapped)  # fmt: skip
+
+        etag, body = site_scoped_answer(
+            store, current, entry, envelope,
+            lambda links: _etag(pointer.generation, f"{version}.{links}", query), if_none_match,
+        )  # fmt: skip
+        return Answer(etag, body)
+    etag = _etag(pointer.generation, version, query)
     if etag_matches(if_none_match, etag):
         return Answer(etag, None)
     # One entry per rule, whatever the spelling: the echo of the query is put in afterwards,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +54,9 @@ class Matching:
     """One client's computers against its assets: pairs, and what could not be paired cleanly."""
 
     matched: dict[int, AssetRow] = field(default_factory=dict)  # computer id -> its asset
+    matched_by: dict[int, str] = field(
+        default_factory=dict
+    )  # computer id -> immybot_id, serial, name
     taken: set[int] = field(default_factory=set)  # assets claimed (matched or in an ambiguity)
     blocked: set[int] = field(default_factory=set)  # computers in an ambiguity
     ambiguous: list[Ambiguity] = field(default_factory=list)
@@ -107,6 +110,7 @@ def _match_recorded(
         matching.taken.update(a.id for a in found)
         if len(found) == 1:
             matching.matched[computer.id] = found[0]
+            matching.matched_by[computer.id] = "immybot_id"
         elif found:
             matching.blocked.add(computer.id)
             matching.ambiguous.append(_ambiguity("immybot_id", [computer], found))
@@ -138,6 +142,7 @@ def _match_by_key(
         matching.taken.update(a.id for a in found)
         if len(group) == 1 and len(found) == 1:
             matching.matched[group[0].id] = found[0]
+            matching.matched_by[group[0].id] = by
         else:
             matching.blocked.update(c.id for c in group)
             matching.ambiguous.append(_ambiguity(by, group, found))
@@ -149,3 +154,41 @@ def _ambiguity(by: str, computers: Iterable[ImmyComputer], assets: Iterable[Asse
         computer_ids=sorted(c.id for c in computers),
         asset_ids=sorted(a.id for a in assets),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientComputers:
+    """A mapped client, its tenant's computers (in id order) and the client's own assets."""
+
+    client_id: int
+    tenant_id: int
+    computers: list[ImmyComputer]
+    assets: list[AssetRow]
+
+
+def one_to_one(
+    mapped: Mapping[int, int], computers: Iterable[ImmyComputer], assets: Iterable[AssetRow]
+) -> Iterator[ClientComputers]:
+    """Every mapped client (client id -> tenant id) no other client shares its tenant with, with
+    what matching it needs, in client id order.
+
+    Two clients mapped to one tenant are left out: whose assets its computers are is a human's call.
+    """
+    by_tenant: dict[int, list[ImmyComputer]] = defaultdict(list)
+    for computer in computers:
+        by_tenant[computer.tenant_id].append(computer)
+    by_client: dict[int, list[AssetRow]] = defaultdict(list)
+    for asset in assets:
+        if asset.client_id is not None:
+            by_client[asset.client_id].append(asset)
+    tenants_used: dict[int, int] = defaultdict(int)
+    for tenant_id in mapped.values():
+        tenants_used[tenant_id] += 1
+    for client_id, tenant_id in sorted(mapped.items()):
+        if tenants_used[tenant_id] == 1:
+            yield ClientComputers(
+                client_id,
+                tenant_id,
+                sorted(by_tenant.get(tenant_id, []), key=lambda c: c.id),
+                by_client.get(client_id, []),
+            )

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.core.asset_match import Ambiguity, match_assets, serial_key
+from shared.core.asset_match import Ambiguity, match_assets, one_to_one, serial_key
 from shared.records.halo import Site, User
 from shared.records.halo_assets import AssetRow
 from shared.records.immybot import ImmyComputer
@@ -365,32 +365,18 @@ def plan_all(
     sites_by_client: Mapping[int, Sequence[Site]],
     config: AssetConfig,
 ) -> list[ClientAssetPlan]:
-    """Plans for every mapped client (client id -> ImmyBot tenant id), in client id order."""
-    by_tenant: dict[int, list[ImmyComputer]] = defaultdict(list)
-    for computer in computers:
-        by_tenant[computer.tenant_id].append(computer)
-    by_client: dict[int, list[AssetRow]] = defaultdict(list)
-    for asset in assets:
-        if asset.client_id is not None:
-            by_client[asset.client_id].append(asset)
+    """Plans for every client mapped one to one (client id -> ImmyBot tenant id), in client id
+    order (`one_to_one` says why a tenant two clients share is left out)."""
     directory = UserDirectory(users)
-    tenants_used: dict[int, int] = defaultdict(int)
-    for tenant_id in mapped.values():
-        tenants_used[tenant_id] += 1
-    plans = []
-    for client_id, tenant_id in sorted(mapped.items()):
-        if tenants_used[tenant_id] > 1:
-            # Two clients mapped to one tenant: whose assets its computers are is a human's call.
-            continue
-        plans.append(
-            plan_client(
-                client_id,
-                tenant_id,
-                sorted(by_tenant.get(tenant_id, []), key=lambda c: c.id),
-                by_client.get(client_id, []),
-                directory,
-                sites_by_client.get(client_id, ()),
-                config,
-            )
+    return [
+        plan_client(
+            side.client_id,
+            side.tenant_id,
+            side.computers,
+            side.assets,
+            directory,
+            sites_by_client.get(side.client_id, ()),
+            config,
         )
-    return plans
+        for side in one_to_one(mapped, computers, assets)
+    ]

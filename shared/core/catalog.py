@@ -164,14 +164,15 @@ def _item_entry(snapshot: Snapshot, key: ItemKey, tally: _Tally) -> ItemEntry:
 
 
 SITE_SCOPE_WARNING = (
-    "site-scoped: ImmyBot tags are per tenant, so this rule gets no ImmyBot tag and its clients "
-    "are listed as 'site scope: not tagged'; deploy it with the PowerShell filter script "
+    "site-scoped: this rule's ImmyBot tag goes on the computers at its sites, not on tenants; "
+    "where a computer is comes from asset population (ASSET_SYNC plan or apply), and computers "
+    "whose site is unknown are listed as unplaced in GET /api/immybot/tags "
     "(docs/immybot-setup.md)"
 )
 
 
 def scope_warnings(rule: Rule) -> list[str]:
-    """What the rule cannot do in ImmyBot (a site scope cannot be a tenant tag)."""
+    """What a rule does differently in ImmyBot (a site scope tags computers, not tenants)."""
     return [SITE_SCOPE_WARNING] if rule.site_ids is not None else []
 
 

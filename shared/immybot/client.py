@@ -1,6 +1,7 @@
-"""ImmyBot REST client: tenants, computers, detected software, tags, provider links; and the two
-writes the app makes, adding and removing tags on tenants. Its Entra ID token comes from
-`shared.immybot.auth` (msal, client credentials), its errors from `shared.immybot.errors`.
+"""ImmyBot REST client: tenants, computers, detected software, tags, provider links; and the
+writes the app makes: creating tags, adding and removing tags on tenants and on computers. Its
+Entra ID token comes from `shared.immybot.auth` (msal, client credentials), its errors from
+`shared.immybot.errors`.
 """
 
 from __future__ import annotations
@@ -191,16 +192,26 @@ class ImmyClient(OwnsHttp):
 
     async def add_tenant_tags(self, tenant_ids: list[int], tag_ids: list[int]) -> int:
         """Put every tag of `tag_ids` on every tenant of `tenant_ids`; returns the requests sent."""
-        return await self._tenant_tags("/api/v1/tenants/add-tags", tenant_ids, tag_ids)
+        return await self._entity_tags("/api/v1/tenants/add-tags", tenant_ids, tag_ids)
 
     async def remove_tenant_tags(self, tenant_ids: list[int], tag_ids: list[int]) -> int:
         """Take every tag of `tag_ids` off every tenant of `tenant_ids`; returns requests sent."""
-        return await self._tenant_tags("/api/v1/tenants/remove-tags", tenant_ids, tag_ids)
+        return await self._entity_tags("/api/v1/tenants/remove-tags", tenant_ids, tag_ids)
 
-    async def _tenant_tags(self, path: str, tenant_ids: list[int], tag_ids: list[int]) -> int:
-        # Body shape of AddTagsRequest / RemoveTagsRequest in ImmyBot's OpenAPI document.
+    async def add_computer_tags(self, computer_ids: list[int], tag_ids: list[int]) -> int:
+        """Put every tag of `tag_ids` on every computer of `computer_ids`; returns requests sent."""
+        return await self._entity_tags("/api/v1/computers/add-tags", computer_ids, tag_ids)
+
+    async def remove_computer_tags(self, computer_ids: list[int], tag_ids: list[int]) -> int:
+        """Take every tag of `tag_ids` off every computer of `computer_ids`; returns requests
+        sent."""
+        return await self._entity_tags("/api/v1/computers/remove-tags", computer_ids, tag_ids)
+
+    async def _entity_tags(self, path: str, entity_ids: list[int], tag_ids: list[int]) -> int:
+        # Tenants and computers take the same bodies: AddTagsRequest / RemoveTagsRequest
+        # ({entityIds, tagIds}) in ImmyBot's OpenAPI document, for both paths.
         sent = 0
-        ids = sorted(set(tenant_ids))
+        ids = sorted(set(entity_ids))
         for start in range(0, len(ids), MAX_IDS_PER_WRITE):
             chunk = ids[start : start + MAX_IDS_PER_WRITE]
             await self._send("POST", path, {}, {"entityIds": chunk, "tagIds": sorted(set(tag_ids))})

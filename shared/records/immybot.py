@@ -89,8 +89,9 @@ class ImmyComputer(_Immy):
     """A computer in ImmyBot.
 
     Relied on: id, computerName, tenantId, isOnline, lastProviderAgentEventDateUtc (used as "last
-    seen"), primaryUserEmail (matches the ticket's end user), serialNumber, and isSandbox, isDevLab
-    and excludeFromMaintenance (such a computer is not a deployment target).
+    seen"), primaryUserEmail (matches the ticket's end user), serialNumber, isSandbox, isDevLab
+    and excludeFromMaintenance (such a computer is not a deployment target), and computerTagIds
+    (the tags it carries: `ComputerListViewModel` in ImmyBot's OpenAPI document).
     """
 
     id: int = Field(gt=0)
@@ -114,6 +115,9 @@ class ImmyComputer(_Immy):
     excluded: bool = Field(
         default=False, validation_alias=AliasChoices("excludeFromMaintenance", "excluded")
     )
+    tag_ids: tuple[int, ...] = Field(
+        default=(), validation_alias=AliasChoices("computerTagIds", "tag_ids")
+    )
 
     @property
     def deployable(self) -> bool:
@@ -124,6 +128,11 @@ class ImmyComputer(_Immy):
     @classmethod
     def _flag(cls, value: Any) -> Any:
         return False if value is None else value
+
+    @field_validator("tag_ids", mode="before")
+    @classmethod
+    def _no_tags(cls, value: Any) -> Any:
+        return () if value is None else value
 
     @field_validator("primary_user_email", "serial", "name", mode="before")
     @classmethod

@@ -22,7 +22,9 @@ approves it; the next run then writes up to the approved number of creates.
 
 The plan is stored in the current generation's table (partition `assets`: a summary row and one
 document per client with something to report), so it lives and dies with the generation it was
-computed against and `GET /api/assets/plan` reads it like any other snapshot data.
+computed against and `GET /api/assets/plan` reads it like any other snapshot data. Beside it, in
+`plan` and `apply` alike, every run that listed the assets stores where each matched computer is
+(`shared.store.site_links`: the matched asset's site): site-scoped rules tag computers by it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from shared.core.asset_plan import (
     update_body,
 )
 from shared.core.mapping import MatchKind
+from shared.core.site_links import SiteLink, link_sites
 from shared.core.targets import Snapshot
 from shared.halo.assets import list_assets, list_users, post_assets
 from shared.halo.client import HaloClient
@@ -57,6 +60,7 @@ from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
 from shared.store.base import StoreError, client_key, decode_data, encode_data
 from shared.store.repository import Store
+from shared.store.site_links import write_site_links
 from shared.sync.asset_hold import AssetHold, guard_creates, set_hold
 
 log = logging.getLogger("halo_immy.assets")
@@ -219,6 +223,7 @@ async def _plan_and_write(
     mapped = mapped_clients(snapshot)
     plans = plan_all(mapped, computers, listing.assets, users, snapshot.sites_by_client, config)
     progress.plans = plans
+    await _keep_links(store, summary, link_sites(mapped, computers, listing.assets, config))
     totals = count_plan(plans)
     batch = settings.asset_write_batch
     minimum = -(-totals.creates // batch) + -(-(totals.updates + totals.links) // batch)
@@ -257,6 +262,17 @@ def _notes(unreadable: int, shared_tenants: int, users_error: str | None) -> str
     if users_error:
         notes.append(f"users not read ({users_error}): new assets go to default sites")
     return "; ".join(notes) or None
+
+
+async def _keep_links(store: Store, summary: AssetRunSummary, links: Sequence[SiteLink]) -> None:
+    # A storage failure costs the links (site-scoped rules then tag nothing), not the asset run.
+    try:
+        await asyncio.to_thread(write_site_links, store, summary.generation, links,
+                                run_id=summary.run_id, at=summary.computed_at)  # fmt: skip
+    except Exception as error:
+        log.warning(
+            "could not store the computer sites of run %s: %s", summary.run_id, type(error).__name__
+        )
 
 
 async def _keep_plan(

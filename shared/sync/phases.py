@@ -322,24 +322,24 @@ async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> 
         run.store, generation, resolved.snapshot, resolved.manifest, resolved.today, report
     )
     mark = run.phases.mark("after_current", mark)
-    if not await _still_writer(run, "ImmyBot tags and asset population"):
-        return
-    if clients.immy is not None:  # only ever from a current generation: a held one never gets here
-        report.immy_tags = await apply_immy_tags(
-            run.settings, run.store, clients.immy, generation, run.clock()
-        )
-        run.phases.mark("immy_tags", mark)
-    mark = time.perf_counter()
-    if not await _still_writer(run, "asset population"):
+    if not await _still_writer(run, "asset population and ImmyBot tags"):
         return
     # Only now that the generation serves: asset population never runs on a held or failed one.
+    # It goes before the tags: its computer-to-site links are what site-scoped rules tag by.
     computers = None if resolved.immy_state.note else resolved.computers
     assets = await run_assets(
         run.settings, run.store, clients.halo, generation=generation, snapshot=resolved.snapshot,
         computers=computers, run_id=report.run_id, now=run.clock,
     )  # fmt: skip
     report.assets = assets.record() if assets is not None else None
-    run.phases.mark("assets", mark)
+    mark = run.phases.mark("assets", mark)
+    if not await _still_writer(run, "ImmyBot tags"):
+        return
+    if clients.immy is not None:  # only ever from a current generation: a held one never gets here
+        report.immy_tags = await apply_immy_tags(
+            run.settings, run.store, clients.immy, generation, run.clock(), resolved.computers
+        )
+        run.phases.mark("immy_tags", mark)
 
 
 async def _still_writer(run: RunContext, steps: str) -> bool:

@@ -1,89 +1,79 @@
-"""One ImmyBot tag per rule, carried by exactly the tenants the rule targets.
+"""One ImmyBot tag per rule, carried by exactly the tenants the rule targets, or, for a site-scoped
+rule, by exactly the computers at its targets' sites.
 
-ImmyBot deploys natively to a Tag target (the computers of the tenants carrying the tag), so keeping
-`IMMY_TAG_PREFIX + software` equal to a rule's mapped targets lets an admin point a deployment at it
-with no script. After a generation becomes current (never from a held one) the sync calls
-`apply_immy_tags`, which, per `IMMY_TAGS`:
+ImmyBot deploys natively to a Tag target, so keeping `IMMY_TAG_PREFIX + software` equal to a rule's
+targets lets an admin point a deployment at it with no script. After a generation becomes current
+(never from a held one) and asset population has run, the sync calls `apply_immy_tags`, which, per
+`IMMY_TAGS`:
 
 - `off`: does nothing;
-- `plan`: computes the changes (tags to create, tenants to add, tenants to remove) and records them
-  for `GET /api/immybot/tags`, writing nothing to ImmyBot;
+- `plan`: computes the changes (tags to create, tenants or computers to add and remove) and records
+  them for `GET /api/immybot/tags`, writing nothing to ImmyBot;
 - `apply`: records the same plan and makes it, in as few requests as ImmyBot's API allows
-  (`POST /api/v1/tenants/add-tags` takes lists of tenant and tag ids, so one request per distinct
-  set of tenants and direction).
+  (`POST /api/v1/tenants/add-tags` and `/api/v1/computers/add-tags` take lists of entity and tag
+  ids, so one request per distinct set of entities, level and direction).
 
 Only tags whose description starts with `MANAGED_MARKER` are touched; a same-named tag without it
 is reported and left alone. Removals are guarded like the snapshot: removing more than
-`SYNC_MAX_DROP` of a tag's tenants, or all of them, is held (adds still go ahead) until an admin
-approves it with `POST /api/sync/approve?tag=<software>`; the approved removal is made by the next
-run. An ImmyBot error mid-way stops the run's writes; the next run plans again from ImmyBot's state
-and converges; a run with nothing to change sends no write.
+`SYNC_MAX_DROP` of a tag's tenants (or computers), or all of them, is held (adds still go ahead)
+until an admin approves it with `POST /api/sync/approve?tag=<software>`; the approved removal is
+made by the next run. An ImmyBot error mid-way stops the run's writes; the next run plans again
+from ImmyBot's state and converges; a run with nothing to change sends no write.
 
-Offboarding: with `offboard_days` on a rule, a tenant taken off the rule's tag is remembered (one
-`ImmyOffboarding` entity per rule and tenant) and carries `<tag> (offboarding)` for that many days,
-so an uninstall deployment can target it. Site-scoped rules cannot be expressed as tenant tags:
-their clients are listed as "site scope: not tagged".
+Site-scoped rules: where a computer is comes from the links asset population stored with the
+generation (`shared.store.site_links`); computers whose site is unknown are listed (`unplaced`);
+with no links at all the rule's tag is left as it is. Offboarding: with `offboard_days` on a rule,
+a tenant taken off the rule's tag is remembered and carries `<tag> (offboarding)` for that many
+days, so an uninstall deployment can target it (`shared.sync.tag_store` keeps that memory).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
-from pydantic import BaseModel, ConfigDict
-
+from shared.core.computer_tags import Fleet
 from shared.core.generation import Manifest
-from shared.core.rules import normalise
-from shared.core.tag_plan import (
+from shared.core.tag_base import (
     OFFBOARDING_SUFFIX,
     ApplyResult,
-    HeldRemoval,
+    Level,
     RuleTags,
     TagChange,
     TagMode,
-    minimum_requests,
-    plan_rule,
     tag_description,
-    write_phases,
 )
+from shared.core.tag_plan import minimum_requests, plan_rule, write_phases
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
+from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
-from shared.store.base import StoreError, check_key, decode_data, encode_data
-from shared.store.generations import read_manifest, read_targets, read_tenants
+from shared.store.base import StoreError
+from shared.store.generations import read_computers, read_manifest, read_targets, read_tenants
 from shared.store.repository import Store
+from shared.store.site_links import read_site_links
+from shared.sync.tag_store import Done, remember, rule_memory, save_plans
 
 log = logging.getLogger("halo_immy.immy_tags")
-
-STATE_TABLE = "ImmyTags"
-OFFBOARD_TABLE = "ImmyOffboarding"
-_RULE_PK = "rule"
-_APPROVAL_PK = "approval"
-
-
-class TagsView(BaseModel):
-    """`GET /api/immybot/tags`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    mode: TagMode
-    prefix: str
-    rules: list[RuleTags]
-
 
 # -- the run -----------------------------------------------------------------------------------
 
 
 async def apply_immy_tags(
-    settings: Settings, store: Store, immy: ImmyClient, generation: str, now: datetime
+    settings: Settings,
+    store: Store,
+    immy: ImmyClient,
+    generation: str,
+    now: datetime,
+    computers: Sequence[ImmyComputer] | None = None,
 ) -> dict[str, Any]:
     """Plan (and with `IMMY_TAGS=apply` make) every rule's tag changes for a current generation.
+
+    `computers` are the generation's, when the caller has them at hand (else they are read back
+    from it): the tags they carry are what computer tags are planned against.
 
     Never raises: the generation is already serving, so a failure here is reported (in the
     returned dict, which the run records as `immy_tags`) and left for the next run.
@@ -92,7 +82,7 @@ async def apply_immy_tags(
     if mode is TagMode.OFF:
         return {"mode": str(mode)}
     try:
-        return await _run(settings, store, immy, generation, now, mode)
+        return await _run(settings, store, immy, generation, now, mode, computers)
     except (ImmyError, StoreError) as error:
         log.warning("ImmyBot tags not reconciled: %s", error)
         return {"mode": str(mode), "error": str(error)}
@@ -108,13 +98,14 @@ async def _run(
     generation: str,
     now: datetime,
     mode: TagMode,
+    computers: Sequence[ImmyComputer] | None,
 ) -> dict[str, Any]:
     manifest, _ = await asyncio.to_thread(read_manifest, store, generation)
     if not manifest.immybot.configured or manifest.immybot.note:
         # Tenants carried over from an older generation say nothing about today's tags.
         return {"mode": str(mode), "skipped": "ImmyBot's tenants were not read by this run"}
     started = immy.requests
-    plans = await _plan(settings, store, immy, manifest, generation, now)
+    plans = await _plan(settings, store, immy, manifest, generation, now, computers)
     changes = [c for p in plans for c in p.changes]
     result = ApplyResult(
         at=now,
@@ -123,18 +114,18 @@ async def _run(
         added=sum(len(c.add) for c in changes),
         removed=sum(len(c.remove) for c in changes),
         created=[c.tag for c in changes if c.create],
-        held=[p.held.tag for p in plans if p.held],
+        held=[p.tag or p.software for p in plans if p.held or p.held_cleanup],
         minimum_requests=minimum_requests(changes),
     )
     if mode is TagMode.APPLY:
-        done: set[tuple[str, str]] = set()
+        done: Done = set()
         error = await _make(immy, changes, done)
         result = _made(result, changes, done, error, requests=immy.requests - started)
-        await asyncio.to_thread(_remember, store, manifest.rules.keys(), plans, done, now.date())
+        await asyncio.to_thread(remember, store, manifest.rules.keys(), plans, done, now.date())
     else:
         result = result.model_copy(update={"requests": immy.requests - started})
     await asyncio.to_thread(
-        _save, store, plans, result, [e.rule.key for e in manifest.rules.values()]
+        save_plans, store, plans, result, [e.rule.key for e in manifest.rules.values()]
     )
     return _summary(result, plans, immy.requests)
 
@@ -146,15 +137,19 @@ async def _plan(
     manifest: Manifest,
     generation: str,
     now: datetime,
+    computers: Sequence[ImmyComputer] | None,
 ) -> list[RuleTags]:
-    """Every rule's plan against ImmyBot's tags and the tenants the generation holds."""
+    """Every rule's plan against ImmyBot's tags and the tenants and computers the generation
+    holds."""
     tenants = {t.id: t for t in await asyncio.to_thread(read_tenants, store, generation)}
     tags = {t.name.casefold(): t for t in await immy.tags()}
+    scoped = any(e.rule.site_ids is not None for e in manifest.rules.values())
+    fleet = await asyncio.to_thread(_fleet, store, generation, scoped, computers)
     plans: list[RuleTags] = []
     for entry in manifest.rules.values():
         rule = entry.rule
         targets = await asyncio.to_thread(read_targets, store, generation, entry.partition)
-        approved, lost_on = await asyncio.to_thread(_rule_memory, store, rule.key)
+        memory = await asyncio.to_thread(rule_memory, store, rule.key)
         plans.append(
             plan_rule(
                 rule,
@@ -163,20 +158,32 @@ async def _plan(
                 tags,
                 prefix=settings.immy_tag_prefix,
                 max_drop=settings.sync_max_drop,
-                approved=approved,
-                lost_on=lost_on,
+                approved=memory.tenants,
+                lost_on=memory.lost_on,
                 today=now.date(),
                 generation=generation,
                 now=now,
+                fleet=fleet,
+                approved_computers=memory.computers,
             )
         )
     return plans
 
 
+def _fleet(
+    store: Store, generation: str, scoped: bool, computers: Sequence[ImmyComputer] | None
+) -> Fleet:
+    """The generation's computers (their tags say who carries what), and where they are when a
+    site-scoped rule needs it."""
+    every = read_computers(store, generation) if computers is None else computers
+    found = read_site_links(store, generation) if scoped else None
+    return Fleet({c.id: c for c in every}, found[1] if found is not None else None)
+
+
 def _made(
     result: ApplyResult,
     changes: Sequence[TagChange],
-    done: set[tuple[str, str]],
+    done: Done,
     error: str | None,
     *,
     requests: int,
@@ -186,9 +193,9 @@ def _made(
         update={
             "requests": requests,
             "error": error,
-            "added": sum(len(c.add) for c in changes if (c.tag, "add") in done),
-            "removed": sum(len(c.remove) for c in changes if (c.tag, "remove") in done),
-            "created": [c.tag for c in changes if c.create and (c.tag, "create") in done],
+            "added": sum(len(c.add) for c in changes if (c.tag, c.level, "add") in done),
+            "removed": sum(len(c.remove) for c in changes if (c.tag, c.level, "remove") in done),
+            "created": [c.tag for c in changes if c.create and (c.tag, c.level, "create") in done],
         }
     )
 
@@ -204,18 +211,18 @@ def _summary(
         p.software: {
             "add": sum(len(c.add) for c in p.changes),
             "remove": sum(len(c.remove) for c in p.changes),
+            **({"level": p.level} if p.level != "tenant" else {}),
             **({"held": p.held.model_dump()} if p.held else {}),
+            **({"held_cleanup": p.held_cleanup.model_dump()} if p.held_cleanup else {}),
             **({"problem": p.problem} if p.problem else {}),
-            **({"site_scope": len(p.site_scope)} if p.site_scope else {}),
+            **({"unplaced": len(p.unplaced)} if p.unplaced else {}),
         }
         for p in plans
     }
     return summary
 
 
-async def _make(
-    immy: ImmyClient, changes: list[TagChange], done: set[tuple[str, str]]
-) -> str | None:
+async def _make(immy: ImmyClient, changes: list[TagChange], done: Done) -> str | None:
     """Create missing tags, then add, then remove; stop at the first ImmyBot error."""
     ids = {c.tag: c.tag_id for c in changes if c.tag_id is not None}
     try:
@@ -229,128 +236,22 @@ async def _make(
                     ),
                 )
                 ids[change.tag] = created.id
-                done.add((change.tag, "create"))
+                done.add((change.tag, change.level, "create"))
         for direction, groups in write_phases(changes):
-            for tenants, names in groups.items():
-                tag_ids = [ids[n] for n in names]
-                if direction == "add":
-                    await immy.add_tenant_tags(list(tenants), tag_ids)
-                else:
-                    await immy.remove_tenant_tags(list(tenants), tag_ids)
-                done.update((n, direction) for n in names)
+            for (level, entity_ids), names in groups.items():
+                write = _writer(immy, level, direction)
+                await write(list(entity_ids), [ids[n] for n in names])
+                done.update((n, level, direction) for n in names)
     except ImmyError as error:
         log.warning("ImmyBot tag write failed; the rest is left for the next run: %s", error)
         return str(error)
     return None
 
 
-# -- storage -----------------------------------------------------------------------------------
-
-
-def _rule_memory(store: Store, rule_key: str) -> tuple[set[int], dict[int, date]]:
-    """A rule's approved removal (tenant ids) and offboarding records (tenant -> lost on)."""
-    approved: set[int] = set()
-    try:
-        entity = store.table(STATE_TABLE).get_entity(_APPROVAL_PK, check_key(rule_key))
-        approved = set(json.loads(decode_data(entity)))
-    except ResourceNotFoundError:
-        pass
-    rows = store.table(OFFBOARD_TABLE).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": check_key(rule_key)}
-    )
-    lost_on = {int(r["RowKey"]): date.fromisoformat(str(r["lost_on"])) for r in rows}
-    return approved, lost_on
-
-
-def _remember(
-    store: Store,
-    rule_keys: Iterable[str],
-    plans: list[RuleTags],
-    done: set[tuple[str, str]],
-    today: date,
-) -> None:
-    """After writes: record who lost a rule's tag, forget who regained it or left the window,
-    and drop approvals that were used."""
-    table = store.table(OFFBOARD_TABLE)
-    state = store.table(STATE_TABLE)
-    by_software = {normalise(p.software): p for p in plans}
-    for key in rule_keys:
-        plan = by_software.get(key)
-        if plan is None or plan.tag is None:
-            continue
-        rule_change = next((c for c in plan.changes if c.tag == plan.tag), None)
-        removed = rule_change.remove if rule_change and (plan.tag, "remove") in done else []
-        if removed:
-            try:
-                state.delete_entity(_APPROVAL_PK, check_key(key))
-            except ResourceNotFoundError:
-                pass
-        if plan.offboarding_tag is None:
-            continue
-        existing = {
-            int(r["RowKey"])
-            for r in table.query_entities("PartitionKey eq @pk", parameters={"pk": key})
-        }
-        for tenant in removed:
-            if tenant not in existing:
-                table.upsert_entity(
-                    {"PartitionKey": key, "RowKey": f"{tenant:010d}", "lost_on": today.isoformat()},
-                    mode=UpdateMode.REPLACE,
-                )
-        keep = set(plan.offboarding) | set(removed)
-        for tenant in existing - keep:
-            table.delete_entity(key, f"{tenant:010d}")
-
-
-def _save(store: Store, plans: list[RuleTags], result: ApplyResult, keys: list[str]) -> None:
-    table = store.table(STATE_TABLE)
-    for plan in plans:
-        document = plan.model_copy(update={"last_apply": result}).model_dump_json()
-        try:
-            data = encode_data(document)
-        except ValueError:
-            # Tens of thousands of tenants: keep the plan and the numbers, drop the long lists.
-            slim = plan.model_copy(update={"carrying": [], "should": [], "last_apply": result})
-            data = encode_data(slim.model_dump_json())
-        table.upsert_entity(
-            {"PartitionKey": _RULE_PK, "RowKey": check_key(normalise(plan.software)), **data},
-            mode=UpdateMode.REPLACE,
-        )
-    wanted = set(keys)
-    for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _RULE_PK}):
-        if entity["RowKey"] not in wanted:
-            table.delete_entity(_RULE_PK, entity["RowKey"])
-
-
-def tags_view(store: Store, settings: Settings) -> TagsView:
-    """Every rule's tag, carriers, targets, planned changes and last result, as last recorded."""
-    entities = store.table(STATE_TABLE).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": _RULE_PK}
-    )
-    rules = [RuleTags.model_validate_json(decode_data(e)) for e in entities]
-    return TagsView(
-        mode=TagMode(settings.immy_tags),
-        prefix=settings.immy_tag_prefix,
-        rules=sorted(rules, key=lambda r: normalise(r.software)),
-    )
-
-
-def approve_tag_removal(store: Store, software: str) -> HeldRemoval:
-    """Approve a rule's held tag removal; the next run makes it. StoreError if none is held."""
-    key = normalise(software)
-    try:
-        entity = store.table(STATE_TABLE).get_entity(_RULE_PK, check_key(key))
-    except (ResourceNotFoundError, ValueError):
-        raise StoreError(f"no held tag removal for {software!r}") from None
-    plan = RuleTags.model_validate_json(decode_data(entity))
-    if plan.held is None:
-        raise StoreError(f"no held tag removal for {software!r}")
-    store.table(STATE_TABLE).upsert_entity(
-        {
-            "PartitionKey": _APPROVAL_PK,
-            "RowKey": key,
-            **encode_data(json.dumps(plan.held.tenants)),
-        },
-        mode=UpdateMode.REPLACE,
-    )
-    return plan.held
+def _writer(
+    immy: ImmyClient, level: Level, direction: str
+) -> Callable[[list[int], list[int]], Awaitable[int]]:
+    """The client call that adds (or removes) tags on tenants (or computers)."""
+    if level == "computer":
+        return immy.add_computer_tags if direction == "add" else immy.remove_computer_tags
+    return immy.add_tenant_tags if direction == "add" else immy.remove_tenant_tags

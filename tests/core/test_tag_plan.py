@@ -5,19 +5,18 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from shared.core.rules import Rule
-from shared.core.tag_plan import (
+from shared.core.site_links import NO_LINKS
+from shared.core.tag_base import (
     MANAGED_MARKER,
-    SITE_SCOPE_NOTE,
     TagChange,
     TagPolicy,
     held_removal,
     is_managed,
-    minimum_requests,
     offboarding_tag_name,
-    plan_rule,
     tag_description,
     tag_name,
 )
+from shared.core.tag_plan import minimum_requests, plan_rule
 from shared.records.immybot import ImmyTag, ImmyTenant
 from tests.conftest import target
 
@@ -47,18 +46,23 @@ def test_a_removal_within_the_share_is_not_held():
 def test_a_removal_over_the_share_or_of_everyone_is_held_unless_approved():
     held = held_removal("t", {1, 2, 3}, {1}, {2, 3}, policy())
     assert held is not None and (held.removing, held.share, held.tenants) == (2, 0.6667, [2, 3])
+    on_computers = held_removal("t", {1, 2, 3}, {1}, {2, 3}, policy(frozenset({2, 3})), "computer")
+    assert on_computers is not None and (on_computers.computers, on_computers.tenants) == (
+        [2, 3],
+        [],
+    )
     assert held_removal("t", {1}, set(), {1}, policy()) is not None  # all of them
     assert held_removal("t", {1, 2, 3}, {1}, {2, 3}, policy(approved=frozenset({2, 3, 9}))) is None
 
 
-def test_a_site_scoped_rule_lists_its_clients_untagged():
+def test_a_site_scoped_rule_plans_nothing_while_its_computers_sites_are_unknown():
     rule = Rule(software="EDR", contract_types=["Managed"], site_ids=[5])
     result = plan_rule(
         rule, [target(1, 1)], TENANTS, {}, prefix="Halo: ", max_drop=0.5, approved=set(),
         lost_on={}, today=TODAY, generation="g", now=NOW,
     )  # fmt: skip
-    assert result.tag is None and result.changes == []
-    assert [s.note for s in result.site_scope] == [SITE_SCOPE_NOTE]
+    assert (result.tag, result.level, result.changes) == ("Halo: EDR", "computer", [])
+    assert result.problem is not None and result.problem.startswith(NO_LINKS)
 
 
 def test_a_missing_tag_is_created_even_with_no_one_to_tag():
@@ -77,3 +81,5 @@ def test_minimum_requests_counts_the_read_creations_and_write_groups():
     ]
     assert minimum_requests(changes) == 1 + 1 + 2  # one add group for both, one removal
     assert minimum_requests([]) == 1
+    on_computers = TagChange(tag="c", tag_id=3, add=[1, 2], level="computer")
+    assert minimum_requests([*changes, on_computers]) == 1 + 1 + 3  # computers 1, 2 are not tenants

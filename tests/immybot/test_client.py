@@ -15,6 +15,7 @@ from shared.immybot.auth import MsalHttpClient
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyAuthError, ImmyUnavailable
 from shared.outbound.budget import RetryPolicy
+from shared.records.immybot import ImmyComputer
 from shared.runtime.clients import forget_applications
 
 BASE = "https://msp.immy.bot"
@@ -227,6 +228,28 @@ async def test_tag_writes_send_the_documented_body(entra):
     assert json.loads(add.calls[0].request.content) == {"entityIds": [3, 5], "tagIds": [4]}
     assert json.loads(remove.calls[0].request.content) == {"entityIds": [7], "tagIds": [4]}
     assert json.loads(create.calls[0].request.content) == {"name": "Halo: X", "description": "d"}
+
+
+async def test_computer_tag_writes_send_the_tenant_body_to_the_computer_paths(entra, monkeypatch):
+    monkeypatch.setattr("shared.immybot.client.MAX_IDS_PER_WRITE", 2)
+    token_route(entra, "tok-1")
+    add = entra.post(f"{BASE}/api/v1/computers/add-tags").respond(200)
+    remove = entra.post(f"{BASE}/api/v1/computers/remove-tags").respond(200)
+    async with client() as immy:
+        assert await immy.add_computer_tags([9, 3, 5, 3], [4, 4]) == 2  # 3 ids, 2 per request
+        assert await immy.remove_computer_tags([7], [4, 6]) == 1
+    assert [json.loads(c.request.content) for c in add.calls] == [
+        {"entityIds": [3, 5], "tagIds": [4]},
+        {"entityIds": [9], "tagIds": [4]},
+    ]
+    assert json.loads(remove.calls[0].request.content) == {"entityIds": [7], "tagIds": [4, 6]}
+
+
+def test_a_computer_lists_the_tags_it_carries():
+    row = {"id": 3, "computerName": "PC", "tenantId": 2, "computerTagIds": [4, 6]}
+    assert ImmyComputer.model_validate(row).tag_ids == (4, 6)
+    assert ImmyComputer.model_validate({**row, "computerTagIds": None}).tag_ids == ()
+    assert ImmyComputer.model_validate({"id": 3, "tenantId": 2}).tag_ids == ()
 
 
 async def test_retryable_failures_are_retried_then_given_up(entra):

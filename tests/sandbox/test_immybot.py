@@ -47,6 +47,8 @@ NO_TAG_REQUESTS = {
     "tags": 0,
     "add_tags": 0,
     "remove_tags": 0,
+    "computer_add_tags": 0,
+    "computer_remove_tags": 0,
     "provider_links": 0,
     "provider_clients": 0,
     "detected_software": 0,
@@ -591,6 +593,55 @@ def test_tags_are_state_that_tenant_listings_show(sandbox: ImmyBotSandbox, http:
     assert sandbox.tag_writes == [("add_tags", [2, 3], [1]), ("remove_tags", [3], [1])]
     page = http.get("/api/v1/tenants", params={"Page": 2, "PageSize": 4}, headers=headers).json()
     assert [t["id"] for t in page] == [5, 6, 7, 8]
+
+
+def test_computer_tags_are_state_that_computer_listings_show(
+    sandbox: ImmyBotSandbox, http: httpx.Client
+):
+    headers = bearer(http, sandbox)
+    http.post("/api/v1/tags", json={"name": "Halo: X"}, headers=headers)
+    http.post("/api/v1/tags", json={"name": "Halo: Y"}, headers=headers)
+
+    def listed() -> dict[int, list[int]]:
+        params = {"includeOffline": "true", "take": 100}
+        page = http.get("/api/v1/computers/paged", params=params, headers=headers).json()
+        return {c["id"]: c["computerTagIds"] for c in page["results"]}
+
+    assert set(map(tuple, listed().values())) == {()}  # every computer lists its (no) tags
+    add = {"entityIds": [3, 7], "tagIds": [1, 2]}
+    assert http.post("/api/v1/computers/add-tags", json=add, headers=headers).status_code == 200
+    remove = {"entityIds": [7], "tagIds": [2]}
+    assert (
+        http.post("/api/v1/computers/remove-tags", json=remove, headers=headers).status_code == 200
+    )
+    assert {k: v for k, v in listed().items() if v} == {3: [1, 2], 7: [1]}
+    assert sandbox.computer_tags() == {"Halo: X": {3, 7}, "Halo: Y": {3}}
+    assert sandbox.tenant_tags() == {"Halo: X": set(), "Halo: Y": set()}  # tenants untouched
+    unknown = {"entityIds": [3, 999], "tagIds": [1]}
+    answer = http.post("/api/v1/computers/remove-tags", json=unknown, headers=headers)
+    assert answer.status_code == 404 and listed()[3] == [1, 2]  # all or nothing
+    bad = http.post("/api/v1/computers/add-tags", json={"entityIds": [3]}, headers=headers)
+    assert bad.status_code == 400 and "tagIds" in bad.json()["errors"]
+    assert http.get("/api/v1/computers/add-tags", headers=headers).status_code == 405
+    assert sandbox.tag_writes == [
+        ("computer_add_tags", [3, 7], [1, 2]),
+        ("computer_remove_tags", [7], [2]),
+    ]
+    requests = sandbox.stats()["requests"]
+    # Counted per endpoint, refused requests included (the 400 and the 405 above).
+    assert (requests["computer_add_tags"], requests["computer_remove_tags"]) == (3, 2)
+
+
+def test_a_fault_after_n_tag_writes_counts_computer_writes_too(
+    sandbox: ImmyBotSandbox, http: httpx.Client
+):
+    headers = bearer(http, sandbox)
+    http.post("/api/v1/tags", json={"name": "Halo: X"}, headers=headers)
+    sandbox.set_faults(ImmyFaults(tag_writes_before_error=1))
+    body = {"entityIds": [3], "tagIds": [1]}
+    assert http.post("/api/v1/tenants/add-tags", json=body, headers=headers).status_code == 200
+    failed = http.post("/api/v1/computers/add-tags", json=body, headers=headers)
+    assert failed.status_code == 503 and sandbox.computer_tags() == {"Halo: X": set()}
 
 
 def test_provider_links_and_their_clients(demo: ImmyDataSet):

@@ -30,9 +30,11 @@ import pytest
 from sandbox.halo_data import HaloDataSet
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import ImmyDataSet
+from shared.core.site_links import AMBIGUOUS, NO_ASSET
 from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
+from shared.store.site_links import read_site_links
 from shared.sync.asset_hold import asset_hold
 from shared.sync.assets import read_plan
 from shared.sync.run import run_sync
@@ -211,6 +213,36 @@ def test_plan_writes_nothing_and_says_what_apply_would_do(world):
     status, only_beta = plan_http(client_id="2")
     assert status == 200 and [c["client_id"] for c in only_beta["clients"]] == [2]
     assert plan_http(client_id="x")[0] == 400
+
+
+def current_links():
+    pointer = get_store().current()
+    assert pointer is not None
+    found = read_site_links(get_store(), pointer.generation)
+    assert found is not None
+    return found
+
+
+def test_every_run_that_lists_assets_keeps_where_the_matched_computers_are(world):
+    _, _, setting = world
+    report = sync()  # plan mode: nothing written to HaloPSA, the links kept all the same
+    summary, links = current_links()
+    assert (summary.run_id, summary.computers, summary.placed) == (report.run_id, 8, 2)
+    assert {c: (k.site_id, k.asset_id, k.matched_by) for c, k in links.items() if k.site_id} == {
+        1: (10, 1, "serial"),
+        2: (10, 2, "name"),
+    }
+    assert {c: k.note for c, k in links.items() if not k.site_id} == {
+        3: NO_ASSET, 4: NO_ASSET, 5: AMBIGUOUS, 6: AMBIGUOUS, 7: AMBIGUOUS, 8: NO_ASSET,
+    }  # fmt: skip
+    setting(ASSET_SYNC="apply")
+    sync()  # the links come from the listing before this run's writes
+    assert {c: k.site_id for c, k in current_links()[1].items() if k.site_id} == {1: 10, 2: 10}
+    sync()  # the assets created and linked last run now carry the computers' ids
+    assert {c: (k.site_id, k.matched_by) for c, k in current_links()[1].items() if k.site_id} == {
+        1: (10, "immybot_id"), 2: (10, "immybot_id"), 3: (11, "immybot_id"),
+        4: (10, "immybot_id"), 8: (20, "immybot_id"),
+    }  # fmt: skip
 
 
 def test_apply_creates_exactly_the_unmatched_then_a_second_run_sends_no_write(world):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from shared.core.rules import Rule
-from shared.core.tag_plan import TagChange, plan_rule, tag_description, write_groups, write_phases
+from shared.core.tag_base import TagChange, tag_description
+from shared.core.tag_plan import plan_rule, write_groups, write_phases
 from shared.immybot.errors import ImmyUnavailable
 from shared.records.immybot import ImmyTag, ImmyTenant
 from shared.sync.tags import _make
@@ -81,8 +82,10 @@ def test_tenant_sets_shared_by_tags_go_in_one_request():
         TagChange(tag="b", tag_id=2, add=[1, 2]),
         TagChange(tag="c", tag_id=3, add=[3], remove=[4]),
     ]
-    assert write_groups(changes, "add") == {(1, 2): ["a", "b"], (3,): ["c"]}
-    assert write_groups(changes, "remove") == {(4,): ["c"]}
+    assert write_groups(changes, "add") == {("tenant", (1, 2)): ["a", "b"], ("tenant", (3,)): ["c"]}
+    assert write_groups(changes, "remove") == {("tenant", (4,)): ["c"]}
+    on_computers = TagChange(tag="d", tag_id=4, add=[1, 2], level="computer")
+    assert write_groups([*changes, on_computers], "add")[("computer", (1, 2))] == ["d"]
 
 
 class FlakyImmy:
@@ -102,18 +105,39 @@ class FlakyImmy:
     async def remove_tenant_tags(self, tenants: list[int], tags: list[int]) -> int:
         raise ImmyUnavailable("POST /api/v1/tenants/remove-tags: HTTP 503")
 
+    async def add_computer_tags(self, computers: list[int], tags: list[int]) -> int:
+        self.sent.append(("add computers", computers, tags))
+        return 1
+
+    async def remove_computer_tags(self, computers: list[int], tags: list[int]) -> int:
+        self.sent.append(("remove computers", computers, tags))
+        return 1
+
 
 async def test_an_immybot_error_mid_way_stops_the_writes_and_says_what_was_done():
     changes = [
         TagChange(tag="new", tag_id=None, create=True, add=[1]),
         TagChange(tag="old", tag_id=7, add=[2], remove=[3]),
     ]
-    done: set[tuple[str, str]] = set()
+    done: set[tuple[str, str, str]] = set()
     immy = FlakyImmy()
     error = await _make(immy, changes, done)  # type: ignore[arg-type]
     assert error == "POST /api/v1/tenants/remove-tags: HTTP 503"
     assert immy.sent == [("create", [], []), ("add", [1], [50]), ("add", [2], [7])]
-    assert done == {("new", "create"), ("new", "add"), ("old", "add")}  # not ("old", "remove")
+    assert done == {("new", "tenant", "create"), ("new", "tenant", "add"), ("old", "tenant", "add")}
+
+
+async def test_a_rule_moving_to_computers_tags_them_before_its_tenants_lose_the_tag():
+    changes = [
+        TagChange(tag="Halo: EDR", tag_id=7, add=[3, 4], remove=[9], level="computer"),
+        TagChange(tag="Halo: EDR", tag_id=7, remove=[3], level="tenant"),
+    ]
+    done: set[tuple[str, str, str]] = set()
+    immy = FlakyImmy()
+    error = await _make(immy, changes, done)  # type: ignore[arg-type]
+    assert immy.sent == [("add computers", [3, 4], [7]), ("remove computers", [9], [7])]
+    assert error is not None  # the tenant removal failed: tenant 3 keeps the tag, nothing lost
+    assert done == {("Halo: EDR", "computer", "add"), ("Halo: EDR", "computer", "remove")}
 
 
 def test_offboarding_tags_are_added_only_after_the_removals():
@@ -122,7 +146,7 @@ def test_offboarding_tags_are_added_only_after_the_removals():
         TagChange(tag="Halo: EDR (offboarding)", tag_id=8, add=[3]),
     ]
     assert write_phases(changes) == [
-        ("add", {(1,): ["Halo: EDR"]}),
-        ("remove", {(3,): ["Halo: EDR"]}),
-        ("add", {(3,): ["Halo: EDR (offboarding)"]}),
+        ("add", {("tenant", (1,)): ["Halo: EDR"]}),
+        ("remove", {("tenant", (3,)): ["Halo: EDR"]}),
+        ("add", {("tenant", (3,)): ["Halo: EDR (offboarding)"]}),
     ]

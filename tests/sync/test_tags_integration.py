@@ -8,10 +8,8 @@ no name matches; here ImmyBot's HaloPSA link says tenant 8).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -24,54 +22,16 @@ from shared.api.rules import import_rules
 from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
-from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from tests.conftest import immy_settings
 from tests.registry import handler
+from tests.sync.tag_runs import DEMO_RULES, call, mapped_targets, put_rule, sync, tag_view, writes
 
 pytestmark = pytest.mark.integration
-DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 HUNTRESS, SENTINEL = "Halo: Huntress", "Halo: SentinelOne"
 OFFBOARDING = "Halo: Huntress (offboarding)"
 HALO_SERVERS: list = []  # the HaloPSA sandboxes `start` began, newest last
 VIP_TAG = {"id": 1, "name": "VIP", "description": "the MSP's own tag", "color": None}
-
-
-def call(name: str, url: str, method: str = "GET", body: bytes = b"", route=None, **params):
-    request = func.HttpRequest(method, url, body=body, params=params, route_params=route or {})
-    return handler(name)(request)
-
-
-def mapped_targets(software: str) -> set[int]:
-    response = call("targets", "/api/targets", software=software)
-    assert response.status_code == 200, response.get_body()
-    return {t["immy_tenant_id"] for t in json.loads(response.get_body())["targets"]} - {None}
-
-
-def tag_view() -> dict[str, dict]:
-    response = call("immybot_tags", "/api/immybot/tags")
-    assert response.status_code == 200, response.get_body()
-    return {r["software"]: r for r in json.loads(response.get_body())["rules"]}
-
-
-def put_rule(software: str, **fields) -> None:
-    rules = {r["software"]: r for r in json.loads(DEMO_RULES.read_text())["rules"]}
-    body = json.dumps({**rules[software], **fields}).encode()
-    response = call(
-        "rules", f"/api/rules/{software}", "PUT", body, {"area": "rules", "key": software}
-    )
-    assert response.status_code in (200, 201), response.get_body()
-
-
-def sync(expected: Outcome = Outcome.SUCCEEDED):
-    report = asyncio.run(run_sync())
-    assert report.outcome is expected, (report.outcome, report.error, report.guard)
-    return report
-
-
-def writes(immy: ImmyBotSandbox) -> int:
-    requests = immy.stats()["requests"]
-    return requests["add_tags"] + requests["remove_tags"]
 
 
 @pytest.fixture
@@ -214,23 +174,18 @@ def test_plan_writes_nothing_and_shows_what_apply_then_does(start, monkeypatch):
     assert not [w for w in immy.tag_writes if w[0] == "remove_tags"]
 
 
-def test_a_site_scoped_rule_is_warned_about_and_not_tagged(start):
-    immy = start("apply")
+def test_a_site_scoped_rule_without_computer_sites_is_warned_about_and_not_tagged(start):
+    immy = start("apply")  # ASSET_SYNC off: nothing says where a computer is
     sync()
-    rules = {r["software"]: r for r in json.loads(DEMO_RULES.read_text())["rules"]}
-    body = json.dumps({**rules["Huntress"], "site_ids": [1]}).encode()
-    response = call(
-        "rules", "/api/rules/Huntress", "PUT", body, {"area": "rules", "key": "Huntress"}
-    )
-    assert any(w.startswith("site-scoped") for w in json.loads(response.get_body())["warnings"])
+    put_rule("Huntress", site_ids=[1])
     catalog = json.loads(call("catalog", "/api/catalog").get_body())
-    assert list(catalog["rule_warnings"]) == ["Huntress"]
+    assert [w[:12] for w in catalog["rule_warnings"]["Huntress"]] == ["site-scoped:"]
     before = writes(immy)
     sync()
     huntress = tag_view()["Huntress"]
-    assert huntress["tag"] is None and huntress["changes"] == []
-    assert {s["note"] for s in huntress["site_scope"]} == {"site scope: not tagged"}
-    assert writes(immy) == before  # the old tag is left as it was
+    assert (huntress["level"], huntress["changes"]) == ("computer", [])
+    assert huntress["problem"].startswith("no computer-to-site links")
+    assert writes(immy) == before  # the tenant tag is left as it was, nothing guessed
 
 
 def test_an_immybot_error_mid_way_is_finished_by_the_next_run(start):
