@@ -98,6 +98,12 @@ def test_the_tags_plan_holds_the_huntress_removal(devhost_output):
     huntress = rules["Huntress"]
     assert huntress["carrying"] == [2, 3, 6, 7] and huntress["should"] == [2, 3]
     assert huntress["held"]["tenants"] == [6, 7]
+    assert huntress["tenant_names"] == {
+        "2": "Contoso Limited",
+        "3": "Fabrikam Inc",
+        "6": "Tailspin Toys LLC",
+        "7": "Adventure Works",
+    }
     assert [c["remove"] for c in huntress["changes"]] in ([], [[]])
     scoped = rules["Microsoft 365 Apps"]
     assert scoped["tag"] is None
@@ -110,3 +116,12 @@ def test_the_mappings_show_immybots_own_links(devhost_output):
     assert {c for c, o in outcomes.items() if o["kind"] == "immybot_link"} == {2, 4, 5, 8}
     assert outcomes[1]["kind"] == "name" and outcomes[3]["kind"] == "ambiguous"
     assert outcomes[6]["kind"] == outcomes[7]["kind"] == "unmapped"
+
+
+def test_the_asset_plan_names_its_clients_and_tenants(devhost_output):
+    url = next(u for _, u in devhost_output.sights if "/api/assets/plan" in u)
+    body = httpx.get(url, timeout=30).json()
+    assert body["summary"]["mode"] == "plan"
+    named = {(c["client_name"], c["tenant_name"]) for c in body["clients"]}
+    assert ("Contoso Ltd", "Contoso Limited") in named
+    assert all(None not in pair for pair in named)

@@ -137,6 +137,24 @@ def test_apply_makes_each_managed_tag_equal_to_its_rules_targets(start):
     assert immy.stats()["requests"]["tags"] > 0
 
 
+def test_the_tags_answer_names_every_tenant_it_lists(start):
+    start("plan")
+    sync()
+    view = tag_view()
+    huntress = view["Huntress"]
+    assert huntress["should"] == [2, 3, 8]
+    assert huntress["tenant_names"] == {
+        "2": "Contoso Limited",
+        "3": "Fabrikam Inc",
+        "8": "World Wide Importers",
+    }
+    # The demo's site-scoped rule: Woodgrove Bank, which no tenant holds (null, not a guess).
+    scoped = view["Microsoft 365 Apps"]["site_scope"]
+    assert [(s["client_name"], s["immy_tenant_id"], s["immy_tenant_name"]) for s in scoped] == [
+        ("Woodgrove Bank", None, None)
+    ]
+
+
 def test_a_held_generation_sends_no_tag_write(start):
     immy = start("apply")
     sync()
