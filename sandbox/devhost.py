@@ -9,9 +9,13 @@ sync queue run the queue function in-process.
     python -m sandbox.devhost --port 7071        (make run)
     python -m sandbox.devhost --port 0 --existing   (settings from the environment; bench/load.py)
 
-Invocations run as in the Functions Python worker (`Worker`): async handlers on one event loop
-that lives as long as the host, plain ones in a thread pool (`--threads`, default as the worker's
-PYTHON_THREADPOOL_THREAD_COUNT). One worker process, where Azure may run several.
+Invocations run as in the Functions Python worker (`sandbox.worker.Worker`): async handlers on one
+event loop that lives as long as the host, plain ones in a thread pool (`--threads`, default as the
+worker's PYTHON_THREADPOOL_THREAD_COUNT). One worker process, where Azure may run several.
+
+At start it prints, for the demo set (`sandbox.demo` says what `make run` adds to it), the URLs
+worth opening, each carrying a key that opens it; then, for every route of the OpenAPI document,
+the keys that open it (never a key that opens nothing); last, the line `listening on <url>`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,15 +42,19 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import azure.functions as func
 from azure.functions.decorators.function_app import Function
 
+from sandbox.demo import DEMO_SETTINGS, guide, showcase
 from sandbox.halo import HaloSandbox
 from sandbox.halo_data import demo_data, generate
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from sandbox.processes import azurite_table
+from sandbox.worker import Worker
 
 DEMO_RULES = Path(__file__).resolve().parent / "demo_rules.json"
 # Loopback-only development keys, printed at start; never used outside this process.
 MASTER_KEY = os.environ.get("DEVHOST_MASTER_KEY", "dev-master-key")
+# The order a route's methods are printed in.
+_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE")
 
 
 def function_key(name: str) -> str:
@@ -65,6 +72,16 @@ class Route:
     auth: str
     handler: Callable[..., Any]
     outputs: tuple[str, ...]
+
+
+def keys_of(route: Route) -> tuple[str, ...]:
+    """The keys the host lets through to `route`: its function's own key and the master key, or
+    the master key alone on an admin route (none is asked for on an anonymous one)."""
+    if route.auth == "ANONYMOUS":
+        return ()
+    if route.auth == "ADMIN":
+        return (MASTER_KEY,)
+    return (function_key(route.name), MASTER_KEY)
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -132,45 +149,6 @@ def _call(handler: Callable[..., Any], *args: Any) -> Any:
     return asyncio.run(result) if inspect.isawaitable(result) else result
 
 
-def default_threads() -> int:
-    """The worker's thread pool size: `PYTHON_THREADPOOL_THREAD_COUNT`, else what Python 3.9+
-    workers use when it is unset (ThreadPoolExecutor's default, min(32, CPUs + 4))."""
-    given = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
-    return int(given) if given.isdigit() and int(given) > 0 else min(32, (os.cpu_count() or 1) + 4)
-
-
-class Worker:
-    """Runs handlers as the Functions Python worker does: every async handler on one event loop
-    (its own thread, for as long as the host runs), plain handlers in a thread pool of `threads`.
-
-    So state that belongs to an event loop (httpx clients, asyncio locks) lives across requests
-    here as it does in Azure. One worker process only: the host's FUNCTIONS_WORKER_PROCESS_COUNT
-    would need several processes behind one port.
-    """
-
-    def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads or default_threads()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="worker")
-        self.loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(
-            target=self.loop.run_forever, name="worker-loop", daemon=True
-        )
-        self._loop_thread.start()
-
-    def call(self, handler: Callable[..., Any], *args: Any) -> Any:
-        """Run one invocation and wait for its result (or exception)."""
-        if inspect.iscoroutinefunction(handler):
-            return asyncio.run_coroutine_threadsafe(handler(*args), self.loop).result()
-        return self._pool.submit(handler, *args).result()
-
-    def close(self) -> None:
-        """Stop the loop and the pool."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._loop_thread.join()
-        self.loop.close()
-        self._pool.shutdown(wait=True)
-
-
 class DevHost:
     """Dispatches HTTP requests to the app's handlers with the host's key checks."""
 
@@ -179,11 +157,33 @@ class DevHost:
         self.routes, self.queues = routes(functions)
         self.worker = worker or Worker()
 
-    def keys(self) -> dict[str, str]:
-        """Every key that opens something: the master key, and one per function-level route
-        (an admin route opens to the master key alone, so its own key would open nothing)."""
-        keys = {r.name: function_key(r.name) for r in self.routes if r.auth != "ADMIN"}
-        return {"master": MASTER_KEY, **keys}
+    def route_keys(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Each route of the app's OpenAPI document ("GET|PUT /api/rules") with every key that
+        opens it here, in the order the document lists them. Labelled by route, not function:
+        one function may serve several routes (rules and mappings), and an admin function's own
+        key opens nothing, so it is never shown."""
+        from shared.api.openapi import openapi_document
+
+        document = openapi_document()
+        base = document["servers"][0]["url"]
+        found = []
+        for template, item in document["paths"].items():
+            served = self.route_of(re.sub(r"\{\w+\}", "x", template).lstrip("/"))
+            if served is None:
+                continue
+            route = served[0]
+            methods = sorted((m.upper() for m in item if m != "parameters"), key=_METHODS.index)
+            found.append((f"{'|'.join(methods)} {base}{template}", keys_of(route)))
+        return found
+
+    def route_of(self, path: str) -> tuple[Route, re.Match[str]] | None:
+        """The route serving `path` (after /api/), as the host picks it (the first whose
+        template matches), and the match."""
+        for route in self.routes:
+            match = route.pattern.match(path)
+            if match is not None:
+                return route, match
+        return None
 
     def dispatch(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -194,45 +194,39 @@ class DevHost:
         path = split.path
         if not path.startswith("/api/"):
             return _text(404, "not found")
-        for route in self.routes:
-            match = route.pattern.match(path[len("/api/") :])
-            if match is None:
-                continue
-            if method not in route.methods:
-                status, out, text = _text(405, "method not allowed")
-                allow = documented_methods(path) or route.methods
-                return status, {**out, "Allow": ", ".join(sorted(allow))}, text
-            key = headers.get("x-functions-key") or params.get("code")
-            allowed = (
-                {MASTER_KEY} if route.auth == "ADMIN" else {MASTER_KEY, function_key(route.name)}
+        found = self.route_of(path[len("/api/") :])
+        if found is None:
+            return _text(404, "no function has this route")
+        route, match = found
+        if method not in route.methods:
+            status, out, text = _text(405, "method not allowed")
+            allow = documented_methods(path) or route.methods
+            return status, {**out, "Allow": ", ".join(sorted(allow))}, text
+        key = headers.get("x-functions-key") or params.get("code")
+        if route.auth != "ANONYMOUS" and key not in keys_of(route):
+            return _text(401, "a valid function key is required")
+        request = func.HttpRequest(
+            method,
+            f"http://127.0.0.1{target}",
+            headers=headers,
+            params=params,
+            route_params={k: route_value(v) for k, v in match.groupdict().items() if v is not None},
+            body=body,
+        )
+        outs = [QueueOut(self._queue_runner(name)) for name in route.outputs]
+        try:
+            response: func.HttpResponse = self.worker.call(route.handler, request, *outs)
+        except Exception:
+            # The host answers an unhandled exception with a bare 500; so does this, rather
+            # than dropping the connection unanswered. The traceback is for the developer.
+            traceback.print_exc()
+            return _text(500, "the function raised an exception")
+        out_headers = dict(response.headers)
+        if response.mimetype:
+            out_headers["Content-Type"] = response.mimetype + (
+                f"; charset={response.charset}" if response.charset else ""
             )
-            if route.auth != "ANONYMOUS" and key not in allowed:
-                return _text(401, "a valid function key is required")
-            request = func.HttpRequest(
-                method,
-                f"http://127.0.0.1{target}",
-                headers=headers,
-                params=params,
-                route_params={
-                    k: route_value(v) for k, v in match.groupdict().items() if v is not None
-                },
-                body=body,
-            )
-            outs = [QueueOut(self._queue_runner(name)) for name in route.outputs]
-            try:
-                response: func.HttpResponse = self.worker.call(route.handler, request, *outs)
-            except Exception:
-                # The host answers an unhandled exception with a bare 500; so does this, rather
-                # than dropping the connection unanswered. The traceback is for the developer.
-                traceback.print_exc()
-                return _text(500, "the function raised an exception")
-            out_headers = dict(response.headers)
-            if response.mimetype:
-                out_headers["Content-Type"] = response.mimetype + (
-                    f"; charset={response.charset}" if response.charset else ""
-                )
-            return response.status_code, out_headers, response.get_body() or b""
-        return _text(404, "no function has this route")
+        return response.status_code, out_headers, response.get_body() or b""
 
     def _queue_runner(self, queue: str) -> Callable[[str], None]:
         def run(message: str) -> None:
@@ -332,11 +326,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return _serve(DevHost(function_app.app.get_functions(), worker), args.port)
 
-    data = generate(args.clients) if args.clients else demo_data(date.today())
+    demo = not args.clients
+    data = demo_data(date.today()) if demo else generate(args.clients)
+    immy_data = showcase(data, immy_data_for(data)) if demo else immy_data_for(data)
     with (
         azurite_table() as azurite,
         HaloSandbox(data) as halo,
-        ImmyBotSandbox(immy_data_for(data)) as immy,
+        ImmyBotSandbox(immy_data) as immy,
     ):
         os.environ.update(
             {
@@ -351,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 "HALO_REQUESTS_PER_MINUTE": "100000",
                 "TABLES_CONNECTION_STRING": azurite.connection_string,
                 "SYNC_SCHEDULE": "0 */15 * * * *",
+                **(DEMO_SETTINGS if demo else {}),
             }
         )
         os.environ.pop("TABLES_ENDPOINT", None)
@@ -364,14 +361,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sync: {report.outcome} {json.dumps(report.targets)}", flush=True)
         print(f"halopsa sandbox: {halo.url} (PUT {halo.url}/_sandbox/faults)", flush=True)
         print(f"immybot sandbox: {immy.url}", flush=True)
-        return _serve(DevHost(function_app.app.get_functions(), worker), args.port)
+        return _serve(DevHost(function_app.app.get_functions(), worker), args.port, sights=demo)
 
 
-def _serve(host: DevHost, port: int) -> int:
+def _serve(host: DevHost, port: int, *, sights: bool = False) -> int:
     server = serve(host, port)
-    print(f"keys: {json.dumps(host.keys())}", flush=True)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
     print(f"worker: one event loop, {host.worker.threads} threads", flush=True)
-    print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    routes = host.route_keys()
+    if sights:
+        own = {r.name: keys_of(r)[0] for r in host.routes if keys_of(r)}
+        print("\n".join(guide(url, own)), flush=True)
+    width = max(len(route) for route, _ in routes)
+    print("keys (header x-functions-key, or ?code=KEY), by route:", flush=True)
+    for route, keys in routes:
+        print(f"  {route:<{width}}  {'  '.join(keys) or '(none needed)'}", flush=True)
+    # Last: tests and scripts wait for this line, by which everything above is printed.
+    print(f"listening on {url}", flush=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -49,11 +49,15 @@ SentinelOne targets by how the rule names the item:
     demo rule (code or name)            Contoso Ltd, Northwind Traders, Wide World Importers,
                                         Woodgrove Bank; quantities: 25 fixed, 8 fixed, calculated
                                         (unknown), calculated (last 40)
+Microsoft 365 Apps (demo rule: item name "Microsoft 365 Business Premium", item 3, scoped to site 10):
+the item is billed to Contoso Ltd (-1/102), Fabrikam, Inc. (-2/202), Adventure Works (-5/502) and
+Woodgrove Bank (-8/801, users, last counted 60), but only -8 is billed at site 10 (Harbor Street
+Branch), so the rule's one target is Woodgrove Bank.
 Other deliberate shapes: -3 has no schedule (live by its header); -8's schedule starts
 "1900-01-01" (no date: started); -7 carries header startdate/enddate (enddate "1900-01-01" = none);
 contract 2 has no end_date key, contract 5 ends "0001-01-01" (open); every line's lineactiondate is
 "1899-12-30"; sites give client_id as decimals (1.0). Ticket 6's summary holds markup, for escaping
-tests.
+tests; ticket 11 has no client (client_id -1, HaloPSA's "not set"), no site and no user.
 """
 
 from __future__ import annotations
@@ -465,7 +469,7 @@ _DEMO_ASSETS = (
     (17, 7, 7, "WGB-FW01", "Firewall", False),
     (18, 8, 8, "LITWARE-WS01", "Workstation", False),
 )
-# (id, client_id, site_id, user_id or 0, summary)
+# (id, client_id or 0, site_id or 0, user_id or 0, summary): 0 = not set on the ticket.
 _DEMO_TICKETS = (
     (1, 1, 1, 1, "Outlook keeps asking for my password"),
     (2, 1, 9, 2, "New starter laptop for the lab"),
@@ -477,6 +481,8 @@ _DEMO_TICKETS = (
     (8, 7, 10, 13, "Branch firewall firmware update"),
     (9, 8, 8, 14, "Offboarding: close the account"),
     (10, 7, 7, 0, "Scheduled maintenance window"),
+    # Logged from a call before anyone knew the caller's company: the tab must say so.
+    (11, 0, 0, 0, "Caller could not say which company they are with"),
 )
 
 
@@ -560,10 +566,11 @@ def demo_data(today: date) -> HaloDataSet:
                 "id": tid,
                 "summary": summary,
                 "details": f"Reported by phone. {summary}.",
-                "client_id": cid,
-                "client_name": clients[cid][0],
-                "site_id": sid,
-                "site_name": sites[sid][1],
+                # HaloPSA writes "not set" references as -1 (DESIGN.md section 8).
+                "client_id": cid or -1,
+                "client_name": clients[cid][0] if cid else "",
+                "site_id": sid or -1,
+                "site_name": sites[sid][1] if sid else "",
                 "user_id": uid,
                 "user_name": users[uid][2] if uid else "",
                 "user_email": email(uid) if uid else "",

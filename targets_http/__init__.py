@@ -19,11 +19,11 @@ from shared.api.openapi import openapi_document
 from shared.api.reconciliation import reconcile, reconciliation_query, reconciliation_reply
 from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed
 from shared.api.setup import request_host, run_checks
+from shared.api.tags import tags_answer
 from shared.api.targets import answer_targets
 from shared.api.targets_query import parse_targets_query
 from shared.settings import get_settings
 from shared.store.repository import get_store
-from shared.sync.tag_store import tags_view
 
 bp = func.Blueprint()
 
@@ -95,7 +95,9 @@ def calendar(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="immybot/tags", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def immybot_tags(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/immybot/tags`: per rule, its ImmyBot tag, carriers, targets, plan, last result."""
-    return _respond(req, "immybot_tags", lambda: json_reply(tags_view(get_store(), get_settings())))
+    return _respond(
+        req, "immybot_tags", lambda: json_reply(tags_answer(get_store(), get_settings()))
+    )
 
 
 @bp.function_name("assets_plan")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -107,11 +108,56 @@ def immy_settings(immy) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class DevhostOutput:
+    """What the devhost printed at start: where it listens, each route with the keys printed for
+    it, the URLs worth opening (label, URL), and the keys by function name ("master": the master
+    key), for tests that call routes by function."""
+
+    url: str
+    routes: dict[str, tuple[str, ...]]
+    sights: list[tuple[str, str]]
+    keys: dict[str, str]
+
+
+def parse_devhost_output(text: str) -> DevhostOutput:
+    """Read the devhost's start-up output (sandbox/devhost.py `_serve`)."""
+    from sandbox.devhost import MASTER_KEY, function_key
+    from tests.registry import registered
+
+    routes: dict[str, tuple[str, ...]] = {}
+    sights: list[tuple[str, str]] = []
+    section = ""
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            section = line.split(" ", 1)[0]
+        elif section == "keys":
+            methods, path, *keys = line.split()
+            routes[f"{methods} {path}"] = tuple(keys)
+        elif section == "open" and line.startswith("    "):
+            sights.append((sights.pop()[0], line.strip()))
+        elif section == "open":
+            sights.append((line.strip(), ""))
+    url = text.split("listening on ", 1)[1].split()[0]
+    printed = {key for keys in routes.values() for key in keys}
+    keys = {name: function_key(name) for name in registered() if function_key(name) in printed}
+    if MASTER_KEY in printed:
+        keys["master"] = MASTER_KEY
+    return DevhostOutput(url, routes, sights, keys)
+
+
 @pytest.fixture(scope="module")
-def devhost() -> Iterator[tuple[str, dict[str, str]]]:
-    """`make run`'s devhost (sandboxes, Azurite, a demo sync) in its own process: (url, keys)."""
-    with devhost_process() as running:
-        yield running
+def devhost_output() -> Iterator[DevhostOutput]:
+    """`make run`'s devhost (sandboxes, Azurite, a demo sync) in its own process, and what it
+    printed at start."""
+    with devhost_process() as (_url, text):
+        yield parse_devhost_output(text)
+
+
+@pytest.fixture(scope="module")
+def devhost(devhost_output: DevhostOutput) -> tuple[str, dict[str, str]]:
+    """The devhost of `devhost_output`: (url, keys by function name)."""
+    return devhost_output.url, devhost_output.keys
 
 
 def target(client: int, tenant: int | None) -> Target:

@@ -9,15 +9,45 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.api.current import snapshot_of
+from shared.api.names import NULL_NAME, Names, current_names
 from shared.api.params import record_id
 from shared.api.problems import ApiError, json_object, problem
-from shared.core.mapping import ExplicitMapping, TenantMatch, links_of, map_clients
+from shared.core.mapping import ExplicitMapping, MatchKind, TenantMatch, links_of, map_clients
 from shared.records.parsing import describe_error
 from shared.store.generations import apply_rules, read_manifest, write_matches
 from shared.store.repository import Store
+
+
+class NamedMapping(BaseModel):
+    """An explicit mapping, with the names the current snapshot holds for both ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    halo_client_id: int
+    halo_client_name: str | None = Field(description=NULL_NAME)
+    immy_tenant_id: int
+    immy_tenant_name: str | None = Field(description=NULL_NAME)
+    note: str
+
+
+class MappingOutcome(BaseModel):
+    """How one client of the current snapshot maps, with names beside the ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: int
+    client_name: str | None = Field(description=NULL_NAME)
+    kind: MatchKind
+    tenant_id: int | None
+    tenant_name: str | None
+    candidates: list[int] = Field(description="Tenants an ambiguous name matched.")
+    candidate_names: dict[int, str | None] = Field(
+        description="Each candidate tenant's name (null when the snapshot does not hold it)."
+    )
+    detail: str
 
 
 class MappingsView(BaseModel):
@@ -27,8 +57,8 @@ class MappingsView(BaseModel):
 
     immybot_configured: bool
     generation: str | None
-    explicit: list[ExplicitMapping]
-    outcomes: list[TenantMatch]
+    explicit: list[NamedMapping]
+    outcomes: list[MappingOutcome]
 
 
 def explicit_mappings(store: Store) -> dict[int, ExplicitMapping]:
@@ -37,26 +67,56 @@ def explicit_mappings(store: Store) -> dict[int, ExplicitMapping]:
 
 
 def list_mappings(store: Store) -> MappingsView:
-    """Explicit mappings plus how every client of the current generation maps."""
+    """Explicit mappings plus how every client of the current generation maps, with names."""
     pointer = store.current()
     explicit = sorted(explicit_mappings(store).values(), key=lambda m: m.halo_client_id)
     if pointer is None:
         return MappingsView(
-            immybot_configured=False, generation=None, explicit=explicit, outcomes=[]
+            immybot_configured=False,
+            generation=None,
+            explicit=[_named(m, Names()) for m in explicit],
+            outcomes=[],
         )
     snapshot = snapshot_of(store, pointer.generation)
+    names = Names.of(snapshot)
     return MappingsView(
         immybot_configured=snapshot.immybot,
         generation=pointer.generation,
-        explicit=explicit,
-        outcomes=sorted(snapshot.matches.values(), key=lambda m: m.client_id),
+        explicit=[_named(m, names) for m in explicit],
+        outcomes=[
+            _outcome(m, names) for m in sorted(snapshot.matches.values(), key=lambda m: m.client_id)
+        ],
+    )
+
+
+def _named(mapping: ExplicitMapping, names: Names) -> NamedMapping:
+    return NamedMapping(
+        halo_client_id=mapping.halo_client_id,
+        halo_client_name=names.client(mapping.halo_client_id),
+        immy_tenant_id=mapping.immy_tenant_id,
+        immy_tenant_name=names.tenant(mapping.immy_tenant_id),
+        note=mapping.note,
+    )
+
+
+def _outcome(match: TenantMatch, names: Names) -> MappingOutcome:
+    return MappingOutcome(
+        client_id=match.client_id,
+        client_name=names.client(match.client_id),
+        kind=match.kind,
+        tenant_id=match.tenant_id,
+        tenant_name=match.tenant_name,
+        candidates=match.candidates,
+        candidate_names=names.tenant_names(match.candidates),
+        detail=match.detail,
     )
 
 
 def put_mapping(
     store: Store, halo_client_id: str, body: bytes, today: date
-) -> tuple[ExplicitMapping, bool]:
-    """Map one client to a tenant from a JSON body `{"immy_tenant_id": N, "note": "..."}`."""
+) -> tuple[NamedMapping, bool]:
+    """Map one client to a tenant from a JSON body `{"immy_tenant_id": N, "note": "..."}`; the
+    answer names both sides."""
     client_id = _client_id(halo_client_id)
     document = json_object(body, 16 * 1024)
     document.setdefault("halo_client_id", client_id)
@@ -71,9 +131,12 @@ def put_mapping(
             problem(409, "client-mismatch", "the body names another HaloPSA client than the URL")
         )
     created = client_id not in explicit_mappings(store)
+    # Read before the remap, which reads the same snapshot (kept by snapshot_of) and then
+    # rewrites the manifest: after it, names would cost a second read of the whole snapshot.
+    names = current_names(store)
     store.put_mapping_row(client_id, mapping.immy_tenant_id, mapping.note)
     _remap(store, today)
-    return mapping, created
+    return _named(mapping, names), created
 
 
 def delete_mapping(store: Store, halo_client_id: str, today: date) -> None:

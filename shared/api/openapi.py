@@ -10,19 +10,19 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.api.asset_plan import AssetPlanAnswer
 from shared.api.calendar import CalendarResponse
-from shared.api.mappings import MappingsView
+from shared.api.mappings import MappingsView, NamedMapping
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_routes import ROUTES
 from shared.api.openapi_spec import KEYS, REF
 from shared.api.problems import Problem
 from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
+from shared.api.tags import TagsAnswer
 from shared.core.mapping import ExplicitMapping
 from shared.core.rules import Rule, RuleSet
-from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
-from shared.sync.tag_store import TagsView
 
 MODELS: tuple[type[BaseModel], ...] = (
     TargetsResponse,
@@ -34,10 +34,11 @@ MODELS: tuple[type[BaseModel], ...] = (
     SyncStatus,
     ReconciliationResponse,
     CalendarResponse,
-    AssetPlanView,
+    AssetPlanAnswer,
     MappingsView,
+    NamedMapping,
     ExplicitMapping,
-    TagsView,
+    TagsAnswer,
     SetupReport,
     Problem,
 )

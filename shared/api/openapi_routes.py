@@ -7,19 +7,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from shared.api.asset_plan import AssetPlanAnswer
 from shared.api.calendar import DEFAULT_DAYS, MAX_DAYS, CalendarResponse
-from shared.api.mappings import MappingsView
+from shared.api.mappings import MappingsView, NamedMapping
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
 from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
+from shared.api.tags import TagsAnswer
 from shared.api.targets_query import MAX_VALUE
-from shared.core.mapping import ExplicitMapping
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
-from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
-from shared.sync.tag_store import TagsView
 
 # What params.lookup_value accepts: leading, trailing and repeated spaces are collapsed.
 Lookup = Annotated[
@@ -154,8 +153,8 @@ MAPPING = Route(
             "putMapping",
             body="MappingUpdate",
             answers={
-                200: Response.json(ExplicitMapping, "Replaced"),
-                201: Response.json(ExplicitMapping, "Created"),
+                200: Response.json(NamedMapping, "Replaced"),
+                201: Response.json(NamedMapping, "Created"),
             },
             problems=(400, 409, 413, 503),
         ),
@@ -258,7 +257,7 @@ ASSET_PLAN = Route(
             summary="The last asset run: creates, updates, links, ambiguities, gone",
             params=(Param("client_id", "query", RecordId, "Only this HaloPSA client's plan."),),
             answers={
-                200: Response.json(AssetPlanView, "The plan, per client with anything to do"),
+                200: Response.json(AssetPlanAnswer, "The plan, per client with anything to do"),
                 404: Response.problem("No asset plan for the current generation"),
             },
             problems=(400, 503),
@@ -275,7 +274,7 @@ TAGS = Route(
             "getImmyBotTags",
             summary="Per rule: its ImmyBot tag, the tenants (or, site-scoped, computers) carrying "
             "it and that should, the planned changes and the last apply result",
-            answers={200: Response.json(TagsView, "The tags")},
+            answers={200: Response.json(TagsAnswer, "The tags")},
             problems=(503,),
         ),
     ),

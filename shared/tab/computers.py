@@ -21,6 +21,7 @@ from shared.core.coverage import Wanted
 from shared.core.detection import find
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
+from shared.immybot.pages import computer_page
 from shared.records.immybot import DetectedSoftware, ImmyComputer
 
 log = logging.getLogger("halo_immy.tab")
@@ -187,7 +188,7 @@ def computers_view(
             online=c.online,
             last_seen=c.last_seen,
             user_email=c.primary_user_email,
-            url=f"{base_url}/computers/{c.id}",
+            url=computer_page(base_url, c.id),
             is_ticket_user=used_by(c, email),
             software=tuple(cell(w, read.inventory.get(c.id, "not read")) for w in wanted),
         )

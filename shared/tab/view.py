@@ -16,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from shared.core.coverage import ContractRow, ItemRow, SoftwareRow, coverage
+from shared.core.mapping import MatchKind, TenantMatch
 from shared.core.schedule import longest_gap
 from shared.halo.errors import HaloError, HaloNotFound
 from shared.immybot.client import ImmyClient
+from shared.immybot.pages import technician_tools
 from shared.records.halo import Ticket
 from shared.store.generations import read_computers
 from shared.store.read_cache import GenerationData, ServingState
@@ -87,9 +89,7 @@ async def build_tab(
     deadline = asyncio.get_running_loop().time() + deadline_ms / 1000
     view = TabView(ticket_id=ticket_id, generated_at=now)
     if immy is not None and immy.link_id is not None:
-        view.technician_url = (
-            f"{immy.base_url}/technician-pod/psa/{immy.link_id}/ticket/{ticket_id}"
-        )
+        view.technician_url = technician_tools(immy.base_url, immy.link_id, ticket_id)
 
     async def snapshot() -> tuple[ServingState, GenerationData | None]:
         status = await sync_status(store)
@@ -161,9 +161,22 @@ def _tenant_of(
         return None, "The last sync did not include ImmyBot yet."
     match = data.matches.get(client_id)
     if match is None or match.tenant_id is None:
-        detail = match.detail if match else "no ImmyBot tenant has this client's name"
-        return None, f"This client has no ImmyBot tenant ({detail}): map it in /api/mappings."
+        # Said to a technician: why, in words, and who can fix it. The admin API that maps
+        # clients (/api/mappings) takes a key technicians do not hold, so it is never named here.
+        return None, (
+            f"This client has no ImmyBot tenant ({_why_no_tenant(match)}), so its computers "
+            "cannot be shown: ask an admin to map this client."
+        )
     return (match.tenant_id, match.tenant_name or str(match.tenant_id)), None
+
+
+def _why_no_tenant(match: TenantMatch | None) -> str:
+    if match is None:
+        return "no ImmyBot tenant has this client's name"
+    if match.kind is MatchKind.AMBIGUOUS:
+        # The stored detail ends with an instruction for admins ("map it explicitly").
+        return f"{len(match.candidates)} ImmyBot tenants have this client's name"
+    return match.detail or "no ImmyBot tenant has this client's name"
 
 
 async def _client_part(

@@ -352,9 +352,9 @@ def test_a_rules_import_retried_after_a_storage_fault_applies_the_rules(demo_syn
     """PUT /rules stores the new set, then storage fails before the generation is re-resolved.
     The retried import finds every rule already stored; it must still apply them, not leave the
     current generation answering from the old rules until the next sync."""
-    rules = json.loads(DEMO_RULES.read_bytes())
-    rules["rules"][0]["exclude_clients"] = [1]  # Huntress without Contoso
-    del rules["rules"][1]  # and no SentinelOne
+    demo = {r["software"]: r for r in json.loads(DEMO_RULES.read_bytes())["rules"]}
+    # Huntress without Contoso, and no SentinelOne
+    rules = {"rules": [{**demo["Huntress"], "exclude_clients": [1]}, demo["Microsoft 365 Apps"]]}
     body = json.dumps(rules).encode()
     _fail_once(monkeypatch)
     assert_storage_problem(call("rules", "PUT", body, {"area": "rules"}))
@@ -484,8 +484,8 @@ def test_a_rule_edit_elsewhere_never_serves_empty_targets(demo_synced, frozen, a
     ImmyBot would uninstall everywhere on. Expected: the new answer (or at worst the old one)."""
     store = get_store()
     answer_targets(store, TargetsQuery("software", "Huntress"))  # caches pointer and manifest
-    rules = json.loads(DEMO_RULES.read_bytes())["rules"]
-    edited = {**rules[1], "exclude_clients": [7]}
+    rules = {r["software"]: r for r in json.loads(DEMO_RULES.read_bytes())["rules"]}
+    edited = {**rules["SentinelOne"], "exclude_clients": [7]}
     put_rule(other_instance(azurite), "SentinelOne", json.dumps(edited).encode(), date.today())
     query = TargetsQuery("software", "SentinelOne", computers)
     body = json.loads(answer_targets(store, query).body or b"")
@@ -525,8 +525,8 @@ def test_a_rule_edited_while_a_sync_runs_is_in_the_generation_it_swaps_to(demo_s
     """A rule PUT lands after the sync read the rules and before it swaps: the edit went to the
     old generation, and the new one must not bring back the old rule."""
     store = get_store()
-    rules = json.loads(DEMO_RULES.read_bytes())["rules"]
-    edited = {**rules[0], "exclude_clients": [1]}
+    rules = {r["software"]: r for r in json.loads(DEMO_RULES.read_bytes())["rules"]}
+    edited = {**rules["Huntress"], "exclude_clients": [1]}
 
     def edit(generation: str) -> None:
         put_rule(store, "Huntress", json.dumps(edited).encode(), date.today())

@@ -150,7 +150,7 @@ def test_if_none_match_gives_304(demo):
 
 def test_unknown_software_is_404_listing_the_known_ones(demo):
     body = problem_of(call("targets", "/api/targets", software="Huntres"), 404)
-    assert body["known"] == ["Huntress", "SentinelOne"]
+    assert body["known"] == ["Huntress", "Microsoft 365 Apps", "SentinelOne"]
     assert body["closest"] == ["Huntress"]
 
 
@@ -224,12 +224,16 @@ def test_openapi_document_validates(demo):
 
 def test_rules_export_round_trips_through_import(demo):
     exported = body_of(call("rules", "/api/rules"), "RuleSet")
-    assert [r["software"] for r in exported["rules"]] == ["Huntress", "SentinelOne"]
+    assert [r["software"] for r in exported["rules"]] == [
+        "Huntress",
+        "Microsoft 365 Apps",
+        "SentinelOne",
+    ]
     assert RuleSet.model_validate(exported) == RuleSet.model_validate_json(DEMO_RULES.read_text())
     again = call("rules", "/api/rules", "PUT", json.dumps(exported).encode())
     body = body_of(again, "RulesImported")
     assert body["created"] == [] and body["deleted"] == []
-    assert body["replaced"] == ["Huntress", "SentinelOne"]
+    assert body["replaced"] == ["Huntress", "Microsoft 365 Apps", "SentinelOne"]
 
 
 def test_a_rule_change_takes_effect_without_a_sync(demo):
@@ -460,7 +464,7 @@ def test_a_whole_number_written_as_a_float_is_an_integer(demo):
     # JSON Schema's integer includes 5.0; "5" and true are not.
     response = mapping_put("1", {"immy_tenant_id": 5.0})
     assert response.status_code in (200, 201)
-    assert body_of(response, "ExplicitMapping")["immy_tenant_id"] == 5
+    assert body_of(response, "NamedMapping")["immy_tenant_id"] == 5
 
 
 def many_rules(count: int, **extra) -> bytes:

@@ -27,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 DOC_BASE = "http://127.0.0.1:7071"
+MAKE_RUN = ".venv/bin/python -m sandbox.devhost --port 7071"
 SHOWN_HEADERS = ("Content-Type", "Location", "Allow", "ETag", "Retry-After")
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n`]*)$")
 _VOLATILE = (
@@ -38,6 +39,9 @@ _VOLATILE = (
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{12}\b"), "<run id>"),
     (re.compile(r'("[a-z_]*(?:_ms|_seconds|seconds|_s)":)-?[0-9.]+'), r"\1<n>"),
     (re.compile(r"(in|ago|after|for) [0-9.]+ ?(s|ms|seconds|minutes|min|h)\b"), r"\1 <n> \2"),
+    # the sandboxes' free ports, and the worker's threads (CPUs + 4)
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
+    (re.compile(r"\d+ threads"), "<n> threads"),
 )
 
 
@@ -180,9 +184,15 @@ def parse_curl(command: str) -> Curl:
     return curl
 
 
-def run(example: Example, base: str, client: httpx.Client) -> str:
-    """Run one example against the devhost at `base` and render what curl would print."""
-    curl = parse_curl(example.command)
+def run(example: Example, base: str, client: httpx.Client, startup: str = "") -> str:
+    """Run one example against the devhost at `base` and render what curl would print.
+
+    `$ make run` is answered by what the devhost printed at start (`startup`), as make echoes it.
+    """
+    if example.command == "make run":
+        return f"{MAKE_RUN}\n{startup.rstrip()}".replace(base, DOC_BASE)
+    command, _, pipe = example.command.partition(" | ")
+    curl = parse_curl(command)
     if not curl.url.startswith(DOC_BASE):
         raise ValueError(f"{example.doc.name}:{example.line}: examples call {DOC_BASE}")
     response = client.request(
@@ -191,8 +201,21 @@ def run(example: Example, base: str, client: httpx.Client) -> str:
         headers=curl.headers,
         content=curl.data,
     )
+    if pipe:
+        shown = grep_only(pipe, response.text)
+    else:
+        shown = render(response, curl, example.options)
     # The devhost runs on a free port; the doc shows the port `make run` uses.
-    return render(response, curl, example.options).replace(base, DOC_BASE)
+    return shown.replace(base, DOC_BASE)
+
+
+def grep_only(pipe: str, text: str) -> str:
+    """`grep -o 'PATTERN'` (basic regular expressions, `\\|` for or): each match on a line."""
+    words = shlex.split(pipe)
+    if words[:2] != ["grep", "-o"] or len(words) != 3:
+        raise ValueError(f"the docs test pipes only into grep -o 'PATTERN', not: {pipe}")
+    pattern = re.compile(words[2].replace("\\|", "|"))
+    return "\n".join(m.group(0) for line in text.splitlines() for m in pattern.finditer(line))
 
 
 def render(response: httpx.Response, curl: Curl, options: dict[str, int]) -> str:

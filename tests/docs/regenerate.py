@@ -20,8 +20,8 @@ def regenerate(doc: Path) -> bool:
     examples = [example for block in blocks(doc) for example in block.examples]
     if not examples:
         return False
-    with devhost_process() as (url, _keys), httpx.Client(timeout=60) as client:
-        answers = {example.line: run(example, url, client) for example in examples}
+    with devhost_process() as (url, startup), httpx.Client(timeout=60) as client:
+        answers = {example.line: run(example, url, client, startup) for example in examples}
     # Only answers that really changed: a new generation id or time alone is not a change.
     outputs = {
         example.line: answers[example.line]

@@ -20,6 +20,7 @@ from tests.docs.examples import (
     Curl,
     blocks,
     fenced,
+    grep_only,
     masked,
     parse_curl,
     pretty,
@@ -40,9 +41,9 @@ def test_every_console_example_answers_what_the_doc_shows(doc: Path):
 
     examples = [example for block in blocks(doc) for example in block.examples]
     differences = []
-    with devhost_process() as (url, _keys), httpx.Client(timeout=60) as client:
+    with devhost_process() as (url, startup), httpx.Client(timeout=60) as client:
         for example in examples:
-            got = masked(run(example, url, client))
+            got = masked(run(example, url, client, startup))
             shown = masked(example.shown)
             if got != shown:
                 diff = "\n".join(
@@ -81,7 +82,10 @@ def test_every_call_in_the_docs_is_run_or_says_where_it_runs(doc: Path):
 def test_console_examples_call_the_devhost_with_options_the_runner_knows(doc: Path):
     for block in blocks(doc):
         for example in block.examples:
-            curl = parse_curl(example.command)  # raises on an option the runner does not know
+            if example.command == "make run":
+                continue
+            command = example.command.partition(" | ")[0]
+            curl = parse_curl(command)  # raises on an option the runner does not know
             assert curl.url.startswith(DOC_BASE), f"{doc.name}:{example.line}"
 
 
@@ -122,6 +126,13 @@ def test_include_shows_the_status_line_and_the_headers_that_matter():
 def test_an_unknown_curl_option_is_refused_by_name():
     with pytest.raises(ValueError, match="--compressed"):
         parse_curl(f"curl --compressed {DOC_BASE}/api/catalog")
+
+
+def test_grep_only_prints_each_match_and_refuses_other_pipes():
+    html = '<p>a</p><a class="x">one</a>\n<a class="y">two</a>'
+    assert grep_only("grep -o '<a class=\"x\">[^<]*\\|two'", html) == '<a class="x">one\ntwo'
+    with pytest.raises(ValueError, match="jq"):
+        grep_only("jq .ok", html)
 
 
 def test_pretty_puts_each_top_level_member_on_a_line():

@@ -129,11 +129,51 @@ def test_an_explicit_mapping_takes_effect_at_once(both):
     assert (row["billed"], row["calculated_unknown"], row["deployed"]) == (None, 1, 6)
     listed = json.loads(call("rules", "/api/mappings", route={"area": "mappings"}).get_body())
     assert listed["explicit"] == [
-        {"halo_client_id": 6, "immy_tenant_id": 8, "note": "renamed in ImmyBot"}
+        {
+            "halo_client_id": 6,
+            "halo_client_name": "Wide World Importers",
+            "immy_tenant_id": 8,
+            "immy_tenant_name": "World Wide Importers",
+            "note": "renamed in ImmyBot",
+        }
     ]
     removed = call("rules", "/api/mappings/6", "DELETE", route={"area": "mappings", "key": "6"})
     assert removed.status_code == 204
     assert by_name(targets("Huntress"))["Wide World Importers"]["immy_tenant_id"] is None
+
+
+def test_the_mapping_answers_name_every_client_and_tenant(both):
+    listed = json.loads(call("rules", "/api/mappings", route={"area": "mappings"}).get_body())
+    outcomes = {o["client_id"]: o for o in listed["outcomes"]}
+    contoso, northwind = outcomes[1], outcomes[3]
+    assert (contoso["client_name"], contoso["tenant_id"], contoso["tenant_name"]) == (
+        "Contoso Ltd",
+        2,
+        "Contoso Limited",
+    )
+    assert (northwind["client_name"], northwind["kind"]) == ("Northwind Traders", "ambiguous")
+    assert northwind["candidate_names"] == {"4": "Northwind Traders", "5": "Northwind Traders Ltd"}
+    assert outcomes[7]["client_name"] == "Woodgrove Bank" and outcomes[7]["tenant_name"] is None
+    # A tenant the snapshot does not hold is named null, never guessed; so is a client.
+    for client, tenant, names in (
+        (7, 99, ("Woodgrove Bank", None)),
+        (99, 2, (None, "Contoso Limited")),
+    ):
+        put = call(
+            "rules",
+            f"/api/mappings/{client}",
+            "PUT",
+            json.dumps({"immy_tenant_id": tenant}).encode(),
+            route={"area": "mappings", "key": str(client)},
+        )
+        assert put.status_code == 201, put.get_body()
+        answer = json.loads(put.get_body())
+        assert (answer["halo_client_name"], answer["immy_tenant_name"]) == names
+    listed = json.loads(call("rules", "/api/mappings", route={"area": "mappings"}).get_body())
+    assert [(m["halo_client_name"], m["immy_tenant_name"]) for m in listed["explicit"]] == [
+        ("Woodgrove Bank", None),
+        (None, "Contoso Limited"),
+    ]
 
 
 def test_status_reports_immybot(both):

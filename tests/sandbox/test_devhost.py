@@ -60,7 +60,7 @@ def test_problem_answers_pass_through(devhost):
     response = httpx.get(f"{url}/api/targets", params={"software": "Nope", "code": keys["targets"]})
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["known"] == ["Huntress", "SentinelOne"]
+    assert response.json()["known"] == ["Huntress", "Microsoft 365 Apps", "SentinelOne"]
 
 
 def test_a_long_unicode_rule_name_is_answered_not_dropped(devhost):

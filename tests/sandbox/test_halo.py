@@ -333,6 +333,14 @@ def test_demo_targets_match_the_documented_table(today: date) -> None:
         "Woodgrove Bank": [("calculated", 40.0)],
     }
     assert set(covered_by_item(data, today, S1_CODE, S1_NAME)) == SENTINELONE
+    # Microsoft 365 Apps: four clients bill Business Premium, one of them at site 10, the demo
+    # rule's site scope (Woodgrove Bank's Harbor Street Branch).
+    m365 = covered_by_item(data, today, ("name", "Microsoft 365 Business Premium"))
+    assert set(m365) == {"Contoso Ltd", "Fabrikam, Inc.", "Adventure Works", "Woodgrove Bank"}
+    at_site_10 = HaloDataSet(clients=data.clients, items=data.items)
+    at_site_10.invoices = [i for i in data.invoices if i["sitenumber"] == 10]
+    m365_at_10 = covered_by_item(at_site_10, today, ("name", "Microsoft 365 Business Premium"))
+    assert m365_at_10 == {"Woodgrove Bank": [("calculated", 60.0)]}
 
 
 def test_demo_contains_every_deliberate_case(demo: HaloDataSet) -> None:
@@ -401,7 +409,9 @@ def test_demo_contains_every_deliberate_case(demo: HaloDataSet) -> None:
 
     users_per_client = {u["client_id"] for u in demo.users if "@" in u["emailaddress"]}
     assert users_per_client == set(clients)
-    assert {t["client_id"] for t in demo.tickets} == set(clients)
+    # Every client has a ticket, and one ticket (11) has none: -1, HaloPSA's "not set".
+    assert {t["client_id"] for t in demo.tickets} == set(clients) | {-1}
+    assert [t["id"] for t in demo.tickets if t["client_id"] == -1] == [11]
     assert all(a["key_field"] for a in demo.assets)
 
 

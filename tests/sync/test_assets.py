@@ -388,4 +388,19 @@ def test_the_openapi_document_describes_the_plan():
     document = openapi_document()
     operation = document["paths"]["/assets/plan"]["get"]
     assert operation["operationId"] == "getAssetPlan"
-    assert "AssetPlanView" in document["components"]["schemas"]
+    schemas = document["components"]["schemas"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/AssetPlanAnswer"
+    }
+    assert {"client_name", "tenant_name"} <= set(schemas["NamedClientPlan"]["properties"])
+
+
+def test_the_plan_names_each_client_and_its_tenant(world):
+    sync()
+    status, body = plan_http()
+    assert status == 200
+    named = [
+        (c["client_id"], c["client_name"], c["tenant_id"], c["tenant_name"])
+        for c in body["clients"]
+    ]
+    assert named == [(1, "Alpha Ltd", 2, "Alpha Ltd"), (2, "Beta Ltd", 3, "Beta Ltd")]

@@ -97,6 +97,24 @@ def test_apply_makes_each_managed_tag_equal_to_its_rules_targets(start):
     assert immy.stats()["requests"]["tags"] > 0
 
 
+def test_the_tags_answer_names_every_tenant_it_lists(start):
+    start("plan")
+    sync()
+    view = tag_view()
+    huntress = view["Huntress"]
+    assert huntress["should"] == [2, 3, 8]
+    assert huntress["tenant_names"] == {
+        "2": "Contoso Limited",
+        "3": "Fabrikam Inc",
+        "8": "World Wide Importers",
+    }
+    # The demo's site-scoped rule: Woodgrove Bank, which no tenant holds (null, not a guess).
+    scoped = view["Microsoft 365 Apps"]["site_scope"]
+    assert [(s["client_name"], s["immy_tenant_id"], s["immy_tenant_name"]) for s in scoped] == [
+        ("Woodgrove Bank", None, None)
+    ]
+
+
 def test_a_held_generation_sends_no_tag_write(start):
     immy = start("apply")
     sync()
@@ -179,6 +197,8 @@ def test_a_site_scoped_rule_without_computer_sites_is_warned_about_and_not_tagge
     sync()
     put_rule("Huntress", site_ids=[1])
     catalog = json.loads(call("catalog", "/api/catalog").get_body())
+    # The demo's own site-scoped rule (Microsoft 365 Apps) carries the same warning.
+    assert list(catalog["rule_warnings"]) == ["Huntress", "Microsoft 365 Apps"]
     assert [w[:12] for w in catalog["rule_warnings"]["Huntress"]] == ["site-scoped:"]
     before = writes(immy)
     sync()

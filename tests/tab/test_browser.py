@@ -2,8 +2,9 @@
 
 A page on one loopback origin (standing in for HaloPSA) embeds the tab, served from another origin
 through the registered handler; it renders. A page on an origin not in TAB_FRAME_ORIGINS is
-refused by the tab's Content-Security-Policy. Screenshots at 480 and 1200 px go to a temporary
-folder, or to $SCREENSHOT_DIR (`make screenshots`: docs/images/).
+refused by the tab's Content-Security-Policy. Screenshots at 480 and 1200 px (ticket 1: the
+Technician Tools link, and SentinelOne missing on the user's laptop with its next step) go to a
+temporary folder, or to $SCREENSHOT_DIR (`make screenshots`: docs/images/).
 """
 
 from __future__ import annotations
@@ -178,9 +179,17 @@ def test_the_tab_renders_inside_the_allowed_origin(browser, framed, tmp_path):
         mine = browser.find_element(By.CSS_SELECTOR, "tr.mine a")
         assert mine.text == "CONTOSO-LT01"
         assert mine.get_attribute("target") == "_blank"
-        # Installed / missing for the ticket user's computer (sandbox/immybot_data.py: id 3).
+        # Installed / missing for the ticket user's computer (sandbox/immybot_data.py: id 3), and
+        # the missing one's next step: the computer's ImmyBot page, in a new tab.
         row = browser.find_element(By.CSS_SELECTOR, "tr.mine")
-        assert cells(row) == {"Huntress": "installed 0.14.46", "SentinelOne": "missing"}
+        assert cells(row) == {
+            "Huntress": "installed 0.14.46",
+            "SentinelOne": "missing install it from ImmyBot",
+        }
+        step = row.find_element(By.CSS_SELECTOR, 'td[data-software="SentinelOne"] a.next')
+        assert step.get_attribute("href") == f"{immy_url}/computers/3"
+        assert step.get_attribute("target") == "_blank"
+        assert step.is_displayed()
         tools = browser.find_element(By.CSS_SELECTOR, "a.immy")
         assert tools.get_attribute("href") == f"{immy_url}/technician-pod/psa/1/ticket/1"
         assert tools.get_attribute("target") == "_blank"

@@ -85,10 +85,19 @@ def test_hostile_halopsa_and_immybot_text_is_never_live(text):
                     user_email="",
                     url="javascript:alert(1)",
                     is_ticket_user=False,
-                    software=(SoftwareCell("unknown", why=text),),
+                    software=(SoftwareCell("unknown", why=text), SoftwareCell("missing")),
+                ),
+                ComputerRow(
+                    name=text,
+                    online=None,
+                    last_seen=None,
+                    user_email="",
+                    url=text,
+                    is_ticket_user=False,
+                    software=(SoftwareCell("missing"), SoftwareCell("missing")),
                 ),
             ],
-            software=[text],
+            software=[text, text],
         ),
         technician_url="javascript:alert(4)",
     )
@@ -99,6 +108,29 @@ def test_hostile_halopsa_and_immybot_text_is_never_live(text):
     assert all(h.startswith(("http://", "https://")) for h in found.hrefs)
     assert "javascript:" not in " ".join(found.hrefs)
     assert found.tags.count("style") == 1  # only ours, carrying the nonce
+
+
+def missing_on(url: str | None) -> str:
+    """The tab's one software cell for a computer whose ImmyBot page is `url`, where it is missing."""
+    row = ComputerRow("PC-1", True, None, "", url, True, (SoftwareCell("missing"),))
+    view = TabView(ticket_id=1, computers=Computers(rows=[row], software=["Huntress"]))
+    html = render("tab.html", ["https://msp.halopsa.com"], view=view).html
+    return html.split('data-software="Huntress">', 1)[1].split("</td>", 1)[0]
+
+
+def test_missing_software_says_the_next_step():
+    # With the computer's ImmyBot page: install it there, in a new tab.
+    assert missing_on("https://msp.immy.bot/computers/7") == (
+        '<span class="tag bad">missing</span> <a class="next" '
+        'href="https://msp.immy.bot/computers/7" target="_blank" rel="noopener noreferrer">'
+        "install it from ImmyBot</a>"
+    )
+    # Without a page a browser may open: who to ask, and no link.
+    for url in (None, "", "javascript:alert(1)"):
+        assert missing_on(url) == (
+            '<span class="tag bad">missing</span> '
+            '<span class="next">ask your ImmyBot admin to install it</span>'
+        )
 
 
 def test_security_headers():

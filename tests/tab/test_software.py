@@ -42,6 +42,8 @@ from tests.conftest import immy_settings
 from tests.registry import handler
 
 DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
+# A missing cell's text: the status, its tag, and the next step (the computer's ImmyBot page).
+MISSING = "missing missing install it from ImmyBot"
 
 
 # -- detection -------------------------------------------------------------------------------------
@@ -219,10 +221,10 @@ def test_installed_missing_and_never_inventoried(both):
     html = page()
     assert cells(html, "CONTOSO-LT01") == {
         "Huntress": "installed installed 0.14.46",
-        "SentinelOne": "missing missing",
+        "SentinelOne": MISSING,
     }
     assert cells(html, "CONTOSO-LT02")["SentinelOne"] == "installed installed 23.4.4.223"  # id 4
-    assert cells(html, "CONTOSO-LT02")["Huntress"] == "missing missing"
+    assert cells(html, "CONTOSO-LT02")["Huntress"] == MISSING
     assert cells(html, "CONTOSO-LAB01") == {  # id 7: never inventoried
         "Huntress": "unknown unknown never inventoried by ImmyBot",
         "SentinelOne": "unknown unknown never inventoried by ImmyBot",
@@ -245,6 +247,58 @@ def test_installed_missing_and_never_inventoried(both):
 
 
 @pytest.mark.integration
+def test_each_missing_cell_links_to_its_computers_immybot_page(both):
+    immy = both()
+    html = page()
+    for computer_id, name, software in (
+        (3, "CONTOSO-LT01", "SentinelOne"),
+        (4, "CONTOSO-LT02", "Huntress"),
+    ):
+        row = html.split(f">{name}</bdi></a>", 1)[1].split("</tr>", 1)[0]
+        missing = row.split(f'data-software="{software}">', 1)[1].split("</td>", 1)[0]
+        assert missing == (
+            '<span class="tag bad">missing</span> '
+            f'<a class="next" href="{immy.url}/computers/{computer_id}" target="_blank" '
+            'rel="noopener noreferrer">install it from ImmyBot</a>'
+        )
+    # Installed and unknown cells carry no next step.
+    assert html.count('class="next"') == sum(
+        text.startswith("missing")
+        for name in (
+            "CONTOSO-LT01",
+            "CONTOSO-LT02",
+            "CONTOSO-WS01",
+            "CONTOSO-SRV01",
+            "CONTOSO-LAB01",
+        )
+        for text in cells(html, name).values()
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("ticket", "why"),
+    [
+        ("8", "no ImmyBot tenant has this name"),  # Woodgrove Bank
+        ("4", "2 ImmyBot tenants have this client&#39;s name"),  # Northwind Traders
+    ],
+)
+def test_an_unmapped_client_is_sent_to_an_admin_and_nowhere_a_technician_cannot_go(
+    both, ticket, why
+):
+    both(IMMY_HALO_LINK_ID="1")
+    html = page(ticket)
+    assert (
+        f"This client has no ImmyBot tenant ({why}), so its computers cannot be shown: "
+        "ask an admin to map this client."
+    ) in html
+    assert "/api/mappings" not in html and "map it explicitly" not in html
+    # The only link left is ImmyBot's Technician Tools for the ticket: nothing of the app's API.
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert hrefs and all("/technician-pod/psa/1/ticket/" in h for h in hrefs), hrefs
+
+
+@pytest.mark.integration
 def test_no_technician_tools_link_without_the_link_id(both):
     both()
     assert "technician-pod" not in page()
@@ -259,7 +313,7 @@ def test_detect_patterns_match_case_insensitively(both):
         )
     both(json.dumps(rules).encode())
     found = cells(page(), "CONTOSO-LT01")
-    assert found == {"Huntress": "installed installed 0.14.46", "SentinelOne": "missing missing"}
+    assert found == {"Huntress": "installed installed 0.14.46", "SentinelOne": MISSING}
 
 
 @pytest.mark.integration
@@ -268,7 +322,7 @@ def test_a_pattern_that_matches_nothing_says_missing(both):
     for rule in rules["rules"]:
         rule.pop("detect", None)  # the default, "SentinelOne", is not "Sentinel Agent"
     both(json.dumps(rules).encode())
-    assert cells(page(), "CONTOSO-LT02")["SentinelOne"] == "missing missing"
+    assert cells(page(), "CONTOSO-LT02")["SentinelOne"] == MISSING
 
 
 @pytest.mark.integration

@@ -1,0 +1,60 @@
+"""Names beside ids: from the snapshot that serves, and null (never a guess) for an id it lacks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from shared.api.names import Names
+from shared.api.tags import named_rule
+from shared.core.tag_plan import HeldRemoval, RuleTags, SiteScoped, TagChange
+
+NAMES = Names(clients={1: "Contoso Ltd"}, tenants={2: "Contoso Limited", 6: "Tailspin Toys LLC"})
+
+
+def test_an_id_the_snapshot_lacks_is_named_null():
+    assert NAMES.client(1) == "Contoso Ltd" and NAMES.client(5) is None
+    assert NAMES.tenant(None) is None and NAMES.tenant(99) is None
+    assert NAMES.tenant_names([6, 99, 2, 6]) == {
+        2: "Contoso Limited",
+        6: "Tailspin Toys LLC",
+        99: None,
+    }
+
+
+def test_a_rule_entry_names_every_tenant_it_mentions():
+    # A plan recorded earlier may name a tenant the serving snapshot no longer holds (98, 99).
+    plan = RuleTags(
+        software="Huntress",
+        tag="Halo: Huntress",
+        tag_id=1,
+        carrying=[2, 6, 99],
+        should=[2],
+        changes=[TagChange(tag="Halo: Huntress", tag_id=1, add=[], remove=[])],
+        held=HeldRemoval(
+            tag="Halo: Huntress", carrying=3, should=1, removing=2, share=0.6667, tenants=[6, 99]
+        ),
+        offboarding=[98],
+        site_scope=[SiteScoped(client_id=1, client_name="Contoso Ltd", immy_tenant_id=2)],
+        generation="g",
+        planned_at=datetime(2026, 12, 6, tzinfo=UTC),
+    )
+    named = named_rule(plan, NAMES).model_dump(mode="json")
+    assert named["tenant_names"] == {
+        "2": "Contoso Limited",
+        "6": "Tailspin Toys LLC",
+        "98": None,
+        "99": None,
+    }
+    assert named["site_scope"] == [
+        {
+            "client_id": 1,
+            "client_name": "Contoso Ltd",
+            "immy_tenant_id": 2,
+            "immy_tenant_name": "Contoso Limited",
+            "note": "site scope: not tagged",
+        }
+    ]
+    # Everything the recorded plan said is still there, unchanged.
+    assert {k: v for k, v in named.items() if k not in ("tenant_names", "site_scope")} == {
+        k: v for k, v in plan.model_dump(mode="json").items() if k != "site_scope"
+    }
