@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sandbox.halo_data import HaloDataSet
 from sandbox.immybot_data import HALO_LINK_ID, ImmyDataSet, add_halo_link
-from shared.core.tag_plan import tag_description
+from shared.core.tag_base import tag_description
 
 # HaloPSA client id -> the tenant ImmyBot's own integration links it to (None: listed, unlinked).
 DEMO_LINKS: dict[int, int | None] = {1: None, 2: 3, 3: None, 4: 6, 5: 7, 6: None, 7: None, 8: 9}

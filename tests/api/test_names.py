@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from shared.api.names import Names
 from shared.api.tags import named_rule
-from shared.core.tag_plan import HeldRemoval, RuleTags, SiteScoped, TagChange
+from shared.core.tag_base import HeldRemoval, RuleTags, SiteScoped, TagChange
 
 NAMES = Names(clients={1: "Contoso Ltd"}, tenants={2: "Contoso Limited", 6: "Tailspin Toys LLC"})
 
@@ -19,6 +19,21 @@ def test_an_id_the_snapshot_lacks_is_named_null():
         6: "Tailspin Toys LLC",
         99: None,
     }
+
+
+def test_a_computer_level_rule_names_no_computer_as_a_tenant():
+    plan = RuleTags(
+        software="M365",
+        tag="Halo: M365",
+        tag_id=1,
+        level="computer",
+        carrying=[6],  # computer 6, not tenant 6
+        should=[7],
+        changes=[TagChange(tag="Halo: M365", tag_id=1, add=[7], remove=[6], level="computer")],
+        generation="g",
+        planned_at=datetime(2026, 12, 6, tzinfo=UTC),
+    )
+    assert named_rule(plan, NAMES).tenant_names == {}
 
 
 def test_a_rule_entry_names_every_tenant_it_mentions():
@@ -50,8 +65,10 @@ def test_a_rule_entry_names_every_tenant_it_mentions():
             "client_id": 1,
             "client_name": "Contoso Ltd",
             "immy_tenant_id": 2,
+            "sites": [],
+            "computers": [],
+            "note": None,
             "immy_tenant_name": "Contoso Limited",
-            "note": "site scope: not tagged",
         }
     ]
     # Everything the recorded plan said is still there, unchanged.

@@ -54,6 +54,7 @@ class Example:
     command: str
     shown: str
     options: dict[str, int] = field(default_factory=dict)
+    written: list[str] = field(default_factory=list)  # the command's lines as the doc has them
 
 
 @dataclass
@@ -123,11 +124,21 @@ def _examples(
     doc: Path, first_line: int, body: list[str], options: dict[str, int]
 ) -> list[Example]:
     examples: list[Example] = []
+    continued = False
     for offset, line in enumerate(body):
-        if line.startswith("$ "):
-            examples.append(Example(doc, first_line + offset, line[2:], "", options))
+        if continued:
+            # A command continued with a trailing backslash, as a shell reads it.
+            examples[-1].command = examples[-1].command[:-1].rstrip() + " " + line.strip()
+            examples[-1].written.append(line)
+        elif line.startswith("$ "):
+            examples.append(Example(doc, first_line + offset, line[2:], "", options, [line]))
         elif examples:
             examples[-1].shown += line + "\n"
+        continued = (
+            bool(examples)
+            and examples[-1].command.endswith("\\")
+            and (continued or line.startswith("$ "))
+        )
     for example in examples:
         example.shown = example.shown.rstrip("\n")
     return examples
@@ -294,7 +305,7 @@ def rewrite(doc: Path, outputs: dict[int, str]) -> bool:
         for example in block.examples:
             if body:
                 body.append("")
-            body.append(f"$ {example.command}")
+            body.extend(example.written)
             body.extend(outputs.get(example.line, example.shown).splitlines())
         lines[block.start : block.end] = [(block.indent + line) if line else "" for line in body]
     text = "\n".join(lines) + ("\n" if original.endswith("\n") else "")
