@@ -30,13 +30,13 @@ import pytest
 from sandbox.halo_data import HaloDataSet
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import ImmyDataSet
+from shared.core.mapping import MatchKind, TenantMatch
+from shared.core.targets import Snapshot
+from shared.records.halo import Client
 from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
 from shared.sync.asset_hold import asset_hold
-from shared.core.mapping import MatchKind, TenantMatch
-from shared.core.targets import Snapshot
-from shared.records.halo import Client
 from shared.sync.assets import mapped_clients, read_plan
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
