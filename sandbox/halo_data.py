@@ -52,8 +52,8 @@ SentinelOne targets by how the rule names the item:
 Other deliberate shapes: -3 has no schedule (live by its header); -8's schedule starts
 "1900-01-01" (no date: started); -7 carries header startdate/enddate (enddate "1900-01-01" = none);
 contract 2 has no end_date key, contract 5 ends "0001-01-01" (open); every line's lineactiondate is
-"1899-12-30"; sites give client_id as decimals (1.0). Ticket 6's summary holds markup, for escaping
-tests.
+"1899-12-30"; sites give client_id as decimals (1.0); there is no site 11 (deleted: HaloPSA does not
+reuse ids), so the sites are 1-10 and 12. Ticket 6's summary holds markup, for escaping tests.
 
 Microsoft Entra tenants linked to clients (`azure_tenants`, listed with `includeazuretenants=true`;
 AreaAzureTenant rows in the report tables), for mapping clients to ImmyBot tenants
@@ -444,11 +444,12 @@ _DEMO_AZURE_TENANTS = (
     (3, ENTRA_NORTHWIND.upper(), "Northwind Traders", "northwind.example.com"),
     (7, ENTRA_WOODGROVE, "Woodgrove Bank", "woodgrove.example.com"),
 )
-# (id, client_id, name, inactive): each client's head office has the client's id.
+# (id, client_id, name, inactive): each client's head office has the client's id. Site 11 was
+# deleted in HaloPSA, which never reuses an id: a rule naming it is refused (shared.api.references).
 _DEMO_EXTRA_SITES = (
     (9, 1, "Redmond Lab", False),
     (10, 7, "Harbor Street Branch", False),
-    (11, 5, "Old Warehouse", True),
+    (12, 5, "Old Warehouse", True),
 )
 # (id, client_id, site_id, name, inactive)
 _DEMO_USERS = (

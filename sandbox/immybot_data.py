@@ -25,8 +25,9 @@ refusing to guess when two tenants share a key (even if one name is exact).
     7       Adventure Works               5 Adventure Works         by name          3/4
     8       World Wide Importers          6 Wide World Importers    unmapped*        4/6
     9       Litware Inc                   8 Litware Inc (inactive)  by name          1/2
-    10      Woodgrove Bank                7 Woodgrove Bank          ambiguous**      2/2
-    11      Woodgrove Bank Harbor Street  7 Woodgrove Bank          ambiguous**      1/1
+    (10)    deleted from ImmyBot: no tenant has id 10 (ImmyBot does not reuse it)
+    11      Woodgrove Bank                7 Woodgrove Bank          ambiguous**      2/2
+    12      Woodgrove Bank Harbor Street  7 Woodgrove Bank          ambiguous**      1/1
 
     (computers: online/all.) Northwind's tenants 4 and 5 share a normalised name (by name alone
     client 3 is ambiguous), but client 3's Entra tenant is tenant 4's (ENTRA_NORTHWIND) and
@@ -34,7 +35,7 @@ refusing to guess when two tenants share a key (even if one name is exact).
     * until an explicit mapping (HaloPSA client 6 -> tenant 8) is saved.
     ** one Entra tenant (ENTRA_WOODGROVE, Woodgrove's in HaloPSA) linked to both, each limited to
     its own domain, as ImmyBot allows: which one the client deploys to is a human's call, though
-    tenant 10 alone is named like the client.
+    tenant 11 alone is named like the client.
     33 computers, 24 online, 19 with a primary user (ids 1-33 in the order below). Offline
     computers are hidden by `computers/paged` unless `includeOffline=true`.
 
@@ -51,10 +52,10 @@ Demo computers per tenant (primary user; "off" = offline; null = no primary user
     8: WWI-WS01 grace.ndlovu, WWI-LT01 felix.brandt, WWI-WS02 felix.brandt off, WWI-LT02 null off,
        WWI-SRV01 null, WWI-SRV02 null
     9: LITWARE-WS01 kate.doyle, LITWARE-LT01 null off
-    10: WGB-WS01 hannah.weiss, WGB-SRV01 null
-    11: WGB-WS02 luis.moreno
+    11: WGB-WS01 hannah.weiss, WGB-SRV01 null
+    12: WGB-WS02 luis.moreno
 Every tenant but 9 has an azureTenantLink (`AzureTenantLinkResponse` of ImmyBot's OpenAPI
-document); those of 4, 5, 10 and 11 carry the Entra tenants above, the others random ones. `seed`
+document); those of 4, 5, 11 and 12 carry the Entra tenants above, the others random ones. `seed`
 changes only random GUIDs, serial numbers, models and timestamps of the demo set, never the table
 above.
 
@@ -216,13 +217,19 @@ class _Builder:
         self.midnight = datetime.combine(today, time(), tzinfo=UTC)
         self.data = ImmyDataSet()
         self.slugs: set[str] = set()
+        self.deleted_tenants = 0
+
+    @property
+    def next_tenant_id(self) -> int:
+        """The id the next tenant gets (ImmyBot never reuses a deleted tenant's)."""
+        return len(self.data.tenants) + self.deleted_tenants + 1
 
     def tenant(
         self, name: str, *, linked: bool | str, msp: bool = False, domains: tuple[str, ...] = ()
     ) -> Record:
         """A tenant; `linked`: its Entra tenant id, True for a random one, False for none;
         `domains`: the domains its link is limited to (ImmyBot's limitToDomains)."""
-        tenant_id = len(self.data.tenants) + 1
+        tenant_id = self.next_tenant_id
         entra = _guid(self.rng) if linked is True else linked or None
         record: Record = {
             "id": tenant_id,
@@ -347,6 +354,8 @@ _DEMO_TENANTS: tuple[tuple[int, str, bool | str, tuple[tuple[str, str | None, bo
         ("WGB-WS02", "Luis Moreno", True),
     )),
 )  # fmt: skip
+# A tenant deleted from ImmyBot: no tenant has its id (a mapping naming it is refused).
+_DEMO_DELETED_TENANT = 10
 # The domains a tenant's Entra link is limited to (one Entra tenant, two ImmyBot tenants).
 _DEMO_DOMAINS = {
     "Woodgrove Bank": ("woodgrove.example.com",),
@@ -367,6 +376,8 @@ def _demo(halo: HaloDataSet, build: _Builder) -> ImmyDataSet:
     for number, (name, _, online) in enumerate(_DEMO_MSP_COMPUTERS):
         build.computer(msp, name, None, online, days_off=2 + number)
     for client_id, tenant_name, linked, computers in _DEMO_TENANTS:
+        if build.next_tenant_id == _DEMO_DELETED_TENANT:
+            build.deleted_tenants += 1
         tenant = build.tenant(
             tenant_name, linked=linked, domains=_DEMO_DOMAINS.get(tenant_name, ())
         )
@@ -445,7 +456,7 @@ def _generated(halo: HaloDataSet, build: _Builder) -> ImmyDataSet:
         else:
             names = [name]
 
-        halo_links[client_id] = len(build.data.tenants) + 1  # its (first) tenant, next to come
+        halo_links[client_id] = build.next_tenant_id  # its (first) tenant, next to come
         halo_names[client_id] = name
         users = users_of.get(client_id, [])
         assets = list(assets_of.get(client_id, []))

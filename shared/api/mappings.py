@@ -9,15 +9,30 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.api.current import snapshot_of
 from shared.api.params import record_id
 from shared.api.problems import ApiError, json_object, problem
+from shared.api.references import checked_mapping
 from shared.core.mapping import ExplicitMapping, TenantMatch, links_of, map_clients
 from shared.records.parsing import describe_error
 from shared.store.generations import apply_rules, read_manifest, write_matches
 from shared.store.repository import Store
+
+
+class MappingSaved(ExplicitMapping):
+    """`PUT /api/mappings/{halo_client_id}`: the mapping as stored, and what could not be
+    confirmed about it."""
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Ids accepted unconfirmed: perhaps newer than the snapshot (the next sync tells), or "
+            "not checked (no sync yet, or no ImmyBot data in it). An id that cannot exist is a "
+            "409 instead."
+        ),
+    )
 
 
 class MappingsView(BaseModel):
@@ -55,8 +70,9 @@ def list_mappings(store: Store) -> MappingsView:
 
 def put_mapping(
     store: Store, halo_client_id: str, body: bytes, today: date
-) -> tuple[ExplicitMapping, bool]:
-    """Map one client to a tenant from a JSON body `{"immy_tenant_id": N, "note": "..."}`."""
+) -> tuple[MappingSaved, bool]:
+    """Map one client to a tenant from a JSON body `{"immy_tenant_id": N, "note": "..."}`; a 409
+    when the client or the tenant cannot exist (shared.api.references)."""
     client_id = _client_id(halo_client_id)
     document = json_object(body, 16 * 1024)
     document.setdefault("halo_client_id", client_id)
@@ -70,10 +86,11 @@ def put_mapping(
         raise ApiError(
             problem(409, "client-mismatch", "the body names another HaloPSA client than the URL")
         )
+    found = checked_mapping(store, client_id, mapping.immy_tenant_id)
     created = client_id not in explicit_mappings(store)
     store.put_mapping_row(client_id, mapping.immy_tenant_id, mapping.note)
     _remap(store, today)
-    return mapping, created
+    return MappingSaved(**mapping.model_dump(), warnings=found), created
 
 
 def delete_mapping(store: Store, halo_client_id: str, today: date) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.api.mappings import MappingsView
+from shared.api.mappings import MappingSaved, MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_routes import ROUTES
 from shared.api.openapi_spec import KEYS, REF
@@ -35,6 +35,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     AssetPlanView,
     MappingsView,
     ExplicitMapping,
+    MappingSaved,
     TagsView,
     SetupReport,
     Problem,

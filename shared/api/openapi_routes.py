@@ -7,13 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from shared.api.mappings import MappingsView
+from shared.api.mappings import MappingSaved, MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
 from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
 from shared.api.targets_query import MAX_VALUE
-from shared.core.mapping import ExplicitMapping
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.sync.assets import AssetPlanView
@@ -34,6 +33,12 @@ Software = Annotated[
 RecordId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 HTML = {"text/html": TEXT}
+UNKNOWN_IDS = (
+    "Ids a rule names (exclude_clients, site_ids) that the current snapshot shows cannot exist "
+    "(missing, yet at or below the newest id it holds of their kind) are a 409 `unknown-ids` and "
+    "nothing is stored; ids above that (perhaps newer than the snapshot), or with no snapshot to "
+    "check against, are stored and named in the rule's `warnings`."
+)
 ETAG, LOCATION = "ETag", "Location"
 
 TARGETS = Route(
@@ -83,7 +88,7 @@ RULES = Route(
             "importRules",
             summary="Replace every rule with a rule set (all or nothing)",
             description=f"At most {MAX_RULES} rules, each software once (a second one is a 409); "
-            "rules too large for storage together are a 413, and nothing is stored.",
+            "rules too large for storage together are a 413, and nothing is stored. " + UNKNOWN_IDS,
             body=RuleSet,
             answers={200: Response.json(RulesImported, "What changed")},
             problems=(400, 409, 413, 503),
@@ -103,6 +108,7 @@ RULE = Route(
         Operation(
             "put",
             "putRule",
+            description=UNKNOWN_IDS,
             body="RuleUpdate",
             answers={
                 200: Response.json(RuleView, "Replaced"),
@@ -144,10 +150,14 @@ MAPPING = Route(
         Operation(
             "put",
             "putMapping",
+            description="A HaloPSA client or ImmyBot tenant the current snapshot shows cannot "
+            "exist (missing, yet at or below the newest id it holds of its kind) is a 409 "
+            "`unknown-ids`; one above that (perhaps newer than the snapshot), or with nothing to "
+            "check against, is stored and named in `warnings`.",
             body="MappingUpdate",
             answers={
-                200: Response.json(ExplicitMapping, "Replaced"),
-                201: Response.json(ExplicitMapping, "Created"),
+                200: Response.json(MappingSaved, "Replaced"),
+                201: Response.json(MappingSaved, "Created"),
             },
             problems=(400, 409, 413, 503),
         ),

@@ -83,7 +83,7 @@ def test_targets_carry_their_immybot_tenant_or_say_why_not(both):
     assert set(gaps) == {"Wide World Importers", "Woodgrove Bank"}
     assert (gaps["Woodgrove Bank"]["mapping"], gaps["Woodgrove Bank"]["candidates"]) == (
         "ambiguous",
-        [10, 11],
+        [11, 12],
     )
     assert "Microsoft Entra tenant 9a8b7c6d-" in gaps["Woodgrove Bank"]["detail"]
 

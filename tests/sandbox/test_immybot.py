@@ -48,8 +48,8 @@ DEMO_TENANTS = {
     7: ("Adventure Works", 3, 4),
     8: ("World Wide Importers", 4, 6),
     9: ("Litware Inc", 1, 2),
-    10: ("Woodgrove Bank", 2, 2),
-    11: ("Woodgrove Bank Harbor Street", 1, 1),
+    11: ("Woodgrove Bank", 2, 2),
+    12: ("Woodgrove Bank Harbor Street", 1, 1),
 }
 
 
@@ -158,7 +158,8 @@ def test_demo_tenants_carry_the_documented_mismatches(halo: HaloDataSet, demo: I
             by_entra.setdefault(tenant["azureTenantLink"]["azTenantId"], []).append(tenant["id"])
     assert by_entra[ENTRA_NORTHWIND] == [4]  # one of the two Northwind Traders tenants
     assert by_entra[ENTRA_NORTHWIND_LTD] == [5]
-    assert by_entra[ENTRA_WOODGROVE] == [10, 11]  # one Entra tenant, two ImmyBot tenants
+    assert by_entra[ENTRA_WOODGROVE] == [11, 12]  # one Entra tenant, two ImmyBot tenants
+    assert 10 not in {t["id"] for t in demo.tenants}  # deleted from ImmyBot, never reused
     assert ZERO_GUID not in by_entra
     domains = [t["azureTenantLink"]["limitToDomains"] for t in demo.tenants[9:]]
     assert [[d["domainName"] for d in limits] for limits in domains] == [
@@ -196,7 +197,7 @@ def test_demo_computers_match_the_documented_counts(halo: HaloDataSet, demo: Imm
     assert halo.tickets[0]["user_email"] == "dana.whitfield@contoso.example.com"
 
     # Primary users are the tenant's own HaloPSA client's users.
-    client_of_tenant = {2: 1, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5, 8: 6, 9: 8, 10: 7, 11: 7}
+    client_of_tenant = {2: 1, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5, 8: 6, 9: 8, 11: 7, 12: 7}
     emails = {(u["client_id"], u["emailaddress"]) for u in halo.users}
     with_user = [c for c in demo.computers if c["primaryUserEmail"]]
     assert len(with_user) == 19
