@@ -112,6 +112,9 @@ def test_an_explicit_mapping_settles_a_client_its_entra_tenant_left_ambiguous(wo
     assert (saved["halo_client_id"], saved["immy_tenant_id"], saved["warnings"]) == (7, 11, [])
     woodgrove = target("SentinelOne", 7)
     assert (woodgrove["mapping"], woodgrove["immy_tenant_id"]) == ("explicit", 11)
+    # Re-mapped from what the generation stored: Northwind's Entra tenant was kept with it.
+    northwind = target("SentinelOne", 3)
+    assert (northwind["mapping"], northwind["immy_tenant_id"]) == ("entra_tenant", 4)
 
 
 def test_ids_above_the_newest_known_are_stored_with_a_warning(world):
