@@ -6,8 +6,9 @@ are the tests' fixtures and stay as their tables say. The devhost adds, for the 
 - ImmyBot's HaloPSA integration, provider link 1 (and `IMMY_HALO_LINK_ID=1`, so the tab links each
   ticket to ImmyBot's Technician Tools): it links Fabrikam, Tailspin Toys, Adventure Works and
   Litware to their tenants (mapping `immybot_link`) and lists the other four clients unlinked, so
-  Contoso still maps by name, Northwind Traders stays ambiguous, Wide World Importers and Woodgrove
-  Bank unmapped.
+  Contoso still maps by name, Northwind Traders by its Microsoft Entra tenant (`entra_tenant`),
+  Woodgrove Bank stays ambiguous (its Entra tenant is linked to two ImmyBot tenants) and Wide World
+  Importers unmapped.
 - A tag "Halo: Huntress" that halo-immy made earlier (its description carries the marker), still
   on Contoso, Fabrikam, Tailspin Toys and Adventure Works. Today the Huntress rule covers only
   Contoso and Fabrikam among the mapped clients (Tailspin's contract starts in 14 days, Adventure
@@ -89,7 +90,7 @@ SIGHTS = (
     ),
     Sight("tab, ticket 11: no client", "/api/technician-tab/ticket/11", "technician_tab"),
     Sight(
-        "tab, ticket 8: Woodgrove Bank, no ImmyBot tenant; Microsoft 365 Apps (this site only)",
+        "tab, ticket 8: Woodgrove Bank, ambiguous ImmyBot tenant; Microsoft 365 Apps (this site only)",
         "/api/technician-tab/ticket/8",
         "technician_tab",
     ),

@@ -3,10 +3,11 @@
 Speaks the dialect `shared.halo.client` relies on (DESIGN.md section 8): `POST /auth/token`, list
 resources under `/api/` with HaloPSA's wrapper keys, `pageinate`/`page_size`/`page_no` paging with
 `record_count`, `includeinactive`, `includelines` (recurring invoices carry `lines` only with it),
-`client_id`, `Tickets/{id}` and `RecurringInvoice/{id}` (negative ids; always with lines). Faults
-(rate limits, a 429 every Nth request, random errors, latency, token revocation, failing pages,
-invoices listed without lines) are set in code or over `PUT /_sandbox/faults`;
-`GET /_sandbox/stats` counts what clients sent. Standard library only.
+`includeazuretenants` (clients carry `azure_tenants` only with it), `client_id`, `Tickets/{id}`
+and `RecurringInvoice/{id}` (negative ids; always with lines). Faults (rate limits, a 429 every
+Nth request, random errors, latency, token revocation, failing pages, invoices listed without
+lines) are set in code or over `PUT /_sandbox/faults`; `GET /_sandbox/stats` counts what clients
+sent. Standard library only.
 
     python -m sandbox.halo --port 8089 --clients 5000 --rate-limit 10
 """
@@ -87,6 +88,11 @@ _INACTIVE: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "Users": _flag_inactive("inactive"),
     "Asset": _flag_inactive("inactive"),
     "ClientContract": lambda record: record.get("active") is False,
+}
+# A list leaves these children out unless its flag asks for them: resource -> (flag, key).
+_CHILDREN: dict[str, tuple[str, str]] = {
+    "RecurringInvoice": ("includelines", "lines"),
+    "Client": ("includeazuretenants", "azure_tenants"),
 }
 # Resources that answer `GET /api/<resource>/{id}`.
 _BY_ID = frozenset({"Tickets", "RecurringInvoice", "ClientContract"})
@@ -273,14 +279,17 @@ class _Index:
             for include_inactive, rows in ((True, every), (False, active)):
                 view = _View(rows, resource in _WITH_CLIENT)
                 self.views[(resource, include_inactive, True)] = view
-                if resource != "RecurringInvoice":
+                if resource not in _CHILDREN:
                     self.views[(resource, include_inactive, False)] = view
-            if resource == "RecurringInvoice":
+            if resource in _CHILDREN:
                 # Lines are most of an invoice's weight; strip them once, not per request.
-                bare = {id(r): _without_lines(r) for r in every}
+                child = _CHILDREN[resource][1]
+                bare = {id(r): _without(r, child) for r in every}
                 for include_inactive, rows in ((True, every), (False, active)):
                     stripped = [bare[id(r)] for r in rows]
-                    self.views[(resource, include_inactive, False)] = _View(stripped, True)
+                    self.views[(resource, include_inactive, False)] = _View(
+                        stripped, resource in _WITH_CLIENT
+                    )
         # Assets are stateful (POST /api/Asset writes them): sandbox.halo_assets keeps them.
         self.assets = AssetBook(data)
         self.by_id: dict[str, dict[int, Any]] = {}
@@ -296,12 +305,13 @@ class _Index:
         self,
         resource: str,
         include_inactive: bool,
-        include_lines: bool,
+        include_children: bool,
         client_id: int | None,
         site_id: int | None,
     ) -> list[Any]:
-        """The records a list request matches, in id order."""
-        view = self.views[(resource, include_inactive, include_lines)]
+        """The records a list request matches, in id order; `include_children`: with the
+        resource's children (`_CHILDREN`) where it has any."""
+        view = self.views[(resource, include_inactive, include_children)]
         rows = view.records
         if client_id is not None and resource in _WITH_CLIENT:
             rows = view.by_client.get(client_id, [])
@@ -328,9 +338,13 @@ def _omit_lines(response: Response, resource: str, faults: Faults) -> Response:
 
 
 def _without_lines(record: Any) -> Any:
-    if not isinstance(record, dict):
+    return _without(record, "lines")
+
+
+def _without(record: Any, child: str) -> Any:
+    if not isinstance(record, dict) or child not in record:
         return record
-    return {k: v for k, v in record.items() if k != "lines"}
+    return {k: v for k, v in record.items() if k != child}
 
 
 # -- request handling ------------------------------------------------------------------------
@@ -563,7 +577,8 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         try:
             paginate = _bool_param(query, "pageinate")
             include_inactive = _bool_param(query, "includeinactive")
-            include_lines = _bool_param(query, "includelines")
+            flag = _CHILDREN.get(resource, ("includelines", ""))[0]
+            include_children = _bool_param(query, flag)
             client_id = _int_param(query, "client_id")
             site_id = _int_param(query, "site_id")
             count = _int_param(query, "count", 0)
@@ -571,7 +586,9 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
             page_no = _int_param(query, "page_no", 1) or 1
         except _BadParam as error:
             return error_response(400, "invalid_request", str(error))
-        records = self._index.select(resource, include_inactive, include_lines, client_id, site_id)
+        records = self._index.select(
+            resource, include_inactive, include_children, client_id, site_id
+        )
         if no_clients and (resource == "Client" or resource in _WITH_CLIENT):
             records = []
         total = len(records)

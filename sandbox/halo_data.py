@@ -56,8 +56,19 @@ Branch), so the rule's one target is Woodgrove Bank.
 Other deliberate shapes: -3 has no schedule (live by its header); -8's schedule starts
 "1900-01-01" (no date: started); -7 carries header startdate/enddate (enddate "1900-01-01" = none);
 contract 2 has no end_date key, contract 5 ends "0001-01-01" (open); every line's lineactiondate is
-"1899-12-30"; sites give client_id as decimals (1.0). Ticket 6's summary holds markup, for escaping
-tests; ticket 11 has no client (client_id -1, HaloPSA's "not set"), no site and no user.
+"1899-12-30"; sites give client_id as decimals (1.0); there is no site 11 (deleted: HaloPSA does not
+reuse ids), so the sites are 1-10 and 12. Ticket 6's summary holds markup, for escaping tests;
+ticket 11 has no client (client_id -1, HaloPSA's "not set"), no site and no user.
+
+Microsoft Entra tenants linked to clients (`azure_tenants`, listed with `includeazuretenants=true`;
+AreaAzureTenant rows in the report tables), for mapping clients to ImmyBot tenants
+(sandbox/immybot_data.py has the other half):
+
+    2   Fabrikam, Inc.          00000000-0000-0000-0000-000000000000 (a link never finished: none)
+    3   Northwind Traders       ENTRA_NORTHWIND, typed in capitals: its ImmyBot tenant writes it
+                                in lower case, and tells it from "Northwind Traders Ltd"
+    7   Woodgrove Bank          ENTRA_WOODGROVE: linked to two ImmyBot tenants (ambiguous)
+    every other client          none (`azure_tenants: []`)
 """
 
 from __future__ import annotations
@@ -425,11 +436,25 @@ _DEMO_CLIENTS = (
     (7, "Woodgrove Bank", False, "woodgrove.example.com", "WGB"),
     (8, "Litware Inc", True, "litware.example.com", "LITWARE"),
 )
-# (id, client_id, name, inactive): each client's head office has the client's id.
+# Microsoft Entra tenant ids of the demo (invented version-4 GUIDs): HaloPSA lists them on
+# clients, ImmyBot on tenants (sandbox.immybot_data).
+ENTRA_NORTHWIND = "6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f"
+ENTRA_NORTHWIND_LTD = "0b5e2c1a-3d4f-4e5a-8b6c-7d8e9f0a1b2c"
+ENTRA_WOODGROVE = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+# (client_id, azure_tenant_id as HaloPSA holds it, azure_tenant_name, azure_tenant_domain),
+# each an AreaAzureTenant object of HaloPSA's OpenAPI document; ids in this order from 1.
+_DEMO_AZURE_TENANTS = (
+    (2, ZERO_GUID, "", ""),
+    (3, ENTRA_NORTHWIND.upper(), "Northwind Traders", "northwind.example.com"),
+    (7, ENTRA_WOODGROVE, "Woodgrove Bank", "woodgrove.example.com"),
+)
+# (id, client_id, name, inactive): each client's head office has the client's id. Site 11 was
+# deleted in HaloPSA, which never reuses an id: a rule naming it is refused (shared.api.references).
 _DEMO_EXTRA_SITES = (
     (9, 1, "Redmond Lab", False),
     (10, 7, "Harbor Street Branch", False),
-    (11, 5, "Old Warehouse", True),
+    (12, 5, "Old Warehouse", True),
 )
 # (id, client_id, site_id, name, inactive)
 _DEMO_USERS = (
@@ -486,6 +511,23 @@ _DEMO_TICKETS = (
 )
 
 
+def _azure_tenants(client_id: int, client_name: str) -> list[Record]:
+    """A demo client's `azure_tenants`, as `GET /api/Client?includeazuretenants=true` lists them."""
+    return [
+        {
+            "id": number,
+            "details_id": 1,
+            "client_id": client_id,
+            "client_name": client_name,
+            "azure_tenant_id": tenant_id,
+            "azure_tenant_name": name,
+            "azure_tenant_domain": domain,
+        }
+        for number, (owner, tenant_id, name, domain) in enumerate(_DEMO_AZURE_TENANTS, start=1)
+        if owner == client_id
+    ]
+
+
 def demo_data(today: date) -> HaloDataSet:
     """The hand-written demo set (8 clients); see the module docstring for its expected targets."""
 
@@ -519,6 +561,7 @@ def demo_data(today: date) -> HaloDataSet:
                 "stopped": 0,
                 "is_vip": False,
                 "datecreated": at(-900 + cid, cid % 4, "17:26:35"),
+                "azure_tenants": _azure_tenants(cid, name),
             }
         )
     for sid, (cid, name, inactive) in sorted(sites.items()):

@@ -1,8 +1,8 @@
 """HaloPSA's SQL report API for the sandbox: `POST /api/Report` runs one SELECT against SQLite.
 
 The sandbox's data set (records in HaloPSA's REST JSON shapes) is loaded into an in-memory SQLite
-database under HaloPSA's own table and column names (AREA, SITE, CONTRACTHEADER, LOOKUP,
-INVOICEHEADER, STDREQUEST, INVOICEDETAIL, ITEM), per `halo-openapi/halo-sql-columns.json` (the
+database under HaloPSA's own table and column names (AREA, AreaAzureTenant, SITE, CONTRACTHEADER,
+LOOKUP, INVOICEHEADER, STDREQUEST, INVOICEDETAIL, ITEM), per `halo-openapi/halo-sql-columns.json` (the
 HaloPSA material DESIGN.md section 8 points to), so the app's report SQL meets a real instance's
 names. The loader is tolerant: a key a record
 does not carry leaves its column NULL (or HaloPSA's column default).
@@ -43,6 +43,18 @@ SCHEMA: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("Atreeid", "INTEGER DEFAULT 0"),
             ("acustomertype", "INTEGER DEFAULT 0"),
             ("Aarearef", "TEXT"),
+        ),
+    ),
+    (
+        # A client's Microsoft Entra tenants (REST: the client's `azure_tenants`), several each.
+        "AreaAzureTenant",
+        (
+            ("AATid", "INTEGER PRIMARY KEY"),
+            ("AATAreaId", "INTEGER NOT NULL"),
+            ("AATAzureTenantId", "TEXT NOT NULL"),
+            ("AATAzureTenantName", "TEXT"),
+            ("aatazuretenantdomain", "TEXT DEFAULT ''"),
+            ("AATDetailsId", "INTEGER NOT NULL DEFAULT 0"),
         ),
     ),
     (
@@ -151,14 +163,17 @@ class ReportFaults:
     see that the app notices. `contract_type_offset` shifts every contract's `chtype` (a report
     naming another contract type); `disabled_from` "schedule" leaves a header's own `disabled` out
     of `stddisabled` (default "both" merges them, as the app assumes); `drop_line_codes` writes no
-    `IDItem_Code`; `lose_rows` drops that many rows from every range answer of records of a table
-    (by its record kind: clients, sites, contracts, invoices, invoice_lines, items; an ids-only
-    answer keeps them, as a truncated large answer would); `deadline_rows`
-    answers 504 for any range SELECT that would return more rows than that."""
+    `IDItem_Code`; `drop_entra_tenants` writes no AreaAzureTenant row (HaloPSA keeping a client's
+    Entra tenants somewhere the report does not look); `lose_rows` drops that many rows from
+    every range answer of records of a table (by its record kind: clients, entra_tenants, sites,
+    contracts, invoices, invoice_lines, items; an ids-only answer keeps them, as a truncated large
+    answer would); `deadline_rows` answers 504 for any range SELECT that would return more rows
+    than that."""
 
     contract_type_offset: int = 0
     disabled_from: str = "both"
     drop_line_codes: bool = False
+    drop_entra_tenants: bool = False
     lose_rows: Mapping[str, int] = field(default_factory=dict)
     deadline_rows: int | None = None
 
@@ -171,6 +186,8 @@ class ReportFaults:
             raise ValueError('report.disabled_from must be "both" or "schedule"')
         if not isinstance(self.drop_line_codes, bool):
             raise ValueError("report.drop_line_codes must be true or false")
+        if not isinstance(self.drop_entra_tenants, bool):
+            raise ValueError("report.drop_entra_tenants must be true or false")
         if not isinstance(self.lose_rows, Mapping) or not all(
             kind in _KIND_TABLES and isinstance(n, int) and n >= 0
             for kind, n in self.lose_rows.items()
@@ -182,14 +199,20 @@ class ReportFaults:
             raise ValueError("report.deadline_rows must be an integer >= 0 or null")
 
     @property
-    def load_key(self) -> tuple[int, str, bool]:
+    def load_key(self) -> tuple[int, str, bool, bool]:
         """What changes the tables themselves (a database is built per key)."""
-        return (self.contract_type_offset, self.disabled_from, self.drop_line_codes)
+        return (
+            self.contract_type_offset,
+            self.disabled_from,
+            self.drop_line_codes,
+            self.drop_entra_tenants,
+        )
 
 
 # The table each record kind's range SELECT reads FROM.
 _KIND_TABLES = {
     "clients": "AREA",
+    "entra_tenants": "AreaAzureTenant",
     "sites": "SITE",
     "contracts": "CONTRACTHEADER",
     "invoices": "INVOICEHEADER",
@@ -278,6 +301,24 @@ def _records(items: Iterable[Any]) -> Iterable[Mapping[str, Any]]:
     return (item for item in items if isinstance(item, Mapping))
 
 
+def _add_entra_tenants(rows: _Rows, client: Mapping[str, Any]) -> None:
+    """A client's `azure_tenants` as AreaAzureTenant rows (several per client)."""
+    tenants = client.get("azure_tenants")
+    for tenant in _records(tenants if isinstance(tenants, list) else []):
+        rows.add(
+            "AreaAzureTenant",
+            {
+                "AATid": _whole(tenant.get("id")),
+                "AATAreaId": _whole(client.get("id")),
+                # NOT NULL in HaloPSA: a link without a tenant id holds "".
+                "AATAzureTenantId": tenant.get("azure_tenant_id") or "",
+                "AATAzureTenantName": tenant.get("azure_tenant_name"),
+                "aatazuretenantdomain": tenant.get("azure_tenant_domain"),
+                "AATDetailsId": _whole(tenant.get("details_id")),
+            },
+        )
+
+
 def _rows_of(data: Any, faults: ReportFaults | None = None) -> _Rows:
     faults = faults or ReportFaults()
     rows = _Rows()
@@ -293,6 +334,8 @@ def _rows_of(data: Any, faults: ReportFaults | None = None) -> _Rows:
                 "Aarearef": client.get("ref"),
             },
         )
+        if not faults.drop_entra_tenants:
+            _add_entra_tenants(rows, client)
     for site in _records(getattr(data, "sites", [])):
         rows.add(
             "SITE",

@@ -10,23 +10,33 @@ HaloPSA client names except for deliberate mismatches, which a client -> tenant 
 The mismatches are built around the app's own rule, `shared.core.mapping.normalise_name` (case,
 punctuation and trailing legal suffixes such as Ltd, Limited, LLC, Inc ignored).
 
-The demo set (`immy_data_for(demo_data(today))`): the mapping outcome assumes a mapper that
-matches normalised names and refuses to guess when two tenants share one (even if one is exact).
+The demo set (`immy_data_for(demo_data(today))`): the mapping outcome assumes the app's mapper
+(`shared.core.mapping`): the Microsoft Entra tenant first (a HaloPSA client's `azure_tenants`
+against a tenant's `azureTenantLink.azTenantId`, sandbox/halo_data.py), then normalised names,
+refusing to guess when two tenants share a key (even if one name is exact).
 
-    tenant  name                   HaloPSA client            outcome      computers (online/all)
-    1       Demo MSP (internal)    -                         -            1/2
-    2       Contoso Limited        1 Contoso Ltd             by name      4/5
-    3       Fabrikam Inc           2 Fabrikam, Inc.          by name      2/4
-    4       Northwind Traders      3 Northwind Traders       ambiguous    3/3
-    5       Northwind Traders Ltd  3 Northwind Traders       ambiguous    1/2
-    6       Tailspin Toys LLC      4 Tailspin Toys LLC       by name      2/2
-    7       Adventure Works        5 Adventure Works         by name      3/4
-    8       World Wide Importers   6 Wide World Importers    unmapped*    4/6
-    -       (none)                 7 Woodgrove Bank          unmapped     -
-    9       Litware Inc            8 Litware Inc (inactive)  by name      1/2
+    tenant  name                          HaloPSA client            outcome          computers
+    1       Demo MSP (internal)           -                         -                1/2
+    2       Contoso Limited               1 Contoso Ltd             by name          4/5
+    3       Fabrikam Inc                  2 Fabrikam, Inc.          by name          2/4
+    4       Northwind Traders             3 Northwind Traders       by Entra tenant  3/3
+    5       Northwind Traders Ltd         -                         -                1/2
+    6       Tailspin Toys LLC             4 Tailspin Toys LLC       by name          2/2
+    7       Adventure Works               5 Adventure Works         by name          3/4
+    8       World Wide Importers          6 Wide World Importers    unmapped*        4/6
+    9       Litware Inc                   8 Litware Inc (inactive)  by name          1/2
+    (10)    deleted from ImmyBot: no tenant has id 10 (ImmyBot does not reuse it)
+    11      Woodgrove Bank                7 Woodgrove Bank          ambiguous**      2/2
+    12      Woodgrove Bank Harbor Street  7 Woodgrove Bank          ambiguous**      1/1
 
+    (computers: online/all.) Northwind's tenants 4 and 5 share a normalised name (by name alone
+    client 3 is ambiguous), but client 3's Entra tenant is tenant 4's (ENTRA_NORTHWIND) and
+    tenant 5 has an Entra tenant of its own (ENTRA_NORTHWIND_LTD).
     * until an explicit mapping (HaloPSA client 6 -> tenant 8) is saved.
-    30 computers, 21 online, 17 with a primary user (ids 1-30 in the order below). Offline
+    ** one Entra tenant (ENTRA_WOODGROVE, Woodgrove's in HaloPSA) linked to both, each limited to
+    its own domain, as ImmyBot allows: which one the client deploys to is a human's call, though
+    tenant 11 alone is named like the client.
+    33 computers, 24 online, 19 with a primary user (ids 1-33 in the order below). Offline
     computers are hidden by `computers/paged` unless `includeOffline=true`.
 
 Demo computers per tenant (primary user; "off" = offline; null = no primary user):
@@ -42,8 +52,12 @@ Demo computers per tenant (primary user; "off" = offline; null = no primary user
     8: WWI-WS01 grace.ndlovu, WWI-LT01 felix.brandt, WWI-WS02 felix.brandt off, WWI-LT02 null off,
        WWI-SRV01 null, WWI-SRV02 null
     9: LITWARE-WS01 kate.doyle, LITWARE-LT01 null off
-Tenants 1, 2, 3, 6, 7 and 8 have an azureTenantLink; 4, 5 and 9 have none. `seed` changes only
-GUIDs, serial numbers, models and timestamps of the demo set, never the table above.
+    11: WGB-WS01 hannah.weiss, WGB-SRV01 null
+    12: WGB-WS02 luis.moreno
+Every tenant but 9 has an azureTenantLink (`AzureTenantLinkResponse` of ImmyBot's OpenAPI
+document); those of 4, 5, 11 and 12 carry the Entra tenants above, the others random ones. `seed`
+changes only random GUIDs, serial numbers, models and timestamps of the demo set, never the table
+above.
 
 Detected software (`detected_software`, every set): see `detected_software()` for the rule by
 computer id (Huntress, SentinelOne's "Sentinel Agent", and computers never inventoried).
@@ -73,7 +87,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sandbox.halo_data import HaloDataSet, JsonDataSet
+from sandbox.halo_data import (
+    ENTRA_NORTHWIND,
+    ENTRA_NORTHWIND_LTD,
+    ENTRA_WOODGROVE,
+    HaloDataSet,
+    JsonDataSet,
+)
 from shared.core.mapping import LEGAL_SUFFIXES
 
 Record = dict[str, Any]
@@ -162,6 +182,20 @@ def _guid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+def _azure_link(tenant_id: int, entra: str, domains: tuple[str, ...]) -> Record:
+    """A tenant's `azureTenantLink` (`AzureTenantLinkResponse` in ImmyBot's OpenAPI document)."""
+    return {
+        "immyTenantId": tenant_id,
+        "azTenantId": entra,
+        "shouldLimitDomains": bool(domains),
+        "limitToDomains": [
+            {"immyTenantId": tenant_id, "azTenantId": entra, "domainName": domain}
+            for domain in domains
+        ],
+        "azureTenant": {"principalId": entra, "azureTenantType": 1},
+    }
+
+
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -184,17 +218,29 @@ class _Builder:
         self.midnight = datetime.combine(today, time(), tzinfo=UTC)
         self.data = ImmyDataSet()
         self.slugs: set[str] = set()
+        self.deleted_tenants = 0
 
-    def tenant(self, name: str, *, linked: bool, msp: bool = False) -> Record:
+    @property
+    def next_tenant_id(self) -> int:
+        """The id the next tenant gets (ImmyBot never reuses a deleted tenant's)."""
+        return len(self.data.tenants) + self.deleted_tenants + 1
+
+    def tenant(
+        self, name: str, *, linked: bool | str, msp: bool = False, domains: tuple[str, ...] = ()
+    ) -> Record:
+        """A tenant; `linked`: its Entra tenant id, True for a random one, False for none;
+        `domains`: the domains its link is limited to (ImmyBot's limitToDomains)."""
+        tenant_id = self.next_tenant_id
+        entra = _guid(self.rng) if linked is True else linked or None
         record: Record = {
-            "id": len(self.data.tenants) + 1,
+            "id": tenant_id,
             "name": name,
             "slug": _slug(name, self.slugs),
             "active": True,
             "isMsp": msp,
             "ownerTenantId": None if msp else MSP_TENANT_ID,
             "parentTenantId": None,
-            "azureTenantLink": {"azTenantId": _guid(self.rng)} if linked else None,
+            "azureTenantLink": _azure_link(tenant_id, entra, domains) if entra else None,
             "tenantTagIds": [],
             "tenantTagNames": [],
         }
@@ -255,9 +301,9 @@ _DEMO_CLIENTS = (
     (7, "Woodgrove Bank"),
     (8, "Litware Inc"),
 )
-# (HaloPSA client id, tenant name, azure link, ((computer, primary user's name, online), ...));
-# in tenant id order after the MSP's. Woodgrove Bank (client 7) has no tenant.
-_DEMO_TENANTS: tuple[tuple[int, str, bool, tuple[tuple[str, str | None, bool], ...]], ...] = (
+# (HaloPSA client id, tenant name, Entra tenant (True: a random one), ((computer, primary user's
+# name, online), ...)); in tenant id order after the MSP's.
+_DEMO_TENANTS: tuple[tuple[int, str, bool | str, tuple[tuple[str, str | None, bool], ...]], ...] = (
     (1, "Contoso Limited", True, (
         ("CONTOSO-LT01", "Dana Whitfield", True),
         ("CONTOSO-LT02", "Priya Raman", True),
@@ -271,12 +317,12 @@ _DEMO_TENANTS: tuple[tuple[int, str, bool, tuple[tuple[str, str | None, bool], .
         ("FABRIKAM-LT02", "Lena Park", False),
         ("FABRIKAM-SRV01", None, True),
     )),
-    (3, "Northwind Traders", False, (
+    (3, "Northwind Traders", ENTRA_NORTHWIND, (
         ("NWT-WS01", "Sam Keller", True),
         ("NWT-LT01", "Irene Castillo", True),
         ("NWT-SRV01", None, True),
     )),
-    (3, "Northwind Traders Ltd", False, (
+    (3, "Northwind Traders Ltd", ENTRA_NORTHWIND_LTD, (
         ("NWT-LT02", "Irene Castillo", True),
         ("NWT-WS02", None, False),
     )),
@@ -302,7 +348,21 @@ _DEMO_TENANTS: tuple[tuple[int, str, bool, tuple[tuple[str, str | None, bool], .
         ("LITWARE-WS01", "Kate Doyle", True),
         ("LITWARE-LT01", None, False),
     )),
+    (7, "Woodgrove Bank", ENTRA_WOODGROVE, (
+        ("WGB-WS01", "Hannah Weiss", True),
+        ("WGB-SRV01", None, True),
+    )),
+    (7, "Woodgrove Bank Harbor Street", ENTRA_WOODGROVE, (
+        ("WGB-WS02", "Luis Moreno", True),
+    )),
 )  # fmt: skip
+# A tenant deleted from ImmyBot: no tenant has its id (a mapping naming it is refused).
+_DEMO_DELETED_TENANT = 10
+# The domains a tenant's Entra link is limited to (one Entra tenant, two ImmyBot tenants).
+_DEMO_DOMAINS = {
+    "Woodgrove Bank": ("woodgrove.example.com",),
+    "Woodgrove Bank Harbor Street": ("harbor.woodgrove.example.com",),
+}
 _DEMO_MSP_COMPUTERS = (("MSP-SRV01", None, True), ("MSP-LT01", None, False))
 
 
@@ -318,7 +378,11 @@ def _demo(halo: HaloDataSet, build: _Builder) -> ImmyDataSet:
     for number, (name, _, online) in enumerate(_DEMO_MSP_COMPUTERS):
         build.computer(msp, name, None, online, days_off=2 + number)
     for client_id, tenant_name, linked, computers in _DEMO_TENANTS:
-        tenant = build.tenant(tenant_name, linked=linked)
+        if build.next_tenant_id == _DEMO_DELETED_TENANT:
+            build.deleted_tenants += 1
+        tenant = build.tenant(
+            tenant_name, linked=linked, domains=_DEMO_DOMAINS.get(tenant_name, ())
+        )
         for number, (name, user_name, online) in enumerate(computers):
             user = users.get((client_id, user_name)) if user_name else None
             if user_name and user is None:
@@ -394,7 +458,7 @@ def _generated(halo: HaloDataSet, build: _Builder) -> ImmyDataSet:
         else:
             names = [name]
 
-        halo_links[client_id] = len(build.data.tenants) + 1  # its (first) tenant, next to come
+        halo_links[client_id] = build.next_tenant_id  # its (first) tenant, next to come
         halo_names[client_id] = name
         users = users_of.get(client_id, [])
         assets = list(assets_of.get(client_id, []))

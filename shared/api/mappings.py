@@ -15,6 +15,7 @@ from shared.api.current import snapshot_of
 from shared.api.names import NULL_NAME, Names, current_names
 from shared.api.params import record_id
 from shared.api.problems import ApiError, json_object, problem
+from shared.api.references import checked_mapping
 from shared.core.mapping import ExplicitMapping, MatchKind, TenantMatch, links_of, map_clients
 from shared.records.parsing import describe_error
 from shared.store.generations import apply_rules, read_manifest, write_matches
@@ -48,6 +49,20 @@ class MappingOutcome(BaseModel):
         description="Each candidate tenant's name (null when the snapshot does not hold it)."
     )
     detail: str
+
+
+class MappingSaved(NamedMapping):
+    """`PUT /api/mappings/{halo_client_id}`: the mapping as stored, with both names, and what
+    could not be confirmed about it."""
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Ids accepted unconfirmed: perhaps newer than the snapshot (the next sync tells), or "
+            "not checked (no sync yet, or no ImmyBot data in it). An id that cannot exist is a "
+            "409 instead."
+        ),
+    )
 
 
 class MappingsView(BaseModel):
@@ -114,9 +129,10 @@ def _outcome(match: TenantMatch, names: Names) -> MappingOutcome:
 
 def put_mapping(
     store: Store, halo_client_id: str, body: bytes, today: date
-) -> tuple[NamedMapping, bool]:
+) -> tuple[MappingSaved, bool]:
     """Map one client to a tenant from a JSON body `{"immy_tenant_id": N, "note": "..."}`; the
-    answer names both sides."""
+    answer names both sides; a 409 when the client or the tenant cannot exist
+    (shared.api.references)."""
     client_id = _client_id(halo_client_id)
     document = json_object(body, 16 * 1024)
     document.setdefault("halo_client_id", client_id)
@@ -130,13 +146,14 @@ def put_mapping(
         raise ApiError(
             problem(409, "client-mismatch", "the body names another HaloPSA client than the URL")
         )
+    found = checked_mapping(store, client_id, mapping.immy_tenant_id)
     created = client_id not in explicit_mappings(store)
     # Read before the remap, which reads the same snapshot (kept by snapshot_of) and then
     # rewrites the manifest: after it, names would cost a second read of the whole snapshot.
     names = current_names(store)
     store.put_mapping_row(client_id, mapping.immy_tenant_id, mapping.note)
     _remap(store, today)
-    return _named(mapping, names), created
+    return MappingSaved(**_named(mapping, names).model_dump(), warnings=found), created
 
 
 def delete_mapping(store: Store, halo_client_id: str, today: date) -> None:

@@ -70,7 +70,11 @@ class RuleView(_Out):
         description="Targets in the current generation; null before a sync."
     )
     warnings: list[str] = Field(
-        description="Names HaloPSA does not currently carry, with suggestions."
+        description=(
+            "Names HaloPSA does not currently carry, with suggestions; in a write's answer also "
+            "ids accepted unconfirmed (perhaps newer than the snapshot, or nothing to check "
+            "against)."
+        )
     )
 
 

@@ -12,7 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared.api.asset_plan import AssetPlanAnswer
 from shared.api.calendar import CalendarResponse
-from shared.api.mappings import MappingsView, NamedMapping
+from shared.api.mappings import MappingSaved, MappingsView, NamedMapping
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_routes import ROUTES
 from shared.api.openapi_spec import KEYS, REF
@@ -39,6 +39,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     NamedMapping,
     ExplicitMapping,
     TagsAnswer,
+    MappingSaved,
     SetupReport,
     Problem,
 )

@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints
 
 from shared.api.asset_plan import AssetPlanAnswer
 from shared.api.calendar import DEFAULT_DAYS, MAX_DAYS, CalendarResponse
-from shared.api.mappings import MappingsView, NamedMapping
+from shared.api.mappings import MappingSaved, MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
 from shared.api.reconciliation import ReconciliationResponse
@@ -34,6 +34,12 @@ Software = Annotated[
 RecordId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 HTML = {"text/html": TEXT}
+UNKNOWN_IDS = (
+    "Ids a rule names (exclude_clients, site_ids) that the current snapshot shows cannot exist "
+    "(missing, yet at or below the newest id it holds of their kind) are a 409 `unknown-ids` and "
+    "nothing is stored; ids above that (perhaps newer than the snapshot), or with no snapshot to "
+    "check against, are stored and named in the rule's `warnings`."
+)
 ETAG, LOCATION = "ETag", "Location"
 
 TARGETS = Route(
@@ -90,7 +96,7 @@ RULES = Route(
             "importRules",
             summary="Replace every rule with a rule set (all or nothing)",
             description=f"At most {MAX_RULES} rules, each software once (a second one is a 409); "
-            "rules too large for storage together are a 413, and nothing is stored.",
+            "rules too large for storage together are a 413, and nothing is stored. " + UNKNOWN_IDS,
             body=RuleSet,
             answers={200: Response.json(RulesImported, "What changed")},
             problems=(400, 409, 413, 503),
@@ -110,6 +116,7 @@ RULE = Route(
         Operation(
             "put",
             "putRule",
+            description=UNKNOWN_IDS,
             body="RuleUpdate",
             answers={
                 200: Response.json(RuleView, "Replaced"),
@@ -151,10 +158,14 @@ MAPPING = Route(
         Operation(
             "put",
             "putMapping",
+            description="A HaloPSA client or ImmyBot tenant the current snapshot shows cannot "
+            "exist (missing, yet at or below the newest id it holds of its kind) is a 409 "
+            "`unknown-ids`; one above that (perhaps newer than the snapshot), or with nothing to "
+            "check against, is stored and named in `warnings`.",
             body="MappingUpdate",
             answers={
-                200: Response.json(NamedMapping, "Replaced"),
-                201: Response.json(NamedMapping, "Created"),
+                200: Response.json(MappingSaved, "Replaced"),
+                201: Response.json(MappingSaved, "Created"),
             },
             problems=(400, 409, 413, 503),
         ),

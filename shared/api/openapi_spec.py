@@ -22,8 +22,9 @@ TEXT: Mapping[str, Any] = {"type": "string"}
 PROBLEM_REASONS = {
     400: "Missing, conflicting or malformed parameters or body",
     404: "Unknown software, contract type, item, rule, mapping or ticket",
-    409: "Conflicts: the body names another resource than the URL, a software twice, or "
-    "nothing is held to approve",
+    409: "Conflicts: the body names another resource than the URL, a software twice, a "
+    "HaloPSA client or site or an ImmyBot tenant the current data says is not there "
+    "(`unknown-ids`, with `unknown`), or nothing is held to approve",
     413: "Body too large, or more rules than storage holds",
     503: "No snapshot yet, storage unavailable, or the app is not configured (Retry-After)",
 }

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from shared.api.current import snapshot_of
 from shared.api.models import RulesImported, RuleView
 from shared.api.problems import ApiError, json_object, problem
+from shared.api.references import checked_rules
 from shared.core.catalog import Catalog, rule_warnings, scope_warnings
 from shared.core.generation import Manifest
 from shared.core.rules import DUPLICATE_SOFTWARE, MAX_RULES, MAX_SOFTWARE, Rule, RuleSet, normalise
@@ -104,10 +105,11 @@ def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[Rul
     rules = stored_rules(store)
     created = rule.key not in rules
     _check_limits({**rules, rule.key: rule}.values())
+    found = checked_rules(store, [rule])
     store.put_rule_document(rule.key, rule.model_dump(mode="json"))
     _apply(store, [rule], [], today)
     manifest, catalog = _current(store)
-    return _view(rule, manifest, catalog), created
+    return _view(rule, manifest, catalog, found[rule.key]), created
 
 
 def delete_rule(store: Store, software: str, today: date) -> None:
@@ -134,6 +136,7 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
         status, slug = (409, "duplicate-software") if duplicate else (400, "bad-rule")
         raise ApiError(problem(status, slug, _describe(error))) from None
     _check_limits(rule_set.rules)
+    found = checked_rules(store, rule_set.rules, by_rule=True)
     before = stored_rules(store)
     incoming = {r.key: r for r in rule_set.rules}
     changed = [r for k, r in incoming.items() if before.get(k) != r]
@@ -150,7 +153,10 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
         created=sorted(r.software for k, r in incoming.items() if k not in before),
         replaced=sorted(r.software for k, r in incoming.items() if k in before),
         deleted=sorted(before[k].software for k in deleted),
-        rules=[_view(r, manifest, catalog) for r in sorted(incoming.values(), key=lambda r: r.key)],
+        rules=[
+            _view(r, manifest, catalog, found[r.key])
+            for r in sorted(incoming.values(), key=lambda r: r.key)
+        ],
     )
 
 
@@ -221,12 +227,21 @@ def _current(store: Store) -> tuple[Manifest | None, Catalog | None]:
         return None, None
 
 
-def _view(rule: Rule, manifest: Manifest | None, catalog: Catalog | None) -> RuleView:
+def _view(
+    rule: Rule,
+    manifest: Manifest | None,
+    catalog: Catalog | None,
+    references: list[str] | None = None,
+) -> RuleView:
+    """The rule with its targets and warnings; `references`: what its ids' check said (only
+    a write checks them: it reads the snapshots anyway, a GET does not)."""
     entry = manifest.rules.get(rule.key) if manifest else None
     return RuleView(
         rule=rule,
         targets=entry.targets if entry else None,
-        warnings=(rule_warnings(rule, catalog) if catalog else []) + scope_warnings(rule),
+        warnings=(rule_warnings(rule, catalog) if catalog else [])
+        + scope_warnings(rule)
+        + (references or []),
     )
 
 

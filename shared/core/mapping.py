@@ -1,9 +1,17 @@
 """HaloPSA client -> ImmyBot tenant: an explicit mapping first, then ImmyBot's own HaloPSA
-integration links, then the normalised name.
+integration links, then the Microsoft Entra tenant both products know, then the normalised name.
+
+The Entra tenant is an exact key where both sides carry it (a HaloPSA client's `azure_tenants`,
+an ImmyBot tenant's `azureTenantLink`; shared.records says where each is documented): it tells
+two tenants named alike apart. One Entra tenant may be linked to several ImmyBot tenants (ImmyBot
+splits a tenant by domain), so a client whose Entra tenants lead to more than one ImmyBot tenant
+is ambiguous, and is not then matched by name: the exact key says two, a name would only guess.
 
 Normalising folds case, width and punctuation and drops legal suffixes (Ltd, LLC, Inc, GmbH, ...),
 so "Contoso Ltd" meets "Contoso Limited". Two tenants with the same normalised name are ambiguous
-and a client without a match is unmapped: both are reported, never guessed.
+and a client without a match is unmapped: both are reported, never guessed. Only active customer
+tenants are matched by Entra tenant or name; an explicit mapping may name any tenant, the MSP's
+own included.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -65,6 +74,7 @@ class MatchKind(StrEnum):
 
     EXPLICIT = "explicit"
     IMMYBOT_LINK = "immybot_link"
+    ENTRA_TENANT = "entra_tenant"
     NAME = "name"
     AMBIGUOUS = "ambiguous"
     UNMAPPED = "unmapped"
@@ -81,7 +91,8 @@ class TenantMatch(BaseModel):
     tenant_id: int | None = None
     tenant_name: str | None = None
     candidates: list[int] = Field(
-        default_factory=list, description="Tenants an ambiguous name matched."
+        default_factory=list,
+        description="Tenants an ambiguous client matched (by Entra tenant or by name).",
     )
     detail: str = ""
 
@@ -102,6 +113,32 @@ class ExplicitMapping(BaseModel):
     ] = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Tenants:
+    """The tenants indexed the ways clients are matched to them."""
+
+    by_id: Mapping[int, ImmyTenant]
+    by_entra: Mapping[str, list[ImmyTenant]]
+    by_name: Mapping[str, list[ImmyTenant]]
+    client_names: Mapping[str, list[str]]
+
+    @classmethod
+    def of(cls, tenants: Iterable[ImmyTenant], clients: Iterable[Client]) -> _Tenants:
+        every = list(tenants)
+        by_entra: dict[str, list[ImmyTenant]] = defaultdict(list)
+        by_name: dict[str, list[ImmyTenant]] = defaultdict(list)
+        for tenant in every:
+            if tenant.is_msp or not tenant.active:
+                continue  # never a customer's by any key but an explicit mapping
+            by_name[normalise_name(tenant.name)].append(tenant)
+            if tenant.entra_tenant_id is not None:
+                by_entra[tenant.entra_tenant_id].append(tenant)
+        client_names: dict[str, list[str]] = defaultdict(list)
+        for client in clients:
+            client_names[normalise_name(client.name)].append(_exact(client.name))
+        return cls({t.id: t for t in every}, by_entra, by_name, client_names)
+
+
 def map_clients(
     clients: Iterable[Client],
     tenants: Iterable[ImmyTenant],
@@ -109,34 +146,62 @@ def map_clients(
     links: Mapping[int, int] | None = None,
 ) -> dict[int, TenantMatch]:
     """Match every client to a tenant: explicit mappings first (which may name the MSP's own
-    tenant), then ImmyBot's HaloPSA links (`links`: client id -> tenant id), then by name."""
-    every = list(tenants)
-    by_id = {t.id: t for t in every}
-    links = links or {}
-    by_name: dict[str, list[ImmyTenant]] = defaultdict(list)
-    for tenant in every:
-        if not tenant.is_msp and tenant.active:
-            by_name[normalise_name(tenant.name)].append(tenant)
+    tenant), then ImmyBot's HaloPSA links (`links`: client id -> tenant id), then the Microsoft
+    Entra tenant, then by name."""
     clients = list(clients)
-    client_names: dict[str, list[str]] = defaultdict(list)
-    for client in clients:
-        client_names[normalise_name(client.name)].append(_exact(client.name))
-    matches: dict[int, TenantMatch] = {}
-    for client in clients:
-        chosen = explicit.get(client.id)
-        linked = by_id.get(links[client.id]) if client.id in links else None
-        if chosen is not None:
-            matches[client.id] = _explicit_match(client.id, chosen, by_id)
-        elif linked is not None:
-            matches[client.id] = TenantMatch(
-                client_id=client.id,
-                kind=MatchKind.IMMYBOT_LINK,
-                tenant_id=linked.id,
-                tenant_name=linked.name,
-            )
-        else:
-            matches[client.id] = _name_match(client, by_name, client_names)
-    return matches
+    index = _Tenants.of(tenants, clients)
+    links = links or {}
+    return {client.id: _match(client, index, explicit, links) for client in clients}
+
+
+def _match(
+    client: Client,
+    index: _Tenants,
+    explicit: Mapping[int, ExplicitMapping],
+    links: Mapping[int, int],
+) -> TenantMatch:
+    chosen = explicit.get(client.id)
+    if chosen is not None:
+        return _explicit_match(client.id, chosen, index.by_id)
+    linked = index.by_id.get(links[client.id]) if client.id in links else None
+    if linked is not None:
+        return TenantMatch(
+            client_id=client.id,
+            kind=MatchKind.IMMYBOT_LINK,
+            tenant_id=linked.id,
+            tenant_name=linked.name,
+        )
+    return _entra_match(client, index.by_entra) or _name_match(
+        client, index.by_name, index.client_names
+    )
+
+
+def _entra_match(client: Client, by_entra: Mapping[str, list[ImmyTenant]]) -> TenantMatch | None:
+    """The tenant the client's Entra tenants lead to; ambiguous when they lead to several; None
+    when they lead nowhere (the name decides then)."""
+    keys = [key for key in client.entra_tenant_ids if by_entra.get(key)]
+    found = {tenant.id: tenant for key in keys for tenant in by_entra[key]}
+    named = ", ".join(keys)
+    if len(found) == 1:
+        (tenant,) = found.values()
+        return TenantMatch(
+            client_id=client.id,
+            kind=MatchKind.ENTRA_TENANT,
+            tenant_id=tenant.id,
+            tenant_name=tenant.name,
+            detail=f"Microsoft Entra tenant {named}",
+        )
+    if found:
+        return TenantMatch(
+            client_id=client.id,
+            kind=MatchKind.AMBIGUOUS,
+            candidates=sorted(found),
+            detail=(
+                f"{len(found)} ImmyBot tenants are linked to this client's Microsoft Entra "
+                f"tenant {named}: map it explicitly"
+            ),
+        )
+    return None
 
 
 def _explicit_match(

@@ -86,8 +86,13 @@ def _text(value: str) -> str:
 
 
 def client_view(client: Client) -> dict[str, Any]:
-    """A client's coverage fields: its name (mapping by name) and whether it is inactive."""
-    return {"name": _text(client.name), "inactive": client.inactive}
+    """A client's coverage fields: its name and Entra tenants (mapping to ImmyBot by either) and
+    whether it is inactive."""
+    return {
+        "name": _text(client.name),
+        "inactive": client.inactive,
+        "entra_tenant_ids": " ".join(client.entra_tenant_ids) or None,
+    }
 
 
 def site_view(site: Site) -> dict[str, Any]:

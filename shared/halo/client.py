@@ -62,6 +62,12 @@ class Listing(Parsed[M], Generic[M]):
     lines_fetched_by_id: int = 0
 
 
+# `GET /api/Client` leaves `azure_tenants` out unless asked ("includeazuretenants: Include azure
+# tenants in the response", halo-openapi/halo-api-subset.json). A sync's read and the report
+# read's REST sample (shared.halo.proof) list clients alike.
+CLIENT_LIST_PARAMS = {"includeinactive": "true", "includeazuretenants": "true"}
+
+
 class HaloClient(OwnsHttp):
     """Reads HaloPSA through its REST API. Use as `async with HaloClient(...) as halo:`."""
 
@@ -161,8 +167,9 @@ class HaloClient(OwnsHttp):
     # -- reads -------------------------------------------------------------------------------
 
     async def clients(self) -> Listing[Client]:
-        """Every client, inactive ones included (so they can be excluded knowingly)."""
-        return await self.list_records("Client", "clients", Client, {"includeinactive": "true"})
+        """Every client, inactive ones included (so they can be excluded knowingly), with the
+        Microsoft Entra tenants linked to it (an exact key for ImmyBot's tenants)."""
+        return await self.list_records("Client", "clients", Client, CLIENT_LIST_PARAMS)
 
     async def sites(self) -> Listing[Site]:
         """Every site of every client, inactive ones included."""

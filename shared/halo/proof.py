@@ -33,7 +33,7 @@ from shared.core.record_comparison import (
     name_contract_types,
     site_view,
 )
-from shared.halo.client import HaloClient, Listing
+from shared.halo.client import CLIENT_LIST_PARAMS, HaloClient, Listing
 from shared.halo.errors import HaloNotFound
 from shared.halo.report import ReportListings
 from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
@@ -77,10 +77,11 @@ class _Sampler:
     async def listing(
         self, resource: str, key: str, model: type[M], known: int, *, whole: int, draw: int
     ) -> _Listed[M]:
-        """A sample of `GET /api/{resource}` (inactive records included)."""
+        """A sample of `GET /api/{resource}` (inactive records included; clients with their
+        Entra tenants, as a sync lists them)."""
         numbers, every = self.pages(known, whole, draw)
         self.sent += len(numbers)
-        params = {"includeinactive": "true"}
+        params = CLIENT_LIST_PARAMS if resource == "Client" else {"includeinactive": "true"}
         answers = await asyncio.gather(
             *(self.halo.list_page(resource, key, model, n, params) for n in numbers)
         )

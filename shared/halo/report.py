@@ -38,11 +38,13 @@ from shared.halo.report_rows import (
     by_id_order,
     client_record,
     contract_record,
+    entra_tenant_record,
     invoice_record,
     item_record,
     line_record,
     lower_keys,
     site_record,
+    with_entra_tenants,
     with_lines,
 )
 from shared.halo.report_sql import (
@@ -225,9 +227,9 @@ async def _checked_counts(
 async def read_via_report(
     halo: HaloClient, *, today: date | None = None, max_rows: int | None = None
 ) -> ReportListings:
-    """Every client, site, contract, recurring invoice (schedule and lines) and item, read with
-    SQL reports and validated by the same models as a REST read. Contracts come without their
-    type names (shared.halo.proof names them from REST)."""
+    """Every client (with its Entra tenants), site, contract, recurring invoice (schedule and
+    lines) and item, read with SQL reports and validated by the same models as a REST read.
+    Contracts come without their type names (shared.halo.proof names them from REST)."""
     today = today or datetime.now(UTC).date()
     reader = _Reader(halo, max_rows or MAX_ROWS_PER_ANSWER)
     bounds = await reader.bounds()
@@ -236,6 +238,7 @@ async def read_via_report(
     notes = await _checked_counts(reader, bounds, {kind: rows for kind, (rows, _) in read.items()})
     converters: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         "clients": client_record,
+        "entra_tenants": entra_tenant_record,
         "sites": site_record,
         "contracts": lambda row: contract_record(row, today),
         "invoices": invoice_record,
@@ -244,6 +247,7 @@ async def read_via_report(
     }
     raw = {kind: [converters[kind](row) for row in rows] for kind, (rows, _) in read.items()}
     invoices = with_lines(raw["invoices"], raw["invoice_lines"])
+    clients = with_entra_tenants(raw["clients"], raw["entra_tenants"])
 
     def listing(model: type[M], kind: str, resource: str, records: list[Any]) -> Listing[M]:
         unique, duplicates = _dedupe(sorted(records, key=by_id_order))
@@ -256,7 +260,7 @@ async def read_via_report(
         )
 
     return ReportListings(
-        clients=listing(Client, "clients", "Client", raw["clients"]),
+        clients=listing(Client, "clients", "Client", clients),
         sites=listing(Site, "sites", "Site", raw["sites"]),
         contracts=listing(Contract, "contracts", "ClientContract", raw["contracts"]),
         invoices=listing(RecurringInvoice, "invoices", "RecurringInvoice", invoices),

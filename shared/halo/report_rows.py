@@ -120,6 +120,31 @@ def client_record(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def entra_tenant_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One `azure_tenants` entry of a `GET /api/Client` record from an AreaAzureTenant row."""
+    r = lower_keys(row)
+    return {
+        "id": as_int(r.get("id")),
+        "client_id": as_int(r.get("client_id")),
+        "azure_tenant_id": as_text(r.get("azure_tenant_id")),
+    }
+
+
+def with_entra_tenants(
+    clients: Sequence[dict[str, Any]], tenants: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`clients`, each with its Entra tenants under `azure_tenants` (as REST lists them with
+    `includeazuretenants=true`: a client with none has an empty list)."""
+    by_id = {client["id"]: client for client in clients if isinstance(client["id"], int)}
+    for client in by_id.values():
+        client["azure_tenants"] = []
+    for tenant in sorted(tenants, key=by_id_order):
+        owner = by_id.get(tenant["client_id"])
+        if owner is not None:
+            owner["azure_tenants"].append(tenant)
+    return list(clients)
+
+
 def site_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """A `GET /api/Site` record from a SITE row."""
     r = lower_keys(row)

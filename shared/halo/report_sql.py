@@ -10,6 +10,13 @@ schema dumps (ProvisionData.HaloPSA.ApiClient docs/schema.sql, 2026-01; redanthr
 schema/catalog.json, 2026-05: INVOICEHEADER 157, INVOICEDETAIL 123, CONTRACTHEADER 115 columns).
 - AREA.Aarea -> Client.id (sql); aareadesc -> name (sql); AIsInactive -> inactive (sql+inferred);
   Atreeid -> toplevel_id (inferred).
+- AreaAzureTenant (a client's Microsoft Entra tenants, REST `azure_tenants[]`, several per client;
+  split on AATAreaId like lines on their header): AATid -> id, AATAreaId -> client_id,
+  AATAzureTenantId (nvarchar(100) NOT NULL) -> azure_tenant_id (all inferred: no public report SQL
+  reads the table; halo-sql-columns.json notes that its columns line up with the API schema
+  AreaAzureTenant one for one, prefix AAT stripped). So the proof's REST sample of clients is
+  listed with `includeazuretenants=true` and each client's Entra tenants are compared: a column
+  that means something else shows as findings on the sampled clients, and the run reads REST.
 - SITE.Ssitenum -> Site.id (sql); sdesc -> name (sql); Sarea (a FLOAT) -> client_id (sql);
   SIsInactive -> inactive (sql+inferred).
 - CONTRACTHEADER.CHid -> id (name); CHarea -> client_id (sql); CHSite -> site_id (inferred);
@@ -81,6 +88,15 @@ _CLIENTS = ReportTable(
     "FROM AREA WHERE",
     "Aarea",
 )
+_ENTRA_TENANTS = ReportTable(
+    "entra_tenants",
+    "AreaAzureTenant",
+    "AATAreaId",
+    "",
+    "SELECT AATid AS id, AATAreaId AS client_id, AATAzureTenantId AS azure_tenant_id "
+    "FROM AreaAzureTenant WHERE",
+    "AATid",
+)
 _SITES = ReportTable(
     "sites",
     "SITE",
@@ -146,7 +162,15 @@ _ITEMS = ReportTable(
     "FROM ITEM WHERE",
     "Iid",
 )
-TABLES: tuple[ReportTable, ...] = (_CLIENTS, _SITES, _CONTRACTS, _INVOICES, _LINES, _ITEMS)
+TABLES: tuple[ReportTable, ...] = (
+    _CLIENTS,
+    _ENTRA_TENANTS,
+    _SITES,
+    _CONTRACTS,
+    _INVOICES,
+    _LINES,
+    _ITEMS,
+)
 
 
 def bounds_sql() -> str:

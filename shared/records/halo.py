@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.records.ids import whole_number
+from shared.records.ids import entra_tenant_id, whole_number
 
 # One vocabulary of record types for reads, rejects, run records and the sync status.
 RECORD_TYPES = ("clients", "sites", "contracts", "invoices", "invoice_lines", "items")
@@ -152,14 +152,44 @@ class HaloRecord(BaseModel):
     id: RecordId
 
 
+def _entra_tenants(value: Any) -> Any:
+    """The Entra tenant ids of a client's `azure_tenants` (or of the stored form, a list of ids),
+    canonical, unique and sorted. Lenient: an entry that is not an object with a GUID (or a GUID),
+    and the all-zero GUID, are left out, never a reason to reject the client."""
+    if not isinstance(value, list | tuple):
+        return ()
+    found = set()
+    for entry in value:
+        raw = entry.get("azure_tenant_id") if isinstance(entry, Mapping) else entry
+        tenant = entra_tenant_id(raw)
+        if tenant is not None:
+            found.add(tenant)
+    return tuple(sorted(found))
+
+
 class Client(HaloRecord):
-    """`GET /api/Client` -> `clients`. Relied on: id, name, inactive."""
+    """`GET /api/Client` -> `clients`. Relied on: id, name, inactive, and the Microsoft Entra
+    tenants linked to the client (an exact key for mapping it to an ImmyBot tenant).
+
+    Where the Entra tenants are (../shared/halo-openapi/): HaloPSA's OpenAPI document
+    (`halo-api-v2.swagger.json.gz`) gives the client schema `Area` a member `azure_tenants`, an
+    array of `AreaAzureTenant` objects (`id`, `client_id`, `azure_tenant_id` string,
+    `azure_tenant_name`, `azure_tenant_domain`, `details_id`, ...); `GET /api/Client` adds them
+    only with `includeazuretenants=true` ("Include azure tenants in the response",
+    `halo-api-subset.json`). Behind them is the table AreaAzureTenant (`halo-sql-columns.json`:
+    AATAreaId -> client_id, AATAzureTenantId nvarchar(100) NOT NULL -> azure_tenant_id; several
+    per client). The newer spec's single `Area_List.azure_tenant_id` (column AAzureTenantId) is not
+    read: that list is where HaloPSA keeps a client's linked tenants.
+    """
 
     record_type: ClassVar[str] = "clients"
 
     name: Text
     inactive: bool = False
     toplevel_id: OptionalId = None
+    entra_tenant_ids: Annotated[tuple[str, ...], BeforeValidator(_entra_tenants)] = Field(
+        default=(), validation_alias=AliasChoices("azure_tenants", "entra_tenant_ids")
+    )
 
 
 class Site(HaloRecord):

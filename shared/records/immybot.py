@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, field_validator
+
+from shared.records.ids import entra_tenant_id
 
 
 class _Immy(BaseModel):
@@ -20,7 +22,16 @@ class _Immy(BaseModel):
 
 
 class ImmyTenant(_Immy):
-    """A tenant (an MSP customer) in ImmyBot. Relied on: id, name, active, isMsp."""
+    """A tenant (an MSP customer) in ImmyBot. Relied on: id, name, active, isMsp, and the
+    Microsoft Entra tenant it is linked to.
+
+    Where the Entra tenant is: ImmyBot's OpenAPI document (../shared/immybot-openapi/
+    `immybot-swagger.json.gz`, and `immybot-api-subset.json`) answers `GET /api/v1/tenants` with
+    `GetTenantResponse` objects whose `azureTenantLink` is an `AzureTenantLinkResponse`
+    (`immyTenantId`, `azTenantId` a nullable string, `shouldLimitDomains`, `limitToDomains`,
+    `azureTenant`); the link is null for a tenant without one. One Entra tenant may be linked to
+    several ImmyBot tenants (split by `limitToDomains`), so the id is not unique among tenants.
+    """
 
     id: int = Field(gt=0)
     name: str = ""
@@ -29,6 +40,18 @@ class ImmyTenant(_Immy):
     tag_ids: tuple[int, ...] = Field(
         default=(), validation_alias=AliasChoices("tenantTagIds", "tag_ids")
     )
+    entra_tenant_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            AliasPath("azureTenantLink", "azTenantId"), "entra_tenant_id"
+        ),
+    )
+
+    @field_validator("entra_tenant_id", mode="before")
+    @classmethod
+    def _entra(cls, value: Any) -> Any:
+        # Lenient: a link without a usable GUID is no link (the tenant still maps by name).
+        return entra_tenant_id(value)
 
     @field_validator("tag_ids", mode="before")
     @classmethod

@@ -143,7 +143,7 @@ def mapped_clients(snapshot: Snapshot) -> dict[int, int]:
         client = snapshot.clients.get(client_id)
         if client is None or client.inactive or match.tenant_id is None:
             continue
-        if match.kind in (MatchKind.EXPLICIT, MatchKind.NAME):
+        if match.kind in (MatchKind.EXPLICIT, MatchKind.ENTRA_TENANT, MatchKind.NAME):
             mapped[client_id] = match.tenant_id
     return mapped
 

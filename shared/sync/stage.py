@@ -38,7 +38,9 @@ STAGE_ROW = "stage"
 # A resumed run serves data as old as its oldest staged page: past this, start over.
 STAGE_MAX_AGE = timedelta(hours=24)
 # Bump when what a staged page holds changes: a stage of another format is discarded, not read.
-STAGE_FORMAT = 1
+# 2: client pages carry `azure_tenants` (listed with includeazuretenants=true); a page staged
+# before would give its clients no Entra tenant for a whole generation.
+STAGE_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,8 +122,9 @@ def test_everything_passes_on_the_sandboxes_and_nothing_is_written(sandboxes):
     assert lines["halo.edit:assets"].status is CheckStatus.SKIPPED  # plan: no write to prove
     assert lines["immybot.provider_links"].detail == f"provider link {HALO_LINK_ID}: 1 client(s)"
     assert lines["storage"].status is CheckStatus.OK
-    # One small request per permission, then the report sample (a report read: bounds and six
-    # tables; REST: a page each of clients, sites, contracts, items and invoices).
+    # One small request per permission, then the report sample (a report read: bounds and seven
+    # tables, clients' Entra tenants among them; REST: a page each of clients, sites, contracts,
+    # items and invoices).
     requests = halo.stats()["requests"]
     assert requests == {
         "auth/token": 1,
@@ -133,7 +134,7 @@ def test_everything_passes_on_the_sandboxes_and_nothing_is_written(sandboxes):
         "Item": 1 + 1,
         "RecurringInvoice": 1 + 1,
         "Tickets": 1,
-        "Report": 1 + 1 + 6,
+        "Report": 1 + 1 + 7,
         "Asset": 1,
     }
     assert len(halo.assets.records()) == assets_before

@@ -464,7 +464,7 @@ def test_a_whole_number_written_as_a_float_is_an_integer(demo):
     # JSON Schema's integer includes 5.0; "5" and true are not.
     response = mapping_put("1", {"immy_tenant_id": 5.0})
     assert response.status_code in (200, 201)
-    assert body_of(response, "NamedMapping")["immy_tenant_id"] == 5
+    assert body_of(response, "MappingSaved")["immy_tenant_id"] == 5
 
 
 def many_rules(count: int, **extra) -> bytes:

@@ -115,3 +115,104 @@ def test_an_explicit_mapping_may_name_the_msp_tenant():
         1,
         "Demo MSP (internal)",
     )
+
+
+# -- the Microsoft Entra tenant ---------------------------------------------------------------
+
+NORTHWIND = "6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f"
+NORTHWIND_LTD = "0b5e2c1a-3d4f-4e5a-8b6c-7d8e9f0a1b2c"
+WOODGROVE = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+ZERO = "00000000-0000-0000-0000-000000000000"
+
+
+def client(client_id: int, name: str, *entra: str) -> Client:
+    # As HaloPSA lists it with includeazuretenants=true.
+    tenants = [{"client_id": client_id, "azure_tenant_id": e} for e in entra]
+    return Client.model_validate({"id": client_id, "name": name, "azure_tenants": tenants})
+
+
+def tenant(tenant_id: int, name: str, entra: str | None, **flags) -> ImmyTenant:
+    # As GET /api/v1/tenants lists it.
+    link = {"immyTenantId": tenant_id, "azTenantId": entra} if entra else None
+    return ImmyTenant.model_validate(
+        {"id": tenant_id, "name": name, "azureTenantLink": link, **flags}
+    )
+
+
+ENTRA_TENANTS = [
+    tenant(1, "Demo MSP (internal)", NORTHWIND_LTD, isMsp=True),
+    tenant(4, "Northwind Traders", NORTHWIND),
+    tenant(5, "Northwind Traders Ltd", NORTHWIND_LTD),
+    tenant(10, "Woodgrove Bank", WOODGROVE),
+    tenant(11, "Woodgrove Bank Harbor Street", WOODGROVE),
+    tenant(12, "Tailspin Toys", ZERO),
+    tenant(13, "Fabrikam (old)", "11111111-2222-4333-8444-555555555555", active=False),
+]
+
+
+def test_the_entra_tenant_tells_two_tenants_named_alike_apart():
+    # HaloPSA wrote the id in capitals, ImmyBot in lower case: one tenant all the same.
+    (match,) = map_clients(
+        [client(3, "Northwind Traders", NORTHWIND.upper())], ENTRA_TENANTS, {}
+    ).values()
+    assert (match.kind, match.tenant_id, match.tenant_name) == (
+        MatchKind.ENTRA_TENANT,
+        4,
+        "Northwind Traders",
+    )
+    assert NORTHWIND in match.detail
+    assert MatchKind.ENTRA_TENANT.value == "entra_tenant"
+
+
+def test_an_entra_tenant_linked_to_two_immybot_tenants_is_ambiguous_even_where_a_name_fits():
+    # Tenant 10 is named exactly like the client, but the exact key says two tenants.
+    (match,) = map_clients([client(7, "Woodgrove Bank", WOODGROVE)], ENTRA_TENANTS, {}).values()
+    assert (match.kind, match.tenant_id, match.candidates) == (MatchKind.AMBIGUOUS, None, [10, 11])
+    assert WOODGROVE in match.detail and "map it explicitly" in match.detail
+
+
+def test_several_entra_tenants_of_one_client_count_their_immybot_tenants_together():
+    two = client(3, "Northwind Traders", NORTHWIND, NORTHWIND_LTD)
+    one = client(30, "Northwind Group", NORTHWIND, NORTHWIND.upper())
+    got = map_clients([two, one], ENTRA_TENANTS, {})
+    assert (got[3].kind, got[3].candidates) == (MatchKind.AMBIGUOUS, [4, 5])
+    assert (got[30].kind, got[30].tenant_id) == (MatchKind.ENTRA_TENANT, 4)
+
+
+def test_explicit_mappings_and_immybot_links_come_before_the_entra_tenant():
+    clients = [client(3, "Northwind Traders", NORTHWIND), client(7, "Woodgrove Bank", WOODGROVE)]
+    explicit = {3: ExplicitMapping(halo_client_id=3, immy_tenant_id=5)}
+    got = map_clients(clients, ENTRA_TENANTS, explicit, links={7: 11})
+    assert (got[3].kind, got[3].tenant_id) == (MatchKind.EXPLICIT, 5)
+    assert (got[7].kind, got[7].tenant_id) == (MatchKind.IMMYBOT_LINK, 11)
+    assert links_of(got.values()) == {7: 11}
+
+
+def test_the_entra_tenant_comes_before_the_name():
+    # The name says tenant 5 exactly; the Entra tenant says 4.
+    (match,) = map_clients(
+        [client(3, "Northwind Traders Ltd", NORTHWIND)], ENTRA_TENANTS, {}
+    ).values()
+    assert (match.kind, match.tenant_id) == (MatchKind.ENTRA_TENANT, 4)
+    assert links_of([match]) == {}
+
+
+@pytest.mark.parametrize(
+    ("entra", "why"),
+    [
+        (NORTHWIND_LTD.replace("0b5e", "ffff"), "no ImmyBot tenant has it"),
+        ("11111111-2222-4333-8444-555555555555", "only an inactive tenant has it"),
+        (ZERO, "the zero GUID pairs nobody, though tenant 12 carries it too"),
+    ],
+)
+def test_an_entra_tenant_that_leads_nowhere_leaves_the_name_to_decide(entra, why):
+    clients = [client(6, "Tailspin Toys", entra), client(8, "Fabrikam (old)", entra)]
+    got = map_clients(clients, ENTRA_TENANTS, {})
+    assert (got[6].kind, got[6].tenant_id) == (MatchKind.NAME, 12), why
+    assert got[8].kind is MatchKind.UNMAPPED, why  # its only name match is inactive
+
+
+def test_the_msp_tenant_is_never_found_by_its_entra_tenant():
+    # Tenant 1 (the MSP) shares an Entra tenant with tenant 5: only tenant 5 is a customer's.
+    (match,) = map_clients([client(50, "Our MSP", NORTHWIND_LTD)], ENTRA_TENANTS, {}).values()
+    assert (match.kind, match.tenant_id) == (MatchKind.ENTRA_TENANT, 5)

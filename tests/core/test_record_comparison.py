@@ -7,6 +7,7 @@ from datetime import date
 from shared.core.record_comparison import (
     Finding,
     Proof,
+    client_view,
     compare_invoices,
     compare_records,
     contract_view,
@@ -90,6 +91,22 @@ def test_a_listing_read_whole_also_names_records_only_the_report_has():
     assert whole == [Finding("client", "2", "record", "present", "missing")]
     missing, _ = compare_records("client", rest, report, lambda c: {"name": c.name})
     assert missing == [Finding("client", "2", "record", "missing", "present")]
+
+
+def test_a_client_whose_entra_tenants_differ_is_a_finding_and_their_case_is_not():
+    entra = "6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f"
+
+    def client(*ids: str) -> Client:
+        return Client.model_validate(
+            {"id": 3, "name": "N", "azure_tenants": [{"azure_tenant_id": i} for i in ids]}
+        )
+
+    rest = [client(entra.upper())]
+    same, compared = compare_records("client", [client(entra)], rest, client_view)
+    assert (same, compared) == ([], 1)
+    # A report column that holds something else (here: nothing) for a sampled client.
+    (finding,) = compare_records("client", [client()], rest, client_view)[0]
+    assert finding.text() == f"client 3 entra_tenant_ids: report none, REST '{entra}'"
 
 
 def test_contract_type_names_come_from_rest_and_a_type_it_does_not_name_is_a_finding():

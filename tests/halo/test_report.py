@@ -29,17 +29,21 @@ from shared.halo.report_rows import (
     as_datetime,
     as_float,
     as_int,
+    client_record,
     contract_record,
+    entra_tenant_record,
     invoice_record,
     line_record,
+    with_entra_tenants,
     with_lines,
 )
 from shared.halo.report_sql import PROBE_SQL, TABLES, Bounds, bounds_sql, id_ranges, range_sql
 from shared.outbound.budget import RetryPolicy
-from shared.records.halo import Contract, RecurringInvoice
+from shared.records.halo import Client, Contract, RecurringInvoice
 from shared.sync.read import read_by_report
 
 BASE = "https://halo.example.com"
+CONTOSO_ENTRA = "C0FFEE00-1234-4ABC-8DEF-0123456789AB"
 TODAY = date(2026, 6, 15)
 
 
@@ -214,7 +218,15 @@ def test_the_sandbox_refuses_what_halopsa_refuses(sql, why):
 
 def _demo() -> HaloDataSet:
     return HaloDataSet(
-        clients=[{"id": 1, "name": "Contoso", "inactive": False, "toplevel_id": 1}],
+        clients=[
+            {
+                "id": 1,
+                "name": "Contoso",
+                "inactive": False,
+                "toplevel_id": 1,
+                "azure_tenants": [{"id": 3, "client_id": 1, "azure_tenant_id": CONTOSO_ENTRA}],
+            }
+        ],
         sites=[{"id": 4, "name": "HQ", "client_id": 1.0, "inactive": False}],
         contracts=[
             {"id": 2, "client_id": 1, "contracttype": 1, "contracttype_name": "Managed Security"}
@@ -244,6 +256,25 @@ def test_the_sandbox_answers_rows_of_strings_and_errors_as_http_200():
     assert failed["report"]["loaded"] is False and "nope" in failed["report"]["load_error"]
     status, _ = answer(database, b"not json")
     assert status == 400
+
+
+def test_a_clients_entra_tenants_are_rows_of_their_own_table():
+    database = ReportDatabase(_demo())
+    (row,) = database.run("SELECT AATid, AATAreaId, AATAzureTenantId FROM AreaAzureTenant")
+    assert row == {"AATid": "3", "AATAreaId": "1", "AATAzureTenantId": CONTOSO_ENTRA}
+
+
+def test_entra_tenant_rows_join_their_clients_as_rest_lists_them():
+    clients = [client_record({"id": "1", "name": "A"}), client_record({"id": "2", "name": "B"})]
+    rows = [
+        entra_tenant_record({"ID": "8", "client_id": "1", "azure_tenant_id": CONTOSO_ENTRA}),
+        entra_tenant_record({"id": "7", "client_id": "1.0", "azure_tenant_id": ""}),
+        entra_tenant_record({"id": "9", "client_id": "99", "azure_tenant_id": CONTOSO_ENTRA}),
+    ]
+    joined = with_entra_tenants(clients, rows)
+    assert [[t["id"] for t in c["azure_tenants"]] for c in joined] == [[7, 8], []]
+    parsed = [Client.model_validate(c) for c in joined]
+    assert [c.entra_tenant_ids for c in parsed] == [(CONTOSO_ENTRA.lower(),), ()]
 
 
 def test_the_loader_puts_rest_fields_under_haloPSA_names():
@@ -385,6 +416,7 @@ def test_report_mode_against_the_sandbox_reads_in_a_few_requests(halo_sandbox):
     assert found.sites.records[0].client_id == 1
     assert found.contracts.records[0].contracttype_name == ""  # named from REST by the proof
     assert found.items.records[0].internalreference == "EDR-1"
+    assert found.clients.records[0].entra_tenant_ids == (CONTOSO_ENTRA.lower(),)
 
 
 def test_a_refused_report_through_the_sandbox_falls_back_to_rest(halo_sandbox):

@@ -74,10 +74,18 @@ def test_targets_carry_their_immybot_tenant_or_say_why_not(both):
         ("Wide World Importers", "unmapped")
     ]
     sentinel = targets("SentinelOne")
+    # Northwind's two tenants share a name; its Entra tenant (in capitals in HaloPSA) picks one.
+    northwind = by_name(sentinel)["Northwind Traders"]
+    assert (northwind["immy_tenant_id"], northwind["mapping"]) == (4, "entra_tenant")
+    assert northwind["immy_tenant_name"] == "Northwind Traders"
+    # Woodgrove's Entra tenant is linked to two ImmyBot tenants: ambiguous, though one has its name.
     gaps = {u["client_name"]: u for u in sentinel["unmapped"]}
-    assert set(gaps) == {"Northwind Traders", "Wide World Importers", "Woodgrove Bank"}
-    assert gaps["Northwind Traders"]["mapping"] == "ambiguous"
-    assert gaps["Northwind Traders"]["candidates"] == [4, 5]
+    assert set(gaps) == {"Wide World Importers", "Woodgrove Bank"}
+    assert (gaps["Woodgrove Bank"]["mapping"], gaps["Woodgrove Bank"]["candidates"]) == (
+        "ambiguous",
+        [11, 12],
+    )
+    assert "Microsoft Entra tenant 9a8b7c6d-" in gaps["Woodgrove Bank"]["detail"]
 
 
 def test_expand_computers_lists_each_tenants_computers(both):
@@ -100,8 +108,9 @@ def test_reconciliation_compares_billed_with_deployed(both):
     assert (contoso["billed"], contoso["deployed"], contoso["difference"]) == (25, 5, -20)
     assert (contoso["unit_price"], contoso["at_stake"]) == (6.0, 120.0)
     assert report["rows"][0]["client_name"] == "Contoso Ltd"  # most money at stake first
-    assert rows["Woodgrove Bank"]["deployed"] is None
-    assert report["totals"]["unmapped_clients"] == 3
+    assert rows["Woodgrove Bank"]["deployed"] is None  # ambiguous: no tenant to count in
+    assert rows["Northwind Traders"]["deployed"] == 3  # tenant 4, by its Entra tenant
+    assert report["totals"]["unmapped_clients"] == 2
     csv_response = call(
         "reconciliation", "/api/reconciliation", software="SentinelOne", format="csv"
     )
@@ -178,7 +187,7 @@ def test_the_mapping_answers_name_every_client_and_tenant(both):
 
 def test_status_reports_immybot(both):
     status = json.loads(call("sync_status", "/api/sync/status").get_body())
-    assert status["immybot"] == {"configured": True, "tenants": 9, "computers": 30, "note": None}
+    assert status["immybot"] == {"configured": True, "tenants": 11, "computers": 33, "note": None}
 
 
 def test_immybot_down_carries_the_previous_generation_over(both):

@@ -157,6 +157,39 @@ def test_absent_optional_keys_and_null_strings():
     assert (line.item_id, line.item_code, line.qty_order, line.calculated) == (None, "", 0.0, False)
 
 
+def test_a_clients_entra_tenants_are_read_leniently_and_kept_in_one_form():
+    # The AreaAzureTenant shape of HaloPSA's OpenAPI document (halo-api-v2.swagger.json.gz).
+    raw = {
+        "id": 3,
+        "name": "Northwind Traders",
+        "azure_tenants": [
+            {"id": 1, "client_id": 3, "azure_tenant_id": "6F1C2D4E-8A9B-4C3D-9E2F-1A2B3C4D5E6F"},
+            {"id": 2, "client_id": 3, "azure_tenant_id": "00000000-0000-0000-0000-000000000000"},
+            {"id": 3, "client_id": 3, "azure_tenant_id": ""},
+            {"id": 4, "client_id": 3, "azure_tenant_id": None, "azure_tenant_name": "half made"},
+            {"id": 5, "client_id": 3, "azure_tenant_id": "6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f"},
+            {"id": 6, "client_id": 3, "azure_tenant_id": "{0B5E2C1A-0000-4000-8000-00000000AB01}"},
+            "not an object",
+        ],
+    }
+    client = Client.model_validate(raw)
+    assert client.entra_tenant_ids == (
+        "0b5e2c1a-0000-4000-8000-00000000ab01",
+        "6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f",
+    )
+    # Stored by field name, read back as it was.
+    assert Client.model_validate_json(client.model_dump_json()) == client
+
+
+@pytest.mark.parametrize("azure_tenants", [None, [], "6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f", {}])
+def test_a_client_without_usable_entra_tenants_has_none_and_is_not_rejected(azure_tenants):
+    parsed = parse_records(Client, [{"id": 1, "name": "A", "azure_tenants": azure_tenants}])
+    assert parsed.rejects == []
+    assert parsed.records[0].entra_tenant_ids == ()
+    # Listed without includeazuretenants=true, HaloPSA leaves the key out.
+    assert Client.model_validate({"id": 1, "name": "A"}).entra_tenant_ids == ()
+
+
 class _Halo:
     """The listing half of HaloClient, serving fixed raw records."""
 

@@ -1,4 +1,5 @@
-"""HaloPSA ids and counts read as integers, whichever way HaloPSA wrote them."""
+"""HaloPSA ids and counts read as integers, whichever way HaloPSA wrote them; Entra tenant ids
+read as one canonical GUID text, whichever way an admin typed them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.records.ids import reported_count, whole_number
+from shared.records.ids import entra_tenant_id, reported_count, whole_number
 
 
 @pytest.mark.parametrize(
@@ -32,3 +33,40 @@ def test_a_reported_count_is_a_number_not_below_zero(value: Any, expected: int) 
 @pytest.mark.parametrize("value", [-1, "250", True, None])
 def test_a_reported_count_that_is_no_count_is_none(value: Any) -> None:
     assert reported_count(value) is None
+
+
+NORTHWIND = "6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        NORTHWIND,
+        NORTHWIND.upper(),
+        f"  {NORTHWIND.upper()} ",
+        "{" + NORTHWIND + "}",
+        NORTHWIND.replace("-", ""),
+    ],
+)
+def test_an_entra_tenant_id_in_any_case_or_spelling_is_one_text(value: Any) -> None:
+    assert entra_tenant_id(value) == NORTHWIND
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "   ",
+        "00000000-0000-0000-0000-000000000000",
+        "{00000000-0000-0000-0000-000000000000}",
+        "contoso.onmicrosoft.com",
+        NORTHWIND[:-1],
+        NORTHWIND + "0",
+        f"{NORTHWIND} " * 10,
+        42,
+        {"azTenantId": NORTHWIND},
+    ],
+)
+def test_no_guid_and_the_zero_guid_are_no_entra_tenant(value: Any) -> None:
+    assert entra_tenant_id(value) is None

@@ -652,6 +652,30 @@ def test_recurring_invoice_pages_with_and_without_lines() -> None:
         assert [{k: v for k, v in i.items() if k != "lines"} for i in full] == bare
 
 
+def test_clients_carry_their_azure_tenants_only_when_asked(
+    demo: HaloDataSet, http: httpx.Client
+) -> None:
+    headers = bearer(http)
+    bare = http.get("/api/Client", headers=headers).json()["clients"]
+    full = http.get("/api/Client", params={"includeazuretenants": "true"}, headers=headers).json()[
+        "clients"
+    ]
+    assert all("azure_tenants" not in c for c in bare)
+    assert [{k: v for k, v in c.items() if k != "azure_tenants"} for c in full] == bare
+    northwind = next(c for c in full if c["id"] == 3)
+    assert [t["azure_tenant_id"] for t in northwind["azure_tenants"]] == [
+        "6F1C2D4E-8A9B-4C3D-9E2F-1A2B3C4D5E6F"
+    ]
+    assert next(c for c in full if c["id"] == 1)["azure_tenants"] == []
+    # With inactive clients too, as a sync lists them.
+    every = http.get(
+        "/api/Client",
+        params={"includeazuretenants": "true", "includeinactive": "true"},
+        headers=headers,
+    ).json()["clients"]
+    assert every == demo.clients
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [

@@ -16,7 +16,15 @@ import httpx
 import msal
 import pytest
 
-from sandbox.halo_data import HaloDataSet, demo_data, generate
+from sandbox.halo_data import (
+    ENTRA_NORTHWIND,
+    ENTRA_NORTHWIND_LTD,
+    ENTRA_WOODGROVE,
+    ZERO_GUID,
+    HaloDataSet,
+    demo_data,
+    generate,
+)
 from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import ImmyDataSet, add_halo_link, immy_data_for
 from sandbox.processes import stop_process, wait_for_line
@@ -40,6 +48,8 @@ DEMO_TENANTS = {
     7: ("Adventure Works", 3, 4),
     8: ("World Wide Importers", 4, 6),
     9: ("Litware Inc", 1, 2),
+    11: ("Woodgrove Bank", 2, 2),
+    12: ("Woodgrove Bank Harbor Street", 1, 1),
 }
 
 
@@ -124,15 +134,40 @@ def test_demo_tenants_carry_the_documented_mismatches(halo: HaloDataSet, demo: I
         "Tailspin Toys LLC": ["Tailspin Toys LLC"],
         "Adventure Works": ["Adventure Works"],
         "Wide World Importers": [],  # only an explicit mapping finds "World Wide Importers"
-        "Woodgrove Bank": [],  # no tenant at all
+        "Woodgrove Bank": ["Woodgrove Bank"],  # but see its Entra tenant below
         "Litware Inc": ["Litware Inc"],  # the HaloPSA client is inactive, the tenant is not
     }
     names = [t["name"] for t in demo.tenants]
     assert "World Wide Importers" in names
-    assert not any("woodgrove" in name.lower() for name in names)
     linked = {t["id"] for t in demo.tenants if t["azureTenantLink"]}
-    assert linked == {1, 2, 3, 6, 7, 8}
+    assert linked == set(DEMO_TENANTS) - {9}
     assert all(GUID.fullmatch(t["azureTenantLink"]["azTenantId"]) for t in demo.tenants[:3])
+    assert all(t["azureTenantLink"]["immyTenantId"] == t["id"] for t in demo.tenants[:3])
+
+    # The Entra tenants (sandbox/halo_data.py's table): HaloPSA's in any case, ImmyBot's lower.
+    entra = {
+        c["name"]: [a["azure_tenant_id"].lower() for a in c["azure_tenants"]] for c in halo.clients
+    }
+    assert {name: ids for name, ids in entra.items() if ids} == {
+        "Fabrikam, Inc.": [ZERO_GUID],
+        "Northwind Traders": [ENTRA_NORTHWIND],
+        "Woodgrove Bank": [ENTRA_WOODGROVE],
+    }
+    assert halo.clients[2]["azure_tenants"][0]["azure_tenant_id"] == ENTRA_NORTHWIND.upper()
+    by_entra: dict[str, list[int]] = {}
+    for tenant in demo.tenants:
+        if tenant["azureTenantLink"]:
+            by_entra.setdefault(tenant["azureTenantLink"]["azTenantId"], []).append(tenant["id"])
+    assert by_entra[ENTRA_NORTHWIND] == [4]  # one of the two Northwind Traders tenants
+    assert by_entra[ENTRA_NORTHWIND_LTD] == [5]
+    assert by_entra[ENTRA_WOODGROVE] == [11, 12]  # one Entra tenant, two ImmyBot tenants
+    assert 10 not in {t["id"] for t in demo.tenants}  # deleted from ImmyBot, never reused
+    assert ZERO_GUID not in by_entra
+    domains = [t["azureTenantLink"]["limitToDomains"] for t in demo.tenants[9:]]
+    assert [[d["domainName"] for d in limits] for limits in domains] == [
+        ["woodgrove.example.com"],
+        ["harbor.woodgrove.example.com"],
+    ]
     assert len({t["slug"] for t in demo.tenants}) == len(demo.tenants)
 
 
@@ -142,7 +177,7 @@ def test_demo_computers_match_the_documented_counts(halo: HaloDataSet, demo: Imm
     assert {tid: (online[tid], every[tid]) for tid in every} == {
         tid: (up, total) for tid, (_, up, total) in DEMO_TENANTS.items()
     }
-    assert [c["id"] for c in demo.computers] == list(range(1, 31))
+    assert [c["id"] for c in demo.computers] == list(range(1, 34))
     names = {t["id"]: t["name"] for t in demo.tenants}
     assert all(c["tenantName"] == names[c["tenantId"]] for c in demo.computers)
     assert {"CONTOSO-LT01", "CONTOSO-SRV01"} <= {c["computerName"] for c in demo.computers}
@@ -164,10 +199,10 @@ def test_demo_computers_match_the_documented_counts(halo: HaloDataSet, demo: Imm
     assert halo.tickets[0]["user_email"] == "dana.whitfield@contoso.example.com"
 
     # Primary users are the tenant's own HaloPSA client's users.
-    client_of_tenant = {2: 1, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5, 8: 6, 9: 8}
+    client_of_tenant = {2: 1, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5, 8: 6, 9: 8, 11: 7, 12: 7}
     emails = {(u["client_id"], u["emailaddress"]) for u in halo.users}
     with_user = [c for c in demo.computers if c["primaryUserEmail"]]
-    assert len(with_user) == 17
+    assert len(with_user) == 19
     for computer in with_user:
         assert (client_of_tenant[computer["tenantId"]], computer["primaryUserEmail"]) in emails
     for computer in demo.computers:
@@ -385,21 +420,21 @@ def test_paging_counts_and_offline_computers(
 ):
     headers = bearer(http, sandbox)
     online = paged(http, headers)
-    assert online["count"] == 21  # offline computers are left out by default, as in ImmyBot
+    assert online["count"] == 24  # offline computers are left out by default, as in ImmyBot
     assert [c["id"] for c in online["results"]] == [
         c["id"] for c in demo.computers if c["isOnline"]
     ]
     everything = paged(http, headers, includeOffline="true")
-    assert everything["count"] == 30
+    assert everything["count"] == 33
     assert everything["results"] == demo.computers
-    assert paged(http, headers, includeoffline="True")["count"] == 30  # case-insensitive
+    assert paged(http, headers, includeoffline="True")["count"] == 33  # case-insensitive
 
     pages = [paged(http, headers, includeOffline="true", skip=s, take=7) for s in range(0, 35, 7)]
-    assert [len(p["results"]) for p in pages] == [7, 7, 7, 7, 2]
-    assert {p["count"] for p in pages} == {30}
+    assert [len(p["results"]) for p in pages] == [7, 7, 7, 7, 5]
+    assert {p["count"] for p in pages} == {33}
     assert [c for p in pages for c in p["results"]] == demo.computers
-    assert paged(http, headers, skip=100) == {"count": 21, "results": []}
-    assert paged(http, headers, take=0) == {"count": 21, "results": []}
+    assert paged(http, headers, skip=100) == {"count": 24, "results": []}
+    assert paged(http, headers, take=0) == {"count": 24, "results": []}
 
     by_name = paged(http, headers, includeOffline="true", sort="computerName", sortDesc="true")
     names = [c["computerName"] for c in by_name["results"]]

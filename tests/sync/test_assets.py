@@ -30,13 +30,16 @@ import pytest
 from sandbox.halo_data import HaloDataSet
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import ImmyDataSet
+from shared.core.mapping import MatchKind, TenantMatch
 from shared.core.site_links import AMBIGUOUS, NO_ASSET
+from shared.core.targets import Snapshot
+from shared.records.halo import Client
 from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store.repository import get_store
 from shared.store.site_links import read_site_links
 from shared.sync.asset_hold import asset_hold
-from shared.sync.assets import read_plan
+from shared.sync.assets import mapped_clients, read_plan
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from tests.conftest import immy_settings
@@ -404,3 +407,19 @@ def test_the_plan_names_each_client_and_its_tenant(world):
         for c in body["clients"]
     ]
     assert named == [(1, "Alpha Ltd", 2, "Alpha Ltd"), (2, "Beta Ltd", 3, "Beta Ltd")]
+
+
+def test_a_client_mapped_by_its_entra_tenant_gets_its_computers_as_assets():
+    kinds = {1: MatchKind.EXPLICIT, 2: MatchKind.ENTRA_TENANT, 3: MatchKind.NAME,
+             4: MatchKind.AMBIGUOUS, 5: MatchKind.UNMAPPED}  # fmt: skip
+    clients = [Client(id=cid, name=f"C{cid}") for cid in kinds]
+    matches = {
+        cid: TenantMatch(
+            client_id=cid,
+            kind=kind,
+            tenant_id=None if kind in (MatchKind.AMBIGUOUS, MatchKind.UNMAPPED) else cid * 10,
+        )
+        for cid, kind in kinds.items()
+    }
+    snapshot = Snapshot.build(clients, [], [], [], []).with_immybot([], matches)
+    assert mapped_clients(snapshot) == {1: 10, 2: 20, 3: 30}

@@ -162,7 +162,9 @@ def test_2000_clients_auto_serves_what_rest_serves(halo_sandbox, azurite):
 # -- data whose REST answers the tables can hold ------------------------------------------------
 
 
-def both_ways_equal(halo_sandbox, azurite, data: HaloDataSet) -> tuple[SyncReport, SyncReport]:
+def both_ways_equal(
+    halo_sandbox, azurite, data: HaloDataSet
+) -> tuple[SyncReport, SyncReport, Store]:
     sandbox = halo_sandbox(data)
     rest, rest_store = sync(sandbox, azurite, "rest")
     report, report_store = sync(sandbox, azurite, "report")
@@ -172,12 +174,12 @@ def both_ways_equal(halo_sandbox, azurite, data: HaloDataSet) -> tuple[SyncRepor
     assert report.read == rest.read
     assert report.rejected == rest.rejected
     assert report.targets == rest.targets
-    return rest, report
+    return rest, report, report_store
 
 
 def test_demo_held_by_the_tables_syncs_the_same_through_proven_reports(halo_sandbox, azurite):
     data = as_tables_hold_it(demo_data(TODAY))
-    _, report = both_ways_equal(halo_sandbox, azurite, data)
+    _, report, report_store = both_ways_equal(halo_sandbox, azurite, data)
     assert report.targets["Huntress"] and report.targets["SentinelOne"]
     proof = report.read_proof
     # A small instance: every contract, item and invoice is compared, and a page each of clients
@@ -189,13 +191,16 @@ def test_demo_held_by_the_tables_syncs_the_same_through_proven_reports(halo_sand
         "items": len(data.items),
         "invoices": len(data.invoices),
     }
-    # Token + bounds + one range per table + the sample (a page of each of five lists).
-    assert report.halo_requests == 1 + 1 + 6 + 5
+    # Token + bounds + one range per table (clients' Entra tenants too: the demo's Northwind and
+    # Woodgrove have some) + the sample (a page of each of five lists).
+    assert report.halo_requests == 1 + 1 + 7 + 5
+    entra = {c["id"]: c["entra_tenant_ids"] for c in stored(report_store)["clients"]}
+    assert entra[3] == ["6f1c2d4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f"] and entra[1] == []
 
 
 def test_2000_clients_held_by_the_tables_sync_the_same_in_a_few_requests(halo_sandbox, azurite):
     data, _ = inject_malformed(generate(2000, seed=11, today=TODAY), 10, seed=2)
-    rest, report = both_ways_equal(halo_sandbox, azurite, as_tables_hold_it(data))
+    rest, report, _ = both_ways_equal(halo_sandbox, azurite, as_tables_hold_it(data))
     assert report.rejected  # the malformed records, rejected the same way (compared above)
     assert all(report.targets.values())
     sample = report.read_proof["requests"]
@@ -241,6 +246,7 @@ def _with_line_codes(data: HaloDataSet) -> HaloDataSet:
         ({"contract_type_offset": 1}, "contracttype"),
         ({"disabled_from": "schedule"}, "switched_off"),
         ({"drop_line_codes": True}, "item_code"),
+        ({"drop_entra_tenants": True}, "client 3 entra_tenant_ids"),
         ({"lose_rows": {"invoices": 1}}, "invoices * records"),
         ({"lose_rows": {"invoice_lines": 2}}, "invoice_lines * records"),
     ],
