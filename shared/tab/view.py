@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from shared.core.coverage import ContractRow, ItemRow, SoftwareRow, coverage
-from shared.core.mapping import MatchKind, TenantMatch
+from shared.core.mapping import TenantMatch
 from shared.core.schedule import longest_gap
 from shared.halo.errors import HaloError, HaloNotFound
 from shared.immybot.client import ImmyClient
@@ -171,12 +171,10 @@ def _tenant_of(
 
 
 def _why_no_tenant(match: TenantMatch | None) -> str:
-    if match is None:
+    if match is None or not match.detail:
         return "no ImmyBot tenant has this client's name"
-    if match.kind is MatchKind.AMBIGUOUS:
-        # The stored detail ends with an instruction for admins ("map it explicitly").
-        return f"{len(match.candidates)} ImmyBot tenants have this client's name"
-    return match.detail or "no ImmyBot tenant has this client's name"
+    # An ambiguous match's stored detail ends with an instruction for admins.
+    return match.detail.removesuffix(": map it explicitly")
 
 
 async def _client_part(

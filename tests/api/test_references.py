@@ -123,7 +123,15 @@ def test_ids_above_the_newest_known_are_stored_with_a_warning(world):
     assert first.startswith("halo_client_id: HaloPSA client 9 is not in the snapshot synced ")
     assert "holds HaloPSA clients up to id 8: perhaps created since" in first
     assert second.startswith("immy_tenant_id: ImmyBot tenant 13 is not in the snapshot")
-    assert explicit() == [{"halo_client_id": 9, "immy_tenant_id": 13, "note": ""}]
+    assert explicit() == [
+        {
+            "halo_client_id": 9,
+            "halo_client_name": None,
+            "immy_tenant_id": 13,
+            "immy_tenant_name": None,
+            "note": "",
+        }
+    ]
 
 
 def without_client(data: HaloDataSet, client_id: int) -> HaloDataSet:

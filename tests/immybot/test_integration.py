@@ -160,9 +160,11 @@ def test_the_mapping_answers_name_every_client_and_tenant(both):
         2,
         "Contoso Limited",
     )
-    assert (northwind["client_name"], northwind["kind"]) == ("Northwind Traders", "ambiguous")
-    assert northwind["candidate_names"] == {"4": "Northwind Traders", "5": "Northwind Traders Ltd"}
-    assert outcomes[7]["client_name"] == "Woodgrove Bank" and outcomes[7]["tenant_name"] is None
+    assert (northwind["client_name"], northwind["kind"]) == ("Northwind Traders", "entra_tenant")
+    assert (northwind["tenant_id"], northwind["tenant_name"]) == (4, "Northwind Traders")
+    woodgrove = outcomes[7]
+    assert (woodgrove["client_name"], woodgrove["kind"]) == ("Woodgrove Bank", "ambiguous")
+    assert woodgrove["tenant_name"] is None and set(woodgrove["candidate_names"]) == {"11", "12"}
     # A tenant the snapshot does not hold is named null, never guessed; so is a client.
     for client, tenant, names in (
         (7, 99, ("Woodgrove Bank", None)),

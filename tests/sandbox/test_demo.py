@@ -108,7 +108,9 @@ def test_the_tags_plan_holds_the_huntress_removal(devhost_output):
     }
     assert [c["remove"] for c in huntress["changes"]] in ([], [[]])
     scoped = rules["Microsoft 365 Apps"]
-    assert scoped["tag"] is None
+    # Site-scoped: the tag goes on computers at the rule's sites, here none placed (Woodgrove has
+    # no ImmyBot tenant it maps to without doubt).
+    assert scoped["tag"] == "Halo: Microsoft 365 Apps" and scoped["level"] == "computer"
     assert [s["client_name"] for s in scoped["site_scope"]] == ["Woodgrove Bank"]
 
 
@@ -116,8 +118,8 @@ def test_the_mappings_show_immybots_own_links(devhost_output):
     url = next(u for _, u in devhost_output.sights if "/api/mappings" in u)
     outcomes = {o["client_id"]: o for o in httpx.get(url, timeout=30).json()["outcomes"]}
     assert {c for c, o in outcomes.items() if o["kind"] == "immybot_link"} == {2, 4, 5, 8}
-    assert outcomes[1]["kind"] == "name" and outcomes[3]["kind"] == "ambiguous"
-    assert outcomes[6]["kind"] == outcomes[7]["kind"] == "unmapped"
+    assert outcomes[1]["kind"] == "name" and outcomes[3]["kind"] == "entra_tenant"
+    assert outcomes[6]["kind"] == "unmapped" and outcomes[7]["kind"] == "ambiguous"
 
 
 def test_the_asset_plan_names_its_clients_and_tenants(devhost_output):
