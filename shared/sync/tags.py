@@ -7,7 +7,8 @@ with no script. After a generation becomes current (never from a held one) the s
 
 - `off`: does nothing;
 - `plan`: computes the changes (tags to create, tenants to add, tenants to remove) and records them
-  for `GET /api/immybot/tags`, writing nothing to ImmyBot;
+  for `GET /api/immybot/tags` (which adds each client's last change of the rule from the change
+  log, shared.sync.changes: why its tenant gains or loses the tag), writing nothing to ImmyBot;
 - `apply`: records the same plan and makes it, in as few requests as ImmyBot's API allows
   (`POST /api/v1/tenants/add-tags` takes lists of tenant and tag ids, so one request per distinct
   set of tenants and direction).
@@ -31,13 +32,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.core.changes import LastChange, last_per_client
 from shared.core.generation import Manifest
 from shared.core.rules import normalise
 from shared.core.tag_plan import (
@@ -56,6 +58,7 @@ from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
 from shared.settings import Settings
 from shared.store.base import StoreError, check_key, decode_data, encode_data
+from shared.store.changes import iter_changes
 from shared.store.generations import read_manifest, read_targets, read_tenants
 from shared.store.repository import Store
 
@@ -67,6 +70,16 @@ _RULE_PK = "rule"
 _APPROVAL_PK = "approval"
 
 
+class RuleTagsView(RuleTags):
+    """A rule's tag plan as last recorded, with each client's last change from the change log."""
+
+    last_changes: list[LastChange] = Field(
+        default_factory=list,
+        description="Per client (and its tenant), its latest change of this rule in the change "
+        "log (CHANGES_KEEP_DAYS), newest first: why a tenant is gaining or losing the tag.",
+    )
+
+
 class TagsView(BaseModel):
     """`GET /api/immybot/tags`."""
 
@@ -74,7 +87,7 @@ class TagsView(BaseModel):
 
     mode: TagMode
     prefix: str
-    rules: list[RuleTags]
+    rules: list[RuleTagsView]
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -322,12 +335,19 @@ def _save(store: Store, plans: list[RuleTags], result: ApplyResult, keys: list[s
             table.delete_entity(_RULE_PK, entity["RowKey"])
 
 
-def tags_view(store: Store, settings: Settings) -> TagsView:
-    """Every rule's tag, carriers, targets, planned changes and last result, as last recorded."""
+def tags_view(store: Store, settings: Settings, now: datetime | None = None) -> TagsView:
+    """Every rule's tag, carriers, targets, planned changes and last result, as last recorded,
+    and each client's last change of the rule (the whole change log, read once)."""
     entities = store.table(STATE_TABLE).query_entities(
         "PartitionKey eq @pk", parameters={"pk": _RULE_PK}
     )
-    rules = [RuleTags.model_validate_json(decode_data(e)) for e in entities]
+    plans = [RuleTags.model_validate_json(decode_data(e)) for e in entities]
+    since = (now or datetime.now(UTC)) - timedelta(days=settings.changes_keep_days)
+    last = last_per_client(iter_changes(store, since)) if plans else {}
+    rules = [
+        RuleTagsView(**dict(plan), last_changes=last.get(normalise(plan.software), []))
+        for plan in plans
+    ]
     return TagsView(
         mode=TagMode(settings.immy_tags),
         prefix=settings.immy_tag_prefix,
