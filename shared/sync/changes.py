@@ -2,9 +2,11 @@
 why (shared.core.changes decides what a change is; shared.store.changes stores it).
 
 A publish moves the pointer readers follow: a sync's swap, an admin's approval of a held
-generation, and an event refresh of one client. Each calls `record_publish` right after the
-pointer moved, with the pointer as it was before and a cause (`sync` and the run id, `approval`
-and the approved run's id, `event`). The record is best effort: the generation already serves, so
+generation, and an event refresh of one client. Each records right after the pointer moved, with
+a cause (`sync` and the run id, `approval` and the approved run's id, `event`): `record_publish`
+diffs whole generations (the pointer as it was before against the new one), `record_changes`
+diffs what the caller holds in memory (an event refresh: one client's targets per rule, before
+and after). The record is best effort: the generation already serves, so
 a failure here is a warning (on the run; logged for an approval) and nothing more. The next
 publish records its own diff, against what served before it; the changes of the publish whose
 record failed are missing from the log, never carried into another publish's.
@@ -55,6 +57,20 @@ def record_publish(
     """
     old = rule_targets(store, before.generation) if before is not None else {}
     new = targets if targets is not None else rule_targets(store, generation)
-    changes = diff_targets(old, new, at=at, cause=cause, generation=generation)
+    return record_changes(store, old, new, generation=generation, cause=cause, at=at)
+
+
+def record_changes(
+    store: Store,
+    before: Mapping[str, RuleTargets],
+    after: Mapping[str, RuleTargets],
+    *,
+    generation: str,
+    cause: Cause,
+    at: datetime,
+) -> int:
+    """Record the changes between two sides the caller holds (rule key -> targets; both sides
+    with the same clients, e.g. one client's); returns how many."""
+    changes = diff_targets(before, after, at=at, cause=cause, generation=generation)
     write_changes(store, changes)
     return len(changes)

@@ -11,11 +11,14 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from sandbox.halo_data import HaloDataSet, demo_data
-from shared.core.changes import Cause, Change
+from shared.core.changes import Cause, Change, RuleTargets
+from shared.core.mapping import MatchKind
+from shared.core.targets import ContractReason, Quantities, Target
 from shared.settings import Settings
 from shared.store.base import StoreError
 from shared.store.changes import TABLE, iter_changes, write_changes
 from shared.store.repository import Store
+from shared.sync.changes import record_changes
 from shared.sync.retention import approve_held
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
@@ -54,6 +57,30 @@ def without_fabrikams_contract(data: HaloDataSet) -> HaloDataSet:
     kept = [c for c in data.contracts if int(float(c["id"])) != 3]
     assert len(kept) == len(data.contracts) - 1
     return HaloDataSet.from_json({**data.to_json(), "contracts": kept})
+
+
+def rule_targets_of_one_client(*, covered: bool) -> dict[str, RuleTargets]:
+    """Fabrikam's Huntress target (its contract 3) when `covered`, else none."""
+    reason = ContractReason(
+        contract_id=3,
+        ref="MSEC-000003",
+        contract_type="Managed Security",
+        start_date=None,
+        end_date=None,
+        in_grace=False,
+    )
+    fabrikam = Target(
+        client_id=2,
+        client_name="Fabrikam, Inc.",
+        immy_tenant_id=3,
+        immy_tenant_name="Fabrikam",
+        mapping=MatchKind.NAME,
+        sites=[],
+        quantity=None,
+        quantities=Quantities(fixed=0, calculated=0, calculated_unknown=0),
+        reasons=[reason],
+    )
+    return {"huntress": RuleTargets("Huntress", [fabrikam] if covered else [])}
 
 
 def first_sync(halo_sandbox, azurite, store, **overrides):
@@ -171,3 +198,15 @@ def test_the_sync_drops_change_log_days_older_than_changes_keep_days(halo_sandbo
     left = list(iter_changes(store, datetime.now(UTC) - timedelta(days=60)))
     assert kept in left and old not in left
     assert len(left) == 7  # the first sync's 6 and the one kept
+
+
+def test_an_event_refresh_records_one_clients_changes_from_what_it_holds(azurite, store):
+    # What an event refresh holds: one client's targets per rule, before and after.
+    before = rule_targets_of_one_client(covered=True)
+    after = rule_targets_of_one_client(covered=False)
+    cause = Cause(kind="event", id="3f2a9c0e-5b1d-4c57-9a3e-0d6c1b2a7e11")
+    count = record_changes(store, before, after, generation="g2", cause=cause, at=APPROVED_AT)
+    assert count == 1
+    [change] = iter_changes(store, APPROVED_AT)
+    assert (change.software, change.client_id, change.change) == ("Huntress", 2, "stopped")
+    assert change.cause == cause and change.generation == "g2"
