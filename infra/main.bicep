@@ -105,6 +105,9 @@ param syncConfirmByRepeat string = 'false'
 @description('SYNC_TIME_LIMIT_SECONDS: how long a run reads HaloPSA before it stops as resumable (keep it under host.json\'s 30-minute functionTimeout).')
 param syncTimeLimitSeconds string = '1200'
 
+@description('CHANGES_KEEP_DAYS: how many days the change log (GET /api/changes) keeps a change.')
+param changesKeepDays string = '90'
+
 @description('TAB_ALLOWED_GROUP: Entra group object id whose members may see the technician tab (needs App Service Authentication). Empty: no group check.')
 param tabAllowedGroup string = ''
 
@@ -315,6 +318,7 @@ module api 'app/api.bicep' = {
     syncMaxDrop: syncMaxDrop
     syncConfirmByRepeat: syncConfirmByRepeat
     syncTimeLimitSeconds: syncTimeLimitSeconds
+    changesKeepDays: changesKeepDays
     tabAllowedGroup: tabAllowedGroup
     tabHaloTimeoutSeconds: tabHaloTimeoutSeconds
     tabDeadlineMs: tabDeadlineMs

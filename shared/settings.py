@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     # How long a run may read HaloPSA before it stops as `resumable` (pages it read are staged for
     # the next run). Below host.json's functionTimeout (30 minutes) with room for the write.
     sync_time_limit_seconds: int = Field(default=DEFAULT_SYNC_TIME_LIMIT_SECONDS, ge=10, le=86_400)
+    # How long the change log (who became or stopped being a target, and why) keeps a change; the
+    # sync's retention step drops older days. At most a year: GET /api/changes reads it back.
+    changes_keep_days: int = Field(default=90, ge=1, le=366)
 
     # Asset population (shared.sync.assets): HaloPSA field ids are tenant configuration, so every id
     # is a setting; docs/halopsa-setup.md says where to read them.

@@ -1,5 +1,5 @@
-"""HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot), reconciliation and the
-coverage calendar, rules admin, and the setup check (master key).
+"""HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot), reconciliation, the
+coverage calendar and the change log, rules admin, and the setup check (master key).
 
 Rules live in a function of their own, so the key ImmyBot holds for `targets` cannot edit them.
 """
@@ -15,6 +15,7 @@ from shared.api.admin import admin_reply
 from shared.api.asset_plan import asset_plan_reply, plan_client
 from shared.api.calendar import answer_calendar, calendar_query, calendar_reply
 from shared.api.catalog import answer_catalog
+from shared.api.changes import answer_changes, changes_query, changes_reply
 from shared.api.openapi import openapi_document
 from shared.api.reconciliation import reconcile, reconciliation_query, reconciliation_reply
 from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed
@@ -89,6 +90,19 @@ def calendar(req: func.HttpRequest) -> func.HttpResponse:
         return calendar_reply(answer_calendar(get_store(), query, today), query.output)
 
     return _respond(req, "calendar", answer)
+
+
+@bp.function_name("changes")
+@bp.route(route="changes", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def changes(req: func.HttpRequest) -> func.HttpResponse:
+    """`GET /api/changes[?software=NAME][&since=ISO][&format=csv]`: who became or stopped being a
+    target at each publish, why, and what caused it, newest first."""
+
+    def answer() -> Reply:
+        query = changes_query(req.params, datetime.now(UTC), get_settings().changes_keep_days)
+        return changes_reply(answer_changes(get_store(), query), query.output)
+
+    return _respond(req, "changes", answer)
 
 
 @bp.function_name("immybot_tags")

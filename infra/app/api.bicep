@@ -117,6 +117,9 @@ param syncConfirmByRepeat string = 'false'
 @description('SYNC_TIME_LIMIT_SECONDS.')
 param syncTimeLimitSeconds string = '1200'
 
+@description('CHANGES_KEEP_DAYS.')
+param changesKeepDays string = '90'
+
 @description('TAB_ALLOWED_GROUP.')
 param tabAllowedGroup string = ''
 
@@ -300,6 +303,10 @@ var adminSettings = filter([
   {
     name: 'SYNC_TIME_LIMIT_SECONDS'
     value: syncTimeLimitSeconds
+  }
+  {
+    name: 'CHANGES_KEEP_DAYS'
+    value: changesKeepDays
   }
   {
     name: 'TAB_ALLOWED_GROUP'

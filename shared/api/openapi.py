@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared.api.asset_plan import AssetPlanAnswer
 from shared.api.calendar import CalendarResponse
+from shared.api.changes import ChangesResponse
 from shared.api.mappings import MappingSaved, MappingsView, NamedMapping
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_routes import ROUTES
@@ -34,6 +35,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     SyncStatus,
     ReconciliationResponse,
     CalendarResponse,
+    ChangesResponse,
     AssetPlanAnswer,
     MappingsView,
     NamedMapping,

@@ -8,22 +8,17 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from shared.api.asset_plan import AssetPlanAnswer
-from shared.api.calendar import DEFAULT_DAYS, MAX_DAYS, CalendarResponse
 from shared.api.mappings import MappingSaved, MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
+from shared.api.openapi_reports import CALENDAR, CHANGES, RECONCILIATION
 from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
-from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
 from shared.api.tags import TagsAnswer
 from shared.api.targets_query import MAX_VALUE
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
-from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
+from shared.core.text import INT32_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.sync.status import SyncStatus
 
-# What params.lookup_value accepts: leading, trailing and repeated spaces are collapsed.
-Lookup = Annotated[
-    str, StringConstraints(min_length=1, max_length=LOOKUP_MAX, pattern=LOOKUP_PATTERN)
-]
 SelectorValue = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_VALUE, pattern=LOOKUP_PATTERN)
 ]
@@ -203,62 +198,6 @@ OPENAPI = Route(
 )
 
 
-RECONCILIATION = Route(
-    "/reconciliation",
-    (
-        Operation(
-            "get",
-            "getReconciliation",
-            summary="Billed quantity against deployed computers, per client",
-            params=(
-                Param("software", "query", Lookup, "A rule's software name.", required=True),
-                Param("format", "query", Literal["json", "csv"]),
-            ),
-            answers={
-                200: Response(
-                    "The report (JSON, or CSV with format=csv)",
-                    {"application/json": ReconciliationResponse, "text/csv": TEXT},
-                )
-            },
-            problems=(400, 404, 503),
-        ),
-    ),
-)
-
-
-CALENDAR = Route(
-    "/calendar",
-    (
-        Operation(
-            "get",
-            "getCalendar",
-            summary="Coverage that ends in the coming days, per rule and client, and why",
-            description="From the current snapshot, the rules of coverage run forward in time: "
-            "for each target today, the first day it stops being one if nothing changes in "
-            "HaloPSA (contract end + grace days, line end, invoice or schedule end; a client "
-            "covered twice ends when its last cover does), soonest first.",
-            params=(
-                Param(
-                    "days",
-                    "query",
-                    Annotated[int, Field(ge=1, le=MAX_DAYS)],
-                    f"How many days ahead of today (UTC) to look; default {DEFAULT_DAYS}.",
-                ),
-                Param("software", "query", Lookup, "Only this rule's software."),
-                Param("format", "query", Literal["json", "csv"]),
-            ),
-            answers={
-                200: Response(
-                    "The calendar (JSON, or CSV with format=csv)",
-                    {"application/json": CalendarResponse, "text/csv": TEXT},
-                )
-            },
-            problems=(400, 404, 503),
-        ),
-    ),
-)
-
-
 ASSET_PLAN = Route(
     "/assets/plan",
     (
@@ -386,6 +325,7 @@ ROUTES: tuple[Route, ...] = (
     RULE,
     RECONCILIATION,
     CALENDAR,
+    CHANGES,
     ASSET_PLAN,
     MAPPINGS,
     MAPPING,

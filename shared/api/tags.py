@@ -8,7 +8,7 @@ from shared.api.names import NULL_NAME, Names, current_names
 from shared.core.tag_base import RuleTags, SiteScoped, TagMode
 from shared.settings import Settings
 from shared.store.repository import Store
-from shared.sync.tag_store import tags_view
+from shared.sync.tag_store import RuleTagsView, tags_view
 
 
 class NamedSiteScoped(SiteScoped):
@@ -17,7 +17,7 @@ class NamedSiteScoped(SiteScoped):
     immy_tenant_name: str | None = Field(description=NULL_NAME)
 
 
-class NamedRuleTags(RuleTags):
+class NamedRuleTags(RuleTagsView):
     """A rule's tag plan, with the name of every tenant it names."""
 
     site_scope: list[NamedSiteScoped] = Field(default_factory=list)  # type: ignore[assignment]

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.core.catalog import build_catalog
+from shared.core.changes import Cause
 from shared.core.generation import ImmyState, Manifest, rule_entry
 from shared.core.guard import confirmable
 from shared.core.rules import Rule
@@ -29,11 +30,12 @@ from shared.store.generations import Layout, apply_rules, layout
 from shared.store.repository import Store
 from shared.store.state import Held, Pointer
 from shared.sync.assets import run_assets
+from shared.sync.changes import published, record_publish
 from shared.sync.immybot import ImmyRead, read_immybot, with_immybot
 from shared.sync.judge import judge
 from shared.sync.lease import WriterLease, brief
 from shared.sync.read import SyncData, count_rejects, read_for_run
-from shared.sync.retention import collect_garbage
+from shared.sync.retention import collect_garbage, prune_change_log
 from shared.sync.runs import Outcome, SyncReport, bounded_json
 from shared.sync.stage import RunStage, close_stage, open_stage
 from shared.sync.tags import apply_immy_tags
@@ -306,6 +308,10 @@ async def _swap(run: RunContext, resolved: _LaidOut, current: Pointer | None) ->
         expected=current,
     )
     run.report.outcome = Outcome.SUCCEEDED  # the generation serves: nothing after this fails it
+    # The change log: what this publish changed, per rule, and why (a failure is a warning).
+    after = published(resolved.manifest, resolved.targets)
+    log_args = (current, resolved.generation, Cause(kind="sync", id=run.report.run_id), run.clock())
+    await _step(run.report, "record the change log", record_publish, run.store, *log_args, after)
 
 
 async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> None:
@@ -321,6 +327,8 @@ async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> 
     await after_current(
         run.store, generation, resolved.snapshot, resolved.manifest, resolved.today, report
     )
+    keep_days = run.settings.changes_keep_days
+    await _step(report, "prune the change log", prune_change_log, run.store, keep_days, run.clock())
     mark = run.phases.mark("after_current", mark)
     if not await _still_writer(run, "asset population and ImmyBot tags"):
         return

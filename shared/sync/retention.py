@@ -1,16 +1,24 @@
-"""Which generations a store keeps: an admin's approval of a held one, and dropping the rest.
+"""What a store keeps: an admin's approval of a held generation, dropping the other generations,
+and the change log's days.
 
 Kept: the current generation, the previous one (rollback), the held one, and the one whose pages
-are staged for the next run to continue (shared.sync.stage). Everything else is dropped.
+are staged for the next run to continue (shared.sync.stage). Everything else is dropped. The
+change log keeps CHANGES_KEEP_DAYS days; each sync that publishes drops older days.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+from shared.core.changes import Cause
 from shared.store.base import StoreError
+from shared.store.changes import prune_changes
 from shared.store.repository import Store
 from shared.store.state import Pointer
+from shared.sync.changes import record_publish
+from shared.sync.lease import brief
 from shared.sync.stage import staged
 
 log = logging.getLogger("halo_immy.sync")
@@ -20,14 +28,28 @@ class NothingHeld(StoreError):
     """No held sync run to approve (or not the one named)."""
 
 
-def approve_held(store: Store, *, run_id: str | None = None) -> Pointer:
-    """Make the held generation current (an admin's decision); NothingHeld if none is held."""
+def approve_held(
+    store: Store, *, run_id: str | None = None, now: Callable[[], datetime] | None = None
+) -> Pointer:
+    """Make the held generation current (an admin's decision); NothingHeld if none is held.
+
+    The approval is a publish: the change log records what it changed, caused by `approval` and
+    the held run's id (a failure to record is logged; the generation serves either way).
+    """
     held = store.held()
     if held is None or (run_id is not None and held.run_id != run_id):
         raise NothingHeld("no held sync run to approve" + (f" with id {run_id}" if run_id else ""))
+    before = store.current()
     pointer = store.swap(
-        held.generation, run_id=held.run_id, synced_at=held.synced_at, expected=store.current()
+        held.generation, run_id=held.run_id, synced_at=held.synced_at, expected=before
     )
+    at = (now or (lambda: datetime.now(UTC)))()
+    try:
+        record_publish(store, before, held.generation, Cause(kind="approval", id=held.run_id), at)
+    except Exception as error:
+        log.warning(
+            "approval of run %s: the change log was not recorded: %s", held.run_id, brief(error)
+        )
     store.set_held(None)
     collect_garbage(store)
     return pointer
@@ -55,3 +77,8 @@ def collect_garbage(store: Store) -> None:
                 store.delete_generation(generation)
             except Exception as error:
                 log.warning("could not drop generation %s: %s", generation, type(error).__name__)
+
+
+def prune_change_log(store: Store, keep_days: int, now: datetime) -> int:
+    """Drop the change log's days older than `keep_days` before `now`; returns how many changes."""
+    return prune_changes(store, (now - timedelta(days=keep_days)).date())

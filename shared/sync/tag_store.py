@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.core.changes import LastChange, last_per_client
 from shared.core.rules import normalise
 from shared.core.tag_base import ApplyResult, HeldRemoval, RuleTags, TagMode
 from shared.settings import Settings
 from shared.store.base import StoreError, check_key, decode_data, encode_data
+from shared.store.changes import iter_changes
 from shared.store.repository import Store
 
 STATE_TABLE = "ImmyTags"
@@ -32,6 +34,16 @@ _APPROVAL_PK = "approval"
 Done = set[tuple[str, str, str]]
 
 
+class RuleTagsView(RuleTags):
+    """A rule's tag plan as last recorded, with each client's last change from the change log."""
+
+    last_changes: list[LastChange] = Field(
+        default_factory=list,
+        description="Per client (and its tenant), its latest change of this rule in the change "
+        "log (CHANGES_KEEP_DAYS), newest first: why a tenant is gaining or losing the tag.",
+    )
+
+
 class TagsView(BaseModel):
     """`GET /api/immybot/tags`."""
 
@@ -39,7 +51,7 @@ class TagsView(BaseModel):
 
     mode: TagMode
     prefix: str
-    rules: list[RuleTags]
+    rules: list[RuleTagsView]
 
 
 class TagApproval(BaseModel):
@@ -142,12 +154,19 @@ def save_plans(store: Store, plans: list[RuleTags], result: ApplyResult, keys: l
             table.delete_entity(_RULE_PK, entity["RowKey"])
 
 
-def tags_view(store: Store, settings: Settings) -> TagsView:
-    """Every rule's tag, carriers, targets, planned changes and last result, as last recorded."""
+def tags_view(store: Store, settings: Settings, now: datetime | None = None) -> TagsView:
+    """Every rule's tag, carriers, targets, planned changes and last result, as last recorded,
+    and each client's last change of the rule (the whole change log, read once)."""
     entities = store.table(STATE_TABLE).query_entities(
         "PartitionKey eq @pk", parameters={"pk": _RULE_PK}
     )
-    rules = [RuleTags.model_validate_json(decode_data(e)) for e in entities]
+    plans = [RuleTags.model_validate_json(decode_data(e)) for e in entities]
+    since = (now or datetime.now(UTC)) - timedelta(days=settings.changes_keep_days)
+    last = last_per_client(iter_changes(store, since)) if plans else {}
+    rules = [
+        RuleTagsView(**dict(plan), last_changes=last.get(normalise(plan.software), []))
+        for plan in plans
+    ]
     return TagsView(
         mode=TagMode(settings.immy_tags),
         prefix=settings.immy_tag_prefix,

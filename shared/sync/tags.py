@@ -8,7 +8,9 @@ targets lets an admin point a deployment at it with no script. After a generatio
 
 - `off`: does nothing;
 - `plan`: computes the changes (tags to create, tenants or computers to add and remove) and records
-  them for `GET /api/immybot/tags`, writing nothing to ImmyBot;
+  them for `GET /api/immybot/tags` (which adds each client's last change of the rule from the
+  change log, shared.sync.changes: why its tenant gains or loses the tag), writing nothing to
+  ImmyBot;
 - `apply`: records the same plan and makes it, in as few requests as ImmyBot's API allows
   (`POST /api/v1/tenants/add-tags` and `/api/v1/computers/add-tags` take lists of entity and tag
   ids, so one request per distinct set of entities, level and direction).

@@ -114,6 +114,8 @@ def requests(value: str) -> Iterator[Request]:
     )
     for name in ("days", "software", "format", value):
         yield Request("calendar", "GET", "/api/calendar", {name: value}, {}, {})
+    for name in ("since", "software", "format", value):
+        yield Request("changes", "GET", "/api/changes", {name: value}, {}, {})
     for method in ("GET", "DELETE", "PUT"):
         body = RULE if method == "PUT" else b""
         route = {"area": "rules", "key": value}

@@ -220,3 +220,27 @@ def test_an_immybot_error_mid_way_is_finished_by_the_next_run(start):
     assert carried[HUNTRESS] == mapped_targets("Huntress")
     assert carried[SENTINEL] == mapped_targets("SentinelOne")
     assert len(immy.tag_writes) == 2  # only what was left
+
+
+def test_the_tags_view_shows_each_clients_last_change_of_the_rule(start):
+    start("plan", SYNC_MAX_DROP="0.5")
+    first = sync()
+    huntress = tag_view()["Huntress"]["last_changes"]
+    assert {(c["client_id"], c["immy_tenant_id"], c["change"]) for c in huntress} == {
+        (1, 2, "became"),
+        (2, 3, "became"),
+        (6, 8, "became"),
+    }
+    assert {c["cause"]["id"] for c in huntress} == {first.run_id}
+    # Fabrikam's Managed Security contract is deleted in HaloPSA.
+    halo = HALO_SERVERS[-1]
+    data = halo.data
+    data.contracts = [c for c in data.contracts if int(float(c["id"])) != 3]
+    halo.set_data(data)
+    second = sync()
+    huntress = tag_view()["Huntress"]["last_changes"]
+    newest = huntress[0]
+    assert (newest["client_id"], newest["immy_tenant_id"], newest["change"]) == (2, 3, "stopped")
+    assert newest["cause"] == {"kind": "sync", "id": second.run_id}
+    assert len(huntress) == 3  # one per client: Fabrikam's became is no longer its last
+    assert {c["client_id"] for c in tag_view()["SentinelOne"]["last_changes"]} == {1, 3, 6, 7}
