@@ -59,9 +59,11 @@ def a_later_stop() -> Change:
 def test_every_demo_target_became_one_at_the_first_sync_with_its_reasons(demo_synced):
     response = changes()
     body = body_of(response, "ChangesResponse")
-    assert len(body["changes"]) == 7 and not body["truncated"]
+    # Huntress 3, SentinelOne 4, Microsoft 365 Apps 1 (site-scoped, Woodgrove Bank).
+    assert len(body["changes"]) == 8 and not body["truncated"]
     assert {(c["software"], c["change"]) for c in body["changes"]} == {
         ("Huntress", "became"),
+        ("Microsoft 365 Apps", "became"),
         ("SentinelOne", "became"),
     }
     status = get_store().recent_runs(1)[0]
@@ -120,9 +122,9 @@ def test_csv_has_a_row_per_change_with_its_reasons_joined(demo_synced):
 
 
 def test_since_reads_from_a_moment_on(demo_synced):
-    assert len(listed(changes(since=str(datetime.now(UTC).date())))) == 7
+    assert len(listed(changes(since=str(datetime.now(UTC).date())))) == 8
     past = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    assert len(listed(changes(since=past))) == 7
+    assert len(listed(changes(since=past))) == 8
     assert listed(changes(since=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())) == []
 
 
@@ -130,7 +132,7 @@ def test_since_is_bounded_by_the_days_the_log_keeps_not_refused(demo_synced):
     body = body_of(changes(since="0001-01-01T00:00:00+05:00"), "ChangesResponse")
     until = datetime.fromisoformat(body["until"])
     assert datetime.fromisoformat(body["since"]) == until - timedelta(days=90)
-    assert len(body["changes"]) == 7
+    assert len(body["changes"]) == 8
     future = body_of(changes(since="9999-12-31T23:59:59-05:00"), "ChangesResponse")
     assert future["changes"] == []
 
