@@ -49,8 +49,19 @@ async def sync_timer(timer: func.TimerRequest) -> None:
 @bp.function_name("sync_queue")
 @bp.queue_trigger(arg_name="message", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
 async def sync_queue(message: func.QueueMessage) -> None:
-    """Run one sync asked for through `POST /api/sync`."""
-    await _run_and_judge("manual")
+    """Run one sync asked for through `POST /api/sync`, once: not retried.
+
+    host.json retries queue messages (up to maxDequeueCount, for HaloPSA's events), but a manual
+    sync that failed is for an admin to look at and queue again: a failed run ends without raising
+    (its record says why, and the failure alert fires on it), and a message delivered again
+    because its run died mid-way (the host timeout, a restart) is dropped.
+    """
+    if (message.dequeue_count or 1) > 1:
+        log.warning("manual sync request delivered again after its run stopped; not run again")
+        return
+    report = await run_sync()
+    if report.outcome is Outcome.FAILED:
+        log.warning("manual sync run %s failed: %s", report.run_id, report.error)
 
 
 @bp.function_name("sync_now")

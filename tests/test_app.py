@@ -97,11 +97,12 @@ def test_no_function_json_anywhere():
     assert found == []
 
 
-def test_a_failed_manual_sync_is_not_retried_by_the_queue():
-    """The queue's default maxDequeueCount (5) ran a failed sync five times."""
+def test_queue_messages_are_retried_a_few_times_a_minute_apart():
+    """HaloPSA's events are retried (a busy sync lease, HaloPSA's 429s) before the poison queue."""
     from pathlib import Path
 
     host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())
-    # Functions v4 (Storage Queues extension 5.x): extensions.queues.maxDequeueCount.
-    assert host["extensions"]["queues"]["maxDequeueCount"] == 1
+    # Functions v4 (Storage Queues extension 5.x): extensions.queues applies to every queue.
+    assert host["extensions"]["queues"]["maxDequeueCount"] == 5
+    assert host["extensions"]["queues"]["visibilityTimeout"] == "00:01:00"
     assert host["version"] == "2.0"
