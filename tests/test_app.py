@@ -35,6 +35,7 @@ def test_the_functions_are_registered():
         "assets_plan",
         "technician_tab",
         "setup_check",
+        "halo_webhook",
     }
 
 
@@ -62,6 +63,8 @@ def test_sync_timer_runs_on_the_configured_schedule():
         ("sync_now", "sync", "POST", "ADMIN"),
         ("sync_approve", "sync/approve", "POST", "ADMIN"),
         ("setup_check", "setup/check", "GET", "ADMIN"),
+        # HaloPSA sends no function key: the route checks HALO_WEBHOOK_SECRET itself.
+        ("halo_webhook", "halo/events", "POST", "ANONYMOUS"),
     ],
 )
 def test_http_functions_routes_and_keys(name, route, method, auth):
@@ -83,6 +86,18 @@ def test_manual_sync_goes_through_a_queue():
     trigger = next(b for b in bindings("sync_queue") if b["type"] == "queueTrigger")
     assert out["queueName"] == trigger["queueName"] == "sync-requests"
     assert out["direction"] == "OUT"
+
+
+def test_the_webhook_queues_one_message_per_client_as_a_list():
+    out = next(b for b in bindings("halo_webhook") if b["type"] == "queue")
+    assert (out["queueName"], out["direction"]) == ("halo-events", "OUT")
+    # The worker turns a list set on an output binding into one message each only when the
+    # parameter is annotated with typing's List (not list[str]).
+    from azure.functions import _abc, meta
+
+    annotation = functions()["halo_webhook"].get_user_function().__annotations__["events"]
+    (inner,) = annotation.__args__
+    assert meta.is_iterable_type_annotation(inner, (_abc.QueueMessage, str, bytes))
 
 
 def test_no_function_json_anywhere():

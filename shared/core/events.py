@@ -23,6 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.records.halo_webhook import WebhookEvent
 
+# The Azure Storage queue the receiver puts one message per client on, and where the refresh puts
+# a message it gives up on, with the reason (the host's own poison queue for this one).
+EVENTS_QUEUE = "halo-events"
+EVENTS_POISON_QUEUE = "halo-events-poison"
 # Bounds of one delivery (the receiver answers 413/400 past them).
 MAX_EVENTS = 1_000
 MAX_DEPTH = 64
