@@ -162,9 +162,12 @@ class QueueHost:
         delivered = 0
         for name in self._functions:
             queue = self.client(name)
-            for message in queue.receive_messages(
-                messages_per_page=16, visibility_timeout=PROCESSING_SECONDS
-            ):
+            # One poll's batch, taken before any runs: a failed one that comes straight back
+            # is the next pass's (the host's batchSize is 16).
+            batch = list(
+                queue.receive_messages(max_messages=16, visibility_timeout=PROCESSING_SECONDS)
+            )
+            for message in batch:
                 self._deliver(name, queue, message)
                 delivered += 1
         return delivered

@@ -36,6 +36,7 @@ def test_the_functions_are_registered():
         "technician_tab",
         "setup_check",
         "halo_webhook",
+        "halo_events",
     }
 
 
@@ -121,3 +122,14 @@ def test_queue_messages_are_retried_a_few_times_a_minute_apart():
     assert host["extensions"]["queues"]["maxDequeueCount"] == 5
     assert host["extensions"]["queues"]["visibilityTimeout"] == "00:01:00"
     assert host["version"] == "2.0"
+    # The refresh gives up (poison queue, with the reason) on the host's last attempt.
+    from shared.sync.event_refresh import MAX_DEQUEUE
+
+    assert MAX_DEQUEUE == host["extensions"]["queues"]["maxDequeueCount"]
+
+
+def test_halo_events_are_refreshed_by_a_queue_function_with_a_poison_output():
+    trigger = next(b for b in bindings("halo_events") if b["type"] == "queueTrigger")
+    poison = next(b for b in bindings("halo_events") if b["type"] == "queue")
+    assert trigger["queueName"] == "halo-events"
+    assert (poison["queueName"], poison["direction"]) == ("halo-events-poison", "OUT")

@@ -63,6 +63,7 @@ def test_status_before_any_sync(configure, halo_sandbox):
         "current": None,
         "held": None,
         "last_runs": [],
+        "events": None,
     }
 
 
