@@ -196,6 +196,20 @@ def plan_rule(
     )
 
 
+def scope_plan(plan: RuleTags, tenants: frozenset[int]) -> RuleTags:
+    """A rule's plan cut down to some tenants (those of the clients an event changed): their adds
+    and removals (a tag is still created when one of them needs it); the held removal stays held
+    when it would take the tag off one of them. Everything else waits for the next sync."""
+    changes = []
+    for change in plan.changes:
+        add = [t for t in change.add if t in tenants]
+        remove = [t for t in change.remove if t in tenants]
+        if add or remove:
+            changes.append(change.model_copy(update={"add": add, "remove": remove}))
+    held = plan.held if plan.held and tenants.intersection(plan.held.tenants) else None
+    return plan.model_copy(update={"changes": changes, "held": held})
+
+
 def _site_scoped(targets: Sequence[Target], base: dict[str, Any]) -> RuleTags:
     # Tags are per tenant: a rule scoped to sites cannot be one, so its clients are listed.
     scoped = [

@@ -71,6 +71,8 @@ class Published:
     rejected: dict[str, dict[str, int]] = field(default_factory=dict)
     note: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # The ImmyBot tenants of the changed clients, mapped before or after: their tags follow.
+    tenants: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +124,15 @@ def publish_clients(
     computers = read_computers(store, base.pointer.generation) if snapshot.immybot else []
     planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
     rejected = count_rejects([*fresh.rejects, *planned.too_large])
+    changed_ids = sorted(r.client.id for r in changed)
     done = Published(
         "published",
         generation,
-        sorted(r.client.id for r in changed),
-        _target_changes(store, base, targets, {r.client.id for r in changed}),
+        changed_ids,
+        _target_changes(store, base, targets, set(changed_ids)),
         rejected=rejected,
         warnings=problems,
+        tenants=_tenants_of(set(changed_ids), base.snapshot, snapshot),
     )
     store.write_generation(generation, planned.partitions)
     outcome = judge(store, settings, base.pointer, read, rejected, snapshot, targets)
@@ -156,6 +160,13 @@ def _mapped(store: Store, base: Base, snapshot: Snapshot) -> Snapshot:
     links = links_of(base.snapshot.matches.values())
     matches = map_clients(snapshot.clients.values(), tenants, explicit, links)
     return snapshot.with_immybot(tenants, matches)
+
+
+def _tenants_of(clients: set[int], *snapshots: Snapshot) -> set[int]:
+    """The tenants these clients map to in any of the snapshots (a renamed client may leave one
+    tenant for another: the old one loses the tag, the new one gains it)."""
+    found = {s.matches[c].tenant_id for s in snapshots for c in clients if c in s.matches}
+    return {t for t in found if t is not None}
 
 
 def _confirmed(store: Store, settings: Settings, digest: str, outcome: Any) -> bool:

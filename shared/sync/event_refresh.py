@@ -37,6 +37,7 @@ from shared.halo.client import HaloClient
 from shared.halo.client_read import ClientRead, read_client
 from shared.halo.paging import gather_or_cancel
 from shared.immybot.client import ImmyClient
+from shared.runtime.clients import immy_applications
 from shared.settings import Settings, get_settings
 from shared.store.event_state import (
     REFRESH,
@@ -54,6 +55,7 @@ from shared.store.repository import Store, get_store
 from shared.sync.event_publish import Base, Fresh, Published, publish_clients
 from shared.sync.lease import LEASE_TTL, SyncLease, brief, record_abandoned
 from shared.sync.runs import SyncReport
+from shared.sync.tags import apply_immy_tags
 
 log = logging.getLogger("halo_immy.events")
 
@@ -196,6 +198,8 @@ async def _drain(
         run_id=owner, now=clock(), before_swap=before_swap,
     )  # fmt: skip
     summary |= _published(published)
+    if published.outcome == "published" and settings.immybot is not None:
+        summary["immy_tags"] = await _follow_tags(settings, store, clients, published, clock())
     return await _done(store, summary, pending, read_at, mark)
 
 
@@ -230,6 +234,24 @@ async def _read(
     finally:
         if clients.halo is None:
             await halo.aclose()
+
+
+async def _follow_tags(
+    settings: Settings, store: Store, clients: EventClients, published: Published, now: datetime
+) -> dict[str, Any]:
+    """The changed clients' tenants' ImmyBot tags made (or planned) as the rules now say; never
+    raises (the generation serves: a failure is for the next run)."""
+    if not published.tenants or published.generation is None:
+        return {"skipped": "the changed clients map to no ImmyBot tenant"}
+    immy = clients.immy or ImmyClient.from_settings(settings, applications=immy_applications())
+    if immy is None:
+        return {"skipped": "ImmyBot is not configured"}
+    try:
+        scope = frozenset(published.tenants)
+        return await apply_immy_tags(settings, store, immy, published.generation, now, scope=scope)
+    finally:
+        if clients.immy is None:
+            await immy.aclose()
 
 
 def fresh_of(reads: list[ClientRead]) -> Fresh:

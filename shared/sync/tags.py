@@ -19,6 +19,10 @@ approves it with `POST /api/sync/approve?tag=<software>`; the approved removal i
 run. An ImmyBot error mid-way stops the run's writes; the next run plans again from ImmyBot's state
 and converges; a run with nothing to change sends no write.
 
+After an event's refresh (shared.sync.event_refresh) the same run is made for the tenants of the
+clients it changed only (`scope`): their adds and removals, against ImmyBot's tenants as they are
+now; the hold for mass removals applies as to any run.
+
 Offboarding: with `offboard_days` on a rule, a tenant taken off the rule's tag is remembered (one
 `ImmyOffboarding` entity per rule and tenant) and carries `<tag> (offboarding)` for that many days,
 so an uninstall deployment can target it. Site-scoped rules cannot be expressed as tenant tags:
@@ -49,11 +53,13 @@ from shared.core.tag_plan import (
     TagMode,
     minimum_requests,
     plan_rule,
+    scope_plan,
     tag_description,
     write_phases,
 )
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
+from shared.records.immybot import ImmyTenant
 from shared.settings import Settings
 from shared.store.base import StoreError, check_key, decode_data, encode_data
 from shared.store.generations import read_manifest, read_targets, read_tenants
@@ -81,9 +87,16 @@ class TagsView(BaseModel):
 
 
 async def apply_immy_tags(
-    settings: Settings, store: Store, immy: ImmyClient, generation: str, now: datetime
+    settings: Settings,
+    store: Store,
+    immy: ImmyClient,
+    generation: str,
+    now: datetime,
+    *,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
-    """Plan (and with `IMMY_TAGS=apply` make) every rule's tag changes for a current generation.
+    """Plan (and with `IMMY_TAGS=apply` make) every rule's tag changes for a current generation;
+    with `scope`, only those for these ImmyBot tenants (an event's clients').
 
     Never raises: the generation is already serving, so a failure here is reported (in the
     returned dict, which the run records as `immy_tags`) and left for the next run.
@@ -92,7 +105,7 @@ async def apply_immy_tags(
     if mode is TagMode.OFF:
         return {"mode": str(mode)}
     try:
-        return await _run(settings, store, immy, generation, now, mode)
+        return await _run(settings, store, immy, generation, now, mode, scope)
     except (ImmyError, StoreError) as error:
         log.warning("ImmyBot tags not reconciled: %s", error)
         return {"mode": str(mode), "error": str(error)}
@@ -108,14 +121,16 @@ async def _run(
     generation: str,
     now: datetime,
     mode: TagMode,
+    scope: frozenset[int] | None,
 ) -> dict[str, Any]:
     manifest, _ = await asyncio.to_thread(read_manifest, store, generation)
     if not manifest.immybot.configured or manifest.immybot.note:
         # Tenants carried over from an older generation say nothing about today's tags.
         return {"mode": str(mode), "skipped": "ImmyBot's tenants were not read by this run"}
     started = immy.requests
-    plans = await _plan(settings, store, immy, manifest, generation, now)
-    changes = [c for p in plans for c in p.changes]
+    plans = await _plan(settings, store, immy, manifest, generation, now, scope)
+    work = plans if scope is None else [scope_plan(p, scope) for p in plans]
+    changes = [c for p in work for c in p.changes]
     result = ApplyResult(
         at=now,
         mode=mode,
@@ -123,20 +138,28 @@ async def _run(
         added=sum(len(c.add) for c in changes),
         removed=sum(len(c.remove) for c in changes),
         created=[c.tag for c in changes if c.create],
-        held=[p.held.tag for p in plans if p.held],
+        held=[p.held.tag for p in work if p.held],
         minimum_requests=minimum_requests(changes),
     )
     if mode is TagMode.APPLY:
         done: set[tuple[str, str]] = set()
         error = await _make(immy, changes, done)
         result = _made(result, changes, done, error, requests=immy.requests - started)
-        await asyncio.to_thread(_remember, store, manifest.rules.keys(), plans, done, now.date())
+        await asyncio.to_thread(
+            _remember, store, manifest.rules.keys(), work, done, now.date(), scope is None
+        )
+        if scope is not None and done:
+            # The stored plans show what is left to do: plan again from ImmyBot as it is now.
+            plans = await _plan(settings, store, immy, manifest, generation, now, scope)
     else:
         result = result.model_copy(update={"requests": immy.requests - started})
     await asyncio.to_thread(
         _save, store, plans, result, [e.rule.key for e in manifest.rules.values()]
     )
-    return _summary(result, plans, immy.requests)
+    summary = _summary(result, work, immy.requests)
+    if scope is not None:
+        summary["scope"] = sorted(scope)
+    return summary
 
 
 async def _plan(
@@ -146,9 +169,17 @@ async def _plan(
     manifest: Manifest,
     generation: str,
     now: datetime,
+    scope: frozenset[int] | None = None,
 ) -> list[RuleTags]:
-    """Every rule's plan against ImmyBot's tags and the tenants the generation holds."""
-    tenants = {t.id: t for t in await asyncio.to_thread(read_tenants, store, generation)}
+    """Every rule's plan against ImmyBot's tags and the tenants the generation holds (for an
+    event's run, `scope` set, ImmyBot's tenants as they are now: the generation's were read by
+    the last sync, before its own tag writes)."""
+    found: list[ImmyTenant] = (
+        await asyncio.to_thread(read_tenants, store, generation)
+        if scope is None
+        else await immy.tenants()
+    )
+    tenants = {t.id: t for t in found}
     tags = {t.name.casefold(): t for t in await immy.tags()}
     plans: list[RuleTags] = []
     for entry in manifest.rules.values():
@@ -268,9 +299,10 @@ def _remember(
     plans: list[RuleTags],
     done: set[tuple[str, str]],
     today: date,
+    forget_approvals: bool = True,
 ) -> None:
     """After writes: record who lost a rule's tag, forget who regained it or left the window,
-    and drop approvals that were used."""
+    and drop approvals that were used (not by an event's run: it made part of the removal)."""
     table = store.table(OFFBOARD_TABLE)
     state = store.table(STATE_TABLE)
     by_software = {normalise(p.software): p for p in plans}
@@ -280,7 +312,7 @@ def _remember(
             continue
         rule_change = next((c for c in plan.changes if c.tag == plan.tag), None)
         removed = rule_change.remove if rule_change and (plan.tag, "remove") in done else []
-        if removed:
+        if removed and forget_approvals:
             try:
                 state.delete_entity(_APPROVAL_PK, check_key(key))
             except ResourceNotFoundError:
