@@ -3,9 +3,8 @@
 Where Azure Functions Core Tools cannot be installed, this serves the app's HTTP functions on
 loopback by calling the very handler objects registered in `function_app.app`, with the host's key
 rules: a function-level route takes that function's key or the master key (header
-`x-functions-key` or query `code`), an admin route only the master key. Queue output bindings
-write to Azurite's queue service, and the queue functions are delivered its messages with the
-host's retries, visibility timeout and poison queue (sandbox.queues).
+`x-functions-key` or query `code`), an admin route only the master key. Queue bindings go through
+Azurite's queue service with the host's retries and poison queue (sandbox.queues).
 
     python -m sandbox.devhost --port 7071        (make run)
     python -m sandbox.devhost --port 0 --existing   (settings from the environment; bench/load.py)
@@ -48,8 +47,9 @@ from sandbox.processes import azurite_queue, azurite_table
 from sandbox.queues import BindingOut, QueueFunction, QueueHost
 
 DEMO_RULES = Path(__file__).resolve().parent / "demo_rules.json"
-# Loopback-only development keys, printed at start; never used outside this process.
+# Loopback-only development keys (and the demo's HALO_WEBHOOK_SECRET), printed at start.
 MASTER_KEY = os.environ.get("DEVHOST_MASTER_KEY", "dev-master-key")
+DEV_WEBHOOK_SECRET = "dev-webhook-secret-loopback-only"  # noqa: S105 - loopback demo only
 
 
 def function_key(name: str) -> str:
@@ -180,8 +180,8 @@ class DevHost:
 
     def keys(self) -> dict[str, str]:
         """Every key that opens something: the master key, and one per function-level route
-        (an admin route opens to the master key alone, so its own key would open nothing)."""
-        keys = {r.name: function_key(r.name) for r in self.routes if r.auth != "ADMIN"}
+        (an admin route opens to the master key alone, an anonymous one needs none)."""
+        keys = {r.name: function_key(r.name) for r in self.routes if r.auth == "FUNCTION"}
         return {"master": MASTER_KEY, **keys}
 
     def dispatch(
@@ -351,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                 "HALO_REQUESTS_PER_MINUTE": "100000",
                 "TABLES_CONNECTION_STRING": azurite.connection_string,
                 "AzureWebJobsStorage": queue_service.connection_string,
+                "HALO_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
                 "SYNC_SCHEDULE": "0 */15 * * * *",
             }
         )
@@ -365,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sync: {report.outcome} {json.dumps(report.targets)}", flush=True)
         print(f"halopsa sandbox: {halo.url} (PUT {halo.url}/_sandbox/faults)", flush=True)
         print(f"immybot sandbox: {immy.url}", flush=True)
+        print(f"halo webhook: POST /api/halo/events, Bearer {DEV_WEBHOOK_SECRET}", flush=True)
         host = DevHost(
             function_app.app.get_functions(),
             worker,
