@@ -9,10 +9,20 @@ from pydantic import Field, StringConstraints
 
 from shared.api.mappings import MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
-from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
+from shared.api.openapi_spec import (
+    OBJECT,
+    TEXT,
+    WEBHOOK_KEYS,
+    Operation,
+    Param,
+    Response,
+    Route,
+    Selector,
+)
 from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
 from shared.api.targets_query import MAX_VALUE
+from shared.core.events import MAX_DEPTH, MAX_EVENTS
 from shared.core.mapping import ExplicitMapping
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
@@ -326,6 +336,31 @@ TAB = Route(
     ),
 )
 
+HALO_EVENTS = Route(
+    "/halo/events",
+    (
+        Operation(
+            "post",
+            "receiveHaloEvents",
+            summary="HaloPSA's outbound webhook: one queue message per client it names",
+            description="No function key: HALO_WEBHOOK_SECRET as the Bearer token or the Basic "
+            "password (any user name). The body is one HaloPSA webhook payload or a list of "
+            f"them (at most {MAX_EVENTS}, 4 MiB, {MAX_DEPTH} levels deep); events of kinds "
+            "the app does not know are counted and ignored (docs/halopsa-webhooks.md).",
+            security=WEBHOOK_KEYS,
+            body={"anyOf": [OBJECT, {"type": "array", "maxItems": MAX_EVENTS}]},
+            answers={
+                202: Response("Taken: counts of events, queued messages, ignored, unknown, "
+                              "unusable", {"application/json": OBJECT}),
+                400: Response.problem("Not JSON, not an event or a list, or nested too deeply"),
+                401: Response.problem("No valid HALO_WEBHOOK_SECRET (WWW-Authenticate)"),
+                404: Response.problem("The webhook is off: HALO_WEBHOOK_SECRET is unset"),
+                413: Response.problem("Over 4 MiB, or more events than a delivery may hold"),
+            },
+        ),
+    ),
+)  # fmt: skip
+
 # In the order the document lists them.
 ROUTES: tuple[Route, ...] = (
     TARGETS,
@@ -343,4 +378,5 @@ ROUTES: tuple[Route, ...] = (
     SYNC_APPROVE,
     SETUP_CHECK,
     TAB,
+    HALO_EVENTS,
 )
