@@ -53,7 +53,13 @@ from shared.store.event_state import (
 )
 from shared.store.repository import Store, get_store
 from shared.sync.event_publish import Base, Fresh, Published, publish_clients
-from shared.sync.lease import LEASE_TTL, SyncLease, brief, record_abandoned
+from shared.sync.lease import (
+    EVENT_OWNER_PREFIX,
+    LEASE_TTL,
+    SyncLease,
+    brief,
+    record_abandoned,
+)
 from shared.sync.runs import SyncReport
 from shared.sync.tags import apply_immy_tags
 
@@ -141,7 +147,7 @@ async def refresh(
     The lease is released when the refresh ends, also by an error; a refresh that dies (killed,
     cancelled) keeps it until it goes stale, and the next run takes it over.
     """
-    owner = f"event-{uuid.uuid4().hex[:12]}"
+    owner = f"{EVENT_OWNER_PREFIX}{uuid.uuid4().hex[:12]}"
     started = clock()
     grant = await asyncio.to_thread(
         store.acquire_lease, owner, now=started, ttl=LEASE_TTL, started_at=started

@@ -25,6 +25,8 @@ log = logging.getLogger("halo_immy.sync")
 # `abandoned`. TTL over renewal interval tolerates a few failed renewals or a busy event loop.
 LEASE_TTL = timedelta(minutes=5)
 LEASE_RENEW = timedelta(minutes=1)
+# Lease owners that are an event's refresh (shared.sync.event_refresh), not a sync run.
+EVENT_OWNER_PREFIX = "event-"
 
 
 def brief(error: BaseException) -> str:
@@ -61,6 +63,10 @@ class SyncLease:
 
 async def record_abandoned(store: Store, stale: LeaseInfo, report: SyncReport) -> None:
     """Record the run whose expired lease this run took over, unless it recorded itself."""
+    if stale.owner.startswith(EVENT_OWNER_PREFIX):
+        # A dead event refresh is no sync run (and must not fire the sync alerts): its message
+        # is delivered again, and its death shows in the events' status as a retry.
+        return
     started = stale.started_at or stale.expires_at
     try:
         if await asyncio.to_thread(store.run_record, stale.owner, started) is not None:

@@ -295,3 +295,18 @@ def test_status_counts_what_the_receiver_took_in(events):
     assert received["received"]["deliveries"] == 2
     assert received["received"]["unknown"] == 1 and received["received"]["ignored"] == 1
     assert received["unknown_event_names"] == ["Quotation Approved"]
+
+
+def test_a_dead_refresh_is_no_abandoned_sync_run(events):
+    from shared.store.state import LeaseInfo
+    from shared.sync.lease import record_abandoned
+    from shared.sync.runs import SyncReport
+
+    store = get_store()
+    now = datetime.now(UTC)
+    report = SyncReport(run_id="sync-1", started_at=now)
+    stale = LeaseInfo(owner="event-0123456789ab", started_at=now, expires_at=now)
+    asyncio.run(record_abandoned(store, stale, report))
+    assert [r["outcome"] for r in status()["last_runs"]] == ["succeeded"]  # the demo's sync
+    asyncio.run(record_abandoned(store, LeaseInfo("run-9", now, now), report))
+    assert [r["outcome"] for r in status()["last_runs"]] == ["abandoned", "succeeded"]
