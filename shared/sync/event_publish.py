@@ -183,7 +183,7 @@ def _confirmed(store: Store, settings: Settings, digest: str, outcome: Any) -> b
 def _target_changes(
     store: Store, base: Base, targets: Mapping[str, Sequence[Target]], clients: set[int]
 ) -> dict[str, dict[str, Any]]:
-    """Per rule, which of the refreshed clients became or stopped being a target."""
+    """Per rule the refreshed clients moved, which became or stopped being a target."""
     out: dict[str, dict[str, Any]] = {}
     for key, found in targets.items():
         entry = base.manifest.rules.get(key)
@@ -192,6 +192,8 @@ def _target_changes(
         )
         after = {t.client_id for t in found}
         added, removed = (after - before) & clients, (before - after) & clients
+        if not (added or removed):
+            continue  # rules the refreshed clients did not move: left out of the record
         out[key] = {
             "before": len(before),
             "after": len(after),
