@@ -46,6 +46,10 @@ param haloClientSecret string
 @description('HALO_SCOPE: OAuth scopes asked of HaloPSA, space-separated (docs/halopsa-setup.md). Set it when the API application is granted individual permissions instead of "all".')
 param haloScope string = 'all'
 
+@secure()
+@description('HALO_WEBHOOK_SECRET: the credential HaloPSA\'s outbound webhook sends (Basic password or Bearer token), at least 24 characters. Stored in Key Vault as halo-webhook-secret. Empty: no webhook (POST /api/halo/events answers 404); the timer sync alone keeps the data.')
+param haloWebhookSecret string = ''
+
 @description('Origins allowed to frame the technician tab, space-separated. Empty: the origin of haloBaseUrl.')
 param frameOrigins string = ''
 
@@ -269,6 +273,7 @@ module keyVault 'app/keyvault.bicep' = {
     tags: tags
     haloClientSecret: haloClientSecret
     immyClientSecret: immyClientSecret
+    haloWebhookSecret: haloWebhookSecret
   }
 }
 
@@ -298,6 +303,7 @@ module api 'app/api.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultUri: keyVault.outputs.uri
     immySecretStored: !empty(immyClientSecret)
+    webhookSecretStored: !empty(haloWebhookSecret)
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     haloBaseUrl: haloBaseUrl

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import os
 import re
@@ -47,12 +46,14 @@ from sandbox.halo import HaloSandbox
 from sandbox.halo_data import demo_data, generate
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
-from sandbox.processes import azurite_table
+from sandbox.processes import azurite_queue, azurite_table
+from sandbox.queues import BindingOut, QueueFunction, QueueHost
 from sandbox.worker import Worker
 
 DEMO_RULES = Path(__file__).resolve().parent / "demo_rules.json"
 # Loopback-only development keys, printed at start; never used outside this process.
 MASTER_KEY = os.environ.get("DEVHOST_MASTER_KEY", "dev-master-key")
+DEV_WEBHOOK_SECRET = "dev-webhook-secret-loopback-only"  # noqa: S105 - loopback demo only
 # The order a route's methods are printed in.
 _METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE")
 
@@ -99,21 +100,21 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(parts)[1:] + "$", re.IGNORECASE)
 
 
-def routes(functions: Iterable[Function]) -> tuple[list[Route], dict[str, Callable[..., Any]]]:
-    """HTTP routes and queue-triggered handlers (by queue name) of an app's functions."""
+def routes(functions: Iterable[Function]) -> tuple[list[Route], dict[str, QueueFunction]]:
+    """HTTP routes and queue-triggered functions (by queue name) of an app's functions."""
     http: list[Route] = []
-    queues: dict[str, Callable[..., Any]] = {}
+    queues: dict[str, QueueFunction] = {}
     for function in functions:
         bindings = [json.loads(b) for b in function.get_raw_bindings()]
         trigger = next(b for b in bindings if b["direction"] == "IN")
         handler = function.get_user_function()
-        if trigger["type"] == "queueTrigger":
-            queues[trigger["queueName"]] = handler
-        if trigger["type"] != "httpTrigger":
-            continue
         outputs = tuple(
             b["queueName"] for b in bindings if b["type"] == "queue" and b["direction"] == "OUT"
         )
+        if trigger["type"] == "queueTrigger":
+            queues[trigger["queueName"]] = QueueFunction(handler, outputs)
+        if trigger["type"] != "httpTrigger":
+            continue
         http.append(
             Route(
                 name=function.get_function_name(),
@@ -127,35 +128,32 @@ def routes(functions: Iterable[Function]) -> tuple[list[Route], dict[str, Callab
     return http, queues
 
 
-class QueueOut:
-    """An output binding that hands the message to the queue's function in the background."""
-
-    def __init__(self, run: Callable[[str], None]) -> None:
-        self._run = run
-        self.value: str | None = None
-
-    def set(self, value: str) -> None:
-        """Queue one message."""
-        self.value = value
-        threading.Thread(target=self._run, args=(value,), daemon=True).start()
-
-    def get(self) -> str | None:
-        """The message set, if any."""
-        return self.value
-
-
-def _call(handler: Callable[..., Any], *args: Any) -> Any:
-    result = handler(*args)
-    return asyncio.run(result) if inspect.isawaitable(result) else result
-
-
 class DevHost:
-    """Dispatches HTTP requests to the app's handlers with the host's key checks."""
+    """Dispatches HTTP requests to the app's handlers with the host's key checks; with a queue
+    service (`queue_connection`, Azurite's), queue bindings go through it (`self.queues`)."""
 
-    def __init__(self, functions: Iterable[Function], worker: Worker | None = None) -> None:
+    def __init__(
+        self,
+        functions: Iterable[Function],
+        worker: Worker | None = None,
+        *,
+        queue_connection: str | None = None,
+        queue_prefix: str = "",
+    ) -> None:
         # The app's get_functions() indexes once per process: callers pass its result.
-        self.routes, self.queues = routes(functions)
+        self.routes, queue_functions = routes(functions)
         self.worker = worker or Worker()
+        self.queues = (
+            QueueHost(queue_connection, queue_functions, self.worker.call, prefix=queue_prefix)
+            if queue_connection
+            else None
+        )
+
+    def close(self) -> None:
+        """Stop delivering queue messages, then the worker."""
+        if self.queues is not None:
+            self.queues.stop()
+        self.worker.close()
 
     def route_keys(self) -> list[tuple[str, tuple[str, ...]]]:
         """Each route of the app's OpenAPI document ("GET|PUT /api/rules") with every key that
@@ -213,7 +211,7 @@ class DevHost:
             route_params={k: route_value(v) for k, v in match.groupdict().items() if v is not None},
             body=body,
         )
-        outs = [QueueOut(self._queue_runner(name)) for name in route.outputs]
+        outs = [BindingOut(name) for name in route.outputs]
         try:
             response: func.HttpResponse = self.worker.call(route.handler, request, *outs)
         except Exception:
@@ -221,18 +219,14 @@ class DevHost:
             # than dropping the connection unanswered. The traceback is for the developer.
             traceback.print_exc()
             return _text(500, "the function raised an exception")
+        if self.queues is not None:  # without a queue service, nothing is queued
+            self.queues.flush(outs)  # the host writes output bindings after the function
         out_headers = dict(response.headers)
         if response.mimetype:
             out_headers["Content-Type"] = response.mimetype + (
                 f"; charset={response.charset}" if response.charset else ""
             )
         return response.status_code, out_headers, response.get_body() or b""
-
-    def _queue_runner(self, queue: str) -> Callable[[str], None]:
-        def run(message: str) -> None:
-            _call(self.queues[queue], func.QueueMessage(body=message.encode()))
-
-        return run
 
 
 def documented_methods(path: str) -> set[str]:
@@ -324,13 +318,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.existing:
         import function_app
 
-        return _serve(DevHost(function_app.app.get_functions(), worker), args.port)
+        # The bindings' connection, when it names a queue endpoint (Azurite's, say).
+        storage = os.environ.get("AzureWebJobsStorage", "")
+        queues = storage if "QueueEndpoint=" in storage else None
+        host = DevHost(function_app.app.get_functions(), worker, queue_connection=queues)
+        return _serve(host, args.port)
 
     demo = not args.clients
     data = demo_data(date.today()) if demo else generate(args.clients)
     immy_data = showcase(data, immy_data_for(data)) if demo else immy_data_for(data)
     with (
         azurite_table() as azurite,
+        azurite_queue() as queue_service,
         HaloSandbox(data) as halo,
         ImmyBotSandbox(immy_data) as immy,
     ):
@@ -346,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 "HALO_CLIENT_SECRET": "sandbox-secret",
                 "HALO_REQUESTS_PER_MINUTE": "100000",
                 "TABLES_CONNECTION_STRING": azurite.connection_string,
+                "AzureWebJobsStorage": queue_service.connection_string,
+                "HALO_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
                 "SYNC_SCHEDULE": "0 */15 * * * *",
                 **(DEMO_SETTINGS if demo else {}),
             }
@@ -361,11 +362,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sync: {report.outcome} {json.dumps(report.targets)}", flush=True)
         print(f"halopsa sandbox: {halo.url} (PUT {halo.url}/_sandbox/faults)", flush=True)
         print(f"immybot sandbox: {immy.url}", flush=True)
-        return _serve(DevHost(function_app.app.get_functions(), worker), args.port, sights=demo)
+        print(f"halo webhook: POST /api/halo/events, Bearer {DEV_WEBHOOK_SECRET}", flush=True)
+        host = DevHost(
+            function_app.app.get_functions(),
+            worker,
+            queue_connection=queue_service.connection_string,
+        )
+        return _serve(host, args.port, sights=demo)
 
 
 def _serve(host: DevHost, port: int, *, sights: bool = False) -> int:
     server = serve(host, port)
+    if host.queues is not None:
+        host.queues.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     print(f"worker: one event loop, {host.worker.threads} threads", flush=True)
     routes = host.route_keys()
@@ -388,7 +397,7 @@ def _serve(host: DevHost, port: int, *, sights: bool = False) -> int:
         server.serve_forever()
     finally:
         server.server_close()
-        host.worker.close()
+        host.close()
     return 0
 
 

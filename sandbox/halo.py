@@ -95,7 +95,7 @@ _CHILDREN: dict[str, tuple[str, str]] = {
     "Client": ("includeazuretenants", "azure_tenants"),
 }
 # Resources that answer `GET /api/<resource>/{id}`.
-_BY_ID = frozenset({"Tickets", "RecurringInvoice", "ClientContract"})
+_BY_ID = frozenset({"Tickets", "RecurringInvoice", "ClientContract", "Client"})
 # The API application permission (HaloPSA's scope word) each resource needs; `deny_scopes` answers
 # 403 where it is missing. Writing assets (`POST /api/Asset`) needs `edit:assets` instead.
 SCOPES: dict[str, str] = {
@@ -562,8 +562,8 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
         return self._bearer_ok(headers)
 
     def _one(self, resource: str, raw_id: str) -> Response:
-        """`Tickets/{id}`, `ClientContract/{id}` or `RecurringInvoice/{id}` (ids of any sign; an
-        invoice by id always carries its `lines`, whatever a listing does)."""
+        """`Tickets/{id}`, `ClientContract/{id}`, `RecurringInvoice/{id}` or `Client/{id}` (ids of
+        any sign; an invoice by id always carries its `lines`, whatever a listing does)."""
         try:
             record_id = int(raw_id)
         except ValueError:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-table"
+AZURITE_QUEUE = ROOT / "node_modules" / ".bin" / "azurite-queue"
 # Azurite's documented, public development account; not a secret.
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -44,6 +45,27 @@ class Azurite:
         return (
             f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
             f"TableEndpoint={self.endpoint};"
+        )
+
+
+@dataclass(frozen=True)
+class AzuriteQueue:
+    """A running Azurite queue service on loopback."""
+
+    port: int
+    pid: int
+
+    @property
+    def endpoint(self) -> str:
+        """The queue endpoint of the development account."""
+        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        """A connection string for the development account's queues."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+            f"QueueEndpoint={self.endpoint};"
         )
 
 
@@ -105,20 +127,20 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def azurite_table(seconds: float = STARTUP_SECONDS) -> Iterator[Azurite]:
-    """Run Azurite's table service in memory on a free loopback port until the block ends."""
-    if not AZURITE.exists():
-        raise FileNotFoundError(f"{AZURITE} is missing: run `make setup` (npm ci installs it)")
+def _azurite(binary: Path, service: str, ready: bytes, seconds: float) -> Iterator[tuple[int, int]]:
+    """Run one Azurite service in memory on a free loopback port: (port, pid) until the block ends."""
+    if not binary.exists():
+        raise FileNotFoundError(f"{binary} is missing: run `make setup` (npm ci installs it)")
     port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own pinned binary
         [
-            str(AZURITE),
+            str(binary),
             "--inMemoryPersistence",
             "--disableTelemetry",
             "--silent",
-            "--tableHost",
+            f"--{service}Host",
             "127.0.0.1",
-            "--tablePort",
+            f"--{service}Port",
             str(port),
         ],
         stdout=subprocess.PIPE,
@@ -127,11 +149,27 @@ def azurite_table(seconds: float = STARTUP_SECONDS) -> Iterator[Azurite]:
         start_new_session=True,
     )
     try:
-        wait_for_line(proc, b"successfully started", seconds)
+        wait_for_line(proc, ready, seconds)
         drain(proc)
-        yield Azurite(port=port, pid=proc.pid)
+        yield port, proc.pid
     finally:
         stop_process(proc)
+
+
+@contextmanager
+def azurite_table(seconds: float = STARTUP_SECONDS) -> Iterator[Azurite]:
+    """Run Azurite's table service in memory on a free loopback port until the block ends."""
+    with _azurite(AZURITE, "table", b"successfully started", seconds) as (port, pid):
+        yield Azurite(port=port, pid=pid)
+
+
+@contextmanager
+def azurite_queue(seconds: float = STARTUP_SECONDS) -> Iterator[AzuriteQueue]:
+    """Run Azurite's queue service in memory on a free loopback port until the block ends (the
+    Functions queue bindings' stand-in: sandbox.queues delivers its messages)."""
+    # The queue service says it listens where the table service says it started.
+    with _azurite(AZURITE_QUEUE, "queue", b"successfully listens", seconds) as (port, pid):
+        yield AzuriteQueue(port=port, pid=pid)
 
 
 def start_module(

@@ -33,6 +33,8 @@ DEFAULT_HALO_REQUESTS_PER_MINUTE = 50.0
 # 20 minutes of reading leaves 10 of host.json's 30-minute functionTimeout for writing the
 # generation, ImmyBot tags and asset population.
 DEFAULT_SYNC_TIME_LIMIT_SECONDS = 1200
+# Anyone who can reach the app may try the webhook's credential: a short one is guessable.
+MIN_WEBHOOK_SECRET = 24
 
 
 class SettingsError(RuntimeError):
@@ -92,6 +94,9 @@ class Settings(BaseSettings):
     # HaloPSA answers 429 without Retry-After; shorter pauses only earn more 429s (its window is
     # 5 minutes). Lowered only by benchmarks and tests against the sandbox.
     halo_backoff_429_seconds: float = Field(default=30.0, ge=0, le=600)
+    # The credential HaloPSA's outbound webhook sends (Basic password or Bearer token) to
+    # POST /api/halo/events: its own secret, never a function key. Unset: the route answers 404.
+    halo_webhook_secret: SecretStr | None = None
 
     tables_connection_string: SecretStr | None = None
     tables_endpoint: AnyHttpUrl | None = None
@@ -201,6 +206,13 @@ class Settings(BaseSettings):
         if url is not None and url.scheme != "https" and not is_loopback(url.host):
             raise ValueError("must be an https:// URL (plain http is allowed for loopback only)")
         return url
+
+    @field_validator("halo_webhook_secret")
+    @classmethod
+    def _strong_webhook_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < MIN_WEBHOOK_SECRET:
+            raise ValueError(f"must be at least {MIN_WEBHOOK_SECRET} characters (a random string)")
+        return secret
 
     @field_validator("halo_tenant")
     @classmethod

@@ -1,4 +1,5 @@
-"""Sync blueprint: the scheduled HaloPSA -> Table Storage sync, a manual trigger, and its status."""
+"""Sync blueprint: the scheduled HaloPSA -> Table Storage sync, a manual trigger, its status, and the
+refresh of the clients HaloPSA's webhook events name."""
 
 import json
 import logging
@@ -8,8 +9,10 @@ import azure.functions as func
 
 from shared.api.approval import approve
 from shared.api.replies import json_reply, observed
+from shared.core.events import EVENTS_POISON_QUEUE, EVENTS_QUEUE
 from shared.settings import get_settings
 from shared.store.repository import get_store
+from shared.sync.event_refresh import handle_event_message
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.sync.status import SyncStatus, sync_status
@@ -49,8 +52,35 @@ async def sync_timer(timer: func.TimerRequest) -> None:
 @bp.function_name("sync_queue")
 @bp.queue_trigger(arg_name="message", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
 async def sync_queue(message: func.QueueMessage) -> None:
-    """Run one sync asked for through `POST /api/sync`."""
-    await _run_and_judge("manual")
+    """Run one sync asked for through `POST /api/sync`, once: not retried.
+
+    host.json retries queue messages (up to maxDequeueCount, for HaloPSA's events), but a manual
+    sync that failed is for an admin to look at and queue again: a failed run ends without raising
+    (its record says why, and the failure alert fires on it), and a message delivered again
+    because its run died mid-way (the host timeout, a restart) is dropped.
+    """
+    if (message.dequeue_count or 1) > 1:
+        log.warning("manual sync request delivered again after its run stopped; not run again")
+        return
+    report = await run_sync()
+    if report.outcome is Outcome.FAILED:
+        log.warning("manual sync run %s failed: %s", report.run_id, report.error)
+
+
+@bp.function_name("halo_events")
+@bp.queue_trigger(arg_name="message", queue_name=EVENTS_QUEUE, connection="AzureWebJobsStorage")
+@bp.queue_output(
+    arg_name="poison", queue_name=EVENTS_POISON_QUEUE, connection="AzureWebJobsStorage"
+)
+async def halo_events(message: func.QueueMessage, poison: func.Out[str]) -> None:
+    """Refresh the client a HaloPSA event named (with whatever else is pending), under the sync
+    lease. A failure fails the invocation, so the host tries again; the last attempt writes the
+    message to the poison queue itself, with the reason (shared.sync.event_refresh)."""
+    answer = await handle_event_message(message.get_body(), message.dequeue_count or 1)
+    if answer.poison is not None:
+        poison.set(answer.poison)
+    elif answer.retry is not None:
+        raise RuntimeError(answer.retry)
 
 
 @bp.function_name("sync_now")

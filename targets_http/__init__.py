@@ -6,8 +6,10 @@ Rules live in a function of their own, so the key ImmyBot holds for `targets` ca
 
 import json
 import time
+import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import azure.functions as func
 
@@ -16,6 +18,7 @@ from shared.api.asset_plan import asset_plan_reply, plan_client
 from shared.api.calendar import answer_calendar, calendar_query, calendar_reply
 from shared.api.catalog import answer_catalog
 from shared.api.changes import answer_changes, changes_query, changes_reply
+from shared.api.halo_webhook import Delivery, count_delivery, log_delivery, receive
 from shared.api.openapi import openapi_document
 from shared.api.reconciliation import reconcile, reconciliation_query, reconciliation_reply
 from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed
@@ -23,6 +26,8 @@ from shared.api.setup import request_host, run_checks
 from shared.api.tags import tags_answer
 from shared.api.targets import answer_targets
 from shared.api.targets_query import parse_targets_query
+from shared.core.events import EVENTS_QUEUE
+from shared.runtime.background import after_events
 from shared.settings import get_settings
 from shared.store.repository import get_store
 
@@ -138,6 +143,38 @@ async def setup_check(req: func.HttpRequest) -> func.HttpResponse:
         await run_checks(load=get_settings, host=host), headers={"Cache-Control": "no-store"}
     )
     log_api_call("setup_check", req.method, reply.status, started, req.params)
+    return func.HttpResponse(**reply.as_kwargs())
+
+
+@bp.function_name("halo_webhook")
+@bp.route(route="halo/events", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.queue_output(arg_name="events", queue_name=EVENTS_QUEUE, connection="AzureWebJobsStorage")
+def halo_webhook(
+    req: func.HttpRequest,
+    # typing.List, not list: the worker's queue converter recognises only typing's generics.
+    events: func.Out[typing.List[str]],  # noqa: UP006
+) -> func.HttpResponse:
+    """`POST /api/halo/events`: HaloPSA's outbound webhook. Anonymous at the host: the route
+    checks its own credential (HALO_WEBHOOK_SECRET, Basic or Bearer); 202 with one queue message
+    per client the delivery names, 401 without the credential, 404 while it is unset."""
+    taken: list[Delivery] = []
+
+    def answer() -> Reply:
+        delivery = receive(
+            get_settings(), req.headers.get("Authorization"), req.get_body(), datetime.now(UTC)
+        )
+        taken.append(delivery)
+        return delivery.reply
+
+    reply = observed("halo_webhook", req.method, req.params, answer)
+    if taken:
+        if taken[0].messages:
+            events.set(taken[0].messages)
+        after_events.submit(
+            "count a HaloPSA webhook delivery", partial(count_delivery, get_store(), taken[0])
+        )
+    extraction = taken[0].extraction if taken else None
+    log_delivery(reply.status, extraction.counts if extraction else {})
     return func.HttpResponse(**reply.as_kwargs())
 
 

@@ -1,4 +1,4 @@
-"""Session fixtures for real components: Azurite (Table Storage) and the HaloPSA sandbox."""
+"""Session fixtures for real components: Azurite (Table Storage and queues) and the HaloPSA sandbox."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from sandbox.processes import AZURITE, Azurite, azurite_table, devhost_process
+from sandbox.processes import (
+    AZURITE,
+    AZURITE_QUEUE,
+    Azurite,
+    AzuriteQueue,
+    azurite_queue,
+    azurite_table,
+    devhost_process,
+)
 from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
@@ -30,6 +38,39 @@ def azurite() -> Iterator[Azurite]:
         pytest.fail(f"{AZURITE} is missing: run `make setup` (npm ci installs azurite@3.35.0)")
     with azurite_table() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def azurite_queues() -> Iterator[AzuriteQueue]:
+    """Real Azurite queue service, in memory, on a free loopback port, for the whole session."""
+    if not AZURITE_QUEUE.exists():
+        pytest.fail(f"{AZURITE_QUEUE} is missing: run `make setup` (npm ci installs azurite)")
+    with azurite_queue() as running:
+        yield running
+
+
+_queue_prefixes = itertools.count()
+
+
+@pytest.fixture
+def app_host(azurite_queues):
+    """The app's functions behind a DevHost whose queue bindings go through Azurite's queue
+    service (queue names prefixed per test): `host.dispatch(...)` for HTTP, `host.queues` to
+    deliver and inspect queue messages."""
+    from sandbox.devhost import DevHost
+    from sandbox.queues import QueueRules
+    from tests.registry import registered
+
+    host = DevHost(
+        registered().values(),
+        queue_connection=azurite_queues.connection_string,
+        queue_prefix=f"t{next(_queue_prefixes)}x",
+    )
+    assert host.queues is not None
+    # host.json's retries, without its minute between them: a test delivers them at once.
+    host.queues.rules = QueueRules(QueueRules.from_host_json().max_dequeue_count, 0)
+    yield host
+    host.close()
 
 
 @pytest.fixture

@@ -37,6 +37,8 @@ def test_the_functions_are_registered():
         "assets_plan",
         "technician_tab",
         "setup_check",
+        "halo_webhook",
+        "halo_events",
     }
 
 
@@ -66,6 +68,8 @@ def test_sync_timer_runs_on_the_configured_schedule():
         ("sync_now", "sync", "POST", "ADMIN"),
         ("sync_approve", "sync/approve", "POST", "ADMIN"),
         ("setup_check", "setup/check", "GET", "ADMIN"),
+        # HaloPSA sends no function key: the route checks HALO_WEBHOOK_SECRET itself.
+        ("halo_webhook", "halo/events", "POST", "ANONYMOUS"),
     ],
 )
 def test_http_functions_routes_and_keys(name, route, method, auth):
@@ -89,6 +93,18 @@ def test_manual_sync_goes_through_a_queue():
     assert out["direction"] == "OUT"
 
 
+def test_the_webhook_queues_one_message_per_client_as_a_list():
+    out = next(b for b in bindings("halo_webhook") if b["type"] == "queue")
+    assert (out["queueName"], out["direction"]) == ("halo-events", "OUT")
+    # The worker turns a list set on an output binding into one message each only when the
+    # parameter is annotated with typing's List (not list[str]).
+    from azure.functions import _abc, meta
+
+    annotation = functions()["halo_webhook"].get_user_function().__annotations__["events"]
+    (inner,) = annotation.__args__
+    assert meta.is_iterable_type_annotation(inner, (_abc.QueueMessage, str, bytes))
+
+
 def test_no_function_json_anywhere():
     from pathlib import Path
 
@@ -101,11 +117,23 @@ def test_no_function_json_anywhere():
     assert found == []
 
 
-def test_a_failed_manual_sync_is_not_retried_by_the_queue():
-    """The queue's default maxDequeueCount (5) ran a failed sync five times."""
+def test_queue_messages_are_retried_a_few_times_a_minute_apart():
+    """HaloPSA's events are retried (a busy sync lease, HaloPSA's 429s) before the poison queue."""
     from pathlib import Path
 
     host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())
-    # Functions v4 (Storage Queues extension 5.x): extensions.queues.maxDequeueCount.
-    assert host["extensions"]["queues"]["maxDequeueCount"] == 1
+    # Functions v4 (Storage Queues extension 5.x): extensions.queues applies to every queue.
+    assert host["extensions"]["queues"]["maxDequeueCount"] == 5
+    assert host["extensions"]["queues"]["visibilityTimeout"] == "00:01:00"
     assert host["version"] == "2.0"
+    # The refresh gives up (poison queue, with the reason) on the host's last attempt.
+    from shared.sync.event_refresh import MAX_DEQUEUE
+
+    assert MAX_DEQUEUE == host["extensions"]["queues"]["maxDequeueCount"]
+
+
+def test_halo_events_are_refreshed_by_a_queue_function_with_a_poison_output():
+    trigger = next(b for b in bindings("halo_events") if b["type"] == "queueTrigger")
+    poison = next(b for b in bindings("halo_events") if b["type"] == "queue")
+    assert trigger["queueName"] == "halo-events"
+    assert (poison["queueName"], poison["direction"]) == ("halo-events-poison", "OUT")

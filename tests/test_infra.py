@@ -233,6 +233,7 @@ def test_roles_key_vault_references_and_transport_security():
     for secret, name in (
         ("HALO_CLIENT_SECRET", "halo-client-secret"),
         ("IMMY_CLIENT_SECRET", "immy-client-secret"),
+        ("HALO_WEBHOOK_SECRET", "halo-webhook-secret"),
     ):
         reference = rf"@Microsoft\.KeyVault\(SecretUri=\$\{{keyVaultUri\}}secrets/{name}/\)"
         assert re.search(rf'"name": "{secret}", "value": "{reference}"', settings), secret
@@ -254,6 +255,7 @@ def test_roles_key_vault_references_and_transport_security():
     assert '"DisableLocalAuth": true' in monitoring
     keyvault = json.dumps(parsed(INFRA / "app" / "keyvault.bicep"))
     assert '"enableRbacAuthorization": true' in keyvault
+    assert "halo-webhook-secret" in keyvault
     assert (ROOT / "azure.yaml").read_text().count("host: function") == 1
 
 

@@ -28,6 +28,7 @@ def env(monkeypatch):
         "HALO_BACKOFF_429_SECONDS",
         "TABLES_ENDPOINT",
         "SYNC_SCHEDULE",
+        "HALO_WEBHOOK_SECRET",
     ]:
         monkeypatch.delenv(key, raising=False)
 
@@ -99,6 +100,7 @@ def test_missing_storage_is_named(env):
         ("SYNC_SCHEDULE", "*/15 * * * *", "six-field"),
         ("IMMY_TAGS", "yes", "'off', 'plan' or 'apply'"),
         ("IMMY_STALE_DAYS", "0", "greater than or equal to 1"),
+        ("HALO_WEBHOOK_SECRET", "short-secret", "at least 24 characters"),
     ],
 )
 def test_malformed_setting_is_named_with_the_reason(env, key, value, expected):
@@ -143,3 +145,13 @@ def test_no_value_is_echoed_in_errors(env):
     assert SECRET not in str(error)
     assert SECRET not in repr(error)
     assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_the_webhook_is_off_unless_its_secret_is_set(env):
+    env(**{**GOOD, "HALO_WEBHOOK_SECRET": ""})
+    assert load_settings().halo_webhook_secret is None
+    env(**{**GOOD, "HALO_WEBHOOK_SECRET": "w" * 24})
+    secret = load_settings().halo_webhook_secret
+    assert secret is not None and secret.get_secret_value() == "w" * 24
+    env(**{**GOOD, "HALO_WEBHOOK_SECRET": "short-and-secret"})
+    assert "short-and-secret" not in str(error_for())

@@ -36,6 +36,9 @@ param keyVaultUri string
 @description('Whether the vault holds immy-client-secret.')
 param immySecretStored bool
 
+@description('Whether the vault holds halo-webhook-secret; when not, HALO_WEBHOOK_SECRET is not written and the webhook route answers 404.')
+param webhookSecretStored bool = false
+
 @minValue(40)
 @maxValue(1000)
 @description('Flex Consumption scale-out limit.')
@@ -419,6 +422,14 @@ var immySecretSettings = (immyConfigured && immySecretStored) ? [
   }
 ] : []
 
+// HaloPSA's outbound webhook (docs/halopsa-webhooks.md): its own credential, from Key Vault.
+var webhookSettings = webhookSecretStored ? [
+  {
+    name: 'HALO_WEBHOOK_SECRET'
+    value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/halo-webhook-secret/)'
+  }
+] : []
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -452,7 +463,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: concat(platformSettings, appSettings, adminSettings, fixedSettings, immySettings, immySecretSettings)
+      appSettings: concat(platformSettings, appSettings, adminSettings, fixedSettings, immySettings, immySecretSettings, webhookSettings)
     }
     functionAppConfig: {
       deployment: {

@@ -1,4 +1,4 @@
-// Key Vault with the two client secrets the app uses. RBAC authorization (no access policies);
+// Key Vault with the secrets the app uses (the two client secrets, the HaloPSA webhook's). RBAC authorization (no access policies);
 // soft delete and purge protection, so a deleted secret or vault can be recovered for 90 days,
 // and the vault name stays taken for that long after `azd down`.
 
@@ -21,6 +21,10 @@ param haloClientSecret string
 @secure()
 @description('ImmyBot API app registration client secret, stored as immy-client-secret; empty: no secret is created.')
 param immyClientSecret string = ''
+
+@secure()
+@description('Credential HaloPSA\'s outbound webhook sends to POST /api/halo/events, stored as halo-webhook-secret; empty: no secret is created.')
+param haloWebhookSecret string = ''
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -64,6 +68,15 @@ resource immySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(
   properties: {
     value: immyClientSecret
     contentType: 'ImmyBot API Entra app registration client secret'
+  }
+}
+
+resource webhookSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(haloWebhookSecret)) {
+  parent: vault
+  name: 'halo-webhook-secret'
+  properties: {
+    value: haloWebhookSecret
+    contentType: 'HaloPSA outbound webhook credential (Basic password or Bearer token)'
   }
 }
 

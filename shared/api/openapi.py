@@ -48,11 +48,13 @@ MODELS: tuple[type[BaseModel], ...] = (
 DESCRIPTION = (
     "Deployment targets from HaloPSA billing data, for ImmyBot. Every route takes a function key "
     "(header x-functions-key, or query code); /sync, /sync/approve and /setup/check take the "
-    "master (admin) key."
+    "master (admin) key; /halo/events, HaloPSA's webhook, takes its own secret instead."
 )
 SECURITY_SCHEMES = {
     "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
     "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+    "webhookBearer": {"type": "http", "scheme": "bearer", "description": "HALO_WEBHOOK_SECRET"},
+    "webhookBasic": {"type": "http", "scheme": "basic", "description": "password: the secret"},
 }
 
 

@@ -11,10 +11,20 @@ from shared.api.asset_plan import AssetPlanAnswer
 from shared.api.mappings import MappingSaved, MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
 from shared.api.openapi_reports import CALENDAR, CHANGES, RECONCILIATION
-from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
+from shared.api.openapi_spec import (
+    OBJECT,
+    TEXT,
+    WEBHOOK_KEYS,
+    Operation,
+    Param,
+    Response,
+    Route,
+    Selector,
+)
 from shared.api.setup_models import SetupReport
 from shared.api.tags import TagsAnswer
 from shared.api.targets_query import MAX_VALUE
+from shared.core.events import MAX_DEPTH, MAX_EVENTS
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.sync.status import SyncStatus
@@ -316,6 +326,31 @@ TAB = Route(
     ),
 )
 
+HALO_EVENTS = Route(
+    "/halo/events",
+    (
+        Operation(
+            "post",
+            "receiveHaloEvents",
+            summary="HaloPSA's outbound webhook: one queue message per client it names",
+            description="No function key: HALO_WEBHOOK_SECRET as the Bearer token or the Basic "
+            "password (any user name). The body is one HaloPSA webhook payload or a list of "
+            f"them (at most {MAX_EVENTS}, 4 MiB, {MAX_DEPTH} levels deep); events of kinds "
+            "the app does not know are counted and ignored (docs/halopsa-webhooks.md).",
+            security=WEBHOOK_KEYS,
+            body={"anyOf": [OBJECT, {"type": "array", "maxItems": MAX_EVENTS}]},
+            answers={
+                202: Response("Taken: counts of events, queued messages, ignored, unknown, "
+                              "unusable", {"application/json": OBJECT}),
+                400: Response.problem("Not JSON, not an event or a list, or nested too deeply"),
+                401: Response.problem("No valid HALO_WEBHOOK_SECRET (WWW-Authenticate)"),
+                404: Response.problem("The webhook is off: HALO_WEBHOOK_SECRET is unset"),
+                413: Response.problem("Over 4 MiB, or more events than a delivery may hold"),
+            },
+        ),
+    ),
+)  # fmt: skip
+
 # In the order the document lists them.
 ROUTES: tuple[Route, ...] = (
     TARGETS,
@@ -335,4 +370,5 @@ ROUTES: tuple[Route, ...] = (
     SYNC_APPROVE,
     SETUP_CHECK,
     TAB,
+    HALO_EVENTS,
 )

@@ -32,6 +32,8 @@ UNAUTHORIZED = "No valid function key (the host answers, with no body)"
 KEYS: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
 # The same header or query parameter, holding the master key.
 ADMIN_KEYS = KEYS
+# HaloPSA's webhook: no function key, its own secret as a Bearer token or Basic password.
+WEBHOOK_KEYS: list[dict[str, list[str]]] = [{"webhookBearer": []}, {"webhookBasic": []}]
 
 
 def schema_of(kind: Schema) -> dict[str, Any]:
@@ -138,6 +140,7 @@ class Operation:
     params: tuple[Param | Selector, ...] = ()
     body: Schema | None = None
     admin: bool = False
+    security: list[dict[str, list[str]]] | None = None  # other than the document's keys
 
     def render(self) -> dict[str, Any]:
         """The operation object; every operation may answer 401."""
@@ -146,15 +149,15 @@ class Operation:
             spec["summary"] = self.summary
         if self.description is not None:
             spec["description"] = self.description
-        if self.admin:
-            spec["security"] = ADMIN_KEYS
+        if self.admin or self.security is not None:
+            spec["security"] = self.security if self.security is not None else ADMIN_KEYS
         if self.params:
             spec["parameters"] = [p.render() for p in self.params]
         if self.body is not None:
             content = {"application/json": {"schema": schema_of(self.body)}}
             spec["requestBody"] = {"required": True, "content": content}
         answers = {str(s): a.render() for s, a in self.answers.items()}
-        answers["401"] = {"description": UNAUTHORIZED}
+        answers.setdefault("401", {"description": UNAUTHORIZED})
         for status in self.problems:
             answers[str(status)] = Response.problem(PROBLEM_REASONS[status]).render()
         return spec | {"responses": answers}

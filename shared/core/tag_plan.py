@@ -90,6 +90,25 @@ def plan_rule(
     )
 
 
+def scope_plan(plan: RuleTags, tenants: frozenset[int]) -> RuleTags:
+    """A rule's plan cut down to some tenants (those of the clients an event changed): their
+    tenant-level adds and removals (a tag is still created when one of them needs it); the held
+    removal stays held when it would take the tag off one of them. Everything else, computer-level
+    changes included, waits for the next sync."""
+    changes = []
+    for planned in plan.changes:
+        if planned.level != "tenant":
+            continue
+        add = [t for t in planned.add if t in tenants]
+        remove = [t for t in planned.remove if t in tenants]
+        if add or remove:
+            changes.append(planned.model_copy(update={"add": add, "remove": remove}))
+    held = plan.held
+    if held is not None and (held.level != "tenant" or not tenants.intersection(held.tenants)):
+        held = None
+    return plan.model_copy(update={"changes": changes, "held": held, "held_cleanup": None})
+
+
 def _site_scoped(
     rule: Rule,
     targets: Sequence[Target],

@@ -171,24 +171,24 @@ class HaloClient(OwnsHttp):
         Microsoft Entra tenants linked to it (an exact key for ImmyBot's tenants)."""
         return await self.list_records("Client", "clients", Client, CLIENT_LIST_PARAMS)
 
-    async def sites(self) -> Listing[Site]:
-        """Every site of every client, inactive ones included."""
-        return await self.list_records("Site", "sites", Site, {"includeinactive": "true"})
+    async def sites(self, **filters: str) -> Listing[Site]:
+        """Every site (of the client `client_id=` names), inactive ones included."""
+        params = {"includeinactive": "true", **filters}
+        return await self.list_records("Site", "sites", Site, params)
 
-    async def contracts(self) -> Listing[Contract]:
-        """Every client contract, inactive and expired ones included (coverage decides)."""
-        return await self.list_records(
-            "ClientContract", "contracts", Contract, {"includeinactive": "true"}
-        )
+    async def contracts(self, **filters: str) -> Listing[Contract]:
+        """Every client contract (of `client_id=`), inactive and expired ones included."""
+        params = {"includeinactive": "true", **filters}
+        return await self.list_records("ClientContract", "contracts", Contract, params)
 
-    async def recurring_invoices(self) -> Listing[RecurringInvoice]:
-        """Every recurring invoice with its lines, disabled ones included.
+    async def recurring_invoices(self, **filters: str) -> Listing[RecurringInvoice]:
+        """Every recurring invoice (of `client_id=`) with its lines, disabled ones included.
 
         HaloPSA sometimes lists an invoice without its `lines` key; lineless would wrongly mean
         "covers nothing", so each such invoice is read by id (that answer always carries its
         lines), within the budget. `lines_fetched_by_id` on the listing and on `stats` counts them.
         """
-        params = {"includelines": "true", "includeinactive": "true"}
+        params = {"includelines": "true", "includeinactive": "true", **filters}
         raw, pages, duplicates = await self._read_all_pages("RecurringInvoice", "invoices", params)
         raw, by_id = await self._fill_missing_lines(raw)
         parsed = parse_records(RecurringInvoice, raw, kind="RecurringInvoice")

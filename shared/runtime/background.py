@@ -57,3 +57,5 @@ class Background:
 
 # The tab's after-response work (ticket memos, manifest refreshes): one thread per process.
 after_response = Background("tab-after")
+# The HaloPSA webhook's counts of what a delivery held: one thread per process.
+after_events = Background("events-after")

@@ -42,6 +42,10 @@ class LeaseLost(Exception):
     """This writer no longer holds the lease (or cannot prove it does): it must not publish."""
 
 
+# Lease owners that are an event's refresh (shared.sync.event_refresh), not a sync run.
+EVENT_OWNER_PREFIX = "event-"
+
+
 def brief(error: BaseException) -> str:
     """An error's type and the start of its text, for run records and warnings."""
     return f"{type(error).__name__}: {str(error)[:300]}"

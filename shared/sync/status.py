@@ -9,9 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.store.event_state import RECEIVER, REFRESH, pending_keys, read_stats
 from shared.store.generations import read_manifest
 from shared.store.repository import Store
 from shared.sync.runs import MORE
+
+# Pending keys counted for the status at most (a refresh drains them in turns).
+PENDING_SHOWN = 1000
 
 
 class RunSummary(BaseModel):
@@ -88,6 +92,32 @@ class ImmyStatus(BaseModel):
     note: str | None = None
 
 
+class EventsStatus(BaseModel):
+    """HaloPSA's webhook events (docs/halopsa-webhooks.md): what the receiver took in, what the
+    refreshes did, and what went to the poison queue."""
+
+    received: dict[str, int] = Field(
+        default_factory=dict,
+        description="Deliveries, events per kind (client, contract, invoice, asset, ticket, "
+        "unknown), ignored, unusable, and queue messages, since the first event.",
+    )
+    unknown_event_names: list[str] = Field(
+        default_factory=list, description="Names of events of kinds the app does not know."
+    )
+    last_delivery_at: str | None = None
+    refreshes: dict[str, int] = Field(
+        default_factory=dict,
+        description="Refreshes by outcome (published, unchanged, held, skipped), coalesced "
+        "messages (already answered by a later read) and poison messages.",
+    )
+    pending: int = Field(default=0, description="Clients waiting for a refresh.")
+    last_refreshes: list[dict[str, Any]] = Field(default_factory=list)
+    poison: int = Field(default=0, description="Messages given up on (the poison queue).")
+    last_poison: list[dict[str, Any]] = Field(
+        default_factory=list, description="The last ones: when, which key, why, attempts."
+    )
+
+
 class SyncStatus(BaseModel):
     """`GET /api/sync/status`."""
 
@@ -95,6 +125,9 @@ class SyncStatus(BaseModel):
     current: CurrentGeneration | None
     held: HeldGeneration | None
     last_runs: list[RunSummary]
+    events: EventsStatus | None = Field(
+        default=None, description="HaloPSA's webhook events; null before the first one."
+    )
 
 
 def sync_status(
@@ -133,6 +166,26 @@ def sync_status(
         if held
         else None,
         last_runs=[_summary(entity) for entity in store.recent_runs(runs)],
+        events=events_status(store),
+    )
+
+
+def events_status(store: Store) -> EventsStatus | None:
+    """What HaloPSA's events did, or None before the first one."""
+    received, refreshed = read_stats(store, RECEIVER), read_stats(store, REFRESH)
+    if received is None and refreshed is None:
+        return None
+    received, refreshed = received or {}, refreshed or {}
+    counts = _counts(refreshed.get("counts"))
+    return EventsStatus(
+        received=_counts(received.get("counts")),
+        unknown_event_names=[str(n) for n in received.get("unknown_names", [])],
+        last_delivery_at=received.get("last_at"),
+        refreshes=counts,
+        pending=len(pending_keys(store, PENDING_SHOWN)),
+        last_refreshes=[r for r in refreshed.get("last", []) if isinstance(r, dict)],
+        poison=counts.get("poison", 0),
+        last_poison=[r for r in refreshed.get("poison", []) if isinstance(r, dict)],
     )
 
 

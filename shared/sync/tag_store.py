@@ -90,10 +90,16 @@ def rule_memory(store: Store, rule_key: str) -> RuleMemory:
 
 
 def remember(
-    store: Store, rule_keys: Iterable[str], plans: list[RuleTags], done: Done, today: date
+    store: Store,
+    rule_keys: Iterable[str],
+    plans: list[RuleTags],
+    done: Done,
+    today: date,
+    forget_approvals: bool = True,
 ) -> None:
-    """After writes: drop approvals whose removals are all made, record who lost a rule's tag,
-    forget who regained it or left the offboarding window."""
+    """After writes: drop approvals whose removals are all made (not after an event's run: it
+    made part of the removal), record who lost a rule's tag, forget who regained it or left the
+    offboarding window."""
     state = store.table(STATE_TABLE)
     by_software = {normalise(p.software): p for p in plans}
     for key in rule_keys:
@@ -102,7 +108,7 @@ def remember(
             continue
         removals = [c for c in plan.changes if c.tag == plan.tag and c.remove]
         made = [c for c in removals if (c.tag, c.level, "remove") in done]
-        if made and len(made) == len(removals):
+        if forget_approvals and made and len(made) == len(removals):
             try:
                 state.delete_entity(_APPROVAL_PK, check_key(key))
             except ResourceNotFoundError:

@@ -24,7 +24,12 @@ from ImmyBot's state and converges; a run with nothing to change sends no write.
 
 Site-scoped rules: where a computer is comes from the links asset population stored with the
 generation (`shared.store.site_links`); computers whose site is unknown are listed (`unplaced`);
-with no links at all the rule's tag is left as it is. Offboarding: with `offboard_days` on a rule,
+with no links at all the rule's tag is left as it is.
+
+After an event's refresh (shared.sync.event_refresh) the same run is made for the tenants of the
+clients it changed only (`scope`): their tenant-level adds and removals, against ImmyBot's tenants
+as they are now; the hold for mass removals applies as to any run, and computer-level changes wait
+for the next sync. Offboarding: with `offboard_days` on a rule,
 a tenant taken off the rule's tag is remembered and carries `<tag> (offboarding)` for that many
 days, so an uninstall deployment can target it (`shared.sync.tag_store` keeps that memory).
 """
@@ -48,10 +53,10 @@ from shared.core.tag_base import (
     TagMode,
     tag_description,
 )
-from shared.core.tag_plan import minimum_requests, plan_rule, write_phases
+from shared.core.tag_plan import minimum_requests, plan_rule, scope_plan, write_phases
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
-from shared.records.immybot import ImmyComputer
+from shared.records.immybot import ImmyComputer, ImmyTenant
 from shared.settings import Settings
 from shared.store.base import StoreError
 from shared.store.generations import read_computers, read_manifest, read_targets, read_tenants
@@ -71,11 +76,14 @@ async def apply_immy_tags(
     generation: str,
     now: datetime,
     computers: Sequence[ImmyComputer] | None = None,
+    *,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     """Plan (and with `IMMY_TAGS=apply` make) every rule's tag changes for a current generation.
 
     `computers` are the generation's, when the caller has them at hand (else they are read back
-    from it): the tags they carry are what computer tags are planned against.
+    from it): the tags they carry are what computer tags are planned against. `scope` (an
+    event's run): only these tenants' changes are made.
 
     Never raises: the generation is already serving, so a failure here is reported (in the
     returned dict, which the run records as `immy_tags`) and left for the next run.
@@ -84,7 +92,7 @@ async def apply_immy_tags(
     if mode is TagMode.OFF:
         return {"mode": str(mode)}
     try:
-        return await _run(settings, store, immy, generation, now, mode, computers)
+        return await _run(settings, store, immy, generation, now, mode, computers, scope)
     except (ImmyError, StoreError) as error:
         log.warning("ImmyBot tags not reconciled: %s", error)
         return {"mode": str(mode), "error": str(error)}
@@ -101,14 +109,16 @@ async def _run(
     now: datetime,
     mode: TagMode,
     computers: Sequence[ImmyComputer] | None,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     manifest, _ = await asyncio.to_thread(read_manifest, store, generation)
     if not manifest.immybot.configured or manifest.immybot.note:
         # Tenants carried over from an older generation say nothing about today's tags.
         return {"mode": str(mode), "skipped": "ImmyBot's tenants were not read by this run"}
     started = immy.requests
-    plans = await _plan(settings, store, immy, manifest, generation, now, computers)
-    changes = [c for p in plans for c in p.changes]
+    plans = await _plan(settings, store, immy, manifest, generation, now, computers, scope)
+    work = plans if scope is None else [scope_plan(p, scope) for p in plans]
+    changes = [c for p in work for c in p.changes]
     result = ApplyResult(
         at=now,
         mode=mode,
@@ -116,14 +126,19 @@ async def _run(
         added=sum(len(c.add) for c in changes),
         removed=sum(len(c.remove) for c in changes),
         created=[c.tag for c in changes if c.create],
-        held=[p.tag or p.software for p in plans if p.held or p.held_cleanup],
+        held=[p.tag or p.software for p in work if p.held or p.held_cleanup],
         minimum_requests=minimum_requests(changes),
     )
     if mode is TagMode.APPLY:
         done: Done = set()
         error = await _make(immy, changes, done)
         result = _made(result, changes, done, error, requests=immy.requests - started)
-        await asyncio.to_thread(remember, store, manifest.rules.keys(), plans, done, now.date())
+        await asyncio.to_thread(
+            remember, store, manifest.rules.keys(), work, done, now.date(), scope is None
+        )
+        if scope is not None and done:
+            # The stored plans show what is left to do: plan again from ImmyBot as it is now.
+            plans = await _plan(settings, store, immy, manifest, generation, now, computers, scope)
     else:
         result = result.model_copy(update={"requests": immy.requests - started})
     await asyncio.to_thread(
@@ -140,10 +155,17 @@ async def _plan(
     generation: str,
     now: datetime,
     computers: Sequence[ImmyComputer] | None,
+    scope: frozenset[int] | None = None,
 ) -> list[RuleTags]:
     """Every rule's plan against ImmyBot's tags and the tenants and computers the generation
-    holds."""
-    tenants = {t.id: t for t in await asyncio.to_thread(read_tenants, store, generation)}
+    holds (for an event's run, `scope` set, ImmyBot's tenants as they are now: the generation's
+    were read by the last sync, before its own tag writes)."""
+    found: list[ImmyTenant] = (
+        await asyncio.to_thread(read_tenants, store, generation)
+        if scope is None
+        else await immy.tenants()
+    )
+    tenants = {t.id: t for t in found}
     tags = {t.name.casefold(): t for t in await immy.tags()}
     scoped = any(e.rule.site_ids is not None for e in manifest.rules.values())
     fleet = await asyncio.to_thread(_fleet, store, generation, scoped, computers)

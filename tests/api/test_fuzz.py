@@ -24,6 +24,7 @@ import pytest
 from sandbox.halo_data import demo_data
 from shared.api.problems import PROBLEM_JSON
 from shared.api.rules import import_rules
+from shared.runtime.background import after_events
 from shared.store.repository import get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
@@ -35,6 +36,9 @@ DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 STRINGS: list[str] = CORPUS["strings"]
 MAPPING = json.dumps({"immy_tenant_id": 5}).encode()
 RULE = json.dumps({"contract_types": ["Managed Security"]}).encode()
+WEBHOOK_SECRET = "fuzz-webhook-secret-0123456789abcdef"
+WEBHOOK = {"Authorization": f"Bearer {WEBHOOK_SECRET}"}
+EVENT = json.dumps({"event": "Client Updated", "object_id": 1}).encode()
 
 
 def body_bytes(spec: dict[str, Any]) -> bytes:
@@ -126,6 +130,11 @@ def requests(value: str) -> Iterator[Request]:
         yield Request("rules", method, f"/api/mappings/{value}", {}, route, {}, body)
     yield Request("sync_approve", "POST", "/api/sync/approve", {"run_id": value}, {}, {})
     yield Request("sync_now", "POST", "/api/sync", {value: value}, {}, {})
+    yield Request("halo_webhook", "POST", "/api/halo/events", {}, {}, {"Authorization": value})
+    yield Request(
+        "halo_webhook", "POST", "/api/halo/events", {}, {}, {"Authorization": f"Basic {value}"}
+    )
+    yield Request("halo_webhook", "POST", "/api/halo/events", {value: value}, {}, WEBHOOK, EVENT)
     yield Request(
         "technician_tab", "GET", f"/api/technician-tab/ticket/{value}", {}, {"ticket_id": value}, {}
     )
@@ -144,6 +153,7 @@ def body_requests(body: bytes) -> Iterator[Request]:
     yield Request("rules", "PUT", "/api/rules/Fuzz", {}, {"area": "rules", "key": "Fuzz"}, {}, body)
     yield Request("rules", "PUT", "/api/mappings/1", {}, {"area": "mappings", "key": "1"}, {}, body)
     yield Request("rules", "PUT", "/api/rules", {}, {"area": "rules"}, {}, body)
+    yield Request("halo_webhook", "POST", "/api/halo/events", {}, {}, WEBHOOK, body)
 
 
 def send(request: Request) -> func.HttpResponse:
@@ -157,7 +167,7 @@ def send(request: Request) -> func.HttpResponse:
         body=request.body,
     )
     args: list[Any] = [http]
-    if request.function == "sync_now":
+    if request.function in ("sync_now", "halo_webhook"):
         args.append(Out())
     result = handler(*args)
     return asyncio.run(result) if inspect.isawaitable(result) else result
@@ -193,6 +203,7 @@ def synced(azurite, tmp_path_factory):
             "TABLES_CONNECTION_STRING": azurite.connection_string,
             "TABLES_PREFIX": "fuzz",
             "TAB_ALLOWED_GROUP": "",
+            "HALO_WEBHOOK_SECRET": WEBHOOK_SECRET,
         }.items():
             mp.setenv(key, value)
         get_settings.cache_clear()
@@ -200,6 +211,7 @@ def synced(azurite, tmp_path_factory):
         import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
         assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
         yield
+        after_events.wait(timeout=120)  # the webhook's counts, written after each answer
     mp.undo()
     get_settings.cache_clear()
     get_store.cache_clear()

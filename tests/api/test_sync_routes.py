@@ -9,6 +9,7 @@ from datetime import date
 
 import azure.functions as func
 import pytest
+from azure.functions.queue import QueueMessage as TriggerMessage
 from azure.functions.timer import TimerRequest
 
 from sandbox.halo_data import demo_data
@@ -62,6 +63,7 @@ def test_status_before_any_sync(configure, halo_sandbox):
         "current": None,
         "held": None,
         "last_runs": [],
+        "events": None,
     }
 
 
@@ -78,6 +80,17 @@ def test_manual_sync_is_queued_then_run_by_the_queue_function(configure, halo_sa
     assert seen["current"]["age_seconds"] >= 0
     assert seen["last_runs"][0]["outcome"] == "succeeded"
     assert seen["last_runs"][0]["read"]["clients"] == len(demo_data(date.today()).clients)
+
+
+def test_a_manual_sync_runs_once_and_a_failed_one_is_not_retried(configure, halo_sandbox):
+    # host.json retries queue messages (for HaloPSA's events); a manual sync is not retried.
+    configure(halo_sandbox(demo_data(date.today())).url, HALO_CLIENT_SECRET="wrong-secret")
+    queue_function = handler("sync_queue")
+    asyncio.run(queue_function(TriggerMessage(body=b"{}", dequeue_count=1)))  # no raise
+    assert [r["outcome"] for r in status()["last_runs"]] == ["failed"]
+    # Delivered again (its run died, or the host retried): not run a second time.
+    asyncio.run(queue_function(TriggerMessage(body=b"{}", dequeue_count=2)))
+    assert [r["outcome"] for r in status()["last_runs"]] == ["failed"]
 
 
 def test_a_failing_timer_run_fails_the_invocation_and_is_recorded(configure, halo_sandbox):

@@ -16,7 +16,7 @@ from shared.core.tag_base import (
     tag_description,
     tag_name,
 )
-from shared.core.tag_plan import minimum_requests, plan_rule
+from shared.core.tag_plan import minimum_requests, plan_rule, scope_plan
 from shared.records.immybot import ImmyTag, ImmyTenant
 from tests.conftest import target
 
@@ -83,3 +83,34 @@ def test_minimum_requests_counts_the_read_creations_and_write_groups():
     assert minimum_requests([]) == 1
     on_computers = TagChange(tag="c", tag_id=3, add=[1, 2], level="computer")
     assert minimum_requests([*changes, on_computers]) == 1 + 1 + 3  # computers 1, 2 are not tenants
+
+
+def plan(targets, tags, max_drop=0.5):
+    rule = Rule(software="EDR", contract_types=["Managed"])
+    return plan_rule(
+        rule, targets, TENANTS, tags, prefix="Halo: ", max_drop=max_drop, approved=set(),
+        lost_on={}, today=TODAY, generation="g", now=NOW,
+    )  # fmt: skip
+
+
+MANAGED = {"halo: edr": ImmyTag(id=7, name="Halo: EDR", description=tag_description("EDR"))}
+
+
+def test_a_scoped_plan_changes_only_its_tenants():
+    # Tenants 1 and 2 carry the tag; the rule now wants 2 and 3: add 3, remove 1.
+    full = plan([target(2, 2), target(3, 3)], MANAGED)
+    assert [(c.add, c.remove) for c in full.changes] == [([3], [1])]
+    assert [(c.add, c.remove) for c in scope_plan(full, frozenset({3})).changes] == [([3], [])]
+    assert [(c.add, c.remove) for c in scope_plan(full, frozenset({1})).changes] == [([], [1])]
+    assert scope_plan(full, frozenset({2})).changes == []
+
+
+def test_a_scoped_plan_keeps_a_hold_on_its_tenants_and_creates_a_tag_only_for_them():
+    held = plan([], MANAGED)  # everyone would lose the tag: held
+    assert held.held is not None and held.changes == []
+    assert scope_plan(held, frozenset({1})).held == held.held
+    assert scope_plan(held, frozenset({3})).held is None
+    missing = plan([target(1, 1)], {})
+    assert scope_plan(missing, frozenset({2})).changes == []  # no tag for an unrelated tenant
+    (created,) = scope_plan(missing, frozenset({1})).changes
+    assert created.create and created.add == [1]

@@ -55,6 +55,20 @@ def test_keys_are_checked_like_the_host_does(devhost):
     assert httpx.post(sync, headers={"x-functions-key": keys["master"]}).status_code == 202
 
 
+def test_the_demo_takes_halopsa_events_with_its_own_secret(devhost):
+    from sandbox.devhost import DEV_WEBHOOK_SECRET
+
+    url, keys = devhost
+    assert "halo_webhook" not in keys  # anonymous at the host: no function key opens it
+    event = {"event": "Client Updated", "object_id": 1}
+    events = f"{url}/api/halo/events"
+    assert httpx.post(events, json=event).status_code == 401
+    answer = httpx.post(
+        events, json=event, headers={"Authorization": f"Bearer {DEV_WEBHOOK_SECRET}"}
+    )
+    assert answer.status_code == 202 and answer.json()["queued"] == 1
+
+
 def test_problem_answers_pass_through(devhost):
     url, keys = devhost
     response = httpx.get(f"{url}/api/targets", params={"software": "Nope", "code": keys["targets"]})

@@ -633,7 +633,11 @@ def test_recurring_invoice_by_id_always_carries_its_lines(
         assert response.json()["error"] == "not_found"
     assert http.get("/api/RecurringInvoice/-6").status_code == 401
     assert http.get("/api/RecurringInvoice/x", headers=headers).status_code == 400
-    assert http.get("/api/Client/1", headers=headers).status_code == 404  # not served by id
+    assert http.get("/api/Item/2", headers=headers).status_code == 404  # not served by id
+    # A client by id (an event's refresh reads it so): the record as listed.
+    client = http.get("/api/Client/1", headers=headers)
+    assert client.status_code == 200 and client.json() == demo.clients[0]
+    assert http.get("/api/Client/999", headers=headers).status_code == 404
 
 
 def test_recurring_invoice_pages_with_and_without_lines() -> None:
