@@ -174,7 +174,8 @@ def parse_devhost_output(text: str) -> DevhostOutput:
             section = line.split(" ", 1)[0]
         elif section == "keys":
             methods, path, *keys = line.split()
-            routes[f"{methods} {path}"] = tuple(keys)
+            # An anonymous route prints "(none needed)": no key is asked for.
+            routes[f"{methods} {path}"] = tuple(k for k in keys if k.startswith("dev-"))
         elif section == "open" and line.startswith("    "):
             sights.append((sights.pop()[0], line.strip()))
         elif section == "open":

@@ -162,6 +162,10 @@ class WriterLease:
 
 async def record_abandoned(store: Store, stale: LeaseInfo, report: SyncReport) -> None:
     """Record the sync run whose expired lease this run took over, unless it recorded itself."""
+    if stale.owner.startswith(EVENT_OWNER_PREFIX):
+        # A dead event refresh (also one whose lease entity predates `purpose`) is no sync run
+        # and must not fire the sync alerts: its message is delivered again.
+        return
     started = stale.started_at or stale.expires_at
     if stale.purpose != "sync":
         # A refresh records itself elsewhere; this run's note says whose lease it took.

@@ -144,7 +144,10 @@ async def _run(
     await asyncio.to_thread(
         save_plans, store, plans, result, [e.rule.key for e in manifest.rules.values()]
     )
-    return _summary(result, plans, immy.requests)
+    summary = _summary(result, work, immy.requests)
+    if scope is not None:
+        summary["scope"] = sorted(scope)
+    return summary
 
 
 async def _plan(

@@ -25,7 +25,7 @@ from shared.store.repository import get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.sync.status import sync_status
-from shared.sync.tags import tags_view
+from shared.sync.tag_store import tags_view
 from tests.conftest import DEMO_RULES, immy_settings
 
 pytestmark = pytest.mark.integration
