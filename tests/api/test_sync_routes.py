@@ -110,3 +110,19 @@ def test_missing_settings_are_a_named_503_problem(configure, monkeypatch):
     body = json.loads(response.get_body())
     assert body["settings"] == ["HALO_CLIENT_ID", "HALO_CLIENT_SECRET"]
     assert response.headers["Retry-After"] == "300"
+
+
+def test_a_503_for_settings_names_every_broken_one_at_once(configure, monkeypatch):
+    configure("https://msp.halopsa.com", IMMY_BASE_URL="https://msp.immy.bot")
+    monkeypatch.delenv("HALO_CLIENT_SECRET")
+    for key in ("IMMY_TENANT_ID", "IMMY_CLIENT_ID", "IMMY_CLIENT_SECRET"):
+        monkeypatch.delenv(key, raising=False)
+    get_settings.cache_clear()
+    response = get("sync_status", "/api/sync/status")
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["settings"] == [
+        "HALO_CLIENT_SECRET",
+        "IMMY_CLIENT_ID",
+        "IMMY_CLIENT_SECRET",
+        "IMMY_TENANT_ID",
+    ]
