@@ -45,9 +45,10 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.harness import percentile, use_sandboxes  # noqa: E402
-from sandbox.devhost import default_threads, function_key  # noqa: E402
+from sandbox.devhost import function_key  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
+from sandbox.worker import default_threads  # noqa: E402
 from shared.api.rules import import_rules, put_rule  # noqa: E402
 from shared.store.generations import read_catalog  # noqa: E402
 from shared.store.repository import get_store  # noqa: E402

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import os
 import re
@@ -27,7 +26,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +42,7 @@ from sandbox.halo_data import demo_data, generate
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from sandbox.processes import azurite_table
+from sandbox.worker import QueueOut, Worker, call_once
 
 DEMO_RULES = Path(__file__).resolve().parent / "demo_rules.json"
 # Loopback-only development keys, printed at start; never used outside this process.
@@ -110,67 +109,6 @@ def routes(functions: Iterable[Function]) -> tuple[list[Route], dict[str, Callab
     return http, queues
 
 
-class QueueOut:
-    """An output binding that hands the message to the queue's function in the background."""
-
-    def __init__(self, run: Callable[[str], None]) -> None:
-        self._run = run
-        self.value: str | None = None
-
-    def set(self, value: str) -> None:
-        """Queue one message."""
-        self.value = value
-        threading.Thread(target=self._run, args=(value,), daemon=True).start()
-
-    def get(self) -> str | None:
-        """The message set, if any."""
-        return self.value
-
-
-def _call(handler: Callable[..., Any], *args: Any) -> Any:
-    result = handler(*args)
-    return asyncio.run(result) if inspect.isawaitable(result) else result
-
-
-def default_threads() -> int:
-    """The worker's thread pool size: `PYTHON_THREADPOOL_THREAD_COUNT`, else what Python 3.9+
-    workers use when it is unset (ThreadPoolExecutor's default, min(32, CPUs + 4))."""
-    given = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
-    return int(given) if given.isdigit() and int(given) > 0 else min(32, (os.cpu_count() or 1) + 4)
-
-
-class Worker:
-    """Runs handlers as the Functions Python worker does: every async handler on one event loop
-    (its own thread, for as long as the host runs), plain handlers in a thread pool of `threads`.
-
-    So state that belongs to an event loop (httpx clients, asyncio locks) lives across requests
-    here as it does in Azure. One worker process only: the host's FUNCTIONS_WORKER_PROCESS_COUNT
-    would need several processes behind one port.
-    """
-
-    def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads or default_threads()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="worker")
-        self.loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(
-            target=self.loop.run_forever, name="worker-loop", daemon=True
-        )
-        self._loop_thread.start()
-
-    def call(self, handler: Callable[..., Any], *args: Any) -> Any:
-        """Run one invocation and wait for its result (or exception)."""
-        if inspect.iscoroutinefunction(handler):
-            return asyncio.run_coroutine_threadsafe(handler(*args), self.loop).result()
-        return self._pool.submit(handler, *args).result()
-
-    def close(self) -> None:
-        """Stop the loop and the pool."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._loop_thread.join()
-        self.loop.close()
-        self._pool.shutdown(wait=True)
-
-
 class DevHost:
     """Dispatches HTTP requests to the app's handlers with the host's key checks."""
 
@@ -190,7 +128,7 @@ class DevHost:
     ) -> tuple[int, dict[str, str], bytes]:
         """Answer one request as (status, headers, body)."""
         split = urlsplit(target)
-        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        params = query_params(split.query)
         path = split.path
         if not path.startswith("/api/"):
             return _text(404, "not found")
@@ -207,7 +145,7 @@ class DevHost:
                 {MASTER_KEY} if route.auth == "ADMIN" else {MASTER_KEY, function_key(route.name)}
             )
             if route.auth != "ANONYMOUS" and key not in allowed:
-                return _text(401, "a valid function key is required")
+                return _unauthorized()
             request = func.HttpRequest(
                 method,
                 f"http://127.0.0.1{target}",
@@ -236,7 +174,7 @@ class DevHost:
 
     def _queue_runner(self, queue: str) -> Callable[[str], None]:
         def run(message: str) -> None:
-            _call(self.queues[queue], func.QueueMessage(body=message.encode()))
+            call_once(self.queues[queue], func.QueueMessage(body=message.encode()))
 
         return run
 
@@ -255,10 +193,32 @@ def documented_methods(path: str) -> set[str]:
     return set()
 
 
+def query_params(query: str) -> dict[str, str]:
+    """The query as the host hands it to the worker: one value per name, a repeated name's values
+    joined with "," (StringValues.ToString() in GrpcMessageConversionExtensions.ToRpcHttp,
+    Azure/azure-functions-host); the raw query stays in the request's URL."""
+    values: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        values.setdefault(name, []).append(value)
+    return {name: ",".join(given) for name, given in values.items()}
+
+
 def route_value(raw: str) -> str:
     """A route value as the Functions host hands it over: percent-decoded (UTF-8, invalid bytes
     replaced), except `%2F`, which stays as sent, so a value can never gain a path separator."""
     return "%2F".join(unquote(part) for part in re.split("%2[Ff]", raw))
+
+
+def _unauthorized() -> tuple[int, dict[str, str], bytes]:
+    """What the host answers a call without a valid key: 401, no body, no Content-Type.
+
+    The host's FunctionInvocationMiddleware returns ASP.NET Core's `UnauthorizedResult` when
+    its authorisation policy fails, and that result sets the status alone
+    (Azure/azure-functions-host, src/WebJobs.Script.WebHost/Middleware/
+    FunctionInvocationMiddleware.cs, `GetResultAsync`). The app's code never runs, so no problem
+    body can be given there; this answers the same, so local callers see what Azure sends.
+    """
+    return 401, {}, b""
 
 
 def _text(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
