@@ -9,7 +9,16 @@ from pydantic import Field, StringConstraints
 
 from shared.api.mappings import MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
-from shared.api.openapi_spec import OBJECT, TEXT, Operation, Param, Response, Route, Selector
+from shared.api.openapi_spec import (
+    OBJECT,
+    TEXT,
+    Operation,
+    Param,
+    Response,
+    Route,
+    Selector,
+    schema_of,
+)
 from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
 from shared.api.targets_query import MAX_VALUE
@@ -275,11 +284,30 @@ SYNC_APPROVE = Route(
         Operation(
             "post",
             "approveSync",
-            summary="Make the held generation current (master key)",
+            summary="Make the held generation current, or approve a rule's held tag removal "
+            "(master key)",
             admin=True,
-            params=(Param("run_id", "query", str, "Approve only if this run is the one held."),),
-            answers={200: Response.json(SyncStatus, "Approved: the new status")},
-            problems=(409, 503),
+            params=(
+                Param("run_id", "query", str, "Approve only if this run is the one held."),
+                Param(
+                    "tag",
+                    "query",
+                    Lookup,
+                    "A rule's software: approve its held ImmyBot tag removal instead (the next "
+                    "sync makes it); 404 when no rule has that name.",
+                ),
+            ),
+            answers={
+                200: Response(
+                    "Approved: the new status, or with tag the removal approved",
+                    {
+                        "application/json": {
+                            "oneOf": [schema_of(SyncStatus), schema_of("HeldRemoval")]
+                        }
+                    },
+                )
+            },
+            problems=(400, 404, 409, 503),
         ),
     ),
 )

@@ -21,7 +21,7 @@ TEXT: Mapping[str, Any] = {"type": "string"}
 
 PROBLEM_REASONS = {
     400: "Missing, conflicting or malformed parameters or body",
-    404: "Unknown software, contract type, item, rule, mapping or ticket",
+    404: "Unknown software, contract type, item, rule, tag, mapping or ticket",
     409: "Conflicts: the body names another resource than the URL, a software twice, or "
     "nothing is held to approve",
     413: "Body too large, or more rules than storage holds",

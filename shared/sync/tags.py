@@ -58,6 +58,7 @@ from shared.settings import Settings
 from shared.store.base import StoreError, check_key, decode_data, encode_data
 from shared.store.generations import read_manifest, read_targets, read_tenants
 from shared.store.repository import Store
+from shared.sync.retention import NothingHeld
 
 log = logging.getLogger("halo_immy.immy_tags")
 
@@ -336,15 +337,15 @@ def tags_view(store: Store, settings: Settings) -> TagsView:
 
 
 def approve_tag_removal(store: Store, software: str) -> HeldRemoval:
-    """Approve a rule's held tag removal; the next run makes it. StoreError if none is held."""
+    """Approve a rule's held tag removal; the next run makes it. NothingHeld if none is held."""
     key = normalise(software)
     try:
         entity = store.table(STATE_TABLE).get_entity(_RULE_PK, check_key(key))
     except (ResourceNotFoundError, ValueError):
-        raise StoreError(f"no held tag removal for {software!r}") from None
+        raise NothingHeld(f"no held tag removal for {software!r}") from None
     plan = RuleTags.model_validate_json(decode_data(entity))
     if plan.held is None:
-        raise StoreError(f"no held tag removal for {software!r}")
+        raise NothingHeld(f"no held tag removal for {software!r}")
     store.table(STATE_TABLE).upsert_entity(
         {
             "PartitionKey": _APPROVAL_PK,
