@@ -92,7 +92,8 @@ RULES = Route(
             "importRules",
             summary="Replace every rule with a rule set (all or nothing)",
             description=f"At most {MAX_RULES} rules, each software once (a second one is a 409); "
-            "rules too large for storage together are a 413, and nothing is stored.",
+            f"more than {MAX_RULES} rules, or rules too large for storage together, are a 413, "
+            "and nothing is stored.",
             body=RuleSet,
             answers={200: Response.json(RulesImported, "What changed")},
             problems=(400, 409, 413, 503),

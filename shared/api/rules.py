@@ -127,6 +127,10 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
     first rule is written.
     """
     document = json_object(body, MAX_BODY)
+    listed = document.get("rules")
+    if isinstance(listed, list):
+        # Too many to store is a 413 (as rules too large together are), whatever else is wrong.
+        _check_count(len(listed))
     try:
         rule_set = RuleSet.model_validate(document, strict=True)
     except ValidationError as error:
@@ -157,10 +161,7 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
 def _check_limits(rules: Iterable[Rule]) -> None:
     """A 413 when the rules would not fit the generation manifest (one table entity)."""
     rules = list(rules)
-    if len(rules) > MAX_RULES:
-        raise ApiError(
-            problem(413, "too-many-rules", f"at most {MAX_RULES} rules", rules=len(rules))
-        )
+    _check_count(len(rules))
     size = sum(len(r.model_dump_json()) for r in rules)
     if size > MAX_RULES_CHARS:
         raise ApiError(
@@ -170,6 +171,11 @@ def _check_limits(rules: Iterable[Rule]) -> None:
                 f"the rules take {size} characters; at most {MAX_RULES_CHARS} fit in storage",
             )
         )
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_RULES:
+        raise ApiError(problem(413, "too-many-rules", f"at most {MAX_RULES} rules", rules=count))
 
 
 def _generations(store: Store) -> set[str]:

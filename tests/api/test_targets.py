@@ -471,10 +471,13 @@ def many_rules(count: int, **extra) -> bytes:
     return json.dumps({"rules": rules}).encode()
 
 
-def test_importing_2000_rules_is_refused_and_stores_nothing(demo):
+@pytest.mark.parametrize("count", [201, 2000])
+def test_more_rules_than_a_set_holds_are_413_and_store_nothing(demo, count):
     # The manifest outgrew its entity and the rules stayed stored: every later sync failed.
+    # A rule set too large to store is a 413, as for rules too large together (it was a 400).
     before = body_of(call("rules", "/api/rules"))
-    problem_of(call("rules", "/api/rules", "PUT", many_rules(2000)), 400)
+    problem = problem_of(call("rules", "/api/rules", "PUT", many_rules(count)), 413)
+    assert problem["type"].endswith("/too-many-rules") and problem["rules"] == count
     assert body_of(call("rules", "/api/rules")) == before
     assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
 
