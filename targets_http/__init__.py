@@ -5,18 +5,18 @@ Rules live in a function of their own, so the key ImmyBot holds for `targets` ca
 """
 
 import json
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import azure.functions as func
 
 from shared.api.admin import admin_reply
 from shared.api.asset_plan import asset_plan_reply, plan_client
+from shared.api.calls import Call, respond, respond_async
 from shared.api.catalog import answer_catalog
 from shared.api.openapi import openapi_document
 from shared.api.reconciliation import reconcile, reconciliation_query, reconciliation_reply
-from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed
+from shared.api.replies import JSON, Reply, json_reply
 from shared.api.setup import request_host, run_checks
 from shared.api.targets import answer_targets
 from shared.api.targets_query import parse_targets_query
@@ -30,7 +30,14 @@ bp = func.Blueprint()
 def _respond(
     req: func.HttpRequest, function: str, answer: Callable[[], Reply]
 ) -> func.HttpResponse:
-    reply = observed(function, req.method, req.params, answer)
+    reply = respond(Call(function, req.method, req.url, req.params), answer)
+    return func.HttpResponse(**reply.as_kwargs())
+
+
+async def _respond_async(
+    req: func.HttpRequest, function: str, answer: Callable[[], Awaitable[Reply]]
+) -> func.HttpResponse:
+    reply = await respond_async(Call(function, req.method, req.url, req.params), answer)
     return func.HttpResponse(**reply.as_kwargs())
 
 
@@ -61,7 +68,7 @@ def catalog(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/openapi.json`: the OpenAPI 3.1 document of this API."""
-    return func.HttpResponse(json.dumps(openapi_document()), mimetype=JSON)
+    return _respond(req, "openapi", lambda: Reply(200, json.dumps(openapi_document()).encode()))
 
 
 @bp.function_name("reconciliation")
@@ -102,13 +109,13 @@ def assets_plan(req: func.HttpRequest) -> func.HttpResponse:
 async def setup_check(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/setup/check` (master key): every requirement checked, one line each, and the
     HaloPSA Custom Tab URL. Always 200: a failed check is a line of the answer, not an error."""
-    started = time.perf_counter()
     host = request_host(req.url, req.headers.get("Host"))
-    reply = json_reply(
-        await run_checks(load=get_settings, host=host), headers={"Cache-Control": "no-store"}
-    )
-    log_api_call("setup_check", req.method, reply.status, started, req.params)
-    return func.HttpResponse(**reply.as_kwargs())
+
+    async def answer() -> Reply:
+        report = await run_checks(load=get_settings, host=host)
+        return json_reply(report, headers={"Cache-Control": "no-store"})
+
+    return await _respond_async(req, "setup_check", answer)
 
 
 # One function, so one key, for both admin areas; the key ImmyBot holds for `targets` opens neither.

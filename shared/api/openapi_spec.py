@@ -167,6 +167,18 @@ class Route:
     operations: tuple[Operation, ...]
     params: tuple[Param, ...] = ()
 
+    def query_names(self, method: str) -> frozenset[str]:
+        """The query parameters `method` takes here; for a method the path does not take, every
+        name its operations take."""
+        ops = [o for o in self.operations if o.method == method.lower()] or list(self.operations)
+        return frozenset(
+            name
+            for o in ops
+            for p in o.params
+            for name in (p.members if isinstance(p, Selector) else [p.name])
+            if isinstance(p, Selector) or p.where == "query"
+        )
+
     def render(self) -> dict[str, Any]:
         """The path item object."""
         spec: dict[str, Any] = (

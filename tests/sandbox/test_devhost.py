@@ -62,6 +62,18 @@ def test_problem_answers_pass_through(devhost):
     assert response.json()["known"] == ["Huntress", "SentinelOne"]
 
 
+def test_a_repeated_query_name_is_refused_not_answered_for_one_of_its_values(devhost):
+    # It answered for Huntress, the last value.
+    url, keys = devhost
+    response = httpx.get(
+        f"{url}/api/targets?software=SentinelOne&software=Huntress",
+        headers={"x-functions-key": keys["targets"]},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["parameters"] == ["software"]
+
+
 def test_a_long_unicode_rule_name_is_answered_not_dropped(devhost):
     # The devhost handed the handler the percent-encoded name, whose key raised,
     # and the exception closed the connection unanswered.
