@@ -2,9 +2,8 @@
 
 import azure.functions as func
 
-from shared.api.calls import Call, respond_async
-from shared.api.replies import Reply
-from shared.tab.page import tab_page
+from shared.api.calls import Call
+from shared.api.tab_reply import tab_answer
 
 bp = func.Blueprint()
 
@@ -14,14 +13,12 @@ bp = func.Blueprint()
     route="technician-tab/ticket/{ticket_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
 )
 async def technician_tab(req: func.HttpRequest) -> func.HttpResponse:
-    """`GET /api/technician-tab/ticket/{ticket_id}`: the tab for one ticket, as HTML."""
-
-    async def answer() -> Reply:
-        page = await tab_page(
-            req.route_params.get("ticket_id", ""),
-            principal=req.headers.get("X-MS-CLIENT-PRINCIPAL"),
-        )
-        return Reply(page.status, page.html.encode(), "text/html", page.headers)
-
-    reply = await respond_async(Call("technician_tab", req.method, req.url, req.params), answer)
+    """`GET /api/technician-tab/ticket/{ticket_id}`: the tab for one ticket, as HTML (an error
+    as a problem unless the caller accepts HTML, as a browser in HaloPSA does)."""
+    reply = await tab_answer(
+        Call("technician_tab", req.method, req.url, req.params),
+        req.route_params.get("ticket_id", ""),
+        principal=req.headers.get("X-MS-CLIENT-PRINCIPAL"),
+        accept=req.headers.get("Accept"),
+    )
     return func.HttpResponse(**reply.as_kwargs(), charset="utf-8")

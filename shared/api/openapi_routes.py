@@ -16,9 +16,11 @@ from shared.api.openapi_spec import (
     Param,
     Response,
     Route,
+    Schema,
     Selector,
     schema_of,
 )
+from shared.api.problems import PROBLEM_JSON, Problem
 from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
 from shared.api.targets_query import MAX_VALUE
@@ -43,6 +45,7 @@ Software = Annotated[
 RecordId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 HTML = {"text/html": TEXT}
+TAB_ERROR: dict[str, Schema] = {PROBLEM_JSON: Problem, "text/html": TEXT}
 ETAG, LOCATION = "ETag", "Location"
 
 TARGETS = Route(
@@ -337,16 +340,24 @@ TAB = Route(
             "get",
             "getTechnicianTab",
             summary="The HTML page HaloPSA shows in a ticket's Custom Tab",
+            description="An error is a problem (application/problem+json) unless the request's "
+            "Accept names text/html, as a browser framing the tab does: then it is a page "
+            "saying the same.",
             answers={
                 200: Response("The tab", HTML),
-                400: Response("Bad ticket id (an HTML page)", HTML),
-                403: Response(
-                    "Not in TAB_ALLOWED_GROUP, or App Service Authentication is off while "
-                    "TAB_ALLOWED_GROUP is set (an HTML page)",
-                    HTML,
-                ),
-                404: Response("No such ticket in HaloPSA (an HTML page)", HTML),
-                503: Response("Not configured or storage unavailable (an HTML page)", HTML),
+                **{
+                    status: Response(f"{why} (a problem, or an HTML page)", TAB_ERROR)
+                    for status, why in (
+                        (400, "Bad ticket id or query"),
+                        (
+                            403,
+                            "Not in TAB_ALLOWED_GROUP, or App Service Authentication is off while "
+                            "TAB_ALLOWED_GROUP is set",
+                        ),
+                        (404, "No such ticket in HaloPSA"),
+                        (503, "Not configured or storage unavailable"),
+                    )
+                },
             },
         ),
     ),
