@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import StringConstraints
 
 from shared.api.mappings import MappingsView
 from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
@@ -26,7 +26,7 @@ from shared.api.setup_models import SetupReport
 from shared.api.targets_query import MAX_VALUE
 from shared.core.mapping import ExplicitMapping
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
-from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
+from shared.core.text import LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN, RecordId
 from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
 from shared.sync.tags import TagsView
@@ -41,8 +41,6 @@ SelectorValue = Annotated[
 Software = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_SOFTWARE, pattern=SOFTWARE_PATTERN)
 ]
-# What params.record_id accepts.
-RecordId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 HTML = {"text/html": TEXT}
 TAB_ERROR: dict[str, Schema] = {PROBLEM_JSON: Problem, "text/html": TEXT}

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.core.text import INT32_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN, checked_text, integral
+from shared.core.text import LOOKUP_PATTERN, SOFTWARE_PATTERN, RecordId, checked_text, integral
 
 # Table keys may not hold / \ # ? or control characters; a software name becomes a key.
 _FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -55,7 +55,6 @@ MatchText = Annotated[
     BeforeValidator(checked_text(LOOKUP_PATTERN, 200)),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": LOOKUP_PATTERN}),
 ]
-RecordId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(integral)]
 
 
 def normalise(text: str) -> str:
@@ -70,11 +69,12 @@ class ItemMatch(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        # Exactly one of the three is given (not null): what _exactly_one checks.
+        # Exactly one of the three is given and not null: what _exactly_one checks. Each one's
+        # type and bounds are its property's; these only say which is there.
         json_schema_extra={
             "oneOf": [
-                {"required": [k], "properties": {k: {"type": t}}}
-                for k, t in (("id", "integer"), ("code", "string"), ("name", "string"))
+                {"required": [k], "properties": {k: {"not": {"type": "null"}}}}
+                for k in ("id", "code", "name")
             ]
         },
     )

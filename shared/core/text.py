@@ -16,7 +16,9 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
 
 # Table Storage keeps integers as Int32 unless told otherwise, and HaloPSA and ImmyBot ids are
 # 32-bit: anything larger is not an id of theirs.
@@ -100,6 +102,11 @@ def integral(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# A HaloPSA or ImmyBot record id a caller sends (5.0 is 5): the one type behind every id in a
+# body, a query or a route, so the document states the bounds the code holds them to.
+RecordId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(integral)]
 
 
 def matches(pattern: str, value: str) -> bool:
