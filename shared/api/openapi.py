@@ -4,6 +4,7 @@ with and from the typed route table (shared.api.openapi_routes)."""
 from __future__ import annotations
 
 import copy
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +20,7 @@ from shared.api.reconciliation import ReconciliationResponse
 from shared.api.setup_models import SetupReport
 from shared.core.mapping import ExplicitMapping
 from shared.core.rules import Rule, RuleSet
+from shared.core.text import visible_pattern
 from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
 from shared.sync.tags import TagsView
@@ -43,6 +45,14 @@ DESCRIPTION = (
     "Deployment targets from HaloPSA billing data, for ImmyBot. Every route takes a function key "
     "(header x-functions-key, or query code); /sync, /sync/approve and /setup/check take the "
     "master (admin) key."
+)
+VISIBLE_NAME = "VisibleName"
+VISIBLE_TEXT = (
+    "A name that becomes ImmyBot or HaloPSA text holds no control, format (invisible, or "
+    "reordering text: U+200B, U+202E), surrogate, private-use or unassigned character (Unicode "
+    f"categories Cc, Cf, Cs, Co, Cn, as of Unicode {unicodedata.unidata_version}). Emoji are "
+    "assigned characters and pass; "
+    "the U+200D joining an emoji sequence does not."
 )
 SECURITY_SCHEMES = {
     "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
@@ -78,10 +88,23 @@ def _schemas() -> dict[str, Any]:
     return components
 
 
+def _one_visible_name(node: Any, shared: dict[str, Any]) -> Any:
+    """`node` with each name's refused-character pattern (11 KB of character class) replaced by
+    a reference to `shared`, the one component that states it."""
+    if node == shared:
+        return {"$ref": REF.format(model=VISIBLE_NAME)}
+    if isinstance(node, dict):
+        return {k: _one_visible_name(v, shared) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_one_visible_name(v, shared) for v in node]
+    return node
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The whole document; built once per process."""
-    return {
+    visible = {"pattern": visible_pattern()}
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "halo-immy", "version": "1.0.0", "description": DESCRIPTION},
         "servers": [{"url": "/api"}],
@@ -89,3 +112,10 @@ def openapi_document() -> dict[str, Any]:
         "paths": {route.path: route.render() for route in ROUTES},
         "components": {"schemas": _schemas(), "securitySchemes": SECURITY_SCHEMES},
     }
+    shared: dict[str, Any] = _one_visible_name(document, visible)
+    shared["components"]["schemas"][VISIBLE_NAME] = {
+        "type": "string",
+        **visible,
+        "description": VISIBLE_TEXT,
+    }
+    return shared

@@ -26,7 +26,7 @@ from shared.api.setup_models import SetupReport
 from shared.api.targets_query import MAX_VALUE
 from shared.core.mapping import ExplicitMapping
 from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
-from shared.core.text import LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN, RecordId
+from shared.core.text import LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN, NameSchema, RecordId
 from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
 from shared.sync.tags import TagsView
@@ -38,9 +38,9 @@ Lookup = Annotated[
 SelectorValue = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_VALUE, pattern=LOOKUP_PATTERN)
 ]
-Software = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SOFTWARE, pattern=SOFTWARE_PATTERN)
-]
+# What a rule's software may be (shared.core.rules.SoftwareName): GET and DELETE of a name no
+# rule can have answer 404.
+Software = Annotated[str, NameSchema(MAX_SOFTWARE, SOFTWARE_PATTERN, visible=True)]
 
 HTML = {"text/html": TEXT}
 TAB_ERROR: dict[str, Schema] = {PROBLEM_JSON: Problem, "text/html": TEXT}

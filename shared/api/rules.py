@@ -19,7 +19,7 @@ from shared.api.problems import ApiError, json_object, problem
 from shared.core.catalog import Catalog, rule_warnings, scope_warnings
 from shared.core.generation import Manifest
 from shared.core.rules import DUPLICATE_SOFTWARE, MAX_RULES, MAX_SOFTWARE, Rule, RuleSet, normalise
-from shared.core.text import SOFTWARE_PATTERN, checked_text
+from shared.core.text import CALLER, SOFTWARE_PATTERN, checked_text
 from shared.records.parsing import describe_error
 from shared.store.base import MAX_ENTITY_CHARS, StoreError, check_key
 from shared.store.generations import apply_rules, read_catalog, read_manifest
@@ -132,7 +132,7 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
         # Too many to store is a 413 (as rules too large together are), whatever else is wrong.
         _check_count(len(listed))
     try:
-        rule_set = RuleSet.model_validate(document, strict=True)
+        rule_set = RuleSet.model_validate(document, strict=True, context=CALLER)
     except ValidationError as error:
         duplicate = any(e["type"] == DUPLICATE_SOFTWARE for e in error.errors())
         status, slug = (409, "duplicate-software") if duplicate else (400, "bad-rule")
@@ -239,7 +239,7 @@ def _view(rule: Rule, manifest: Manifest | None, catalog: Catalog | None) -> Rul
 def _validate(document: dict[str, Any]) -> Rule:
     try:
         # Strict: the JSON types the schema states ("5" is not an integer).
-        return Rule.model_validate(document, strict=True)
+        return Rule.model_validate(document, strict=True, context=CALLER)
     except ValidationError as error:
         raise ApiError(problem(400, "bad-rule", _describe(error))) from None
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Annotated, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,7 +24,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.core.text import LOOKUP_PATTERN, SOFTWARE_PATTERN, RecordId, checked_text, integral
+from shared.core.text import (
+    LOOKUP_PATTERN,
+    SOFTWARE_PATTERN,
+    NameSchema,
+    RecordId,
+    checked_text,
+    integral,
+    visible_from_caller,
+)
 
 # Table keys may not hold / \ # ? or control characters; a software name becomes a key.
 _FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -40,14 +49,15 @@ MAX_DETECT = 10
 MAX_RULES = 200
 DUPLICATE_SOFTWARE = "duplicate_software"
 
-# The schema states the raw value the checks hold it to; the value is then stripped.
+# The schema states the raw value the checks hold it to; the value is then stripped. The name
+# becomes an ImmyBot tag: from a caller (context CALLER) it holds only assigned, visible
+# characters; one stored before that rule still reads.
 SoftwareName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SOFTWARE),
     BeforeValidator(checked_text(SOFTWARE_PATTERN, MAX_SOFTWARE)),
-    WithJsonSchema(
-        {"type": "string", "minLength": 1, "maxLength": MAX_SOFTWARE, "pattern": SOFTWARE_PATTERN}
-    ),
+    AfterValidator(visible_from_caller),
+    NameSchema(MAX_SOFTWARE, SOFTWARE_PATTERN, visible=True),
 ]
 MatchText = Annotated[
     str,

@@ -313,6 +313,41 @@ def test_bad_rules_are_refused(demo, url_software, body, status):
     problem_of(rules_put(url_software, body), status)
 
 
+@pytest.mark.parametrize(
+    ("software", "code_point"),
+    [
+        ("Sentinel\u202eOne", "U+202E"),
+        ("Sentinel\u200bOne", "U+200B"),
+        ("Tool \ue000", "U+E000"),
+        ("Tool \u0378", "U+0378"),
+        ("\U0001f469\u200d\U0001f4bb Devices", "U+200D"),
+    ],
+)
+def test_a_software_name_with_a_hidden_or_unassigned_character_is_a_400_naming_it(
+    demo, software, code_point
+):
+    # It would become an ImmyBot tag that looks like another, or shows as a box.
+    for url, body in (
+        (software, {"contract_types": ["Managed Security"]}),  # the name from the URL
+        (software, {"software": software, "contract_types": ["Managed Security"]}),
+    ):
+        problem = problem_of(rules_put(url, body), 400)
+        assert problem["detail"].startswith("software: ") and code_point in problem["detail"]
+    imported = json.dumps({"rules": [{"software": software, "contract_types": ["x"]}]})
+    problem = problem_of(call("rules", "/api/rules", "PUT", imported.encode()), 400)
+    assert problem["detail"].startswith("rules.0.software: ") and code_point in problem["detail"]
+    assert [r["software"] for r in body_of(call("rules", "/api/rules"))["rules"]] == [
+        "Huntress",
+        "SentinelOne",
+    ]
+
+
+def test_emoji_are_assigned_characters_and_may_name_a_software(demo):
+    response = rules_put("\U0001f6e1\ufe0f Shield", {"contract_types": ["Managed Security"]})
+    assert response.status_code == 201
+    assert body_of(response, "RuleView")["rule"]["software"] == "\U0001f6e1\ufe0f Shield"
+
+
 def test_invalid_json_and_oversized_bodies(demo):
     bad = call("rules", "/api/rules/X", "PUT", b"{nope", route={"area": "rules", "key": "X"})
     assert problem_of(bad, 400)["detail"] == "the body is not valid JSON"
