@@ -51,8 +51,7 @@ VISIBLE_TEXT = (
     "A name that becomes ImmyBot or HaloPSA text holds no control, format (invisible, or "
     "reordering text: U+200B, U+202E), surrogate, private-use or unassigned character (Unicode "
     f"categories Cc, Cf, Cs, Co, Cn, as of Unicode {unicodedata.unidata_version}). Emoji are "
-    "assigned characters and pass; "
-    "the U+200D joining an emoji sequence does not."
+    "assigned characters and pass; the U+200D joining an emoji sequence does not."
 )
 SECURITY_SCHEMES = {
     "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
@@ -89,7 +88,7 @@ def _schemas() -> dict[str, Any]:
 
 
 def _one_visible_name(node: Any, shared: dict[str, Any]) -> Any:
-    """`node` with each name's refused-character pattern (11 KB of character class) replaced by
+    """`node` with each name's visible-character pattern (5 KB of character class) replaced by
     a reference to `shared`, the one component that states it."""
     if node == shared:
         return {"$ref": REF.format(model=VISIBLE_NAME)}

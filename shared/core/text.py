@@ -171,15 +171,19 @@ def visible_from_caller(value: Any, info: ValidationInfo) -> Any:
 
 
 @lru_cache(maxsize=1)
-def refused_class() -> str:
-    """Every code point of REFUSED_CATEGORIES as the body of a character class, for the document:
-    computed from the same `unicodedata` as `refused_character`, so the two agree. BMP code points
-    as `\\uNNNN` escapes; astral ones as the characters themselves, which Python's `re`, Rust's
-    regex and ECMA-262 in Unicode mode read (`\\u{...}` Python's `re` does not). It takes a pass
-    over every code point, so it is built when a schema is, never at import."""
+def visible_class() -> str:
+    """Every code point outside REFUSED_CATEGORIES as the body of a character class, for the
+    document: computed from the same `unicodedata` as `refused_character`, so the two agree.
+
+    The characters a name may hold are listed, not those it may not: generators that read the
+    document (Hypothesis, behind Schemathesis) turn an excluded range into a set of characters,
+    and the unassigned astral ranges hold hundreds of thousands. BMP code points are written as
+    `\\uNNNN` escapes; astral ones as the characters themselves, which Python's `re`, Rust's regex
+    and ECMA-262 in Unicode mode read (`\\u{...}` Python's `re` does not). It takes a pass over
+    every code point, so it is built when a schema is, never at import."""
     ranges: list[tuple[int, int]] = []
     for code in range(sys.maxunicode + 1):
-        if unicodedata.category(chr(code)) not in REFUSED_CATEGORIES:
+        if unicodedata.category(chr(code)) in REFUSED_CATEGORIES:
             continue
         if ranges and ranges[-1][1] == code - 1:
             ranges[-1] = (ranges[-1][0], code)
@@ -218,4 +222,4 @@ class NameSchema:
 
 def visible_pattern() -> str:
     """The `pattern` of a name with no character of REFUSED_CATEGORIES."""
-    return f"^[^{refused_class()}]*$"
+    return f"^[{visible_class()}]*$"
