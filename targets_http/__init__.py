@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.api.admin import admin_reply
+from shared.api.admin import AdminCall, admin_reply
 from shared.api.asset_plan import asset_plan_reply, plan_client
 from shared.api.calls import Call, respond, respond_async
 from shared.api.catalog import answer_catalog
@@ -122,17 +122,22 @@ async def setup_check(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("rules")
 @bp.route(
     route="{area:regex(^(rules|mappings)$)}/{key?}",
-    methods=["GET", "PUT", "DELETE"],
+    methods=["GET", "PUT", "PATCH", "DELETE"],
     auth_level=func.AuthLevel.FUNCTION,
 )
 def admin(req: func.HttpRequest) -> func.HttpResponse:
-    """Rules: `GET|PUT /api/rules`, `GET|PUT|DELETE /api/rules/{software}`.
+    """Rules: `GET|PUT /api/rules`, `GET|PUT|PATCH|DELETE /api/rules/{software}`.
     Mappings: `GET /api/mappings`, `PUT|DELETE /api/mappings/{halo_client_id}`."""
-    area = req.route_params.get("area", "rules")
-    key = req.route_params.get("key") or None
+    call = AdminCall(
+        area=req.route_params.get("area", "rules"),
+        key=req.route_params.get("key") or None,
+        method=req.method,
+        body=req.get_body(),
+        content_type=req.headers.get("Content-Type"),
+    )
     today = datetime.now(UTC).date()
 
     def answer() -> Reply:
-        return admin_reply(get_store(), area, req.method, key, req.get_body(), today)
+        return admin_reply(get_store(), call, today)
 
     return _respond(req, "rules", answer)

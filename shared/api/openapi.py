@@ -12,7 +12,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.api.mappings import MappingsView
-from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
+from shared.api.models import (
+    CatalogResponse,
+    RulesImported,
+    RuleView,
+    RuleWritten,
+    TargetsResponse,
+)
 from shared.api.openapi_routes import ROUTES
 from shared.api.openapi_spec import KEYS, REF
 from shared.api.problems import Problem
@@ -29,6 +35,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     TargetsResponse,
     CatalogResponse,
     RuleView,
+    RuleWritten,
     RulesImported,
     RuleSet,
     Rule,
@@ -68,6 +75,22 @@ def _without_required(schema: dict[str, Any], name: str, description: str) -> di
     return body
 
 
+def _patch_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch of a model: any of its members, each its own type or null (which
+    takes it back to its default); what the merged whole must be is the model's."""
+    properties = {
+        name: {"anyOf": [member, {"type": "null"}]}
+        for name, member in copy.deepcopy(schema["properties"]).items()
+    }
+    return {
+        "type": "object",
+        "title": schema.get("title", "") + " (merge patch)",
+        "description": "A JSON merge patch (RFC 7386) of a rule, as PATCH to /rules/{software}.",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
 def _schemas() -> dict[str, Any]:
     """Every model's schema, and the PUT bodies that may leave out what the URL names."""
     _, schemas = models_json_schema([(m, "serialization") for m in MODELS], ref_template=REF)
@@ -78,6 +101,7 @@ def _schemas() -> dict[str, Any]:
         "A rule, as PUT to /rules/{software}: `software` may be left out; if given it must name "
         "the URL's software (ignoring case and spacing), else the answer is 409.",
     )
+    components["RulePatch"] = _patch_of(components["Rule"])
     components["MappingUpdate"] = _without_required(
         components["ExplicitMapping"],
         "halo_client_id",

@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 from pydantic import StringConstraints
 
 from shared.api.mappings import MappingsView
-from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
+from shared.api.models import (
+    CatalogResponse,
+    RulesImported,
+    RuleView,
+    RuleWritten,
+    TargetsResponse,
+)
 from shared.api.openapi_spec import (
     OBJECT,
     TEXT,
@@ -22,6 +28,7 @@ from shared.api.openapi_spec import (
 )
 from shared.api.problems import PROBLEM_JSON, Problem
 from shared.api.reconciliation import ReconciliationResponse
+from shared.api.rules import PATCH_TYPES
 from shared.api.setup_models import SetupReport
 from shared.api.targets_query import MAX_VALUE
 from shared.core.mapping import ExplicitMapping
@@ -114,12 +121,28 @@ RULE = Route(
         Operation(
             "put",
             "putRule",
+            summary="Create or replace a rule",
+            description="A PUT replaces the whole rule: a member the body leaves out takes its "
+            "default. The answer's `replaced` lists each member the rule before it held that is "
+            "now dropped or changed, with its value before. To change some members only, PATCH.",
             body="RuleUpdate",
             answers={
-                200: Response.json(RuleView, "Replaced"),
-                201: Response.json(RuleView, "Created", LOCATION),
+                200: Response.json(RuleWritten, "Replaced"),
+                201: Response.json(RuleWritten, "Created", LOCATION),
             },
             problems=(400, 409, 413, 503),
+        ),
+        Operation(
+            "patch",
+            "patchRule",
+            summary="Change some members of a rule (JSON merge patch, RFC 7386)",
+            description="A member the patch names takes its value (lists are replaced whole); "
+            "null takes it back to its default; the rest stay. The result is validated as a "
+            "PUT body is. Content-Type application/merge-patch+json or application/json.",
+            body="RulePatch",
+            body_types=PATCH_TYPES,
+            answers={200: Response.json(RuleWritten, "Changed")},
+            problems=(400, 404, 409, 413, 415, 422, 503),
         ),
         Operation(
             "delete", "deleteRule", answers={204: Response("Deleted")}, problems=(400, 404, 503)

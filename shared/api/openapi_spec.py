@@ -12,7 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 from shared.api.problems import PROBLEM_JSON, Problem
 
 REF = "#/components/schemas/{model}"
-Method = Literal["get", "put", "post", "delete"]
+Method = Literal["get", "put", "patch", "post", "delete"]
 Where = Literal["query", "path", "header"]
 # What a body holds: a model, a component named by hand (a request body variant), or a schema.
 Schema = type[BaseModel] | str | Mapping[str, Any]
@@ -25,6 +25,8 @@ PROBLEM_REASONS = {
     409: "Conflicts: the body names another resource than the URL, a software twice, or "
     "nothing is held to approve",
     413: "Body too large, or more rules than storage holds",
+    415: "The body's Content-Type is not one the operation takes (see Accept-Patch)",
+    422: "A valid patch whose result is not a valid rule (it names no contract type nor item)",
     503: "No snapshot yet, storage unavailable, or the app is not configured (Retry-After)",
 }
 UNAUTHORIZED = "No valid function key (the host answers, with no body)"
@@ -136,6 +138,7 @@ class Operation:
     description: str | None = None
     params: tuple[Param | Selector, ...] = ()
     body: Schema | None = None
+    body_types: tuple[str, ...] = ("application/json",)
     admin: bool = False
 
     def render(self) -> dict[str, Any]:
@@ -150,7 +153,7 @@ class Operation:
         if self.params:
             spec["parameters"] = [p.render() for p in self.params]
         if self.body is not None:
-            content = {"application/json": {"schema": schema_of(self.body)}}
+            content = {media: {"schema": schema_of(self.body)} for media in self.body_types}
             spec["requestBody"] = {"required": True, "content": content}
         answers = {str(s): a.render() for s, a in self.answers.items()}
         answers["401"] = {"description": UNAUTHORIZED}

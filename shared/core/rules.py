@@ -10,7 +10,7 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -191,6 +192,32 @@ class RuleSet(BaseModel):
                 )
             seen.add(rule.key)
         return self
+
+
+class FieldChange(BaseModel):
+    """A member of a rule that an edit dropped or changed, with its value before the edit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    change: Literal["dropped", "changed"] = Field(
+        description="dropped: back to its default (left out of a PUT, null in a PATCH); "
+        "changed: another value."
+    )
+    before: JsonValue
+
+
+def rule_changes(before: Rule, after: Rule) -> list[FieldChange]:
+    """What `after` no longer holds of `before`, member by member, in the rule's own order."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changes = []
+    for name, info in Rule.model_fields.items():
+        if old[name] == new[name]:
+            continue
+        default = info.get_default(call_default_factory=True)
+        change: Literal["dropped", "changed"] = "dropped" if new[name] == default else "changed"
+        changes.append(FieldChange(field=name, change=change, before=old[name]))
+    return changes
 
 
 def closest(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
