@@ -20,7 +20,8 @@ OBJECT: Mapping[str, Any] = {"type": "object"}
 TEXT: Mapping[str, Any] = {"type": "string"}
 
 PROBLEM_REASONS = {
-    400: "Missing, conflicting or malformed parameters or body",
+    400: "Missing, conflicting or malformed parameters or body, or a query parameter the "
+    "operation does not take (or one given twice)",
     404: "Unknown software, contract type, item, rule, tag, mapping or ticket",
     409: "Conflicts: the body names another resource than the URL, a software twice, or "
     "nothing is held to approve",
@@ -142,7 +143,7 @@ class Operation:
     admin: bool = False
 
     def render(self) -> dict[str, Any]:
-        """The operation object; every operation may answer 401."""
+        """The operation object; every operation may answer 401 (the host) and 400."""
         spec: dict[str, Any] = {"operationId": self.operation_id}
         if self.summary is not None:
             spec["summary"] = self.summary
@@ -157,7 +158,9 @@ class Operation:
             spec["requestBody"] = {"required": True, "content": content}
         answers = {str(s): a.render() for s, a in self.answers.items()}
         answers["401"] = {"description": UNAUTHORIZED}
-        for status in self.problems:
+        # Every route refuses a query parameter it does not take (shared.api.query): 400.
+        implied = () if 400 in self.answers or 400 in self.problems else (400,)
+        for status in (*implied, *self.problems):
             answers[str(status)] = Response.problem(PROBLEM_REASONS[status]).render()
         return spec | {"responses": answers}
 

@@ -75,7 +75,7 @@ def test_every_id_a_caller_sends_is_stated_as_a_positive_32_bit_integer():
     assert not unbounded, unbounded
 
 
-def test_the_stated_client_id_bound_is_the_code_s():
+def test_the_client_id_bound_the_document_states_is_the_one_the_code_holds():
     def plan(client_id: str) -> int:
         request = func.HttpRequest(
             "GET", "/api/assets/plan", body=b"", params={"client_id": client_id}

@@ -566,10 +566,11 @@ def test_every_http_function_is_in_the_document():
         assert any(route.pattern.match(p[len("/api/") :]) for p in paths), route.name
 
 
-def test_every_operation_documents_401_and_its_problems():
+def test_every_operation_documents_401_400_and_its_problems():
+    # 400: any route refuses a query parameter it does not take.
     for path, method, operation in operations():
         responses = operation["responses"]
-        assert "401" in responses, (path, method)
+        assert "401" in responses and "400" in responses, (path, method)
         for status, response in responses.items():
             if status >= "400" and status != "401":
                 assert PROBLEM_JSON in response["content"], (path, method, status)
