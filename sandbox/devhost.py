@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import azure.functions as func
 from azure.functions.decorators.function_app import Function
@@ -44,6 +44,7 @@ from azure.functions.decorators.function_app import Function
 from sandbox.demo import DEMO_SETTINGS, guide, showcase
 from sandbox.halo import HaloSandbox
 from sandbox.halo_data import demo_data, generate
+from sandbox.host_http import query_params, route_value, unauthorized
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from sandbox.processes import azurite_queue, azurite_table
@@ -188,7 +189,7 @@ class DevHost:
     ) -> tuple[int, dict[str, str], bytes]:
         """Answer one request as (status, headers, body)."""
         split = urlsplit(target)
-        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        params = query_params(split.query)
         path = split.path
         if not path.startswith("/api/"):
             return _text(404, "not found")
@@ -202,7 +203,7 @@ class DevHost:
             return status, {**out, "Allow": ", ".join(sorted(allow))}, text
         key = headers.get("x-functions-key") or params.get("code")
         if route.auth != "ANONYMOUS" and key not in keys_of(route):
-            return _text(401, "a valid function key is required")
+            return unauthorized()
         request = func.HttpRequest(
             method,
             f"http://127.0.0.1{target}",
@@ -241,12 +242,6 @@ def documented_methods(path: str) -> set[str]:
         if re.fullmatch(pattern, path):
             return {m.upper() for m in item if m != "parameters"}
     return set()
-
-
-def route_value(raw: str) -> str:
-    """A route value as the Functions host hands it over: percent-decoded (UTF-8, invalid bytes
-    replaced), except `%2F`, which stays as sent, so a value can never gain a path separator."""
-    return "%2F".join(unquote(part) for part in re.split("%2[Ff]", raw))
 
 
 def _text(status: int, message: str) -> tuple[int, dict[str, str], bytes]:

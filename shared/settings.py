@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AnyHttpUrl,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
     StringConstraints,
     ValidationError,
@@ -158,38 +160,24 @@ class Settings(BaseSettings):
     asset_max_creates: int = Field(default=200, ge=0)
     asset_write_batch: int = Field(default=25, ge=1, le=100)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _empty_means_unset(cls, data: Any) -> Any:
-        # App settings are often present but empty (a Bicep template writes every name): for an
-        # optional setting, empty is the same as absent.
-        if isinstance(data, dict):
-            optional = {
-                name
-                for name, info in cls.model_fields.items()
-                if not info.is_required() and info.default is None
-            }
-            return {
-                k: v
-                for k, v in data.items()
-                if not (k in optional and isinstance(v, str) and not v.strip())
-            }
-        return data
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_key_vault_references(cls, data: Any) -> Any:
-        # An unresolved reference arrives as the literal text; catch it before it is used as a
-        # secret or URL and give the operator the cause, not a confusing 401 later.
-        if isinstance(data, dict):
-            unresolved = [
-                key
-                for key, value in data.items()
-                if isinstance(value, str) and value.strip().startswith(KEY_VAULT_PREFIX)
-            ]
-            if unresolved:
-                raise ValueError("KEYVAULT:" + ",".join(sorted(unresolved)))
-        return data
+    def _every_problem_at_once(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # Field checks and the checks across settings run side by side on the raw values, and
+        # one SettingsError names them all: an admin fixes every setting in one round, not one
+        # group per restart.
+        if not isinstance(data, dict):
+            return handler(data)
+        data = _without_empty_optionals(data, cls.model_fields)
+        unresolved = _unresolved_references(data)
+        problems = _across_settings(data) | unresolved
+        try:
+            settings = handler({k: v for k, v in data.items() if k.upper() not in unresolved})
+        except ValidationError as error:
+            raise SettingsError({**_problems(error), **problems}) from None
+        if problems:
+            raise SettingsError(problems)
+        return settings
 
     @field_validator("halo_base_url")
     @classmethod
@@ -250,57 +238,6 @@ class Settings(BaseSettings):
             raise ValueError("must be a six-field NCRONTAB expression, e.g. '0 */15 * * * *'")
         return schedule
 
-    @model_validator(mode="after")
-    def _immybot_all_or_nothing(self) -> Self:
-        given = {
-            "IMMY_BASE_URL": self.immy_base_url,
-            "IMMY_TENANT_ID": self.immy_tenant_id or None,
-            "IMMY_CLIENT_ID": self.immy_client_id or None,
-            "IMMY_CLIENT_SECRET": self.immy_client_secret
-            if self.immy_client_secret and self.immy_client_secret.get_secret_value()
-            else None,
-        }
-        missing = sorted(k for k, v in given.items() if v is None)
-        if missing and len(missing) < len(given):
-            raise ValueError("IMMYBOT:" + ",".join(missing))
-        return self
-
-    @model_validator(mode="after")
-    def _asset_fields_when_on(self) -> Self:
-        if self.asset_sync == "off":
-            return self
-        needed = {
-            "ASSET_TYPE_ID": self.asset_type_id,
-            "ASSET_NAME_FIELD": self.asset_name_field,
-            "ASSET_ID_FIELD": self.asset_id_field,
-            "ASSET_MARKER_FIELD": self.asset_marker_field,
-        }
-        missing = sorted(k for k, v in needed.items() if v is None)
-        if missing:
-            raise ValueError("ASSETS:" + ",".join(missing))
-        fields = [
-            f
-            for f in (
-                self.asset_name_field,
-                self.asset_id_field,
-                self.asset_marker_field,
-                self.asset_serial_field,
-            )
-            if f is not None
-        ]
-        if len(set(fields)) != len(fields):
-            raise ValueError("ASSETFIELDS:")
-        return self
-
-    @model_validator(mode="after")
-    def _one_storage_source(self) -> Self:
-        conn = self.tables_connection_string
-        if conn is not None and not conn.get_secret_value():
-            object.__setattr__(self, "tables_connection_string", None)
-        if (self.tables_connection_string is None) == (self.tables_endpoint is None):
-            raise ValueError("STORAGE:exactly one of them must be set")
-        return self
-
     @property
     def halo_base(self) -> str:
         """The HaloPSA base URL without a trailing slash."""
@@ -335,34 +272,79 @@ class Settings(BaseSettings):
 
 
 def _problems(error: ValidationError) -> dict[str, str]:
+    """The settings a validation error names, each with why (never its value)."""
     problems: dict[str, str] = {}
     for item in error.errors(include_input=False, include_url=False, include_context=False):
-        message = str(item.get("msg", "invalid"))
-        if "KEYVAULT:" in message:
-            for key in message.split("KEYVAULT:", 1)[1].split(","):
-                problems[key.upper()] = (
-                    "is an unresolved Key Vault reference: grant the app's identity "
-                    "'Key Vault Secrets User' and check the secret URI"
-                )
-            continue
-        if "IMMYBOT:" in message:
-            for key in message.split("IMMYBOT:", 1)[1].split(","):
-                problems[key] = "is needed too: ImmyBot is configured only when all four are set"
-            continue
-        if "ASSETS:" in message:
-            for key in message.split("ASSETS:", 1)[1].split(","):
-                problems[key] = "is needed when ASSET_SYNC is plan or apply"
-            continue
-        if "ASSETFIELDS:" in message:
-            problems["ASSET_*_FIELD"] = "the name, id, marker and serial fields must differ"
-            continue
-        if "STORAGE:" in message:
-            why = message.split("STORAGE:", 1)[1]
-            problems["TABLES_CONNECTION_STRING / TABLES_ENDPOINT"] = why
-            continue
         loc = item.get("loc") or ("settings",)
         key = str(loc[0]).upper()
-        problems[key] = "is missing" if item.get("type") == "missing" else message
+        problems[key] = "is missing" if item.get("type") == "missing" else str(item["msg"])
+    return problems
+
+
+# -- checks on the raw values, beside the field checks ----------------------------------------
+# They read what the environment holds, so they run even when a field of their own is malformed
+# (and say nothing of that field: its own check does).
+
+
+def _given(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name)
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _without_empty_optionals(data: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """App settings are often present but empty (a Bicep template writes every name): for an
+    optional setting, empty is the same as absent."""
+    optional = {
+        name for name, info in fields.items() if not info.is_required() and info.default is None
+    }
+    return {
+        k: v
+        for k, v in data.items()
+        if not (k in optional and isinstance(v, str) and not v.strip())
+    }
+
+
+def _unresolved_references(data: Mapping[str, Any]) -> dict[str, str]:
+    """Settings still holding `@Microsoft.KeyVault(...)`: caught before one is used as a secret
+    or URL, so the operator gets the cause, not a confusing 401 later."""
+    return {
+        key.upper(): "is an unresolved Key Vault reference: grant the app's identity "
+        "'Key Vault Secrets User' and check the secret URI"
+        for key, value in data.items()
+        if isinstance(value, str) and value.strip().startswith(KEY_VAULT_PREFIX)
+    }
+
+
+def _across_settings(data: Mapping[str, Any]) -> dict[str, str]:
+    """Every rule that spans several settings, each broken one named."""
+    problems: dict[str, str] = {}
+    immybot = ["immy_base_url", "immy_tenant_id", "immy_client_id", "immy_client_secret"]
+    missing = [name for name in immybot if not _given(data, name)]
+    if 0 < len(missing) < len(immybot):
+        for name in missing:
+            problems[name.upper()] = (
+                "is needed too: ImmyBot is configured only when all four are set"
+            )
+    if str(data.get("asset_sync", "off")).strip() in ("plan", "apply"):
+        problems |= _asset_problems(data)
+    if _given(data, "tables_connection_string") == _given(data, "tables_endpoint"):
+        problems["TABLES_CONNECTION_STRING / TABLES_ENDPOINT"] = "exactly one of them must be set"
+    return problems
+
+
+def _asset_problems(data: Mapping[str, Any]) -> dict[str, str]:
+    needed = ["asset_type_id", "asset_name_field", "asset_id_field", "asset_marker_field"]
+    problems = {
+        name.upper(): "is needed when ASSET_SYNC is plan or apply"
+        for name in needed
+        if not _given(data, name)
+    }
+    fields = ["asset_name_field", "asset_id_field", "asset_marker_field", "asset_serial_field"]
+    # Compared as numbers where they are numbers ("101" and " 101" are one field); a value that
+    # is no number is the field check's to name.
+    ids = [int(v) for v in (str(data.get(f, "")).strip() for f in fields) if v.isdigit()]
+    if len(set(ids)) != len(ids):
+        problems["ASSET_*_FIELD"] = "the name, id, marker and serial fields must differ"
     return problems
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared.api.approval import approve
-from shared.api.replies import json_reply, observed
+from shared.api.calls import Call, respond
+from shared.api.replies import Reply, json_reply
 from shared.core.events import EVENTS_POISON_QUEUE, EVENTS_QUEUE
 from shared.settings import get_settings
 from shared.store.repository import get_store
@@ -88,21 +89,22 @@ async def halo_events(message: func.QueueMessage, poison: func.Out[str]) -> None
 @bp.queue_output(arg_name="request", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
 def sync_now(req: func.HttpRequest, request: func.Out[str]) -> func.HttpResponse:
     """`POST /api/sync` (admin key): queue one sync now; a run takes longer than HTTP may wait."""
-    request.set(json.dumps({"requested_at": datetime.now(UTC).isoformat()}))
-    body = {"status": "queued", "status_url": "/api/sync/status"}
-    return func.HttpResponse(
-        json.dumps(body),
-        status_code=202,
-        mimetype="application/json",
-        headers={"Location": "/api/sync/status"},
-    )
+
+    def answer() -> Reply:
+        request.set(json.dumps({"requested_at": datetime.now(UTC).isoformat()}))
+        body = {"status": "queued", "status_url": "/api/sync/status"}
+        return Reply(202, json.dumps(body).encode(), headers={"Location": "/api/sync/status"})
+
+    reply = respond(Call("sync_now", req.method, req.url, req.params), answer)
+    return func.HttpResponse(**reply.as_kwargs())
 
 
 @bp.function_name("sync_status")
 @bp.route(route="sync/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def sync_status_http(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/sync/status`: the current generation, its age, a held run, the last runs."""
-    reply = observed("sync_status", req.method, req.params, lambda: json_reply(_status()))
+    call = Call("sync_status", req.method, req.url, req.params)
+    reply = respond(call, lambda: json_reply(_status()))
     return func.HttpResponse(**reply.as_kwargs())
 
 
@@ -112,7 +114,6 @@ def sync_approve(req: func.HttpRequest) -> func.HttpResponse:
     """`POST /api/sync/approve?run_id=` (admin key): make the held generation current, and let
     the next sync write held asset creates (shared.sync.assets).
     `?tag=SOFTWARE`: approve that rule's held ImmyBot tag removal (the next run makes it)."""
-    reply = observed(
-        "sync_approve", req.method, req.params, lambda: approve(get_store(), req.params, _status)
-    )
+    call = Call("sync_approve", req.method, req.url, req.params)
+    reply = respond(call, lambda: approve(get_store(), req.params, _status))
     return func.HttpResponse(**reply.as_kwargs())

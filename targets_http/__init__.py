@@ -1,27 +1,28 @@
 """HTTP blueprint of the JSON API: targets and catalogue (for ImmyBot), reconciliation, the
-coverage calendar and the change log, rules admin, and the setup check (master key).
+coverage calendar and the change log, rules admin, HaloPSA's webhook, and the setup check (master
+key).
 
 Rules live in a function of their own, so the key ImmyBot holds for `targets` cannot edit them.
 """
 
 import json
-import time
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 
 import azure.functions as func
 
-from shared.api.admin import admin_reply
+from shared.api.admin import AdminCall, admin_reply
 from shared.api.asset_plan import asset_plan_reply, plan_client
 from shared.api.calendar import answer_calendar, calendar_query, calendar_reply
+from shared.api.calls import Call, respond, respond_async
 from shared.api.catalog import answer_catalog
 from shared.api.changes import answer_changes, changes_query, changes_reply
 from shared.api.halo_webhook import Delivery, count_delivery, log_delivery, receive
 from shared.api.openapi import openapi_document
 from shared.api.reconciliation import reconcile, reconciliation_query, reconciliation_reply
-from shared.api.replies import JSON, Reply, json_reply, log_api_call, observed
+from shared.api.replies import JSON, Reply, json_reply
 from shared.api.setup import request_host, run_checks
 from shared.api.tags import tags_answer
 from shared.api.targets import answer_targets
@@ -37,7 +38,14 @@ bp = func.Blueprint()
 def _respond(
     req: func.HttpRequest, function: str, answer: Callable[[], Reply]
 ) -> func.HttpResponse:
-    reply = observed(function, req.method, req.params, answer)
+    reply = respond(Call(function, req.method, req.url, req.params), answer)
+    return func.HttpResponse(**reply.as_kwargs())
+
+
+async def _respond_async(
+    req: func.HttpRequest, function: str, answer: Callable[[], Awaitable[Reply]]
+) -> func.HttpResponse:
+    reply = await respond_async(Call(function, req.method, req.url, req.params), answer)
     return func.HttpResponse(**reply.as_kwargs())
 
 
@@ -68,7 +76,7 @@ def catalog(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/openapi.json`: the OpenAPI 3.1 document of this API."""
-    return func.HttpResponse(json.dumps(openapi_document()), mimetype=JSON)
+    return _respond(req, "openapi", lambda: Reply(200, json.dumps(openapi_document()).encode()))
 
 
 @bp.function_name("reconciliation")
@@ -137,13 +145,13 @@ def assets_plan(req: func.HttpRequest) -> func.HttpResponse:
 async def setup_check(req: func.HttpRequest) -> func.HttpResponse:
     """`GET /api/setup/check` (master key): every requirement checked, one line each, and the
     HaloPSA Custom Tab URL. Always 200: a failed check is a line of the answer, not an error."""
-    started = time.perf_counter()
     host = request_host(req.url, req.headers.get("Host"))
-    reply = json_reply(
-        await run_checks(load=get_settings, host=host), headers={"Cache-Control": "no-store"}
-    )
-    log_api_call("setup_check", req.method, reply.status, started, req.params)
-    return func.HttpResponse(**reply.as_kwargs())
+
+    async def answer() -> Reply:
+        report = await run_checks(load=get_settings, host=host)
+        return json_reply(report, headers={"Cache-Control": "no-store"})
+
+    return await _respond_async(req, "setup_check", answer)
 
 
 @bp.function_name("halo_webhook")
@@ -166,7 +174,7 @@ def halo_webhook(
         taken.append(delivery)
         return delivery.reply
 
-    reply = observed("halo_webhook", req.method, req.params, answer)
+    reply = respond(Call("halo_webhook", req.method, req.url, req.params), answer)
     if taken:
         if taken[0].messages:
             events.set(taken[0].messages)
@@ -182,17 +190,22 @@ def halo_webhook(
 @bp.function_name("rules")
 @bp.route(
     route="{area:regex(^(rules|mappings)$)}/{key?}",
-    methods=["GET", "PUT", "DELETE"],
+    methods=["GET", "PUT", "PATCH", "DELETE"],
     auth_level=func.AuthLevel.FUNCTION,
 )
 def admin(req: func.HttpRequest) -> func.HttpResponse:
-    """Rules: `GET|PUT /api/rules`, `GET|PUT|DELETE /api/rules/{software}`.
+    """Rules: `GET|PUT /api/rules`, `GET|PUT|PATCH|DELETE /api/rules/{software}`.
     Mappings: `GET /api/mappings`, `PUT|DELETE /api/mappings/{halo_client_id}`."""
-    area = req.route_params.get("area", "rules")
-    key = req.route_params.get("key") or None
+    call = AdminCall(
+        area=req.route_params.get("area", "rules"),
+        key=req.route_params.get("key") or None,
+        method=req.method,
+        body=req.get_body(),
+        content_type=req.headers.get("Content-Type"),
+    )
     today = datetime.now(UTC).date()
 
     def answer() -> Reply:
-        return admin_reply(get_store(), area, req.method, key, req.get_body(), today)
+        return admin_reply(get_store(), call, today)
 
     return _respond(req, "rules", answer)

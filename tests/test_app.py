@@ -82,7 +82,7 @@ def test_http_functions_routes_and_keys(name, route, method, auth):
 def test_rules_have_a_function_and_so_a_key_of_their_own():
     trigger = next(b for b in bindings("rules") if b["type"] == "httpTrigger")
     assert trigger["route"] == "{area:regex(^(rules|mappings)$)}/{key?}"
-    assert sorted(trigger["methods"]) == ["DELETE", "GET", "PUT"]
+    assert sorted(trigger["methods"]) == ["DELETE", "GET", "PATCH", "PUT"]
     assert trigger["authLevel"] == "FUNCTION"
 
 

@@ -75,7 +75,11 @@ def test_the_tag_prefix_keeps_its_trailing_space(env):
 def test_missing_settings_are_all_named(env):
     env(HALO_BASE_URL="https://msp.halopsa.com")
     error = error_for()
-    assert error.problems == {"HALO_CLIENT_ID": "is missing", "HALO_CLIENT_SECRET": "is missing"}
+    assert error.problems == {
+        "HALO_CLIENT_ID": "is missing",
+        "HALO_CLIENT_SECRET": "is missing",
+        "TABLES_CONNECTION_STRING / TABLES_ENDPOINT": "exactly one of them must be set",
+    }
     assert "HALO_CLIENT_ID: is missing" in str(error)
 
 
@@ -155,3 +159,47 @@ def test_the_webhook_is_off_unless_its_secret_is_set(env):
     assert secret is not None and secret.get_secret_value() == "w" * 24
     env(**{**GOOD, "HALO_WEBHOOK_SECRET": "short-and-secret"})
     assert "short-and-secret" not in str(error_for())
+
+
+def test_every_problem_is_named_in_one_pass(env):
+    # Field errors, an unresolved reference and every cross-setting group together: before,
+    # each group hid the next, so an admin fixed them in as many rounds.
+    env(
+        HALO_BASE_URL="https://msp.halopsa.com",
+        HALO_TENANT="@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/t/)",
+        HALO_PAGE_SIZE="5",
+        IMMY_BASE_URL="https://msp.immy.bot",
+        ASSET_SYNC="plan",
+        ASSET_TYPE_ID="7",
+    )
+    error = error_for()
+    assert set(error.problems) == {
+        "HALO_CLIENT_ID",
+        "HALO_CLIENT_SECRET",
+        "HALO_TENANT",
+        "HALO_PAGE_SIZE",
+        "IMMY_TENANT_ID",
+        "IMMY_CLIENT_ID",
+        "IMMY_CLIENT_SECRET",
+        "ASSET_NAME_FIELD",
+        "ASSET_ID_FIELD",
+        "ASSET_MARKER_FIELD",
+        "TABLES_CONNECTION_STRING / TABLES_ENDPOINT",
+    }
+    assert "unresolved Key Vault reference" in error.problems["HALO_TENANT"]
+    # The message a failed sync carries (and the host logs at its first use) names them all.
+    for key in error.problems:
+        assert f"{key}: " in str(error)
+
+
+def test_asset_fields_that_coincide_are_named_beside_other_problems(env):
+    env(
+        **{k: v for k, v in GOOD.items() if k != "HALO_CLIENT_SECRET"},
+        ASSET_SYNC="apply",
+        ASSET_TYPE_ID="7",
+        ASSET_NAME_FIELD="101",
+        ASSET_ID_FIELD="101",
+        ASSET_MARKER_FIELD="151",
+    )
+    problems = error_for().problems
+    assert set(problems) == {"HALO_CLIENT_SECRET", "ASSET_*_FIELD"}

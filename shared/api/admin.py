@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from urllib.parse import quote
 
 from shared.api.mappings import delete_mapping, list_mappings, put_mapping
-from shared.api.models import RuleView
+from shared.api.models import RuleWritten
 from shared.api.problems import problem
 from shared.api.replies import Reply, json_reply, problem_reply
-from shared.api.rules import delete_rule, export_rules, get_rule, import_rules, put_rule
+from shared.api.rules import (
+    delete_rule,
+    export_rules,
+    get_rule,
+    import_rules,
+    patch_rule,
+    put_rule,
+)
 from shared.store.repository import Store
 
 
-def admin_reply(
-    store: Store, area: str, method: str, key: str | None, body: bytes, today: date
-) -> Reply:
-    """Rules: `GET|PUT /api/rules`, `GET|PUT|DELETE /api/rules/{software}`.
+@dataclass(frozen=True, slots=True)
+class AdminCall:
+    """An admin request: which area and key the route names, the method, the body and its type."""
+
+    area: str
+    key: str | None
+    method: str
+    body: bytes
+    content_type: str | None = None
+
+
+def admin_reply(store: Store, call: AdminCall, today: date) -> Reply:
+    """Rules: `GET|PUT /api/rules`, `GET|PUT|PATCH|DELETE /api/rules/{software}`.
     Mappings: `GET /api/mappings`, `PUT|DELETE /api/mappings/{halo_client_id}`."""
-    if area == "mappings":
+    method, key, body = call.method, call.key, call.body
+    if call.area == "mappings":
         return _mappings(store, method, key, body, today)
     if key is None:
         if method == "GET":
@@ -29,8 +47,10 @@ def admin_reply(
     if method == "GET":
         return json_reply(get_rule(store, key))
     if method == "PUT":
-        view, created = put_rule(store, key, body, today)
-        return _rule_reply(view, created)
+        written, created = put_rule(store, key, body, today)
+        return _rule_reply(written, created)
+    if method == "PATCH":
+        return json_reply(patch_rule(store, key, body, call.content_type, today))
     delete_rule(store, key, today)
     return Reply(204)
 
@@ -56,7 +76,8 @@ def _not_allowed(allow: str) -> Reply:
     )
 
 
-def _rule_reply(view: RuleView, created: bool) -> Reply:
+def _rule_reply(written: RuleWritten, created: bool) -> Reply:
     if created:
-        return json_reply(view, 201, {"Location": f"/api/rules/{quote(view.rule.software)}"})
-    return json_reply(view)
+        location = {"Location": f"/api/rules/{quote(written.rule.software)}"}
+        return json_reply(written, 201, location)
+    return json_reply(written)

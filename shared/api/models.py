@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.catalog import ContractTypeEntry, ItemEntry
-from shared.core.rules import Rule
+from shared.core.rules import FieldChange, Rule
 from shared.core.site_links import Unplaced
 from shared.core.targets import Target, TargetCounts, UnmappedClient
 from shared.records.immybot import ImmyComputer
@@ -75,6 +75,16 @@ class RuleView(_Out):
             "ids accepted unconfirmed (perhaps newer than the snapshot, or nothing to check "
             "against)."
         )
+    )
+
+
+class RuleWritten(RuleView):
+    """`PUT` or `PATCH /api/rules/{software}`: the rule as stored, and what the edit took from
+    the rule before it (a PUT replaces the whole rule: a member it leaves out is dropped)."""
+
+    replaced: list[FieldChange] = Field(
+        description="Members the edit dropped or changed, with their values before; empty for "
+        "a new rule."
     )
 
 

@@ -6,18 +6,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from shared.api.calendar import DEFAULT_DAYS, MAX_DAYS, CalendarResponse
 from shared.api.changes import MAX_CHANGES, SINCE_HELP, ChangesResponse
 from shared.api.openapi_spec import TEXT, Operation, Param, Response, Route
+from shared.api.params import Lookup
 from shared.api.reconciliation import ReconciliationResponse
-from shared.core.text import LOOKUP_MAX, LOOKUP_PATTERN
 
 # What params.lookup_value accepts: leading, trailing and repeated spaces are collapsed.
-Lookup = Annotated[
-    str, StringConstraints(min_length=1, max_length=LOOKUP_MAX, pattern=LOOKUP_PATTERN)
-]
 
 
 RECONCILIATION = Route(

@@ -1,15 +1,24 @@
-"""Every route of the HTTP API, as typed specs: the paths of the OpenAPI document are made from
-these (shared.api.openapi)."""
+"""Every route of the HTTP API, as typed specs: the read routes here, the admin routes in
+shared.api.openapi_admin_routes; ROUTES lists them all, and the paths of the OpenAPI document
+(shared.api.openapi) are made from it."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import StringConstraints
 
 from shared.api.asset_plan import AssetPlanAnswer
-from shared.api.mappings import MappingSaved, MappingsView
-from shared.api.models import CatalogResponse, RulesImported, RuleView, TargetsResponse
+from shared.api.models import CatalogResponse, TargetsResponse
+from shared.api.openapi_admin_routes import (
+    MAPPING,
+    MAPPINGS,
+    RULE,
+    RULES,
+    SETUP_CHECK,
+    SYNC_APPROVE,
+    SYNC_NOW,
+)
 from shared.api.openapi_reports import CALENDAR, CHANGES, RECONCILIATION
 from shared.api.openapi_spec import (
     OBJECT,
@@ -19,33 +28,23 @@ from shared.api.openapi_spec import (
     Param,
     Response,
     Route,
+    Schema,
     Selector,
 )
-from shared.api.setup_models import SetupReport
+from shared.api.problems import PROBLEM_JSON, Problem
 from shared.api.tags import TagsAnswer
 from shared.api.targets_query import MAX_VALUE
 from shared.core.events import MAX_DEPTH, MAX_EVENTS
-from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
-from shared.core.text import INT32_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
+from shared.core.text import LOOKUP_PATTERN, RecordId
 from shared.sync.status import SyncStatus
 
 SelectorValue = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_VALUE, pattern=LOOKUP_PATTERN)
 ]
-Software = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SOFTWARE, pattern=SOFTWARE_PATTERN)
-]
-# What params.record_id accepts.
-RecordId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 HTML = {"text/html": TEXT}
-UNKNOWN_IDS = (
-    "Ids a rule names (exclude_clients, site_ids) that the current snapshot shows cannot exist "
-    "(missing, yet at or below the newest id it holds of their kind) are a 409 `unknown-ids` and "
-    "nothing is stored; ids above that (perhaps newer than the snapshot), or with no snapshot to "
-    "check against, are stored and named in the rule's `warnings`."
-)
-ETAG, LOCATION = "ETag", "Location"
+TAB_ERROR: dict[str, Schema] = {PROBLEM_JSON: Problem, "text/html": TEXT}
+ETAG = "ETag"
 
 TARGETS = Route(
     "/targets",
@@ -84,101 +83,6 @@ TARGETS = Route(
             problems=(400, 404, 503),
         ),
     ),
-)
-
-RULES = Route(
-    "/rules",
-    (
-        Operation(
-            "get",
-            "exportRules",
-            summary="Every rule, in the import format",
-            answers={200: Response.json(RuleSet, "The rule set")},
-            problems=(503,),
-        ),
-        Operation(
-            "put",
-            "importRules",
-            summary="Replace every rule with a rule set (all or nothing)",
-            description=f"At most {MAX_RULES} rules, each software once (a second one is a 409); "
-            "rules too large for storage together are a 413, and nothing is stored. " + UNKNOWN_IDS,
-            body=RuleSet,
-            answers={200: Response.json(RulesImported, "What changed")},
-            problems=(400, 409, 413, 503),
-        ),
-    ),
-)
-
-RULE = Route(
-    "/rules/{software}",
-    (
-        Operation(
-            "get",
-            "getRule",
-            answers={200: Response.json(RuleView, "The rule")},
-            problems=(400, 404, 503),
-        ),
-        Operation(
-            "put",
-            "putRule",
-            description=UNKNOWN_IDS,
-            body="RuleUpdate",
-            answers={
-                200: Response.json(RuleView, "Replaced"),
-                201: Response.json(RuleView, "Created", LOCATION),
-            },
-            problems=(400, 409, 413, 503),
-        ),
-        Operation(
-            "delete", "deleteRule", answers={204: Response("Deleted")}, problems=(400, 404, 503)
-        ),
-    ),
-    params=(
-        Param(
-            "software",
-            "path",
-            Software,
-            "The rule's software name (case-insensitive).",
-            required=True,
-        ),
-    ),
-)
-
-MAPPINGS = Route(
-    "/mappings",
-    (
-        Operation(
-            "get",
-            "listMappings",
-            summary="Explicit client -> tenant mappings and every client's outcome",
-            answers={200: Response.json(MappingsView, "The mappings")},
-            problems=(503,),
-        ),
-    ),
-)
-
-MAPPING = Route(
-    "/mappings/{halo_client_id}",
-    (
-        Operation(
-            "put",
-            "putMapping",
-            description="A HaloPSA client or ImmyBot tenant the current snapshot shows cannot "
-            "exist (missing, yet at or below the newest id it holds of its kind) is a 409 "
-            "`unknown-ids`; one above that (perhaps newer than the snapshot), or with nothing to "
-            "check against, is stored and named in `warnings`.",
-            body="MappingUpdate",
-            answers={
-                200: Response.json(MappingSaved, "Replaced"),
-                201: Response.json(MappingSaved, "Created"),
-            },
-            problems=(400, 409, 413, 503),
-        ),
-        Operation(
-            "delete", "deleteMapping", answers={204: Response("Deleted")}, problems=(400, 404, 503)
-        ),
-    ),
-    params=(Param("halo_client_id", "path", RecordId, "The HaloPSA client id.", required=True),),
 )
 
 CATALOG = Route(
@@ -232,29 +136,13 @@ TAGS = Route(
         Operation(
             "get",
             "getImmyBotTags",
-            summary="Per rule: its ImmyBot tag, the tenants (or, site-scoped, computers) carrying "
-            "it and that should, the planned changes and the last apply result",
+            summary="Per rule: its ImmyBot tag, tenants carrying it, tenants that should, "
+            "the planned changes and the last apply result",
             answers={200: Response.json(TagsAnswer, "The tags")},
             problems=(503,),
         ),
     ),
 )
-
-SYNC_NOW = Route(
-    "/sync",
-    (
-        Operation(
-            "post",
-            "startSync",
-            summary="Queue one sync now (master key)",
-            admin=True,
-            answers={
-                202: Response("Queued; see /sync/status", {"application/json": OBJECT}, (LOCATION,))
-            },
-        ),
-    ),
-)
-
 
 SYNC_STATUS = Route(
     "/sync/status",
@@ -269,38 +157,6 @@ SYNC_STATUS = Route(
 )
 
 
-SYNC_APPROVE = Route(
-    "/sync/approve",
-    (
-        Operation(
-            "post",
-            "approveSync",
-            summary="Make the held generation current (master key)",
-            admin=True,
-            params=(Param("run_id", "query", str, "Approve only if this run is the one held."),),
-            answers={200: Response.json(SyncStatus, "Approved: the new status")},
-            problems=(409, 503),
-        ),
-    ),
-)
-
-
-SETUP_CHECK = Route(
-    "/setup/check",
-    (
-        Operation(
-            "get",
-            "checkSetup",
-            summary="Check every setting, permission and connection once (master key)",
-            description="One line per requirement (ok, missing, failed, skipped) with how to "
-            "fix it, and the HaloPSA Custom Tab URL. Always 200: `ok` says whether every "
-            "required check passed.",
-            admin=True,
-            answers={200: Response.json(SetupReport, "The checks")},
-        ),
-    ),
-)
-
 TAB = Route(
     "/technician-tab/ticket/{ticket_id}",
     (
@@ -308,16 +164,24 @@ TAB = Route(
             "get",
             "getTechnicianTab",
             summary="The HTML page HaloPSA shows in a ticket's Custom Tab",
+            description="An error is a problem (application/problem+json) unless the request's "
+            "Accept names text/html, as a browser framing the tab does: then it is a page "
+            "saying the same.",
             answers={
                 200: Response("The tab", HTML),
-                400: Response("Bad ticket id (an HTML page)", HTML),
-                403: Response(
-                    "Not in TAB_ALLOWED_GROUP, or App Service Authentication is off while "
-                    "TAB_ALLOWED_GROUP is set (an HTML page)",
-                    HTML,
-                ),
-                404: Response("No such ticket in HaloPSA (an HTML page)", HTML),
-                503: Response("Not configured or storage unavailable (an HTML page)", HTML),
+                **{
+                    status: Response(f"{why} (a problem, or an HTML page)", TAB_ERROR)
+                    for status, why in (
+                        (400, "Bad ticket id or query"),
+                        (
+                            403,
+                            "Not in TAB_ALLOWED_GROUP, or App Service Authentication is off while "
+                            "TAB_ALLOWED_GROUP is set",
+                        ),
+                        (404, "No such ticket in HaloPSA"),
+                        (503, "Not configured or storage unavailable"),
+                    )
+                },
             },
         ),
     ),

@@ -12,7 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 from shared.api.problems import PROBLEM_JSON, Problem
 
 REF = "#/components/schemas/{model}"
-Method = Literal["get", "put", "post", "delete"]
+Method = Literal["get", "put", "patch", "post", "delete"]
 Where = Literal["query", "path", "header"]
 # What a body holds: a model, a component named by hand (a request body variant), or a schema.
 Schema = type[BaseModel] | str | Mapping[str, Any]
@@ -20,12 +20,15 @@ OBJECT: Mapping[str, Any] = {"type": "object"}
 TEXT: Mapping[str, Any] = {"type": "string"}
 
 PROBLEM_REASONS = {
-    400: "Missing, conflicting or malformed parameters or body",
-    404: "Unknown software, contract type, item, rule, mapping or ticket",
+    400: "Missing, conflicting or malformed parameters or body, or a query parameter the "
+    "operation does not take (or one given twice)",
+    404: "Unknown software, contract type, item, rule, tag, mapping or ticket",
     409: "Conflicts: the body names another resource than the URL, a software twice, a "
     "HaloPSA client or site or an ImmyBot tenant the current data says is not there "
     "(`unknown-ids`, with `unknown`), or nothing is held to approve",
     413: "Body too large, or more rules than storage holds",
+    415: "The body's Content-Type is not one the operation takes (see Accept-Patch)",
+    422: "A valid patch whose result is not a valid rule (it names no contract type nor item)",
     503: "No snapshot yet, storage unavailable, or the app is not configured (Retry-After)",
 }
 UNAUTHORIZED = "No valid function key (the host answers, with no body)"
@@ -139,11 +142,12 @@ class Operation:
     description: str | None = None
     params: tuple[Param | Selector, ...] = ()
     body: Schema | None = None
+    body_types: tuple[str, ...] = ("application/json",)
     admin: bool = False
     security: list[dict[str, list[str]]] | None = None  # other than the document's keys
 
     def render(self) -> dict[str, Any]:
-        """The operation object; every operation may answer 401."""
+        """The operation object; every operation may answer 401 (the host) and 400."""
         spec: dict[str, Any] = {"operationId": self.operation_id}
         if self.summary is not None:
             spec["summary"] = self.summary
@@ -154,11 +158,13 @@ class Operation:
         if self.params:
             spec["parameters"] = [p.render() for p in self.params]
         if self.body is not None:
-            content = {"application/json": {"schema": schema_of(self.body)}}
+            content = {media: {"schema": schema_of(self.body)} for media in self.body_types}
             spec["requestBody"] = {"required": True, "content": content}
         answers = {str(s): a.render() for s, a in self.answers.items()}
         answers.setdefault("401", {"description": UNAUTHORIZED})
-        for status in self.problems:
+        # Every route refuses a query parameter it does not take (shared.api.query): 400.
+        implied = () if 400 in self.answers or 400 in self.problems else (400,)
+        for status in (*implied, *self.problems):
             answers[str(status)] = Response.problem(PROBLEM_REASONS[status]).render()
         return spec | {"responses": answers}
 
@@ -170,6 +176,18 @@ class Route:
     path: str
     operations: tuple[Operation, ...]
     params: tuple[Param, ...] = ()
+
+    def query_names(self, method: str) -> frozenset[str]:
+        """The query parameters `method` takes here; for a method the path does not take, every
+        name its operations take."""
+        ops = [o for o in self.operations if o.method == method.lower()] or list(self.operations)
+        return frozenset(
+            name
+            for o in ops
+            for p in o.params
+            for name in (p.members if isinstance(p, Selector) else [p.name])
+            if isinstance(p, Selector) or p.where == "query"
+        )
 
     def render(self) -> dict[str, Any]:
         """The path item object."""

@@ -5,8 +5,18 @@ The rules themselves (patterns, id bounds) are shared.core.text's; this adds the
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import StringConstraints
+
 from shared.api.problems import ApiError, problem
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, matches, parse_id
+
+# What lookup_value accepts (leading, trailing and repeated spaces are then collapsed), as the
+# document states it.
+Lookup = Annotated[
+    str, StringConstraints(min_length=1, max_length=LOOKUP_MAX, pattern=LOOKUP_PATTERN)
+]
 
 
 def lookup_value(name: str, raw: str, max_length: int = LOOKUP_MAX) -> str:

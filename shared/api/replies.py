@@ -55,29 +55,27 @@ def problem_reply(answer: Problem, headers: Mapping[str, str] | None = None) -> 
     return Reply(answer.status, answer.body(), PROBLEM_JSON, dict(headers or {}))
 
 
+# A caller can send thousands of made-up parameter names; a log line carries this many.
+LOGGED_PARAMS = 20
+
+
 def log_api_call(
     function: str, method: str, status: int, started: float, params: Mapping[str, str]
 ) -> None:
-    """One structured line per API call: names and numbers only (no values, no customer text)."""
-    line = {
+    """One structured line per API call: names and numbers only (no values, no customer text),
+    and at most LOGGED_PARAMS parameter names, each cut short."""
+    names = sorted(k for k in params if k != "code")
+    line: dict[str, Any] = {
         "event": "api_call",
         "service": function,
         "method": method,
         "status": status,
         "ms": round((time.perf_counter() - started) * 1000, 1),
-        "params": sorted(k for k in params if k != "code"),
+        "params": [n if len(n) <= 40 else n[:37] + "..." for n in names[:LOGGED_PARAMS]],
     }
+    if len(names) > LOGGED_PARAMS:
+        line["params_more"] = len(names) - LOGGED_PARAMS
     log.info(json.dumps(line))
-
-
-def observed(
-    function: str, method: str, params: Mapping[str, str], handler: Callable[[], Reply]
-) -> Reply:
-    """`guarded(handler)`, timed and logged as an api_call line."""
-    started = time.perf_counter()
-    reply = guarded(handler)
-    log_api_call(function, method, reply.status, started, params)
-    return reply
 
 
 # Where the Table SDK's own code lives: an error raised there is storage's, not the app's.

@@ -14,19 +14,30 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.api.current import snapshot_of
-from shared.api.models import RulesImported, RuleView
+from shared.api.models import RulesImported, RuleView, RuleWritten
 from shared.api.problems import ApiError, json_object, problem
 from shared.api.references import checked_rules
 from shared.core.catalog import Catalog, rule_warnings, scope_warnings
 from shared.core.generation import Manifest
-from shared.core.rules import DUPLICATE_SOFTWARE, MAX_RULES, MAX_SOFTWARE, Rule, RuleSet, normalise
-from shared.core.text import SOFTWARE_PATTERN, checked_text
+from shared.core.merge_patch import merge_patch
+from shared.core.rules import (
+    DUPLICATE_SOFTWARE,
+    MAX_RULES,
+    MAX_SOFTWARE,
+    Rule,
+    RuleSet,
+    normalise,
+    rule_changes,
+)
+from shared.core.text import CALLER, SOFTWARE_PATTERN, checked_text
 from shared.records.parsing import describe_error
 from shared.store.base import MAX_ENTITY_CHARS, StoreError, check_key
 from shared.store.generations import apply_rules, read_catalog, read_manifest
 from shared.store.repository import Store
 
 MAX_BODY = 256 * 1024
+# What a PATCH body may be: a JSON merge patch (RFC 7386), or plain JSON meaning the same.
+PATCH_TYPES = ("application/merge-patch+json", "application/json")
 # Every rule's entry (the rule plus its counts and unmapped clients) sits in the generation's
 # manifest, one entity of at most MAX_ENTITY_CHARS: the rules themselves may take a third of it.
 MAX_RULES_CHARS = MAX_ENTITY_CHARS // 3
@@ -85,12 +96,55 @@ def route_key(software: str) -> str | None:
         return None
 
 
-def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[RuleView, bool]:
-    """Create or replace the rule for `software` from a JSON body; (view, created)."""
+def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[RuleWritten, bool]:
+    """Create or replace the rule for `software` from a JSON body; (answer, created). A
+    replacement is whole: the answer's `replaced` lists what the rule before it had that the
+    body left out (dropped) or gave another value (changed)."""
     key = route_key(software)
     document = json_object(body, MAX_BODY)
     document.setdefault("software", software)
-    rule = _validate(document)
+    return _write(store, software, key, document, today, stored_rules(store))
+
+
+def patch_rule(
+    store: Store, software: str, body: bytes, content_type: str | None, today: date
+) -> RuleWritten:
+    """Change the members of `software`'s rule a JSON merge patch (RFC 7386) names: a value
+    replaces the member, null takes it back to its default. The result is validated as a PUT
+    body is; 404 when there is no such rule."""
+    key = route_key(software)
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in PATCH_TYPES:
+        raise ApiError(
+            problem(415, "unsupported-media-type", f"a PATCH body is {' or '.join(PATCH_TYPES)}"),
+            {"Accept-Patch": ", ".join(PATCH_TYPES)},
+        )
+    patch = json_object(body, MAX_BODY)
+    rules = stored_rules(store)
+    before = rules.get(key) if key else None
+    if before is None:
+        raise _unknown(software, rules)
+    try:
+        document = merge_patch(before.model_dump(mode="json"), patch)
+    except RecursionError:
+        raise ApiError(problem(400, "bad-json", "the body is nested too deeply")) from None
+    # A patch that removes the name leaves the URL's, as a PUT body without one does.
+    document.setdefault("software", software)
+    return _write(store, software, key, document, today, rules, patched=True)[0]
+
+
+def _write(
+    store: Store,
+    software: str,
+    key: str | None,
+    document: dict[str, Any],
+    today: date,
+    rules: dict[str, Rule],
+    *,
+    patched: bool = False,
+) -> tuple[RuleWritten, bool]:
+    """Validate, store and apply one rule document for the URL's `software`; (answer, created)."""
+    rule = _validate(document, patched=patched)
     if key is None:
         raise ApiError(problem(400, "bad-rule-name", "software may not contain / \\ # ?"))
     if rule.key != key:
@@ -102,14 +156,15 @@ def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[Rul
                 f"the body names software {rule.software!r}, the URL {software!r}",
             )
         )
-    rules = stored_rules(store)
-    created = rule.key not in rules
+    before = rules.get(rule.key)
     _check_limits({**rules, rule.key: rule}.values())
     found = checked_rules(store, [rule])
     store.put_rule_document(rule.key, rule.model_dump(mode="json"))
     _apply(store, [rule], [], today)
     manifest, catalog = _current(store)
-    return _view(rule, manifest, catalog, found[rule.key]), created
+    view = _view(rule, manifest, catalog, found[rule.key])
+    replaced = rule_changes(before, rule) if before is not None else []
+    return RuleWritten(**dict(view), replaced=replaced), before is None
 
 
 def delete_rule(store: Store, software: str, today: date) -> None:
@@ -129,8 +184,12 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
     first rule is written.
     """
     document = json_object(body, MAX_BODY)
+    listed = document.get("rules")
+    if isinstance(listed, list):
+        # Too many to store is a 413 (as rules too large together are), whatever else is wrong.
+        _check_count(len(listed))
     try:
-        rule_set = RuleSet.model_validate(document, strict=True)
+        rule_set = RuleSet.model_validate(document, strict=True, context=CALLER)
     except ValidationError as error:
         duplicate = any(e["type"] == DUPLICATE_SOFTWARE for e in error.errors())
         status, slug = (409, "duplicate-software") if duplicate else (400, "bad-rule")
@@ -163,10 +222,7 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
 def _check_limits(rules: Iterable[Rule]) -> None:
     """A 413 when the rules would not fit the generation manifest (one table entity)."""
     rules = list(rules)
-    if len(rules) > MAX_RULES:
-        raise ApiError(
-            problem(413, "too-many-rules", f"at most {MAX_RULES} rules", rules=len(rules))
-        )
+    _check_count(len(rules))
     size = sum(len(r.model_dump_json()) for r in rules)
     if size > MAX_RULES_CHARS:
         raise ApiError(
@@ -176,6 +232,11 @@ def _check_limits(rules: Iterable[Rule]) -> None:
                 f"the rules take {size} characters; at most {MAX_RULES_CHARS} fit in storage",
             )
         )
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_RULES:
+        raise ApiError(problem(413, "too-many-rules", f"at most {MAX_RULES} rules", rules=count))
 
 
 def _generations(store: Store) -> set[str]:
@@ -245,11 +306,16 @@ def _view(
     )
 
 
-def _validate(document: dict[str, Any]) -> Rule:
+def _validate(document: dict[str, Any], *, patched: bool = False) -> Rule:
     try:
         # Strict: the JSON types the schema states ("5" is not an integer).
-        return Rule.model_validate(document, strict=True)
+        return Rule.model_validate(document, strict=True, context=CALLER)
     except ValidationError as error:
+        if patched and all(not e["loc"] for e in error.errors()):
+            # Every member the patch gave is valid, but the rule they make is not (it names no
+            # contract type nor item): RFC 5789's 422, not a malformed request.
+            detail = "the rule this patch makes is not valid: " + _describe(error)
+            raise ApiError(problem(422, "invalid-result", detail)) from None
         raise ApiError(problem(400, "bad-rule", _describe(error))) from None
 
 

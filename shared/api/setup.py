@@ -27,6 +27,7 @@ from shared.api.setup_models import (
     ok,
     skipped,
 )
+from shared.core.text import refused_character
 from shared.settings import Settings, SettingsError, is_loopback, load_settings
 from shared.store.repository import Store
 from shared.store.service import table_service
@@ -94,6 +95,12 @@ def settings_checks(load: Callable[[], Settings]) -> tuple[Settings | None, list
             make = missing if why == "is missing" else failed
             lines.append(make(f"settings.{key}", f"{key} {why}", fix))
         return None, lines
+    refused = refused_character(settings.immy_tag_prefix)
+    if refused is not None:
+        # Not a SettingsError (settings sit below the text rules): the app runs, no tag is kept.
+        detail = f"IMMY_TAG_PREFIX may not contain {refused}: every ImmyBot tag name starts with it"
+        fix = "set it to visible characters (the default is 'Halo: ')"
+        return settings, [failed("settings.IMMY_TAG_PREFIX", detail, fix)]
     return settings, [ok("settings", "every setting is present and valid")]
 
 

@@ -33,7 +33,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from shared.core.text import CONTROLS, INT32_MAX, integral, matches
+from shared.core.text import CONTROLS, RecordId, matches
 from shared.records.halo import Client
 from shared.records.immybot import ImmyTenant
 
@@ -103,8 +103,8 @@ class ExplicitMapping(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Both ids are 32-bit (Table Storage stores larger ints only when told to, as Int64).
-    halo_client_id: Annotated[int, BeforeValidator(integral)] = Field(ge=1, le=INT32_MAX)
-    immy_tenant_id: Annotated[int, BeforeValidator(integral)] = Field(ge=1, le=INT32_MAX)
+    halo_client_id: RecordId
+    immy_tenant_id: RecordId
     note: Annotated[
         str,
         StringConstraints(max_length=500),

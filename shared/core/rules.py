@@ -10,20 +10,30 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from shared.core.text import INT32_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN, checked_text, integral
+from shared.core.text import (
+    LOOKUP_PATTERN,
+    SOFTWARE_PATTERN,
+    NameSchema,
+    RecordId,
+    checked_text,
+    integral,
+    visible_from_caller,
+)
 
 # Table keys may not hold / \ # ? or control characters; a software name becomes a key.
 _FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -40,14 +50,15 @@ MAX_DETECT = 10
 MAX_RULES = 200
 DUPLICATE_SOFTWARE = "duplicate_software"
 
-# The schema states the raw value the checks hold it to; the value is then stripped.
+# The schema states the raw value the checks hold it to; the value is then stripped. The name
+# becomes an ImmyBot tag: from a caller (context CALLER) it holds only assigned, visible
+# characters; one stored before that rule still reads.
 SoftwareName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SOFTWARE),
     BeforeValidator(checked_text(SOFTWARE_PATTERN, MAX_SOFTWARE)),
-    WithJsonSchema(
-        {"type": "string", "minLength": 1, "maxLength": MAX_SOFTWARE, "pattern": SOFTWARE_PATTERN}
-    ),
+    AfterValidator(visible_from_caller),
+    NameSchema(MAX_SOFTWARE, SOFTWARE_PATTERN, visible=True),
 ]
 MatchText = Annotated[
     str,
@@ -55,7 +66,6 @@ MatchText = Annotated[
     BeforeValidator(checked_text(LOOKUP_PATTERN, 200)),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": LOOKUP_PATTERN}),
 ]
-RecordId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(integral)]
 
 
 def normalise(text: str) -> str:
@@ -70,11 +80,12 @@ class ItemMatch(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        # Exactly one of the three is given (not null): what _exactly_one checks.
+        # Exactly one of the three is given and not null: what _exactly_one checks. Each one's
+        # type and bounds are its property's; these only say which is there.
         json_schema_extra={
             "oneOf": [
-                {"required": [k], "properties": {k: {"type": t}}}
-                for k, t in (("id", "integer"), ("code", "string"), ("name", "string"))
+                {"required": [k], "properties": {k: {"not": {"type": "null"}}}}
+                for k in ("id", "code", "name")
             ]
         },
     )
@@ -181,6 +192,32 @@ class RuleSet(BaseModel):
                 )
             seen.add(rule.key)
         return self
+
+
+class FieldChange(BaseModel):
+    """A member of a rule that an edit dropped or changed, with its value before the edit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    change: Literal["dropped", "changed"] = Field(
+        description="dropped: back to its default (left out of a PUT, null in a PATCH); "
+        "changed: another value."
+    )
+    before: JsonValue
+
+
+def rule_changes(before: Rule, after: Rule) -> list[FieldChange]:
+    """What `after` no longer holds of `before`, member by member, in the rule's own order."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changes = []
+    for name, info in Rule.model_fields.items():
+        if old[name] == new[name]:
+            continue
+        default = info.get_default(call_default_factory=True)
+        change: Literal["dropped", "changed"] = "dropped" if new[name] == default else "changed"
+        changes.append(FieldChange(field=name, change=change, before=old[name]))
+    return changes
 
 
 def closest(name: str, known: Iterable[str], limit: int = 3) -> list[str]:

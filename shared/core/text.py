@@ -8,6 +8,10 @@ validators do (`re.search`), so a schema-valid value is not refused nor a schema
 accepted. Known edges: Python's `$` also matches before one trailing newline (the value is then
 stripped), and a rule name that normalises (NFKC) past a table key's 512 characters is refused
 though the pattern lets it through (`U+FDFA` becomes 18 characters).
+
+Names that become ImmyBot or HaloPSA text are also held to Unicode categories (`refused_character`);
+the document states that as one more pattern, computed from the same `unicodedata`, whose astral
+characters are written as themselves (a reader of the document needs Unicode-mode regexes).
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, ValidationInfo
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 # Table Storage keeps integers as Int32 unless told otherwise, and HaloPSA and ImmyBot ids are
 # 32-bit: anything larger is not an id of theirs.
@@ -102,6 +112,11 @@ def integral(value: Any) -> Any:
     return value
 
 
+# A HaloPSA or ImmyBot record id a caller sends (5.0 is 5): the one type behind every id in a
+# body, a query or a route, so the document states the bounds the code holds them to.
+RecordId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(integral)]
+
+
 def matches(pattern: str, value: str) -> bool:
     """Whether `value` satisfies a JSON Schema `pattern` (an unanchored search, as JSON Schema has it)."""
     return re.search(pattern, value) is not None
@@ -113,3 +128,98 @@ def parse_id(raw: str) -> int | None:
         return None
     value = int(raw)
     return value if 0 < value <= INT32_MAX else None
+
+
+# -- names that become ImmyBot or HaloPSA text --------------------------------------------------
+# A rule's software becomes an ImmyBot tag (`Halo: <software>`) and text in its description. In
+# such a name each character must be an assigned, visible one (or a space): these categories are
+# refused, by what they do to a name a human reads in ImmyBot's tag list. Emoji are assigned
+# symbols (So, with Mn variation selectors and Sk skin tones) and pass; a sequence joined by
+# U+200D (ZWJ) or a subdivision flag (tag characters) does not, as its joiners are format
+# characters: two such names can look the same and differ.
+REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "a format character: invisible, or one that reorders the text around it",
+    "Cs": "a surrogate, half of a character",
+    "Co": "a private-use character, which shows differently on every machine",
+    "Cn": "an unassigned code point",
+}
+# The validation context key of a value a caller sends (rather than one read back from
+# storage): the refusal applies to new input, so a rule stored before it still reads.
+FROM_CALLER = "from_caller"
+CALLER = {FROM_CALLER: True}
+
+
+def refused_character(text: str) -> str | None:
+    """The first character of `text` a name may not hold, as `U+202E (a format character: ...)`,
+    or None. By `unicodedata` of this Python (Unicode 14.0 for 3.11)."""
+    for char in text:
+        why = REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if why is not None:
+            return f"U+{ord(char):04X} ({why})"
+    return None
+
+
+def visible_from_caller(value: Any, info: ValidationInfo) -> Any:
+    """A pydantic after-validator: a name a caller sends (context CALLER) holds no character
+    of REFUSED_CATEGORIES; a 400 names the field (its location) and the code point."""
+    if isinstance(value, str) and info.context and info.context.get(FROM_CALLER):
+        refused = refused_character(value)
+        if refused is not None:
+            raise ValueError(f"may not contain {refused}")
+    return value
+
+
+@lru_cache(maxsize=1)
+def visible_class() -> str:
+    """Every code point outside REFUSED_CATEGORIES as the body of a character class, for the
+    document: computed from the same `unicodedata` as `refused_character`, so the two agree.
+
+    The characters a name may hold are listed, not those it may not: generators that read the
+    document (Hypothesis, behind Schemathesis) turn an excluded range into a set of characters,
+    and the unassigned astral ranges hold hundreds of thousands. BMP code points are written as
+    `\\uNNNN` escapes; astral ones as the characters themselves, which Python's `re`, Rust's regex
+    and ECMA-262 in Unicode mode read (`\\u{...}` Python's `re` does not). It takes a pass over
+    every code point, so it is built when a schema is, never at import."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)) in REFUSED_CATEGORIES:
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+
+    def one(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class NameSchema:
+    """The JSON schema of a name field: its length and `pattern`, and with `visible` also no
+    character of REFUSED_CATEGORIES (an `allOf` pattern, built when a schema is asked for)."""
+
+    max_length: int
+    pattern: str
+    visible: bool = False
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The schema the checks hold the raw value to (replacing the generated one)."""
+        schema: JsonSchemaValue = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": self.max_length,
+            "pattern": self.pattern,
+        }
+        if self.visible:
+            schema["allOf"] = [{"pattern": visible_pattern()}]
+        return schema
+
+
+def visible_pattern() -> str:
+    """The `pattern` of a name with no character of REFUSED_CATEGORIES."""
+    return f"^[{visible_class()}]*$"

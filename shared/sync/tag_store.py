@@ -21,9 +21,10 @@ from shared.core.changes import LastChange, last_per_client
 from shared.core.rules import normalise
 from shared.core.tag_base import ApplyResult, HeldRemoval, RuleTags, TagMode
 from shared.settings import Settings
-from shared.store.base import StoreError, check_key, decode_data, encode_data
+from shared.store.base import check_key, decode_data, encode_data
 from shared.store.changes import iter_changes
 from shared.store.repository import Store
+from shared.sync.retention import NothingHeld
 
 STATE_TABLE = "ImmyTags"
 OFFBOARD_TABLE = "ImmyOffboarding"
@@ -187,11 +188,11 @@ def approve_tag_removal(store: Store, software: str) -> TagApproval:
     try:
         entity = store.table(STATE_TABLE).get_entity(_RULE_PK, check_key(key))
     except (ResourceNotFoundError, ValueError):
-        raise StoreError(f"no held tag removal for {software!r}") from None
+        raise NothingHeld(f"no held tag removal for {software!r}") from None
     plan = RuleTags.model_validate_json(decode_data(entity))
     held = [h for h in (plan.held, plan.held_cleanup) if h is not None]
     if not held:
-        raise StoreError(f"no held tag removal for {software!r}")
+        raise NothingHeld(f"no held tag removal for {software!r}")
     approved = {
         "tenants": sorted({t for h in held for t in h.tenants}),
         "computers": sorted({c for h in held for c in h.computers}),

@@ -54,6 +54,7 @@ from shared.core.tag_base import (
     tag_description,
 )
 from shared.core.tag_plan import minimum_requests, plan_rule, scope_plan, write_phases
+from shared.core.text import refused_character
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
 from shared.records.immybot import ImmyComputer, ImmyTenant
@@ -91,6 +92,11 @@ async def apply_immy_tags(
     mode = TagMode(settings.immy_tags)
     if mode is TagMode.OFF:
         return {"mode": str(mode)}
+    refused = refused_character(settings.immy_tag_prefix)
+    if refused is not None:
+        # Every tag name starts with the prefix: none is written that hides or reorders text.
+        log.warning("ImmyBot tags not reconciled: IMMY_TAG_PREFIX holds %s", refused)
+        return {"mode": str(mode), "error": f"IMMY_TAG_PREFIX may not contain {refused}"}
     try:
         return await _run(settings, store, immy, generation, now, mode, computers, scope)
     except (ImmyError, StoreError) as error:

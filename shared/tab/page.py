@@ -26,6 +26,8 @@ from shared.tab.render import Page, error_page, render
 from shared.tab.view import ImmyAccess, TicketNotFound, build_tab
 
 log = logging.getLogger("halo_immy.tab")
+# frame-ancestors when the allowed origins cannot be read (the settings are broken).
+NOBODY = ["'none'"]
 
 
 def principal_allowed(header: str | None, allowed_group: str | None, *, auth_enabled: bool) -> bool:
@@ -67,6 +69,7 @@ def _refusal(settings: Settings, principal: str | None) -> Page | None:
         log.warning("TAB_ALLOWED_GROUP is set but App Service Authentication is not enabled")
         return error_page(
             403,
+            "sign-in-not-set-up",
             "Sign-in is not set up",
             "This tab is limited to an Entra group (TAB_ALLOWED_GROUP), but App Service "
             "Authentication is not enabled on the function app, so who you are cannot be "
@@ -76,9 +79,23 @@ def _refusal(settings: Settings, principal: str | None) -> Page | None:
         )
     if not principal_allowed(principal, settings.tab_allowed_group, auth_enabled=auth_enabled):
         return error_page(
-            403, "Not allowed", "Your account is not in the group allowed to see this tab.", origins
+            403,
+            "not-in-group",
+            "Not allowed",
+            "Your account is not in the group allowed to see this tab.",
+            origins,
         )
     return None
+
+
+def refusal_page(status: int, slug: str, title: str, message: str) -> Page:
+    """An error page for a request refused before the tab's own checks (a bad query): framed
+    by the configured origins, or by nobody when the settings cannot be read."""
+    try:
+        origins = get_settings().frame_origins
+    except SettingsError:
+        origins = NOBODY
+    return error_page(status, slug, title, message, origins)
 
 
 async def _immy_access(settings: Settings) -> ImmyAccess | None:
@@ -108,7 +125,9 @@ async def tab_page(
         settings = get_settings()
     except SettingsError as error:
         log.error("%s", error)
-        return error_page(503, "Not configured", "The app's settings are incomplete.", ["'none'"])
+        return error_page(
+            503, "not-configured", "Not configured", "The app's settings are incomplete.", NOBODY
+        )
     origins = settings.frame_origins
     refused = _refusal(settings, principal)
     if refused is not None:
@@ -117,6 +136,7 @@ async def tab_page(
     if number is None:
         return error_page(
             400,
+            "bad-ticket-id",
             "Bad ticket id",
             "The ticket id in the URL must be a positive whole number.",
             origins,
@@ -140,11 +160,17 @@ async def tab_page(
             now=now or datetime.now(UTC),
         )
     except TicketNotFound:
-        return error_page(404, "No such ticket", f"HaloPSA has no ticket {number}.", origins)
+        return error_page(
+            404, "unknown-ticket", "No such ticket", f"HaloPSA has no ticket {number}.", origins
+        )
     except (StoreError, AzureError) as error:
         log.error("tab for ticket %s: storage unavailable: %s", number, type(error).__name__)
         return error_page(
-            503, "Storage unavailable", "The coverage data could not be read; try again.", origins
+            503,
+            "storage-unavailable",
+            "Storage unavailable",
+            "The coverage data could not be read; try again.",
+            origins,
         )
     page = render("tab.html", origins, view=view)
     if view.remember is not None:

@@ -54,12 +54,23 @@ def _when(value: datetime | date | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class PageError:
+    """What an error page says, for a caller that wants it as data: a problem type's slug, the
+    page's heading and its message."""
+
+    slug: str
+    title: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
-    """A rendered page and the headers it must go out with."""
+    """A rendered page and the headers it must go out with; `error` when it is an error page."""
 
     status: int
     html: str
     headers: dict[str, str]
+    error: PageError | None = None
 
 
 def security_headers(frame_origins: Sequence[str], nonce: str) -> dict[str, str]:
@@ -89,6 +100,9 @@ def render(template: str, frame_origins: Sequence[str], status: int = 200, **con
     return Page(status, html, security_headers(frame_origins, nonce))
 
 
-def error_page(status: int, title: str, message: str, frame_origins: Sequence[str]) -> Page:
+def error_page(
+    status: int, slug: str, title: str, message: str, frame_origins: Sequence[str]
+) -> Page:
     """A small styled error page (400, 403, 404, 503) with no internals in it."""
-    return render("error.html", frame_origins, status, title=title, message=message, code=status)
+    page = render("error.html", frame_origins, status, title=title, message=message, code=status)
+    return Page(page.status, page.html, page.headers, PageError(slug, title, message))

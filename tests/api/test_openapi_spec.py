@@ -25,10 +25,12 @@ def test_a_selector_allows_exactly_one_of_its_members():
     assert schema["properties"]["b"] == {"type": "string", "description": "B."}
 
 
-def test_every_operation_may_answer_401_and_its_problem_statuses():
+def test_every_operation_may_answer_401_400_and_its_problem_statuses():
+    # 400: every route refuses a query parameter it does not take, or one given twice.
     operation = Operation("get", "op", {200: Response.json(RuleView, "Ok")}, problems=(404,))
     answers = operation.render()["responses"]
-    assert set(answers) == {"200", "401", "404"}
+    assert set(answers) == {"200", "400", "401", "404"}
+    assert answers["400"]["content"]["application/problem+json"]
     assert "content" not in answers["401"]
     assert answers["404"]["content"]["application/problem+json"]["schema"] == {
         "$ref": "#/components/schemas/Problem"
@@ -56,3 +58,9 @@ def test_a_route_puts_shared_parameters_on_the_path_and_operations_by_method():
     assert [p["name"] for p in rendered["parameters"]] == ["id"]
     assert set(rendered) == {"parameters", "get", "delete"}
     assert "security" in rendered["delete"] and "security" not in rendered["get"]
+
+
+def test_an_operation_s_own_400_answer_is_kept():
+    page = Response("Bad ticket id (a page)", {"text/html": {"type": "string"}})
+    operation = Operation("get", "op", {200: Response("Ok"), 400: page})
+    assert operation.render()["responses"]["400"] == page.render()

@@ -484,3 +484,22 @@ def test_the_command_uses_website_hostname_without_a_request(sandboxes, monkeypa
     monkeypatch.setenv("WEBSITE_HOSTNAME", "halo-immy-abc.azurewebsites.net")
     result = asyncio.run(run_checks())
     assert result.tab_url.startswith("https://halo-immy-abc.azurewebsites.net/api/")
+
+
+def test_a_tag_prefix_with_a_hidden_character_is_a_named_line():
+    from shared.api.setup import settings_checks
+    from shared.settings import load_settings
+
+    def load():
+        return load_settings(
+            halo_base_url="https://msp.halopsa.test",
+            halo_client_id="id",
+            halo_client_secret="secret",
+            tables_connection_string="UseDevelopmentStorage=true",
+            immy_tag_prefix="\u200bHalo: ",
+        )
+
+    settings, (line,) = settings_checks(load)
+    assert settings is not None  # the rest of the checks still run
+    assert (line.name, line.status, line.required) == ("settings.IMMY_TAG_PREFIX", "failed", True)
+    assert "U+200B" in line.detail

@@ -123,3 +123,42 @@ def test_missing_settings_are_a_named_503_problem(configure, monkeypatch):
     body = json.loads(response.get_body())
     assert body["settings"] == ["HALO_CLIENT_ID", "HALO_CLIENT_SECRET"]
     assert response.headers["Retry-After"] == "300"
+
+
+def test_a_503_for_settings_names_every_broken_one_at_once(configure, monkeypatch):
+    configure("https://msp.halopsa.com", IMMY_BASE_URL="https://msp.immy.bot")
+    monkeypatch.delenv("HALO_CLIENT_SECRET")
+    for key in ("IMMY_TENANT_ID", "IMMY_CLIENT_ID", "IMMY_CLIENT_SECRET"):
+        monkeypatch.delenv(key, raising=False)
+    get_settings.cache_clear()
+    response = get("sync_status", "/api/sync/status")
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["settings"] == [
+        "HALO_CLIENT_SECRET",
+        "IMMY_CLIENT_ID",
+        "IMMY_CLIENT_SECRET",
+        "IMMY_TENANT_ID",
+    ]
+
+
+def test_approving_the_tag_of_no_rule_is_404_naming_it(configure, halo_sandbox):
+    from pathlib import Path
+
+    from shared.api.rules import import_rules
+    from shared.store.repository import get_store
+
+    configure(halo_sandbox(demo_data(date.today())).url)
+    rules = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
+    import_rules(get_store(), rules.read_bytes(), date.today())
+    unknown = get("sync_approve", "/api/sync/approve", method="POST", tag="Foo")
+    assert unknown.status_code == 404
+    assert unknown.mimetype == PROBLEM_JSON
+    problem = json.loads(unknown.get_body())
+    assert "'Foo'" in problem["detail"]
+    assert problem["known"] == ["Huntress", "SentinelOne"]
+    # A rule's tag with nothing held is the conflict it was.
+    held = get("sync_approve", "/api/sync/approve", method="POST", tag="huntress")
+    assert held.status_code == 409
+    assert json.loads(held.get_body())["type"].endswith("/nothing-held")
+    # An empty tag is a mistake, never "approve whatever is held".
+    assert get("sync_approve", "/api/sync/approve", method="POST", tag="").status_code == 400

@@ -317,6 +317,41 @@ def test_bad_rules_are_refused(demo, url_software, body, status):
     problem_of(rules_put(url_software, body), status)
 
 
+@pytest.mark.parametrize(
+    ("software", "code_point"),
+    [
+        ("Sentinel\u202eOne", "U+202E"),
+        ("Sentinel\u200bOne", "U+200B"),
+        ("Tool \ue000", "U+E000"),
+        ("Tool \u0378", "U+0378"),
+        ("\U0001f469\u200d\U0001f4bb Devices", "U+200D"),
+    ],
+)
+def test_a_software_name_with_a_hidden_or_unassigned_character_is_a_400_naming_it(
+    demo, software, code_point
+):
+    # It would become an ImmyBot tag that looks like another, or shows as a box.
+    for url, body in (
+        (software, {"contract_types": ["Managed Security"]}),  # the name from the URL
+        (software, {"software": software, "contract_types": ["Managed Security"]}),
+    ):
+        problem = problem_of(rules_put(url, body), 400)
+        assert problem["detail"].startswith("software: ") and code_point in problem["detail"]
+    imported = json.dumps({"rules": [{"software": software, "contract_types": ["x"]}]})
+    problem = problem_of(call("rules", "/api/rules", "PUT", imported.encode()), 400)
+    assert problem["detail"].startswith("rules.0.software: ") and code_point in problem["detail"]
+    assert [r["software"] for r in body_of(call("rules", "/api/rules"))["rules"]] == [
+        "Huntress",
+        "SentinelOne",
+    ]
+
+
+def test_emoji_are_assigned_characters_and_may_name_a_software(demo):
+    response = rules_put("\U0001f6e1\ufe0f Shield", {"contract_types": ["Managed Security"]})
+    assert response.status_code == 201
+    assert body_of(response, "RuleView")["rule"]["software"] == "\U0001f6e1\ufe0f Shield"
+
+
 def test_invalid_json_and_oversized_bodies(demo):
     bad = call("rules", "/api/rules/X", "PUT", b"{nope", route={"area": "rules", "key": "X"})
     assert problem_of(bad, 400)["detail"] == "the body is not valid JSON"
@@ -475,10 +510,13 @@ def many_rules(count: int, **extra) -> bytes:
     return json.dumps({"rules": rules}).encode()
 
 
-def test_importing_2000_rules_is_refused_and_stores_nothing(demo):
+@pytest.mark.parametrize("count", [201, 2000])
+def test_more_rules_than_a_set_holds_are_413_and_store_nothing(demo, count):
     # The manifest outgrew its entity and the rules stayed stored: every later sync failed.
+    # A rule set too large to store is a 413, as for rules too large together (it was a 400).
     before = body_of(call("rules", "/api/rules"))
-    problem_of(call("rules", "/api/rules", "PUT", many_rules(2000)), 400)
+    problem = problem_of(call("rules", "/api/rules", "PUT", many_rules(count)), 413)
+    assert problem["type"].endswith("/too-many-rules") and problem["rules"] == count
     assert body_of(call("rules", "/api/rules")) == before
     assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
 
@@ -532,12 +570,13 @@ def test_every_http_function_is_in_the_document():
         assert any(route.pattern.match(p[len("/api/") :]) for p in paths), route.name
 
 
-def test_every_operation_documents_401_and_its_problems():
+def test_every_operation_documents_401_400_and_its_problems():
+    # 400: any route refuses a query parameter it does not take.
     for path, method, operation in operations():
         responses = operation["responses"]
-        assert "401" in responses, (path, method)
+        assert "401" in responses and "400" in responses, (path, method)
         for status, response in responses.items():
-            if status >= "400" and status != "401" and not path.startswith("/technician-tab"):
+            if status >= "400" and status != "401":
                 assert PROBLEM_JSON in response["content"], (path, method, status)
 
 

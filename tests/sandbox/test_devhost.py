@@ -11,7 +11,8 @@ import azure.functions as func
 import httpx
 import pytest
 
-from sandbox.devhost import DevHost, Route, Worker, route_value
+from sandbox.devhost import DevHost, Route, function_key, route_value
+from sandbox.worker import Worker
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +49,6 @@ def test_keys_are_checked_like_the_host_does(devhost):
     sync = f"{url}/api/sync"
     # An admin route opens to the master key alone, so no key of its own is printed.
     assert {"sync_now", "sync_approve", "setup_check"}.isdisjoint(keys)
-    from sandbox.devhost import function_key
-
     refused = httpx.post(sync, headers={"x-functions-key": function_key("sync_now")})
     assert refused.status_code == 401
     assert httpx.post(sync, headers={"x-functions-key": keys["master"]}).status_code == 202
@@ -75,6 +74,18 @@ def test_problem_answers_pass_through(devhost):
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["known"] == ["Huntress", "Microsoft 365 Apps", "SentinelOne"]
+
+
+def test_a_repeated_query_name_is_refused_not_answered_for_one_of_its_values(devhost):
+    # It answered for Huntress, the last value.
+    url, keys = devhost
+    response = httpx.get(
+        f"{url}/api/targets?software=SentinelOne&software=Huntress",
+        headers={"x-functions-key": keys["targets"]},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["parameters"] == ["software"]
 
 
 def test_a_long_unicode_rule_name_is_answered_not_dropped(devhost):
@@ -108,6 +119,31 @@ def test_undeclared_methods_are_405_with_the_documented_allow(devhost):
         )
         assert response.status_code == 405, (method, path)
         assert response.headers["allow"] == allow
+
+
+@pytest.mark.parametrize(
+    ("auth", "headers", "target"),
+    [
+        ("FUNCTION", {}, "/api/guarded"),
+        ("FUNCTION", {"x-functions-key": "wrong"}, "/api/guarded"),
+        ("FUNCTION", {}, "/api/guarded?code=wrong"),
+        ("ADMIN", {"x-functions-key": function_key("guarded")}, "/api/guarded"),
+    ],
+)
+def test_a_missing_or_wrong_key_is_an_empty_401_as_the_host_answers(auth, headers, target):
+    # The Functions host answers an unauthorised call with ASP.NET Core's UnauthorizedResult:
+    # the status alone, no body and no Content-Type (the devhost answered with text).
+    ran: list[object] = []
+    host = DevHost([])
+    host.routes.append(
+        Route("guarded", re.compile("^guarded$"), frozenset({"GET"}), auth, ran.append, ())
+    )
+    try:
+        status, out, body = host.dispatch("GET", target, headers, b"")
+    finally:
+        host.worker.close()
+    assert (status, body, ran) == (401, b"", [])
+    assert "Content-Type" not in out
 
 
 def test_an_exception_in_a_handler_is_a_500_not_a_closed_connection():

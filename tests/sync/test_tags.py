@@ -150,3 +150,30 @@ def test_offboarding_tags_are_added_only_after_the_removals():
         ("remove", {("tenant", (3,)): ["Halo: EDR"]}),
         ("add", {("tenant", (3,)): ["Halo: EDR (offboarding)"]}),
     ]
+
+
+class Untouchable:
+    """Stands in for storage and ImmyBot where neither may be used."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"{name} was used")
+
+
+def test_a_prefix_with_a_hidden_character_writes_no_tag_and_says_so():
+    import asyncio
+
+    from shared.settings import load_settings
+    from shared.sync.tags import apply_immy_tags
+
+    settings = load_settings(
+        halo_base_url="https://msp.halopsa.test",
+        halo_client_id="id",
+        halo_client_secret="secret",
+        tables_connection_string="UseDevelopmentStorage=true",
+        immy_tags="apply",
+        immy_tag_prefix="Halo\u202e: ",
+    )
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    result = asyncio.run(apply_immy_tags(settings, Untouchable(), Untouchable(), "g1", now))
+    assert result["mode"] == "apply"
+    assert result["error"].startswith("IMMY_TAG_PREFIX may not contain U+202E (")

@@ -14,6 +14,7 @@ import pytest
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data
+from shared.api.problems import PROBLEM_BASE, PROBLEM_JSON
 from shared.api.rules import import_rules
 from shared.core.schedule import longest_gap
 from shared.records.halo import Ticket
@@ -157,12 +158,16 @@ def test_schedule_gaps():
 # -- through the handler, against Azurite and the sandbox --------------------------------------------
 
 
-def tab(ticket_id: str, headers=None) -> func.HttpResponse:
+# What a browser framing the tab in HaloPSA sends.
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def tab(ticket_id: str, headers=None, *, browser: bool = True) -> func.HttpResponse:
     request = func.HttpRequest(
         "GET",
         f"/api/technician-tab/ticket/{ticket_id}",
         body=b"",
-        headers=headers or {},
+        headers={**(BROWSER if browser else {}), **(headers or {})},
         route_params={"ticket_id": ticket_id},
     )
     return asyncio.run(handler("technician_tab")(request))
@@ -284,6 +289,59 @@ def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
     assert "App Service Authentication is not enabled" in html
     assert "TAB_ALLOWED_GROUP" in html
     assert "Outlook keeps asking" not in html  # nothing of the ticket leaks
+
+
+@pytest.mark.integration
+def test_a_refusal_is_a_problem_unless_the_caller_reads_html(demo, monkeypatch):
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    get_settings.cache_clear()
+    for headers in ({}, {"Accept": "*/*"}, {"Accept": "application/json"}):
+        response = tab("1", headers, browser=False)
+        assert response.status_code == 403
+        assert response.mimetype == PROBLEM_JSON
+        problem = json.loads(response.get_body())
+        assert (problem["status"], problem["type"]) == (403, PROBLEM_BASE + "not-in-group")
+        assert problem["detail"] == "Your account is not in the group allowed to see this tab."
+        assert response.headers["Vary"] == "Accept"
+        assert response.headers["Cache-Control"] == "private, no-store"
+    # The same refusal for a browser: the page, saying the same.
+    page = tab("1")
+    assert page.status_code == 403 and page.headers["Vary"] == "Accept"
+    assert "Your account is not in the group allowed to see this tab." in html_of(page)
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "false")
+    get_settings.cache_clear()
+    unset = json.loads(tab("1", browser=False).get_body())
+    assert unset["type"] == PROBLEM_BASE + "sign-in-not-set-up"
+
+
+@pytest.mark.integration
+def test_a_bad_query_on_the_tab_is_refused_in_the_form_asked(demo):
+    request = func.HttpRequest(
+        "GET",
+        "http://localhost/api/technician-tab/ticket/1?ticket=1&ticket=2",
+        body=b"",
+        headers={},
+        params={"ticket": "1,2"},
+        route_params={"ticket_id": "1"},
+    )
+    response = asyncio.run(handler("technician_tab")(request))
+    assert response.status_code == 400 and response.mimetype == PROBLEM_JSON
+    assert json.loads(response.get_body())["parameters"] == ["ticket"]
+    browser = func.HttpRequest(
+        "GET",
+        "http://localhost/api/technician-tab/ticket/1?ticket=1",
+        body=b"",
+        headers=BROWSER,
+        params={"ticket": "1"},
+        route_params={"ticket_id": "1"},
+    )
+    page = asyncio.run(handler("technician_tab")(browser))
+    assert page.status_code == 400
+    assert "unknown query parameter &#39;ticket&#39;" in html_of(page)
+    assert "frame-ancestors https://msp.halopsa.com" in page.headers["Content-Security-Policy"]
 
 
 @pytest.mark.integration
