@@ -25,6 +25,9 @@ CALLS = {
         "reconciliation", "GET", "/api/reconciliation", {"software": "Huntress"}, {}, {}
     ),
     "immybot_tags": Request("immybot_tags", "GET", "/api/immybot/tags", {}, {}, {}),
+    "calendar": Request("calendar", "GET", "/api/calendar", {"days": "30"}, {}, {}),
+    "changes": Request("changes", "GET", "/api/changes", {"software": "Huntress"}, {}, {}),
+    "halo_webhook": Request("halo_webhook", "POST", "/api/halo/events", {}, {}, {}),
     "assets_plan": Request("assets_plan", "GET", "/api/assets/plan", {"client_id": "1"}, {}, {}),
     "setup_check": Request("setup_check", "GET", "/api/setup/check", {}, {}, {}),
     "rules": Request("rules", "GET", "/api/rules/Huntress", {}, {"key": "Huntress"}, {}),

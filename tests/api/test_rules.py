@@ -97,7 +97,7 @@ def test_a_patch_is_validated_as_a_put_is(demo_synced, patch, status, said):
 def test_patching_a_rule_that_does_not_exist_is_404(demo_synced):
     response = rules("PATCH", "Defender", {"grace_days": 3}, MERGE_PATCH)
     problem = answer(response, 404)
-    assert problem["known"] == ["Huntress", "SentinelOne"]
+    assert problem["known"] == ["Huntress", "Microsoft 365 Apps", "SentinelOne"]
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/json-patch+json"])

@@ -155,7 +155,7 @@ def test_approving_the_tag_of_no_rule_is_404_naming_it(configure, halo_sandbox):
     assert unknown.mimetype == PROBLEM_JSON
     problem = json.loads(unknown.get_body())
     assert "'Foo'" in problem["detail"]
-    assert problem["known"] == ["Huntress", "SentinelOne"]
+    assert problem["known"] == ["Huntress", "Microsoft 365 Apps", "SentinelOne"]
     # A rule's tag with nothing held is the conflict it was.
     held = get("sync_approve", "/api/sync/approve", method="POST", tag="huntress")
     assert held.status_code == 409

@@ -342,6 +342,7 @@ def test_a_software_name_with_a_hidden_or_unassigned_character_is_a_400_naming_i
     assert problem["detail"].startswith("rules.0.software: ") and code_point in problem["detail"]
     assert [r["software"] for r in body_of(call("rules", "/api/rules"))["rules"]] == [
         "Huntress",
+        "Microsoft 365 Apps",
         "SentinelOne",
     ]
 
