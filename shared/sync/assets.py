@@ -137,13 +137,20 @@ class _Progress:
 
 
 def mapped_clients(snapshot: Snapshot) -> dict[int, int]:
-    """Active HaloPSA clients mapped to an ImmyBot tenant: client id -> tenant id."""
+    """Active HaloPSA clients mapped to an ImmyBot tenant: client id -> tenant id. Every way a
+    client maps counts (an explicit mapping, ImmyBot's own HaloPSA link, the Entra tenant, the
+    name); ambiguous and unmapped clients have no tenant to take computers from."""
     mapped: dict[int, int] = {}
     for client_id, match in snapshot.matches.items():
         client = snapshot.clients.get(client_id)
         if client is None or client.inactive or match.tenant_id is None:
             continue
-        if match.kind in (MatchKind.EXPLICIT, MatchKind.ENTRA_TENANT, MatchKind.NAME):
+        if match.kind in (
+            MatchKind.EXPLICIT,
+            MatchKind.IMMYBOT_LINK,
+            MatchKind.ENTRA_TENANT,
+            MatchKind.NAME,
+        ):
             mapped[client_id] = match.tenant_id
     return mapped
 

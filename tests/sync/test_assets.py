@@ -411,7 +411,7 @@ def test_the_plan_names_each_client_and_its_tenant(world):
 
 def test_a_client_mapped_by_its_entra_tenant_gets_its_computers_as_assets():
     kinds = {1: MatchKind.EXPLICIT, 2: MatchKind.ENTRA_TENANT, 3: MatchKind.NAME,
-             4: MatchKind.AMBIGUOUS, 5: MatchKind.UNMAPPED}  # fmt: skip
+             4: MatchKind.AMBIGUOUS, 5: MatchKind.UNMAPPED, 6: MatchKind.IMMYBOT_LINK}  # fmt: skip
     clients = [Client(id=cid, name=f"C{cid}") for cid in kinds]
     matches = {
         cid: TenantMatch(
@@ -422,4 +422,4 @@ def test_a_client_mapped_by_its_entra_tenant_gets_its_computers_as_assets():
         for cid, kind in kinds.items()
     }
     snapshot = Snapshot.build(clients, [], [], [], []).with_immybot([], matches)
-    assert mapped_clients(snapshot) == {1: 10, 2: 20, 3: 30}
+    assert mapped_clients(snapshot) == {1: 10, 2: 20, 3: 30, 6: 60}
