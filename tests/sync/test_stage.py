@@ -22,7 +22,7 @@ from shared.store.repository import Store
 from shared.sync.lease import LEASE_TTL
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
-from shared.sync.stage import STAGE_PARTITION, staged
+from shared.sync.stage import STAGE_FORMAT, STAGE_PARTITION, staged
 from shared.sync.status import sync_status
 from tests.sync.sandbox_runs import (
     HUNTRESS,
@@ -295,7 +295,7 @@ def test_a_stage_left_behind_by_a_run_that_swapped_is_never_continued(setup):
             "created_at": datetime.now(UTC),
             "page_size": settings.halo_page_size,
             "read_mode": settings.halo_read_mode,
-            "format": 1,
+            "format": STAGE_FORMAT,
         }
     )
     report = sync(settings, store, Tap())
