@@ -76,6 +76,7 @@ from shared.store.base import (
     encode_data,
 )
 from shared.store.repository import Store, document_entities
+from shared.store.sharing import all_rows, owner_rows
 
 # Room left in a document for its envelope (keys, brackets) on top of the records' own JSON.
 _DOC_LIMIT = MAX_ENTITY_CHARS - 2_000
@@ -198,15 +199,16 @@ def _packed_lists(texts: Iterable[str], too_large: list[Reject], kind: str) -> l
 
 
 def read_client(store: Store, generation: str, client_id: int) -> ClientRecord | None:
-    """One client's records (a single range read), or None if the generation lacks it."""
-    documents = store.read_documents(generation, CLIENTS, row_prefix=client_key(client_id) + "-")
+    """One client's records (a single range read, in whichever generation's table holds them:
+    shared.store.sharing), or None if the generation lacks it."""
+    documents = [_decode(e) for e in owner_rows(store, generation, CLIENTS, client_id)]
     return client_record(documents) if documents else None
 
 
 def read_clients(store: Store, generation: str) -> list[ClientRecord]:
     """Every client's records, in client id order."""
     parts: dict[str, list[Any]] = defaultdict(list)
-    for entity in store.read_partition(generation, CLIENTS):
+    for entity in all_rows(store, generation, CLIENTS):
         parts[str(entity["RowKey"]).split("-", 1)[0]].append(_decode(entity))
     return [client_record(parts[key]) for key in sorted(parts)]
 
@@ -275,9 +277,12 @@ def read_computers(
     store: Store, generation: str, tenant_id: int | None = None
 ) -> list[ImmyComputer]:
     """ImmyBot's computers as of a generation: one tenant's (one range read) or all."""
-    prefix = f"{tenant_id:010d}-" if tenant_id is not None else None
-    documents = store.read_documents(generation, IMMY_COMPUTERS, row_prefix=prefix)
-    return [ImmyComputer.model_validate(x) for document in documents for x in document]
+    rows = (
+        all_rows(store, generation, IMMY_COMPUTERS)
+        if tenant_id is None
+        else owner_rows(store, generation, IMMY_COMPUTERS, tenant_id)
+    )
+    return [ImmyComputer.model_validate(x) for row in rows for x in _decode(row)]
 
 
 def read_targets(store: Store, generation: str, partition: str) -> list[Target]:

@@ -28,6 +28,7 @@ from shared.settings import Settings
 from shared.store.base import StoreError
 from shared.store.generations import Layout, apply_rules, layout
 from shared.store.repository import Store
+from shared.store.sharing import share_unchanged
 from shared.store.state import Held, Pointer
 from shared.sync.assets import run_assets
 from shared.sync.immybot import ImmyRead, read_immybot, with_immybot
@@ -133,9 +134,11 @@ async def run_phases(run: RunContext, clients: Clients) -> None:
     resolved = _laid_out(stage.generation, data, part)
     _record_rejects(run.report, data, resolved)
     mark = run.phases.mark("validate", mark)
-    await _write(run, resolved)
-    mark = run.phases.mark("write", mark)
+    # Read before the write: the new generation shares what is unchanged since this one, and
+    # becomes current only if the pointer has not moved since (the swap is conditioned on it).
     current = await asyncio.to_thread(run.store.current)
+    await _write(run, resolved, current)
+    mark = run.phases.mark("write", mark)
     if await _held(run, resolved, data, current):
         run.phases.mark("swap", mark)
         return
@@ -241,13 +244,20 @@ def _record_rejects(report: SyncReport, data: SyncData, resolved: _LaidOut) -> N
     report.reject_samples += resolved.rule_problems
 
 
-async def _write(run: RunContext, resolved: _LaidOut) -> None:
+async def _write(run: RunContext, resolved: _LaidOut, current: Pointer | None) -> None:
+    """Write the generation: every row but those of clients (and tenants' computers) unchanged
+    since the current generation, which it shares (shared.store.sharing)."""
     report = run.report
     report.generation = resolved.generation
+    previous = current.generation if current is not None else None
+    planned = await asyncio.to_thread(
+        share_unchanged, run.store, resolved.generation, resolved.planned.partitions, previous
+    )
     stats = await asyncio.to_thread(
-        run.store.write_generation, resolved.generation, resolved.planned.partitions
+        run.store.write_generation, resolved.generation, planned.partitions
     )
     report.entities_written, report.transactions = stats.entities, stats.transactions
+    report.entities_shared = planned.shared_rows
     report.transactions_minimum = stats.minimum_transactions
     report.largest_entity, report.largest_property = stats.largest_entity, stats.largest_property
 

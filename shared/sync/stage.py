@@ -30,8 +30,9 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store.base import STATE_PK, EntityTooLarge, StoreError, decode_data
-from shared.store.repository import Store, document_entities, new_generation
+from shared.store.base import STATE_PK, EntityTooLarge, StoreError, check_key
+from shared.store.repository import Store, new_generation
+from shared.store.sharing import in_use
 
 log = logging.getLogger("halo_immy.sync")
 
@@ -270,13 +271,11 @@ def close_stage(store: Store, generation: str) -> None:
 
 
 def discard(store: Store, info: StageInfo) -> None:
-    """Drop a stage that will not be continued: its generation too, unless that one serves."""
+    """Drop a stage that will not be continued: its generation too, unless that one serves (or
+    holds rows a serving one shares)."""
     pointer, held = store.current(), store.held()
-    serving = {
-        pointer and pointer.generation,
-        pointer and pointer.previous,
-        held and held.generation,
-    }
+    kept = (pointer and pointer.generation, pointer and pointer.previous, held and held.generation)
+    serving = in_use(store, (g for g in kept if g))
     if info.generation in serving:
         close_stage(store, info.generation)
         return
