@@ -22,7 +22,9 @@ packed into as many entities as it needs.
 
 Table Storage costs per entity (Azurite about 1.3 ms each whatever its size), so records are grouped
 into as few entities as the size limits allow: a 5,000-client snapshot is about 5,000 entities
-instead of 45,000, and a client's whole record is one point read.
+instead of 45,000, and a client's whole record is one point read. The `clients` and
+`immy_computers` rows of an owner whose content did not change are not written again: the
+generation's index names the generation holding them (`shared.store.sharing`).
 """
 
 from __future__ import annotations
