@@ -126,7 +126,7 @@ def layout(
             body = ",".join(f'"{kind}":[{",".join(items)}]' for kind, items in groups.items())
             document = f'{{"client":{head}' + (f",{body}" if body else "") + "}"
             clients.append(
-                {"RowKey": f"{client_key(client.id)}-{part:03d}", **encode_data(document)}
+                {"RowKey": part_key(client_key(client.id), part), **encode_data(document)}
             )
 
     partitions = {
@@ -145,7 +145,7 @@ def layout(
         for computer in computers:
             by_tenant[computer.tenant_id].append(_dump(computer))
         partitions[IMMY_COMPUTERS] = [
-            {**entity, "RowKey": f"{tenant_id:010d}-{entity['RowKey']}"}
+            {**entity, "RowKey": part_key(f"{tenant_id:010d}", int(entity["RowKey"]))}
             for tenant_id, texts in sorted(by_tenant.items())
             for entity in _packed_lists(texts, too_large, "immy_computers")
         ]
@@ -154,6 +154,17 @@ def layout(
         partitions[entry.partition] = target_entities(found, too_large)
         partitions[entry.unmapped_partition] = unmapped_entities(found, snapshot, too_large)
     return Layout(partitions, too_large)
+
+
+def part_key(owner: str, part: int) -> str:
+    """The RowKey of one part of an owner's rows (a client's, a tenant's computers): the first
+    is the owner's bare 10-character key, the rest `<owner>-<part>`. Readers take every row
+    starting with the owner's key, so rows written as `<owner>-000` read the same.
+
+    Why the bare key: Azurite (tests, the devhost, the benchmarks) spends about twice the CPU on
+    an entity whose RowKey has 13 characters or more (3,000 entities: 0.9-1.0 s of its CPU with
+    10 to 12, 1.8-2.2 s with 13 or 14), and nearly every client has one part."""
+    return owner if part == 0 else f"{owner}-{part:03d}"
 
 
 def unmapped_entities(
@@ -211,7 +222,7 @@ def read_clients(store: Store, generation: str) -> list[ClientRecord]:
     """Every client's records, in client id order."""
     parts: dict[str, list[Any]] = defaultdict(list)
     for entity in all_rows(store, generation, CLIENTS):
-        parts[str(entity["RowKey"]).split("-", 1)[0]].append(_decode(entity))
+        parts[str(entity["RowKey"])[:10]].append(_decode(entity))
     return [client_record(parts[key]) for key in sorted(parts)]
 
 

@@ -136,7 +136,7 @@ def owner_rows(store: Store, generation: str, partition: str, owner: int) -> lis
     home = home_of(store, generation, partition, owner)
     if home is None:
         return []
-    return store.read_partition(home, partition, row_prefix=f"{owner:0{OWNER_KEY}d}-")
+    return store.read_partition(home, partition, row_prefix=f"{owner:0{OWNER_KEY}d}")
 
 
 def all_rows(store: Store, generation: str, partition: str) -> list[dict[str, Any]]:
