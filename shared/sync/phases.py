@@ -24,6 +24,7 @@ from shared.core.targets import Snapshot, Target, resolve
 from shared.halo.client import HaloClient
 from shared.immybot.client import ImmyClient
 from shared.records.immybot import ImmyComputer
+from shared.records.parsing import gc_paused
 from shared.settings import Settings
 from shared.store.base import StoreError
 from shared.store.generations import Layout, apply_rules, layout
@@ -197,7 +198,8 @@ async def _resolve(run: RunContext, data: SyncData, immy_read: ImmyRead | None) 
     rules, rule_problems = await asyncio.to_thread(load_rules, run.store)
     synced_at = run.clock()
     today = synced_at.date()
-    targets = {rule.key: resolve(snapshot, rule, today) for rule in rules}
+    with gc_paused():
+        targets = {rule.key: resolve(snapshot, rule, today) for rule in rules}
     run.report.targets = {rule.software: len(targets[rule.key]) for rule in rules}
     return _Resolved(
         snapshot, computers, immy_state, rules, targets, rule_problems, synced_at, today
@@ -217,8 +219,9 @@ def _laid_out(generation: str, data: SyncData, part: _Resolved) -> _LaidOut:
         },
         immybot=part.immy_state,
     )
-    catalog = build_catalog(part.snapshot, part.today)
-    planned = layout(part.snapshot, part.targets, manifest, catalog, part.computers)
+    with gc_paused():
+        catalog = build_catalog(part.snapshot, part.today)
+        planned = layout(part.snapshot, part.targets, manifest, catalog, part.computers)
     return _LaidOut(
         generation,
         part.snapshot,
