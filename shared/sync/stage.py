@@ -41,7 +41,8 @@ STAGE_ROW = "stage"
 # A resumed run serves data as old as its oldest staged page: past this, start over.
 STAGE_MAX_AGE = timedelta(hours=24)
 # Bump when what a staged page holds changes: a stage of another format is discarded, not read.
-# 2: zlib-compressed JSON in binary properties (1 was JSON text).
+# 2: each answer's JSON as HaloPSA sent it, zlib-compressed in binary properties (1 was the
+# records and record_count re-serialised, as text).
 STAGE_FORMAT = 2
 # A binary property holds 64 KiB; an entity 1 MiB, so 15 such properties leave room for the rest.
 _CHUNK_BYTES = 60_000
@@ -173,7 +174,12 @@ class RunStage:
         entities: list[dict[str, Any]] = []
         written = too_large = 0
         for key, value in batch:
-            payload = json.dumps(value, separators=(",", ":")).encode()
+            # An answer as HaloPSA sent it is staged as it is; anything else as its JSON.
+            payload = (
+                value
+                if isinstance(value, bytes)
+                else json.dumps(value, separators=(",", ":")).encode()
+            )
             try:
                 entities.extend(page_entities(key, payload))
             except EntityTooLarge:
