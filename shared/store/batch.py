@@ -58,26 +58,36 @@ def entity_json(entity: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _operation(target: str, number: int, body: bytes, changeset: str) -> bytes:
+def _operation(target: str, number: int, body: bytes | None, changeset: str) -> bytes:
+    """One operation of a changeset: a merge-upsert of `body`, or with None a delete."""
+    verb, headers = (
+        ("DELETE", "If-Match: *\r\n")
+        if body is None
+        else ("PATCH", f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+    )
     head = (
         f"--{changeset}\r\n"
         "Content-Type: application/http\r\n"
         "Content-Transfer-Encoding: binary\r\n"
         f"Content-ID: {number}\r\n\r\n"
-        f"PATCH {target} HTTP/1.1\r\n"
-        "Content-Type: application/json\r\n"
+        f"{verb} {target} HTTP/1.1\r\n"
         "Accept: application/json\r\n"
         "DataServiceVersion: 3.0\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{headers}\r\n"
     )
-    return head.encode("ascii") + body + b"\r\n"
+    return head.encode("ascii") + (body or b"") + b"\r\n"
 
 
 def batch_body(
-    base_url: str, table_name: str, partition: str, entities: Sequence[Mapping[str, Any]]
+    base_url: str,
+    table_name: str,
+    partition: str,
+    entities: Sequence[Mapping[str, Any]],
+    *,
+    delete: bool = False,
 ) -> tuple[bytes, str]:
-    """The multipart body of one transaction upserting (merging) `entities` into `partition`,
-    and its boundary."""
+    """The multipart body of one transaction upserting (merging) `entities` into `partition`, or
+    with `delete` deleting the rows they name, and its boundary."""
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
     pk = quote(partition.replace("'", "''"), safe="")
     parts = [
@@ -86,7 +96,7 @@ def batch_body(
     for number, entity in enumerate(entities):
         rk = quote(str(entity["RowKey"]).replace("'", "''"), safe="")
         target = f"{base_url}/{table_name}(PartitionKey='{pk}',RowKey='{rk}')"
-        body = entity_json({**entity, "PartitionKey": partition})
+        body = None if delete else entity_json({**entity, "PartitionKey": partition})
         parts.append(_operation(target, number, body, changeset))
     parts.append(f"--{changeset}--\r\n\r\n--{batch}--\r\n".encode("ascii"))
     return b"".join(parts), batch
@@ -100,8 +110,20 @@ def submit_upserts(
     Raises HttpResponseError with the status that failed (the transaction's own, or the first
     failing operation's) when the service did not apply it.
     """
+    _submit(table, partition, entities, delete=False)
+
+
+def submit_deletes(table: TableClient, partition: str, row_keys: Sequence[str]) -> None:
+    """Delete the rows `row_keys` of one partition in one transaction: all or none (a row that
+    is not there fails it with 404, as the SDK's transactions do)."""
+    _submit(table, partition, [{"RowKey": key} for key in row_keys], delete=True)
+
+
+def _submit(
+    table: TableClient, partition: str, entities: Sequence[Mapping[str, Any]], *, delete: bool
+) -> None:
     base_url = table.url.split("?", 1)[0].rstrip("/")
-    body, boundary = batch_body(base_url, table.table_name, partition, entities)
+    body, boundary = batch_body(base_url, table.table_name, partition, entities, delete=delete)
     request = HttpRequest(
         "POST",
         f"{base_url}/$batch",

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableServiceClient
 
 from shared.store.base import (
@@ -191,3 +192,17 @@ def test_a_lease_is_renewed_by_its_owner_only_and_a_takeover_names_the_stale_own
     assert grant and grant.replaced.owner == "a" and grant.replaced.started_at == started
     assert not store.renew_lease("a", now=NOW + timedelta(minutes=10), ttl=ttl)  # a lost it
     assert store.lease().owner == "b"
+
+
+def test_rows_are_deleted_in_transactions_all_or_none(store):
+    store.write_generation(
+        "g9", {"items": documents_to_entities([(f"{i:04d}", {}) for i in range(150)])}
+    )
+    with pytest.raises(HttpResponseError) as failed:
+        store.delete_rows("g9", "items", ["0001", "0002", "nope"])  # one missing: none deleted
+    assert failed.value.status_code == 404
+    assert len(store.read_partition("g9", "items")) == 150
+    store.delete_rows("g9", "items", ["0001", "0002"])
+    assert len(store.read_partition("g9", "items")) == 148
+    assert store.delete_partition("g9", "items") == 148  # two transactions
+    assert store.read_partition("g9", "items") == []
