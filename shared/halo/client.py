@@ -23,24 +23,13 @@ import httpx
 from pydantic import BaseModel, SecretStr
 from pydantic_core import from_json
 
-from shared.halo.auth import (
-    Token,
-    TokenCache,
-)
-from shared.halo.errors import (
-    HaloNotFound,
-    HaloProtocolError,
-)
+from shared.halo.auth import Token, TokenCache
+from shared.halo.errors import HaloNotFound, HaloProtocolError
 from shared.halo.invoices import fill_missing_lines
 from shared.halo.paging import PageStage, read_all_pages
 from shared.halo.tokens import TokenSource, request_token
 from shared.halo.transport import ClientStats, HaloTransport, raise_for_status, report_rows
-from shared.outbound.budget import (
-    Clock,
-    RequestBudget,
-    RetryPolicy,
-    Sleep,
-)
+from shared.outbound.budget import Clock, RequestBudget, RetryPolicy, Sleep
 from shared.outbound.http import OwnsHttp, open_http
 from shared.records.halo import Asset, Client, Contract, Item, RecurringInvoice, Site, Ticket, User
 from shared.records.ids import reported_count
