@@ -26,6 +26,8 @@ class Synced:
     store: Store
     settings: Settings
     report: SyncReport
+    tables: str = ""  # Azurite's connection string
+    immy_url: str | None = None  # the ImmyBot sandbox, when one runs
 
 
 def percentile(samples: Sequence[float], share: float) -> float:
@@ -114,7 +116,7 @@ def synced(
             for rule in rules:
                 store.put_rule_document(rule.key, rule.model_dump(mode="json"))
             report = asyncio.run(run_sync(settings, store=store))
-            yield Synced(store, settings, report)
+            yield Synced(store, settings, report, azurite.connection_string, immy_url)
         finally:
             stop_process(proc)
             if immy_proc is not None:

@@ -4,11 +4,15 @@ Prints wall time per phase, HaloPSA requests against the minimum, table transact
 minimum (entities / 100 per partition), and peak memory. The sandbox and Azurite run in their own
 processes on loopback.
 
-    python bench/sync.py [--clients 5000] [--page-size 100] [--immybot] [--naive]
+    python bench/sync.py [--clients 5000] [--page-size 100] [--immybot] [--naive] [--steady]
 
 With --immybot an ImmyBot sandbox (tenants for most clients, their computers) runs too, and the
 largest entity and property written show the snapshot stays inside Table Storage's limits
 (1 MiB per entity, 64 KiB per property) however many clients there are.
+
+With --steady the same data is synced again, then data with 1% of clients changed
+(bench/steady.py): each prints the entities it wrote against the first sync's (under 5% and 10%),
+then retention and a rollback are checked.
 
 With --naive the same sandboxes are then read by a naive sync (bench/naive.py: sequential, every
 recurring invoice read by id, one upsert per record) into the same Azurite, and the ratio is
@@ -30,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import synced  # noqa: E402
 from bench.naive import NaiveResult, naive_sync  # noqa: E402
+from bench.steady import Steady, homes_in_use, print_steady, steady_state  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.immybot import MAX_TAKE  # noqa: E402
 from shared.core.rules import ItemMatch, Rule  # noqa: E402
@@ -89,6 +94,9 @@ def main() -> None:
         "--naive", action="store_true", help="then run a naive sync of the same data (ratio)"
     )
     parser.add_argument(
+        "--steady", action="store_true", help="then an unchanged sync and a 1%%-changed one"
+    )
+    parser.add_argument(
         "--concurrency", type=int, default=8, help="table transactions in flight (default 8)"
     )
     parser.add_argument(
@@ -100,6 +108,8 @@ def main() -> None:
     lists = [data.clients, data.sites, data.contracts, data.invoices, data.items]
     pages = 1 + sum(max(1, math.ceil(len(x) / args.page_size)) for x in lists)
     naive: NaiveResult | None = None
+    steady: Steady | None = None
+    needed: set[str] = set()
 
     with synced(
         args.clients,
@@ -114,6 +124,9 @@ def main() -> None:
         if args.naive:
             table = done.store.table("naivesync")
             naive = asyncio.run(naive_sync(done.settings, table, args.page_size))
+        if args.steady:
+            steady = steady_state(done, args.clients, args.seed, args.page_size)
+            needed = homes_in_use(done)
     # Invoices listed without lines cost one request each, whoever reads them.
     minimum_requests = pages + report.halo_lines_by_id
 
@@ -145,6 +158,8 @@ def main() -> None:
     print(f"peak memory   : {peak_mib:.0f} MiB (max RSS of this process)")
     if naive is not None:
         print_naive(report, naive)
+    if steady is not None:
+        print_steady(report, steady, args.clients, needed)
 
 
 def print_naive(report: SyncReport, naive: NaiveResult) -> None:

@@ -21,25 +21,15 @@ from typing import Any, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
+from pydantic_core import from_json
 
-from shared.halo.auth import (
-    Token,
-    TokenCache,
-)
-from shared.halo.errors import (
-    HaloNotFound,
-    HaloProtocolError,
-)
+from shared.halo.auth import Token, TokenCache
+from shared.halo.errors import HaloNotFound, HaloProtocolError
 from shared.halo.invoices import fill_missing_lines
 from shared.halo.paging import PageStage, read_all_pages
 from shared.halo.tokens import TokenSource, request_token
 from shared.halo.transport import ClientStats, HaloTransport, raise_for_status, report_rows
-from shared.outbound.budget import (
-    Clock,
-    RequestBudget,
-    RetryPolicy,
-    Sleep,
-)
+from shared.outbound.budget import Clock, RequestBudget, RetryPolicy, Sleep
 from shared.outbound.http import OwnsHttp, open_http
 from shared.records.halo import Asset, Client, Contract, Item, RecurringInvoice, Site, Ticket, User
 from shared.records.ids import reported_count
@@ -289,7 +279,7 @@ class HaloClient(OwnsHttp):
         params: Mapping[str, str] | None = None,
     ) -> tuple[Listing[M], int | None]:
         """Page `number` of `GET /api/{resource}`, validated, with the `record_count` it gave."""
-        raw, count = await self._get_page(
+        raw, count, _ = await self._get_page(
             f"/api/{resource}", resource, key, dict(params or {}), number
         )
         parsed = parse_records(model, raw, kind=resource)
@@ -299,7 +289,7 @@ class HaloClient(OwnsHttp):
         """Page `number` of the recurring invoices with their lines (an invoice listed without
         them is read by id), with the `record_count` HaloPSA gave."""
         params = {"includelines": "true", "includeinactive": "true"}
-        raw, count = await self._get_page(
+        raw, count, _ = await self._get_page(
             "/api/RecurringInvoice", "RecurringInvoice", "invoices", params, number
         )
         raw, by_id = await self._fill_missing_lines(raw)
@@ -315,11 +305,11 @@ class HaloClient(OwnsHttp):
         kept = await self._stage.get(key) if self._stage is not None else None
         if isinstance(kept, Mapping) and "id" in kept:
             return kept
-        body = await self._get_json(path, {}, resource=INVOICE_BY_ID)
+        body, sent = await self._get_json_as_sent(path, {}, resource=INVOICE_BY_ID)
         if not isinstance(body, Mapping) or "id" not in body:
             raise HaloProtocolError("GET", path, 200, "no recurring invoice in the answer")
         if self._stage is not None:
-            await self._stage.put(key, body)
+            await self._stage.put(key, sent)
         return body
 
     async def _fill_missing_lines(self, raw: list[Any]) -> tuple[list[Any], int]:
@@ -340,14 +330,14 @@ class HaloClient(OwnsHttp):
 
         async def get_page(number: int) -> tuple[list[Any], int | None]:
             if self._stage is None:
-                return await self._get_page(path, resource, key, params, number)
+                return (await self._get_page(path, resource, key, params, number))[:2]
             name = f"{stage_key}|{number:05d}"
             kept = await self._stage.get(name)
-            if isinstance(kept, Mapping) and isinstance(kept.get("records"), list):
-                count = kept.get("record_count")
-                return list(kept["records"]), count if isinstance(count, int) else None
-            records, record_count = await self._get_page(path, resource, key, params, number)
-            await self._stage.put(name, {"records": records, "record_count": record_count})
+            if isinstance(kept, Mapping) and isinstance(kept.get(key), list):
+                return list(kept[key]), reported_count(kept.get("record_count"))
+            records, record_count, sent = await self._get_page(path, resource, key, params, number)
+            # The answer as HaloPSA sent it: staging it costs no second serialisation.
+            await self._stage.put(name, sent)
             return records, record_count
 
         return await read_all_pages(
@@ -360,29 +350,38 @@ class HaloClient(OwnsHttp):
 
     async def _get_page(
         self, path: str, resource: str, key: str, params: dict[str, str], number: int
-    ) -> tuple[list[Any], int | None]:
+    ) -> tuple[list[Any], int | None, bytes]:
+        """Page `number`: its records, the record_count HaloPSA gave, and the answer's JSON."""
         query = {
             **params,
             "pageinate": "true",
             "page_size": str(self.page_size),
             "page_no": str(number),
         }
-        body = await self._get_json(path, query, resource=resource)
+        body, sent = await self._get_json_as_sent(path, query, resource=resource)
         where = f"{path} page {number}"
         if not isinstance(body, Mapping) or not isinstance(body.get(key), list):
             raise HaloProtocolError("GET", where, 200, f"the answer has no '{key}' list")
-        return list(body[key]), reported_count(body.get("record_count"))
+        return list(body[key]), reported_count(body.get("record_count")), sent
 
     # -- transport ---------------------------------------------------------------------------
 
     async def _get_json(self, path: str, params: Mapping[str, str], *, resource: str) -> Any:
+        return (await self._get_json_as_sent(path, params, resource=resource))[0]
+
+    async def _get_json_as_sent(
+        self, path: str, params: Mapping[str, str], *, resource: str
+    ) -> tuple[Any, bytes]:
+        """One GET's decoded JSON, and its body as HaloPSA sent it."""
         where = path + (f" page {params['page_no']}" if "page_no" in params else "")
         response = await self._transport.request(
             "GET", path, where, resource=resource, params=params, authorised=True
         )
         raise_for_status("GET", where, response)
         try:
-            return response.json()
+            # pydantic-core's parser, not json.loads: the same values from the same JSON, in about
+            # half the time (a 5,000-client read decodes 38 MB of it).
+            return from_json(response.content), response.content
         except ValueError:
             raise HaloProtocolError(
                 "GET", where, response.status_code, "the answer is not JSON"

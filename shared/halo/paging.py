@@ -30,7 +30,8 @@ class PageStage(Protocol):
     """Where the answers a run has read are kept, so a later run need not read them again.
 
     Keys are table-key safe strings naming one answer (a list's page under its parameters, or one
-    record read by id); values are the decoded JSON HaloPSA sent. `get` is None when not kept.
+    record read by id); `put` takes the answer's JSON as HaloPSA sent it (bytes), `get` gives it
+    back decoded, or None when not kept.
     """
 
     async def get(self, key: str) -> Any | None:

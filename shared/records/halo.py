@@ -85,6 +85,8 @@ def _end_date(value: Any) -> Any:
 
 def _int_id(value: Any) -> Any:
     # HaloPSA sends ids as ints, as doubles (site_id: 12.0) or as strings ("21", "21.0").
+    if type(value) is int:
+        return value  # the common case, first: this runs for every id of every record
     if isinstance(value, bool):
         raise ValueError("an id must be a number, not a boolean")
     if isinstance(value, str | float):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), 
     from shared.store.repository import Store
     from shared.store.state import Held, Pointer
 
+K = TypeVar("K", bound=Hashable)
 # Long enough that 20 concurrent callers share one read, short against the sync interval.
 TTL_SECONDS = 5.0
 
@@ -188,38 +189,42 @@ class StatusCache:
             self._entries.clear()
 
 
-# -- client records --------------------------------------------------------------------------------
+# -- client records and index buckets -------------------------------------------------------------
 
 # A generation's client records never change once written: the last few hundred viewed are kept.
 CLIENTS_KEPT = 512
 ClientKey = tuple[str, str, int]  # (store identity, generation, client id)
+# Nor does a generation's index of shared rows (shared.store.sharing): a bucket is 1000 owners.
+INDEX_BUCKETS_KEPT = 256
+IndexKey = tuple[str, str, str, int]  # (store identity, generation, partition, bucket)
+V = TypeVar("V")
 
 
-class ClientRecords:
-    """The last `CLIENTS_KEPT` client records read (None: not in that generation), LRU."""
+class Recent(Generic[K, V]):
+    """The last `kept` values put, by key, least recently used out first; thread-safe."""
 
-    def __init__(self, kept: int = CLIENTS_KEPT) -> None:
+    def __init__(self, kept: int) -> None:
         self._kept = kept
-        self._entries: OrderedDict[ClientKey, ClientRecord | None] = OrderedDict()
+        self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: ClientKey) -> tuple[bool, ClientRecord | None]:
-        """(whether the key is kept, its record)."""
+    def get(self, key: K) -> tuple[bool, V | None]:
+        """(whether the key is kept, its value)."""
         with self._lock:
             if key not in self._entries:
                 return False, None
             self._entries.move_to_end(key)
             return True, self._entries[key]
 
-    def put(self, key: ClientKey, record: ClientRecord | None) -> None:
-        """Keep a record, dropping the least recently used past the bound."""
+    def put(self, key: K, value: V) -> None:
+        """Keep a value, dropping the least recently used past the bound."""
         with self._lock:
-            self._entries[key] = record
+            self._entries[key] = value
             while len(self._entries) > self._kept:
                 self._entries.popitem(last=False)
 
     def clear(self) -> None:
-        """Forget every record."""
+        """Forget every value."""
         with self._lock:
             self._entries.clear()
 
@@ -288,7 +293,6 @@ class GenerationCache:
 
 # -- whole answers ---------------------------------------------------------------------------------
 
-K = TypeVar("K", bound=Hashable)
 # A 1,800-target answer is about 720 KiB: this keeps some 90 of them.
 MAX_BYTES = 64 * 1024 * 1024
 
@@ -403,7 +407,9 @@ snapshots = SnapshotCache()
 answers: AnswerCache[Hashable] = AnswerCache()
 writes_here = LocalWrites()
 statuses = StatusCache()
-client_records = ClientRecords()
+client_records: Recent[ClientKey, ClientRecord | None] = Recent(CLIENTS_KEPT)
+# Index buckets as read (None: the generation has no index, its own table holds everything).
+index_buckets: Recent[IndexKey, dict[int, tuple[str, str]] | None] = Recent(INDEX_BUCKETS_KEPT)
 generations = GenerationCache()
 remembered_tickets = RememberedTickets()
 
@@ -414,3 +420,4 @@ def forget_tab() -> None:
     generations.clear()
     statuses.clear()
     client_records.clear()
+    index_buckets.clear()

@@ -44,6 +44,7 @@ from shared.store.base import (
     decode_data,
     encode_data,
 )
+from shared.store.batch import submit_deletes
 from shared.store.service import table_service
 from shared.store.state import SyncStateStore
 from shared.store.writes import BatchWriter, WriteStats
@@ -196,10 +197,7 @@ class Store(BatchWriter, SyncStateStore):
         """Delete the named rows of one partition of a generation."""
         table = self._snapshot_table(generation)
         for start in range(0, len(rows), MAX_BATCH_ENTITIES):
-            chunk = rows[start : start + MAX_BATCH_ENTITIES]
-            table.submit_transaction(
-                [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
-            )
+            submit_deletes(table, partition, rows[start : start + MAX_BATCH_ENTITIES])
 
     def delete_partition(self, generation: str, partition: str) -> int:
         """Delete every entity of one partition of a generation; returns how many."""
@@ -211,10 +209,7 @@ class Store(BatchWriter, SyncStateStore):
             )
         ]
         for start in range(0, len(keys), MAX_BATCH_ENTITIES):
-            chunk = keys[start : start + MAX_BATCH_ENTITIES]
-            table.submit_transaction(
-                [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
-            )
+            submit_deletes(table, partition, keys[start : start + MAX_BATCH_ENTITIES])
         return len(keys)
 
     # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------

@@ -17,6 +17,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.data.tables import TableClient
 
 from shared.store.base import MAX_BATCH_BYTES, MAX_BATCH_ENTITIES, StoreError, TableStore, check_key
+from shared.store.batch import submit_upserts
 
 
 @dataclass(slots=True)
@@ -37,7 +38,7 @@ class WriteStats:
 @dataclass(slots=True)
 class _Batch:
     partition: str
-    operations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)
     size: int = 0
 
 
@@ -49,8 +50,8 @@ class BatchWriter(TableStore):
     ) -> WriteStats:
         """Upsert per partition in transactions of at most 100 entities and 3.5 MB, concurrently."""
         batches = list(self._batches(partitions))
-        sizes = Counter(b.partition for b in batches for _ in b.operations)
-        measured = [entity_sizes(e) for b in batches for _, e in b.operations]
+        sizes = Counter(b.partition for b in batches for _ in b.entities)
+        measured = [entity_sizes(e) for b in batches for e in b.entities]
         stats = WriteStats(
             partitions=len(sizes),
             # What the 100-entity limit alone forces; the byte limit may add a few.
@@ -64,7 +65,7 @@ class BatchWriter(TableStore):
             retries = self._submit(table, batch, sequence)
             with lock:
                 stats.transactions += 1
-                stats.entities += len(batch.operations)
+                stats.entities += len(batch.entities)
                 stats.retries += retries
 
         with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="tables") as pool:
@@ -86,13 +87,13 @@ class BatchWriter(TableStore):
                 entity = {**source, "PartitionKey": partition}
                 check_key(str(entity["RowKey"]))
                 size = _entity_size(entity)
-                full = len(batch.operations) >= MAX_BATCH_ENTITIES
-                if batch.operations and (full or batch.size + size > MAX_BATCH_BYTES):
+                full = len(batch.entities) >= MAX_BATCH_ENTITIES
+                if batch.entities and (full or batch.size + size > MAX_BATCH_BYTES):
                     yield batch
                     batch = _Batch(partition)
-                batch.operations.append(("upsert", entity))
+                batch.entities.append(entity)
                 batch.size += size
-            if batch.operations:
+            if batch.entities:
                 yield batch
 
     def _submit(self, table: TableClient, batch: _Batch, sequence: int) -> int:
@@ -101,7 +102,7 @@ class BatchWriter(TableStore):
             try:
                 if self._hook is not None:
                     self._hook(batch.partition, sequence)
-                table.submit_transaction(batch.operations)
+                submit_upserts(table, batch.partition, batch.entities)
                 return attempt - 1
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
                 status = getattr(error, "status_code", None)
@@ -116,13 +117,23 @@ class BatchWriter(TableStore):
 
 
 def entity_sizes(entity: Mapping[str, Any]) -> tuple[int, int]:
-    """An entity's size and its largest string property's, in bytes (strings count as UTF-16)."""
-    strings = [len(v.encode("utf-16-le")) for v in entity.values() if isinstance(v, str)]
+    """An entity's size and its largest string or binary property's, in bytes (strings count as
+    UTF-16)."""
+    strings = [
+        len(v.encode("utf-16-le")) if isinstance(v, str) else len(v)
+        for v in entity.values()
+        if isinstance(v, str | bytes)
+    ]
     return _entity_size(entity), max(strings, default=0)
 
 
 def _entity_size(entity: Mapping[str, Any]) -> int:
     size = 0
     for key, value in entity.items():
-        size += 2 * len(key) + (2 * len(value) if isinstance(value, str) else 16)
+        if isinstance(value, str):
+            size += 2 * len(key) + 2 * len(value)
+        elif isinstance(value, bytes):
+            size += 2 * len(key) + len(value)
+        else:
+            size += 2 * len(key) + 16
     return size

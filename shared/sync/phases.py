@@ -25,9 +25,11 @@ from shared.core.targets import Snapshot, Target, resolve
 from shared.halo.client import HaloClient
 from shared.immybot.client import ImmyClient
 from shared.records.immybot import ImmyComputer
+from shared.records.parsing import gc_paused
 from shared.settings import Settings
 from shared.store.generations import Layout, apply_rules, layout
 from shared.store.repository import Store
+from shared.store.sharing import share_unchanged
 from shared.store.state import Held, Pointer
 from shared.sync.assets import run_assets
 from shared.sync.changes import published, record_publish
@@ -134,9 +136,11 @@ async def run_phases(run: RunContext, clients: Clients) -> None:
     resolved = _laid_out(stage.generation, data, part)
     _record_rejects(run.report, data, resolved)
     mark = run.phases.mark("validate", mark)
-    await _write(run, resolved)
-    mark = run.phases.mark("write", mark)
+    # Read before the write: the new generation shares what is unchanged since this one, and
+    # becomes current only if the pointer has not moved since (the swap is conditioned on it).
     current = await asyncio.to_thread(run.store.current)
+    await _write(run, resolved, current)
+    mark = run.phases.mark("write", mark)
     if await _held(run, resolved, data, current):
         run.phases.mark("swap", mark)
         return
@@ -195,7 +199,8 @@ async def _resolve(run: RunContext, data: SyncData, immy_read: ImmyRead | None) 
     rules, rule_problems = await asyncio.to_thread(load_rules, run.store)
     synced_at = run.clock()
     today = synced_at.date()
-    targets = {rule.key: resolve(snapshot, rule, today) for rule in rules}
+    with gc_paused():
+        targets = {rule.key: resolve(snapshot, rule, today) for rule in rules}
     run.report.targets = {rule.software: len(targets[rule.key]) for rule in rules}
     return _Resolved(
         snapshot, computers, immy_state, rules, targets, rule_problems, synced_at, today
@@ -215,8 +220,9 @@ def _laid_out(generation: str, data: SyncData, part: _Resolved) -> _LaidOut:
         },
         immybot=part.immy_state,
     )
-    catalog = build_catalog(part.snapshot, part.today)
-    planned = layout(part.snapshot, part.targets, manifest, catalog, part.computers)
+    with gc_paused():
+        catalog = build_catalog(part.snapshot, part.today)
+        planned = layout(part.snapshot, part.targets, manifest, catalog, part.computers)
     return _LaidOut(
         generation,
         part.snapshot,
@@ -242,16 +248,23 @@ def _record_rejects(report: SyncReport, data: SyncData, resolved: _LaidOut) -> N
     report.reject_samples += resolved.rule_problems
 
 
-async def _write(run: RunContext, resolved: _LaidOut) -> None:
+async def _write(run: RunContext, resolved: _LaidOut, current: Pointer | None) -> None:
+    """Write the generation: every row but those of clients (and tenants' computers) unchanged
+    since the current generation, which it shares (shared.store.sharing)."""
     report = run.report
     report.generation = resolved.generation
     # A run that lost the lease may share its generation with the run that took over (that run
     # continues the staged pages): only the holder writes the table.
     await run.lease.confirm()
+    previous = current.generation if current is not None else None
+    planned = await asyncio.to_thread(
+        share_unchanged, run.store, resolved.generation, resolved.planned.partitions, previous
+    )
     stats = await asyncio.to_thread(
-        run.store.write_generation, resolved.generation, resolved.planned.partitions
+        run.store.write_generation, resolved.generation, planned.partitions
     )
     report.entities_written, report.transactions = stats.entities, stats.transactions
+    report.entities_shared = planned.shared_rows
     report.transactions_minimum = stats.minimum_transactions
     report.largest_entity, report.largest_property = stats.largest_entity, stats.largest_property
 

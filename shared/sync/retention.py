@@ -1,8 +1,10 @@
 """What a store keeps: an admin's approval of a held generation, dropping the other generations,
 and the change log's days.
 
-Kept: the current generation, the previous one (rollback), the held one, and the one whose pages
-are staged for the next run to continue (shared.sync.stage). Everything else is dropped. The
+Kept: the current generation, the previous one (rollback), the held one, the one whose pages are
+staged for the next run to continue (shared.sync.stage), and every generation whose table holds
+rows one of those shares (shared.store.sharing: an unchanged client's records stay where they
+were first written). Everything else is dropped. The
 change log keeps CHANGES_KEEP_DAYS days; each sync that publishes drops older days.
 """
 
@@ -16,6 +18,7 @@ from shared.core.changes import Cause
 from shared.store.base import StoreError
 from shared.store.changes import prune_changes
 from shared.store.repository import Store
+from shared.store.sharing import in_use
 from shared.store.state import Pointer
 from shared.sync.changes import record_publish
 from shared.sync.lease import brief
@@ -56,21 +59,24 @@ def approve_held(
 
 
 def collect_garbage(store: Store) -> None:
-    """Drop every generation but the current, the previous (rollback), the held one, and the one
-    whose pages are staged for the next run to continue."""
+    """Drop every generation but the current, the previous (rollback), the held one, the one
+    whose pages are staged for the next run to continue, and those their rows are shared from."""
     pointer = store.current()
     held = store.held()
     stage = staged(store)
-    keep = {
-        g
-        for g in (
-            pointer and pointer.generation,
-            pointer and pointer.previous,
-            held and held.generation,
-            stage and stage.generation,
-        )
-        if g
-    }
+    keep = in_use(
+        store,
+        (
+            g
+            for g in (
+                pointer and pointer.generation,
+                pointer and pointer.previous,
+                held and held.generation,
+                stage and stage.generation,
+            )
+            if g
+        ),
+    )
     for generation in store.generations():
         if generation not in keep:
             try:

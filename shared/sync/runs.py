@@ -65,6 +65,8 @@ class SyncReport:
     reject_samples: list[str] = field(default_factory=list)
     targets: dict[str, int] = field(default_factory=dict)
     entities_written: int = 0
+    # Rows of unchanged clients and tenants' computers shared from earlier generations, not written.
+    entities_shared: int = 0
     transactions: int = 0
     transactions_minimum: int = 0
     largest_entity: int = 0
@@ -125,6 +127,7 @@ class SyncReport:
             "rejected": self.rejected,
             "targets": self.targets,
             "entities": self.entities_written,
+            "entities_shared": self.entities_shared,
             "transactions": self.transactions,
             "guard": sorted(self.guard) if self.guard else None,
             "warnings": len(self.warnings),

@@ -10,16 +10,18 @@ not requested again.
 Bounded and cleaned: the stage lives in its generation's table, so it goes when the generation is
 dropped; a run whose generation becomes current or held deletes the partition; a stage from a
 different page size, read mode or format, or older than STAGE_MAX_AGE, is discarded (with its
-generation, unless that one serves) and the run starts over, saying so in its record. Pages are
-stored with the existing document chunking (`shared.store.repository.document_entities`), so a page of any
-size up to a document's limit stays inside the 1 MiB entity and 64 KiB property limits.
+generation, unless that one serves) and the run starts over, saying so in its record. A page is
+split over as many properties and rows as it needs (`page_entities`), so a page of any size up to
+`MAX_STAGED_BYTES` compressed stays inside the 1 MiB entity and 64 KiB property limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,8 +30,9 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store.base import STATE_PK, EntityTooLarge, StoreError, decode_data
-from shared.store.repository import Store, document_entities, new_generation
+from shared.store.base import STATE_PK, EntityTooLarge, StoreError, check_key
+from shared.store.repository import Store, new_generation
+from shared.store.sharing import in_use
 
 log = logging.getLogger("halo_immy.sync")
 
@@ -38,9 +41,49 @@ STAGE_ROW = "stage"
 # A resumed run serves data as old as its oldest staged page: past this, start over.
 STAGE_MAX_AGE = timedelta(hours=24)
 # Bump when what a staged page holds changes: a stage of another format is discarded, not read.
-# 2: client pages carry `azure_tenants` (listed with includeazuretenants=true); a page staged
-# before would give its clients no Entra tenant for a whole generation.
-STAGE_FORMAT = 2
+# 3: each answer's JSON as HaloPSA sent it, zlib-compressed in binary properties (1 was the
+# records and record_count re-serialised, as text); since 2 client pages carry `azure_tenants`
+# (listed with includeazuretenants=true): a page staged before would give its clients no Entra
+# tenant for a whole generation.
+STAGE_FORMAT = 3
+# A binary property holds 64 KiB; an entity 1 MiB, so 15 such properties leave room for the rest.
+_CHUNK_BYTES = 60_000
+_CHUNKS_PER_ROW = 15
+MAX_STAGED_BYTES = 3 * _CHUNKS_PER_ROW * _CHUNK_BYTES
+# Speed over ratio: the pages are written once and read back only by a resumed run.
+_LEVEL = 1
+
+
+def page_entities(key: str, payload: bytes) -> list[dict[str, Any]]:
+    """One staged answer (its JSON) compressed into rows `key`, `key|001`, ... of binary chunks
+    (`z0`, `z1`, ...). Each row carries the number of rows and a version, so a page whose rows
+    were not all written, or come from two writes, is told apart (`page_payload`)."""
+    check_key(key)
+    packed = zlib.compress(payload, _LEVEL)
+    if len(packed) > MAX_STAGED_BYTES:
+        raise EntityTooLarge(f"{len(packed)} compressed bytes, over the {MAX_STAGED_BYTES} staged")
+    chunks = [packed[i : i + _CHUNK_BYTES] for i in range(0, len(packed), _CHUNK_BYTES)]
+    rows = [chunks[i : i + _CHUNKS_PER_ROW] for i in range(0, len(chunks), _CHUNKS_PER_ROW)]
+    version = hashlib.sha256(packed).hexdigest()[:16]
+    return [
+        {
+            "RowKey": key if n == 0 else f"{key}|{n:03d}",
+            "parts": len(rows),
+            "v": version,
+            "n": len(row),
+            **{f"z{i}": chunk for i, chunk in enumerate(row)},
+        }
+        for n, row in enumerate(rows)
+    ]
+
+
+def page_payload(rows: list[dict[str, Any]]) -> bytes | None:
+    """The JSON of a staged answer from its rows in RowKey order, or None when they are not one
+    whole write (rows missing, or of two versions)."""
+    if len(rows) != int(rows[0].get("parts", 1)) or len({r.get("v") for r in rows}) != 1:
+        return None
+    packed = b"".join(bytes(r[f"z{i}"]) for r in rows for i in range(int(r["n"])))
+    return zlib.decompress(packed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +108,7 @@ class RunStage:
         self,
         store: Store,
         info: StageInfo,
-        kept: dict[str, str],
+        kept: dict[str, bytes],
         *,
         resumed: bool,
         note: str | None,
@@ -133,13 +176,18 @@ class RunStage:
         entities: list[dict[str, Any]] = []
         written = too_large = 0
         for key, value in batch:
-            payload = json.dumps(value, separators=(",", ":"))
+            # An answer as HaloPSA sent it is staged as it is; anything else as its JSON.
+            payload = (
+                value
+                if isinstance(value, bytes)
+                else json.dumps(value, separators=(",", ":")).encode()
+            )
             try:
-                entities.extend(document_entities(key, payload))
+                entities.extend(page_entities(key, payload))
             except EntityTooLarge:
                 # Not an error of the run: this answer is simply read again by a resumed run.
                 too_large += 1
-                log.warning("a HaloPSA answer of %d characters is too large to stage", len(payload))
+                log.warning("a HaloPSA answer of %d bytes is too large to stage", len(payload))
                 continue
             written += 1
         if entities:
@@ -231,13 +279,11 @@ def close_stage(store: Store, generation: str) -> None:
 
 
 def discard(store: Store, info: StageInfo) -> None:
-    """Drop a stage that will not be continued: its generation too, unless that one serves."""
+    """Drop a stage that will not be continued: its generation too, unless that one serves (or
+    holds rows a serving one shares)."""
     pointer, held = store.current(), store.held()
-    serving = {
-        pointer and pointer.generation,
-        pointer and pointer.previous,
-        held and held.generation,
-    }
+    kept = (pointer and pointer.generation, pointer and pointer.previous, held and held.generation)
+    serving = in_use(store, (g for g in kept if g))
     if info.generation in serving:
         close_stage(store, info.generation)
         return
@@ -282,8 +328,8 @@ def _serving(store: Store, info: StageInfo) -> str | None:
     return None
 
 
-def _load(store: Store, generation: str) -> dict[str, str]:
-    """Every completely staged answer of `generation`, by key, as its JSON text."""
+def _load(store: Store, generation: str) -> dict[str, bytes]:
+    """Every completely staged answer of `generation`, by key, as its JSON."""
     try:
         rows = store.read_partition(generation, STAGE_PARTITION)
     except StoreError:
@@ -292,10 +338,11 @@ def _load(store: Store, generation: str) -> dict[str, str]:
     for row in rows:
         # A document's extra rows are `<key>|001`...; keys have three parts (resource|which|n).
         parts["|".join(str(row["RowKey"]).split("|")[:3])].append(row)
-    kept: dict[str, str] = {}
+    kept: dict[str, bytes] = {}
     for key, found in parts.items():
         found.sort(key=lambda e: str(e["RowKey"]))
         # A page whose rows were not all written (a run killed mid-write) is read again.
-        if len(found) == int(found[0].get("parts", 1)) and len({e.get("v") for e in found}) == 1:
-            kept[key] = "".join(decode_data(e) for e in found)
+        payload = page_payload(found)
+        if payload is not None:
+            kept[key] = payload
     return kept

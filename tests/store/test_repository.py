@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableServiceClient
 
 from shared.store.base import (
@@ -191,3 +192,38 @@ def test_a_lease_is_renewed_by_its_owner_only_and_a_takeover_names_the_stale_own
     assert grant and grant.replaced.owner == "a" and grant.replaced.started_at == started
     assert not store.renew_lease("a", now=NOW + timedelta(minutes=10), ttl=ttl)  # a lost it
     assert store.lease().owner == "b"
+
+
+def test_rows_are_deleted_in_transactions_all_or_none(store):
+    store.write_generation(
+        "g9", {"items": documents_to_entities([(f"{i:04d}", {}) for i in range(150)])}
+    )
+    with pytest.raises(HttpResponseError) as failed:
+        store.delete_rows("g9", "items", ["0001", "0002", "nope"])  # one missing: none deleted
+    assert failed.value.status_code == 404
+    assert len(store.read_partition("g9", "items")) == 150
+    store.delete_rows("g9", "items", ["0001", "0002"])
+    assert len(store.read_partition("g9", "items")) == 148
+    assert store.delete_partition("g9", "items") == 148  # two transactions
+    assert store.read_partition("g9", "items") == []
+
+
+def test_batched_entities_keep_every_property_type_and_awkward_keys(store):
+    entity = {
+        "RowKey": "it's 100% | ü",
+        "text": 'quote " and ü',
+        "small": 7,
+        "large": 2**40,
+        "ratio": 1.0,
+        "flag": True,
+        "blob": b"\x00\xff",
+        "nothing": None,
+    }
+    store.write_generation("g10", {"odd|partition": [entity]})
+    [back] = store.read_partition("g10", "odd|partition")
+    assert {k: back[k] for k in ("RowKey", "text", "small", "flag", "blob")} == {
+        k: entity[k] for k in ("RowKey", "text", "small", "flag", "blob")
+    }
+    assert back["large"].value == 2**40  # the SDK hands 64-bit integers back typed
+    assert back["ratio"] == 1.0 and isinstance(back["ratio"], float)
+    assert "nothing" not in back  # Table Storage keeps no None properties

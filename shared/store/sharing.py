@@ -1,0 +1,232 @@
+"""Generations share the stored rows of what did not change: a client's records, a tenant's
+computers.
+
+Most syncs find most clients as they were: rewriting every client's rows each run cost most of a
+run's time. So the rows of a *shared partition* (`SHARED`: the clients' documents and ImmyBot's
+computers, both keyed by an owner id in the first 10 characters of the RowKey) are written only
+for owners whose content changed; a generation's **index** (partition `index|<partition>`, owners
+in buckets of 1000) names, for every owner it holds, the content hash of its rows and the
+generation whose table holds them (its *home*). Unchanged owners keep their home from the
+generation that was current when the run wrote.
+
+Within DESIGN.md section 3:
+- the pointer flip is unchanged: a generation and its index are complete before it becomes current;
+- a kept generation (current, previous, held, staged) keeps every home its index names: retention
+  (`in_use`) drops a generation only when no kept generation refers to it;
+- homes are bounded: a new generation refers to at most `MAX_HOMES` other generations; the owners
+  of the least-used homes beyond that are written again, so old tables do fall out of use.
+A generation written before indexes existed has none: its own table holds everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.core.generation import CLIENTS, IMMY_COMPUTERS
+from shared.store import read_cache
+from shared.store.base import StoreError, decode_data, encode_data
+from shared.store.repository import Store
+
+# Partitions whose rows are shared between generations, each keyed by an owner id.
+SHARED = (CLIENTS, IMMY_COMPUTERS)
+OWNER_KEY = 10  # the owner id's width at the head of a RowKey: `client_key`, a tenant's `%010d`
+INDEX_BUCKET = 1000
+# Other generations a new one may refer to; the least-used beyond this are rewritten.
+MAX_HOMES = 3
+_HEAD = "head"
+
+# owner id -> (content hash, home generation)
+Index = dict[int, tuple[str, str]]
+
+
+def index_partition(partition: str) -> str:
+    """The partition holding a shared partition's index."""
+    return f"index|{partition}"
+
+
+def owner_of(row_key: str) -> int:
+    """The owner id a shared row belongs to."""
+    return int(row_key[:OWNER_KEY])
+
+
+def content_hash(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A digest of exactly what is stored for one owner: each row's key and data, in order."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(str(row["RowKey"]).encode())
+        digest.update(b"\x00")
+        digest.update(decode_data(row).encode())
+        digest.update(b"\x01")
+    return digest.hexdigest()[:32]
+
+
+def by_owner(rows: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Rows grouped by owner, each group in RowKey order."""
+    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: str(r["RowKey"])):
+        groups[owner_of(str(row["RowKey"]))].append(row)
+    return groups
+
+
+def index_entities(index: Index) -> list[dict[str, Any]]:
+    """An index as rows: owners in buckets of INDEX_BUCKET, RowKey `<bucket, 7 digits>-<part>`,
+    after a `head` row that is there even when no owner is, so an indexed generation is told
+    from one written before indexes."""
+    buckets: dict[int, list[list[Any]]] = defaultdict(list)
+    for owner in sorted(index):
+        digest, home = index[owner]
+        buckets[owner // INDEX_BUCKET].append([owner, digest, home])
+    rows: list[dict[str, Any]] = [{"RowKey": _HEAD, **encode_data("[]")}]
+    for bucket, entries in sorted(buckets.items()):
+        # About 70 characters an owner: a bucket is one row of a few properties.
+        for part, start in enumerate(range(0, len(entries), INDEX_BUCKET)):
+            text = json.dumps(entries[start : start + INDEX_BUCKET], separators=(",", ":"))
+            rows.append({"RowKey": f"{bucket:07d}-{part:03d}", **encode_data(text)})
+    return rows
+
+
+def _parse_index(rows: Iterable[Mapping[str, Any]]) -> Index:
+    return {
+        int(owner): (str(digest), str(home))
+        for row in rows
+        for owner, digest, home in json.loads(decode_data(row))
+    }
+
+
+def read_index(store: Store, generation: str, partition: str) -> Index | None:
+    """A generation's whole index of `partition`, or None when it has none (written before
+    indexes, or nothing to index): then its own table holds all its rows."""
+    rows = store.read_partition(generation, index_partition(partition))
+    return _parse_index(rows) if rows else None
+
+
+def home_of(store: Store, generation: str, partition: str, owner: int) -> str | None:
+    """The generation holding `owner`'s rows as of `generation`, or None if it has none there.
+
+    One small range read per bucket, kept in the read cache: an index never changes once its
+    generation is written."""
+    bucket = owner // INDEX_BUCKET
+    key = (store.identity, generation, partition, bucket)
+    found, index = read_cache.index_buckets.get(key)
+    if not found:
+        rows = store.read_partition(
+            generation, index_partition(partition), row_prefix=f"{bucket:07d}-"
+        )
+        index = _parse_index(rows) if rows else None
+        if index is None and _indexed(store, generation, partition):
+            index = {}  # an indexed generation without this bucket: no such owner
+        read_cache.index_buckets.put(key, index)
+    if index is None:
+        return generation  # no index: the generation's own table holds everything
+    entry = index.get(owner)
+    return None if entry is None else entry[1]
+
+
+def _indexed(store: Store, generation: str, partition: str) -> bool:
+    return bool(store.read_partition(generation, index_partition(partition), row_prefix=_HEAD))
+
+
+def owner_rows(store: Store, generation: str, partition: str, owner: int) -> list[dict[str, Any]]:
+    """One owner's rows as of `generation` (from whichever table holds them), in RowKey order."""
+    home = home_of(store, generation, partition, owner)
+    if home is None:
+        return []
+    return store.read_partition(home, partition, row_prefix=f"{owner:0{OWNER_KEY}d}")
+
+
+def all_rows(store: Store, generation: str, partition: str) -> list[dict[str, Any]]:
+    """Every row of a shared partition as of `generation`, one range read per home, in owner
+    order (a home's table may also hold rows other generations replaced: they are left out)."""
+    index = read_index(store, generation, partition)
+    if index is None:
+        return store.read_partition(generation, partition)
+    owners_by_home: dict[str, set[int]] = defaultdict(set)
+    for owner, (_digest, home) in index.items():
+        owners_by_home[home].add(owner)
+    rows = []
+    for home, owners in owners_by_home.items():
+        for row in store.read_partition(home, partition):
+            if owner_of(str(row["RowKey"])) in owners:
+                rows.append(row)
+    rows.sort(key=lambda r: str(r["RowKey"]))
+    return rows
+
+
+@dataclass(slots=True)
+class Shared:
+    """A generation's partitions with the rows it shares left out, and what was shared."""
+
+    partitions: dict[str, list[dict[str, Any]]]
+    shared_rows: int = 0
+    shared_owners: int = 0
+    homes: set[str] = field(default_factory=set)
+
+
+def share_unchanged(
+    store: Store,
+    generation: str,
+    partitions: Mapping[str, list[dict[str, Any]]],
+    previous: str | None,
+) -> Shared:
+    """`partitions` to write for `generation`, with the rows of every owner whose content is as
+    `previous` (the generation current now) stored it left out and named in the index instead."""
+    out = Shared({k: v for k, v in partitions.items() if k not in SHARED})
+    for partition in SHARED:
+        if partition not in partitions:
+            continue
+        groups = by_owner(partitions[partition])
+        before = _previous_index(store, previous, partition)
+        index: Index = {}
+        for owner, rows in groups.items():
+            digest = content_hash(rows)
+            kept = before.get(owner)
+            index[owner] = (digest, kept[1] if kept and kept[0] == digest else generation)
+        _bound_homes(index, generation)
+        written = [r for o, rows in groups.items() if index[o][1] == generation for r in rows]
+        out.partitions[partition] = written
+        out.partitions[index_partition(partition)] = index_entities(index)
+        shared = [o for o in index if index[o][1] != generation]
+        out.shared_owners += len(shared)
+        out.shared_rows += sum(len(groups[o]) for o in shared)
+        out.homes |= {home for _, home in index.values() if home != generation}
+    return out
+
+
+def _previous_index(store: Store, previous: str | None, partition: str) -> Index:
+    if previous is None:
+        return {}
+    try:
+        found = read_index(store, previous, partition)
+    except StoreError:
+        return {}  # the previous generation is gone: write everything
+    return found or {}  # no index (older format): its rows are its own, written again here
+
+
+def _bound_homes(index: Index, generation: str) -> None:
+    """Rewrite the owners of the least-used homes until at most MAX_HOMES others are named."""
+    uses = Counter(home for _, home in index.values() if home != generation)
+    for home, _count in sorted(uses.items(), key=lambda kv: (kv[1], kv[0]))[
+        : max(0, len(uses) - MAX_HOMES)
+    ]:
+        for owner, (digest, at) in index.items():
+            if at == home:
+                index[owner] = (digest, generation)
+
+
+def in_use(store: Store, kept: Iterable[str]) -> set[str]:
+    """The `kept` generations and every generation their indexes name as a home: none of these
+    may be dropped."""
+    found = set(kept)
+    for generation in list(found):
+        for partition in SHARED:
+            try:
+                index = read_index(store, generation, partition)
+            except StoreError:
+                continue  # not stored (any more): nothing it names
+            found |= {home for _, home in (index or {}).values()}
+    return found

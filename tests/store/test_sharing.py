@@ -1,0 +1,103 @@
+"""Shared rows between generations (shared.store.sharing) against real Azurite: what is written,
+where readers find it, the bound on homes, and what retention must keep."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.core.generation import CLIENTS
+from shared.store import read_cache
+from shared.store.base import encode_data
+from shared.store.repository import Store
+from shared.store.sharing import (
+    MAX_HOMES,
+    all_rows,
+    in_use,
+    index_partition,
+    owner_rows,
+    read_index,
+    share_unchanged,
+)
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def store(azurite) -> Store:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    return Store(service, prefix=f"sh{next(_names)}x")
+
+
+def rows(values: dict[int, str]) -> list[dict]:
+    """One client document per owner; owner 7 spills into two rows."""
+    out = []
+    for owner, value in values.items():
+        out.append({"RowKey": f"{owner:010d}-000", **encode_data(json.dumps({"v": value}))})
+        if owner == 7:
+            out.append({"RowKey": f"{owner:010d}-001", **encode_data(json.dumps({"more": 1}))})
+    return out
+
+
+def write(store: Store, generation: str, values: dict[int, str], previous: str | None) -> int:
+    planned = share_unchanged(store, generation, {CLIENTS: rows(values), "meta": []}, previous)
+    store.write_generation(generation, planned.partitions)
+    return len(planned.partitions[CLIENTS])
+
+
+def seen(store: Store, generation: str, owner: int) -> list[str]:
+    return [str(e["d"]) for e in owner_rows(store, generation, CLIENTS, owner)]
+
+
+def test_only_changed_owners_are_written_and_each_is_read_from_its_home(store):
+    values = {1: "a", 2: "b", 7: "c"}
+    assert write(store, "g1", values, None) == 4  # owner 7 has two rows
+    assert write(store, "g2", values, "g1") == 0
+    assert write(store, "g3", {**values, 2: "B", 9: "new"}, "g2") == 2
+    assert {o: home for o, (_, home) in read_index(store, "g3", CLIENTS).items()} == {
+        1: "g1",
+        2: "g3",
+        7: "g1",
+        9: "g3",
+    }
+    read_cache.index_buckets.clear()
+    assert seen(store, "g3", 2) == ['{"v": "B"}'] and seen(store, "g2", 2) == ['{"v": "b"}']
+    assert len(seen(store, "g3", 7)) == 2
+    assert seen(store, "g3", 5) == []  # not in the generation
+    everything = [(str(e["RowKey"]), str(e["d"])) for e in all_rows(store, "g3", CLIENTS)]
+    assert [key[:10] for key, _ in everything] == [f"{o:010d}" for o in (1, 2, 7, 7, 9)]
+    assert ("0000000002-000", '{"v": "b"}') not in everything  # g1's old row is not served
+    # A removed owner is gone from the next generation, though its home still holds its rows.
+    write(store, "g4", {1: "a", 7: "c"}, "g3")
+    assert seen(store, "g4", 9) == []
+
+
+def test_a_generation_without_an_index_is_read_from_its_own_table_and_shares_nothing(store):
+    store.write_generation("old", {CLIENTS: rows({1: "a", 2: "b"})})  # written before indexes
+    assert read_index(store, "old", CLIENTS) is None
+    assert seen(store, "old", 2) == ['{"v": "b"}']
+    assert len(all_rows(store, "old", CLIENTS)) == 2
+    assert write(store, "new", {1: "a", 2: "b"}, "old") == 2  # nothing to compare with
+    assert store.read_partition("new", index_partition(CLIENTS))
+
+
+def test_homes_are_bounded_and_retention_keeps_every_home_in_use(store):
+    owners = {n: "x" for n in range(1, 11)}
+    write(store, "g00", owners, None)
+    previous = "g00"
+    # Each generation changes one more owner: without a bound, each would be a home for ever.
+    for n in range(1, MAX_HOMES + 3):
+        owners = {**owners, n: f"v{n}"}
+        generation = f"g{n:02d}"
+        write(store, generation, owners, previous)
+        homes = {home for _, home in read_index(store, generation, CLIENTS).values()}
+        assert len(homes - {generation}) <= MAX_HOMES
+        previous = generation
+    kept = in_use(store, [previous])
+    assert "g00" in kept  # still home of the owners that never changed
+    assert previous in kept and len(kept) <= MAX_HOMES + 1
+    for owner, value in owners.items():
+        assert seen(store, previous, owner)[0] == json.dumps({"v": value})
