@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from shared.core.generation import MANIFEST, META, ClientRecord, Manifest
 from shared.core.mapping import TenantMatch
+from shared.core.recent import Recent
 from shared.core.targets import Snapshot
 from shared.records.halo import Item
 
@@ -197,38 +198,6 @@ ClientKey = tuple[str, str, int]  # (store identity, generation, client id)
 # Nor does a generation's index of shared rows (shared.store.sharing): a bucket is 1000 owners.
 INDEX_BUCKETS_KEPT = 256
 IndexKey = tuple[str, str, str, int]  # (store identity, generation, partition, bucket)
-V = TypeVar("V")
-
-
-class Recent(Generic[K, V]):
-    """The last `kept` values put, by key, least recently used out first; thread-safe."""
-
-    def __init__(self, kept: int) -> None:
-        self._kept = kept
-        self._entries: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> tuple[bool, V | None]:
-        """(whether the key is kept, its value)."""
-        with self._lock:
-            if key not in self._entries:
-                return False, None
-            self._entries.move_to_end(key)
-            return True, self._entries[key]
-
-    def put(self, key: K, value: V) -> None:
-        """Keep a value, dropping the least recently used past the bound."""
-        with self._lock:
-            self._entries[key] = value
-            while len(self._entries) > self._kept:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every value."""
-        with self._lock:
-            self._entries.clear()
-
-
 # -- the tab's generation data ---------------------------------------------------------------------
 
 

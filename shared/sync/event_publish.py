@@ -38,8 +38,8 @@ from shared.store.generations import (
 )
 from shared.store.repository import Store, new_generation
 from shared.store.state import Held, Pointer
+from shared.sync.after_current import load_rules
 from shared.sync.judge import judge
-from shared.sync.phases import load_rules
 from shared.sync.read import count_rejects
 from shared.sync.retention import collect_garbage
 from shared.sync.runs import bounded_json

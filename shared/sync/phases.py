@@ -12,9 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
-
-from pydantic import ValidationError
 
 from shared.core.catalog import build_catalog
 from shared.core.changes import Cause
@@ -27,15 +24,16 @@ from shared.immybot.client import ImmyClient
 from shared.records.immybot import ImmyComputer
 from shared.records.parsing import gc_paused
 from shared.settings import Settings
-from shared.store.generations import Layout, apply_rules, layout
+from shared.store.generations import Layout, layout
 from shared.store.repository import Store
 from shared.store.sharing import share_unchanged
 from shared.store.state import Held, Pointer
+from shared.sync.after_current import after_current, load_rules, step
 from shared.sync.assets import run_assets
 from shared.sync.changes import published, record_publish
 from shared.sync.immybot import ImmyRead, read_immybot, with_immybot
 from shared.sync.judge import judge
-from shared.sync.lease import WriterLease, brief
+from shared.sync.lease import WriterLease
 from shared.sync.read import SyncData, count_rejects, read_for_run
 from shared.sync.retention import collect_garbage, prune_change_log
 from shared.sync.runs import Outcome, SyncReport, bounded_json
@@ -61,18 +59,6 @@ class Phases:
 
     def total(self) -> None:
         self._report.phases["total"] = round(time.perf_counter() - self._start, 3)
-
-
-def load_rules(store: Store) -> tuple[list[Rule], list[str]]:
-    """The stored rules that validate, and a message for each that does not."""
-    rules, problems = [], []
-    for document in store.rule_documents():
-        try:
-            rules.append(Rule.model_validate(document))
-        except ValidationError as error:
-            name = document.get("software", "?") if isinstance(document, dict) else "?"
-            problems.append(f"rule {str(name)[:100]!r} is invalid: {error.error_count()} errors")
-    return rules, problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,8 +288,8 @@ async def _held(
     await asyncio.to_thread(store.set_held, entry)
     report.outcome = Outcome.HELD
     report.guard = outcome.verdict.record()
-    await _step(report, "drop staged pages", close_stage, store, generation)
-    await _step(report, "drop old generations", collect_garbage, store)
+    await step(report, "drop staged pages", close_stage, store, generation)
+    await step(report, "drop old generations", collect_garbage, store)
     return True
 
 
@@ -324,7 +310,7 @@ async def _swap(run: RunContext, resolved: _LaidOut, current: Pointer | None) ->
     # The change log: what this publish changed, per rule, and why (a failure is a warning).
     after = published(resolved.manifest, resolved.targets)
     log_args = (current, resolved.generation, Cause(kind="sync", id=run.report.run_id), run.clock())
-    await _step(run.report, "record the change log", record_publish, run.store, *log_args, after)
+    await step(run.report, "record the change log", record_publish, run.store, *log_args, after)
 
 
 async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> None:
@@ -341,7 +327,7 @@ async def _after_swap(run: RunContext, clients: Clients, resolved: _LaidOut) -> 
         run.store, generation, resolved.snapshot, resolved.manifest, resolved.today, report
     )
     keep_days = run.settings.changes_keep_days
-    await _step(report, "prune the change log", prune_change_log, run.store, keep_days, run.clock())
+    await step(report, "prune the change log", prune_change_log, run.store, keep_days, run.clock())
     mark = run.phases.mark("after_current", mark)
     if not await _still_writer(run, "asset population and ImmyBot tags"):
         return
@@ -371,51 +357,3 @@ async def _still_writer(run: RunContext, steps: str) -> bool:
         f"{steps} left to the next writer: this run lost the lease ({run.lease.lost})"
     )
     return False
-
-
-async def after_current(
-    store: Store,
-    generation: str,
-    snapshot: Snapshot,
-    manifest: Manifest,
-    today: date,
-    report: SyncReport,
-) -> None:
-    """Everything a run does once its generation is current; each step's failure is a warning.
-
-    The one place for follow-up work (clearing the held entry, dropping old generations, catching
-    up rules edited during the run, and hooks such as ImmyBot tag reconciliation): none of it
-    may turn a run whose generation serves into a failed one.
-    """
-    await _step(report, "clear the held generation", store.set_held, None)
-    await _step(report, "drop staged pages", close_stage, store, generation)
-    await _step(report, "drop old generations", collect_garbage, store)
-    # A rule edited while this run was reading was applied to the old generation; carry it over.
-    await _step(
-        report,
-        "catch up edited rules",
-        _catch_up_rules,
-        store,
-        generation,
-        snapshot,
-        manifest,
-        today,
-    )
-
-
-async def _step(report: SyncReport, name: str, func: Callable[..., Any], *args: Any) -> None:
-    try:
-        await asyncio.to_thread(func, *args)
-    except Exception as error:
-        log.warning("sync run %s: could not %s: %s", report.run_id, name, brief(error))
-        report.warnings.append(f"could not {name}: {brief(error)}")
-
-
-def _catch_up_rules(
-    store: Store, generation: str, snapshot: Snapshot, resolved: Manifest, today: date
-) -> None:
-    rules, _ = load_rules(store)
-    changed = [r for r in rules if r.key not in resolved.rules or resolved.rules[r.key].rule != r]
-    removed = [k for k in resolved.rules if k not in {r.key for r in rules}]
-    if changed or removed:
-        apply_rules(store, generation, snapshot, changed, today, removed=removed)
