@@ -134,13 +134,8 @@ async def tab_page(
         return refused
     number = parse_id(ticket_id)
     if number is None:
-        return error_page(
-            400,
-            "bad-ticket-id",
-            "Bad ticket id",
-            "The ticket id in the URL must be a positive whole number.",
-            origins,
-        )
+        why = "The ticket id in the URL must be a positive whole number."
+        return error_page(400, "bad-ticket-id", "Bad ticket id", why, origins)
 
     async def fetch(ticket: int) -> Ticket:
         halo = await halo_for_tab()
@@ -165,13 +160,8 @@ async def tab_page(
         )
     except (StoreError, AzureError) as error:
         log.error("tab for ticket %s: storage unavailable: %s", number, type(error).__name__)
-        return error_page(
-            503,
-            "storage-unavailable",
-            "Storage unavailable",
-            "The coverage data could not be read; try again.",
-            origins,
-        )
+        why = "The coverage data could not be read; try again."
+        return error_page(503, "storage-unavailable", "Storage unavailable", why, origins)
     page = render("tab.html", origins, view=view)
     if view.remember is not None:
         remember_after_response(store, number, view.remember, now or datetime.now(UTC))
