@@ -20,6 +20,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,8 @@ from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
 
 _INT32 = range(-(2**31), 2**31)
+# Typed values the service takes as their text: (value, EdmType) tuples of these types.
+_TEXT_TYPES = frozenset({"Edm.Int64", "Edm.String", "Edm.Guid"})
 # Each operation's answer starts with its status line; a failed changeset answers with one.
 _STATUS_LINE = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 _ERROR_CODE = re.compile(rb'"code"\s*:\s*"([^"]{0,100})"')
@@ -35,13 +38,20 @@ _ERROR_CODE = re.compile(rb'"code"\s*:\s*"([^"]{0,100})"')
 
 def entity_json(entity: Mapping[str, Any]) -> bytes:
     """An entity as the JSON body of one operation, with the OData types the service needs where
-    JSON alone is ambiguous (64-bit integers, doubles, binary). None properties are dropped, as
+    JSON alone is ambiguous (64-bit integers, doubles, binary, datetimes). None properties are dropped, as
     Table Storage drops them."""
     body: dict[str, Any] = {}
     for key, value in entity.items():
         if value is None:
             continue
-        if isinstance(value, str | bool):
+        if isinstance(value, tuple) and len(value) == 2:
+            # The SDK's typed form, (value, EdmType) or an EntityProperty: the type is given.
+            typed, edm = value
+            edm_name = str(getattr(edm, "value", edm))
+            if edm_name not in _TEXT_TYPES:
+                raise TypeError(f"property {key!r}: {edm_name} is not written in batches")
+            body[key], body[f"{key}@odata.type"] = str(typed), edm_name
+        elif isinstance(value, str | bool):
             body[key] = value
         elif isinstance(value, int):
             if value in _INT32:
@@ -53,6 +63,11 @@ def entity_json(entity: Mapping[str, Any]) -> bytes:
         elif isinstance(value, bytes):
             body[key] = base64.b64encode(value).decode("ascii")
             body[f"{key}@odata.type"] = "Edm.Binary"
+        elif isinstance(value, datetime):
+            # Table Storage keeps UTC; a naive value is taken as UTC, as the SDK takes it.
+            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+            text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            body[key], body[f"{key}@odata.type"] = text, "Edm.DateTime"
         else:
             raise TypeError(f"property {key!r}: {type(value).__name__} is not written in batches")
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -217,6 +217,7 @@ def test_batched_entities_keep_every_property_type_and_awkward_keys(store):
         "ratio": 1.0,
         "flag": True,
         "blob": b"\x00\xff",
+        "at": datetime(2026, 12, 6, 17, 30, 1, 250000, tzinfo=UTC),
         "nothing": None,
     }
     store.write_generation("g10", {"odd|partition": [entity]})
@@ -226,4 +227,5 @@ def test_batched_entities_keep_every_property_type_and_awkward_keys(store):
     }
     assert back["large"].value == 2**40  # the SDK hands 64-bit integers back typed
     assert back["ratio"] == 1.0 and isinstance(back["ratio"], float)
+    assert back["at"] == entity["at"]  # datetimes go as Edm.DateTime, in UTC
     assert "nothing" not in back  # Table Storage keeps no None properties
