@@ -70,18 +70,20 @@ def test_each_loop_gets_its_own_clients_and_a_closed_loop_lets_go_of_them(sandbo
     data, _, _ = sandboxes
     ticket_id = int(data.tickets[0]["id"])
     seen: list[weakref.ref[object]] = []
+    pools: list[object] = []  # the clients' connection pools, held so their state can be read
 
     async def request() -> int:
         client = await halo_for_tab()
         seen.append(weakref.ref(client))
+        pools.append(client._http)
         return (await client.ticket(ticket_id)).id
 
     # asyncio.run per request, as the tests and scripts do: a client of a finished loop would
     # fail on the next loop ("bound to a different event loop"), so each loop has its own.
     assert asyncio.run(request()) == ticket_id
     assert asyncio.run(request()) == ticket_id
-    assert seen[0]() is not seen[1]()
-    assert seen[0]()._http.is_closed  # closed when its loop ended, not left to the collector
+    assert pools[0] is not pools[1]
+    assert pools[0].is_closed  # closed when its loop ended, not left to the collector
     asyncio.run(request())  # a lookup prunes the closed loops' clients
     gc.collect()
     assert seen[0]() is None and seen[1]() is None
