@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-table"
@@ -33,10 +34,12 @@ class Azurite:
 
     port: int
     pid: int
+    # Where a connection string names this service's endpoint.
+    ENDPOINT_KEY: ClassVar[str] = "TableEndpoint"
 
     @property
     def endpoint(self) -> str:
-        """The table endpoint of the development account."""
+        """The service's endpoint for the development account."""
         return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
 
     @property
@@ -44,29 +47,15 @@ class Azurite:
         """A connection string for the development account."""
         return (
             f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"TableEndpoint={self.endpoint};"
+            f"{self.ENDPOINT_KEY}={self.endpoint};"
         )
 
 
 @dataclass(frozen=True)
-class AzuriteQueue:
+class AzuriteQueue(Azurite):
     """A running Azurite queue service on loopback."""
 
-    port: int
-    pid: int
-
-    @property
-    def endpoint(self) -> str:
-        """The queue endpoint of the development account."""
-        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
-
-    @property
-    def connection_string(self) -> str:
-        """A connection string for the development account's queues."""
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"QueueEndpoint={self.endpoint};"
-        )
+    ENDPOINT_KEY: ClassVar[str] = "QueueEndpoint"
 
 
 def free_port() -> int:
@@ -172,10 +161,11 @@ def azurite_queue(seconds: float = STARTUP_SECONDS) -> Iterator[AzuriteQueue]:
         yield AzuriteQueue(port=port, pid=pid)
 
 
-def start_module(
-    module: str, *args: str, seconds: float = 60.0
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Run `python -m module --port 0 ARGS` (a sandbox) and return it with the URL it listens on."""
+def _start_listening(
+    module: str, args: tuple[str, ...], seconds: float
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Run `python -m module --port 0 ARGS` until it says where it listens: (process, URL,
+    everything it printed until then). Its output is drained afterwards."""
     proc = subprocess.Popen(  # noqa: S603 - our own modules, by the running interpreter
         [sys.executable, "-m", module, "--port", "0", *args],
         cwd=ROOT,
@@ -189,23 +179,23 @@ def start_module(
         stop_process(proc)
         raise
     drain(proc)
-    return proc, output.split("listening on ", 1)[1].split()[0]
+    return proc, output.split("listening on ", 1)[1].split()[0], output
+
+
+def start_module(
+    module: str, *args: str, seconds: float = 60.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Run `python -m module --port 0 ARGS` (a sandbox) and return it with the URL it listens on."""
+    proc, url, _ = _start_listening(module, args, seconds)
+    return proc, url
 
 
 @contextmanager
 def devhost_process(seconds: float = 120.0) -> Iterator[tuple[str, str]]:
     """`make run`'s devhost (sandboxes, Azurite, a demo sync) in a child process on a free port,
     until the block ends: (its URL, everything it printed at start)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.devhost", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    proc, url, output = _start_listening("sandbox.devhost", (), seconds)
     try:
-        output = wait_for_line(proc, b"listening on", seconds).decode()
-        drain(proc)
-        yield output.split("listening on ", 1)[1].split()[0], output
+        yield url, output
     finally:
         stop_process(proc)
