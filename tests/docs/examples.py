@@ -313,3 +313,20 @@ def rewrite(doc: Path, outputs: dict[int, str]) -> bool:
         doc.write_text(text, encoding="utf-8")
         return True
     return False
+
+
+def changed_answers(doc: Path) -> list[tuple[Example, str]]:
+    """Run a doc's examples in order on a devhost of its own: each example whose answer now
+    differs from what the doc shows (beyond run-to-run values), with that answer."""
+    from sandbox.processes import devhost_process
+
+    examples = [example for block in blocks(doc) for example in block.examples]
+    if not examples:
+        return []
+    changed = []
+    with devhost_process() as (url, startup), httpx.Client(timeout=60) as client:
+        for example in examples:
+            answer = run(example, url, client, startup)
+            if masked(answer) != masked(example.shown):
+                changed.append((example, answer))
+    return changed

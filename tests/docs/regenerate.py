@@ -9,26 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import httpx
-
-from sandbox.processes import devhost_process
-from tests.docs.examples import DOCS, blocks, masked, rewrite, run
+from tests.docs.examples import DOCS, changed_answers, rewrite
 
 
 def regenerate(doc: Path) -> bool:
-    """Run one doc's examples in order on a devhost of its own; True if the doc changed."""
-    examples = [example for block in blocks(doc) for example in block.examples]
-    if not examples:
-        return False
-    with devhost_process() as (url, startup), httpx.Client(timeout=60) as client:
-        answers = {example.line: run(example, url, client, startup) for example in examples}
-    # Only answers that really changed: a new generation id or time alone is not a change.
-    outputs = {
-        example.line: answers[example.line]
-        for example in examples
-        if masked(answers[example.line]) != masked(example.shown)
-    }
-    return rewrite(doc, outputs)
+    """Write the answers that changed into one doc; True if the doc changed."""
+    return rewrite(doc, {example.line: answer for example, answer in changed_answers(doc)})
 
 
 def main(argv: list[str]) -> int:
