@@ -30,8 +30,7 @@ from sandbox.immybot import ImmyBotSandbox  # noqa: E402
 from sandbox.immybot_data import ImmyDataSet  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
 from shared.immybot.auth import forget_applications  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-from shared.store.repository import get_store  # noqa: E402
+from shared.runtime.process import get_settings, get_store  # noqa: E402
 from shared.sync.asset_hold import approve_asset_hold  # noqa: E402
 from shared.sync.run import run_sync  # noqa: E402
 from shared.sync.runs import SyncReport  # noqa: E402

@@ -13,8 +13,9 @@ from azure.data.tables import TableServiceClient
 from sandbox.immybot import DEFAULT_ENTRA_TENANT
 from sandbox.processes import azurite_table, start_module, stop_process
 from shared.core.rules import Rule
-from shared.settings import Settings, get_settings, load_settings
-from shared.store.repository import Store, get_store
+from shared.runtime.process import get_settings, get_store
+from shared.settings import Settings, load_settings
+from shared.store.repository import Store
 from shared.sync.run import run_sync
 from shared.sync.runs import SyncReport
 

@@ -50,8 +50,8 @@ from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
 from sandbox.worker import default_threads  # noqa: E402
 from shared.api.rules import import_rules, put_rule  # noqa: E402
+from shared.runtime.process import get_store  # noqa: E402
 from shared.store.generations import read_catalog  # noqa: E402
-from shared.store.repository import get_store  # noqa: E402
 from shared.sync.run import run_sync  # noqa: E402
 
 TARGETS_WANTED = 1800

@@ -32,8 +32,7 @@ from sandbox.halo_data import generate  # noqa: E402
 from sandbox.immybot_data import immy_data_for  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
 from shared.api.rules import import_rules  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-from shared.store.repository import get_store  # noqa: E402
+from shared.runtime.process import get_settings, get_store  # noqa: E402
 from shared.sync.run import run_sync  # noqa: E402
 
 

@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("TABLES_ENDPOINT", None)
         import function_app  # after the settings are in place
         from shared.api.rules import import_rules
-        from shared.store.repository import get_store
+        from shared.runtime.process import get_store
         from shared.sync.run import run_sync
 
         import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())

@@ -11,8 +11,7 @@ from shared.api.approval import approve
 from shared.api.calls import Call, respond
 from shared.api.replies import Reply, json_reply
 from shared.core.events import EVENTS_POISON_QUEUE, EVENTS_QUEUE
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 from shared.sync.event_refresh import handle_event_message
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome

@@ -29,8 +29,7 @@ from shared.api.targets import answer_targets
 from shared.api.targets_query import parse_targets_query
 from shared.core.events import EVENTS_QUEUE
 from shared.runtime.background import after_events
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 
 bp = func.Blueprint()
 

@@ -24,9 +24,9 @@ from sandbox.processes import (
 from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
-from shared.settings import get_settings
+from shared.runtime.process import get_settings, get_store
 from shared.store.generations import read_clients, read_items, read_rule_targets
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 

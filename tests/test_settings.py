@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import DEFAULT_SYNC_SCHEDULE, SettingsError, get_settings, load_settings
+from shared.runtime.process import get_settings
+from shared.settings import DEFAULT_SYNC_SCHEDULE, SettingsError, load_settings
 
 SECRET = "very-secret-value-123"
 GOOD = {

@@ -27,7 +27,8 @@ from shared.halo.client import HaloClient
 from shared.immybot.auth import MsalApplications
 from shared.immybot.client import ImmyClient
 from shared.outbound.budget import RetryPolicy
-from shared.settings import Settings, get_settings
+from shared.runtime.process import get_settings
+from shared.settings import Settings
 
 
 @dataclass(slots=True)

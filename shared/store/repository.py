@@ -20,7 +20,6 @@ import logging
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from azure.core import MatchConditions
@@ -31,7 +30,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.store.base import (
     MAX_BATCH_ENTITIES,
     MAX_DOCUMENT_CHARS,
@@ -331,10 +330,3 @@ def document_entities(row: str, payload: str) -> list[dict[str, Any]]:
         }
         for n, piece in enumerate(pieces)
     ]
-
-
-@lru_cache(maxsize=1)
-def get_store() -> Store:
-    """The process-wide store, built from settings on first use: every invocation in the process
-    shares its service client, table clients and connection pool."""
-    return Store.from_settings(get_settings())

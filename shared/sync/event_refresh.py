@@ -38,7 +38,8 @@ from shared.halo.client_read import ClientRead, read_client
 from shared.halo.paging import gather_or_cancel
 from shared.immybot.client import ImmyClient
 from shared.runtime.clients import immy_applications
-from shared.settings import Settings, get_settings
+from shared.runtime.process import get_settings, get_store
+from shared.settings import Settings
 from shared.store.event_state import (
     REFRESH,
     PendingKey,
@@ -51,7 +52,7 @@ from shared.store.event_state import (
     refreshed_at,
     update_stats,
 )
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 from shared.sync.event_publish import Base, Fresh, Published, publish_clients
 from shared.sync.lease import (
     EVENT_OWNER_PREFIX,

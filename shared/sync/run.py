@@ -18,9 +18,10 @@ from shared.halo.errors import HaloError, HaloOutOfTime
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
 from shared.runtime.clients import immy_applications
-from shared.settings import Settings, get_settings
+from shared.runtime.process import get_settings, get_store
+from shared.settings import Settings
 from shared.store.base import StoreError
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 from shared.sync.lease import LeaseLost, Sleep, WriterLease, brief, record_abandoned
 from shared.sync.phases import Clients, Phases, RunContext, run_phases
 from shared.sync.read import ReportUntrusted

@@ -18,10 +18,11 @@ from shared.core.text import parse_id
 from shared.records.halo import Ticket
 from shared.runtime.background import after_response
 from shared.runtime.clients import halo_for_tab, immy_for_tab
-from shared.settings import Settings, SettingsError, get_settings
+from shared.runtime.process import get_settings, get_store
+from shared.settings import Settings, SettingsError
 from shared.store import read_cache
 from shared.store.base import StoreError
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 from shared.tab.render import Page, error_page, render
 from shared.tab.view import ImmyAccess, TicketNotFound, build_tab
 

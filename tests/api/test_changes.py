@@ -18,8 +18,8 @@ from shared.api import changes as changes_api
 from shared.api.changes import parse_since
 from shared.api.problems import ApiError
 from shared.core.changes import Cause, Change
+from shared.runtime.process import get_store
 from shared.store.changes import write_changes
-from shared.store.repository import get_store
 from tests.api.test_targets import body_of, problem_of
 from tests.registry import handler
 

@@ -24,7 +24,7 @@ from sandbox.halo_data import demo_data
 from shared.api.problems import PROBLEM_JSON
 from shared.api.rules import import_rules
 from shared.runtime.background import after_events
-from shared.store.repository import get_store
+from shared.runtime.process import get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from tests.api.calls import Request, send
@@ -153,7 +153,7 @@ def judge(request: Request, response: func.HttpResponse) -> str | None:
 def synced(azurite, tmp_path_factory):
     """The demo data synced once for the whole module (the fuzz calls only read or get refused)."""
     from sandbox.halo import HaloSandbox
-    from shared.settings import get_settings
+    from shared.runtime.process import get_settings
 
     mp = pytest.MonkeyPatch()
     with HaloSandbox(demo_data(date.today())) as halo:

@@ -14,8 +14,8 @@ from shared.api.halo_webhook import MAX_BODY
 from shared.api.problems import PROBLEM_JSON
 from shared.core.events import EVENTS_QUEUE, MAX_DEPTH, MAX_EVENTS
 from shared.runtime.background import after_events
+from shared.runtime.process import get_store
 from shared.store.event_state import RECEIVER, read_stats
-from shared.store.repository import get_store
 
 pytestmark = pytest.mark.integration
 SECRET = "a-long-random-webhook-secret-0123456789"

@@ -26,11 +26,11 @@ from sandbox.processes import DEV_ACCOUNT, Azurite, free_port
 from shared.api.rules import put_rule
 from shared.api.targets import answer_targets
 from shared.api.targets_query import TargetsQuery
-from shared.settings import get_settings
+from shared.runtime.process import get_settings, get_store
 from shared.store import read_cache
 from shared.store.base import StoreError
 from shared.store.read_cache import AnswerCache, CurrentCache
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 from shared.store.service import pooled_transport
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
@@ -270,7 +270,7 @@ def test_sync_status_during_a_storage_fault_is_a_503_problem(
     )
     store = Store(service, prefix=get_settings().tables_prefix)
     monkeypatch.setattr(sync_timer, "get_store", lambda: store, raising=False)
-    monkeypatch.setattr("shared.store.repository.get_store", lambda: store)
+    monkeypatch.setattr("shared.runtime.process.get_store", lambda: store)
     proxy.mode = "503"
     try:
         response = call("sync_status")

@@ -22,7 +22,7 @@ from sandbox.immybot_data import immy_data_for
 from shared.api.problems import PROBLEM_JSON
 from shared.api.rules import import_rules
 from shared.runtime.clients import forget_applications
-from shared.store.repository import get_store
+from shared.runtime.process import get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from tests.conftest import immy_settings

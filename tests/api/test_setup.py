@@ -28,7 +28,7 @@ from shared.api import setup as setup_check
 from shared.api.setup import request_host, run_checks, tab_url, text_lines
 from shared.api.setup_models import CheckResult, CheckStatus, SetupReport
 from shared.runtime.clients import forget_applications
-from shared.settings import get_settings
+from shared.runtime.process import get_settings
 from tests.conftest import immy_settings
 from tests.registry import registered
 

@@ -14,7 +14,7 @@ from azure.functions.timer import TimerRequest
 
 from sandbox.halo_data import demo_data
 from shared.api.problems import PROBLEM_JSON
-from shared.settings import get_settings
+from shared.runtime.process import get_settings
 from tests.registry import handler
 
 pytestmark = pytest.mark.integration
@@ -145,7 +145,7 @@ def test_approving_the_tag_of_no_rule_is_404_naming_it(configure, halo_sandbox):
     from pathlib import Path
 
     from shared.api.rules import import_rules
-    from shared.store.repository import get_store
+    from shared.runtime.process import get_store
 
     configure(halo_sandbox(demo_data(date.today())).url)
     rules = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"

@@ -20,8 +20,7 @@ from shared.api.models import TargetsResponse
 from shared.api.openapi import openapi_document
 from shared.api.problems import PROBLEM_JSON
 from shared.core.rules import RuleSet
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from tests.registry import handler

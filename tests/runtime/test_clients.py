@@ -20,7 +20,7 @@ from shared.runtime.clients import (
     halo_for_tab,
     immy_for_tab,
 )
-from shared.settings import get_settings
+from shared.runtime.process import get_settings
 from tests.conftest import immy_settings
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,11 @@ from shared.api.rules import put_rule
 from shared.api.targets import answer_targets
 from shared.api.targets_query import TargetsQuery
 from shared.core.generation import Manifest
-from shared.settings import get_settings
+from shared.runtime.process import get_settings, get_store
 from shared.store import read_cache
 from shared.store.base import STATE_PK
 from shared.store.read_cache import AnswerCache, CurrentCache
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 from shared.store.service import table_service
 from shared.store.state import Pointer
 from shared.sync.run import run_sync

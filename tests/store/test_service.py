@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from shared.runtime.process import get_store
 from shared.settings import load_settings
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 from shared.store.service import table_service
 
 pytestmark = pytest.mark.integration

@@ -35,8 +35,7 @@ from shared.core.site_links import AMBIGUOUS, NO_ASSET
 from shared.core.targets import Snapshot
 from shared.records.halo import Client
 from shared.runtime.clients import forget_applications
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 from shared.store.site_links import read_site_links
 from shared.sync.asset_hold import asset_hold
 from shared.sync.assets import mapped_clients, read_plan

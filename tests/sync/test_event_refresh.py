@@ -16,8 +16,7 @@ import pytest
 from shared.api import current as queries
 from shared.core.events import EVENTS_POISON_QUEUE, EVENTS_QUEUE
 from shared.core.rules import RuleSet
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.sync.status import sync_status

@@ -20,8 +20,7 @@ from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import add_halo_link, immy_data_for
 from shared.api.rules import import_rules
 from shared.runtime.clients import forget_applications
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.sync.status import sync_status

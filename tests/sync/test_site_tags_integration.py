@@ -31,8 +31,7 @@ from sandbox.immybot_data import immy_data_for
 from shared.api.openapi import openapi_document
 from shared.api.rules import import_rules
 from shared.runtime.clients import forget_applications
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 from tests.conftest import immy_settings
 from tests.registry import handler
 from tests.sync.tag_runs import DEMO_RULES, approve_tag, put_rule, sync, tag_view, writes

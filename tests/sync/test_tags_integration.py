@@ -20,8 +20,7 @@ from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import add_halo_link, immy_data_for
 from shared.api.rules import import_rules
 from shared.runtime.clients import forget_applications
-from shared.settings import get_settings
-from shared.store.repository import get_store
+from shared.runtime.process import get_settings, get_store
 from shared.sync.runs import Outcome
 from tests.conftest import immy_settings
 from tests.registry import handler

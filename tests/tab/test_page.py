@@ -18,7 +18,7 @@ from shared.api.problems import PROBLEM_BASE, PROBLEM_JSON
 from shared.api.rules import import_rules
 from shared.core.schedule import longest_gap
 from shared.records.halo import Ticket
-from shared.store.repository import get_store
+from shared.runtime.process import get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.tab.computers import ComputerRow, Computers, SoftwareCell
@@ -253,7 +253,7 @@ def principal(*groups: str) -> str:
 
 @pytest.mark.integration
 def test_group_restriction_with_app_service_authentication(demo, monkeypatch):
-    from shared.settings import get_settings
+    from shared.runtime.process import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # as App Service sets it
@@ -275,7 +275,7 @@ def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
     demo, monkeypatch, enabled
 ):
     """Without App Service Authentication anyone can send the header."""
-    from shared.settings import get_settings
+    from shared.runtime.process import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     if enabled is None:
@@ -293,7 +293,7 @@ def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
 
 @pytest.mark.integration
 def test_a_refusal_is_a_problem_unless_the_caller_reads_html(demo, monkeypatch):
-    from shared.settings import get_settings
+    from shared.runtime.process import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
@@ -346,7 +346,7 @@ def test_a_bad_query_on_the_tab_is_refused_in_the_form_asked(demo):
 
 @pytest.mark.integration
 def test_without_a_group_the_header_does_not_matter(demo, monkeypatch):
-    from shared.settings import get_settings
+    from shared.runtime.process import get_settings
 
     monkeypatch.delenv("TAB_ALLOWED_GROUP", raising=False)
     monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
@@ -416,7 +416,7 @@ def test_halopsa_down_still_shows_coverage_for_a_known_ticket(demo):
 
 @pytest.mark.integration
 def test_slow_halopsa_times_out_into_a_notice(demo, monkeypatch):
-    from shared.settings import get_settings
+    from shared.runtime.process import get_settings
 
     assert tab("7").status_code == 200
     monkeypatch.setenv("TAB_HALO_TIMEOUT_SECONDS", "0.2")
@@ -456,7 +456,7 @@ def test_a_held_run_is_shown_with_its_reason(demo):
 def test_missing_settings_are_a_503_page(configure, monkeypatch):
     configure("https://msp.halopsa.com")
     monkeypatch.delenv("HALO_CLIENT_SECRET")
-    from shared.settings import get_settings
+    from shared.runtime.process import get_settings
 
     get_settings.cache_clear()
     response = tab("1")

@@ -29,9 +29,9 @@ from shared.core.detection import matches
 from shared.immybot.errors import ImmyError
 from shared.records.immybot import DetectedSoftware, ImmyComputer
 from shared.runtime.clients import forget_applications
-from shared.settings import get_settings
+from shared.runtime.process import get_settings, get_store
 from shared.store import read_cache
-from shared.store.repository import Store, get_store
+from shared.store.repository import Store
 from shared.store.state import Held as StoreHeld
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
