@@ -2,13 +2,16 @@
 
 A change is stored, then applied at once to the current generation (and to a held one, so an
 approval does not bring back the old rule) by re-resolving from the stored snapshot: no waiting for
-the next HaloPSA sync.
+the next HaloPSA sync. What the edit changed in the current generation's targets goes to the
+change log (cause `rule`), as a publish's does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +21,7 @@ from shared.api.models import RulesImported, RuleView, RuleWritten
 from shared.api.problems import ApiError, json_object, problem
 from shared.api.references import checked_rules
 from shared.core.catalog import Catalog, rule_warnings, scope_warnings
+from shared.core.changes import Cause, RuleTargets
 from shared.core.generation import Manifest
 from shared.core.merge_patch import merge_patch
 from shared.core.rules import (
@@ -34,6 +38,9 @@ from shared.records.parsing import describe_error
 from shared.store.base import MAX_ENTITY_CHARS, StoreError, check_key
 from shared.store.generations import apply_rules, read_catalog, read_manifest
 from shared.store.repository import Store
+from shared.sync.changes import record_changes, rule_targets
+
+log = logging.getLogger("halo_immy.api")
 
 MAX_BODY = 256 * 1024
 # What a PATCH body may be: a JSON merge patch (RFC 7386), or plain JSON meaning the same.
@@ -261,6 +268,7 @@ def _apply(
     (the whole rule set), also whatever a generation's manifest holds otherwise."""
     if not rules and not removed and wanted is None:
         return
+    pointer = store.current()
     for generation in _generations(store):
         todo, gone = list(rules), list(removed)
         if wanted is not None:
@@ -272,10 +280,28 @@ def _apply(
                 if k not in named and (k not in entries or entries[k].rule != r)
             ]
             gone += [k for k in entries if k not in wanted and k not in gone]
-        if todo or gone:
-            apply_rules(
-                store, generation, snapshot_of(store, generation), todo, today, removed=gone
-            )
+        if not (todo or gone):
+            continue
+        serving = pointer is not None and generation == pointer.generation
+        keys = {r.key for r in todo} | set(gone)
+        before = rule_targets(store, generation, keys) if serving else None
+        apply_rules(store, generation, snapshot_of(store, generation), todo, today, removed=gone)
+        if before is not None:
+            _record_edit(store, generation, keys, before)
+
+
+def _record_edit(
+    store: Store, generation: str, keys: set[str], before: Mapping[str, RuleTargets]
+) -> None:
+    # Best effort, as a publish's record: the edit already serves, so a failure is logged only.
+    cause = Cause(kind="rule", id=uuid.uuid4().hex[:12])
+    try:
+        after = rule_targets(store, generation, keys)
+        record_changes(
+            store, before, after, generation=generation, cause=cause, at=datetime.now(UTC)
+        )
+    except StoreError as error:
+        log.warning("rule edit %s: could not record the change log: %s", cause.id, error)
 
 
 def _current(store: Store) -> tuple[Manifest | None, Catalog | None]:

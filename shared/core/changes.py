@@ -1,6 +1,7 @@
 """What a publish changed, per rule: which clients became or stopped being targets, and why (pure).
 
-Every publish (a sync's swap, an admin's approval of a held generation, an event refresh) compares
+Every publish (a sync's swap, an admin's approval of a held generation, an event refresh) and
+every rule edit (create, replace, patch, delete, import: applied at once to what serves) compares
 the targets that served before it with those that serve after, rule by rule. The decisions:
 
 - **became** / **stopped**: a client that is a target only after / only before the publish.
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.core.rules import normalise
 from shared.core.targets import ContractReason, InvoiceLineReason, Target
 
-CauseKind = Literal["sync", "approval", "event"]
+CauseKind = Literal["sync", "approval", "event", "rule"]
 ChangeKind = Literal["became", "stopped", "changed"]
 # A change lists at most this many reasons per side; more are counted in a last "... N more".
 MAX_REASONS = 20
@@ -46,16 +47,19 @@ class _Model(BaseModel):
 
 
 class Cause(_Model):
-    """What published the change: a sync run, an admin's approval of a held run, an event."""
+    """What published the change: a sync run, an admin's approval of a held run, an event, or
+    an edit of the rule itself."""
 
     kind: CauseKind = Field(
         description="sync: a sync run made its generation current; approval: an admin approved "
-        "a held run's generation; event: an event refresh of one client."
+        "a held run's generation; event: an event refresh of one client; rule: the rule was "
+        "created, replaced, patched, deleted or imported (applied at once to what serves)."
     )
     id: str = Field(
         min_length=1,
         max_length=CAUSE_ID_MAX,
-        description="The sync run's id (for an approval, the id of the held run approved).",
+        description="The sync run's id (for an approval, the id of the held run approved; for "
+        "an event, the event refresh's id; for a rule edit, the edit's id).",
     )
 
     def describe(self) -> str:

@@ -3,7 +3,9 @@ why (shared.core.changes decides what a change is; shared.store.changes stores i
 
 A publish moves the pointer readers follow: a sync's swap, an admin's approval of a held
 generation, and an event refresh of one client. Each records right after the pointer moved, with
-a cause (`sync` and the run id, `approval` and the approved run's id, `event`): `record_publish`
+a cause (`sync` and the run id, `approval` and the approved run's id, `event`). A rule edit
+re-resolves the rule in the generation that serves, so it records too (`rule` and the edit's
+id), through `rule_targets` before and after the edit: `record_publish`
 diffs whole generations (the pointer as it was before against the new one), `record_changes`
 diffs what the caller holds in memory (an event refresh: one client's targets per rule, before
 and after). The record is best effort: the generation already serves, so
@@ -14,7 +16,7 @@ record failed are missing from the log, never carried into another publish's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from shared.core.changes import Cause, RuleTargets, diff_targets
@@ -26,12 +28,16 @@ from shared.store.repository import Store
 from shared.store.state import Pointer
 
 
-def rule_targets(store: Store, generation: str) -> dict[str, RuleTargets]:
-    """Every rule's targets in a stored generation, by rule key."""
+def rule_targets(
+    store: Store, generation: str, keys: Collection[str] | None = None
+) -> dict[str, RuleTargets]:
+    """The rules' targets in a stored generation, by rule key: every rule, or those of `keys`
+    the generation holds."""
     manifest, _ = read_manifest(store, generation)
     return {
         key: RuleTargets(entry.software, read_targets(store, generation, entry.partition))
         for key, entry in manifest.rules.items()
+        if keys is None or key in keys
     }
 
 

@@ -203,3 +203,24 @@ def test_before_the_first_sync_the_log_is_empty_and_a_rule_is_not_known_yet(
     assert listed(changes()) == []
     response = changes(software="Huntress")
     assert problem_of(response, 503)["type"].endswith("/no-snapshot")
+
+
+def test_a_rule_edit_logs_who_it_moved_with_the_rule_as_cause(demo_synced):
+    from shared.api.rules import delete_rule, patch_rule
+
+    today = datetime.now(UTC).date()
+    patch_rule(get_store(), "SentinelOne", b'{"grace_days": 3}', "application/json", today)
+    assert len(listed(changes())) == 8  # who is a target did not change: nothing logged
+    delete_rule(get_store(), "Huntress", today)
+    # The rule is gone, so the log is read whole (a name no rule has is a 404).
+    body = body_of(changes(), "ChangesResponse")
+    stopped = [c for c in body["changes"] if c["change"] == "stopped"]
+    assert {c["software"] for c in stopped} == {"Huntress"}
+    assert [c["client_name"] for c in stopped] == [
+        "Contoso Ltd",
+        "Fabrikam, Inc.",
+        "Wide World Importers",
+    ]
+    assert {c["cause"]["kind"] for c in stopped} == {"rule"}
+    assert len({c["cause"]["id"] for c in stopped}) == 1
+    assert all(c["before"] and c["after"] == [] for c in stopped)

@@ -175,11 +175,12 @@ def test_a_reason_in_a_few_words():
     assert summarise(line(7, item="x" * 500)) == f"invoice -1 line 7 ({'x' * 200})"
 
 
-def test_a_cause_is_one_of_three_kinds_with_a_bounded_id():
+def test_a_cause_is_one_of_four_kinds_with_a_bounded_id():
     assert Cause(kind="approval", id="abc").describe() == "approval abc"
     assert Cause(kind="event", id="client-42").kind == "event"
+    assert Cause(kind="rule", id="0123456789ab").describe() == "rule 0123456789ab"
     for bad in (
-        {"kind": "rule", "id": "x"},
+        {"kind": "edit", "id": "x"},
         {"kind": "sync", "id": ""},
         {"kind": "sync", "id": "x" * 65},
     ):
