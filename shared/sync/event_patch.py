@@ -25,6 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.core.catalog import patch_catalog
+from shared.core.changes import Cause, RuleTargets
 from shared.core.client_patch import patch_targets, patched_read, same_records, snapshot_of
 from shared.core.generation import (
     CATALOG,
@@ -61,6 +62,7 @@ from shared.store.patching import BasePart, patched_shared, read_base_part, read
 from shared.store.repository import Store, document_entities, new_generation
 from shared.store.state import Pointer
 from shared.sync.after_current import load_rules
+from shared.sync.changes import record_changes
 from shared.sync.event_publish import (
     UNCHANGED,
     Base,
@@ -180,12 +182,23 @@ def _patched(
         rejected=rejected,
         tenants=tenants_of(ids, part.matches, remap.matches),
         built="patched",
+        resolved=targets,
     )
     store.write_generation(manifest.generation, partitions)
     after = [m.tenant_id for m in remap.matches.values()] if immybot else None
     outcome = judge_against(settings, before, read, rejected, targets, after)
+
+    def record(cause: Cause) -> int:
+        def side(found: dict[str, list[Target]]) -> dict[str, RuleTargets]:
+            return {key: RuleTargets(manifest.rules[key].software,
+                                     [t for t in found.get(key, []) if t.client_id in ids])
+                    for key in targets}  # fmt: skip
+
+        return record_changes(store, side(part.targets), side(targets),
+                              generation=manifest.generation, cause=cause, at=now)  # fmt: skip
+
     return finish(settings, store, pointer, done, outcome, manifest, run_id, now, before_swap,
-                  lambda: read_snapshot(store, manifest.generation))  # fmt: skip
+                  lambda: read_snapshot(store, manifest.generation), record)  # fmt: skip
 
 
 def _partitions(

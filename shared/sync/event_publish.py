@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.core.catalog import build_catalog
+from shared.core.changes import Cause
 from shared.core.client_patch import patched_read, records_of, replace_clients, same_records
 from shared.core.generation import ClientRecord, Manifest, rule_entry
 from shared.core.guard import VerdictRecord, confirmable
@@ -42,6 +43,7 @@ from shared.store.repository import Store, new_generation
 from shared.store.sharing import share_unchanged
 from shared.store.state import Held, Pointer
 from shared.sync.after_current import load_rules
+from shared.sync.changes import published, record_publish
 from shared.sync.judge import Judgement, judge
 from shared.sync.read import count_rejects
 from shared.sync.retention import collect_garbage
@@ -80,6 +82,8 @@ class Published:
     # How it was built: from the changed clients' part of the current generation, or (and why)
     # from the whole of it.
     built: str = "whole"
+    # Every rule's targets in the new generation (by rule key), for the tags that follow.
+    resolved: Mapping[str, Sequence[Target]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,9 @@ def publish_whole(
     planned = layout(snapshot, targets, manifest, build_catalog(snapshot, today), computers)
     rejected = count_rejects([*fresh.rejects, *planned.too_large])
     changed_ids = sorted(r.client.id for r in changed)
+    # The changed clients, and any other a shared name mapped anew with them: their tags follow.
+    remapped = {c for c, m in snapshot.matches.items() if base.snapshot.matches.get(c) != m}
+    moved = set(changed_ids) | remapped
     old_targets = {
         key: read_target_ids(store, base.pointer.generation, entry.partition)
         for key, entry in base.manifest.rules.items()
@@ -141,19 +148,25 @@ def publish_whole(
         "published",
         generation,
         changed_ids,
-        target_changes(old_targets, targets, set(changed_ids)),
+        target_changes(old_targets, targets, moved),
         rejected=rejected,
         warnings=problems,
-        tenants=tenants_of(set(changed_ids), base.snapshot.matches, snapshot.matches),
+        tenants=tenants_of(moved, base.snapshot.matches, snapshot.matches),
     )
     # Written as a sync writes: only the clients' rows that differ from the current generation's
     # (here the changed ones), the rest named by the index, so the next event can patch it.
     shared = share_unchanged(store, generation, planned.partitions, base.pointer.generation)
     store.write_generation(generation, shared.partitions)
     outcome = judge(store, settings, base.pointer, read, rejected, snapshot, targets)
+    done.resolved = targets
+
+    def record(cause: Cause) -> int:
+        new = published(manifest, targets)
+        return record_publish(store, base.pointer, generation, cause, now, new)
+
     return finish(
         settings, store, base.pointer, done, outcome, manifest, run_id, now, before_swap,
-        lambda: snapshot,
+        lambda: snapshot, record,
     )  # fmt: skip
 
 
@@ -168,9 +181,11 @@ def finish(
     now: datetime,
     before_swap: Callable[[str], None] | None,
     snapshot: Callable[[], Snapshot],
+    changes: Callable[[Cause], int],
 ) -> Published:
     """Hold the written generation (the guard's verdict, unconfirmed) or make it current, then
-    tidy up; `snapshot` gives the new generation's, should rules edited meanwhile need it."""
+    record what changed (`changes`, with the refresh as the cause) and tidy up; `snapshot` gives
+    the new generation's, should rules edited meanwhile need it."""
     generation = manifest.generation
     if outcome.verdict is not None and not _confirmed(store, settings, outcome.digest, outcome):
         reason = bounded_json(outcome.verdict.record())
@@ -181,6 +196,7 @@ def finish(
     if before_swap is not None:
         before_swap(generation)
     store.swap(generation, run_id=run_id, synced_at=manifest.synced_at, expected=pointer)
+    _quietly(done, "record the change log", changes, Cause(kind="event", id=run_id))
     _quietly(done, "drop old generations", collect_garbage, store)
     _quietly(done, "catch up edited rules", _catch_up_rules, store, generation, snapshot, manifest)
     return done

@@ -133,6 +133,8 @@ async def handle_event_message(
         if await _answered(store, message):
             return QueueAnswer()
         await asyncio.to_thread(add_pending, store, message.key, message.received_at)
+        if await _deferred(settings, store, message.key):
+            return QueueAnswer()
         await refresh(settings, store, clients or EventClients(), clock)
     except Exception as error:
         reason = brief(error)
@@ -150,6 +152,20 @@ async def _answered(store: Store, message: EventMessage) -> bool:
     if read_at is None or read_at < message.received_at:
         return False
     await asyncio.to_thread(update_stats, store, REFRESH, lambda d: add_counts(d, {"coalesced": 1}))
+    return True
+
+
+async def _deferred(settings: Settings, store: Store, key: str) -> bool:
+    """Whether refreshes have spent what they may until the next sync, so the key waits for it
+    (pending) without taking the lease: a storm's later messages cost a few reads each."""
+    pointer = await asyncio.to_thread(store.current)
+    if pointer is None:
+        return False
+    window = pointer.synced_at.isoformat()
+    room = await asyncio.to_thread(_room, settings, store, pointer, window)
+    if keys_within([key], room):
+        return False
+    await asyncio.to_thread(update_stats, store, REFRESH, lambda d: add_counts(d, {"deferred": 1}))
     return True
 
 
@@ -282,7 +298,10 @@ async def _follow_tags(
         return {"skipped": "ImmyBot is not configured"}
     try:
         scope = frozenset(published.tenants)
-        return await apply_immy_tags(settings, store, immy, published.generation, now, scope=scope)
+        return await apply_immy_tags(
+            settings, store, immy, published.generation, now, scope=scope,
+            targets=published.resolved,
+        )  # fmt: skip
     finally:
         if clients.immy is None:
             await immy.aclose()
