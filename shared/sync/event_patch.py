@@ -188,17 +188,31 @@ def _patched(
     after = [m.tenant_id for m in remap.matches.values()] if immybot else None
     outcome = judge_against(settings, before, read, rejected, targets, after)
 
-    def record(cause: Cause) -> int:
-        def side(found: dict[str, list[Target]]) -> dict[str, RuleTargets]:
-            return {key: RuleTargets(manifest.rules[key].software,
-                                     [t for t in found.get(key, []) if t.client_id in ids])
-                    for key in targets}  # fmt: skip
+    return finish(settings, store, pointer, done, outcome, manifest, run_id, now, before_swap,
+                  lambda: read_snapshot(store, manifest.generation),
+                  _recorder(store, part.targets, targets, ids, manifest, now))  # fmt: skip
 
-        return record_changes(store, side(part.targets), side(targets),
+
+def _recorder(
+    store: Store,
+    before: dict[str, list[Target]],
+    after: dict[str, list[Target]],
+    ids: set[int],
+    manifest: Manifest,
+    now: datetime,
+) -> Callable[[Cause], int]:
+    """What records the refreshed clients' changes in the change log, from both sides held."""
+
+    def side(found: dict[str, list[Target]]) -> dict[str, RuleTargets]:
+        return {key: RuleTargets(manifest.rules[key].software,
+                                 [t for t in found.get(key, []) if t.client_id in ids])
+                for key in after}  # fmt: skip
+
+    def record(cause: Cause) -> int:
+        return record_changes(store, side(before), side(after),
                               generation=manifest.generation, cause=cause, at=now)  # fmt: skip
 
-    return finish(settings, store, pointer, done, outcome, manifest, run_id, now, before_swap,
-                  lambda: read_snapshot(store, manifest.generation), record)  # fmt: skip
+    return record
 
 
 def _partitions(

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from shared.core.catalog import build_catalog
@@ -140,15 +141,11 @@ def publish_whole(
     # The changed clients, and any other a shared name mapped anew with them: their tags follow.
     remapped = {c for c, m in snapshot.matches.items() if base.snapshot.matches.get(c) != m}
     moved = set(changed_ids) | remapped
-    old_targets = {
-        key: read_target_ids(store, base.pointer.generation, entry.partition)
-        for key, entry in base.manifest.rules.items()
-    }
     done = Published(
         "published",
         generation,
         changed_ids,
-        target_changes(old_targets, targets, moved),
+        target_changes(_target_ids(store, base), targets, moved),
         rejected=rejected,
         warnings=problems,
         tenants=tenants_of(moved, base.snapshot.matches, snapshot.matches),
@@ -159,15 +156,32 @@ def publish_whole(
     store.write_generation(generation, shared.partitions)
     outcome = judge(store, settings, base.pointer, read, rejected, snapshot, targets)
     done.resolved = targets
-
-    def record(cause: Cause) -> int:
-        new = published(manifest, targets)
-        return record_publish(store, base.pointer, generation, cause, now, new)
-
+    record = partial(_record, store, base.pointer, manifest, targets, now)
     return finish(
         settings, store, base.pointer, done, outcome, manifest, run_id, now, before_swap,
         lambda: snapshot, record,
     )  # fmt: skip
+
+
+def _target_ids(store: Store, base: Base) -> dict[str, set[int]]:
+    """Each rule's target ids in the current generation."""
+    return {
+        key: read_target_ids(store, base.pointer.generation, entry.partition)
+        for key, entry in base.manifest.rules.items()
+    }
+
+
+def _record(
+    store: Store,
+    before: Pointer,
+    manifest: Manifest,
+    targets: Mapping[str, Sequence[Target]],
+    at: datetime,
+    cause: Cause,
+) -> int:
+    """The change log of a whole rebuild: the generation it replaced against its targets."""
+    new = published(manifest, targets)
+    return record_publish(store, before, manifest.generation, cause, at, new)
 
 
 def finish(

@@ -2,10 +2,15 @@
 
 For each message (one client, or a contract or invoice to resolve to its client):
 1. Coalesce: a message received before the last read of its client is already answered.
-2. Register it as pending, take the sync lease (the same one-writer lease as the sync), and drain
-   what is pending (up to DRAIN_LIMIT keys, this one among them): each client is read again
-   through REST (shared.halo.client_read), and one generation in which only those clients
-   changed is published, under the sync's guard (shared.sync.event_publish).
+2. Register it as pending (the receiver did already, after its answer), take the sync lease (the
+   same one-writer lease as the sync), and drain what is pending (up to DRAIN_LIMIT keys, this
+   one among them): each client is read again through REST (shared.halo.client_read; a
+   contract or invoice is first asked whose it is), and one generation in which only those
+   clients changed is published, under the sync's guard, from their part of the current
+   generation (shared.sync.event_patch).
+   Between two syncs refreshes spend at most what a full REST sync of the data costs in HaloPSA
+   requests (never less than one whole drain): past that, keys stay pending for the next sync,
+   which answers them (shared.sync.run), so a storm of events costs no more than a sync.
 3. With the generation current, the rules covering the changed clients converge their ImmyBot
    tags for those clients' tenants (shared.sync.tags, scoped).
 
