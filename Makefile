@@ -65,6 +65,7 @@ bench:
 	$(PY) bench/targets.py
 	$(PY) bench/tab.py
 	$(PY) bench/load.py
+	$(PY) bench/events.py
 	$(PY) bench/cold_start.py
 
 bench-halo:

@@ -7,7 +7,8 @@ resources under `/api/` with HaloPSA's wrapper keys, `pageinate`/`page_size`/`pa
 and `RecurringInvoice/{id}` (negative ids; always with lines). Faults (rate limits, a 429 every
 Nth request, random errors, latency, token revocation, failing pages, invoices listed without
 lines) are set in code or over `PUT /_sandbox/faults`; `GET /_sandbox/stats` counts what clients
-sent. Standard library only.
+sent. `PATCH /_sandbox/records/<Resource>` with a list of `{"id": ..., field: value}` objects edits
+served records, as someone editing HaloPSA would (`edit_records`). Standard library only.
 
     python -m sandbox.halo --port 8089 --clients 5000 --rate-limit 10
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import json
 import math
 import sys
 import threading
@@ -30,7 +32,13 @@ from typing import Any
 
 from sandbox import halo_report
 from sandbox.halo_assets import AssetBook
-from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
+from sandbox.halo_data import (
+    RECORD_TYPES,
+    HaloDataSet,
+    demo_data,
+    generate,
+    inject_malformed,
+)
 from sandbox.http_server import (
     ApiSandbox,
     Response,
@@ -416,6 +424,49 @@ class HaloSandbox(ApiSandbox[HaloDataSet, _Index, Faults]):
     def assets(self) -> AssetBook:
         """The served assets (stateful: writes change them until the data set is replaced)."""
         return self._index.assets
+
+    # -- edits --------------------------------------------------------------------------------
+
+    def edit_records(self, resource: str, edits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Set the given fields of the `resource` records with each edit's `id` (someone edited
+        HaloPSA): served from the next request on; the ids no record has are listed."""
+        key = RESOURCES[resource]
+        wanted = {_as_int(edit.get("id")): edit for edit in edits}
+        edited: set[int] = set()
+
+        def changed(record: Any) -> Any:
+            number = _as_int(record.get("id")) if isinstance(record, dict) else None
+            if number is None or number not in wanted:
+                return record
+            edited.add(number)
+            return {**record, **{k: v for k, v in wanted[number].items() if k != "id"}}
+
+        # A new data set (the index is built for it), sharing every record not edited; assets
+        # written through the API start again from the data set, as with `set_data`.
+        data = HaloDataSet(**{name: list(getattr(self.data, name)) for name in RECORD_TYPES})
+        setattr(data, key, [changed(r) for r in getattr(self.data, key)])
+        self.set_data(data)
+        missing = sorted(n for n in wanted if n is not None and n not in edited)
+        return {"edited": len(edited), "missing": missing}
+
+    def _control(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> Response:
+        prefix = "/_sandbox/records/"
+        if not path.startswith(prefix):
+            return super()._control(method, path, query, body)
+        resource = _CANONICAL.get(path[len(prefix) :].lower())
+        if resource is None:
+            return error_response(404, "not_found", f"no such resource: {path}")
+        if method != "PATCH":
+            return error_response(405, "method_not_allowed", "use PATCH", Allow="PATCH")
+        try:
+            edits = json.loads(body or b"[]")
+        except ValueError:
+            edits = None
+        if not isinstance(edits, list) or not all(
+            isinstance(e, dict) and _as_int(e.get("id")) is not None for e in edits
+        ):
+            return error_response(400, "invalid_edits", "a list of objects, each with an id")
+        return Response(200, self.edit_records(resource, edits))
 
     # -- faults -------------------------------------------------------------------------------
 

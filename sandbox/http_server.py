@@ -434,7 +434,7 @@ class ApiSandbox(ServedSandbox, Generic[DataT, IndexT, FaultsT]):
             for key, values in parse_qs(split.query, keep_blank_values=True).items()
         }
         if path.startswith("/_sandbox/"):
-            return self._control(method, path, body)
+            return self._control(method, path, query, body)
         route = self._route(path)
         if route is None:
             return self._api_error(404, "not_found", f"no such endpoint: {path}")
@@ -510,7 +510,7 @@ class ApiSandbox(ServedSandbox, Generic[DataT, IndexT, FaultsT]):
 
     # -- control ------------------------------------------------------------------------------
 
-    def _control(self, method: str, path: str, body: bytes) -> Response:
+    def _control(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> Response:
         if path == "/_sandbox/stats" and method == "GET":
             return Response(200, self.stats())
         if path == "/_sandbox/reset" and method == "POST":

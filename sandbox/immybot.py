@@ -22,8 +22,9 @@ One server answers both sides of an ImmyBot integration:
 msal only accepts https authorities, so a client reaches this plain-http server through an HTTP
 client that rewrites https://HOST:PORT to http://HOST:PORT. Every URL the server puts in JSON is
 therefore `https://<the request's Host header>/...`. Faults (latency, random errors, token
-lifetime) are set in code or over `PUT /_sandbox/faults`; `GET /_sandbox/stats` counts requests.
-Standard library only.
+lifetime) are set in code or over `PUT /_sandbox/faults`; `GET /_sandbox/stats` counts requests;
+`GET /_sandbox/tag-writes?since=N` lists the tag writes made from the Nth on, each with the wall
+clock time it was made at (a benchmark's "ImmyBot saw the tag write"). Standard library only.
 
     python -m sandbox.immybot --port 8090 --clients 500
 """
@@ -265,6 +266,7 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
         self.entra_tenant = entra_tenant
         self.max_take = max_take
         self.tag_writes: list[tuple[str, list[int], list[int]]] = []
+        self.tag_write_times: list[float] = []  # time.time() of each of `tag_writes`
         self._tag_writes_seen = 0
         self.client_id = client_id
         self.client_secret = client_secret
@@ -587,6 +589,7 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             with self._lock:
                 ids, tag_ids = change_tags(self._data, entity, add, _json_body(body))
                 self.tag_writes.append((endpoint, ids, tag_ids))
+                self.tag_write_times.append(time.time())
         except TagRequestError as error:
             if error.status == 404:
                 return _problem(404, str(error))
@@ -611,6 +614,26 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
         if number in faults.slow_computers and faults.slow_computer_ms > 0:
             time.sleep(faults.slow_computer_ms / 1000)  # this request's own thread only
         return Response(200, [dict(r) for r in self._index.software.get(number, [])])
+
+    def timed_tag_writes(self, since: int = 0) -> list[dict[str, Any]]:
+        """The tag writes made from the `since`th on (0-based), with when each was made."""
+        with self._lock:
+            writes = list(zip(self.tag_writes, self.tag_write_times, strict=True))[since:]
+        return [
+            {"n": since + n, "at": at, "endpoint": endpoint, "entityIds": ids, "tagIds": tags}
+            for n, ((endpoint, ids, tags), at) in enumerate(writes)
+        ]
+
+    def _control(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> Response:
+        if path != "/_sandbox/tag-writes":
+            return super()._control(method, path, query, body)
+        if method != "GET":
+            return _problem(405, "use GET", Allow="GET")
+        try:
+            since = _int_param(query, "since", 0, 0) or 0
+        except _BadParam as error:
+            return _invalid(error.name, str(error))
+        return Response(200, self.timed_tag_writes(since))
 
     def tenant_tags(self) -> dict[str, set[int]]:
         """Tag name -> the ids of the tenants carrying it, as of now (for tests)."""

@@ -28,7 +28,14 @@ from shared.api.problems import ApiError, problem
 from shared.api.replies import Reply
 from shared.core.events import MAX_DEPTH, MAX_EVENTS, Extraction, extract, nesting_depth
 from shared.settings import Settings
-from shared.store.event_state import RECEIVER, add_counts, keep_last, update_stats
+from shared.store.event_state import (
+    RECEIVER,
+    add_counts,
+    add_pending,
+    keep_last,
+    refreshed_at,
+    update_stats,
+)
 from shared.store.repository import Store
 
 log = logging.getLogger("halo_immy.events")
@@ -126,10 +133,16 @@ def _document(body: bytes) -> dict[str, Any] | list[Any]:
 
 
 def count_delivery(store: Store, delivery: Delivery) -> None:
-    """Add a delivery's counts to the receiver's stats (after the response)."""
+    """Add a delivery's counts to the receiver's stats, and mark the keys it names pending (after
+    the response): the refresh that runs first drains every key pending, so a burst of events
+    is read in a few refreshes, and the messages of keys already read are coalesced."""
     found, at = delivery.extraction, delivery.received_at
     if found is None or at is None:
         return
+    for message in found.messages:
+        read_at = refreshed_at(store, message.key)
+        if read_at is None or read_at < at:  # not read since (its message may be done already)
+            add_pending(store, message.key, at)
 
     def change(document: dict[str, Any]) -> None:
         add_counts(document, {"deliveries": 1, **found.counts})

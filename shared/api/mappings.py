@@ -18,7 +18,8 @@ from shared.api.problems import ApiError, json_object, problem
 from shared.api.references import checked_mapping
 from shared.core.mapping import ExplicitMapping, MatchKind, TenantMatch, links_of, map_clients
 from shared.records.parsing import describe_error
-from shared.store.generations import apply_rules, read_manifest, write_matches
+from shared.store.generations import apply_rules, read_manifest
+from shared.store.matches import write_matches
 from shared.store.repository import Store
 
 

@@ -163,6 +163,55 @@ def _item_entry(snapshot: Snapshot, key: ItemKey, tally: _Tally) -> ItemEntry:
     )
 
 
+def patch_catalog(catalog: Catalog, old: Snapshot, new: Snapshot, today: date) -> Catalog:
+    """`catalog` with some clients' part (`old`: a snapshot of only their records as counted in
+    it) replaced by what they hold now (`new`, only them): every count is per client or a sum
+    over clients, so the rest of the catalogue stays exact. An entry no client has any more is
+    dropped; codes are only added (one only these clients' lines carried stays until a sync)."""
+    was, now = build_catalog(old, today), build_catalog(new, today)
+    types: dict[str, ContractTypeEntry] = {}
+    for sign, found in ((1, catalog.contract_types), (-1, was.contract_types),
+                        (1, now.contract_types)):  # fmt: skip
+        for entry in found:
+            name = normalise(entry.name)
+            kept = types.get(name) or entry.model_copy(update={"clients": 0, "covered_clients": 0})
+            types[name] = kept.model_copy(update={
+                "clients": kept.clients + sign * entry.clients,
+                "covered_clients": kept.covered_clients + sign * entry.covered_clients})  # fmt: skip
+    items: dict[tuple[int | None, str], ItemEntry] = {}
+    for sign, entries in ((1, catalog.items), (-1, was.items), (1, now.items)):
+        for item in entries:
+            key = (item.id, item.name if item.id is None else "")
+            items[key] = _added(items.get(key), item, sign)
+    return Catalog(
+        contract_types=sorted(
+            (e for e in types.values() if e.clients > 0), key=lambda e: normalise(e.name)
+        ),
+        items=sorted(
+            (e for e in items.values() if e.clients > 0),
+            key=lambda e: (normalise(e.name), e.id or 0),
+        ),
+    )
+
+
+def _added(kept: ItemEntry | None, entry: ItemEntry, sign: int) -> ItemEntry:
+    """An item's entry with another's counts added (`sign` 1) or taken away (-1)."""
+    if kept is None:
+        kept = entry.model_copy(update={"clients": 0, "quantity_fixed": 0.0,
+                                        "quantity_calculated": 0.0, "calculated_unknown": 0})  # fmt: skip
+    codes = kept.codes + [c for c in entry.codes if c not in kept.codes] if sign > 0 else kept.codes
+    return kept.model_copy(
+        update={
+            "name": entry.name if sign > 0 else kept.name,
+            "codes": codes,
+            "clients": kept.clients + sign * entry.clients,
+            "quantity_fixed": kept.quantity_fixed + sign * entry.quantity_fixed,
+            "quantity_calculated": kept.quantity_calculated + sign * entry.quantity_calculated,
+            "calculated_unknown": kept.calculated_unknown + sign * entry.calculated_unknown,
+        }
+    )
+
+
 SITE_SCOPE_WARNING = (
     "site-scoped: this rule's ImmyBot tag goes on the computers at its sites, not on tenants; "
     "where a computer is comes from asset population (ASSET_SYNC plan or apply), and computers "

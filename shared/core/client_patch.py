@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from shared.core.generation import ClientRecord
-from shared.core.targets import Snapshot
-from shared.records.halo import Contract, RecurringInvoice, Site
+from shared.core.rules import normalise
+from shared.core.targets import Snapshot, Target
+from shared.records.halo import Contract, Item, RecurringInvoice, Site
 
 R = TypeVar("R", Site, Contract, RecurringInvoice)
 
@@ -96,3 +97,24 @@ def _counts(record: ClientRecord) -> dict[str, int]:
         "invoices": len(record.invoices),
         "invoice_lines": sum(len(i.lines) for i in record.invoices),
     }
+
+
+def snapshot_of(records: Iterable[ClientRecord], items: Iterable[Item]) -> Snapshot:
+    """A snapshot holding only these clients' records (and the items their lines name)."""
+    found = list(records)
+    return Snapshot.build(
+        (r.client for r in found),
+        (s for r in found for s in r.sites),
+        (c for r in found for c in r.contracts),
+        (i for r in found for i in r.invoices),
+        items,
+    )
+
+
+def patch_targets(
+    old: Sequence[Target], fresh: Iterable[Target], clients: set[int]
+) -> list[Target]:
+    """A rule's targets with those of `clients` replaced by `fresh` (their targets now), in the
+    order `resolve` gives: by client name, then id."""
+    kept = [t for t in old if t.client_id not in clients]
+    return sorted([*kept, *fresh], key=lambda t: (normalise(t.client_name), t.client_id))

@@ -197,3 +197,36 @@ def _remember_name(names: list[str], name: str) -> None:
     shown = " ".join(name.split())[:MAX_NAME] or "(no event name)"
     if shown not in names and len(names) < MAX_UNKNOWN_NAMES:
         names.append(shown)
+
+
+# -- what refreshes may spend ---------------------------------------------------------------------
+
+# HaloPSA requests a refresh makes: a token, then per client its record, sites, contracts and
+# recurring invoices (shared.halo.client_read); a contract or invoice named without its client
+# costs one more, to ask HaloPSA whose it is.
+TOKEN_REQUESTS, CLIENT_REQUESTS, RECORD_REQUESTS = 1, 4, 5
+# The record types a full REST sync lists page by page (shared.sync.read), with the token.
+LISTED = ("clients", "sites", "contracts", "invoices", "items")
+
+
+def full_sync_requests(read: Mapping[str, int], page_size: int) -> int:
+    """The HaloPSA requests a full REST sync of a generation's records makes at the least: a
+    token, and every page of every list (one at least per list)."""
+    return TOKEN_REQUESTS + sum(max(1, -(-read.get(k, 0) // page_size)) for k in LISTED)
+
+
+def key_requests(key: str) -> int:
+    """What refreshing one pending key costs (its client's reads, and resolving a record)."""
+    return CLIENT_REQUESTS if key.startswith("client|") else RECORD_REQUESTS
+
+
+def keys_within(keys: Iterable[str], room: int) -> list[str]:
+    """The first `keys` whose refresh, with its token, costs at most `room` requests."""
+    taken: list[str] = []
+    spend = TOKEN_REQUESTS
+    for key in keys:
+        spend += key_requests(key)
+        if spend > room:
+            break
+        taken.append(key)
+    return taken

@@ -31,6 +31,8 @@ MATCHES = "immy_matches"
 MATCH_BUCKET = 1000
 IMMY_TENANTS = "immy_tenants"
 IMMY_COMPUTERS = "immy_computers"
+# Names several ImmyBot tenants share, and the clients named so (shared.store.matches).
+IMMY_NAMES = "immy_names"
 
 
 def resolution_version(rule: Rule, snapshot: Snapshot, today: date) -> str:

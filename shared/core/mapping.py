@@ -268,3 +268,38 @@ def _paired_exactly(tenants: list[ImmyTenant], client_names: list[str]) -> bool:
 
 def _exact(name: str) -> str:
     return " ".join(name.casefold().split())
+
+
+def shared_names(tenants: Iterable[ImmyTenant]) -> set[str]:
+    """The names (normalised) two or more customer tenants share: which client maps to which of
+    them depends on every client's name (`_paired_exactly`), not on one client's alone."""
+    counts: dict[str, int] = defaultdict(int)
+    for tenant in tenants:
+        if not tenant.is_msp and tenant.active:
+            counts[normalise_name(tenant.name)] += 1
+    return {key for key, n in counts.items() if n > 1 and key}
+
+
+def clients_named(keys: set[str], clients: Iterable[Client]) -> dict[str, list[tuple[int, str]]]:
+    """For each of `keys` (normalised names), the clients named so: (id, name), by id."""
+    found: dict[str, list[tuple[int, str]]] = {key: [] for key in keys}
+    for client in clients:
+        key = normalise_name(client.name)
+        if key in found:
+            found[key].append((client.id, client.name))
+    return {key: sorted(named) for key, named in found.items() if named}
+
+
+def renamed(
+    names: Mapping[str, list[tuple[int, str]]], keys: set[str], clients: Iterable[Client]
+) -> dict[str, list[tuple[int, str]]]:
+    """`names` (shared name -> the clients named so) with `clients` listed under their names now
+    (among the shared `keys`) and nowhere else."""
+    found = list(clients)
+    ids = {c.id for c in found}
+    out = {key: [x for x in named if x[0] not in ids] for key, named in names.items()}
+    for client in found:
+        key = normalise_name(client.name)
+        if key in keys:
+            out.setdefault(key, []).append((client.id, client.name))
+    return {key: sorted(named) for key, named in out.items() if named}

@@ -109,6 +109,19 @@ def scope_plan(plan: RuleTags, tenants: frozenset[int]) -> RuleTags:
     return plan.model_copy(update={"changes": changes, "held": held, "held_cleanup": None})
 
 
+def with_computer_part(plan: RuleTags, stored: RuleTags | None) -> RuleTags:
+    """An event's run's plan (computers of its tenants only) with the computer-level part the
+    last full run stored: a site-scoped rule's whole plan, a tenant-level rule's computer
+    changes and held cleanup."""
+    if stored is None or stored.level != plan.level:
+        return plan
+    if plan.level == "computer":
+        return stored
+    own = [c for c in plan.changes if c.level != "computer"]
+    kept = [c for c in stored.changes if c.level == "computer"]
+    return plan.model_copy(update={"changes": own + kept, "held_cleanup": stored.held_cleanup})
+
+
 def _site_scoped(
     rule: Rule,
     targets: Sequence[Target],

@@ -4,7 +4,8 @@ and recurring invoices (with lines), in four requests (plus any invoice listed w
 `GET /api/Client/{id}`, and `Site`, `ClientContract` and `RecurringInvoice` filtered by
 `client_id` (each list takes it: HaloPSA's OpenAPI document, ../shared/halo-openapi). A record a
 filtered list returns for another client (were HaloPSA to ignore the filter) is left out and
-counted, never kept under the wrong client.
+counted, never kept under the wrong client. A contract or invoice an event names without its
+client is read by id first (`ClientContract/{id}`, `RecurringInvoice/{id}`) to learn whose it is.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from shared.halo.client import HaloClient, Listing
 from shared.halo.errors import HaloNotFound
 from shared.halo.paging import gather_or_cancel
 from shared.records.halo import Client, Contract, RecurringInvoice, Site
+from shared.records.ids import whole_number
 from shared.records.parsing import Reject, parse_records
 
 # The stats key of `GET /api/Client/{id}`, apart from the client listing.
 CLIENT_BY_ID = "Client/{id}"
+# A record an event names without its client, read by id: (path, stats key).
+RECORD_BY_ID = {
+    "contract": ("/api/ClientContract/{id}", "ClientContract/{id}"),
+    "invoice": ("/api/RecurringInvoice/{id}", "RecurringInvoice/{id}"),
+}
 R = TypeVar("R", Site, Contract, RecurringInvoice)
 
 
@@ -86,6 +93,18 @@ async def _client(halo: HaloClient, client_id: int) -> tuple[Client | None, list
         return None, parsed.rejects
     client = parsed.records[0]
     return (client, []) if client.id == client_id else (None, [])
+
+
+async def client_of(halo: HaloClient, target: str, record_id: int) -> int | None:
+    """The client a contract or recurring invoice belongs to now (one `GET` by id), or None when
+    HaloPSA does not know the record or it names no client; HaloError when HaloPSA fails."""
+    path, resource = RECORD_BY_ID[target]
+    try:
+        body: Any = await halo.get_json(path.format(id=int(record_id)), {}, resource=resource)
+    except HaloNotFound:
+        return None
+    client = whole_number(body.get("client_id")) if isinstance(body, Mapping) else None
+    return client if client is not None and client > 0 else None
 
 
 def _own(listing: Listing[R], client_id: int) -> tuple[list[R], int]:

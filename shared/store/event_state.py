@@ -5,7 +5,8 @@ Table `HaloEvents` (with the store's prefix):
   event names) and `refresh` (refreshes and their outcomes, the last ones, poison messages and
   their reasons): one JSON document each, updated with ETag concurrency.
 - PartitionKey `pending`: one row per key (`client|42`, `contract|17`) a message asked to look at
-  again and no refresh has read since; a refresh that holds the sync lease drains them.
+  again and no refresh has read since; a refresh that holds the sync lease drains them, and a
+  full sync answers those asked for before its read began.
 - PartitionKey `refreshed`: per key, when a refresh last read it from HaloPSA, so a message
   received before that read is already answered (coalesced).
 
@@ -144,6 +145,19 @@ def drop_pending(store: Store, keys: Iterable[PendingKey]) -> int:
     return dropped
 
 
+def answer_pending(store: Store, read_from: datetime) -> int:
+    """A full sync whose read began at `read_from` answered every key a message asked for
+    before then: mark them read then and drop them (a key touched since stays); how many."""
+    rows = store.table(TABLE).query_entities("PartitionKey eq @pk", parameters={"pk": _PENDING})
+    answered = [
+        PendingKey(str(r["RowKey"]), _utc(r["received_at"]), str(r.metadata["etag"]))
+        for r in rows
+        if max(_utc(r["received_at"]), _utc(r.get("touched_at") or r["received_at"])) < read_from
+    ]
+    mark_refreshed(store, [p.key for p in answered], read_from)
+    return drop_pending(store, answered)
+
+
 def mark_refreshed(store: Store, keys: Iterable[str], read_at: datetime) -> None:
     """Record that a refresh read these keys from HaloPSA at `read_at`."""
     table = store.table(TABLE)
@@ -161,3 +175,18 @@ def refreshed_at(store: Store, key: str) -> datetime | None:
     except ResourceNotFoundError:
         return None
     return _utc(entity["read_at"])
+
+
+# -- what refreshes spent -------------------------------------------------------------------------
+
+
+def spent(document: Mapping[str, Any] | None, window: str) -> int:
+    """The HaloPSA requests refreshes spent in `window` (the current data's sync time), as the
+    refresh stats document records them."""
+    found = (document or {}).get("spend") or {}
+    return int(found.get("requests", 0)) if found.get("window") == window else 0
+
+
+def add_spend(document: dict[str, Any], window: str, requests: int) -> None:
+    """Add a refresh's HaloPSA requests to `window`'s (a new window starts from nothing)."""
+    document["spend"] = {"window": window, "requests": spent(document, window) + requests}

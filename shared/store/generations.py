@@ -11,8 +11,8 @@ Partitions of a generation's table:
   half-written answer.
 - `unmapped|<rule key>|<rule hash>`: beside each targets partition, the rule's covered clients
   that have no ImmyBot tenant (this list grows with clients, so it is not in the manifest).
-- `immy_matches`: every client's ImmyBot mapping outcome, in buckets of client ids
-  (RowKey `<client id // 1000, 7 digits>-<part, 3 digits>`), so one client's is a small range read.
+- `immy_matches`, `immy_names`: every client's ImmyBot mapping outcome, in buckets of client ids,
+  and the clients named like several tenants (shared.store.matches).
 - `immy_tenants`, `immy_computers`: ImmyBot's tenants, and its computers per tenant.
 - `meta`: the manifest (when, what was read, which rules, where their targets are) and the catalog;
   each may span several rows (`manifest`, `manifest|001`, ...) replaced in one transaction.
@@ -43,10 +43,10 @@ from shared.core.generation import (
     CATALOG,
     CLIENTS,
     IMMY_COMPUTERS,
+    IMMY_NAMES,
     IMMY_TENANTS,
     ITEMS,
     MANIFEST,
-    MATCH_BUCKET,
     MATCHES,
     META,
     ClientRecord,
@@ -54,10 +54,8 @@ from shared.core.generation import (
     RuleEntry,
     client_record,
     pack_client,
-    pack_texts,
     rule_entry,
 )
-from shared.core.mapping import TenantMatch
 from shared.core.rules import Rule
 from shared.core.targets import (
     Snapshot,
@@ -77,6 +75,7 @@ from shared.store.base import (
     decode_data,
     encode_data,
 )
+from shared.store.matches import match_entities, name_entities, packed_lists, read_matches
 from shared.store.repository import Store, document_entities
 from shared.store.sharing import all_rows, owner_rows
 
@@ -110,6 +109,37 @@ def layout(
 ) -> Layout:
     """Lay a snapshot, its targets (by rule key), manifest, catalog and ImmyBot data out as entities."""
     too_large: list[Reject] = []
+    clients = client_entities(snapshot, too_large)
+    partitions = {
+        CLIENTS: clients,
+        ITEMS: packed_lists((_dump(i) for i in snapshot.items.values()), too_large, "items"),
+        META: document_entities(MANIFEST, manifest.model_dump_json()),
+    }
+    if catalog is not None:
+        partitions[META] += document_entities(CATALOG, catalog.model_dump_json())
+    if snapshot.immybot:
+        partitions[MATCHES] = match_entities(snapshot.matches.values(), too_large)
+        partitions[IMMY_NAMES] = name_entities(snapshot.tenants.values(), snapshot.clients.values())
+        partitions[IMMY_TENANTS] = packed_lists(
+            (_dump(t) for t in snapshot.tenants.values()), too_large, "immy_tenants"
+        )
+        by_tenant: dict[int, list[str]] = defaultdict(list)
+        for computer in computers:
+            by_tenant[computer.tenant_id].append(_dump(computer))
+        partitions[IMMY_COMPUTERS] = [
+            {**entity, "RowKey": part_key(f"{tenant_id:010d}", int(entity["RowKey"]))}
+            for tenant_id, texts in sorted(by_tenant.items())
+            for entity in packed_lists(texts, too_large, "immy_computers")
+        ]
+    for key, found in targets.items():
+        entry = manifest.rules[key]
+        partitions[entry.partition] = target_entities(found, too_large)
+        partitions[entry.unmapped_partition] = unmapped_entities(found, snapshot, too_large)
+    return Layout(partitions, too_large)
+
+
+def client_entities(snapshot: Snapshot, too_large: list[Reject]) -> list[dict[str, Any]]:
+    """Each client's document (its sites, contracts and invoices), in as many parts as it needs."""
     by_client: dict[int, list[tuple[str, BaseModel]]] = defaultdict(list)
     for site in snapshot.sites.values():
         by_client[site.client_id].append(("sites", site))
@@ -117,7 +147,6 @@ def layout(
         by_client[contract.client_id].append(("contracts", contract))
     for invoice in snapshot.invoices:
         by_client[invoice.client_id].append(("invoices", invoice))
-
     clients: list[dict[str, Any]] = []
     for client in snapshot.clients.values():
         head = _dump(client)
@@ -128,32 +157,7 @@ def layout(
             clients.append(
                 {"RowKey": part_key(client_key(client.id), part), **encode_data(document)}
             )
-
-    partitions = {
-        CLIENTS: clients,
-        ITEMS: _packed_lists((_dump(i) for i in snapshot.items.values()), too_large, "items"),
-        META: document_entities(MANIFEST, manifest.model_dump_json()),
-    }
-    if catalog is not None:
-        partitions[META] += document_entities(CATALOG, catalog.model_dump_json())
-    if snapshot.immybot:
-        partitions[MATCHES] = match_entities(snapshot.matches.values(), too_large)
-        partitions[IMMY_TENANTS] = _packed_lists(
-            (_dump(t) for t in snapshot.tenants.values()), too_large, "immy_tenants"
-        )
-        by_tenant: dict[int, list[str]] = defaultdict(list)
-        for computer in computers:
-            by_tenant[computer.tenant_id].append(_dump(computer))
-        partitions[IMMY_COMPUTERS] = [
-            {**entity, "RowKey": part_key(f"{tenant_id:010d}", int(entity["RowKey"]))}
-            for tenant_id, texts in sorted(by_tenant.items())
-            for entity in _packed_lists(texts, too_large, "immy_computers")
-        ]
-    for key, found in targets.items():
-        entry = manifest.rules[key]
-        partitions[entry.partition] = target_entities(found, too_large)
-        partitions[entry.unmapped_partition] = unmapped_entities(found, snapshot, too_large)
-    return Layout(partitions, too_large)
+    return clients
 
 
 def part_key(owner: str, part: int) -> str:
@@ -171,41 +175,12 @@ def unmapped_entities(
     found: Iterable[Target], snapshot: Snapshot, too_large: list[Reject]
 ) -> list[dict[str, Any]]:
     """One rule's covered clients without a tenant, packed into entities."""
-    return _packed_lists((_dump(u) for u in unmapped_of(found, snapshot)), too_large, "unmapped")
-
-
-def match_entities(matches: Iterable[TenantMatch], too_large: list[Reject]) -> list[dict[str, Any]]:
-    """The client -> tenant outcomes in client-id buckets, each packed into as few entities as fit."""
-    buckets: dict[int, list[str]] = defaultdict(list)
-    for match in sorted(matches, key=lambda m: m.client_id):
-        buckets[match.client_id // MATCH_BUCKET].append(_dump(match))
-    return [
-        {**entity, "RowKey": f"{bucket:07d}-{entity['RowKey'][-3:]}"}
-        for bucket, texts in sorted(buckets.items())
-        for entity in _packed_lists(texts, too_large, "immy_matches")
-    ]
-
-
-def write_matches(store: Store, generation: str, matches: Iterable[TenantMatch]) -> None:
-    """Replace a generation's client -> tenant outcomes (an admin changed an explicit mapping)."""
-    entities = match_entities(matches, [])
-    before = {str(e["RowKey"]) for e in store.read_partition(generation, MATCHES)}
-    store.write_generation(generation, {MATCHES: entities})
-    stale = before - {str(e["RowKey"]) for e in entities}
-    if stale:
-        store.delete_rows(generation, MATCHES, sorted(stale))
+    return packed_lists((_dump(u) for u in unmapped_of(found, snapshot)), too_large, "unmapped")
 
 
 def target_entities(found: Iterable[Target], too_large: list[Reject]) -> list[dict[str, Any]]:
     """One rule's targets packed into entities."""
-    return _packed_lists((_dump(t) for t in found), too_large, "targets")
-
-
-def _packed_lists(texts: Iterable[str], too_large: list[Reject], kind: str) -> list[dict[str, Any]]:
-    return [
-        {"RowKey": f"{n:06d}", "count": len(chunk), **encode_data(f"[{','.join(chunk)}]")}
-        for n, chunk in enumerate(pack_texts(texts, _DOC_LIMIT, too_large, kind))
-    ]
+    return packed_lists((_dump(t) for t in found), too_large, "targets")
 
 
 # -- reads ---------------------------------------------------------------------------------------
@@ -250,34 +225,6 @@ def read_snapshot(store: Store, generation: str) -> Snapshot:
 def read_tenants(store: Store, generation: str) -> list[ImmyTenant]:
     """ImmyBot's tenants as of a generation."""
     return [ImmyTenant.model_validate(x) for x in _read_lists(store, generation, IMMY_TENANTS)]
-
-
-def read_matches(store: Store, generation: str) -> dict[int, TenantMatch]:
-    """The client -> tenant mapping of a generation."""
-    found = _read_lists(store, generation, MATCHES)
-    if not found:
-        found = _legacy_matches(store, generation)
-    return {m.client_id: m for m in (TenantMatch.model_validate(x) for x in found)}
-
-
-def _legacy_matches(store: Store, generation: str) -> list[Any]:
-    # Generations written before the matches were bucketed hold them as one `meta/mapping`
-    # document; read it so a deployment serves its current generation until the next sync.
-    try:
-        document, _ = store.read_document(generation, META, "mapping")
-    except StoreError:
-        return []
-    return list(document)
-
-
-def read_match(store: Store, generation: str, client_id: int) -> TenantMatch | None:
-    """One client's tenant mapping outcome (one small range read), or None if it has none."""
-    prefix = f"{client_id // MATCH_BUCKET:07d}-"
-    documents = store.read_documents(generation, MATCHES, row_prefix=prefix)
-    for x in (x for document in documents for x in document):
-        if int(x["client_id"]) == client_id:
-            return TenantMatch.model_validate(x)
-    return None
 
 
 def read_unmapped(store: Store, generation: str, entry: RuleEntry) -> list[UnmappedClient]:

@@ -218,6 +218,35 @@ def _bound_homes(index: Index, generation: str) -> None:
                 index[owner] = (digest, generation)
 
 
+def patch_index(
+    index: Index, written: Mapping[int, Sequence[Mapping[str, Any]]], generation: str
+) -> Index:
+    """A copy of `index` in which the `written` owners' rows are `generation`'s own, homes bounded
+    as `share_unchanged` bounds them (the owners of a dropped home become `generation`'s too:
+    their rows must be written again, `owners_rows` reads them)."""
+    out = dict(index)
+    for owner, rows in written.items():
+        out[owner] = (content_hash(rows), generation)
+    _bound_homes(out, generation)
+    return out
+
+
+def owners_rows(
+    store: Store, index: Index, partition: str, owners: Iterable[int]
+) -> list[dict[str, Any]]:
+    """The rows of `owners` from the homes `index` names (one range read per home), as they are
+    written (no PartitionKey)."""
+    by_home: dict[str, set[int]] = defaultdict(set)
+    for owner in owners:
+        by_home[index[owner][1]].add(owner)
+    found = []
+    for home, wanted in by_home.items():
+        for row in store.read_partition(home, partition):
+            if owner_of(str(row["RowKey"])) in wanted:
+                found.append({k: v for k, v in row.items() if k != "PartitionKey"})
+    return found
+
+
 def in_use(store: Store, kept: Iterable[str]) -> set[str]:
     """The `kept` generations and every generation their indexes name as a home: none of these
     may be dropped."""

@@ -2,10 +2,15 @@
 
 For each message (one client, or a contract or invoice to resolve to its client):
 1. Coalesce: a message received before the last read of its client is already answered.
-2. Register it as pending, take the sync lease (the same one-writer lease as the sync), and drain
-   what is pending (up to DRAIN_LIMIT keys, this one among them): each client is read again
-   through REST (shared.halo.client_read), and one generation in which only those clients
-   changed is published, under the sync's guard (shared.sync.event_publish).
+2. Register it as pending (the receiver did already, after its answer), take the sync lease (the
+   same one-writer lease as the sync), and drain what is pending (up to DRAIN_LIMIT keys, this
+   one among them): each client is read again through REST (shared.halo.client_read; a
+   contract or invoice is first asked whose it is), and one generation in which only those
+   clients changed is published, under the sync's guard, from their part of the current
+   generation (shared.sync.event_patch).
+   Between two syncs refreshes spend at most what a full REST sync of the data costs in HaloPSA
+   requests (never less than one whole drain): past that, keys stay pending for the next sync,
+   which answers them (shared.sync.run), so a storm of events costs no more than a sync.
 3. With the generation current, the rules covering the changed clients converge their ImmyBot
    tags for those clients' tenants (shared.sync.tags, scoped).
 
@@ -30,11 +35,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.core.events import EventMessage
+from shared.core.events import (
+    CLIENT_REQUESTS,
+    TOKEN_REQUESTS,
+    EventMessage,
+    full_sync_requests,
+    keys_within,
+)
 from shared.core.generation import ClientRecord
-from shared.core.targets import Snapshot
 from shared.halo.client import HaloClient
-from shared.halo.client_read import ClientRead, read_client
+from shared.halo.client_read import ClientRead, client_of, read_client
 from shared.halo.paging import gather_or_cancel
 from shared.immybot.client import ImmyClient
 from shared.runtime.clients import immy_applications
@@ -45,15 +55,21 @@ from shared.store.event_state import (
     PendingKey,
     add_counts,
     add_pending,
+    add_spend,
     drop_pending,
     keep_last,
     mark_refreshed,
     pending_keys,
+    read_stats,
     refreshed_at,
+    spent,
     update_stats,
 )
+from shared.store.generations import read_manifest
 from shared.store.repository import Store
-from shared.sync.event_publish import Base, Fresh, Published, publish_clients
+from shared.store.state import Pointer
+from shared.sync.event_patch import publish_clients
+from shared.sync.event_publish import Fresh, Published
 from shared.sync.lease import (
     EVENT_OWNER_PREFIX,
     WriterLease,
@@ -71,6 +87,9 @@ MAX_DEQUEUE = 5
 # Keys one refresh drains: a burst of events becomes a few refreshes, each at most this many
 # clients (four HaloPSA requests each, inside the request budget).
 DRAIN_LIMIT = 20
+# What refreshes may spend between two syncs is what a full REST sync of the data costs, but never
+# less than one whole drain: under about 1,000 clients a full sync costs fewer requests than that.
+MIN_ROOM = TOKEN_REQUESTS + CLIENT_REQUESTS * DRAIN_LIMIT
 LAST_REFRESHES, LAST_POISON = 10, 10
 
 Clock = Callable[[], datetime]
@@ -119,6 +138,8 @@ async def handle_event_message(
         if await _answered(store, message):
             return QueueAnswer()
         await asyncio.to_thread(add_pending, store, message.key, message.received_at)
+        if await _deferred(settings, store, message.key):
+            return QueueAnswer()
         await refresh(settings, store, clients or EventClients(), clock)
     except Exception as error:
         reason = brief(error)
@@ -136,6 +157,20 @@ async def _answered(store: Store, message: EventMessage) -> bool:
     if read_at is None or read_at < message.received_at:
         return False
     await asyncio.to_thread(update_stats, store, REFRESH, lambda d: add_counts(d, {"coalesced": 1}))
+    return True
+
+
+async def _deferred(settings: Settings, store: Store, key: str) -> bool:
+    """Whether refreshes have spent what they may until the next sync, so the key waits for it
+    (pending) without taking the lease: a storm's later messages cost a few reads each."""
+    pointer = await asyncio.to_thread(store.current)
+    if pointer is None:
+        return False
+    window = pointer.synced_at.isoformat()
+    room = await asyncio.to_thread(_room, settings, store, pointer, window)
+    if keys_within([key], room):
+        return False
+    await asyncio.to_thread(update_stats, store, REFRESH, lambda d: add_counts(d, {"deferred": 1}))
     return True
 
 
@@ -166,6 +201,17 @@ async def refresh(
     return summary
 
 
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """What a refresh read from HaloPSA: each client, the requests it took, the clients it
+    read and the keys naming a record HaloPSA does not know."""
+
+    reads: list[ClientRead]
+    requests: int
+    clients: list[int]
+    unresolved: list[str]
+
+
 async def _drain(
     settings: Settings,
     store: Store,
@@ -176,20 +222,28 @@ async def _drain(
 ) -> dict[str, Any]:
     mark = time.perf_counter()
     pending = await asyncio.to_thread(pending_keys, store, DRAIN_LIMIT)
-    keys = [p.key for p in pending]
-    summary: dict[str, Any] = {"run_id": owner, "at": clock().isoformat(), "keys": len(keys)}
+    summary: dict[str, Any] = {"run_id": owner, "at": clock().isoformat(), "keys": len(pending)}
     pointer = await asyncio.to_thread(store.current)
     if pointer is None:
         summary |= {"outcome": "skipped", "note": "no snapshot yet: the first sync reads all"}
         return await _done(store, summary, pending, clock(), mark)
-    base = await asyncio.to_thread(Base.read, store, pointer)
-    wanted, unresolved = resolve_keys(base.snapshot, keys)
-    summary |= {"clients": sorted(wanted)[:20], "unresolved": len(unresolved)}
+    window = pointer.synced_at.isoformat()
+    room = await asyncio.to_thread(_room, settings, store, pointer, window)
+    taken = set(keys_within([p.key for p in pending], room))
+    if not taken:
+        # Refreshes have spent what a full sync costs since the data's sync: the next sync
+        # reads these clients (and answers what is pending); the keys stay pending until then.
+        summary |= {"outcome": "deferred", "keys": 0, "pending": len(pending),
+                    "note": f"HaloPSA requests left for events until the next sync: {room}"}  # fmt: skip
+        return await _done(store, summary, [], clock(), mark)
+    pending = [p for p in pending if p.key in taken]
+    summary["keys"] = len(pending)
     read_at = clock()
-    reads, requests = await _read(settings, clients, sorted(wanted))
-    fresh = fresh_of(reads)
-    unknown = [r.client_id for r in reads if r.client is None]
-    summary |= {"halo_requests": requests, "unknown_to_halo": unknown[:20]}
+    found = await _read(settings, clients, [p.key for p in pending])
+    summary |= {"clients": found.clients[:20], "unresolved": len(found.unresolved),
+                "halo_requests": found.requests,
+                "unknown_to_halo": [r.client_id for r in found.reads if r.client is None][:20],
+                "phases": {"read": round(time.perf_counter() - mark, 3)}}  # fmt: skip
 
     # Renewed right before the publish, so the swap that follows is covered by a whole TTL.
     if not await lease.still_held():
@@ -200,43 +254,38 @@ async def _drain(
             raise LeaseBusy("this refresh lost the sync lease to another run; not swapping")
 
     published = await asyncio.to_thread(
-        publish_clients, settings, store, base, fresh,
+        publish_clients, settings, store, pointer, fresh_of(found.reads),
         run_id=owner, now=clock(), before_swap=before_swap,
     )  # fmt: skip
+    summary["phases"]["publish"] = round(time.perf_counter() - mark, 3)
     summary |= _published(published)
     if published.outcome == "published" and settings.immybot is not None:
         summary["immy_tags"] = await _follow_tags(settings, store, clients, published, clock())
-    return await _done(store, summary, pending, read_at, mark)
+        summary["phases"]["tags"] = round(time.perf_counter() - mark, 3)
+    return await _done(store, summary, pending, read_at, mark, (window, found.requests))
 
 
-def resolve_keys(snapshot: Snapshot, keys: list[str]) -> tuple[set[int], list[str]]:
-    """The clients the keys name: a client's own, or the client of a contract or recurring
-    invoice in the current snapshot; and the keys naming records it does not hold."""
-    contracts = {c.id: c.client_id for c in snapshot.contracts}
-    invoices = {i.id: i.client_id for i in snapshot.invoices}
-    clients: set[int] = set()
-    unresolved: list[str] = []
-    for key in keys:
-        target, _, raw = key.partition("|")
-        record_id = int(raw)
-        found = {"client": record_id, "contract": contracts.get(record_id),
-                 "invoice": invoices.get(record_id)}.get(target)  # fmt: skip
-        if found is None:
-            unresolved.append(key)
-        else:
-            clients.add(found)
-    return clients, unresolved
+def _room(settings: Settings, store: Store, pointer: Pointer, window: str) -> int:
+    """The HaloPSA requests refreshes may still make until the next sync: what a full REST sync
+    of the current data costs, less what refreshes spent since that data was synced."""
+    manifest, _ = read_manifest(store, pointer.generation)
+    limit = max(MIN_ROOM, full_sync_requests(manifest.read, settings.halo_page_size))
+    return limit - spent(read_stats(store, REFRESH), window)
 
 
-async def _read(
-    settings: Settings, clients: EventClients, wanted: list[int]
-) -> tuple[list[ClientRead], int]:
-    """Each client read from HaloPSA, side by side within the request budget."""
+async def _read(settings: Settings, clients: EventClients, keys: list[str]) -> Reads:
+    """Each client the keys name read from HaloPSA (a contract or invoice first asked whose it
+    is), side by side within the request budget."""
     halo = clients.halo or HaloClient.from_settings(settings)
     try:
         before = halo.stats.total_requests
-        reads = list(await gather_or_cancel(*(read_client(halo, c) for c in wanted)))
-        return reads, halo.stats.total_requests - before
+        wanted = {int(k.partition("|")[2]) for k in keys if k.startswith("client|")}
+        records = [(k, *k.split("|")) for k in keys if not k.startswith("client|")]
+        owners = await gather_or_cancel(*(client_of(halo, t, int(i)) for _, t, i in records))
+        wanted |= {o for o in owners if o is not None}
+        unresolved = [key for (key, _, _), o in zip(records, owners, strict=True) if o is None]
+        reads = list(await gather_or_cancel(*(read_client(halo, c) for c in sorted(wanted))))
+        return Reads(reads, halo.stats.total_requests - before, sorted(wanted), unresolved)
     finally:
         if clients.halo is None:
             await halo.aclose()
@@ -254,7 +303,10 @@ async def _follow_tags(
         return {"skipped": "ImmyBot is not configured"}
     try:
         scope = frozenset(published.tenants)
-        return await apply_immy_tags(settings, store, immy, published.generation, now, scope=scope)
+        return await apply_immy_tags(
+            settings, store, immy, published.generation, now, scope=scope,
+            targets=published.resolved,
+        )  # fmt: skip
     finally:
         if clients.immy is None:
             await immy.aclose()
@@ -278,7 +330,7 @@ def _published(published: Published) -> dict[str, Any]:
     out: dict[str, Any] = {"outcome": published.outcome, "changed": published.changed}
     if published.generation and published.outcome != "unchanged":
         out["generation"] = published.generation
-    for name in ("targets", "guard", "rejected", "note", "warnings"):
+    for name in ("targets", "guard", "rejected", "note", "warnings", "built"):
         value = getattr(published, name)
         if value:
             out[name] = value
@@ -286,9 +338,15 @@ def _published(published: Published) -> dict[str, Any]:
 
 
 async def _done(
-    store: Store, summary: dict[str, Any], pending: list[PendingKey], read_at: datetime, mark: float
+    store: Store,
+    summary: dict[str, Any],
+    pending: list[PendingKey],
+    read_at: datetime,
+    mark: float,
+    spend: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Mark the keys read, drop them from pending, record and log the refresh."""
+    """Mark the keys read, drop them from pending, record (with what HaloPSA requests it spent)
+    and log the refresh."""
     await asyncio.to_thread(mark_refreshed, store, [p.key for p in pending], read_at)
     await asyncio.to_thread(drop_pending, store, pending)
     summary["seconds"] = round(time.perf_counter() - mark, 3)
@@ -296,6 +354,8 @@ async def _done(
     def change(document: dict[str, Any]) -> None:
         add_counts(document, {"refreshes": 1, str(summary["outcome"]): 1})
         keep_last(document, "last", summary, LAST_REFRESHES)
+        if spend is not None:
+            add_spend(document, *spend)
 
     try:
         await asyncio.to_thread(update_stats, store, REFRESH, change)

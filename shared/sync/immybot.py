@@ -12,7 +12,8 @@ from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
 from shared.immybot.links import HaloLinks, read_halo_links
 from shared.records.immybot import ImmyComputer, ImmyTenant
-from shared.store.generations import read_computers, read_manifest, read_matches, read_tenants
+from shared.store.generations import read_computers, read_manifest, read_tenants
+from shared.store.matches import read_matches
 from shared.store.repository import Store
 
 

@@ -21,6 +21,7 @@ from shared.runtime.clients import immy_applications
 from shared.runtime.process import get_settings, get_store
 from shared.settings import Settings
 from shared.store.base import StoreError
+from shared.store.event_state import answer_pending
 from shared.store.repository import Store
 from shared.sync.lease import LeaseLost, Sleep, WriterLease, brief, record_abandoned
 from shared.sync.phases import Clients, Phases, RunContext, run_phases
@@ -64,6 +65,7 @@ async def run_sync(
         run = RunContext(settings, store, report, phases, clock, before_swap, lease)
         async with lease.heartbeat():
             await _run_with_clients(run, halo, immy)
+        await _answer_events(store, report, started)
         # Not in `finally`: a run cancelled or killed mid-way keeps the lease until it goes stale,
         # and the run that takes it over records this one as abandoned.
         try:
@@ -126,6 +128,17 @@ async def _run_with_clients(
                 await halo.aclose()
         if owned_immy and immy is not None:
             await immy.aclose()
+
+
+async def _answer_events(store: Store, report: SyncReport, started: datetime) -> None:
+    """A sync that read everything from its start answers the HaloPSA events waiting since
+    before then (those refreshes left for it: shared.sync.event_refresh)."""
+    if report.outcome is not Outcome.SUCCEEDED or (report.stage or {}).get("reused"):
+        return  # not current, or built on pages an earlier run read: the events wait
+    try:
+        await asyncio.to_thread(answer_pending, store, started)
+    except Exception as error:  # the events' refreshes answer them instead
+        report.warnings.append(f"pending HaloPSA events not answered: {brief(error)}")
 
 
 def _out_of_time(report: SyncReport, reason: str) -> None:

@@ -108,7 +108,9 @@ class EventsStatus(BaseModel):
     refreshes: dict[str, int] = Field(
         default_factory=dict,
         description="Refreshes by outcome (published, unchanged, held, skipped), coalesced "
-        "messages (already answered by a later read) and poison messages.",
+        "messages (already answered by a later read), deferred ones (left pending for the next "
+        "sync: refreshes had spent, since the last sync, the HaloPSA requests of a full sync) and "
+        "poison messages.",
     )
     pending: int = Field(default=0, description="Clients waiting for a refresh.")
     last_refreshes: list[dict[str, Any]] = Field(default_factory=list)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.core.changes import LastChange, last_per_client
 from shared.core.rules import normalise
 from shared.core.tag_base import ApplyResult, HeldRemoval, RuleTags, TagMode
+from shared.core.tag_plan import with_computer_part
 from shared.settings import Settings
 from shared.store.base import check_key, decode_data, encode_data
 from shared.store.changes import iter_changes
@@ -142,15 +144,7 @@ def save_plans(store: Store, plans: list[RuleTags], result: ApplyResult, keys: l
     """Keep each rule's plan with the run's result; drop the plans of rules that are gone."""
     table = store.table(STATE_TABLE)
     for plan in plans:
-        document = plan.model_copy(update={"last_apply": result}).model_dump_json()
-        try:
-            data = encode_data(document)
-        except ValueError:
-            # Tens of thousands of ids: keep the plan and the numbers, drop the long lists.
-            slim = plan.model_copy(
-                update={"carrying": [], "should": [], "unplaced": [], "last_apply": result}
-            )
-            data = encode_data(slim.model_dump_json())
+        data = _encoded(plan.model_copy(update={"last_apply": result}))
         table.upsert_entity(
             {"PartitionKey": _RULE_PK, "RowKey": check_key(normalise(plan.software)), **data},
             mode=UpdateMode.REPLACE,
@@ -159,6 +153,35 @@ def save_plans(store: Store, plans: list[RuleTags], result: ApplyResult, keys: l
     for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": _RULE_PK}):
         if entity["RowKey"] not in wanted:
             table.delete_entity(_RULE_PK, entity["RowKey"])
+
+
+def save_scoped_plans(
+    store: Store, plans: list[RuleTags], result: ApplyResult, keys: list[str]
+) -> None:
+    """Keep an event's run's plans: each rule's tenant-level part as planned now, its
+    computer-level part as the last full run stored it (an event's run reads only its tenants'
+    computers and changes no computer tag). `keys` are every rule's (none is dropped here)."""
+    table = store.table(STATE_TABLE)
+    for plan in plans:
+        row = check_key(normalise(plan.software))
+        try:
+            found = table.get_entity(_RULE_PK, row)
+            stored: RuleTags | None = RuleTags.model_validate_json(decode_data(found))
+        except ResourceNotFoundError:
+            stored = None
+        kept = with_computer_part(plan, stored).model_copy(update={"last_apply": result})
+        table.upsert_entity(
+            {"PartitionKey": _RULE_PK, "RowKey": row, **_encoded(kept)}, mode=UpdateMode.REPLACE
+        )
+
+
+def _encoded(plan: RuleTags) -> dict[str, Any]:
+    try:
+        return encode_data(plan.model_dump_json())
+    except ValueError:
+        # Tens of thousands of ids: keep the plan and the numbers, drop the long lists.
+        slim = plan.model_copy(update={"carrying": [], "should": [], "unplaced": []})
+        return encode_data(slim.model_dump_json())
 
 
 def tags_view(store: Store, settings: Settings, now: datetime | None = None) -> TagsView:

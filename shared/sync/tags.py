@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +55,7 @@ from shared.core.tag_base import (
     tag_description,
 )
 from shared.core.tag_plan import minimum_requests, plan_rule, scope_plan, write_phases
+from shared.core.targets import Target
 from shared.core.text import refused_character
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
@@ -63,7 +65,14 @@ from shared.store.base import StoreError
 from shared.store.generations import read_computers, read_manifest, read_targets, read_tenants
 from shared.store.repository import Store
 from shared.store.site_links import read_site_links
-from shared.sync.tag_store import Done, remember, rule_memory, save_plans
+from shared.sync.tag_store import (
+    Done,
+    RuleMemory,
+    remember,
+    rule_memory,
+    save_plans,
+    save_scoped_plans,
+)
 
 log = logging.getLogger("halo_immy.immy_tags")
 
@@ -79,12 +88,14 @@ async def apply_immy_tags(
     computers: Sequence[ImmyComputer] | None = None,
     *,
     scope: frozenset[int] | None = None,
+    targets: Mapping[str, Sequence[Target]] | None = None,
 ) -> dict[str, Any]:
     """Plan (and with `IMMY_TAGS=apply` make) every rule's tag changes for a current generation.
 
     `computers` are the generation's, when the caller has them at hand (else they are read back
     from it): the tags they carry are what computer tags are planned against. `scope` (an
-    event's run): only these tenants' changes are made.
+    event's run): only these tenants' changes are made. `targets` (by rule key) are the
+    generation's, when the caller holds them (else they are read).
 
     Never raises: the generation is already serving, so a failure here is reported (in the
     returned dict, which the run records as `immy_tags`) and left for the next run.
@@ -98,13 +109,23 @@ async def apply_immy_tags(
         log.warning("ImmyBot tags not reconciled: IMMY_TAG_PREFIX holds %s", refused)
         return {"mode": str(mode), "error": f"IMMY_TAG_PREFIX may not contain {refused}"}
     try:
-        return await _run(settings, store, immy, generation, now, mode, computers, scope)
+        return await _run(settings, store, immy, generation, now, mode, computers, scope, targets)
     except (ImmyError, StoreError) as error:
         log.warning("ImmyBot tags not reconciled: %s", error)
         return {"mode": str(mode), "error": str(error)}
     except Exception as error:
         log.exception("ImmyBot tags failed unexpectedly")
         return {"mode": str(mode), "error": f"{type(error).__name__}: {str(error)[:300]}"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What a run plans from, of the store: the computers (and where they are), each rule's
+    targets and what is remembered for it (approvals, offboarding)."""
+
+    fleet: Fleet
+    targets: dict[str, Sequence[Target]]
+    memory: dict[str, RuleMemory]
 
 
 async def _run(
@@ -116,13 +137,17 @@ async def _run(
     mode: TagMode,
     computers: Sequence[ImmyComputer] | None,
     scope: frozenset[int] | None = None,
+    targets: Mapping[str, Sequence[Target]] | None = None,
 ) -> dict[str, Any]:
     manifest, _ = await asyncio.to_thread(read_manifest, store, generation)
     if not manifest.immybot.configured or manifest.immybot.note:
         # Tenants carried over from an older generation say nothing about today's tags.
         return {"mode": str(mode), "skipped": "ImmyBot's tenants were not read by this run"}
     started = immy.requests
-    plans = await _plan(settings, store, immy, manifest, generation, now, computers, scope)
+    inputs = await asyncio.to_thread(
+        _inputs, store, manifest, generation, computers, scope, targets
+    )
+    plans = await _plan(settings, store, immy, manifest, generation, now, inputs, scope)
     work = plans if scope is None else [scope_plan(p, scope) for p in plans]
     changes = [c for p in work for c in p.changes]
     result = ApplyResult(
@@ -144,16 +169,41 @@ async def _run(
         )
         if scope is not None and done:
             # The stored plans show what is left to do: plan again from ImmyBot as it is now.
-            plans = await _plan(settings, store, immy, manifest, generation, now, computers, scope)
+            plans = await _plan(settings, store, immy, manifest, generation, now, inputs, scope)
     else:
         result = result.model_copy(update={"requests": immy.requests - started})
-    await asyncio.to_thread(
-        save_plans, store, plans, result, [e.rule.key for e in manifest.rules.values()]
-    )
+    keys = [e.rule.key for e in manifest.rules.values()]
+    save = save_plans if scope is None else save_scoped_plans
+    await asyncio.to_thread(save, store, plans, result, keys)
     summary = _summary(result, work, immy.requests)
     if scope is not None:
         summary["scope"] = sorted(scope)
     return summary
+
+
+def _inputs(
+    store: Store,
+    manifest: Manifest,
+    generation: str,
+    computers: Sequence[ImmyComputer] | None,
+    scope: frozenset[int] | None,
+    targets: Mapping[str, Sequence[Target]] | None,
+) -> _Inputs:
+    """The store's part of a run's plan, read once (a run that writes plans again after)."""
+    scoped = any(e.rule.site_ids is not None for e in manifest.rules.values())
+    if computers is None and scope is not None:
+        # An event's run changes tenant tags only: its tenants' computers are all it needs
+        # (computer-level plans are stored as the last full run made them: save_scoped_plans).
+        computers = [c for t in sorted(scope) for c in read_computers(store, generation, t)]
+    found = targets or {}
+    return _Inputs(
+        fleet=_fleet(store, generation, scoped, computers),
+        targets={
+            key: found[key] if key in found else read_targets(store, generation, entry.partition)
+            for key, entry in manifest.rules.items()
+        },
+        memory={key: rule_memory(store, key) for key in manifest.rules},
+    )
 
 
 async def _plan(
@@ -163,7 +213,7 @@ async def _plan(
     manifest: Manifest,
     generation: str,
     now: datetime,
-    computers: Sequence[ImmyComputer] | None,
+    inputs: _Inputs,
     scope: frozenset[int] | None = None,
 ) -> list[RuleTags]:
     """Every rule's plan against ImmyBot's tags and the tenants and computers the generation
@@ -176,17 +226,13 @@ async def _plan(
     )
     tenants = {t.id: t for t in found}
     tags = {t.name.casefold(): t for t in await immy.tags()}
-    scoped = any(e.rule.site_ids is not None for e in manifest.rules.values())
-    fleet = await asyncio.to_thread(_fleet, store, generation, scoped, computers)
     plans: list[RuleTags] = []
-    for entry in manifest.rules.values():
-        rule = entry.rule
-        targets = await asyncio.to_thread(read_targets, store, generation, entry.partition)
-        memory = await asyncio.to_thread(rule_memory, store, rule.key)
+    for key, entry in manifest.rules.items():
+        rule, memory = entry.rule, inputs.memory[key]
         plans.append(
             plan_rule(
                 rule,
-                targets,
+                inputs.targets[key],
                 tenants,
                 tags,
                 prefix=settings.immy_tag_prefix,
@@ -196,7 +242,7 @@ async def _plan(
                 today=now.date(),
                 generation=generation,
                 now=now,
-                fleet=fleet,
+                fleet=inputs.fleet,
                 approved_computers=memory.computers,
             )
         )

@@ -24,7 +24,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared.core.generation import ClientRecord
 from shared.runtime.background import after_response
 from shared.store import read_cache
-from shared.store.generations import read_client, read_items, read_manifest, read_matches
+from shared.store.generations import read_client, read_items, read_manifest
+from shared.store.matches import read_matches
 from shared.store.read_cache import GenerationData, GenerationKey, ServingState
 from shared.store.repository import Store
 

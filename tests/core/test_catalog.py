@@ -101,3 +101,44 @@ def test_only_a_site_scoped_rule_gets_the_scope_warning():
     assert scope_warnings(Rule(software="A", contract_types=["X"])) == []
     scoped = Rule(software="A", contract_types=["X"], site_ids=[4])
     assert scope_warnings(scoped) == [SITE_SCOPE_WARNING]
+
+
+def test_a_catalogue_patched_for_some_clients_is_the_whole_catalogue_built_again():
+    from shared.core.catalog import patch_catalog
+    from shared.core.client_patch import snapshot_of
+    from shared.core.generation import ClientRecord
+
+    items = [Item(id=50, name="M365", internalreference="M365-BP"), Item(id=51, name="Backup")]
+    line = {"id": 1, "_itemid": 50, "qty_order": 3}
+    before = {
+        1: ClientRecord(CLIENTS[0], [], [contract(1, 1, "Managed")], [invoice(1, 1, line)]),
+        2: ClientRecord(
+            CLIENTS[1],
+            [],
+            [contract(2, 2, "Managed")],
+            [invoice(2, 2, {**line, "id": 2, "qty_order": 4})],
+        ),
+    }
+    # Client 2 loses its contract and its M365 line, and gains a Backup line and a new type.
+    after = {
+        **before,
+        2: ClientRecord(
+            CLIENTS[1],
+            [],
+            [contract(3, 2, "Break-fix")],
+            [invoice(2, 2, {"id": 3, "_itemid": 51, "qty_order": 1, "item_code": "BK-1"})],
+        ),
+    }
+
+    def whole(records: dict[int, ClientRecord]):
+        return build_catalog(snapshot_of(records.values(), items), TODAY)
+
+    patched = patch_catalog(
+        whole(before), snapshot_of([before[2]], items), snapshot_of([after[2]], items), TODAY
+    )
+    assert patched == whole(after)
+    assert [e.name for e in patched.contract_types] == ["Break-fix", "Managed"]
+    assert [(e.name, e.clients, e.quantity_fixed) for e in patched.items] == [
+        ("Backup", 1, 1.0),
+        ("M365", 1, 3.0),
+    ]

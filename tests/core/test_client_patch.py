@@ -68,3 +68,17 @@ def test_read_counts_lose_the_old_records_and_gain_the_new():
         "invoice_lines": 0,
         "items": 1,
     }
+
+
+def test_patched_targets_are_in_resolve_order_with_only_those_clients_replaced():
+    from shared.core.client_patch import patch_targets
+    from tests.conftest import target
+
+    def named(client: int, name: str):
+        return target(client, None).model_copy(update={"client_name": name})
+
+    old = [named(1, "Alpha"), named(2, "Beta"), named(3, "Gamma")]
+    found = patch_targets(old, [named(2, "zeta"), named(4, "Delta")], {2, 4})
+    assert [(t.client_id, t.client_name) for t in found] == [
+        (1, "Alpha"), (4, "Delta"), (3, "Gamma"), (2, "zeta")]  # fmt: skip
+    assert patch_targets(old, [], {2}) == [old[0], old[2]]  # no longer a target

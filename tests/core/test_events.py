@@ -150,3 +150,16 @@ def test_nesting_depth_counts_without_recursion():
     assert nesting_depth(deep) == 10_001
     assert nesting_depth({"a": {"b": [1]}}) == 3
     assert nesting_depth(5) == 0
+
+
+def test_what_refreshes_may_spend_is_what_a_full_rest_sync_costs():
+    from shared.core.events import full_sync_requests, keys_within
+
+    read = {"clients": 5000, "sites": 5400, "contracts": 15086, "invoices": 10046, "items": 40}
+    # A token, then 50 + 54 + 151 + 101 + 1 pages of 100.
+    assert full_sync_requests(read, 100) == 358
+    assert full_sync_requests({}, 100) == 6  # one page of every list at the least
+    keys = ["client|1", "contract|7", "client|2"]
+    assert keys_within(keys, 1 + 4 + 5 + 4) == keys  # a token, 4 a client, 5 a contract
+    assert keys_within(keys, 1 + 4 + 5) == keys[:2]
+    assert keys_within(keys, 4) == []

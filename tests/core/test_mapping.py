@@ -216,3 +216,27 @@ def test_the_msp_tenant_is_never_found_by_its_entra_tenant():
     # Tenant 1 (the MSP) shares an Entra tenant with tenant 5: only tenant 5 is a customer's.
     (match,) = map_clients([client(50, "Our MSP", NORTHWIND_LTD)], ENTRA_TENANTS, {}).values()
     assert (match.kind, match.tenant_id) == (MatchKind.ENTRA_TENANT, 5)
+
+
+def test_names_several_tenants_share_tie_every_client_so_named():
+    from shared.core.mapping import clients_named, renamed, shared_names
+
+    keys = shared_names(TENANTS)
+    assert keys == {"northwind traders", "blue dental"}  # not the MSP's, not an inactive one's
+    named = clients_named(keys, CLIENTS)
+    assert named == {
+        "northwind traders": [(3, "Northwind Traders")],
+        "blue dental": [(9, "Blue Dental Ltd"), (10, "Blue Dental LLC")],
+    }
+    # Client 10 renamed out of the shared name, client 6 into it: listed where they are now.
+    moved = renamed(
+        named, keys, [Client(id=10, name="Blue Teeth"), Client(id=6, name="Northwind Traders Ltd")]
+    )
+    assert moved == {
+        "northwind traders": [(3, "Northwind Traders"), (6, "Northwind Traders Ltd")],
+        "blue dental": [(9, "Blue Dental Ltd")],
+    }
+    # Mapping the clients a name ties together alone gives what mapping everyone gives.
+    every = map_clients(CLIENTS, TENANTS, {})
+    tied = [c for c in CLIENTS if c.id in (9, 10)]
+    assert map_clients(tied, TENANTS, {}) == {9: every[9], 10: every[10]}

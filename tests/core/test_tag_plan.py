@@ -83,3 +83,24 @@ def test_a_scoped_plan_keeps_a_hold_on_its_tenants_and_creates_a_tag_only_for_th
     assert scope_plan(missing, frozenset({2})).changes == []  # no tag for an unrelated tenant
     (created,) = scope_plan(missing, frozenset({1})).changes
     assert created.create and created.add == [1]
+
+
+def test_an_events_plan_keeps_the_computer_part_the_last_full_run_stored():
+    from shared.core.tag_plan import with_computer_part
+
+    full = plan([target(2, 2), target(3, 3)], MANAGED)
+    on_computers = TagChange(tag="Halo: EDR", tag_id=7, remove=[40, 41], level="computer")
+    stored = full.model_copy(update={"changes": [*full.changes, on_computers]})
+    # An event's run read only its tenants' computers: it plans no computer change itself.
+    event = plan([target(2, 2)], MANAGED)
+    kept = with_computer_part(event, stored)
+    assert kept.changes == [*event.changes, on_computers]
+    assert (kept.carrying, kept.should) == (event.carrying, event.should)
+    assert with_computer_part(event, None) == event
+    site = Rule(software="EDR", contract_types=["Managed"], site_ids=[5])
+    site_plan = plan_rule(
+        site, [target(1, 1)], TENANTS, {}, prefix="Halo: ", max_drop=0.5, approved=set(),
+        lost_on={}, today=TODAY, generation="g", now=NOW,
+    )  # fmt: skip
+    stored_site = site_plan.model_copy(update={"changes": [on_computers]})
+    assert with_computer_part(site_plan, stored_site) == stored_site  # all computer-level

@@ -955,3 +955,26 @@ def test_cli_dump_alone_writes_the_data_and_exits(tmp_path: Path) -> None:
     assert len(data.clients) == 5
     assert len(parse_records(Contract, data.contracts).rejects) == 1
     assert len(parse_records(RecurringInvoice, data.invoices).rejects) == 1
+
+
+def test_records_edited_over_http_are_served_from_the_next_request(
+    sandbox: HaloSandbox, http: httpx.Client
+) -> None:
+    headers = bearer(http)
+    edit = http.patch(
+        "/_sandbox/records/ClientContract", json=[{"id": 3, "active": False}, {"id": 999}]
+    )
+    assert edit.status_code == 200 and edit.json() == {"edited": 1, "missing": [999]}
+    listed = http.get("/api/ClientContract", params={"client_id": 2}, headers=headers).json()
+    assert 3 not in [c["id"] for c in listed["contracts"]]  # inactive: listed only on request
+    every = {"client_id": 2, "includeinactive": "true"}
+    listed = http.get("/api/ClientContract", params=every, headers=headers).json()
+    assert next(c for c in listed["contracts"] if c["id"] == 3)["active"] is False
+    assert http.get("/api/ClientContract/3", headers=headers).json()["active"] is False
+    assert http.get("/_sandbox/stats").json()["requests"] == {
+        "ClientContract": 3,
+        "auth/token": 1,
+    }  # the edit itself is no API request
+    assert http.patch("/_sandbox/records/Nothing", json=[]).status_code == 404
+    assert http.patch("/_sandbox/records/Client", json=[{"name": "x"}]).status_code == 400
+    assert http.get("/_sandbox/records/Client").status_code == 405

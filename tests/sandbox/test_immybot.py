@@ -626,6 +626,12 @@ def test_tags_are_state_that_tenant_listings_show(sandbox: ImmyBotSandbox, http:
     assert http.post("/api/v1/tenants/add-tags", json=unknown, headers=headers).status_code == 404
     assert http.get("/api/v1/tenants/add-tags", headers=headers).status_code == 405
     assert sandbox.tag_writes == [("add_tags", [2, 3], [1]), ("remove_tags", [3], [1])]
+    timed = http.get("/_sandbox/tag-writes", params={"since": 1}).json()
+    assert [(w["n"], w["endpoint"], w["entityIds"], w["tagIds"]) for w in timed] == [
+        (1, "remove_tags", [3], [1])
+    ]
+    assert timed[0]["at"] >= http.get("/_sandbox/tag-writes").json()[0]["at"] > 0
+    assert http.get("/_sandbox/tag-writes", params={"since": -1}).status_code == 400
     page = http.get("/api/v1/tenants", params={"Page": 2, "PageSize": 4}, headers=headers).json()
     assert [t["id"] for t in page] == [5, 6, 7, 8]
 

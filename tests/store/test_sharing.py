@@ -101,3 +101,28 @@ def test_homes_are_bounded_and_retention_keeps_every_home_in_use(store):
     assert previous in kept and len(kept) <= MAX_HOMES + 1
     for owner, value in owners.items():
         assert seen(store, previous, owner)[0] == json.dumps({"v": value})
+
+
+def test_a_patched_index_keeps_homes_bounded_and_the_dropped_homes_rows_are_read_to_rewrite(store):
+    from shared.store.sharing import owners_rows, patch_index
+
+    owners = {n: "x" for n in range(1, 11)}
+    write(store, "g00", owners, None)
+    previous = "g00"
+    for n in range(1, MAX_HOMES + 1):  # each of g01.. is the home of one changed owner
+        owners = {**owners, n: f"v{n}"}
+        write(store, f"g{n:02d}", owners, previous)
+        previous = f"g{n:02d}"
+    index = read_index(store, previous, CLIENTS)
+    assert index is not None
+    written = {9: rows({9: "patched"})}
+    patched = patch_index(index, written, "gp")
+    assert patched[9][1] == "gp"
+    homes = {home for _, home in patched.values()} - {"gp"}
+    assert len(homes) <= MAX_HOMES and "g00" in homes
+    # Owner 1's home (g01, the least used) is dropped: its rows must be written into gp.
+    moved = {o for o, (_, home) in patched.items() if home == "gp"} - set(written)
+    assert moved == {1}
+    found = owners_rows(store, index, CLIENTS, moved)
+    assert [(r["RowKey"], r["d"]) for r in found] == [("0000000001-000", '{"v": "v1"}')]
+    assert "PartitionKey" not in found[0]

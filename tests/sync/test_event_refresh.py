@@ -309,3 +309,52 @@ def test_a_dead_refresh_is_no_abandoned_sync_run(events):
     assert [r["outcome"] for r in status()["last_runs"]] == ["succeeded"]  # the demo's sync
     asyncio.run(record_abandoned(store, LeaseInfo("run-9", now, now), report))
     assert [r["outcome"] for r in status()["last_runs"]] == ["abandoned", "succeeded"]
+
+
+def test_a_contract_cancelled_through_an_event_is_in_the_change_log_with_the_event_as_cause(
+    events, monkeypatch
+):
+    from shared.store.changes import iter_changes
+
+    sandbox, host = events
+    allow_drop(monkeypatch, "0.5")
+    halo_changes(sandbox, cancel_contract(3))
+    deliver(host, sample("contract-updated.json"))
+    host.queues.drain()
+    (refresh,) = status()["events"]["last_refreshes"]
+    since = datetime.now(UTC) - timedelta(days=1)
+    (change,) = [c for c in iter_changes(get_store(), since) if c.cause.kind == "event"]
+    assert (change.software, change.client_id, change.change) == ("Huntress", 2, "stopped")
+    assert change.cause.id == refresh["run_id"] and change.generation == refresh["generation"]
+
+
+def test_refreshes_spend_no_more_than_a_full_sync_and_the_next_sync_answers_the_rest(
+    events, monkeypatch
+):
+    import shared.sync.event_refresh as refresh_module
+    from shared.core.events import EventMessage
+
+    sandbox, host = events
+    allow_drop(monkeypatch, "0.5")
+    # The demo's full REST sync costs 6 HaloPSA requests (a token, a page of each of 5 lists);
+    # without the floor kept for small data sets, that is all refreshes may spend until a sync.
+    monkeypatch.setattr(refresh_module, "MIN_ROOM", 0)
+    halo_changes(sandbox, cancel_contract(3))
+    before = sandbox.stats()["total"]
+    deliver(host, sample("contract-updated.json"))  # client 2: a token and 4 requests
+    deliver(host, sample("client-updated.json"))  # client 1: 5 more would be 10 > 6
+    early = datetime.now(UTC)
+    host.queues.drain()
+    assert sandbox.stats()["total"] - before == 5
+    seen = status()["events"]
+    assert (seen["refreshes"]["published"], seen["refreshes"]["deferred"]) == (1, 1)
+    assert seen["pending"] == 1
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    assert status()["events"]["pending"] == 0  # the sync read client 1 and answered it
+    # A message for client 1 received before that sync read it is answered already.
+    message = EventMessage(target="client", id=1, kinds=["client"], events=1,
+                           received_at=early, delivery="late")  # fmt: skip
+    host.queues.send(EVENTS_QUEUE, [message.model_dump_json()])
+    host.queues.drain()
+    assert status()["events"]["refreshes"]["coalesced"] == 1
