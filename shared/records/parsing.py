@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from shared.records.ids import whole_number
 
@@ -74,6 +75,16 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def vendor_json(content: bytes) -> Any:
+    """A vendor's JSON answer decoded (ValueError if it is not JSON), with the collector paused.
+
+    pydantic-core's parser, not json.loads: the same values in about half the time (a
+    5,000-client HaloPSA read decodes 38 MB). Paused: one answer is thousands of new objects, and
+    collections started inside it traverse every answer still held (0.2 s of that read)."""
+    with gc_paused():
+        return from_json(content)
 
 
 def parse_records(model: type[M], raw: Iterable[Any], kind: str | None = None) -> Parsed[M]:
