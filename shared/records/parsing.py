@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from shared.records.ids import whole_number
 
@@ -76,6 +77,16 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def vendor_json(content: bytes) -> Any:
+    """A vendor's JSON answer decoded (ValueError if it is not JSON), with the collector paused.
+
+    pydantic-core's parser, not json.loads: the same values in about half the time (a
+    5,000-client HaloPSA read decodes 38 MB). Paused: one answer is thousands of new objects, and
+    collections started inside it traverse every answer still held (0.2 s of that read)."""
+    with gc_paused():
+        return from_json(content)
+
+
 def parse_records(model: type[M], raw: Iterable[Any], kind: str | None = None) -> Parsed[M]:
     """Validate raw HaloPSA JSON objects into `model`, collecting rejects instead of raising.
 
@@ -90,25 +101,31 @@ def _parse_records(model: type[M], raw: Iterable[Any], kind: str | None) -> Pars
     kind = getattr(model, "record_type", "") or kind or model.__name__
     children: Mapping[str, tuple[type[BaseModel], str]] = getattr(model, "children", {})
     result: Parsed[M] = Parsed()
+    # A record's id is worked out only for a reject: nearly every record is valid.
     for position, item in enumerate(raw):
-        record_id = _raw_id(item, position)
         if not isinstance(item, Mapping):
             result.rejects.append(
-                Reject(kind, record_id, "record is not a JSON object", Cause.NOT_AN_OBJECT)
+                Reject(
+                    kind,
+                    _raw_id(item, position),
+                    "record is not a JSON object",
+                    Cause.NOT_AN_OBJECT,
+                )
             )
             continue
         if children:
-            item = _with_valid_children(item, record_id, children, result.rejects)
+            item = _with_valid_children(item, position, children, result.rejects)
         try:
             result.records.append(model.model_validate(item))
         except ValidationError as error:
+            record_id = _raw_id(item, position)
             result.rejects.append(Reject(kind, record_id, describe_error(error), _cause(error)))
     return result
 
 
 def _with_valid_children(
     item: Mapping[str, Any],
-    parent_id: str,
+    position: int,
     children: Mapping[str, tuple[type[BaseModel], str]],
     rejects: list[Reject],
 ) -> Mapping[str, Any]:
@@ -118,9 +135,9 @@ def _with_valid_children(
         if not isinstance(raw_children, list):
             continue  # absent or not a list: the parent's own validation says so
         kept: list[Any] = []
-        for position, child in enumerate(raw_children):
-            child_id = f"{_raw_id(child, position)} of {parent_id}"
+        for number, child in enumerate(raw_children):
             if not isinstance(child, Mapping):
+                child_id = _child_id(child, number, item, position)
                 rejects.append(
                     Reject(child_kind, child_id, "record is not a JSON object", Cause.NOT_AN_OBJECT)
                 )
@@ -128,9 +145,14 @@ def _with_valid_children(
             try:
                 kept.append(child_model.model_validate(child))
             except ValidationError as error:
+                child_id = _child_id(child, number, item, position)
                 rejects.append(Reject(child_kind, child_id, describe_error(error), _cause(error)))
         replaced[key] = kept
     return replaced
+
+
+def _child_id(child: Any, number: int, parent: Any, position: int) -> str:
+    return f"{_raw_id(child, number)} of {_raw_id(parent, position)}"
 
 
 def _raw_id(item: Any, position: int) -> str:

@@ -2,8 +2,9 @@
 
 Partitions of a generation's table:
 - `clients`: one document per client holding the client and its sites, contracts and recurring
-  invoices (with lines). RowKey `<client id, 10 digits>-<part, 3 digits>`: a client whose records
-  outgrow one entity spills into further parts, so nothing is ever truncated.
+  invoices (with lines). RowKey `<client id, 10 digits>`, then `-<part, 3 digits>`: a client whose
+  records outgrow one entity spills into further parts, so nothing is ever truncated. Written in
+  chunks of at most 100 rows, partitions `clients|<first client id>` (`shared.store.sharing`).
 - `items`: the item catalogue, packed many to a document.
 - `targets|<rule key>|<rule hash>`: one rule's resolved targets, packed many to a document, in
   order. The manifest names the partition of each rule, so a rule edited between syncs is
@@ -24,7 +25,7 @@ Table Storage costs per entity (Azurite about 1.3 ms each whatever its size), so
 into as few entities as the size limits allow: a 5,000-client snapshot is about 5,000 entities
 instead of 45,000, and a client's whole record is one point read. The `clients` and
 `immy_computers` rows of an owner whose content did not change are not written again: the
-generation's index names the generation holding them (`shared.store.sharing`).
+generation's index names the generation (and chunk) holding them (`shared.store.sharing`).
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from shared.store.repository import Store
 from shared.store.sharing import (
     Index,
     by_owner,
+    chunked,
     index_entities,
     index_partition,
     owners_rows,
@@ -129,9 +130,11 @@ def patched_shared(
     out = dict(part.copied)
     written = by_owner(client_rows)
     index = patch_index(part.clients_index, written, generation)
-    moved = {o for o, (_digest, home) in index.items() if home == generation} - set(written)
-    out[CLIENTS] = [*client_rows, *owners_rows(store, part.clients_index, CLIENTS, moved)]
-    out[index_partition(CLIENTS)] = index_entities(index)
+    moved = {o for o, entry in index.items() if entry.home == generation} - set(written)
+    groups = {**by_owner(owners_rows(store, part.clients_index, CLIENTS, moved)), **written}
+    out |= chunked(CLIENTS, groups, index, generation)
+    out[index_partition(CLIENTS)] = index_entities(index, CLIENTS)
     if part.computers_index is not None:
-        out[index_partition(IMMY_COMPUTERS)] = index_entities(part.computers_index)
+        computers = index_entities(part.computers_index, IMMY_COMPUTERS)
+        out[index_partition(IMMY_COMPUTERS)] = computers
     return out

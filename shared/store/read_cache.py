@@ -31,6 +31,7 @@ from shared.records.halo import Item
 
 if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
     from shared.store.repository import Store
+    from shared.store.sharing import Index
     from shared.store.state import Held, Pointer
 
 K = TypeVar("K", bound=Hashable)
@@ -378,7 +379,7 @@ writes_here = LocalWrites()
 statuses = StatusCache()
 client_records: Recent[ClientKey, ClientRecord | None] = Recent(CLIENTS_KEPT)
 # Index buckets as read (None: the generation has no index, its own table holds everything).
-index_buckets: Recent[IndexKey, dict[int, tuple[str, str]] | None] = Recent(INDEX_BUCKETS_KEPT)
+index_buckets: Recent[IndexKey, Index | None] = Recent(INDEX_BUCKETS_KEPT)
 generations = GenerationCache()
 remembered_tickets = RememberedTickets()
 

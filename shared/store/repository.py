@@ -6,6 +6,7 @@ Layout (all names carry the store's optional prefix, which tests use to share on
 - `snap<generation>`: one table per snapshot generation. PartitionKey is the record kind
   (`clients`, `sites`, `contracts`, `invoices`, `items`, `targets|<software>`, `meta`); RowKey starts
   with the zero-padded client id, so one client's records are a single range read.
+  `shared.store.generations` has the layout as it is written now.
 
 A generation is its own table, not a key prefix in a shared one: dropping an old generation is one
 `delete_table` call instead of a scan and thousands of deletes, and a half-written generation is
@@ -110,6 +111,17 @@ class Store(BatchWriter, SyncStateStore):
         if row_prefix:
             query += " and RowKey ge @lo and RowKey lt @hi"
             params |= {"lo": row_prefix, "hi": row_prefix + "\uffff"}
+        try:
+            return [dict(e) for e in table.query_entities(query, parameters=params)]
+        except ResourceNotFoundError:
+            raise StoreError(f"generation {generation} is not stored") from None
+
+    def read_partitions(self, generation: str, first: str, last: str) -> list[dict[str, Any]]:
+        """Every entity of a generation's partitions from `first` to `last` (inclusive), in
+        PartitionKey and RowKey order, one range query."""
+        table = self._snapshot_table(generation)
+        params = {"first": check_key(first), "last": check_key(last)}
+        query = "PartitionKey ge @first and PartitionKey le @last"
         try:
             return [dict(e) for e in table.query_entities(query, parameters=params)]
         except ResourceNotFoundError:

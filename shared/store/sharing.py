@@ -6,8 +6,16 @@ run's time. So the rows of a *shared partition* (`SHARED`: the clients' document
 computers, both keyed by an owner id in the first 10 characters of the RowKey) are written only
 for owners whose content changed; a generation's **index** (partition `index|<partition>`, owners
 in buckets of 1000) names, for every owner it holds, the content hash of its rows and the
-generation whose table holds them (its *home*). Unchanged owners keep their home from the
-generation that was current when the run wrote.
+generation whose table holds them (its *home*), and the partition of that table they are in.
+Unchanged owners keep their home from the generation that was current when the run wrote.
+
+The rows a generation writes for a shared partition go into *chunks*: partitions
+`<partition>|<first owner>` of whole owners, in owner order, at most `CHUNK_ROWS` rows each (one
+transaction's). Why not one partition: a partition takes its upserts one after another, each
+looking its row up among the partition's rows (Azurite scans them: 5,000 client rows cost it
+1.7-2.5 s of CPU in one partition against 0.5-0.6 s in 50, measured; Table Storage serves one
+partition at about 2,000 entities a second). A generation written before chunks has its rows in
+the partition itself (`clients`), and its index entries say so by naming no chunk.
 
 Within DESIGN.md section 3:
 - the pointer flip is unchanged: a generation and its index are complete before it becomes current;
@@ -25,11 +33,11 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.core.generation import CLIENTS, IMMY_COMPUTERS
 from shared.store import read_cache
-from shared.store.base import StoreError, decode_data, encode_data
+from shared.store.base import MAX_BATCH_ENTITIES, StoreError, decode_data, encode_data
 from shared.store.repository import Store
 
 # Partitions whose rows are shared between generations, each keyed by an owner id.
@@ -39,14 +47,31 @@ INDEX_BUCKET = 1000
 # Other generations a new one may refer to; the least-used beyond this are rewritten.
 MAX_HOMES = 3
 _HEAD = "head"
+# The most rows a chunk of a shared partition holds: one transaction's.
+CHUNK_ROWS = MAX_BATCH_ENTITIES
 
-# owner id -> (content hash, home generation)
-Index = dict[int, tuple[str, str]]
+
+class Entry(NamedTuple):
+    """Where an owner's rows are as of a generation: their content hash, the generation whose
+    table holds them (home), and the partition of that table they are in."""
+
+    digest: str
+    home: str
+    rows: str
+
+
+# owner id -> where its rows are
+Index = dict[int, Entry]
 
 
 def index_partition(partition: str) -> str:
     """The partition holding a shared partition's index."""
     return f"index|{partition}"
+
+
+def chunk_partition(partition: str, first_owner: int) -> str:
+    """The partition of a chunk of `partition`'s rows, named by the first owner it holds."""
+    return f"{partition}|{first_owner}"
 
 
 def owner_of(row_key: str) -> int:
@@ -73,40 +98,49 @@ def by_owner(rows: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     return groups
 
 
-def index_entities(index: Index) -> list[dict[str, Any]]:
-    """An index as rows: owners in buckets of INDEX_BUCKET, RowKey `<bucket, 7 digits>-<part>`,
-    after a `head` row that is there even when no owner is, so an indexed generation is told
-    from one written before indexes."""
+def index_entities(index: Index, partition: str) -> list[dict[str, Any]]:
+    """An index of `partition` as rows: owners in buckets of INDEX_BUCKET, RowKey
+    `<bucket, 7 digits>-<part>`, after a `head` row that is there even when no owner is, so an
+    indexed generation is told from one written before indexes. An owner's entry is
+    `[owner, digest, home, first owner of its chunk]`, or without the last for rows in the
+    partition itself (written before chunks)."""
     buckets: dict[int, list[list[Any]]] = defaultdict(list)
     for owner in sorted(index):
-        digest, home = index[owner]
-        buckets[owner // INDEX_BUCKET].append([owner, digest, home])
+        digest, home, where = index[owner]
+        entry: list[Any] = [owner, digest, home]
+        if where != partition:
+            entry.append(int(where.rsplit("|", 1)[1]))
+        buckets[owner // INDEX_BUCKET].append(entry)
     rows: list[dict[str, Any]] = [{"RowKey": _HEAD, **encode_data("[]")}]
     for bucket, entries in sorted(buckets.items()):
-        # About 70 characters an owner: a bucket is one row of a few properties.
+        # About 80 characters an owner: a bucket is one row of a few properties.
         for part, start in enumerate(range(0, len(entries), INDEX_BUCKET)):
             text = json.dumps(entries[start : start + INDEX_BUCKET], separators=(",", ":"))
             rows.append({"RowKey": f"{bucket:07d}-{part:03d}", **encode_data(text)})
     return rows
 
 
-def _parse_index(rows: Iterable[Mapping[str, Any]]) -> Index:
-    return {
-        int(owner): (str(digest), str(home))
-        for row in rows
-        for owner, digest, home in json.loads(decode_data(row))
-    }
+def _parse_index(rows: Iterable[Mapping[str, Any]], partition: str) -> Index:
+    index: Index = {}
+    for row in rows:
+        for owner, digest, home, *chunk in json.loads(decode_data(row)):
+            where = chunk_partition(partition, int(chunk[0])) if chunk else partition
+            index[int(owner)] = Entry(str(digest), str(home), where)
+    return index
 
 
 def read_index(store: Store, generation: str, partition: str) -> Index | None:
     """A generation's whole index of `partition`, or None when it has none (written before
     indexes, or nothing to index): then its own table holds all its rows."""
     rows = store.read_partition(generation, index_partition(partition))
-    return _parse_index(rows) if rows else None
+    return _parse_index(rows, partition) if rows else None
 
 
-def home_of(store: Store, generation: str, partition: str, owner: int) -> str | None:
-    """The generation holding `owner`'s rows as of `generation`, or None if it has none there.
+def location_of(
+    store: Store, generation: str, partition: str, owner: int
+) -> tuple[str, str] | None:
+    """The generation holding `owner`'s rows as of `generation` and the partition of its table
+    they are in, or None if it has none there.
 
     One small range read per bucket, kept in the read cache: an index never changes once its
     generation is written."""
@@ -117,14 +151,14 @@ def home_of(store: Store, generation: str, partition: str, owner: int) -> str | 
         rows = store.read_partition(
             generation, index_partition(partition), row_prefix=f"{bucket:07d}-"
         )
-        index = _parse_index(rows) if rows else None
+        index = _parse_index(rows, partition) if rows else None
         if index is None and _indexed(store, generation, partition):
             index = {}  # an indexed generation without this bucket: no such owner
         read_cache.index_buckets.put(key, index)
     if index is None:
-        return generation  # no index: the generation's own table holds everything
+        return generation, partition  # no index: the generation's own table holds everything
     entry = index.get(owner)
-    return None if entry is None else entry[1]
+    return None if entry is None else (entry.home, entry.rows)
 
 
 def _indexed(store: Store, generation: str, partition: str) -> bool:
@@ -133,25 +167,28 @@ def _indexed(store: Store, generation: str, partition: str) -> bool:
 
 def owner_rows(store: Store, generation: str, partition: str, owner: int) -> list[dict[str, Any]]:
     """One owner's rows as of `generation` (from whichever table holds them), in RowKey order."""
-    home = home_of(store, generation, partition, owner)
-    if home is None:
+    where = location_of(store, generation, partition, owner)
+    if where is None:
         return []
-    return store.read_partition(home, partition, row_prefix=f"{owner:0{OWNER_KEY}d}")
+    home, rows = where
+    return store.read_partition(home, rows, row_prefix=f"{owner:0{OWNER_KEY}d}")
 
 
 def all_rows(store: Store, generation: str, partition: str) -> list[dict[str, Any]]:
-    """Every row of a shared partition as of `generation`, one range read per home, in owner
-    order (a home's table may also hold rows other generations replaced: they are left out)."""
+    """Every row of a shared partition as of `generation`, one range read per home (its
+    partition and chunks), in owner order; a home's table may also hold rows other generations
+    replaced: they are left out."""
     index = read_index(store, generation, partition)
     if index is None:
         return store.read_partition(generation, partition)
-    owners_by_home: dict[str, set[int]] = defaultdict(set)
-    for owner, (_digest, home) in index.items():
-        owners_by_home[home].add(owner)
+    wanted: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for owner, entry in index.items():
+        wanted[entry.home].add((entry.rows, owner))
     rows = []
-    for home, owners in owners_by_home.items():
-        for row in store.read_partition(home, partition):
-            if owner_of(str(row["RowKey"])) in owners:
+    for home, places in wanted.items():
+        # The partition and its chunks, `<partition>|<digits>`: all sort before `<partition>|~`.
+        for row in store.read_partitions(home, partition, f"{partition}|~"):
+            if (str(row["PartitionKey"]), owner_of(str(row["RowKey"]))) in places:
                 rows.append(row)
     rows.sort(key=lambda r: str(r["RowKey"]))
     return rows
@@ -185,16 +222,33 @@ def share_unchanged(
         for owner, rows in groups.items():
             digest = content_hash(rows)
             kept = before.get(owner)
-            index[owner] = (digest, kept[1] if kept and kept[0] == digest else generation)
+            index[owner] = kept if kept and kept.digest == digest else Entry(digest, generation, "")
         _bound_homes(index, generation)
-        written = [r for o, rows in groups.items() if index[o][1] == generation for r in rows]
-        out.partitions[partition] = written
-        out.partitions[index_partition(partition)] = index_entities(index)
-        shared = [o for o in index if index[o][1] != generation]
+        out.partitions |= chunked(partition, groups, index, generation)
+        out.partitions[index_partition(partition)] = index_entities(index, partition)
+        shared = [o for o in index if index[o].home != generation]
         out.shared_owners += len(shared)
         out.shared_rows += sum(len(groups[o]) for o in shared)
-        out.homes |= {home for _, home in index.values() if home != generation}
+        out.homes |= {entry.home for entry in index.values() if entry.home != generation}
     return out
+
+
+def chunked(
+    partition: str, groups: Mapping[int, list[dict[str, Any]]], index: Index, generation: str
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of the owners `generation` writes itself, in chunks of whole owners (at most
+    CHUNK_ROWS rows unless one owner has more), each owner's index entry naming its chunk."""
+    chunks: dict[str, list[dict[str, Any]]] = {}
+    current: list[dict[str, Any]] = []
+    name = ""
+    for owner in sorted(o for o, entry in index.items() if entry.home == generation):
+        rows = groups[owner]
+        if not current or len(current) + len(rows) > CHUNK_ROWS:
+            name, current = chunk_partition(partition, owner), []
+            chunks[name] = current
+        current.extend(rows)
+        index[owner] = Entry(index[owner].digest, generation, name)
+    return chunks
 
 
 def _previous_index(store: Store, previous: str | None, partition: str) -> Index:
@@ -209,13 +263,13 @@ def _previous_index(store: Store, previous: str | None, partition: str) -> Index
 
 def _bound_homes(index: Index, generation: str) -> None:
     """Rewrite the owners of the least-used homes until at most MAX_HOMES others are named."""
-    uses = Counter(home for _, home in index.values() if home != generation)
+    uses = Counter(entry.home for entry in index.values() if entry.home != generation)
     for home, _count in sorted(uses.items(), key=lambda kv: (kv[1], kv[0]))[
         : max(0, len(uses) - MAX_HOMES)
     ]:
-        for owner, (digest, at) in index.items():
-            if at == home:
-                index[owner] = (digest, generation)
+        for owner, entry in index.items():
+            if entry.home == home:
+                index[owner] = Entry(entry.digest, generation, "")  # its chunk is given later
 
 
 def patch_index(
@@ -226,7 +280,7 @@ def patch_index(
     their rows must be written again, `owners_rows` reads them)."""
     out = dict(index)
     for owner, rows in written.items():
-        out[owner] = (content_hash(rows), generation)
+        out[owner] = Entry(content_hash(rows), generation, "")  # its chunk is given by `chunked`
     _bound_homes(out, generation)
     return out
 
@@ -234,14 +288,15 @@ def patch_index(
 def owners_rows(
     store: Store, index: Index, partition: str, owners: Iterable[int]
 ) -> list[dict[str, Any]]:
-    """The rows of `owners` from the homes `index` names (one range read per home), as they are
-    written (no PartitionKey)."""
-    by_home: dict[str, set[int]] = defaultdict(set)
+    """The rows of `owners` of `partition` from where `index` puts them (one range read per home
+    and chunk), as they are written (no PartitionKey)."""
+    by_place: dict[tuple[str, str], set[int]] = defaultdict(set)
     for owner in owners:
-        by_home[index[owner][1]].add(owner)
+        entry = index[owner]
+        by_place[(entry.home, entry.rows or partition)].add(owner)
     found = []
-    for home, wanted in by_home.items():
-        for row in store.read_partition(home, partition):
+    for (home, rows), wanted in by_place.items():
+        for row in store.read_partition(home, rows):
             if owner_of(str(row["RowKey"])) in wanted:
                 found.append({k: v for k, v in row.items() if k != "PartitionKey"})
     return found
@@ -257,5 +312,5 @@ def in_use(store: Store, kept: Iterable[str]) -> set[str]:
                 index = read_index(store, generation, partition)
             except StoreError:
                 continue  # not stored (any more): nothing it names
-            found |= {home for _, home in (index or {}).values()}
+            found |= {entry.home for entry in (index or {}).values()}
     return found

@@ -13,6 +13,7 @@ from shared.store.changes import (
     TABLE,
     day_key,
     iter_changes,
+    partition_key,
     prune_changes,
     row_key,
     write_changes,
@@ -56,6 +57,27 @@ def test_keys_sort_later_days_and_later_publishes_first():
     later, earlier = row_key(NOW, "g2", 0), row_key(NOW - timedelta(milliseconds=1), "g1", 5)
     assert later < earlier
     assert row_key(NOW, "g2", 1) > row_key(NOW, "g2", 0)  # a publish's own order
+
+
+def test_a_publish_spreads_over_partitions_of_a_hundred_inside_its_days_bounds():
+    day = day_key(NOW.date())
+    first, last = partition_key(NOW, "g2", 0), partition_key(NOW, "g2", 250)
+    assert first.startswith(day + "-") and first < last < day + "~"
+    assert partition_key(NOW, "g2", 99) == first != partition_key(NOW, "g2", 100)
+    assert partition_key(NOW + timedelta(milliseconds=1), "g3", 900) < first  # later first
+    assert partition_key(NOW - timedelta(days=1), "g1", 0) > day + "~"
+
+
+def test_a_large_publish_reads_back_in_its_order_after_a_later_one(store):
+    publish(store, *(change(NOW, n) for n in range(1, 251)))
+    publish(store, change(NOW + timedelta(seconds=1), 999))
+    found = list(iter_changes(store, NOW))
+    assert [c.client_id for c in found] == [999, *range(1, 251)]
+    table = store.table(TABLE, create=False)
+    sizes: dict[str, int] = {}
+    for entity in table.list_entities(select=["PartitionKey"]):
+        sizes[entity["PartitionKey"]] = sizes.get(entity["PartitionKey"], 0) + 1
+    assert sorted(sizes.values()) == [1, 50, 100, 100]
 
 
 def test_a_round_trip_newest_first_across_days_in_each_publishs_order(store):

@@ -19,7 +19,7 @@ from shared.store.generations import layout
 from shared.store.matches import names_entities, read_names
 from shared.store.patching import patched_shared, read_base_part, read_old_clients
 from shared.store.repository import Store
-from shared.store.sharing import index_partition, read_index, share_unchanged
+from shared.store.sharing import chunk_partition, index_partition, read_index, share_unchanged
 
 _names = itertools.count()
 TODAY = date(2026, 12, 6)
@@ -80,12 +80,13 @@ def test_the_part_an_event_reads_and_what_it_writes(store):
     # The new generation holds only client 2's rows; the index names g1 for the others.
     rows = [{"RowKey": "0000000002", "d": '{"client":{"id":2,"name":"Client 2"}}'}]
     partitions = patched_shared(store, "g2", part, rows)
-    assert partitions[CLIENTS] == rows and partitions[ITEMS] == part.copied[ITEMS]
+    assert partitions[chunk_partition(CLIENTS, 2)] == rows and CLIENTS not in partitions
+    assert partitions[ITEMS] == part.copied[ITEMS]
     store.write_generation("g2", partitions)
     index = read_index(store, "g2", CLIENTS)
     assert index is not None
-    assert {o: home for o, (_, home) in index.items()} == {1: "g1", 2: "g2", 3: "g1", 4: "g1",
-                                                           5: "g1"}  # fmt: skip
+    assert {o: e.home for o, e in index.items()} == {1: "g1", 2: "g2", 3: "g1", 4: "g1", 5: "g1"}
+    assert index[2].rows == chunk_partition(CLIENTS, 2)
     assert read_old_clients(store, "g2", [2])[2].contracts == []  # type: ignore[union-attr]
     assert store.read_partition("g2", index_partition(CLIENTS))
 

@@ -14,8 +14,11 @@ from shared.store import read_cache
 from shared.store.base import encode_data
 from shared.store.repository import Store
 from shared.store.sharing import (
+    CHUNK_ROWS,
     MAX_HOMES,
     all_rows,
+    by_owner,
+    content_hash,
     in_use,
     index_partition,
     owner_rows,
@@ -45,7 +48,7 @@ def rows(values: dict[int, str]) -> list[dict]:
 def write(store: Store, generation: str, values: dict[int, str], previous: str | None) -> int:
     planned = share_unchanged(store, generation, {CLIENTS: rows(values), "meta": []}, previous)
     store.write_generation(generation, planned.partitions)
-    return len(planned.partitions[CLIENTS])
+    return sum(len(v) for k, v in planned.partitions.items() if k.startswith(f"{CLIENTS}|"))
 
 
 def seen(store: Store, generation: str, owner: int) -> list[str]:
@@ -57,7 +60,7 @@ def test_only_changed_owners_are_written_and_each_is_read_from_its_home(store):
     assert write(store, "g1", values, None) == 4  # owner 7 has two rows
     assert write(store, "g2", values, "g1") == 0
     assert write(store, "g3", {**values, 2: "B", 9: "new"}, "g2") == 2
-    assert {o: home for o, (_, home) in read_index(store, "g3", CLIENTS).items()} == {
+    assert {o: entry.home for o, entry in read_index(store, "g3", CLIENTS).items()} == {
         1: "g1",
         2: "g3",
         7: "g1",
@@ -93,7 +96,7 @@ def test_homes_are_bounded_and_retention_keeps_every_home_in_use(store):
         owners = {**owners, n: f"v{n}"}
         generation = f"g{n:02d}"
         write(store, generation, owners, previous)
-        homes = {home for _, home in read_index(store, generation, CLIENTS).values()}
+        homes = {entry.home for entry in read_index(store, generation, CLIENTS).values()}
         assert len(homes - {generation}) <= MAX_HOMES
         previous = generation
     kept = in_use(store, [previous])
@@ -118,11 +121,53 @@ def test_a_patched_index_keeps_homes_bounded_and_the_dropped_homes_rows_are_read
     written = {9: rows({9: "patched"})}
     patched = patch_index(index, written, "gp")
     assert patched[9][1] == "gp"
-    homes = {home for _, home in patched.values()} - {"gp"}
+    homes = {entry.home for entry in patched.values()} - {"gp"}
     assert len(homes) <= MAX_HOMES and "g00" in homes
     # Owner 1's home (g01, the least used) is dropped: its rows must be written into gp.
-    moved = {o for o, (_, home) in patched.items() if home == "gp"} - set(written)
+    moved = {o for o, entry in patched.items() if entry.home == "gp"} - set(written)
     assert moved == {1}
     found = owners_rows(store, index, CLIENTS, moved)
     assert [(r["RowKey"], r["d"]) for r in found] == [("0000000001-000", '{"v": "v1"}')]
     assert "PartitionKey" not in found[0]
+
+
+def test_written_rows_go_in_chunks_of_whole_owners_that_readers_find(store):
+    owners = {n: f"v{n}" for n in range(1, 2 * CHUNK_ROWS + 51)}  # owner 7 has two rows
+    planned = share_unchanged(store, "g1", {CLIENTS: rows(owners), "meta": []}, None)
+    chunks = {k: v for k, v in planned.partitions.items() if k.startswith(f"{CLIENTS}|")}
+    assert CLIENTS not in planned.partitions
+    assert sorted(len(v) for v in chunks.values()) == [51, CHUNK_ROWS, CHUNK_ROWS]
+    for name, chunk in chunks.items():
+        assert name == f"{CLIENTS}|{int(chunk[0]['RowKey'][:10])}"  # named by its first owner
+    assert {str(r["RowKey"])[:10] for r in chunks[f"{CLIENTS}|1"]} >= {"0000000007"}
+    store.write_generation("g1", planned.partitions)
+    read_cache.index_buckets.clear()
+    assert seen(store, "g1", 250) == ['{"v": "v250"}'] and len(seen(store, "g1", 7)) == 2
+    assert len(all_rows(store, "g1", CLIENTS)) == len(owners) + 1
+    # The next generation writes only what changed, in a chunk of its own.
+    assert write(store, "g2", {**owners, 120: "changed"}, "g1") == 1
+    read_cache.index_buckets.clear()
+    assert seen(store, "g2", 120) == ['{"v": "changed"}'] and seen(store, "g2", 121) == [
+        '{"v": "v121"}'
+    ]
+    assert len(all_rows(store, "g2", CLIENTS)) == len(owners) + 1
+
+
+def test_rows_written_before_chunks_are_found_and_shared_where_they_are(store):
+    # An index entry without a chunk: the owner's rows are in the partition itself.
+    old_rows = rows({1: "a", 2: "b"})
+    entries = [[o, content_hash(r), "old"] for o, r in by_owner(old_rows).items()]
+    index = [{"RowKey": "head", **encode_data("[]")}]
+    index.append({"RowKey": "0000000-000", **encode_data(json.dumps(entries))})
+    store.write_generation("old", {CLIENTS: old_rows, index_partition(CLIENTS): index})
+    assert seen(store, "old", 2) == ['{"v": "b"}']
+    assert {o: e.rows for o, e in read_index(store, "old", CLIENTS).items()} == {
+        1: CLIENTS,
+        2: CLIENTS,
+    }
+    assert write(store, "new", {1: "a", 2: "B"}, "old") == 1
+    where = {o: (e.home, e.rows) for o, e in read_index(store, "new", CLIENTS).items()}
+    assert where == {1: ("old", CLIENTS), 2: ("new", f"{CLIENTS}|2")}
+    read_cache.index_buckets.clear()
+    assert seen(store, "new", 1) == ['{"v": "a"}'] and seen(store, "new", 2) == ['{"v": "B"}']
+    assert [str(e["d"]) for e in all_rows(store, "new", CLIENTS)] == ['{"v": "a"}', '{"v": "B"}']

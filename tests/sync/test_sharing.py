@@ -105,7 +105,7 @@ def test_unchanged_and_one_percent_changed_syncs_write_little_and_read_as_a_full
     # The tab's one-client read and the API's whole snapshot, through the shared rows.
     generation = store.current().generation
     index = read_index(store, generation, CLIENTS)
-    assert {home for _, home in index.values()} == {first.generation, changed.generation}
+    assert {entry.home for entry in index.values()} == {first.generation, changed.generation}
     by_id = {c["id"]: c for c in expected["clients"]}
     for client_id in [*changed_ids, int(data.clients[1]["id"]), int(data.clients[-1]["id"])]:
         read_cache.forget_tab()
