@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +32,31 @@ from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+_TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+_TLS_BEFORE = pytest.StashKey[dict[str, str | None]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Trust no certificate authority in this process and the processes it starts.
+
+    httpx loads a CA bundle (30-130 ms of CPU) for every client it builds, and the tests build
+    hundreds (tests/api alone about 400), though every call they make is plain HTTP on loopback.
+    An empty certificate directory loads at once (httpx reads SSL_CERT_FILE, then SSL_CERT_DIR),
+    and with it no test could verify a real TLS endpoint either.
+    """
+    config.stash[_TLS_BEFORE] = {name: os.environ.get(name) for name in _TLS_VARIABLES}
+    os.environ.pop("SSL_CERT_FILE", None)
+    os.environ["SSL_CERT_DIR"] = tempfile.mkdtemp(prefix="no-ca-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put the process's certificate settings back and remove the empty directory."""
+    shutil.rmtree(os.environ["SSL_CERT_DIR"], ignore_errors=True)
+    for name, value in config.stash[_TLS_BEFORE].items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
