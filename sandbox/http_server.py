@@ -115,14 +115,6 @@ class JsonServer(ThreadingHTTPServer):
                 pass  # already closed by the peer
 
 
-def _wake(server: JsonServer) -> None:
-    """Connect to `server` and hang up, so its poll returns (a refused connect is as good)."""
-    try:
-        socket.create_connection(server.server_address[:2], timeout=1).close()
-    except OSError:
-        pass
-
-
 class JsonHandler(BaseHTTPRequestHandler):
     """Reads one request, asks the server's `answer`, writes the JSON response."""
 
@@ -235,15 +227,7 @@ class ServedSandbox(ABC):
         server, self._server = self._server, None
         if server is None:
             return
-        # shutdown() returns when serve_forever next polls, up to 50 ms later: a test run that
-        # stops hundreds of sandboxes waits that in full. A connection wakes the poll at once.
-        stopping = threading.Thread(
-            target=server.shutdown, name=f"{self._thread_name}-stop", daemon=True
-        )
-        stopping.start()
-        while stopping.is_alive():
-            _wake(server)
-            stopping.join(0.005)
+        server.shutdown()
         server.close_connections()
         server.server_close()
         if self._thread is not None:
