@@ -1,4 +1,7 @@
-"""Session fixtures for real components: Azurite (Table Storage and queues) and the HaloPSA sandbox."""
+"""Session fixtures for real components: Azurite (Table Storage and queues), the HaloPSA sandbox,
+and stores a real demo sync set up once per worker, which tests start from a copy of
+(`SyncedTemplates`). Every process of the run trusts no certificate authority (`pytest_configure`).
+"""
 
 from __future__ import annotations
 
