@@ -1,16 +1,25 @@
-"""Session fixtures for real components: Azurite (Table Storage and queues) and the HaloPSA sandbox."""
+"""Session fixtures for real components: Azurite (Table Storage and queues), the HaloPSA sandbox,
+and stores a real demo sync set up once per worker, which tests start from a copy of
+(`SyncedTemplates`). Every process of the run trusts no certificate authority (`pytest_configure`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable, Iterator
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.data.tables import TableEntity, TableServiceClient
 
 from sandbox.processes import (
     AZURITE,
@@ -25,10 +34,38 @@ from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
 from shared.runtime.process import get_settings, get_store
+from shared.store.base import MAX_BATCH_BYTES, MAX_BATCH_ENTITIES
+from shared.store.batch import submit_upserts
 from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
+TEMPLATE_MINUTES = 10
+_TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+_TLS_BEFORE = pytest.StashKey[dict[str, str | None]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Trust no certificate authority in this process and the processes it starts.
+
+    httpx loads a CA bundle (30-130 ms of CPU) for every client it builds, and the tests build
+    hundreds (tests/api alone about 400), though every call they make is plain HTTP on loopback.
+    An empty certificate directory loads at once (httpx reads SSL_CERT_FILE, then SSL_CERT_DIR),
+    and with it no test could verify a real TLS endpoint either.
+    """
+    config.stash[_TLS_BEFORE] = {name: os.environ.get(name) for name in _TLS_VARIABLES}
+    os.environ.pop("SSL_CERT_FILE", None)
+    os.environ["SSL_CERT_DIR"] = tempfile.mkdtemp(prefix="no-ca-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put the process's certificate settings back and remove the empty directory."""
+    shutil.rmtree(os.environ["SSL_CERT_DIR"], ignore_errors=True)
+    for name, value in config.stash[_TLS_BEFORE].items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -93,23 +130,28 @@ def halo_sandbox():
 _prefixes = itertools.count()
 
 
+def app_environment(halo_url: str, azurite: Azurite, prefix: str, **extra: str) -> dict[str, str]:
+    """The app's settings (environment) for a HaloPSA URL and a table prefix in `azurite`."""
+    return {
+        "HALO_BASE_URL": halo_url,
+        "HALO_CLIENT_ID": "sandbox-client",
+        "HALO_CLIENT_SECRET": "sandbox-secret",
+        "HALO_REQUESTS_PER_MINUTE": "100000",
+        # REST unless a test asks for SQL reports (tests/sync/test_read.py compares both).
+        "HALO_READ_MODE": "rest",
+        "TABLES_CONNECTION_STRING": azurite.connection_string,
+        "TABLES_PREFIX": prefix,
+        **extra,
+    }
+
+
 @pytest.fixture
 def configure(monkeypatch, azurite):
     """Point the app's settings (environment) at a HaloPSA URL and a fresh table prefix."""
 
     def apply(halo_url: str, **extra: str) -> None:
-        values = {
-            "HALO_BASE_URL": halo_url,
-            "HALO_CLIENT_ID": "sandbox-client",
-            "HALO_CLIENT_SECRET": "sandbox-secret",
-            "HALO_REQUESTS_PER_MINUTE": "100000",
-            # REST unless a test asks for SQL reports (tests/sync/test_read.py compares both).
-            "HALO_READ_MODE": "rest",
-            "TABLES_CONNECTION_STRING": azurite.connection_string,
-            "TABLES_PREFIX": f"app{next(_prefixes)}x",
-            **extra,
-        }
-        for key, value in values.items():
+        prefix = f"app{next(_prefixes)}x"
+        for key, value in app_environment(halo_url, azurite, prefix, **extra).items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
         get_store.cache_clear()
@@ -119,20 +161,120 @@ def configure(monkeypatch, azurite):
     get_store.cache_clear()
 
 
-@pytest.fixture
-def demo_synced(configure, halo_sandbox):
-    """The demo data set synced, with the demo rules, into a fresh store; read caches cleared."""
-    from sandbox.halo_data import demo_data
-    from shared.api import current as queries
+# A store's tables as read back: each table's name after the prefix, its rows by partition.
+Tables = dict[str, dict[str, list[TableEntity]]]
+
+
+def read_tables(service: TableServiceClient, prefix: str) -> Tables:
+    """Every row of every table named `prefix` + X, by X and partition."""
+    # Prefixes end in "x", so no prefix is the start of another: the names in [prefix, end).
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    found: Tables = {}
+    names = service.query_tables(
+        "TableName ge @low and TableName lt @high", parameters={"low": prefix, "high": end}
+    )
+    for table in names:
+        partitions = found.setdefault(table.name[len(prefix) :], defaultdict(list))
+        for row in service.get_table_client(table.name).list_entities():
+            partitions[row["PartitionKey"]].append(row)
+    return found
+
+
+def write_tables(service: TableServiceClient, tables: Tables, prefix: str) -> None:
+    """Create `tables` under `prefix` and write their rows: keys and typed values; ETags and
+    timestamps are the new rows' own, as any write's are."""
+    for name, partitions in tables.items():
+        table = service.create_table(prefix + name)
+        for partition, rows in partitions.items():
+            for batch in _batches(rows):
+                # The store's own transactions: the SDK's cost ten times the CPU.
+                submit_upserts(table, partition, batch)
+
+
+def _batches(rows: list[TableEntity]) -> Iterator[list[TableEntity]]:
+    """`rows` of one partition in transactions within the service's count and size limits."""
+    batch: list[TableEntity] = []
+    size = 0
+    for row in rows:
+        weight = 2 * sum(len(str(value)) for value in row.values())  # UTF-16, roughly
+        if batch and (len(batch) == MAX_BATCH_ENTITIES or size + weight > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += weight
+    if batch:
+        yield batch
+
+
+class SyncedTemplates:
+    """Stores set up once per worker process by a real sync, written into each test's own fresh
+    table prefix: the copy holds every entity the sync wrote, at a tenth of a sync's cost.
+
+    A template is set up anew after TEMPLATE_MINUTES, so a copy never reads as a sync much older
+    than the test's own would have been.
+    """
+
+    def __init__(self, azurite: Azurite) -> None:
+        self._azurite = azurite
+        self._service = TableServiceClient.from_connection_string(azurite.connection_string)
+        self._built: dict[tuple[str, date], tuple[Tables, float]] = {}
+
+    def copy(self, name: str, build: Callable[[], None]) -> None:
+        """Write template `name` into the store the settings name, setting it up first if need
+        be: `build()` runs with the settings pointed at a demo HaloPSA sandbox of its own and a
+        prefix of its own (the test's settings are back when it returns)."""
+        key = (name, date.today())
+        tables, built = self._built.get(key, ({}, 0.0))
+        if not tables or time.monotonic() - built > TEMPLATE_MINUTES * 60:
+            tables = self._build(build)
+            self._built[key] = (tables, time.monotonic())
+        write_tables(self._service, tables, get_settings().tables_prefix)
+
+    def _build(self, build: Callable[[], None]) -> Tables:
+        from sandbox.halo import HaloSandbox
+        from sandbox.halo_data import demo_data
+
+        prefix = f"template{next(_prefixes)}x"
+        with HaloSandbox(demo_data(date.today())) as halo, pytest.MonkeyPatch.context() as patch:
+            for key, value in app_environment(halo.url, self._azurite, prefix).items():
+                patch.setenv(key, value)
+            get_settings.cache_clear()
+            get_store.cache_clear()
+            try:
+                build()
+            finally:
+                get_settings.cache_clear()
+                get_store.cache_clear()
+        return read_tables(self._service, prefix)
+
+
+@pytest.fixture(scope="session")
+def synced_templates(azurite: Azurite) -> SyncedTemplates:
+    """This worker's stores set up by a real sync, for tests to start from a copy of."""
+    return SyncedTemplates(azurite)
+
+
+def import_demo_rules_and_sync() -> None:
+    """Import the demo rules and sync the configured HaloPSA into the configured store."""
     from shared.api.rules import import_rules
     from shared.sync.run import run_sync
     from shared.sync.runs import Outcome
 
-    sandbox = halo_sandbox(demo_data(date.today()))
-    configure(sandbox.url)
     import_rules(get_store(), DEMO_RULES.read_bytes(), date.today())
     report = asyncio.run(run_sync())
     assert report.outcome is Outcome.SUCCEEDED, report.error
+
+
+@pytest.fixture
+def demo_synced(configure, halo_sandbox, synced_templates):
+    """The demo data set synced, with the demo rules, into a fresh store (a copy of the store
+    one such sync set up in this worker); read caches cleared."""
+    from sandbox.halo_data import demo_data
+    from shared.api import current as queries
+
+    sandbox = halo_sandbox(demo_data(date.today()))
+    configure(sandbox.url)
+    synced_templates.copy("demo", import_demo_rules_and_sync)
     queries.clear_caches()
     yield sandbox
     queries.clear_caches()

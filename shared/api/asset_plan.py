@@ -9,7 +9,7 @@ from shared.api.problems import ApiError, problem
 from shared.api.replies import Reply, json_reply
 from shared.core.asset_plan import ClientAssetPlan
 from shared.store.repository import Store
-from shared.sync.assets import AssetRunSummary, read_plan
+from shared.sync.asset_store import AssetRunSummary, read_plan
 
 
 class NamedClientPlan(ClientAssetPlan):

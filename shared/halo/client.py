@@ -3,7 +3,7 @@
 Every read is a GET and therefore safe to retry. Errors are typed (shared.halo.errors); their text
 never holds the secret, the token or a body. Seams: pacing and retries in shared.outbound.budget,
 sending in shared.halo.transport, tokens in shared.halo.tokens and .auth, paging in .paging,
-invoices listed without lines in .invoices.
+invoices listed without lines in .invoices; what a list read answers is a .listing.Listing.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
@@ -25,6 +24,7 @@ from pydantic import BaseModel, SecretStr
 from shared.halo.auth import Token, TokenCache
 from shared.halo.errors import HaloNotFound, HaloProtocolError
 from shared.halo.invoices import fill_missing_lines
+from shared.halo.listing import Listing, parse_listing
 from shared.halo.paging import PageStage, read_all_pages
 from shared.halo.tokens import TokenSource, request_token
 from shared.halo.transport import ClientStats, HaloTransport, raise_for_status, report_rows
@@ -32,7 +32,7 @@ from shared.outbound.budget import Clock, RequestBudget, RetryPolicy, Sleep
 from shared.outbound.http import OwnsHttp, open_http
 from shared.records.halo import Asset, Client, Contract, Item, RecurringInvoice, Site, Ticket, User
 from shared.records.ids import reported_count
-from shared.records.parsing import Parsed, parse_records, vendor_json
+from shared.records.parsing import parse_records, vendor_json
 from shared.settings import Settings
 
 log = logging.getLogger("halo_immy.halo")
@@ -40,15 +40,6 @@ log = logging.getLogger("halo_immy.halo")
 M = TypeVar("M", bound=BaseModel)
 # The stats key of `GET /api/RecurringInvoice/{id}`, apart from the listing's pages.
 INVOICE_BY_ID = "RecurringInvoice/{id}"
-
-
-@dataclass(slots=True)
-class Listing(Parsed[M], Generic[M]):
-    """A fully paged list: valid records, rejects, and how it was read."""
-
-    pages: int = 0
-    duplicates: int = 0
-    lines_fetched_by_id: int = 0
 
 
 # `GET /api/Client` leaves `azure_tenants` out unless asked ("includeazuretenants: Include azure
@@ -180,10 +171,10 @@ class HaloClient(OwnsHttp):
         params = {"includelines": "true", "includeinactive": "true", **filters}
         raw, pages, duplicates = await self._read_all_pages("RecurringInvoice", "invoices", params)
         raw, by_id = await self._fill_missing_lines(raw)
-        parsed = parse_records(RecurringInvoice, raw, kind="RecurringInvoice")
-        return Listing(
-            records=parsed.records,
-            rejects=parsed.rejects,
+        return parse_listing(
+            RecurringInvoice,
+            raw,
+            "RecurringInvoice",
             pages=pages,
             duplicates=duplicates,
             lines_fetched_by_id=by_id,
@@ -264,10 +255,7 @@ class HaloClient(OwnsHttp):
     ) -> Listing[M]:
         """Read every page of `GET /api/{resource}` and validate each record into `model`."""
         raw, pages, duplicates = await self._read_all_pages(resource, key, dict(params or {}))
-        parsed = parse_records(model, raw, kind=resource)
-        return Listing(
-            records=parsed.records, rejects=parsed.rejects, pages=pages, duplicates=duplicates
-        )
+        return parse_listing(model, raw, resource, pages=pages, duplicates=duplicates)
 
     async def list_page(
         self,
@@ -281,8 +269,7 @@ class HaloClient(OwnsHttp):
         raw, count, _ = await self._get_page(
             f"/api/{resource}", resource, key, dict(params or {}), number
         )
-        parsed = parse_records(model, raw, kind=resource)
-        return Listing(records=parsed.records, rejects=parsed.rejects, pages=1), count
+        return parse_listing(model, raw, resource), count
 
     async def invoice_page(self, number: int) -> tuple[Listing[RecurringInvoice], int | None]:
         """Page `number` of the recurring invoices with their lines (an invoice listed without
@@ -292,11 +279,9 @@ class HaloClient(OwnsHttp):
             "/api/RecurringInvoice", "RecurringInvoice", "invoices", params, number
         )
         raw, by_id = await self._fill_missing_lines(raw)
-        parsed = parse_records(RecurringInvoice, raw, kind="RecurringInvoice")
-        listing = Listing(
-            records=parsed.records, rejects=parsed.rejects, pages=1, lines_fetched_by_id=by_id
-        )
-        return listing, count
+        return parse_listing(
+            RecurringInvoice, raw, "RecurringInvoice", lines_fetched_by_id=by_id
+        ), count
 
     async def _invoice_body(self, invoice_id: int) -> Mapping[str, Any]:
         path = f"/api/RecurringInvoice/{invoice_id}"

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shared.halo.client import HaloClient, Listing
+from shared.halo.client import HaloClient
 from shared.halo.errors import HaloNotFound
+from shared.halo.listing import Listing
 from shared.halo.paging import gather_or_cancel
 from shared.records.halo import Client, Contract, RecurringInvoice, Site
 from shared.records.ids import whole_number

@@ -33,8 +33,9 @@ from shared.core.record_comparison import (
     name_contract_types,
     site_view,
 )
-from shared.halo.client import CLIENT_LIST_PARAMS, HaloClient, Listing
+from shared.halo.client import CLIENT_LIST_PARAMS, HaloClient
 from shared.halo.errors import HaloNotFound
+from shared.halo.listing import Listing
 from shared.halo.report import ReportListings
 from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
 from shared.records.parsing import parse_records

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from shared.halo.client import HaloClient, Listing
+from shared.halo.client import HaloClient
 from shared.halo.errors import (
     HaloAuthError,
     HaloNotFound,
@@ -33,6 +33,7 @@ from shared.halo.errors import (
     HaloReportTimeout,
     HaloRequestError,
 )
+from shared.halo.listing import Listing, parse_listing
 from shared.halo.report_rows import (
     as_int,
     by_id_order,
@@ -57,7 +58,6 @@ from shared.halo.report_sql import (
     range_sql,
 )
 from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
-from shared.records.parsing import parse_records
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -251,13 +251,7 @@ async def read_via_report(
 
     def listing(model: type[M], kind: str, resource: str, records: list[Any]) -> Listing[M]:
         unique, duplicates = _dedupe(sorted(records, key=by_id_order))
-        parsed = parse_records(model, unique, kind=resource)
-        return Listing(
-            records=parsed.records,
-            rejects=parsed.rejects,
-            pages=read[kind][1],
-            duplicates=duplicates,
-        )
+        return parse_listing(model, unique, resource, pages=read[kind][1], duplicates=duplicates)
 
     return ReportListings(
         clients=listing(Client, "clients", "Client", clients),

@@ -20,11 +20,11 @@ More than `ASSET_MAX_CREATES` creates in one run are held: nothing is written, t
 `SyncState/assets_held`, and `POST /api/sync/approve` (the endpoint that releases held syncs)
 approves it; the next run then writes up to the approved number of creates.
 
-The plan is stored in the current generation's table (partition `assets`: a summary row and one
-document per client with something to report), so it lives and dies with the generation it was
-computed against and `GET /api/assets/plan` reads it like any other snapshot data. Beside it, in
-`plan` and `apply` alike, every run that listed the assets stores where each matched computer is
-(`shared.store.site_links`: the matched asset's site): site-scoped rules tag computers by it.
+The plan is stored with the current generation (`shared.sync.asset_store`), so it lives and dies
+with the generation it was computed against and `GET /api/assets/plan` reads it like any other
+snapshot data. Beside it, in `plan` and `apply` alike, every run that listed the assets stores where
+each matched computer is (`shared.store.site_links`: the matched asset's site): site-scoped rules
+tag computers by it.
 """
 
 from __future__ import annotations
@@ -36,13 +36,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.asset_plan import (
     AssetConfig,
-    AssetCounts,
     ClientAssetPlan,
     count_plan,
     create_body,
@@ -58,17 +54,12 @@ from shared.halo.errors import HaloAuthError, HaloError
 from shared.records.halo import User
 from shared.records.immybot import ImmyComputer
 from shared.settings import Settings
-from shared.store.base import StoreError, client_key, decode_data, encode_data
 from shared.store.repository import Store
 from shared.store.site_links import write_site_links
-from shared.sync.asset_hold import AssetHold, guard_creates, set_hold
+from shared.sync.asset_hold import guard_creates, set_hold
+from shared.sync.asset_store import AssetRunSummary, store_plan
 
 log = logging.getLogger("halo_immy.assets")
-
-PARTITION = "assets"
-SUMMARY_ROW = "summary"
-# Items per stored document part: a client with thousands of computers spills into parts.
-_PART_ITEMS = 1_000
 
 
 def asset_config(settings: Settings) -> AssetConfig | None:
@@ -85,42 +76,6 @@ def asset_config(settings: Settings) -> AssetConfig | None:
         serial_field=settings.asset_serial_field,
         update_matched=settings.asset_update_matched,
     )
-
-
-class AssetRunSummary(BaseModel):
-    """What one asset run planned and did (the plan's summary row, and the run record's part)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    mode: str
-    outcome: str = Field(description="planned, applied, partial, held, failed or skipped")
-    run_id: str
-    generation: str
-    computed_at: datetime
-    totals: AssetCounts = Field(default_factory=AssetCounts)
-    written: dict[str, int] = Field(default_factory=dict)
-    reads: int = 0
-    writes: int = 0
-    writes_minimum: int = 0
-    max_creates: int = 0
-    held: AssetHold | None = None
-    error: str | None = None
-    note: str | None = None
-
-    def record(self) -> dict[str, Any]:
-        """The counts a sync run record and its log line carry."""
-        return self.model_dump(
-            mode="json",
-            include={"mode", "outcome", "totals", "written", "reads", "writes", "error", "note"},
-            exclude_none=True,
-        )
-
-
-class AssetPlanView(BaseModel):
-    """`GET /api/assets/plan`: the last asset run's summary and its plan per client."""
-
-    summary: AssetRunSummary
-    clients: list[ClientAssetPlan]
 
 
 @dataclass(slots=True)
@@ -286,7 +241,7 @@ async def _keep_plan(
     store: Store, summary: AssetRunSummary, plans: Sequence[ClientAssetPlan]
 ) -> None:
     try:
-        await asyncio.to_thread(_store_plan, store, summary.generation, summary, plans)
+        await asyncio.to_thread(store_plan, store, summary.generation, summary, plans)
     except Exception as error:
         what = "summary" if summary.outcome == "skipped" else "plan"
         log.warning(
@@ -344,61 +299,3 @@ async def _apply(
         await post_assets(halo, [create_body(c, config) for c in chunk_creates])
         progress.writes += 1
         progress.written["created"] += len(chunk_creates)
-
-
-# -- the stored plan -------------------------------------------------------------------------------
-
-
-def _store_plan(
-    store: Store, generation: str, summary: AssetRunSummary, plans: Sequence[ClientAssetPlan]
-) -> None:
-    rows: list[dict[str, Any]] = [{"RowKey": SUMMARY_ROW, **encode_data(summary.model_dump_json())}]
-    for plan in plans:
-        if not plan.eventful:
-            continue
-        for part, piece in enumerate(_parts(plan)):
-            rows.append(
-                {"RowKey": f"{client_key(plan.client_id)}-{part:03d}", **encode_data(piece)}
-            )
-    # A rerun against the same generation replaces the summary; drop the old client rows first.
-    store.delete_partition(generation, PARTITION)
-    store.write_generation(generation, {PARTITION: rows})
-
-
-def _parts(plan: ClientAssetPlan) -> list[str]:
-    lists = ("creates", "updates", "links", "ambiguous", "gone", "unresolved")
-    data = plan.model_dump(mode="json")
-    items = [(name, item) for name in lists for item in data[name]]
-    head = {k: v for k, v in data.items() if k not in lists}
-    parts = []
-    for start in range(0, max(1, len(items)), _PART_ITEMS):
-        piece: dict[str, Any] = {**head, **{name: [] for name in lists}}
-        for name, item in items[start : start + _PART_ITEMS]:
-            piece[name].append(item)
-        parts.append(json.dumps(piece, separators=(",", ":")))
-    return parts
-
-
-def read_plan(store: Store, generation: str, client_id: int | None = None) -> AssetPlanView | None:
-    """The asset plan stored with a generation (one client's, if asked), or None if there is none."""
-    prefix = None if client_id is None else client_key(client_id) + "-"
-    try:
-        summary_doc, _ = store.read_document(generation, PARTITION, SUMMARY_ROW)
-    except StoreError:
-        return None
-    entities = store.read_partition(generation, PARTITION, row_prefix=prefix)
-    merged: dict[int, dict[str, Any]] = {}
-    for entity in entities:
-        if entity["RowKey"] == SUMMARY_ROW:
-            continue
-        piece = json.loads(decode_data(entity))
-        into = merged.get(piece["client_id"])
-        if into is None:
-            merged[piece["client_id"]] = piece
-            continue
-        for name in ("creates", "updates", "links", "ambiguous", "gone", "unresolved"):
-            into[name] = into[name] + piece[name]
-    return AssetPlanView(
-        summary=AssetRunSummary.model_validate(summary_doc),
-        clients=[ClientAssetPlan.model_validate(merged[k]) for k in sorted(merged)],
-    )

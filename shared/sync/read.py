@@ -20,7 +20,7 @@ from azure.core.exceptions import AzureError
 
 from shared.core.record_comparison import Finding, Proof
 from shared.core.targets import Snapshot
-from shared.halo.client import HaloClient, Listing
+from shared.halo.client import HaloClient
 from shared.halo.errors import (
     HaloAuthError,
     HaloNotFound,
@@ -28,6 +28,7 @@ from shared.halo.errors import (
     HaloRequestError,
     HaloUnavailable,
 )
+from shared.halo.listing import Listing
 from shared.halo.paging import gather_or_cancel
 from shared.halo.proof import prove
 from shared.halo.report import ReadMode, ReportListings, ReportShortfall, read_via_report

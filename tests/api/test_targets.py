@@ -73,15 +73,21 @@ def rules_put(url_software: str | None, document) -> func.HttpResponse:
     )
 
 
-@pytest.fixture
-def demo(configure, halo_sandbox):
-    """The demo data set synced into a fresh store with the demo rules."""
-    sandbox = halo_sandbox(demo_data(date.today()))
-    configure(sandbox.url)
+def put_demo_rules_and_sync() -> None:
+    """Put the demo rules through the API, then sync the configured HaloPSA."""
     response = call("rules", "/api/rules", "PUT", DEMO_RULES.read_bytes())
     assert response.status_code == 200
     report = asyncio.run(run_sync())
     assert report.outcome is Outcome.SUCCEEDED, report.error
+
+
+@pytest.fixture
+def demo(configure, halo_sandbox, synced_templates):
+    """The demo data set synced into a fresh store with the demo rules (a copy of the store one
+    such sync set up in this worker)."""
+    sandbox = halo_sandbox(demo_data(date.today()))
+    configure(sandbox.url)
+    synced_templates.copy("demo, rules put", put_demo_rules_and_sync)
     return sandbox
 
 

@@ -136,7 +136,7 @@ def test_texts_that_reasons_show_differ_by_case_but_not_by_spacing():
 
 
 def test_a_rest_count_unlike_the_records_read_is_a_finding():
-    from shared.halo.client import Listing
+    from shared.halo.listing import Listing
     from shared.halo.proof import _counted, _Listed
 
     report = Listing(records=[Client(id=1, name="A")])

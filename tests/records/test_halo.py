@@ -10,7 +10,7 @@ import pytest
 
 from shared.core.rules import ItemMatch, Rule
 from shared.core.targets import Snapshot, resolve
-from shared.halo.client import Listing
+from shared.halo.listing import Listing
 from shared.records.halo import Client, Contract, Item, RecurringInvoice, Site
 from shared.records.parsing import Cause, parse_records
 from shared.sync.read import read_halo

@@ -38,7 +38,8 @@ from shared.runtime.clients import forget_applications
 from shared.runtime.process import get_settings, get_store
 from shared.store.site_links import read_site_links
 from shared.sync.asset_hold import asset_hold
-from shared.sync.assets import mapped_clients, read_plan
+from shared.sync.asset_store import read_plan
+from shared.sync.assets import mapped_clients
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from tests.conftest import immy_settings
