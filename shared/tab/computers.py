@@ -120,7 +120,7 @@ async def read_tenant(
     cap: int,
     deadline: float,
     deadline_ms: int,
-    stored: Callable[[], list[ImmyComputer]],
+    stored: Callable[[], Sequence[ImmyComputer]],
 ) -> TenantRead:
     """The tenant's computers and their detected software, all done by `deadline` (loop time).
 

@@ -17,10 +17,12 @@ import azure.functions as func
 import pytest
 
 from sandbox.halo_data import demo_data
-from sandbox.immybot import ImmyBotSandbox
+from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import flag_computers, immy_data_for
 from shared.api.rules import import_rules
+from shared.core.installed import InventoryState
 from shared.runtime.clients import forget_applications
+from shared.store.generations import read_computers, read_manifest
 from shared.store.repository import get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
@@ -141,6 +143,44 @@ def test_status_reports_immybot(both):
     assert status["immybot"] == {"configured": True, "tenants": 9, "computers": 30, "note": None}
 
 
+def software_of(computers: list) -> dict[int, list[str]]:
+    return {c.id: [s.name for s in c.software] for c in computers}
+
+
+def test_the_sync_reads_the_inventory_once_per_detect_pattern_and_stores_it(both):
+    _, immy = both
+    # Demo rules: Huntress detects "Huntress Agent", SentinelOne "Sentinel Agent": two searches
+    # across every tenant, not a request per computer.
+    requests = immy.stats()["requests"]
+    assert (requests["inventory_search"], requests["detected_software"]) == (2, 0)
+    pointer = get_store().current()
+    manifest, _ = read_manifest(get_store(), pointer.generation)
+    # 20 of the 30 demo computers carry Huntress Agent, 18 Sentinel Agent (immybot_data.py).
+    assert manifest.immybot.inventory == InventoryState(
+        searched=["huntress agent", "sentinel agent"], rows=38
+    )
+    contoso = software_of(read_computers(get_store(), pointer.generation, 2))
+    assert contoso == {
+        3: ["Huntress Agent"],
+        4: ["Sentinel Agent"],
+        5: ["Huntress Agent", "Sentinel Agent"],
+        6: ["Huntress Agent"],
+        7: [],  # never inventoried
+    }
+
+
+def test_a_refused_inventory_search_costs_only_installed(both):
+    _, immy = both
+    immy.set_faults(ImmyFaults(deny=["inventory_search"]))
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    inventory = report.immybot["inventory"]
+    assert inventory["searched"] == [] and inventory["rows"] == 0
+    assert set(inventory["failed"]) == {"huntress agent", "sentinel agent"}
+    assert "HTTP 403" in inventory["failed"]["sentinel agent"]
+    assert report.immybot["computers"] == 30 and report.immybot["note"] is None
+
+
 def test_immybot_down_carries_the_previous_generation_over(both):
     _, immy = both
     immy.stop()
@@ -148,6 +188,11 @@ def test_immybot_down_carries_the_previous_generation_over(both):
     assert report.outcome is Outcome.SUCCEEDED, report.error
     assert "ImmyBot unavailable" in report.immybot["note"]
     assert by_name(targets("Huntress"))["Contoso Ltd"]["immy_tenant_id"] == 2
+    # The inventory comes over with the computers, and says from where.
+    assert report.immybot["inventory"]["searched"] == ["huntress agent", "sentinel agent"]
+    assert report.immybot["inventory"]["note"].startswith("from generation ")
+    pointer = get_store().current()
+    assert software_of(read_computers(get_store(), pointer.generation, 2))[4] == ["Sentinel Agent"]
 
 
 def test_the_tab_lists_the_ticket_users_computer_first(both):

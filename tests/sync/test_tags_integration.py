@@ -105,9 +105,13 @@ def start(configure, halo_sandbox, monkeypatch):
 def test_apply_makes_each_managed_tag_equal_to_its_rules_targets(start):
     immy = start("apply")
     first = sync()
-    # Tenants: a page and the empty one; computers: one page; the link and its clients; tags: a
-    # read, two creates and one add-tags per rule (their tenant sets differ).
-    assert immybot_requests(first) == "ImmyBot       : 10 requests, minimum 10 (+0.0%)"
+    # Tenants: a page and the empty one; computers: one page; the link and its clients; an
+    # inventory search per detect pattern (two); tags: a read, two creates and one add-tags per
+    # rule (their tenant sets differ).
+    assert immybot_requests(first) == (
+        "ImmyBot       : 12 requests, minimum 12 (+0.0%), 400.00 per 1,000 computers read, "
+        "38 inventory rows kept"
+    )
     assert first.immybot["halo_link"] == "provider link 1 (HaloPSA)"
     carried = immy.tenant_tags()
     assert carried[HUNTRESS] == mapped_targets("Huntress") == {2, 3, 8}
