@@ -191,7 +191,13 @@ RECONCILIATION = Route(
         Operation(
             "get",
             "getReconciliation",
-            summary="Billed quantity against deployed computers, per client",
+            summary="Per client: billed quantity, targeted computers and computers with the "
+            "software installed, their differences and the money at stake",
+            description="Every number is as of the current sync (ImmyBot's inventory is read by "
+            "the sync, never by this call). at_stake = installed_minus_quantity x unit_price: "
+            "positive, installs not billed; negative, billed seats with no install. The CSV has "
+            "one column per JSON row field, numbers only in number columns (empty: not known; "
+            "quantity_status and installed_unknown say why).",
             params=(
                 Param("software", "query", Lookup, "A rule's software name.", required=True),
                 Param("format", "query", Literal["json", "csv"]),

@@ -93,23 +93,33 @@ def test_expand_computers_lists_each_tenants_computers(both):
     assert plain.headers["ETag"] != expanded.headers["ETag"]
 
 
-def test_reconciliation_compares_billed_with_deployed(both):
+def test_reconciliation_puts_billed_targeted_and_installed_side_by_side(both):
+    _, immy = both
+    before = immy.stats()["total"]
     response = call("reconciliation", "/api/reconciliation", software="SentinelOne")
     report = json.loads(response.get_body())
     rows = {r["client_name"]: r for r in report["rows"]}
     contoso = rows["Contoso Ltd"]
-    # Contoso is billed 25 SentinelOne seats at 6.00 and has 5 computers in tenant 2.
-    assert (contoso["billed"], contoso["deployed"], contoso["difference"]) == (25, 5, -20)
-    assert (contoso["unit_price"], contoso["at_stake"]) == (6.0, 120.0)
+    # Contoso is billed 25 SentinelOne seats at 6.00; tenant 2 has 5 deployable computers seen
+    # lately, and ImmyBot's inventory shows "Sentinel Agent" on two of them (ids 4 and 5).
+    assert (contoso["quantity"], contoso["targeted"], contoso["installed"]) == (25, 5, 2)
+    assert contoso["quantity_status"] == "fixed" and contoso["installed_unknown"] is None
+    # The documented signs: installed - quantity, and its money, negative for empty seats.
+    assert (contoso["installed_minus_quantity"], contoso["targeted_minus_installed"]) == (-23, 3)
+    assert (contoso["unit_price"], contoso["at_stake"]) == (6.0, -138.0)
     assert report["rows"][0]["client_name"] == "Contoso Ltd"  # most money at stake first
-    assert rows["Woodgrove Bank"]["deployed"] is None
+    assert rows["Woodgrove Bank"]["targeted"] is None
+    assert rows["Woodgrove Bank"]["installed_unknown"] == "the client has no ImmyBot tenant"
     assert report["totals"]["unmapped_clients"] == 3
+    assert report["detect"] == ["Sentinel Agent"] and report["stale_days"] == 30
     csv_response = call(
         "reconciliation", "/api/reconciliation", software="SentinelOne", format="csv"
     )
     assert csv_response.mimetype == "text/csv"
     lines = list(csv.DictReader(io.StringIO(csv_response.get_body().decode())))
-    assert lines[0]["client_name"] == "Contoso Ltd" and lines[0]["at_stake"] == "120.0"
+    assert lines[0]["client_name"] == "Contoso Ltd" and lines[0]["at_stake"] == "-138.0"
+    assert (lines[0]["quantity"], lines[0]["targeted"], lines[0]["installed"]) == ("25.0", "5", "2")
+    assert immy.stats()["total"] == before  # answered without calling ImmyBot
 
 
 def test_an_explicit_mapping_takes_effect_at_once(both):
@@ -127,8 +137,14 @@ def test_an_explicit_mapping_takes_effect_at_once(both):
         call("reconciliation", "/api/reconciliation", software="SentinelOne").get_body()
     )
     row = next(r for r in report["rows"] if r["client_name"] == "Wide World Importers")
-    # Its SentinelOne line is per device, not yet calculated: "calculated", never 0 billed.
-    assert (row["billed"], row["calculated_unknown"], row["deployed"]) == (None, 1, 6)
+    # Its SentinelOne line is per device, not yet calculated: "calculated", never 0 billed;
+    # tenant 8's six computers are targeted, four carry the agent (ids 23, 25, 26, 28).
+    assert (row["quantity"], row["quantity_status"], row["calculated_unknown"]) == (
+        None,
+        "calculated_unknown",
+        1,
+    )
+    assert (row["targeted"], row["installed"], row["at_stake"]) == (6, 4, None)
     listed = json.loads(call("rules", "/api/mappings", route={"area": "mappings"}).get_body())
     assert listed["explicit"] == [
         {"halo_client_id": 6, "immy_tenant_id": 8, "note": "renamed in ImmyBot"}
@@ -234,8 +250,10 @@ def test_paging_past_the_server_cap_and_counting_only_active_deployable_computer
     body = json.loads(call("reconciliation", "/api/reconciliation", software="Huntress").get_body())
     rows = {r["client_name"]: r for r in body["rows"]}
     contoso, fabrikam = rows["Contoso Ltd"], rows["Fabrikam, Inc."]
-    assert (contoso["deployed"], contoso["stale"], contoso["not_deployable"]) == (2, 0, 3)
-    assert (fabrikam["deployed"], fabrikam["stale"], fabrikam["not_deployable"]) == (3, 1, 0)
+    assert (contoso["targeted"], contoso["stale"], contoso["not_deployable"]) == (2, 0, 3)
+    assert (fabrikam["targeted"], fabrikam["stale"], fabrikam["not_deployable"]) == (3, 1, 0)
+    # Installed counts the flagged and the stale computers too: Huntress on 3, 5, 6 and on 8-10.
+    assert (contoso["installed"], fabrikam["installed"]) == (3, 3)
     assert body["totals"]["not_deployable"] == 3 and body["totals"]["stale"] == 1
 
 
