@@ -22,7 +22,7 @@ from shared.api.targets import answer_targets
 from shared.api.targets_query import parse_targets_query
 from shared.settings import get_settings
 from shared.store.repository import get_store
-from shared.sync.tags import tags_view
+from shared.sync.tags_view import tags_view
 
 bp = func.Blueprint()
 

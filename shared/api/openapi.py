@@ -21,7 +21,7 @@ from shared.core.mapping import ExplicitMapping
 from shared.core.rules import Rule, RuleSet
 from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
-from shared.sync.tags import TagsView
+from shared.sync.tags_view import TagsView
 
 MODELS: tuple[type[BaseModel], ...] = (
     TargetsResponse,

@@ -18,7 +18,7 @@ from shared.core.rules import MAX_RULES, MAX_SOFTWARE, RuleSet
 from shared.core.text import INT32_MAX, LOOKUP_MAX, LOOKUP_PATTERN, SOFTWARE_PATTERN
 from shared.sync.assets import AssetPlanView
 from shared.sync.status import SyncStatus
-from shared.sync.tags import TagsView
+from shared.sync.tags_view import TagsView
 
 # What params.lookup_value accepts: leading, trailing and repeated spaces are collapsed.
 Lookup = Annotated[

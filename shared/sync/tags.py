@@ -7,7 +7,7 @@ with no script. After a generation becomes current (never from a held one) the s
 
 - `off`: does nothing;
 - `plan`: computes the changes (tags to create, tenants to add, tenants to remove) and records them
-  for `GET /api/immybot/tags`, writing nothing to ImmyBot;
+  for `GET /api/immybot/tags` (`shared.sync.tags_view`), writing nothing to ImmyBot;
 - `apply`: records the same plan and makes it, in as few requests as ImmyBot's API allows
   (`POST /api/v1/tenants/add-tags` takes lists of tenant and tag ids, so one request per distinct
   set of tenants and direction).
@@ -36,7 +36,6 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from pydantic import BaseModel, ConfigDict
 
 from shared.core.generation import Manifest
 from shared.core.rules import normalise
@@ -65,16 +64,6 @@ STATE_TABLE = "ImmyTags"
 OFFBOARD_TABLE = "ImmyOffboarding"
 _RULE_PK = "rule"
 _APPROVAL_PK = "approval"
-
-
-class TagsView(BaseModel):
-    """`GET /api/immybot/tags`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    mode: TagMode
-    prefix: str
-    rules: list[RuleTags]
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -322,17 +311,14 @@ def _save(store: Store, plans: list[RuleTags], result: ApplyResult, keys: list[s
             table.delete_entity(_RULE_PK, entity["RowKey"])
 
 
-def tags_view(store: Store, settings: Settings) -> TagsView:
-    """Every rule's tag, carriers, targets, planned changes and last result, as last recorded."""
+def recorded_plans(store: Store) -> list[RuleTags]:
+    """Every rule's tag, carriers, targets, planned changes and last result, as last recorded
+    (`shared.sync.tags_view` adds the numbers per client for `GET /api/immybot/tags`)."""
     entities = store.table(STATE_TABLE).query_entities(
         "PartitionKey eq @pk", parameters={"pk": _RULE_PK}
     )
     rules = [RuleTags.model_validate_json(decode_data(e)) for e in entities]
-    return TagsView(
-        mode=TagMode(settings.immy_tags),
-        prefix=settings.immy_tag_prefix,
-        rules=sorted(rules, key=lambda r: normalise(r.software)),
-    )
+    return sorted(rules, key=lambda r: normalise(r.software))
 
 
 def approve_tag_removal(store: Store, software: str) -> HeldRemoval:

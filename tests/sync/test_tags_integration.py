@@ -141,6 +141,29 @@ def test_apply_makes_each_managed_tag_equal_to_its_rules_targets(start):
     assert immy.stats()["requests"]["tags"] > 0
 
 
+def test_the_tags_api_shows_billed_targeted_and_installed_per_client(start):
+    immy = start("plan")
+    sync()
+    before = immy.stats()["total"]
+    view = tag_view()["SentinelOne"]
+    assert view["numbers_generation"] == get_store().current().generation
+    clients = {c["client_name"]: c for c in view["clients"]}
+    numbers = {
+        name: (c["immy_tenant_id"], c["quantity"], c["targeted"], c["installed"])
+        for name, c in clients.items()
+    }
+    assert numbers == {
+        "Contoso Ltd": (2, 25.0, 5, 2),  # the reconciliation's numbers (tests/immybot)
+        "Northwind Traders": (None, 8.0, None, None),  # two tenants of its name: not mapped
+        "Wide World Importers": (8, None, 6, 4),  # linked; its per-device line not calculated
+        "Woodgrove Bank": (None, 40.0, None, None),  # subscriptions, last calculated 40
+    }
+    assert clients["Wide World Importers"]["quantity_status"] == "calculated_unknown"
+    assert clients["Woodgrove Bank"]["quantity_status"] == "calculated"
+    assert clients["Woodgrove Bank"]["installed_unknown"] == "the client has no ImmyBot tenant"
+    assert immy.stats()["total"] == before  # the numbers come from the sync, not from ImmyBot
+
+
 def test_a_held_generation_sends_no_tag_write(start):
     immy = start("apply")
     sync()
