@@ -17,6 +17,7 @@ from shared.core.targets import (
     ContractReason,
     InvoiceLineReason,
     Snapshot,
+    Target,
     resolve,
 )
 from shared.records.halo import Item, QuantityType, as_date
@@ -59,10 +60,12 @@ class SoftwareRow:
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
-    """A software the client is entitled to, and the display names that mean it is installed."""
+    """A software the client is entitled to, the display names that mean it is installed (none:
+    installed is not known), and the client as the rule's target (its billed quantity)."""
 
     software: str
     patterns: tuple[str, ...]
+    target: Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,7 @@ def _software(
             r.end_date for r in found[0].reasons if r.end_date is not None and r.end_date <= soon
         ]
         rows.append(SoftwareRow(entry.software, reasons, bool(ends), min(ends) if ends else None))
-        wanted.append(Wanted(entry.software, tuple(entry.rule.detect_patterns)))
+        wanted.append(Wanted(entry.software, tuple(entry.rule.detect_patterns), found[0]))
     return rows, wanted, in_grace
 
 

@@ -1,5 +1,6 @@
-"""The read side's one cache: the pointer and manifest, the sync status, client records, the tab's
-generation data, whole answers and the tab's ticket memo; each per store identity.
+"""The read side's one cache: the pointer and manifest, the sync status, client records, tenants'
+stored computers, the tab's generation data, whole answers and the tab's ticket memo; each per
+store identity.
 
 Every API answer starts with "which generation, and what does its manifest say": two Table round
 trips and a manifest validation per call without a cache. Both change rarely (a sync every 15
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from shared.core.generation import MANIFEST, META, ClientRecord, Manifest
+from shared.core.installed import StoredComputer
 from shared.core.mapping import TenantMatch
 from shared.core.targets import Snapshot
 from shared.records.halo import Item
@@ -188,22 +190,26 @@ class StatusCache:
             self._entries.clear()
 
 
-# -- client records --------------------------------------------------------------------------------
+# -- client records and tenant computers -----------------------------------------------------------
 
-# A generation's client records never change once written: the last few hundred viewed are kept.
+# A generation's client records and stored computers never change once written: the last few
+# hundred viewed are kept.
 CLIENTS_KEPT = 512
-ClientKey = tuple[str, str, int]  # (store identity, generation, client id)
+# (store identity, generation, client id) or (store identity, generation, ImmyBot tenant id)
+RecordKey = tuple[str, str, int]
+V = TypeVar("V")
 
 
-class ClientRecords:
-    """The last `CLIENTS_KEPT` client records read (None: not in that generation), LRU."""
+class RecordsKept(Generic[V]):
+    """The last `CLIENTS_KEPT` records read per generation and id (a record may be None: not in
+    that generation), LRU."""
 
     def __init__(self, kept: int = CLIENTS_KEPT) -> None:
         self._kept = kept
-        self._entries: OrderedDict[ClientKey, ClientRecord | None] = OrderedDict()
+        self._entries: OrderedDict[RecordKey, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: ClientKey) -> tuple[bool, ClientRecord | None]:
+    def get(self, key: RecordKey) -> tuple[bool, V | None]:
         """(whether the key is kept, its record)."""
         with self._lock:
             if key not in self._entries:
@@ -211,7 +217,7 @@ class ClientRecords:
             self._entries.move_to_end(key)
             return True, self._entries[key]
 
-    def put(self, key: ClientKey, record: ClientRecord | None) -> None:
+    def put(self, key: RecordKey, record: V) -> None:
         """Keep a record, dropping the least recently used past the bound."""
         with self._lock:
             self._entries[key] = record
@@ -403,14 +409,16 @@ snapshots = SnapshotCache()
 answers: AnswerCache[Hashable] = AnswerCache()
 writes_here = LocalWrites()
 statuses = StatusCache()
-client_records = ClientRecords()
+client_records: RecordsKept[ClientRecord | None] = RecordsKept()
+tenant_computers: RecordsKept[list[StoredComputer]] = RecordsKept()
 generations = GenerationCache()
 remembered_tickets = RememberedTickets()
 
 
 def forget_tab() -> None:
-    """Drop the tab's generation data, statuses and client records (tests that change a
-    generation behind the tab's back)."""
+    """Drop the tab's generation data, statuses, client records and tenant computers (tests
+    that change a generation behind the tab's back)."""
     generations.clear()
     statuses.clear()
     client_records.clear()
+    tenant_computers.clear()

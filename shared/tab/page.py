@@ -89,8 +89,8 @@ async def _immy_access(settings: Settings) -> ImmyAccess | None:
     return ImmyAccess(
         immy,
         base_url=immy.base_url,
-        cap=settings.tab_software_computers,
         link_id=settings.immy_halo_link_id,
+        stale_days=settings.immy_stale_days,
     )
 
 

@@ -4,13 +4,17 @@ A tab view's Table requests, on its critical path:
 1. `SyncState`, one partition query: the pointer and the held generation together.
 2. `SyncRuns`, the newest row (beside 1): whether the last run failed.
 3. the client's record in the current generation (`shared.store.generations.read_client`).
-The generation's manifest, item catalogue and client -> tenant matches are the same for every
-view of a generation, so they are read once per process and generation (on the first view of it)
-and kept; the manifest (which a rule or mapping edit replaces within a generation) is re-read after
-the response once it is `read_cache.TTL_SECONDS` old, with the matches when the manifest changed.
-What is kept lives in `shared.store.read_cache`.
-The computers come live from ImmyBot, so they cost no Table read unless ImmyBot misses the deadline
-(then the snapshot's list stands in). No write is on the critical path (see `shared.tab.page`).
+4. beside 3, its ImmyBot tenant's computers as the sync stored them, with the software ImmyBot's
+   inventory showed on each (`read_computers` of one tenant): where the tab's installed and
+   missing come from, so a view asks ImmyBot nothing per computer.
+1 and 2 are kept for `read_cache.TTL_SECONDS`, 3 and 4 for as long as the generation serves (an
+LRU). The generation's manifest, item catalogue and client -> tenant matches are the same for
+every view of a generation, so they are read once per process and generation (on the first view
+of it) and kept; the manifest (which a rule or mapping edit replaces within a generation) is
+re-read after the response once it is `read_cache.TTL_SECONDS` old, with the matches when the
+manifest changed. What is kept lives in `shared.store.read_cache`.
+The computer list itself comes live from ImmyBot (one request); the stored list stands in when
+ImmyBot misses the deadline. No write is on the critical path (see `shared.tab.page`).
 """
 
 from __future__ import annotations
@@ -22,9 +26,16 @@ from collections.abc import Callable
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.core.generation import ClientRecord
+from shared.core.installed import StoredComputer
 from shared.runtime.background import after_response
 from shared.store import read_cache
-from shared.store.generations import read_client, read_items, read_manifest, read_matches
+from shared.store.generations import (
+    read_client,
+    read_computers,
+    read_items,
+    read_manifest,
+    read_matches,
+)
 from shared.store.read_cache import GenerationData, GenerationKey, ServingState
 from shared.store.repository import Store
 
@@ -68,6 +79,18 @@ async def client_record(store: Store, generation: str, client_id: int) -> Client
     record = await asyncio.to_thread(read_client, store, generation, client_id)
     read_cache.client_records.put(key, record)
     return record
+
+
+async def tenant_computers(store: Store, generation: str, tenant_id: int) -> list[StoredComputer]:
+    """One ImmyBot tenant's computers as the sync stored them, with the software its inventory
+    search found on each: one range read, then kept (an LRU, as client records)."""
+    key = (store.identity, generation, tenant_id)
+    kept, computers = read_cache.tenant_computers.get(key)
+    if kept and computers is not None:
+        return computers
+    computers = await asyncio.to_thread(read_computers, store, generation, tenant_id)
+    read_cache.tenant_computers.put(key, computers)
+    return computers
 
 
 def _load(store: Store, generation: str, previous: GenerationData | None) -> GenerationData:

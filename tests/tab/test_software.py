@@ -1,9 +1,11 @@
-"""The tab's installed / missing / unknown column, its ImmyBot links, its deadline and its Table reads.
+"""The tab's billed / targeted / installed heading, its installed / missing / unknown cells, its
+ImmyBot links, its deadline and its Table reads.
 
 Expectations come from the demo data sets (sandbox/halo_data.py, sandbox/immybot_data.py): ticket 1
 is Dana Whitfield's at Contoso Ltd (ImmyBot tenant 2, computers 3-7; hers is 3, CONTOSO-LT01), and
 `detected_software()` gives computer 3 Huntress only, 4 SentinelOne only, 5 both, 6 Huntress only,
-and 7 nothing at all (never inventoried).
+and 7 nothing at all (never inventoried). Contoso is billed 25 SentinelOne seats (a fixed line) and
+has Huntress through its Managed Security contract.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 
 from sandbox.halo_data import HaloDataSet, demo_data
-from sandbox.immybot import ImmyBotSandbox, ImmyFaults
+from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
 from shared.core.coverage import Wanted
 from shared.core.detection import matches
-from shared.immybot.errors import ImmyError
-from shared.records.immybot import DetectedSoftware, ImmyComputer
+from shared.core.installed import SoftwareSeen, StoredComputer
+from shared.core.targets import Quantities, Target
+from shared.records.immybot import ImmyComputer
 from shared.runtime.clients import forget_applications
 from shared.settings import get_settings
 from shared.store import read_cache
@@ -37,7 +40,7 @@ from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.tab import page as tab_module
 from shared.tab import snapshot as tab_snapshot
-from shared.tab.computers import cell, read_tenant
+from shared.tab.computers import NEW_SINCE_SYNC, cell, tenant_read
 from tests.conftest import immy_settings
 from tests.registry import handler
 
@@ -64,101 +67,61 @@ def test_detect_patterns(pattern, name, found):
     assert matches(pattern, name) is found
 
 
-def detected(computer: int, *names: str) -> list[DetectedSoftware]:
-    return [
-        DetectedSoftware.model_validate(
-            {"computerId": computer, "tenantId": 2, "softwareName": n, "version": "1.2"}
-        )
-        for n in names
-    ]
+NO_TARGET = Target(
+    client_id=1,
+    client_name="Contoso",
+    immy_tenant_id=None,
+    immy_tenant_name=None,
+    mapping="name",
+    sites=[],
+    quantity=None,
+    quantities=Quantities(fixed=0, calculated=0, calculated_unknown=0),
+    reasons=[],
+)
 
 
-def test_cells_say_installed_missing_or_unknown():
-    wanted = Wanted("SentinelOne", ("sentinel agent", "SentinelOne"))
-    assert cell(wanted, detected(3, "Microsoft Edge", "Sentinel Agent")).status == "installed"
-    assert cell(wanted, detected(3, "Sentinel Agent")).version == "1.2"
-    assert cell(wanted, detected(3, "Huntress Agent")).status == "missing"
-    unknown = cell(wanted, "never inventoried by ImmyBot")
-    assert (unknown.status, unknown.why) == ("unknown", "never inventoried by ImmyBot")
+def stored(computer: int, *names: str, tenant: int = 2) -> StoredComputer:
+    return StoredComputer(
+        id=computer,
+        tenant_id=tenant,
+        software=tuple(SoftwareSeen(name=n, version="1.2") for n in names),
+    )
 
 
-class ForeignImmy:
-    """An ImmyBot that answers with a computer of another tenant, and rows of another computer."""
-
-    async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
-        return [
-            ImmyComputer(id=3, computerName="CONTOSO-LT01", tenantId=2),
-            ImmyComputer(id=8, computerName="FABRIKAM-LT01", tenantId=3),
-        ]
-
-    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
-        if computer_id != 3:
-            raise ImmyError("not asked for")
-        return detected(3, "Huntress Agent") + detected(8, "Sentinel Agent")
+def test_cells_say_installed_missing_or_unknown_from_the_stored_inventory():
+    wanted = Wanted("SentinelOne", ("sentinel agent", "SentinelOne"), NO_TARGET)
+    assert cell(wanted, stored(3, "Microsoft Edge", "Sentinel Agent"), None).status == "installed"
+    assert cell(wanted, stored(3, "Sentinel Agent"), None).version == "1.2"
+    assert cell(wanted, stored(3, "Huntress Agent"), None).status == "missing"
+    new = cell(wanted, None, None)  # listed live, not in the last sync
+    assert (new.status, new.why) == ("unknown", NEW_SINCE_SYNC)
+    why = cell(wanted, stored(3, "Sentinel Agent"), "the rule names no detect pattern")
+    assert (why.status, why.why) == ("unknown", "the rule names no detect pattern")
 
 
 def test_a_computer_of_another_tenant_never_appears():
-    async def run() -> Any:
-        loop = asyncio.get_running_loop()
-        return await read_tenant(
-            ForeignImmy(),  # type: ignore[arg-type]
-            2,
-            "",
-            cap=10,
-            deadline=loop.time() + 5,
-            deadline_ms=5000,
-            stored=list,
-        )
-
-    read = asyncio.run(run())
+    live = [
+        ImmyComputer(id=3, computerName="CONTOSO-LT01", tenantId=2),
+        ImmyComputer(id=8, computerName="FABRIKAM-LT01", tenantId=3),
+    ]
+    kept = [stored(3, "Huntress Agent"), stored(8, "Sentinel Agent", tenant=3)]
+    read = tenant_read(live, kept, 2, "")
     assert [c.name for c in read.computers] == ["CONTOSO-LT01"]
-    assert [r.name for r in read.inventory[3]] == ["Huntress Agent"]  # not computer 8's row
+    assert set(read.stored) == {3}  # not computer 8's inventory either
+    fallback = tenant_read("ImmyBot is unavailable", kept, 2, "")
+    assert [c.id for c in fallback.computers] == [3]
+    assert fallback.source == "as of the last sync: ImmyBot is unavailable"
 
 
-class FourComputers:
-    """A tenant of four computers, two of them (offline, named last) the ticket user's."""
-
-    def __init__(self) -> None:
-        self.asked: list[int] = []
-
-    async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
-        return [
-            ImmyComputer(id=1, computerName="A-DESK", tenantId=2, isOnline=True),
-            ImmyComputer(id=2, computerName="B-DESK", tenantId=2, isOnline=True),
-            ImmyComputer(
-                id=3, computerName="Y-LAPTOP", tenantId=2, primaryUserEmail="Dana@Contoso.com"
-            ),
-            ImmyComputer(
-                id=4, computerName="Z-LAPTOP", tenantId=2, primaryUserEmail="dana@contoso.com "
-            ),
-        ]
-
-    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
-        self.asked.append(computer_id)
-        return detected(computer_id, "Huntress Agent")
-
-
-@pytest.mark.parametrize(("cap", "asked"), [(1, [3, 4]), (3, [3, 4, 1])])
-def test_the_ticket_users_computers_are_read_first_and_always_the_rest_up_to_the_cap(cap, asked):
-    immy = FourComputers()
-
-    async def run() -> Any:
-        loop = asyncio.get_running_loop()
-        return await read_tenant(
-            immy,  # type: ignore[arg-type]
-            2,
-            "dana@contoso.com",
-            cap=cap,
-            deadline=loop.time() + 5,
-            deadline_ms=5000,
-            stored=list,
-        )
-
-    read = asyncio.run(run())
+def test_the_ticket_users_computers_come_first_then_online_ones_by_name():
+    live = [
+        ImmyComputer(id=1, computerName="A-DESK", tenantId=2, isOnline=True),
+        ImmyComputer(id=2, computerName="B-DESK", tenantId=2, isOnline=False),
+        ImmyComputer(id=3, computerName="Y-LAPTOP", tenantId=2, primaryUserEmail="Dana@C.com"),
+        ImmyComputer(id=4, computerName="Z-LAPTOP", tenantId=2, primaryUserEmail="dana@c.com "),
+    ]
+    read = tenant_read(live, [], 2, "dana@c.com")
     assert [c.id for c in read.computers] == [3, 4, 1, 2]
-    assert sorted(immy.asked) == sorted(asked)
-    for computer_id in {1, 2, 3, 4} - set(asked):
-        assert read.inventory[computer_id] == f"not read: the tab checks {cap} computers at most"
 
 
 # -- through the handler, against Azurite and both sandboxes -----------------------------------------
@@ -213,8 +176,38 @@ def both(configure, halo_sandbox, monkeypatch):
     forget_applications()
 
 
+def heading(html: str, software: str) -> str:
+    """The text of `software`'s line in "Expected software", tags stripped."""
+    line = html.split(f"<li><b><bdi>{software}</bdi></b>", 1)[1].split('<span class="why">', 1)[0]
+    return software + re.sub(r"<[^>]+>", "", line).rstrip()
+
+
 @pytest.mark.integration
-def test_installed_missing_and_never_inventoried(both):
+def test_the_heading_shows_billed_targeted_and_installed_as_the_reconciliation_does(both):
+    immy = both(IMMY_HALO_LINK_ID="1")
+    before = immy.stats()["requests"]
+    html = page()
+    assert heading(html, "SentinelOne") == "SentinelOne — billed 25 · targeted 5 · installed 2"
+    assert heading(html, "Huntress") == (
+        "Huntress — billed by contract (no quantity) · targeted 5 · installed 3"
+    )
+    reconciliation = json.loads(
+        handler("reconciliation")(
+            func.HttpRequest(
+                "GET", "/api/reconciliation", body=b"", params={"software": "SentinelOne"}
+            )
+        ).get_body()
+    )
+    contoso = next(r for r in reconciliation["rows"] if r["client_name"] == "Contoso Ltd")
+    assert (contoso["quantity"], contoso["targeted"], contoso["installed"]) == (25, 5, 2)
+    # The view asked ImmyBot for the tenant's computer list, and nothing per computer.
+    after = immy.stats()["requests"]
+    assert after["computers"] - before["computers"] == 1
+    assert after["detected_software"] == after["inventory_search"] - before["inventory_search"] == 0
+
+
+@pytest.mark.integration
+def test_installed_and_missing_come_from_the_stored_inventory(both):
     immy = both(IMMY_HALO_LINK_ID="1")
     html = page()
     assert cells(html, "CONTOSO-LT01") == {
@@ -223,12 +216,13 @@ def test_installed_missing_and_never_inventoried(both):
     }
     assert cells(html, "CONTOSO-LT02")["SentinelOne"] == "installed installed 23.4.4.223"  # id 4
     assert cells(html, "CONTOSO-LT02")["Huntress"] == "missing missing"
-    assert cells(html, "CONTOSO-LAB01") == {  # id 7: never inventoried
-        "Huntress": "unknown unknown never inventoried by ImmyBot",
-        "SentinelOne": "unknown unknown never inventoried by ImmyBot",
+    # Id 7 was never inventoried: the bulk search cannot tell that from "not installed", and the
+    # page says so beside the table.
+    assert cells(html, "CONTOSO-LAB01") == {
+        "Huntress": "missing missing",
+        "SentinelOne": "missing missing",
     }
-    assert "Huntress: 3 of 5 computers (1 unknown)" in html
-    assert "SentinelOne: 2 of 5 computers (1 unknown)" in html
+    assert "a computer ImmyBot never inventoried shows as missing" in html
     # The ticket user's computer first and open; the other four inside <details> with their count.
     mine, others = html.split("<details", 1)
     assert "CONTOSO-LT01" in mine and "CONTOSO-LT02" not in mine
@@ -258,43 +252,53 @@ def test_detect_patterns_match_case_insensitively(both):
             ["HUNTRESS agent"] if rule["software"] == "Huntress" else ["sentinel*AGENT"]
         )
     both(json.dumps(rules).encode())
-    found = cells(page(), "CONTOSO-LT01")
+    html = page()
+    found = cells(html, "CONTOSO-LT01")
     assert found == {"Huntress": "installed installed 0.14.46", "SentinelOne": "missing missing"}
+    assert heading(html, "SentinelOne").endswith("installed 2")
 
 
 @pytest.mark.integration
-def test_a_pattern_that_matches_nothing_says_missing(both):
+def test_a_rule_without_detect_says_installed_is_unknown_never_guessed(both):
     rules = json.loads(DEMO_RULES.read_bytes())
     for rule in rules["rules"]:
-        rule.pop("detect", None)  # the default, "SentinelOne", is not "Sentinel Agent"
+        if rule["software"] == "SentinelOne":
+            rule.pop("detect")  # its name, "SentinelOne", is not its display name
     both(json.dumps(rules).encode())
-    assert cells(page(), "CONTOSO-LT02")["SentinelOne"] == "missing missing"
-
-
-@pytest.mark.integration
-def test_a_computer_slower_than_the_deadline_is_unknown(both):
-    # CONTOSO-WS01 (id 5) answers 30 s late; the tab's deadline is one second.
-    immy = both(TAB_DEADLINE_MS="1000")
-    immy.set_faults(ImmyFaults(slow_computers=[5], slow_computer_ms=30_000))
     html = page()
-    assert cells(html, "CONTOSO-WS01") == {
-        "Huntress": "unknown unknown ImmyBot did not answer within 1000 ms",
-        "SentinelOne": "unknown unknown ImmyBot did not answer within 1000 ms",
-    }
-    assert cells(html, "CONTOSO-LT01")["Huntress"] == "installed installed 0.14.46"
-    assert "Huntress: 2 of 5 computers (2 unknown)" in html  # 3 and 6; 5 late, 7 never inventoried
+    why = "the rule names no detect pattern"
+    assert cells(html, "CONTOSO-LT02")["SentinelOne"] == f"unknown unknown {why}"
+    assert heading(html, "SentinelOne") == (
+        f"SentinelOne — billed 25 · targeted 5 · installed unknown ({why})"
+    )
 
 
 @pytest.mark.integration
-def test_immybot_down_shows_the_snapshot_list_with_unknown_software(both):
+def test_a_computer_new_since_the_sync_is_unknown(both):
+    immy = both()
+    data = immy.data
+    template = next(c for c in data.computers if c["id"] == 4)
+    data.computers.append({**template, "id": 31, "computerName": "CONTOSO-NEW01"})
+    immy.set_data(data)  # ImmyBot lists it now; the last sync did not see it
+    html = page()
+    assert cells(html, "CONTOSO-NEW01") == {
+        "Huntress": f"unknown unknown {NEW_SINCE_SYNC}",
+        "SentinelOne": f"unknown unknown {NEW_SINCE_SYNC}",
+    }
+    assert heading(html, "SentinelOne").endswith("targeted 5 · installed 2")  # as of the sync
+
+
+@pytest.mark.integration
+def test_immybot_down_shows_the_stored_list_and_its_inventory(both):
     immy = both()
     immy.stop()
     html = page()
     assert "as of the last sync: ImmyBot is unavailable" in html
     assert cells(html, "CONTOSO-LT01") == {
-        "Huntress": "unknown unknown ImmyBot is unavailable",
-        "SentinelOne": "unknown unknown ImmyBot is unavailable",
+        "Huntress": "installed installed 0.14.46",
+        "SentinelOne": "missing missing",
     }
+    assert heading(html, "SentinelOne") == "SentinelOne — billed 25 · targeted 5 · installed 2"
 
 
 @pytest.mark.integration
@@ -357,7 +361,7 @@ class Held:
 
 
 @pytest.mark.integration
-def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, monkeypatch):
+def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, monkeypatch):
     both()
     store, transport = counting_store()
     monkeypatch.setattr(tab_module, "get_store", lambda: store)
@@ -373,8 +377,18 @@ def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, m
         transport.requests.clear()
         html = page(ticket)
         assert "Contoso Ltd" in html
-        assert len(transport.requests) <= 3, transport.requests
+        # The status and last run (kept 5 s), the client's record and its tenant's stored
+        # computers (kept for the generation).
+        assert len(transport.requests) <= 4, transport.requests
         assert all(method == "GET" for method, _ in transport.requests), transport.requests
+    # Nothing kept but the generation's shared data: exactly those four, side by side.
+    read_cache.statuses.clear()
+    read_cache.client_records.clear()
+    read_cache.tenant_computers.clear()
+    transport.requests.clear()
+    page("1")
+    assert len(transport.requests) == 4, transport.requests
+    assert all(method == "GET" for method, _ in transport.requests), transport.requests
     # Ticket 1's memo was written already (no write again); ticket 2's waits for after its response.
     assert len(held.work) == 1
     transport.requests.clear()
