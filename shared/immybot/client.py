@@ -1,5 +1,5 @@
-"""ImmyBot REST client: tenants, computers, detected software (per computer, and in bulk by name),
-tags, provider links; and the two writes the app makes, adding and removing tags on tenants. Its
+"""ImmyBot REST client: tenants, computers, their inventory (in bulk, by software name), tags,
+provider links; and the two writes the app makes, adding and removing tags on tenants. Its
 Entra ID token comes from `shared.immybot.auth` (msal, client credentials), its errors from
 `shared.immybot.errors`.
 """
@@ -20,7 +20,6 @@ from shared.immybot.errors import ImmyAuthError, ImmyProtocolError, ImmyUnavaila
 from shared.outbound.budget import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.outbound.http import CallRecord, OwnsHttp, logged_call, open_http
 from shared.records.immybot import (
-    DetectedSoftware,
     ImmyComputer,
     ImmyTag,
     ImmyTenant,
@@ -162,14 +161,6 @@ class ImmyClient(OwnsHttp):
                 )
         unique = {c.id: c for c in found}
         return sorted(unique.values(), key=lambda c: c.id)
-
-    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
-        """What ImmyBot's inventory found on one computer (an empty list: never inventoried)."""
-        path = f"/api/v1/computers/{int(computer_id)}/detected-computer-software"
-        body = await self._get(path, {})
-        if not isinstance(body, list):
-            raise ImmyProtocolError(f"GET {path}: the answer is not a list")
-        return self._parse(DetectedSoftware, body, "detected software")
 
     async def inventory_search(self, text: str) -> list[InventoryRow]:
         """Every computer whose inventory has software with `text` in its display name, across
