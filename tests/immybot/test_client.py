@@ -91,6 +91,20 @@ async def test_cached_token_is_reused(entra):
     assert tokens.call_count == 1
 
 
+async def test_a_fresh_token_is_handed_out_without_a_worker_thread(entra, monkeypatch):
+    token_route(entra, "tok-1")
+    api = entra.get(f"{BASE}/api/v1/tenants").respond(json=[])
+    async with client() as immy:
+        await immy.tenants()  # the first asks msal, in a worker thread
+
+        async def no_thread(*args, **kwargs):
+            raise AssertionError("msal asked again for a token that is still fresh")
+
+        monkeypatch.setattr("shared.immybot.auth.asyncio.to_thread", no_thread)
+        await immy.tenants()
+    assert [c.request.headers["Authorization"] for c in api.calls] == ["Bearer tok-1"] * 2
+
+
 async def test_expired_token_is_refreshed(entra):
     # msal refreshes a token with less than five minutes left: one of 60 s is stale at once.
     tokens = token_route(entra, "tok-1", "tok-2", expires_in=60)
