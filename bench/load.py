@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.harness import percentile, use_sandboxes  # noqa: E402
+from bench.harness import cpu_seconds, percentile, use_sandboxes  # noqa: E402
 from sandbox.devhost import default_threads, function_key  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
@@ -111,6 +111,21 @@ def line(label: str, samples: list[float], wall: float) -> str:
         f"{label:<26} n={len(ms):<4} p50 {percentile(ms, 0.50):7.1f} ms   "
         f"p95 {percentile(ms, 0.95):7.1f} ms   p99 {percentile(ms, 0.99):7.1f} ms   "
         f"max {max(ms):7.1f} ms   {len(ms) / wall:6.1f} req/s"
+    )
+
+
+def cpu_line(pids: Mapping[str, int], before: Mapping[str, float], calls: int) -> str:
+    """CPU milliseconds per call each process spent (the load generator's own left out), and
+    the calls per second that total allows on this machine's CPUs: a figure the other
+    engineers' load on a shared machine moves far less than the latencies."""
+    spent = {name: (cpu_seconds(pid) - before[name]) * 1000 / calls for name, pid in pids.items()}
+    total = sum(spent.values())
+    cpus = os.cpu_count() or 1
+    return (
+        f"{'':<26} CPU per call: "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in spent.items())
+        + f"; {total:.1f} ms in all, at most {1000 * cpus / max(total, 0.001):.0f} calls/s "
+        f"on {cpus} CPUs"
     )
 
 
@@ -182,6 +197,12 @@ def main() -> None:
             view, _ = put_rule(store, software, rule, today)
 
             devhost, base = start_module("sandbox.devhost", "--existing")
+            pids = {
+                "devhost": devhost.pid,
+                "HaloPSA": halo.pid,
+                "ImmyBot": immy.pid,
+                "Azurite": azurite.pid,
+            }
             targets = [f"/api/targets?{urlencode({'software': software})}"]
             tickets = distinct_tickets(data.tickets, WARM_CALLS, args.calls)
             size = len(
@@ -196,6 +217,7 @@ def main() -> None:
                 asyncio.run(load(base, warm, function_key(key), 20, WARM_CALLS))
                 for run, callers in enumerate(CONCURRENCY, start=1):
                     paths = targets if name == "targets" else tickets[run]
+                    before = {k: cpu_seconds(p) for k, p in pids.items()}
                     samples, wall = asyncio.run(
                         load(base, paths, function_key(key), callers, args.calls)
                     )
@@ -203,6 +225,7 @@ def main() -> None:
                     if name == "tab":
                         label += f", {len(set(paths))} tickets"
                     results.append(line(label, samples, wall))
+                    results.append(cpu_line(pids, before, len(samples)))
             profiled = profile(software, 200) if args.profile else ""
         finally:
             if devhost is not None:
