@@ -284,6 +284,15 @@ def read_computers(
     return [StoredComputer.model_validate(x) for document in documents for x in document]
 
 
+def read_computer_texts(store: Store, generation: str) -> dict[int, list[str]]:
+    """Every tenant's stored computers as the JSON arrays the sync wrote (undecoded), by tenant
+    id: one partition read, for a reader that keeps them and parses one tenant at a time."""
+    texts: dict[int, list[str]] = defaultdict(list)
+    for entity in store.read_partition(generation, IMMY_COMPUTERS):
+        texts[int(str(entity["RowKey"]).split("-", 1)[0])].append(decode_data(entity))
+    return dict(texts)
+
+
 def read_targets(store: Store, generation: str, partition: str) -> list[Target]:
     """One rule's resolved targets from the partition its manifest entry names, in order."""
     return [Target.model_validate(x) for x in _read_lists(store, generation, partition)]

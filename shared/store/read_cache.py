@@ -1,6 +1,6 @@
 """The read side's one cache: the pointer and manifest, the sync status, client records, tenants'
-stored computers, the tab's generation data, whole answers and the tab's ticket memo; each per
-store identity.
+stored computers (`shared.store.tab_cache`), the tab's generation data, whole answers and the
+tab's ticket memo; each per store identity.
 
 Every API answer starts with "which generation, and what does its manifest say": two Table round
 trips and a manifest validation per call without a cache. Both change rarely (a sync every 15
@@ -29,6 +29,7 @@ from shared.core.installed import StoredComputer
 from shared.core.mapping import TenantMatch
 from shared.core.targets import Snapshot
 from shared.records.halo import Item
+from shared.store.tab_cache import ComputerIndex, RecordsKept
 
 if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
     from shared.store.repository import Store
@@ -186,46 +187,6 @@ class StatusCache:
 
     def clear(self) -> None:
         """Forget every entry."""
-        with self._lock:
-            self._entries.clear()
-
-
-# -- client records and tenant computers -----------------------------------------------------------
-
-# A generation's client records and stored computers never change once written: the last few
-# hundred viewed are kept.
-CLIENTS_KEPT = 512
-# (store identity, generation, client id) or (store identity, generation, ImmyBot tenant id)
-RecordKey = tuple[str, str, int]
-V = TypeVar("V")
-
-
-class RecordsKept(Generic[V]):
-    """The last `CLIENTS_KEPT` records read per generation and id (a record may be None: not in
-    that generation), LRU."""
-
-    def __init__(self, kept: int = CLIENTS_KEPT) -> None:
-        self._kept = kept
-        self._entries: OrderedDict[RecordKey, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: RecordKey) -> tuple[bool, V | None]:
-        """(whether the key is kept, its record)."""
-        with self._lock:
-            if key not in self._entries:
-                return False, None
-            self._entries.move_to_end(key)
-            return True, self._entries[key]
-
-    def put(self, key: RecordKey, record: V) -> None:
-        """Keep a record, dropping the least recently used past the bound."""
-        with self._lock:
-            self._entries[key] = record
-            while len(self._entries) > self._kept:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every record."""
         with self._lock:
             self._entries.clear()
 
@@ -411,6 +372,7 @@ writes_here = LocalWrites()
 statuses = StatusCache()
 client_records: RecordsKept[ClientRecord | None] = RecordsKept()
 tenant_computers: RecordsKept[list[StoredComputer]] = RecordsKept()
+computer_index = ComputerIndex()
 generations = GenerationCache()
 remembered_tickets = RememberedTickets()
 
@@ -422,3 +384,4 @@ def forget_tab() -> None:
     statuses.clear()
     client_records.clear()
     tenant_computers.clear()
+    computer_index.clear()

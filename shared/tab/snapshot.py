@@ -8,11 +8,14 @@ A tab view's Table requests, on its critical path:
    inventory showed on each (`read_computers` of one tenant): where the tab's installed and
    missing come from, so a view asks ImmyBot nothing per computer.
 1 and 2 are kept for `read_cache.TTL_SECONDS`, 3 and 4 for as long as the generation serves (an
-LRU). The generation's manifest, item catalogue and client -> tenant matches are the same for
-every view of a generation, so they are read once per process and generation (on the first view
-of it) and kept; the manifest (which a rule or mapping edit replaces within a generation) is
-re-read after the response once it is `read_cache.TTL_SECONDS` old, with the matches when the
-manifest changed. What is kept lives in `shared.store.read_cache`.
+LRU). 4 is not read at all once the generation's computer index is loaded: the first view of a
+generation starts that load after its response (every tenant's stored computers in one partition
+read, kept as text, about half a kilobyte per computer).
+The generation's manifest, item catalogue and client -> tenant matches are the same for every
+view of a generation, so they are read once per process and generation (on the first view of it)
+and kept; the manifest (which a rule or mapping edit replaces within a generation) is re-read after
+the response once it is `read_cache.TTL_SECONDS` old, with the matches when the manifest changed.
+What is kept lives in `shared.store.read_cache`.
 The computer list itself comes live from ImmyBot (one request); the stored list stands in when
 ImmyBot misses the deadline. No write is on the critical path (see `shared.tab.page`).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from json import loads
 
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -31,6 +35,7 @@ from shared.runtime.background import after_response
 from shared.store import read_cache
 from shared.store.generations import (
     read_client,
+    read_computer_texts,
     read_computers,
     read_items,
     read_manifest,
@@ -83,7 +88,20 @@ async def client_record(store: Store, generation: str, client_id: int) -> Client
 
 async def tenant_computers(store: Store, generation: str, tenant_id: int) -> list[StoredComputer]:
     """One ImmyBot tenant's computers as the sync stored them, with the software its inventory
-    search found on each: one range read, then kept (an LRU, as client records)."""
+    search found on each.
+
+    From the generation's computer index once it is loaded (the first view of a generation
+    starts that load after its response: one partition read, kept as text); until then one range
+    read, kept in an LRU as client records are."""
+    index, load = read_cache.computer_index.get((store.identity, generation))
+    if index is not None:
+        return [
+            StoredComputer.model_validate(x) for t in index.get(tenant_id, ()) for x in loads(t)
+        ]
+    if load:
+        after_response.submit(
+            "computer index", lambda: _load_index(store, generation, (store.identity, generation))
+        )
     key = (store.identity, generation, tenant_id)
     kept, computers = read_cache.tenant_computers.get(key)
     if kept and computers is not None:
@@ -91,6 +109,14 @@ async def tenant_computers(store: Store, generation: str, tenant_id: int) -> lis
     computers = await asyncio.to_thread(read_computers, store, generation, tenant_id)
     read_cache.tenant_computers.put(key, computers)
     return computers
+
+
+def _load_index(store: Store, generation: str, key: GenerationKey) -> None:
+    texts = None
+    try:
+        texts = read_computer_texts(store, generation)
+    finally:
+        read_cache.computer_index.put(key, texts)
 
 
 def _load(store: Store, generation: str, previous: GenerationData | None) -> GenerationData:

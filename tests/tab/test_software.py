@@ -368,27 +368,37 @@ def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, mo
     monkeypatch.setattr(read_cache.generations, "ttl", 3600.0)  # no refresh mid-test
     held = Held()
     monkeypatch.setattr(tab_module, "after_response", held)
+    monkeypatch.setattr(tab_snapshot, "after_response", held)
 
-    page()  # the first view of the generation in this process reads what every view shares
-    held.run()  # ...and its memo write, after the response
+    page()  # the first view of the generation reads what every view shares
+    held.run()  # ...and after its response writes its memo and loads the computer index
     assert any(method in ("PUT", "PATCH", "MERGE", "POST") for method, _ in transport.requests)
 
-    for ticket in ("1", "2", "1"):
-        transport.requests.clear()
-        html = page(ticket)
-        assert "Contoso Ltd" in html
-        # The status and last run (kept 5 s), the client's record and its tenant's stored
-        # computers (kept for the generation).
-        assert len(transport.requests) <= 4, transport.requests
-        assert all(method == "GET" for method, _ in transport.requests), transport.requests
-    # Nothing kept but the generation's shared data: exactly those four, side by side.
+    # Nothing kept but the generation's shared data: the status and last run, the client's
+    # record and its tenant's stored computers, side by side; nothing written.
     read_cache.statuses.clear()
     read_cache.client_records.clear()
     read_cache.tenant_computers.clear()
+    read_cache.computer_index.clear()
     transport.requests.clear()
     page("1")
     assert len(transport.requests) == 4, transport.requests
     assert all(method == "GET" for method, _ in transport.requests), transport.requests
+    transport.requests.clear()
+    held.run()  # the index again, one partition read (ticket 1's memo is written already)
+    assert [m for m, _ in transport.requests] == ["GET"]
+
+    # With the index, a view of a client not seen before reads no tenant's computers.
+    read_cache.statuses.clear()
+    read_cache.client_records.clear()
+    read_cache.tenant_computers.clear()
+    for ticket in ("1", "2", "1"):
+        transport.requests.clear()
+        html = page(ticket)
+        assert "Contoso Ltd" in html
+        assert 'SentinelOne</bdi></b> <span class="numbers">— <bdi>billed 25 · targeted 5' in html
+        assert len(transport.requests) <= 3, transport.requests
+        assert all(method == "GET" for method, _ in transport.requests), transport.requests
     # Ticket 1's memo was written already (no write again); ticket 2's waits for after its response.
     assert len(held.work) == 1
     transport.requests.clear()
