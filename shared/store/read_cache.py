@@ -29,7 +29,7 @@ from shared.core.installed import StoredComputer
 from shared.core.mapping import TenantMatch
 from shared.core.targets import Snapshot
 from shared.records.halo import Item
-from shared.store.tab_cache import ComputerIndex, RecordsKept
+from shared.store.tab_cache import ComputerIndex, RecordsKept, RememberedTickets
 
 if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
     from shared.store.repository import Store
@@ -303,37 +303,6 @@ class AnswerCache(Generic[K]):
         with self._lock:
             self._entries.clear()
             self._bytes = 0
-
-
-# -- the tab's ticket memo -------------------------------------------------------------------------
-
-MAX_REMEMBERED = 10_000
-TicketKey = tuple[str, int]  # (store identity, ticket id)
-
-
-class RememberedTickets:
-    """Which client this process has written for a ticket: a repeat view writes nothing (LRU)."""
-
-    def __init__(self, kept: int = MAX_REMEMBERED) -> None:
-        self._kept = kept
-        self._entries: OrderedDict[TicketKey, int] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def written(self, key: TicketKey, client_id: int) -> bool:
-        """Whether `client_id` was written for this ticket already."""
-        with self._lock:
-            if self._entries.get(key) != client_id:
-                return False
-            self._entries.move_to_end(key)
-            return True
-
-    def note(self, key: TicketKey, client_id: int) -> None:
-        """Record a write."""
-        with self._lock:
-            self._entries[key] = client_id
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._kept:
-                self._entries.popitem(last=False)
 
 
 # -- the process's instances -----------------------------------------------------------------------

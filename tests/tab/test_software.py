@@ -403,7 +403,7 @@ def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, mo
     assert len(held.work) == 1
     transport.requests.clear()
     held.run()
-    assert [m for m, _ in transport.requests] == ["PUT"]
+    assert [m for m, _ in transport.requests] == ["POST"]  # one transaction
     assert store.ticket_client(2) == 1
 
 
@@ -459,17 +459,18 @@ def test_the_memo_write_lands_after_the_response(both):
 
 
 class FailingStore:
-    """A store whose memo write fails the first time, then works."""
+    """A store whose memo write fails the first time, then works; it keeps what it was sent."""
 
     identity = "failing|"
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls: list[list[int]] = []
 
-    def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
-        self.calls += 1
-        if self.calls == 1:
+    def remember_ticket_clients(self, memos: list[tuple[int, int, datetime]]) -> int:
+        self.calls.append([ticket for ticket, _, _ in memos])
+        if len(self.calls) == 1:
             raise ConnectionError("storage hiccup")
+        return 1
 
 
 def test_a_failed_memo_write_is_logged_counted_and_retried(caplog):
@@ -479,10 +480,25 @@ def test_a_failed_memo_write_is_logged_counted_and_retried(caplog):
     tab_module.remember_after_response(store, 42, 7, now)  # type: ignore[arg-type]
     tab_module.after_response.wait(10)
     assert tab_module.after_response.failures == failures + 1
-    assert "remember the client of ticket 42 failed: ConnectionError" in caplog.text
+    assert "remember the clients of tickets failed: ConnectionError" in caplog.text
     assert "storage hiccup" not in caplog.text  # the class only, never the message
     tab_module.remember_after_response(store, 42, 7, now)  # not marked written: tried again
     tab_module.after_response.wait(10)
     tab_module.remember_after_response(store, 42, 7, now)  # written now: skipped
     tab_module.after_response.wait(10)
-    assert store.calls == 2
+    assert store.calls == [[42], [42]]
+
+
+def test_memos_waiting_together_are_written_together(monkeypatch):
+    store = FailingStore()
+    store.calls.append([])  # the first write succeeds
+    held = Held()
+    monkeypatch.setattr(tab_module, "after_response", held)
+    now = datetime.now(UTC)
+    for ticket in (5, 3, 5, 4):  # a burst of first views; ticket 5 twice
+        tab_module.remember_after_response(store, ticket, 7, now)  # type: ignore[arg-type]
+    assert len(held.work) == 1  # one write scheduled for all of them
+    held.run()
+    assert store.calls[1:] == [[3, 4, 5]]
+    tab_module.remember_after_response(store, 3, 7, now)  # type: ignore[arg-type]
+    assert held.work == []  # written: nothing more to do
