@@ -14,6 +14,7 @@ inventory shows the software, whatever its flags or age: an agent uses a licence
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.detection import matches
-from shared.core.rules import Rule, normalise
+from shared.core.rules import Rule
 from shared.records.immybot import ImmyComputer, InventoryRow
 
 
@@ -58,10 +59,15 @@ class InventoryState(BaseModel):
 
 
 def search_text(pattern: str) -> str | None:
-    """What to ask ImmyBot's search for one detect pattern: its longest run without `*`
-    (normalised: the search compares case-insensitively), or None for a pattern of only `*`.
-    The rows it answers are a superset, narrowed by the pattern itself."""
-    runs = [run.strip() for run in normalise(pattern).split("*")]
+    """What to ask ImmyBot's search for one detect pattern: its longest run without `*`, or None
+    for a pattern of only `*`. The rows it answers are a superset, narrowed by the pattern itself.
+
+    Width and whitespace are normalised as the patterns compare, but the case is the pattern's
+    own: ImmyBot's OpenAPI document does not say whether its "contains" search ignores case, and
+    a pattern written as the display name reads it ("Sentinel Agent") finds it either way, where
+    a case-folded text would find nothing on a case-sensitive server (installed 0 everywhere)."""
+    folded = " ".join(unicodedata.normalize("NFKC", pattern).split())
+    runs = [run.strip() for run in folded.split("*")]
     longest = max(runs, key=len, default="")
     return longest or None
 

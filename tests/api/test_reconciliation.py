@@ -35,7 +35,7 @@ def answer(*rows: ReconciliationRow) -> ReconciliationResponse:
         immybot_configured=True,
         detect=["Sentinel Agent"],
         stale_days=30,
-        inventory=InventoryState(searched=["sentinel agent"]),
+        inventory=InventoryState(searched=["Sentinel Agent"]),
         totals=totals,
         rows=list(rows),
     )

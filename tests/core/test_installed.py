@@ -46,10 +46,11 @@ def computer(
 @pytest.mark.parametrize(
     ("pattern", "text"),
     [
-        ("Sentinel Agent", "sentinel agent"),
-        ("  Huntress \t Agent ", "huntress agent"),  # normalised as the patterns compare
-        ("Sentinel*Agent", "sentinel"),  # the longest run between wildcards
-        ("*Office*365 Apps*", "365 apps"),
+        ("Sentinel Agent", "Sentinel Agent"),  # the pattern's own case: see search_text
+        ("  Huntress \t Agent ", "Huntress Agent"),  # whitespace normalised as patterns compare
+        ("\uff28untress", "Huntress"),  # and width
+        ("Sentinel*Agent", "Sentinel"),  # the longest run between wildcards
+        ("*Office*365 Apps*", "365 Apps"),
         ("*", None),  # nothing to search for
         ("**", None),
     ],
@@ -62,29 +63,29 @@ def test_one_search_per_text_across_every_rule():
     plan = search_plan(
         [
             rule("SentinelOne", "Sentinel Agent", "Sentinel*Agent"),
-            rule("S1 copy", "SENTINEL AGENT"),  # the same text: no second request
+            rule("S1 copy", "Sentinel  Agent"),  # the same text: no second request
             rule("Huntress", "Huntress Agent"),
             rule("No detect"),
             rule("Anything", "*"),
         ]
     )
     assert plan == {
-        "huntress agent": ("Huntress Agent",),
-        "sentinel": ("Sentinel*Agent",),
-        "sentinel agent": ("SENTINEL AGENT", "Sentinel Agent"),
+        "Huntress Agent": ("Huntress Agent",),
+        "Sentinel": ("Sentinel*Agent",),
+        "Sentinel Agent": ("Sentinel  Agent", "Sentinel Agent"),
     }
 
 
 def test_only_rows_a_pattern_matches_are_kept_on_their_computers():
-    plan = {"sentinel": ("Sentinel*Agent",), "huntress agent": ("Huntress Agent",)}
+    plan = {"Sentinel": ("Sentinel*Agent",), "Huntress Agent": ("Huntress Agent",)}
     found = {
-        "sentinel": [
+        "Sentinel": [
             row(4, "Sentinel Agent", "23.4"),
             row(4, "Sentinel Agent", "23.4"),  # twice in the answer: once on the computer
             row(5, "SentinelOne Ranger"),  # the search's superset, not the pattern
             row(99, "Sentinel Agent"),  # a computer the listing does not have
         ],
-        "huntress agent": [row(5, "Huntress Agent", "0.14")],
+        "Huntress Agent": [row(5, "Huntress Agent", "0.14")],
     }
     stored = with_software([computer(4), computer(5), computer(6)], found, plan)
     assert [(c.id, [(s.name, s.version) for s in c.software]) for c in stored] == [
@@ -116,10 +117,10 @@ def test_computers_are_counted_targeted_stale_or_not_deployable():
 
 
 def test_installed_counts_every_computer_carrying_it_whatever_its_flags():
-    plan = {"sentinel agent": ("Sentinel Agent",)}
-    found = {"sentinel agent": [row(1, "Sentinel Agent"), row(2, "Sentinel Agent")]}
+    plan = {"Sentinel Agent": ("Sentinel Agent",)}
+    found = {"Sentinel Agent": [row(1, "Sentinel Agent"), row(2, "Sentinel Agent")]}
     stored = with_software([computer(1), computer(2, is_sandbox=True), computer(3)], found, plan)
-    inventory = InventoryState(searched=["sentinel agent"])
+    inventory = InventoryState(searched=["Sentinel Agent"])
     assert installed_in(stored, ["Sentinel Agent"], inventory).count == 2
     assert installed_in(stored, ["sentinel*agent", "Sentinel Agent"], inventory).count is None
     assert installed_in([], ["Sentinel Agent"], inventory).count == 0
@@ -132,13 +133,13 @@ def test_installed_counts_every_computer_carrying_it_whatever_its_flags():
         (["Sentinel Agent"], None, "the last sync did not read ImmyBot's inventory"),
         (
             ["Sentinel Agent"],
-            InventoryState(failed={"sentinel agent": "HTTP 403"}),
-            "ImmyBot's inventory search for 'sentinel agent' failed: HTTP 403",
+            InventoryState(failed={"Sentinel Agent": "HTTP 403"}),
+            "ImmyBot's inventory search for 'Sentinel Agent' failed: HTTP 403",
         ),
         (
             ["Sentinel Agent"],
-            InventoryState(searched=["huntress agent"]),
-            "the last sync did not search ImmyBot's inventory for 'sentinel agent' (the next will)",
+            InventoryState(searched=["Huntress Agent"]),
+            "the last sync did not search ImmyBot's inventory for 'Sentinel Agent' (the next will)",
         ),
         (["*"], InventoryState(), "detect pattern '*' has no text to search for"),
     ],

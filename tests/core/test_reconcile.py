@@ -16,7 +16,7 @@ from shared.records.immybot import ImmyComputer, InventoryRow
 AS_OF = datetime(2026, 12, 2, tzinfo=UTC)
 RULE = Rule(software="SentinelOne", items=[ItemMatch(id=7)], contract_types=["Security"])
 DETECT = ["Sentinel Agent"]
-INVENTORY = InventoryState(searched=["sentinel agent"])
+INVENTORY = InventoryState(searched=["Sentinel Agent"])
 
 
 def target_with(*lines: dict, client_id: int = 1, name: str = "Contoso", tenant: int | None = 5):
@@ -43,7 +43,7 @@ def stored(computers: list[ImmyComputer], carrying: set[int]):
         for c in computers
         if c.id in carrying
     ]
-    return with_software(computers, {"sentinel agent": rows}, {"sentinel agent": tuple(DETECT)})
+    return with_software(computers, {"Sentinel Agent": rows}, {"Sentinel Agent": tuple(DETECT)})
 
 
 def test_contoso_billed_25_targeted_5_installed_2_signs_as_documented():

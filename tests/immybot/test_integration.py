@@ -173,7 +173,7 @@ def test_the_sync_reads_the_inventory_once_per_detect_pattern_and_stores_it(both
     manifest, _ = read_manifest(get_store(), pointer.generation)
     # 20 of the 30 demo computers carry Huntress Agent, 18 Sentinel Agent (immybot_data.py).
     assert manifest.immybot.inventory == InventoryState(
-        searched=["huntress agent", "sentinel agent"], rows=38
+        searched=["Huntress Agent", "Sentinel Agent"], rows=38
     )
     contoso = software_of(read_computers(get_store(), pointer.generation, 2))
     assert contoso == {
@@ -192,8 +192,8 @@ def test_a_refused_inventory_search_costs_only_installed(both):
     assert report.outcome is Outcome.SUCCEEDED, report.error
     inventory = report.immybot["inventory"]
     assert inventory["searched"] == [] and inventory["rows"] == 0
-    assert set(inventory["failed"]) == {"huntress agent", "sentinel agent"}
-    assert "HTTP 403" in inventory["failed"]["sentinel agent"]
+    assert set(inventory["failed"]) == {"Huntress Agent", "Sentinel Agent"}
+    assert "HTTP 403" in inventory["failed"]["Sentinel Agent"]
     assert report.immybot["computers"] == 30 and report.immybot["note"] is None
 
 
@@ -205,7 +205,7 @@ def test_immybot_down_carries_the_previous_generation_over(both):
     assert "ImmyBot unavailable" in report.immybot["note"]
     assert by_name(targets("Huntress"))["Contoso Ltd"]["immy_tenant_id"] == 2
     # The inventory comes over with the computers, and says from where.
-    assert report.immybot["inventory"]["searched"] == ["huntress agent", "sentinel agent"]
+    assert report.immybot["inventory"]["searched"] == ["Huntress Agent", "Sentinel Agent"]
     assert report.immybot["inventory"]["note"].startswith("from generation ")
     pointer = get_store().current()
     assert software_of(read_computers(get_store(), pointer.generation, 2))[4] == ["Sentinel Agent"]
