@@ -17,11 +17,11 @@ from shared.core.catalog import build_catalog
 from shared.core.changes import Cause
 from shared.core.generation import ImmyState, Manifest, rule_entry
 from shared.core.guard import confirmable
+from shared.core.installed import StoredComputer, search_plan
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot, Target, resolve
 from shared.halo.client import HaloClient
 from shared.immybot.client import ImmyClient
-from shared.records.immybot import ImmyComputer
 from shared.records.parsing import gc_paused
 from shared.settings import Settings
 from shared.store.generations import Layout, layout
@@ -87,7 +87,7 @@ class _Resolved:
     """Every rule resolved against the snapshot, before the generation is laid out."""
 
     snapshot: Snapshot
-    computers: list[ImmyComputer]
+    computers: list[StoredComputer]
     immy_state: ImmyState
     rules: list[Rule]
     targets: dict[str, list[Target]]
@@ -102,7 +102,7 @@ class _LaidOut:
 
     generation: str
     snapshot: Snapshot
-    computers: list[ImmyComputer]
+    computers: list[StoredComputer]
     immy_state: ImmyState
     targets: dict[str, list[Target]]
     manifest: Manifest
@@ -161,9 +161,12 @@ async def _read(run: RunContext, clients: Clients) -> tuple[RunStage, SyncData, 
         if clients.immy is None:
             data, immy_read = await halo_read, None
         else:
+            # The rules' detect patterns say what to search ImmyBot's inventory for; a rule
+            # edited after this read says installed is unknown until the next run.
+            rules, _ = await asyncio.to_thread(load_rules, run.store)
             data, immy_read = await asyncio.gather(
                 halo_read,
-                read_immybot(clients.immy, settings.immy_halo_link_id),
+                read_immybot(clients.immy, settings.immy_halo_link_id, search_plan(rules)),
                 return_exceptions=False,
             )
     finally:
