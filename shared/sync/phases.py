@@ -161,13 +161,8 @@ async def _read(run: RunContext, clients: Clients) -> tuple[RunStage, SyncData, 
         if clients.immy is None:
             data, immy_read = await halo_read, None
         else:
-            # The rules' detect patterns say what to search ImmyBot's inventory for; a rule
-            # edited after this read says installed is unknown until the next run.
-            rules, _ = await asyncio.to_thread(load_rules, run.store)
             data, immy_read = await asyncio.gather(
-                halo_read,
-                read_immybot(clients.immy, settings.immy_halo_link_id, search_plan(rules)),
-                return_exceptions=False,
+                halo_read, _read_immybot(run, clients.immy), return_exceptions=False
             )
     finally:
         if budget is not None:
@@ -177,6 +172,14 @@ async def _read(run: RunContext, clients: Clients) -> tuple[RunStage, SyncData, 
         finally:
             run.report.stage = stage.record(clock())
     return stage, data, immy_read
+
+
+async def _read_immybot(run: RunContext, immy: ImmyClient) -> ImmyRead:
+    """ImmyBot's part of the read. The rules' detect patterns say what to search its inventory
+    for (read here, beside HaloPSA's first pages); a rule edited after this read says installed
+    is unknown until the next run."""
+    rules, _ = await asyncio.to_thread(load_rules, run.store)
+    return await read_immybot(immy, run.settings.immy_halo_link_id, search_plan(rules))
 
 
 async def _resolve(run: RunContext, data: SyncData, immy_read: ImmyRead | None) -> _Resolved:
