@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.devhost import DevHost, function_key, serve
+from sandbox.devhost import DevHost, function_key
 from sandbox.halo_data import demo_data
+from sandbox.host_http import serve
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
@@ -131,7 +132,7 @@ def framed(configure, halo_sandbox):
         get_store(), (ROOT / "sandbox" / "demo_rules.json").read_bytes(), datetime.now(UTC).date()
     )
     assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
-    server = serve(DevHost(registered().values()), 0)
+    server = serve(DevHost(registered().values()).dispatch, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     # "localhost" makes the tab a different origin from the 127.0.0.1 pages that frame it.
     tab_url = (
