@@ -24,6 +24,7 @@ from sandbox.processes import (
 from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
+from shared.runtime.background import after_response
 from shared.runtime.process import get_settings, get_store
 from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
@@ -115,6 +116,8 @@ def configure(monkeypatch, azurite):
         get_store.cache_clear()
 
     yield apply
+    # Work a test's views left for after their responses (memos, index loads) ends with it.
+    after_response.wait(30)
     get_settings.cache_clear()
     get_store.cache_clear()
 

@@ -31,7 +31,7 @@ from shared.core.recent import Recent
 from shared.core.site_links import SiteLink
 from shared.core.targets import Snapshot
 from shared.records.halo import Item
-from shared.store.tab_cache import ComputerIndex, RememberedTickets
+from shared.store.tab_cache import OwnerIndex, RememberedTickets
 
 if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
     from shared.store.repository import Store
@@ -359,7 +359,8 @@ client_records: Recent[ClientKey, ClientRecord | None] = Recent(CLIENTS_KEPT)
 # Index buckets as read (None: the generation has no index, its own table holds everything).
 index_buckets: Recent[IndexKey, dict[int, tuple[str, str]] | None] = Recent(INDEX_BUCKETS_KEPT)
 tenant_computers: Recent[TenantKey, list[StoredComputer]] = Recent(CLIENTS_KEPT)
-computer_index = ComputerIndex()
+client_index = OwnerIndex()
+computer_index = OwnerIndex()
 site_links: Recent[GenerationKey, KeptLinks] = Recent(4)
 generations = GenerationCache()
 remembered_tickets = RememberedTickets()
@@ -373,5 +374,6 @@ def forget_tab() -> None:
     client_records.clear()
     index_buckets.clear()
     tenant_computers.clear()
+    client_index.clear()
     computer_index.clear()
     site_links.clear()

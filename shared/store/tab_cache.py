@@ -1,12 +1,12 @@
-"""The tab's index of a generation's stored computers, and its ticket memos.
+"""The tab's indexes of a generation's client records and stored computers, and its ticket memos.
 
 A generation's records never change once written, so what a view read can be kept for as long as
-the generation serves (client records and single tenants' computers are kept in
-`shared.core.recent.Recent` maps). `ComputerIndex` keeps one generation's whole stored computer
-list as the JSON texts the sync wrote, per ImmyBot tenant: loaded once in the background (one
-range read per home table), it spares every later view of any client the range read of its
-tenant's computers. It holds raw text (about half a kilobyte per computer) and parses only the
-tenant a view shows.
+the generation serves (single client records and tenants' computers are kept in
+`shared.core.recent.Recent` maps). An `OwnerIndex` keeps one generation's whole partition of
+client records, or of stored computers, as the JSON texts the sync wrote, per owner (client, or
+ImmyBot tenant): loaded once in the background (one range read per home table), it spares every
+later view of any client the Table read. It holds raw text (about 3.4 KB per client, half a
+kilobyte per computer) and parses only what a view shows.
 
 `RememberedTickets` knows which client this process wrote for a ticket, and holds the memos still
 to write, so the writer after the responses sends every waiting memo in one transaction.
@@ -23,17 +23,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 GenerationKey = tuple[str, str]  # (store identity, generation)
-TenantTexts = Mapping[int, Sequence[str]]  # tenant id -> JSON arrays of its stored computers
+TenantTexts = Mapping[int, Sequence[str]]  # owner id -> the texts of its rows, in order
 
 
-class ComputerIndex:
-    """One generation's stored computers per tenant (JSON texts), or a claim to load them: the
-    first caller for a generation is told to load (once), the others use what is there."""
+class OwnerIndex:
+    """One generation's rows of a shared partition per owner (JSON texts), or a claim to load
+    them: the first caller for a generation is told to load (once), the others use what is
+    there. A generation whose texts were too large to keep is refused: nobody loads it again."""
 
     def __init__(self) -> None:
         self._key: GenerationKey | None = None
         self._texts: TenantTexts | None = None
         self._loading: GenerationKey | None = None
+        self._refused: GenerationKey | None = None
         self._lock = threading.Lock()
 
     def get(self, key: GenerationKey) -> tuple[TenantTexts | None, bool]:
@@ -41,7 +43,7 @@ class ComputerIndex:
         with self._lock:
             if self._key == key and self._texts is not None:
                 return self._texts, False
-            if self._loading == key:
+            if key in (self._loading, self._refused):
                 return None, False
             self._loading = key
             return None, True
@@ -55,10 +57,17 @@ class ComputerIndex:
             if texts is not None:
                 self._key, self._texts = key, texts
 
+    def refuse(self, key: GenerationKey) -> None:
+        """End a claimed load without keeping anything, for good (too large to keep)."""
+        with self._lock:
+            if self._loading == key:
+                self._loading = None
+            self._refused = key
+
     def clear(self) -> None:
         """Forget the generation kept and any claim."""
         with self._lock:
-            self._key = self._texts = self._loading = None
+            self._key = self._texts = self._loading = self._refused = None
 
 
 MAX_REMEMBERED = 10_000
@@ -99,6 +108,14 @@ class RememberedTickets:
             self._entries.move_to_end(key)
             while len(self._entries) > self._kept:
                 self._entries.popitem(last=False)
+
+    def known(self, identity: str, ticket_id: int) -> int | None:
+        """The client this process memoed for a ticket (written, or waiting to be), if any."""
+        with self._lock:
+            waiting = self._waiting.get(identity, {}).get(ticket_id)
+            if waiting is not None:
+                return waiting.client_id
+            return self._entries.get((identity, ticket_id))
 
     def queue(self, identity: str, memo: TicketMemo) -> bool:
         """Hold a memo for the store `identity` (a later one for the same ticket replaces it);

@@ -26,13 +26,15 @@ ImmyBot misses the deadline. No write is on the critical path (see `shared.tab.p
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from json import loads
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.core.generation import IMMY_COMPUTERS, ClientRecord
+from shared.core.generation import CLIENTS, IMMY_COMPUTERS, ClientRecord
+from shared.core.generation import client_record as documents_record
 from shared.core.installed import StoredComputer
 from shared.core.site_links import SiteLink
 from shared.runtime.background import after_response
@@ -48,6 +50,12 @@ from shared.store.read_cache import GenerationData, GenerationKey, KeptLinks, Se
 from shared.store.repository import Store
 from shared.store.sharing import owner_texts
 from shared.store.site_links import read_site_links, site_links_summary
+from shared.store.tab_cache import OwnerIndex, TenantTexts
+
+log = logging.getLogger("halo_immy.tab")
+# An index larger than this is not kept (20,000 clients' records are about 68 million
+# characters): views of such a generation read each client's record instead.
+MAX_INDEX_CHARS = 100_000_000
 
 
 def _last_outcome(store: Store) -> str | None:
@@ -80,8 +88,13 @@ async def sync_status(store: Store, clock: Callable[[], float] = time.monotonic)
 
 
 async def client_record(store: Store, generation: str, client_id: int) -> ClientRecord | None:
-    """One client's records in a generation: one range read, then kept (an LRU of
-    `read_cache.CLIENTS_KEPT`)."""
+    """One client's records in a generation: from the generation's client index once it is
+    loaded (no Table read), until then one range read, kept in an LRU of
+    `read_cache.CLIENTS_KEPT`."""
+    index = _index(read_cache.client_index, store, generation, CLIENTS)
+    if index is not None:
+        texts = index.get(client_id)
+        return documents_record([loads(t) for t in texts]) if texts else None
     key = (store.identity, generation, client_id)
     kept, record = read_cache.client_records.get(key)
     if kept:
@@ -93,20 +106,13 @@ async def client_record(store: Store, generation: str, client_id: int) -> Client
 
 async def tenant_computers(store: Store, generation: str, tenant_id: int) -> list[StoredComputer]:
     """One ImmyBot tenant's computers as the sync stored them, with the software its inventory
-    search found on each.
-
-    From the generation's computer index once it is loaded (the first view of a generation
-    starts that load after its response: one partition read, kept as text); until then one range
-    read, kept in an LRU as client records are."""
-    index, load = read_cache.computer_index.get((store.identity, generation))
+    search found on each: from the generation's computer index once it is loaded, until then one
+    range read, kept in an LRU as client records are."""
+    index = _index(read_cache.computer_index, store, generation, IMMY_COMPUTERS)
     if index is not None:
         return [
             StoredComputer.model_validate(x) for t in index.get(tenant_id, ()) for x in loads(t)
         ]
-    if load:
-        after_response.submit(
-            "computer index", lambda: _load_index(store, generation, (store.identity, generation))
-        )
     key = (store.identity, generation, tenant_id)
     kept, computers = read_cache.tenant_computers.get(key)
     if kept and computers is not None:
@@ -116,12 +122,29 @@ async def tenant_computers(store: Store, generation: str, tenant_id: int) -> lis
     return computers
 
 
-def _load_index(store: Store, generation: str, key: GenerationKey) -> None:
+def _index(index: OwnerIndex, store: Store, generation: str, partition: str) -> TenantTexts | None:
+    """The generation's texts of `partition` by owner, once loaded; the first caller for a
+    generation starts the load, after its response."""
+    texts, load = index.get((store.identity, generation))
+    if load:
+        after_response.submit(
+            f"{partition} index", lambda: _load_index(index, store, generation, partition)
+        )
+    return texts
+
+
+def _load_index(index: OwnerIndex, store: Store, generation: str, partition: str) -> None:
+    key = (store.identity, generation)
     texts = None
     try:
-        texts = owner_texts(store, generation, IMMY_COMPUTERS)
+        texts = owner_texts(store, generation, partition)
     finally:
-        read_cache.computer_index.put(key, texts)
+        if texts is not None and sum(len(t) for x in texts.values() for t in x) > MAX_INDEX_CHARS:
+            # Every instance would keep it in memory: past the bound, views read per owner.
+            log.warning("%s index of %s not kept: too large", partition, generation)
+            index.refuse(key)
+        else:
+            index.put(key, texts)
 
 
 async def site_links(store: Store, generation: str) -> Mapping[int, SiteLink] | None:

@@ -26,6 +26,7 @@ from shared.immybot.client import ImmyClient
 from shared.immybot.pages import technician_tools
 from shared.records.halo import Ticket
 from shared.records.immybot import ImmyComputer
+from shared.store import read_cache
 from shared.store.read_cache import GenerationData, ServingState
 from shared.store.repository import Store
 from shared.tab.computers import Computers, Reach, computers_view, live_computers, tenant_read
@@ -144,7 +145,10 @@ async def _client_of(
     why = "did not answer in time" if isinstance(ticket_result, TimeoutError) else "is unavailable"
     if not isinstance(ticket_result, TimeoutError | HaloError):
         log.warning("ticket %s: %s", view.ticket_id, type(ticket_result).__name__)
-    client_id = await asyncio.to_thread(store.ticket_client, view.ticket_id)
+    # This process's own memo first (written or still waiting to be): no Table read.
+    client_id = read_cache.remembered_tickets.known(store.identity, view.ticket_id)
+    if client_id is None:
+        client_id = await asyncio.to_thread(store.ticket_client, view.ticket_id)
     view.notices.append(
         f"HaloPSA {why}: coverage is from the last sync"
         if client_id is not None

@@ -460,7 +460,9 @@ class Held:
 
 
 @pytest.mark.integration
-def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, monkeypatch):
+def test_a_view_makes_at_most_four_table_requests_and_no_write_and_two_once_indexed(
+    both, azurite, monkeypatch
+):
     both()
     store, transport = counting_store()
     monkeypatch.setattr(tab_module, "get_store", lambda: store)
@@ -470,7 +472,7 @@ def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, mo
     monkeypatch.setattr(tab_snapshot, "after_response", held)
 
     page()  # the first view of the generation reads what every view shares
-    held.run()  # ...and after its response writes its memo and loads the computer index
+    held.run()  # ...and after its response writes its memo and loads the two indexes
     assert any(method in ("PUT", "PATCH", "MERGE", "POST") for method, _ in transport.requests)
 
     # Nothing kept but the generation's shared data: the status and last run, the client's
@@ -478,18 +480,20 @@ def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, mo
     read_cache.statuses.clear()
     read_cache.client_records.clear()
     read_cache.tenant_computers.clear()
+    read_cache.client_index.clear()
     read_cache.computer_index.clear()
     transport.requests.clear()
     page("1")
     assert len(transport.requests) == 4, transport.requests
     assert all(method == "GET" for method, _ in transport.requests), transport.requests
     transport.requests.clear()
-    # The index again: the generation's index of computer rows, then one range read per table
-    # holding them (one here); ticket 1's memo is written already.
+    # The indexes again: for clients and for computers, the generation's index of their rows,
+    # then one range read per table holding them (one here); ticket 1's memo is written already.
     held.run()
-    assert [m for m, _ in transport.requests] == ["GET", "GET"]
+    assert [m for m, _ in transport.requests] == ["GET"] * 4
 
-    # With the index, a view of a client not seen before reads no tenant's computers.
+    # With the indexes, a view of a client not seen before reads neither its record nor its
+    # tenant's computers: the status and the last run only (and those are kept for 5 s).
     read_cache.statuses.clear()
     read_cache.client_records.clear()
     read_cache.tenant_computers.clear()
@@ -498,7 +502,7 @@ def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, mo
         html = page(ticket)
         assert "Contoso Ltd" in html
         assert 'SentinelOne</bdi></b> <span class="numbers">— <bdi>billed 25 · targeted 5' in html
-        assert len(transport.requests) <= 3, transport.requests
+        assert len(transport.requests) <= 2, transport.requests
         assert all(method == "GET" for method, _ in transport.requests), transport.requests
     # Ticket 1's memo was written already (no write again); ticket 2's waits for after its response.
     assert len(held.work) == 1
@@ -509,10 +513,14 @@ def test_a_view_makes_at_most_four_table_requests_and_no_write(both, azurite, mo
 
 
 @pytest.mark.integration
-def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both, azurite):
+def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(
+    both, azurite, monkeypatch
+):
     both()
     store, transport = counting_store()
     read_cache.forget_tab()
+    held = Held()  # the client index's load, kept until the end
+    monkeypatch.setattr(tab_snapshot, "after_response", held)
     now = [1000.0]
 
     def status():
@@ -552,6 +560,12 @@ def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both
     transport.requests.clear()
     assert asyncio.run(tab_snapshot.client_record(store, generation, 2)) is not None
     assert len(transport.requests) == 1  # the bucket is kept too: only the client's rows
+    held.run()  # the generation's client index: every client's rows, read once
+    transport.requests.clear()
+    found = asyncio.run(tab_snapshot.client_record(store, generation, 3))
+    assert found is not None and found.client.id == 3 and transport.requests == []
+    assert asyncio.run(tab_snapshot.client_record(store, generation, 999)) is None
+    assert transport.requests == []  # not in the generation: the index says so too
 
 
 @pytest.mark.integration
