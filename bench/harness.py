@@ -31,6 +31,15 @@ class Synced:
     immy_url: str | None = None  # the ImmyBot sandbox, when one runs
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux `/proc/<pid>/stat`)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # Fields after the command name (which may hold spaces) in parentheses; utime and stime
+        # are the 14th and 15th of the whole line.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(samples: Sequence[float], share: float) -> float:
     """The nearest-rank percentile of `samples` (share in 0..1)."""
     ordered = sorted(samples)

@@ -8,6 +8,11 @@ concurrent callers: `GET /api/targets?software=...` and `GET /api/technician-tab
 does). The HaloPSA and ImmyBot sandboxes, each in its own process, add `--latency-ms` to every
 call.
 
+Every tab call is for a ticket no earlier call asked for: the warm-up, the 1-caller run and the
+20-caller run each draw `--calls` tickets of their own from the data set, so no answer is served
+from what an earlier view of the same ticket left in the caches (a handful of tickets viewed over
+and over would measure the caches, not the tab). Several tickets can still share a client.
+
 How the devhost mirrors the Azure Functions Python worker: one worker process (the default
 FUNCTIONS_WORKER_PROCESS_COUNT=1), async handlers (the tab) on one event loop that lives as long
 as the process, plain handlers (targets) in a thread pool of PYTHON_THREADPOOL_THREAD_COUNT
@@ -20,6 +25,7 @@ sandboxes share the same 2 CPUs, so figures are noisy and pessimistic for a real
 caches, then with the answer cache cleared before every call) and prints where the time goes.
 
     python bench/load.py [--clients 5000] [--calls 400] [--latency-ms 50] [--profile]
+                         [--routes both|targets|tab]
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ import pstats
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.harness import percentile, use_sandboxes  # noqa: E402
+from bench.harness import cpu_seconds, percentile, use_sandboxes  # noqa: E402
 from sandbox.devhost import function_key  # noqa: E402
 from sandbox.halo_data import generate  # noqa: E402
 from sandbox.processes import azurite_table, start_module, stop_process  # noqa: E402
@@ -56,12 +63,29 @@ from shared.sync.run import run_sync  # noqa: E402
 
 TARGETS_WANTED = 1800
 CONCURRENCY = (1, 20)
+WARM_CALLS = 40
+
+
+def distinct_tickets(
+    tickets: Sequence[Mapping[str, Any]], warm: int, calls: int
+) -> list[list[str]]:
+    """Tab paths for the warm-up (`warm` tickets) and for each concurrency (`calls` each), no
+    ticket in two lists and none twice in one."""
+    wanted = warm + calls * len(CONCURRENCY)
+    if wanted > len(tickets):
+        raise SystemExit(f"{wanted} distinct tickets wanted, the data set has {len(tickets)}")
+    drawn = random.Random(7).sample(list(tickets), wanted)
+    paths = [f"/api/technician-tab/ticket/{t['id']}" for t in drawn]
+    sizes = [warm] + [calls] * len(CONCURRENCY)
+    starts = [sum(sizes[:n]) for n in range(len(sizes))]
+    return [paths[start : start + size] for start, size in zip(starts, sizes, strict=True)]
 
 
 async def load(
     base: str, paths: list[str], key: str, callers: int, calls: int
 ) -> tuple[list[float], float]:
-    """`calls` GETs spread over `callers` concurrent callers; per-call seconds and the wall time."""
+    """`calls` GETs spread over `callers` concurrent callers, the n-th call to `paths[n % len]`;
+    per-call seconds and the wall time."""
     samples: list[float] = []
     queue = iter(range(calls))
     limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
@@ -87,7 +111,24 @@ def line(label: str, samples: list[float], wall: float) -> str:
     return (
         f"{label:<26} n={len(ms):<4} p50 {percentile(ms, 0.50):7.1f} ms   "
         f"p95 {percentile(ms, 0.95):7.1f} ms   p99 {percentile(ms, 0.99):7.1f} ms   "
-        f"{len(ms) / wall:6.1f} req/s"
+        f"max {max(ms):7.1f} ms   {len(ms) / wall:6.1f} req/s"
+    )
+
+
+def cpu_line(pids: Mapping[str, int], before: Mapping[str, float], calls: int) -> str:
+    """CPU milliseconds per call each process spent, and the calls per second the servers'
+    total allows on this machine's CPUs (the load generator, this process, shown apart: it shares
+    the CPUs but is no part of the app): a figure the other engineers' load on a shared machine
+    moves far less than the latencies."""
+    spent = {name: (cpu_seconds(pid) - before[name]) * 1000 / calls for name, pid in pids.items()}
+    total = sum(spent.values())
+    generator = (time.process_time() - before["load generator"]) * 1000 / calls
+    cpus = os.cpu_count() or 1
+    return (
+        f"{'':<26} CPU per call: "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in spent.items())
+        + f"; {total:.1f} ms in all, at most {1000 * cpus / max(total, 0.001):.0f} calls/s "
+        f"on {cpus} CPUs; the load generator {generator:.1f} ms"
     )
 
 
@@ -132,6 +173,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="calls per route and concurrency")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--routes", choices=("both", "targets", "tab"), default="both", help="what to call"
+    )
     args = parser.parse_args()
 
     data = generate(args.clients, seed=1)
@@ -143,7 +187,7 @@ def main() -> None:
         immy, immy_url = start_module("sandbox.immybot", *sandbox_args, *latency)
         devhost = None
         try:
-            use_sandboxes(halo_url, azurite.connection_string, immy_url, HALO_READ_MODE="report")
+            use_sandboxes(halo_url, azurite.connection_string, immy_url, HALO_READ_MODE="rest")
             store = get_store()
             today = datetime.now(UTC).date()
             import_rules(store, (ROOT / "sandbox" / "demo_rules.json").read_bytes(), today)
@@ -156,23 +200,36 @@ def main() -> None:
             view, _ = put_rule(store, software, rule, today)
 
             devhost, base = start_module("sandbox.devhost", "--existing")
+            pids = {
+                "devhost": devhost.pid,
+                "HaloPSA": halo.pid,
+                "ImmyBot": immy.pid,
+                "Azurite": azurite.pid,
+            }
             targets = [f"/api/targets?{urlencode({'software': software})}"]
-            rng = random.Random(7)
-            tickets = [
-                f"/api/technician-tab/ticket/{t['id']}" for t in rng.sample(data.tickets, 200)
-            ]
-            routes = [
-                ("targets", targets, function_key("targets")),
-                ("tab", tickets, function_key("technician_tab")),
-            ]
+            tickets = distinct_tickets(data.tickets, WARM_CALLS, args.calls)
             size = len(
-                httpx.get(base + targets[0], headers={"x-functions-key": routes[0][2]}).content
+                httpx.get(
+                    base + targets[0], headers={"x-functions-key": function_key("targets")}
+                ).content
             )
-            for name, paths, key in routes:
-                asyncio.run(load(base, paths, key, 20, 40))  # warm: tokens, pools, caches
-                for callers in CONCURRENCY:
-                    samples, wall = asyncio.run(load(base, paths, key, callers, args.calls))
-                    results.append(line(f"{name}, {callers} caller(s)", samples, wall))
+            routes = [("targets", "targets"), ("tab", "technician_tab")]
+            for name, key in (r for r in routes if args.routes in ("both", r[0])):
+                # Warm: tokens, pools, the generation's manifest; the tab on tickets of its own.
+                warm = targets if name == "targets" else tickets[0]
+                asyncio.run(load(base, warm, function_key(key), 20, WARM_CALLS))
+                for run, callers in enumerate(CONCURRENCY, start=1):
+                    paths = targets if name == "targets" else tickets[run]
+                    before = {k: cpu_seconds(p) for k, p in pids.items()}
+                    before["load generator"] = time.process_time()
+                    samples, wall = asyncio.run(
+                        load(base, paths, function_key(key), callers, args.calls)
+                    )
+                    label = f"{name}, {callers} caller(s)"
+                    if name == "tab":
+                        label += f", {len(set(paths))} tickets"
+                    results.append(line(label, samples, wall))
+                    results.append(cpu_line(pids, before, len(samples)))
             profiled = profile(software, 200) if args.profile else ""
         finally:
             if devhost is not None:

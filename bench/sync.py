@@ -57,30 +57,41 @@ def at_budget(requests: int) -> float:
     return requests / DEFAULT_HALO_REQUESTS_PER_MINUTE
 
 
+# With detect patterns, so a sync with ImmyBot also reads where the software is (one inventory
+# search per pattern).
 RULES = (
-    Rule(software="Huntress", contract_types=["Managed Security"]),
-    Rule(software="SentinelOne", items=[ItemMatch(code="S1-COMPLETE")]),
+    Rule(software="Huntress", contract_types=["Managed Security"], detect=["Huntress Agent"]),
+    Rule(software="SentinelOne", items=[ItemMatch(code="S1-COMPLETE")], detect=["Sentinel Agent"]),
 )
 
 
 def immybot_requests(report: SyncReport) -> str | None:
     """ImmyBot API requests the sync made against the fewest its API allows, or None without
     ImmyBot: tenant pages plus the empty page that ends them (the list has no count), computer
-    pages at the server's cap, the provider link and its clients, and the tags: one read, plus in
-    `apply` mode the creates and writes the plan needs (`plan` mode writes nothing)."""
+    pages at the server's cap, the provider link and its clients, one inventory search per
+    search text of the rules' detect patterns, and the tags: one read, plus in `apply` mode the
+    creates and writes the plan needs (`plan` mode writes nothing)."""
     tags, state = report.immy_tags or {}, report.immybot or {}
     if "immybot_requests" not in tags:
         return None
     made = tags["immybot_requests"]
     tag_requests = tags.get("minimum_requests", 1) if tags.get("mode") == "apply" else 1
+    inventory = state.get("inventory") or {}
+    searches = len(inventory.get("searched", [])) + len(inventory.get("failed", {}))
     minimum = (
         math.ceil(state.get("tenants", 0) / TENANT_PAGE_SIZE) + 1
         + max(1, math.ceil(state.get("computers", 0) / min(PAGE_SIZE, MAX_TAKE)))
         + 2
+        + searches
         + tag_requests
     )  # fmt: skip
+    computers = state.get("computers", 0)
+    per = f", {1000 * made / computers:.2f} per 1,000 computers read" if computers else ""
+    kept = f", {inventory['rows']} inventory rows kept" if inventory else ""
     return (
         f"ImmyBot       : {made} requests, minimum {minimum} ({100 * (made / minimum - 1):+.1f}%)"
+        + per
+        + kept
     )
 
 

@@ -121,9 +121,6 @@ param tabHaloTimeoutSeconds string = '2'
 @description('TAB_DEADLINE_MS: one deadline for everything the tab reads live.')
 param tabDeadlineMs string = '800'
 
-@description('TAB_SOFTWARE_COMPUTERS: how many computers\' detected software the tab reads.')
-param tabSoftwareComputers string = '25'
-
 @description('IMMY_SCOPE: token scope asked of Entra ID. Empty: <IMMY_BASE_URL>/.default.')
 param immyScope string = ''
 
@@ -328,7 +325,6 @@ module api 'app/api.bicep' = {
     tabAllowedGroup: tabAllowedGroup
     tabHaloTimeoutSeconds: tabHaloTimeoutSeconds
     tabDeadlineMs: tabDeadlineMs
-    tabSoftwareComputers: tabSoftwareComputers
     immyScope: immyScope
     immyAuthorityHost: immyAuthorityHost
     immyTags: immyTags

@@ -96,7 +96,7 @@ SIGHTS = (
     ),
     Sight("ImmyBot tags plan (Huntress: a held removal)", "/api/immybot/tags", "immybot_tags"),
     Sight(
-        "reconciliation, SentinelOne (billed vs deployed)",
+        "reconciliation, SentinelOne (billed, targeted, installed)",
         "/api/reconciliation?software=SentinelOne",
         "reconciliation",
     ),

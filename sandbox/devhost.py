@@ -32,7 +32,6 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,7 +43,7 @@ from azure.functions.decorators.function_app import Function
 from sandbox.demo import DEMO_SETTINGS, guide, showcase
 from sandbox.halo import HaloSandbox
 from sandbox.halo_data import demo_data, generate
-from sandbox.host_http import query_params, route_value, unauthorized
+from sandbox.host_http import query_params, route_value, serve, unauthorized
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from sandbox.processes import azurite_queue, azurite_table
@@ -248,46 +247,6 @@ def _text(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode()
 
 
-def serve(host: DevHost, port: int) -> ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1:port (0 = any free port) answering through `host`."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, out_headers, payload = host.dispatch(self.command, self.path, headers, body)
-            self.send_response(status)
-            for name, value in out_headers.items():
-                if name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-
-        do_GET = do_PUT = do_POST = do_DELETE = _handle
-
-        def __getattr__(self, name: str) -> Any:
-            # Every other method (PATCH, TRACE, QUERY, ...) reaches dispatch too, which answers
-            # 405 where the route does not take it, as the host does; the base class says 501.
-            if name.startswith("do_"):
-                return self._handle
-            raise AttributeError(name)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        # socketserver's default listen backlog is 5: 20 callers connecting at once overflow it,
-        # and the kernel answers the rest with a SYN retry a second later.
-        request_queue_size = 128
-
-    return Server(("127.0.0.1", port), Handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Start everything, sync once, serve until interrupted."""
     parser = argparse.ArgumentParser(
@@ -367,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(host: DevHost, port: int, *, sights: bool = False) -> int:
-    server = serve(host, port)
+    server = serve(host.dispatch, port)
     if host.queues is not None:
         host.queues.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"

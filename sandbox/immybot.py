@@ -18,6 +18,9 @@ One server answers both sides of an ImmyBot integration:
   `GET /api/v1/computers/{id}/detected-computer-software`: a bare list of
   `DetectedComputerSoftwareResponse` objects (ImmyBot's OpenAPI document), empty for a computer
   never inventoried, 404 for an unknown id.
+  `GET /api/v1/computers/all-inventory-software/search-by-name` (`q`, `tenantId`, `searchMode`):
+  the same rows as `ComputerInventoryAllSoftware` objects, across every computer in one answer
+  (`sandbox/immybot_inventory.py` says what the OpenAPI document fixes and what the sandbox chose).
 
 msal only accepts https authorities, so a client reaches this plain-http server through an HTTP
 client that rewrites https://HOST:PORT to http://HOST:PORT. Every URL the server puts in JSON is
@@ -59,6 +62,7 @@ from sandbox.http_server import (
     serve_until_signalled,
 )
 from sandbox.immybot_data import ImmyDataSet, immy_data_for, pad_computers
+from sandbox.immybot_inventory import SearchError, inventory_rows, search
 from sandbox.immybot_tags import (
     Entity,
     TagRequestError,
@@ -88,6 +92,7 @@ ENDPOINTS = (
     "provider_links",
     "provider_clients",
     "detected_software",
+    "inventory_search",
 )
 # The endpoints that change state (ImmyBot answers other methods with 405).
 _TAG_WRITES: dict[str, tuple[Entity, bool]] = {
@@ -230,6 +235,8 @@ class _Index:
             key = row.get("computerId") if isinstance(row, dict) else None
             self.software.setdefault(key, []).append(row)
         self.computer_ids = {c.get("id") for c in every if isinstance(c, dict)}
+        by_id = {c.get("id"): c for c in every if isinstance(c, dict)}
+        self.inventory = inventory_rows(data.detected_software, by_id)
         # ImmyBot sorts by a field of the view model, named in any letter case.
         self.fields = {name.lower(): name for c in every if isinstance(c, dict) for name in c}
 
@@ -319,6 +326,8 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             return "tenants", ""
         if lowered == ["", "api", "v1", "computers", "paged"]:
             return "computers", ""
+        if lowered == ["", "api", "v1", "computers", "all-inventory-software", "search-by-name"]:
+            return "inventory_search", ""
         if lowered == ["", "api", "v1", "tags"]:
             return "tags", ""
         if lowered[:4] == ["", "api", "v1", "tenants"] and lowered[4:] in (
@@ -409,6 +418,11 @@ class ImmyBotSandbox(ApiSandbox[ImmyDataSet, _Index, ImmyFaults]):
             return self._provider_clients(tenant)
         if endpoint == "detected_software":
             return self._detected_software(tenant, faults)
+        if endpoint == "inventory_search":
+            try:
+                return Response(200, search(self._index.inventory, query))
+            except SearchError as error:
+                return _invalid(error.name, str(error))
         return self._computers(query)
 
     def _host_header(self, headers: Mapping[str, str]) -> str:

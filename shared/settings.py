@@ -132,10 +132,8 @@ class Settings(BaseSettings):
     # the setup check builds the Custom Tab URL from it when no request names the host.
     website_hostname: str | None = None
     tab_halo_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    # One deadline for everything the tab reads live (ticket, computers, detected software).
+    # One deadline for everything the tab reads live (the ticket, the tenant's computers).
     tab_deadline_ms: int = Field(default=800, ge=50, le=30_000)
-    # Computers whose detected software the tab reads: the ticket user's, then others up to this.
-    tab_software_computers: int = Field(default=25, ge=0, le=200)
 
     sync_schedule: NonEmpty = DEFAULT_SYNC_SCHEDULE
     sync_max_drop: float = Field(default=0.3, ge=0, le=1)

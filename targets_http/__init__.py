@@ -81,7 +81,8 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("reconciliation")
 @bp.route(route="reconciliation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def reconciliation(req: func.HttpRequest) -> func.HttpResponse:
-    """`GET /api/reconciliation?software=NAME[&format=csv]`: billed vs deployed per client."""
+    """`GET /api/reconciliation?software=NAME[&format=csv]`: billed, targeted and installed per
+    client."""
 
     def answer() -> Reply:
         software, output = reconciliation_query(req.params)

@@ -33,6 +33,7 @@ from sandbox.processes import (
 from shared.core.mapping import MatchKind
 from shared.core.rules import Rule
 from shared.core.targets import Quantities, Target
+from shared.runtime.background import after_response
 from shared.runtime.process import get_settings, get_store
 from shared.store.base import MAX_BATCH_BYTES, MAX_BATCH_ENTITIES
 from shared.store.batch import submit_upserts
@@ -157,6 +158,8 @@ def configure(monkeypatch, azurite):
         get_store.cache_clear()
 
     yield apply
+    # Work a test's views left for after their responses (memos, index loads) ends with it.
+    after_response.wait(30)
     get_settings.cache_clear()
     get_store.cache_clear()
 

@@ -132,9 +132,6 @@ param tabHaloTimeoutSeconds string = '2'
 @description('TAB_DEADLINE_MS.')
 param tabDeadlineMs string = '800'
 
-@description('TAB_SOFTWARE_COMPUTERS.')
-param tabSoftwareComputers string = '25'
-
 @description('IMMY_SCOPE.')
 param immyScope string = ''
 
@@ -322,10 +319,6 @@ var adminSettings = filter([
   {
     name: 'TAB_DEADLINE_MS'
     value: tabDeadlineMs
-  }
-  {
-    name: 'TAB_SOFTWARE_COMPUTERS'
-    value: tabSoftwareComputers
   }
   {
     name: 'IMMY_SCOPE'

@@ -1,5 +1,5 @@
 """The report routes of the HTTP API as typed specs (shared.api.openapi_routes lists every route):
-billed against deployed, what ends next, and what changed."""
+billed, targeted and installed, what ends next, and what changed."""
 
 from __future__ import annotations
 
@@ -14,16 +14,19 @@ from shared.api.openapi_spec import TEXT, Operation, Param, Response, Route
 from shared.api.params import Lookup
 from shared.api.reconciliation import ReconciliationResponse
 
-# What params.lookup_value accepts: leading, trailing and repeated spaces are collapsed.
-
-
 RECONCILIATION = Route(
     "/reconciliation",
     (
         Operation(
             "get",
             "getReconciliation",
-            summary="Billed quantity against deployed computers, per client",
+            summary="Per client: billed quantity, targeted computers and computers with the "
+            "software installed, their differences and the money at stake",
+            description="Every number is as of the current sync (ImmyBot's inventory is read by "
+            "the sync, never by this call). at_stake = installed_minus_quantity x unit_price: "
+            "positive, installs not billed; negative, billed seats with no install. The CSV has "
+            "one column per JSON row field, numbers only in number columns (empty: not known; "
+            "quantity_status and installed_unknown say why).",
             params=(
                 Param("software", "query", Lookup, "A rule's software name.", required=True),
                 Param("format", "query", Literal["json", "csv"]),

@@ -26,6 +26,9 @@ TENANTS = "immybot.tenants"
 COMPUTERS = "immybot.computers"
 LINKS = "immybot.provider_links"
 TAGS = "immybot.tags"
+INVENTORY = "immybot.inventory"
+# A search text no display name holds: the probe proves the right and the answer's shape, cheaply.
+INVENTORY_PROBE = "halo-immy setup check"
 ROLE = (
     "the ImmyBot user of the app registration needs that right across every tenant (admin "
     "rights, or a role with it: docs/immybot-setup.md, section 2)"
@@ -66,12 +69,14 @@ async def immy_checks(settings: Settings) -> list[CheckResult]:
         token = await check_token(immy)
         if not token.passed:
             why = "needs an ImmyBot token (see immybot.token)"
-            return [token, *(skipped(n, why) for n in (TENANTS, COMPUTERS, LINKS, TAGS))]
+            names = (TENANTS, COMPUTERS, LINKS, TAGS, INVENTORY)
+            return [token, *(skipped(n, why) for n in names)]
         rest = await asyncio.gather(
             check_tenants(immy),
             check_computers(immy),
             check_links(immy, settings.immy_halo_link_id),
             check_tags(immy, settings.immy_tags),
+            check_inventory(immy),
         )
     return [token, *rest]
 
@@ -175,3 +180,22 @@ async def check_tags(immy: ImmyClient, mode: str) -> CheckResult:
         else "; IMMY_TAGS=plan writes nothing"
     )
     return ok(TAGS, f"GET /api/v1/tags: {len(tags)} tag(s){writes}")
+
+
+async def check_inventory(immy: ImmyClient) -> CheckResult:
+    """One inventory search (`all-inventory-software/search-by-name`), for a text nothing holds.
+    Not required: without it a sync still serves, but every installed count is unknown."""
+    rows, bad = await _probe(
+        INVENTORY,
+        "searching computers' inventory",
+        lambda: immy.inventory_search(INVENTORY_PROBE),
+        required=False,
+    )
+    if bad is not None:
+        return bad
+    return ok(
+        INVENTORY,
+        f"GET /api/v1/computers/all-inventory-software/search-by-name: {len(rows)} row(s) for "
+        "a name nothing has; a sync can count where each rule's software is installed",
+        required=False,
+    )

@@ -18,6 +18,7 @@ from shared.core.targets import (
     ContractReason,
     InvoiceLineReason,
     Snapshot,
+    Target,
     resolve,
 )
 from shared.records.halo import Item, QuantityType, as_date
@@ -65,10 +66,14 @@ class SoftwareRow:
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
-    """A software the client is entitled to, and the display names that mean it is installed."""
+    """A software the client is entitled to, the display names that mean it is installed (none:
+    installed is not known), the client as the rule's target (its billed quantity, its in-scope
+    sites), and whether the rule is site-scoped (it reaches only computers at those sites)."""
 
     software: str
     patterns: tuple[str, ...]
+    target: Target
+    site_scoped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +145,14 @@ def _software(
                 [e.describe() for e in end.why],
             )
         )
-        wanted.append(Wanted(entry.software, tuple(entry.rule.detect_patterns)))
+        wanted.append(
+            Wanted(
+                entry.software,
+                tuple(entry.rule.detect_patterns),
+                found[0],
+                entry.rule.site_ids is not None,
+            )
+        )
     return rows, wanted, in_grace
 
 

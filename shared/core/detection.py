@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 from shared.core.rules import normalise
-from shared.records.immybot import DetectedSoftware
 
 
 @lru_cache(maxsize=512)
@@ -36,7 +36,17 @@ class Found:
     version: str
 
 
-def find(patterns: Sequence[str], detected: Iterable[DetectedSoftware]) -> Found | None:
+class Named(Protocol):
+    """A row of inventory: ImmyBot's detected software, or what a generation stores of it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+def find(patterns: Sequence[str], detected: Iterable[Named]) -> Found | None:
     """The first detected software (by name) that any of `patterns` matches, or None."""
     for row in sorted(detected, key=lambda r: (r.name.casefold(), r.version)):
         if any(matches(p, row.name) for p in patterns):

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.core.installed import InventoryState
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot, Target, TargetCounts, count_targets
 from shared.records.halo import Client, Contract, RecurringInvoice, Site
@@ -84,6 +85,11 @@ class ImmyState(BaseModel):
     note: str | None = None
     halo_link: str | None = Field(
         default=None, description="Which ImmyBot HaloPSA provider link mapped clients, or why none."
+    )
+    inventory: InventoryState | None = Field(
+        default=None,
+        description="What the run read of ImmyBot's inventory (the searches behind installed); "
+        "null: not read (ImmyBot off, or a generation older than the inventory read).",
     )
 
 

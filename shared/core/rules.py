@@ -139,9 +139,10 @@ class Rule(BaseModel):
         default_factory=list,
         max_length=MAX_DETECT,
         description=(
-            "Display names to look for in ImmyBot's detected software (the technician tab): "
-            "case-insensitive, matching anywhere in the name, `*` any run of characters. "
-            "Empty: the software name."
+            "Display names that mean the software is installed, looked for in ImmyBot's "
+            "inventory (the sync, the reconciliation and the technician tab): case-insensitive, "
+            "matching anywhere in the name, `*` any run of characters. Empty: installed is not "
+            "known (never guessed from the software name)."
         ),
     )
     offboard_days: Annotated[int | None, BeforeValidator(integral)] = Field(
@@ -168,8 +169,10 @@ class Rule(BaseModel):
 
     @property
     def detect_patterns(self) -> list[str]:
-        """What to look for in detected software: `detect`, or else the software name."""
-        return list(self.detect) or [self.software]
+        """What to look for in detected software: `detect`, and nothing when it is empty (a
+        software's own name is often not its display name: SentinelOne installs as "Sentinel
+        Agent", so a guess from the name would report it missing everywhere)."""
+        return list(self.detect)
 
 
 class RuleSet(BaseModel):

@@ -1,7 +1,7 @@
-"""ImmyBot REST client: tenants, computers, detected software, tags, provider links; and the
-writes the app makes: creating tags, adding and removing tags on tenants and on computers. Its
-Entra ID token comes from `shared.immybot.auth` (msal, client credentials), its errors from
-`shared.immybot.errors`.
+"""ImmyBot REST client: tenants, computers, their inventory (in bulk, by software name), tags,
+provider links; and the writes the app makes: creating tags, adding and removing tags on tenants
+and on computers. Its Entra ID token comes from `shared.immybot.auth` (msal, client credentials),
+its errors from `shared.immybot.errors`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from shared.immybot.errors import ImmyAuthError, ImmyProtocolError, ImmyUnavaila
 from shared.outbound.budget import RETRYABLE_STATUS, RetryPolicy, Sleep, parse_retry_after
 from shared.outbound.http import CallRecord, OwnsHttp, logged_call, open_http
 from shared.records.immybot import (
-    DetectedSoftware,
     ImmyComputer,
     ImmyTag,
     ImmyTenant,
+    InventoryRow,
     ProviderClient,
     ProviderLink,
 )
@@ -35,6 +35,8 @@ PAGE_SIZE = 500
 TENANT_PAGE_SIZE = 500
 # add-tags/remove-tags take lists of ids; keep one request's body modest.
 MAX_IDS_PER_WRITE = 500
+# SoftwareTableNameSearchMode 0: the name contains the text (PSImmyBot's enum names, unverified).
+SEARCH_CONTAINS = 0
 
 
 class ImmyClient(OwnsHttp):
@@ -160,13 +162,24 @@ class ImmyClient(OwnsHttp):
         unique = {c.id: c for c in found}
         return sorted(unique.values(), key=lambda c: c.id)
 
-    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
-        """What ImmyBot's inventory found on one computer (an empty list: never inventoried)."""
-        path = f"/api/v1/computers/{int(computer_id)}/detected-computer-software"
-        body = await self._get(path, {})
+    async def inventory_search(self, text: str) -> list[InventoryRow]:
+        """Every computer whose inventory has software with `text` in its display name, across
+        all tenants, in one request: `GET /api/v1/computers/all-inventory-software/search-by-name`.
+
+        Source: ImmyBot's OpenAPI document (shared/immybot-openapi, immy.bot API v1): parameters
+        `q`, `tenantId` (left out: every tenant) and `searchMode` (`SoftwareTableNameSearchMode`,
+        0 = Contains per PSImmyBot's names, unverified); the answer is a bare array of
+        `ComputerInventoryAllSoftware` with no paging. The sister `inventory-software/search-by-name`
+        answers only a count per name and version across the instance, nothing per tenant, so it
+        cannot say where the software is. Contains is asked for rather than a regex because its
+        meaning does not hang on an unverified enum name beyond 0; callers filter the rows by
+        their own patterns.
+        """
+        path = "/api/v1/computers/all-inventory-software/search-by-name"
+        body = await self._get(path, {"q": text, "searchMode": str(SEARCH_CONTAINS)})
         if not isinstance(body, list):
             raise ImmyProtocolError(f"GET {path}: the answer is not a list")
-        return self._parse(DetectedSoftware, body, "detected software")
+        return self._parse(InventoryRow, body, "inventory row")
 
     async def tags(self) -> list[ImmyTag]:
         """Every tag (`GET /api/v1/tags`)."""

@@ -191,3 +191,26 @@ class DetectedSoftware(_Immy):
     @classmethod
     def _text(cls, value: Any) -> Any:
         return "" if value is None else str(value)
+
+
+class InventoryRow(_Immy):
+    """One computer carrying one software, from ImmyBot's bulk inventory search
+    (`GET /api/v1/computers/all-inventory-software/search-by-name`).
+
+    Shape: `ComputerInventoryAllSoftware` in ImmyBot's OpenAPI document (shared/immybot-openapi,
+    immy.bot API v1): `computerId`, `tenantId`, `computer`, `tenant`, `softwareName`,
+    `softwareVersion`, nothing else. Relied on: computerId, tenantId, softwareName (the display
+    name), softwareVersion.
+    """
+
+    computer_id: int = Field(validation_alias=AliasChoices("computerId", "computer_id"))
+    tenant_id: int | None = Field(
+        default=None, validation_alias=AliasChoices("tenantId", "tenant_id")
+    )
+    name: str = Field(default="", validation_alias=AliasChoices("softwareName", "name"))
+    version: str = Field(default="", validation_alias=AliasChoices("softwareVersion", "version"))
+
+    @field_validator("name", "version", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return "" if value is None else str(value)

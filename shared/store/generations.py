@@ -14,7 +14,8 @@ Partitions of a generation's table:
   that have no ImmyBot tenant (this list grows with clients, so it is not in the manifest).
 - `immy_matches`, `immy_names`: every client's ImmyBot mapping outcome, in buckets of client ids,
   and the clients named like several tenants (shared.store.matches).
-- `immy_tenants`, `immy_computers`: ImmyBot's tenants, and its computers per tenant.
+- `immy_tenants`, `immy_computers`: ImmyBot's tenants, and its computers per tenant, each with the
+  inventory rows a rule's detect pattern matches (`shared.core.installed.StoredComputer`).
 - `meta`: the manifest (when, what was read, which rules, where their targets are) and the catalog;
   each may span several rows (`manifest`, `manifest|001`, ...) replaced in one transaction.
 
@@ -57,6 +58,7 @@ from shared.core.generation import (
     pack_client,
     rule_entry,
 )
+from shared.core.installed import StoredComputer
 from shared.core.rules import Rule
 from shared.core.targets import (
     Snapshot,
@@ -236,14 +238,15 @@ def read_unmapped(store: Store, generation: str, entry: RuleEntry) -> list[Unmap
 
 def read_computers(
     store: Store, generation: str, tenant_id: int | None = None
-) -> list[ImmyComputer]:
-    """ImmyBot's computers as of a generation: one tenant's (one range read) or all."""
+) -> list[StoredComputer]:
+    """ImmyBot's computers as of a generation, each with the software the sync's inventory
+    search found on it: one tenant's (one range read) or all."""
     rows = (
         all_rows(store, generation, IMMY_COMPUTERS)
         if tenant_id is None
         else owner_rows(store, generation, IMMY_COMPUTERS, tenant_id)
     )
-    return [ImmyComputer.model_validate(x) for row in rows for x in _decode(row)]
+    return [StoredComputer.model_validate(x) for row in rows for x in _decode(row)]
 
 
 def read_targets(store: Store, generation: str, partition: str) -> list[Target]:

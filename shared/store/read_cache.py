@@ -1,5 +1,6 @@
-"""The read side's one cache: the pointer and manifest, the sync status, client records, the tab's
-generation data, whole answers and the tab's ticket memo; each per store identity.
+"""The read side's one cache: the pointer and manifest, the sync status, client records, tenants'
+stored computers (`shared.store.tab_cache`), the tab's generation data, whole answers and the
+tab's ticket memo; each per store identity.
 
 Every API answer starts with "which generation, and what does its manifest say": two Table round
 trips and a manifest validation per call without a cache. Both change rarely (a sync every 15
@@ -24,10 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from shared.core.generation import MANIFEST, META, ClientRecord, Manifest
+from shared.core.installed import StoredComputer
 from shared.core.mapping import TenantMatch
 from shared.core.recent import Recent
+from shared.core.site_links import SiteLink
 from shared.core.targets import Snapshot
 from shared.records.halo import Item
+from shared.store.tab_cache import OwnerIndex, RememberedTickets
 
 if TYPE_CHECKING:  # at run time the store imports this module (`writes_here`), not the reverse
     from shared.store.repository import Store
@@ -199,6 +203,12 @@ ClientKey = tuple[str, str, int]  # (store identity, generation, client id)
 # Nor does a generation's index of shared rows (shared.store.sharing): a bucket is 1000 owners.
 INDEX_BUCKETS_KEPT = 256
 IndexKey = tuple[str, str, str, int]  # (store identity, generation, partition, bucket)
+# A tenant's stored computers, until the generation's computer index is loaded.
+TenantKey = tuple[str, str, int]  # (store identity, generation, ImmyBot tenant id)
+# A generation's computer-to-site links as the tab read them: (monotonic time read, the asset
+# run that wrote them or None, the links by computer id or None). Kept per generation.
+KeptLinks = tuple[float, str | None, Mapping[int, SiteLink] | None]
+
 # -- the tab's generation data ---------------------------------------------------------------------
 
 
@@ -312,37 +322,6 @@ class AnswerCache(Generic[K]):
             self._bytes = 0
 
 
-# -- the tab's ticket memo -------------------------------------------------------------------------
-
-MAX_REMEMBERED = 10_000
-TicketKey = tuple[str, int]  # (store identity, ticket id)
-
-
-class RememberedTickets:
-    """Which client this process has written for a ticket: a repeat view writes nothing (LRU)."""
-
-    def __init__(self, kept: int = MAX_REMEMBERED) -> None:
-        self._kept = kept
-        self._entries: OrderedDict[TicketKey, int] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def written(self, key: TicketKey, client_id: int) -> bool:
-        """Whether `client_id` was written for this ticket already."""
-        with self._lock:
-            if self._entries.get(key) != client_id:
-                return False
-            self._entries.move_to_end(key)
-            return True
-
-    def note(self, key: TicketKey, client_id: int) -> None:
-        """Record a write."""
-        with self._lock:
-            self._entries[key] = client_id
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._kept:
-                self._entries.popitem(last=False)
-
-
 # -- the process's instances -----------------------------------------------------------------------
 
 
@@ -380,14 +359,22 @@ statuses = StatusCache()
 client_records: Recent[ClientKey, ClientRecord | None] = Recent(CLIENTS_KEPT)
 # Index buckets as read (None: the generation has no index, its own table holds everything).
 index_buckets: Recent[IndexKey, Index | None] = Recent(INDEX_BUCKETS_KEPT)
+tenant_computers: Recent[TenantKey, list[StoredComputer]] = Recent(CLIENTS_KEPT)
+client_index = OwnerIndex()
+computer_index = OwnerIndex()
+site_links: Recent[GenerationKey, KeptLinks] = Recent(4)
 generations = GenerationCache()
 remembered_tickets = RememberedTickets()
 
 
 def forget_tab() -> None:
-    """Drop the tab's generation data, statuses and client records (tests that change a
-    generation behind the tab's back)."""
+    """Drop the tab's generation data, statuses, client records and tenant computers (tests
+    that change a generation behind the tab's back)."""
     generations.clear()
     statuses.clear()
     client_records.clear()
     index_buckets.clear()
+    tenant_computers.clear()
+    client_index.clear()
+    computer_index.clear()
+    site_links.clear()

@@ -44,7 +44,7 @@ from shared.store.base import (
     decode_data,
     encode_data,
 )
-from shared.store.batch import submit_deletes
+from shared.store.batch import submit_deletes, submit_upserts
 from shared.store.service import table_service
 from shared.store.state import SyncStateStore
 from shared.store.writes import BatchWriter, WriteStats
@@ -225,17 +225,19 @@ class Store(BatchWriter, SyncStateStore):
 
     # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------
 
-    def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
-        """Record which client a ticket belongs to."""
-        self.table("TicketClients").upsert_entity(
-            {
-                "PartitionKey": "ticket",
-                "RowKey": str(ticket_id),
-                "client_id": client_id,
-                "seen_at": seen_at,
-            },
-            mode=UpdateMode.REPLACE,
-        )
+    def remember_ticket_clients(self, memos: Sequence[tuple[int, int, datetime]]) -> int:
+        """Record which client each ticket belongs to, `(ticket id, client id, seen at)`: one
+        transaction per 100 (one partition); returns the transactions sent."""
+        table = self.table("TicketClients")
+        sent = 0
+        for start in range(0, len(memos), MAX_BATCH_ENTITIES):
+            rows = [
+                {"RowKey": str(ticket), "client_id": client, "seen_at": seen_at}
+                for ticket, client, seen_at in memos[start : start + MAX_BATCH_ENTITIES]
+            ]
+            submit_upserts(table, "ticket", rows)
+            sent += 1
+        return sent
 
     def ticket_client(self, ticket_id: int) -> int | None:
         """The client a ticket was last seen with, if any."""

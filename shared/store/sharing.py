@@ -194,6 +194,15 @@ def all_rows(store: Store, generation: str, partition: str) -> list[dict[str, An
     return rows
 
 
+def owner_texts(store: Store, generation: str, partition: str) -> dict[int, list[str]]:
+    """Every owner's rows of a shared partition as of `generation`, as the JSON texts stored
+    (undecoded), by owner: for a reader that keeps them and decodes one owner at a time."""
+    texts: dict[int, list[str]] = defaultdict(list)
+    for row in all_rows(store, generation, partition):
+        texts[owner_of(str(row["RowKey"]))].append(decode_data(row))
+    return dict(texts)
+
+
 @dataclass(slots=True)
 class Shared:
     """A generation's partitions with the rows it shares left out, and what was shared."""

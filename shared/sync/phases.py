@@ -17,11 +17,11 @@ from shared.core.catalog import build_catalog
 from shared.core.changes import Cause
 from shared.core.generation import ImmyState, Manifest, rule_entry
 from shared.core.guard import confirmable
+from shared.core.installed import StoredComputer, search_plan
 from shared.core.rules import Rule
 from shared.core.targets import Snapshot, Target, resolve
 from shared.halo.client import HaloClient
 from shared.immybot.client import ImmyClient
-from shared.records.immybot import ImmyComputer
 from shared.records.parsing import gc_paused
 from shared.settings import Settings
 from shared.store.generations import Layout, layout
@@ -87,7 +87,7 @@ class _Resolved:
     """Every rule resolved against the snapshot, before the generation is laid out."""
 
     snapshot: Snapshot
-    computers: list[ImmyComputer]
+    computers: list[StoredComputer]
     immy_state: ImmyState
     rules: list[Rule]
     targets: dict[str, list[Target]]
@@ -102,7 +102,7 @@ class _LaidOut:
 
     generation: str
     snapshot: Snapshot
-    computers: list[ImmyComputer]
+    computers: list[StoredComputer]
     immy_state: ImmyState
     targets: dict[str, list[Target]]
     manifest: Manifest
@@ -162,9 +162,7 @@ async def _read(run: RunContext, clients: Clients) -> tuple[RunStage, SyncData, 
             data, immy_read = await halo_read, None
         else:
             data, immy_read = await asyncio.gather(
-                halo_read,
-                read_immybot(clients.immy, settings.immy_halo_link_id),
-                return_exceptions=False,
+                halo_read, _read_immybot(run, clients.immy), return_exceptions=False
             )
     finally:
         if budget is not None:
@@ -174,6 +172,14 @@ async def _read(run: RunContext, clients: Clients) -> tuple[RunStage, SyncData, 
         finally:
             run.report.stage = stage.record(clock())
     return stage, data, immy_read
+
+
+async def _read_immybot(run: RunContext, immy: ImmyClient) -> ImmyRead:
+    """ImmyBot's part of the read. The rules' detect patterns say what to search its inventory
+    for (read here, beside HaloPSA's first pages); a rule edited after this read says installed
+    is unknown until the next run."""
+    rules, _ = await asyncio.to_thread(load_rules, run.store)
+    return await read_immybot(immy, run.settings.immy_halo_link_id, search_plan(rules))
 
 
 async def _resolve(run: RunContext, data: SyncData, immy_read: ImmyRead | None) -> _Resolved:

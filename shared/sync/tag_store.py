@@ -27,6 +27,7 @@ from shared.store.base import check_key, decode_data, encode_data
 from shared.store.changes import iter_changes
 from shared.store.repository import Store
 from shared.sync.retention import NothingHeld
+from shared.sync.tags_view import TagClient, rule_numbers
 
 STATE_TABLE = "ImmyTags"
 OFFBOARD_TABLE = "ImmyOffboarding"
@@ -38,12 +39,23 @@ Done = set[tuple[str, str, str]]
 
 
 class RuleTagsView(RuleTags):
-    """A rule's tag plan as last recorded, with each client's last change from the change log."""
+    """A rule's tag plan as last recorded, with each client's last change from the change log
+    and each target client's numbers from the current generation."""
 
     last_changes: list[LastChange] = Field(
         default_factory=list,
         description="Per client (and its tenant), its latest change of this rule in the change "
         "log (CHANGES_KEEP_DAYS), newest first: why a tenant is gaining or losing the tag.",
+    )
+    numbers_generation: str | None = Field(
+        default=None,
+        description="The generation the clients' numbers come from (the current one); null when "
+        "none serves or the rule is not in it.",
+    )
+    clients: list[TagClient] = Field(
+        default_factory=list,
+        description="The rule's targets with billed, targeted and installed (meanings as in "
+        "GET /api/reconciliation).",
     )
 
 
@@ -186,17 +198,27 @@ def _encoded(plan: RuleTags) -> dict[str, Any]:
 
 def tags_view(store: Store, settings: Settings, now: datetime | None = None) -> TagsView:
     """Every rule's tag, carriers, targets, planned changes and last result, as last recorded,
-    and each client's last change of the rule (the whole change log, read once)."""
+    each client's last change of the rule (the whole change log, read once) and each target
+    client's numbers (`shared.sync.tags_view`)."""
     entities = store.table(STATE_TABLE).query_entities(
         "PartitionKey eq @pk", parameters={"pk": _RULE_PK}
     )
     plans = [RuleTags.model_validate_json(decode_data(e)) for e in entities]
     since = (now or datetime.now(UTC)) - timedelta(days=settings.changes_keep_days)
     last = last_per_client(iter_changes(store, since)) if plans else {}
-    rules = [
-        RuleTagsView(**dict(plan), last_changes=last.get(normalise(plan.software), []))
-        for plan in plans
-    ]
+    numbers = rule_numbers(store, settings, (normalise(p.software) for p in plans))
+    rules = []
+    for plan in plans:
+        key = normalise(plan.software)
+        clients = numbers.clients.get(key)
+        rules.append(
+            RuleTagsView(
+                **dict(plan),
+                last_changes=last.get(key, []),
+                numbers_generation=numbers.generation if clients is not None else None,
+                clients=clients or [],
+            )
+        )
     return TagsView(
         mode=TagMode(settings.immy_tags),
         prefix=settings.immy_tag_prefix,

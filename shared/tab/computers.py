@@ -1,36 +1,46 @@
 """The computers part of the technician tab: the tenant's computers and, per computer, whether each
-software the client is entitled to is installed, missing or unknown.
+software the client is entitled to is installed, missing, not targeted or unknown.
 
-Both are read live from ImmyBot under the view's one deadline: the tenant's computers
-(`GET /api/v1/computers/paged`), then the detected software of the ticket user's computers and of
-the rest up to a cap (`GET /api/v1/computers/{id}/detected-computer-software`, side by side). What
-misses the deadline is "unknown" with the reason; when the computer list itself misses it (or
-ImmyBot fails), the snapshot's list stands in, its software unknown.
+The list is read live from ImmyBot under the view's one deadline (`GET /api/v1/computers/paged`,
+one request); when it misses the deadline (or ImmyBot fails) the list the last sync stored stands
+in. Installed and missing come from that stored list too: the sync read ImmyBot's inventory in bulk
+(one search per detect pattern, `shared.sync.immybot`) and kept, per computer, the software a
+rule's pattern matches. So a view makes no per-computer ImmyBot request, and its cells agree with
+the reconciliation. A computer the sync did not see (new since) is "unknown"; one ImmyBot never
+inventoried shows as missing (the bulk search lists only computers that have the software).
+"Missing" is only said of a computer the rule targets (`shared.core.reach`): one at a site a
+site-scoped rule leaves out (or whose site is unknown), a sandbox, dev-lab or excluded computer,
+or one not seen lately is "not targeted", with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from shared.core.coverage import Wanted
 from shared.core.detection import find
+from shared.core.installed import InventoryState, StoredComputer, unknown_because
+from shared.core.reach import Kind, SiteScope, kind_reason, off_site
+from shared.core.site_links import SiteLink
 from shared.immybot.client import ImmyClient
 from shared.immybot.errors import ImmyError
 from shared.immybot.pages import computer_page
-from shared.records.immybot import DetectedSoftware, ImmyComputer
+from shared.records.immybot import ImmyComputer
 
 log = logging.getLogger("halo_immy.tab")
-Status = Literal["installed", "missing", "unknown"]
+Status = Literal["installed", "missing", "not_targeted", "unknown"]
+NEW_SINCE_SYNC = "new since the last sync: not in its inventory yet"
 
 
 @dataclass(frozen=True, slots=True)
 class SoftwareCell:
-    """One software on one computer: installed (with its version), missing, or unknown and why."""
+    """One software on one computer: installed (with its version), missing, or not targeted or
+    unknown and why."""
 
     status: Status
     version: str = ""
@@ -51,22 +61,6 @@ class ComputerRow:
 
 
 @dataclass(frozen=True, slots=True)
-class SoftwareSummary:
-    """One software across the tenant's computers: "SentinelOne: 3 of 5 computers"."""
-
-    software: str
-    installed: int
-    computers: int
-    unknown: int
-
-    @property
-    def text(self) -> str:
-        """The summary line."""
-        line = f"{self.software}: {self.installed} of {self.computers} computers"
-        return line + (f" ({self.unknown} unknown)" if self.unknown else "")
-
-
-@dataclass(frozen=True, slots=True)
 class Computers:
     """The computers part of the tab: rows (the ticket user's first), or a sentence why none."""
 
@@ -74,7 +68,6 @@ class Computers:
     note: str | None = None
     source: str = ""
     software: list[str] = field(default_factory=list)  # the columns, in the rows' cell order
-    summaries: list[SoftwareSummary] = field(default_factory=list)
 
     @property
     def mine(self) -> list[ComputerRow]:
@@ -87,16 +80,13 @@ class Computers:
         return [r for r in self.rows if not r.is_ticket_user]
 
 
-# Per computer id: its detected software, or why it is not known.
-Inventory = dict[int, list[DetectedSoftware] | str]
-
-
 @dataclass(frozen=True, slots=True)
 class TenantRead:
-    """What ImmyBot said about a tenant within the deadline (or the snapshot's list instead)."""
+    """The tenant's computers to show (live, or the stored list instead), and the stored list by
+    id, where the software cells come from."""
 
     computers: list[ImmyComputer]
-    inventory: Inventory
+    stored: Mapping[int, StoredComputer]
     source: str
 
 
@@ -113,75 +103,85 @@ def ordered(computers: Sequence[ImmyComputer], email: str) -> list[ImmyComputer]
     )
 
 
-async def read_tenant(
-    immy: ImmyClient,
-    tenant_id: int,
-    email: str,
-    *,
-    cap: int,
-    deadline: float,
-    deadline_ms: int,
-    stored: Callable[[], list[ImmyComputer]],
-) -> TenantRead:
-    """The tenant's computers and their detected software, all done by `deadline` (loop time).
-
-    The ticket user's computers are read first and always; the others up to `cap` in all.
-    """
+async def live_computers(
+    immy: ImmyClient, tenant_id: int, *, deadline: float, deadline_ms: int
+) -> list[ImmyComputer] | str:
+    """The tenant's computers from ImmyBot by `deadline` (loop time), or why not."""
     loop = asyncio.get_running_loop()
-    late = f"ImmyBot did not answer within {deadline_ms} ms"
     try:
-        listed = await asyncio.wait_for(immy.computers(tenant_id), max(0.0, deadline - loop.time()))
-        source = "live from ImmyBot"
+        return await asyncio.wait_for(immy.computers(tenant_id), max(0.0, deadline - loop.time()))
     except (TimeoutError, ImmyError) as error:
         log.warning("tab computers of tenant %s: %s", tenant_id, type(error).__name__)
-        why = late if isinstance(error, TimeoutError) else "ImmyBot is unavailable"
-        found = await asyncio.to_thread(stored)
+        if isinstance(error, TimeoutError):
+            return f"ImmyBot did not answer within {deadline_ms} ms"
+        return "ImmyBot is unavailable"
+
+
+def tenant_read(
+    live: Sequence[ImmyComputer] | str,
+    stored: Sequence[StoredComputer],
+    tenant_id: int,
+    email: str,
+) -> TenantRead:
+    """What to show: the live list (or, when it is a reason, the stored one), only the tenant's
+    computers (a computer of another tenant must never be shown as this client's)."""
+    by_id = {c.id: c for c in stored if c.tenant_id == tenant_id}
+    if isinstance(live, str):
         return TenantRead(
-            ordered([c for c in found if c.tenant_id == tenant_id], email),
-            {c.id: why for c in found},
-            f"as of the last sync: {why}",
+            ordered(list(by_id.values()), email), by_id, f"as of the last sync: {live}"
         )
-    # Filtered again here: a computer of another tenant must never be shown as this client's.
-    computers = ordered([c for c in listed if c.tenant_id == tenant_id], email)
-    # `ordered` puts the ticket user's computers first: all of them, then others up to `cap`.
-    mine = sum(used_by(c, email) for c in computers)
-    chosen = computers[: max(cap, mine)]
-    tasks = {c.id: asyncio.create_task(immy.detected_software(c.id)) for c in chosen}
-    inventory: Inventory = {
-        c.id: f"not read: the tab checks {cap} computers at most" for c in computers
-    }
-    if tasks:
-        _, pending = await asyncio.wait(tasks.values(), timeout=max(0.0, deadline - loop.time()))
-        for task in pending:
-            task.cancel()
-        for computer_id, task in tasks.items():
-            if task in pending:
-                inventory[computer_id] = late
-            elif task.exception() is not None:
-                log.warning(
-                    "detected software of computer %s: %s",
-                    computer_id,
-                    type(task.exception()).__name__,
-                )
-                inventory[computer_id] = "ImmyBot could not say"
-            else:
-                rows = [r for r in task.result() if r.computer_id == computer_id]
-                inventory[computer_id] = rows or "never inventoried by ImmyBot"
-    return TenantRead(computers, inventory, source)
+    shown = [c for c in live if c.tenant_id == tenant_id]
+    return TenantRead(ordered(shown, email), by_id, "live from ImmyBot")
 
 
-def cell(wanted: Wanted, found: list[DetectedSoftware] | str) -> SoftwareCell:
-    """Installed (with version) / missing / unknown for one software on one computer."""
-    if isinstance(found, str):
-        return SoftwareCell("unknown", why=found)
-    hit = find(wanted.patterns, found)
-    return SoftwareCell("installed", version=hit.version) if hit else SoftwareCell("missing")
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What says whether a rule targets a stored computer: how ImmyBot treats each of the tenant's
+    computers as of the sync (`shared.core.reach.Kind`, by id), `IMMY_STALE_DAYS`, and where
+    computers are for site-scoped rules (None: the generation has no computer-to-site links)."""
+
+    kinds: Mapping[int, Kind]
+    stale_days: int
+    links: Mapping[int, SiteLink] | None = None
+
+    def why_not(self, wanted: Wanted, computer_id: int) -> str | None:
+        """Why the rule does not target the computer (None: it does)."""
+        if wanted.site_scoped:
+            why = off_site(computer_id, wanted.target, SiteScope(self.links))
+            if why is not None:
+                return why
+        return kind_reason(self.kinds.get(computer_id, "targeted"), self.stale_days)
+
+
+def cell(
+    wanted: Wanted, stored: StoredComputer | None, unknown: str | None, reach: Reach
+) -> SoftwareCell:
+    """Installed (with version) / missing / not targeted / unknown for one software on one
+    computer, from what the sync stored of ImmyBot's inventory (`unknown`: why the inventory
+    cannot answer at all). Only a computer the rule targets is ever missing."""
+    if unknown is not None:
+        return SoftwareCell("unknown", why=unknown)
+    if stored is None:
+        return SoftwareCell("unknown", why=NEW_SINCE_SYNC)
+    hit = find(wanted.patterns, stored.software)
+    if hit:
+        return SoftwareCell("installed", version=hit.version)
+    why = reach.why_not(wanted, stored.id)
+    return SoftwareCell("missing") if why is None else SoftwareCell("not_targeted", why=why)
 
 
 def computers_view(
-    read: TenantRead, wanted: Sequence[Wanted], email: str, base_url: str, tenant_name: str
+    read: TenantRead,
+    wanted: Sequence[Wanted],
+    inventory: InventoryState | None,
+    reach: Reach,
+    *,
+    email: str,
+    base_url: str,
+    tenant_name: str,
 ) -> Computers:
-    """The rows and per-software summaries for the template."""
+    """The rows for the template, a cell per entitled software."""
+    unknown = [unknown_because(w.patterns, inventory) for w in wanted]
     rows = [
         ComputerRow(
             name=c.name or f"computer {c.id}",
@@ -190,23 +190,16 @@ def computers_view(
             user_email=c.primary_user_email,
             url=computer_page(base_url, c.id),
             is_ticket_user=used_by(c, email),
-            software=tuple(cell(w, read.inventory.get(c.id, "not read")) for w in wanted),
+            software=tuple(
+                cell(w, read.stored.get(c.id), why, reach)
+                for w, why in zip(wanted, unknown, strict=True)
+            ),
         )
         for c in read.computers
-    ]
-    summaries = [
-        SoftwareSummary(
-            w.software,
-            installed=sum(r.software[i].status == "installed" for r in rows),
-            computers=len(rows),
-            unknown=sum(r.software[i].status == "unknown" for r in rows),
-        )
-        for i, w in enumerate(wanted)
     ]
     return Computers(
         rows=rows,
         note=None if rows else f"ImmyBot tenant {tenant_name} has no computers.",
         source=f"ImmyBot tenant {tenant_name}, {read.source}",
         software=[w.software for w in wanted],
-        summaries=summaries,
     )

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
 from azure.core.exceptions import AzureError
@@ -23,10 +24,13 @@ from shared.settings import Settings, SettingsError
 from shared.store import read_cache
 from shared.store.base import StoreError
 from shared.store.repository import Store
+from shared.store.tab_cache import TicketMemo
 from shared.tab.render import Page, error_page, render
 from shared.tab.view import ImmyAccess, TicketNotFound, build_tab
 
 log = logging.getLogger("halo_immy.tab")
+# How long ticket memos wait to go to storage together (see remember_after_response).
+MEMO_LINGER_SECONDS = 0.2
 # frame-ancestors when the allowed origins cannot be read (the settings are broken).
 NOBODY = ["'none'"]
 
@@ -107,8 +111,8 @@ async def _immy_access(settings: Settings) -> ImmyAccess | None:
     return ImmyAccess(
         immy,
         base_url=immy.base_url,
-        cap=settings.tab_software_computers,
         link_id=settings.immy_halo_link_id,
+        stale_days=settings.immy_stale_days,
     )
 
 
@@ -175,15 +179,25 @@ def remember_after_response(
     """Memo which client a ticket belongs to (so the tab can show coverage while HaloPSA is down),
     off the view's critical path, and only when this process has not written it already.
 
-    A failed write is logged and counted by `after_response` and not marked as written, so the
-    next view of the ticket tries again.
+    Memos wait together: the first one schedules a write after the response, and that write,
+    `MEMO_LINGER_SECONDS` later, sends every memo waiting by then in one transaction, so the
+    first views of a busy second cost one Table request, not one each. A failed write is logged
+    and counted by `after_response` and nothing in it is marked as written, so the next view of
+    each ticket tries again.
     """
     key = (store.identity, ticket_id)
     if read_cache.remembered_tickets.written(key, client_id):
         return
+    memo = TicketMemo(ticket_id, client_id, seen_at)
+    if read_cache.remembered_tickets.queue(store.identity, memo):
+        after_response.submit("remember the clients of tickets", lambda: _write_memos(store))
 
-    def write() -> None:
-        store.remember_ticket_client(ticket_id, client_id, seen_at)
-        read_cache.remembered_tickets.note(key, client_id)
 
-    after_response.submit(f"remember the client of ticket {ticket_id}", write)
+def _write_memos(store: Store) -> None:
+    # The after-response thread waits, the views do not: the memos of the views answered
+    # meanwhile join this transaction (a memo is only needed once HaloPSA fails).
+    time.sleep(MEMO_LINGER_SECONDS)
+    memos = read_cache.remembered_tickets.take(store.identity)
+    store.remember_ticket_clients([(m.ticket_id, m.client_id, m.seen_at) for m in memos])
+    for memo in memos:
+        read_cache.remembered_tickets.note((store.identity, memo.ticket_id), memo.client_id)

@@ -21,6 +21,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        # The templates ship with the code: no stat of each file on every render.
+        auto_reload=False,
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,

@@ -10,23 +10,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from shared.core.coverage import ContractRow, ItemRow, SoftwareRow, coverage
+from shared.core.generation import Manifest
+from shared.core.installed import StoredComputer, by_tenant
 from shared.core.mapping import TenantMatch
 from shared.core.schedule import longest_gap
+from shared.core.site_links import SiteLink
 from shared.halo.errors import HaloError, HaloNotFound
 from shared.immybot.client import ImmyClient
 from shared.immybot.pages import technician_tools
 from shared.records.halo import Ticket
-from shared.store.generations import read_computers
+from shared.records.immybot import ImmyComputer
+from shared.store import read_cache
 from shared.store.read_cache import GenerationData, ServingState
 from shared.store.repository import Store
-from shared.tab.computers import Computers, TenantRead, computers_view, read_tenant
-from shared.tab.snapshot import client_record, generation_data, sync_status
+from shared.tab.computers import Computers, Reach, computers_view, live_computers, tenant_read
+from shared.tab.numbers import heading_numbers
+from shared.tab.snapshot import (
+    client_record,
+    generation_data,
+    site_links,
+    sync_status,
+    tenant_computers,
+)
 
 log = logging.getLogger("halo_immy.tab")
 
@@ -46,6 +57,8 @@ class TabView:
     contracts: list[ContractRow] = field(default_factory=list)
     items: list[ItemRow] = field(default_factory=list)
     software: list[SoftwareRow] = field(default_factory=list)
+    # Software -> "billed 25 · targeted 5 · installed 2", the reconciliation's numbers.
+    numbers: dict[str, str] = field(default_factory=dict)
     computers: Computers = field(default_factory=Computers)
     notices: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -64,12 +77,13 @@ class TicketNotFound(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ImmyAccess:
-    """How the tab reaches ImmyBot: a client, where its pages are, and how many computers to read."""
+    """How the tab reaches ImmyBot: a client, where its pages are, the HaloPSA link (for
+    Technician Tools) and `IMMY_STALE_DAYS` (which computers count as targeted)."""
 
     client: ImmyClient
     base_url: str
-    cap: int
     link_id: int | None = None
+    stale_days: int = 30
 
 
 async def build_tab(
@@ -131,7 +145,10 @@ async def _client_of(
     why = "did not answer in time" if isinstance(ticket_result, TimeoutError) else "is unavailable"
     if not isinstance(ticket_result, TimeoutError | HaloError):
         log.warning("ticket %s: %s", view.ticket_id, type(ticket_result).__name__)
-    client_id = await asyncio.to_thread(store.ticket_client, view.ticket_id)
+    # This process's own memo first (written or still waiting to be): no Table read.
+    client_id = read_cache.remembered_tickets.known(store.identity, view.ticket_id)
+    if client_id is None:
+        client_id = await asyncio.to_thread(store.ticket_client, view.ticket_id)
     view.notices.append(
         f"HaloPSA {why}: coverage is from the last sync"
         if client_id is not None
@@ -149,6 +166,30 @@ class _Live:
     immy: ImmyAccess | None
     deadline: float
     deadline_ms: int
+
+    async def listed(self, tenant_id: int | None) -> list[ImmyComputer] | str | None:
+        """The tenant's computers live from ImmyBot (or why not); None without a tenant."""
+        if self.immy is None or tenant_id is None:
+            return None
+        return await live_computers(
+            self.immy.client, tenant_id, deadline=self.deadline, deadline_ms=self.deadline_ms
+        )
+
+    async def links(
+        self, manifest: Manifest, tenant_id: int | None
+    ) -> Mapping[int, SiteLink] | None:
+        """The generation's computer-to-site links when a rule is site-scoped and the client has
+        a tenant (None otherwise, or when the generation has none)."""
+        if tenant_id is None or all(e.rule.site_ids is None for e in manifest.rules.values()):
+            return None
+        return await site_links(self.store, self.generation)
+
+    async def stored(self, tenant_id: int | None) -> list[StoredComputer] | None:
+        """The tenant's computers as the sync stored them, with their software; None without
+        a tenant."""
+        if tenant_id is None:
+            return None
+        return await tenant_computers(self.store, self.generation, tenant_id)
 
 
 def _tenant_of(
@@ -180,27 +221,17 @@ def _why_no_tenant(match: TenantMatch | None) -> str:
 async def _client_part(
     view: TabView, client_id: int, data: GenerationData, live: _Live, now: datetime
 ) -> None:
-    """The client's record and its tenant's computers side by side, then coverage and computers."""
+    """The client's record, its tenant's computers live and as stored (and, when a rule is
+    site-scoped, where computers are), side by side; then coverage, the numbers per software and
+    the computers."""
     email = view.ticket.user_email if view.ticket else ""
     tenant, computers_note = _tenant_of(client_id, data, live.immy)
-
-    async def machines() -> TenantRead | None:
-        # Side by side with the client's record: the tenant comes from the snapshot's mapping.
-        if live.immy is None or tenant is None:
-            return None
-        tenant_id = tenant[0]
-        return await read_tenant(
-            live.immy.client,
-            tenant_id,
-            email,
-            cap=live.immy.cap,
-            deadline=live.deadline,
-            deadline_ms=live.deadline_ms,
-            stored=lambda: read_computers(live.store, live.generation, tenant_id),
-        )
-
-    record, found = await asyncio.gather(
-        client_record(live.store, live.generation, client_id), machines()
+    tenant_id = tenant[0] if tenant is not None else None
+    record, listed, stored, links = await asyncio.gather(
+        client_record(live.store, live.generation, client_id),
+        live.listed(tenant_id),
+        live.stored(tenant_id),
+        live.links(data.manifest, tenant_id),
     )
     if record is None:
         view.notices.append(
@@ -208,17 +239,30 @@ async def _client_part(
         )
         return
     view.client_name = view.client_name or record.client.name
-    found_coverage = coverage(record, data.items, data.manifest.rules.values(), now.date())
-    view.contracts, view.items = found_coverage.contracts, found_coverage.items
-    view.software = found_coverage.software
+    found = coverage(record, data.items, data.manifest.rules.values(), now.date())
+    view.contracts, view.items, view.software = found.contracts, found.items, found.software
     if not view.site_name and len(record.sites) == 1:
         view.site_name = record.sites[0].name
-    if found is not None and live.immy is not None and tenant is not None:
-        view.computers = computers_view(
-            found, found_coverage.wanted, email, live.immy.base_url, tenant[1]
-        )
-    else:
+    stale_days = live.immy.stale_days if live.immy is not None else 30
+    tenants = None
+    if live.immy is not None and data.manifest.immybot.configured:
+        tenants = by_tenant(stored or [], data.manifest.synced_at, stale_days)
+    inventory = data.manifest.immybot.inventory
+    view.numbers = heading_numbers(found.wanted, tenant_id, tenants, inventory, links)
+    if tenant is None or listed is None or stored is None or live.immy is None:
         view.computers = Computers(note=computers_note)
+        return
+    mine = (tenants or {}).get(tenant[0])
+    reach = Reach(mine.kinds if mine is not None else {}, stale_days, links)
+    view.computers = computers_view(
+        tenant_read(listed, stored, tenant[0], email),
+        found.wanted,
+        inventory,
+        reach,
+        email=email,
+        base_url=live.immy.base_url,
+        tenant_name=tenant[1],
+    )
 
 
 def _freshness(view: TabView, state: ServingState, schedule: str, now: datetime) -> None:

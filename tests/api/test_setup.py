@@ -53,6 +53,7 @@ NAMES = [
     "immybot.computers",
     "immybot.provider_links",
     "immybot.tags",
+    "immybot.inventory",
     "storage",
 ]
 # The agent permission each HaloPSA scope's fix names (docs/halopsa-setup.md, step 1).
@@ -305,6 +306,17 @@ def test_a_denied_immybot_right_is_named(sandboxes, endpoint, name):
     assert "HTTP 403" in line.detail
     assert "ImmyBot user of the app registration needs that right" in line.fix
     assert not result.ok
+
+
+def test_a_denied_inventory_search_is_named_but_not_required(sandboxes):
+    _, immy = sandboxes
+    immy.set_faults(ImmyFaults(deny=["inventory_search"]))
+    result = asyncio.run(run_checks())
+    line = by_name(result)["immybot.inventory"]
+    assert (line.status, line.required) == (CheckStatus.MISSING, False)
+    assert "HTTP 403" in line.detail
+    assert line.fix.startswith("searching computers' inventory: the ImmyBot user")
+    assert result.ok  # a sync still serves; its installed counts say unknown
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from shared.core.coverage import Wanted, coverage, quantity_text
+from shared.core.coverage import coverage, quantity_text
 from shared.core.generation import ClientRecord, RuleEntry, rule_entry
 from shared.core.rules import ItemMatch, Rule
 from shared.core.targets import Snapshot
@@ -45,7 +45,15 @@ def test_a_contract_ending_soon_entitles_and_is_flagged():
     # The last day is the 20th: the first day without Office is the 21st, 20 days from today.
     assert row.expiring and (row.ends, row.ends_in) == (date(2026, 3, 21), 20)
     assert row.ends_why == ["contract C-7 ends 2026-03-20"]
-    assert found.wanted == [Wanted("Office", ("Microsoft 365",))]
+    [wanted] = found.wanted
+    assert (wanted.software, wanted.patterns, wanted.site_scoped) == (
+        "Office",
+        ("Microsoft 365",),
+        False,
+    )
+    # The client as the rule's target: what the tab's heading counts billed from.
+    assert (wanted.target.client_id, wanted.target.quantity) == (1, None)
+    assert [r.kind for r in wanted.target.reasons] == ["contract"]
     [shown] = found.contracts
     assert shown.ref == "C-7" and shown.expiring and not shown.in_grace
 

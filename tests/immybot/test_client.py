@@ -13,7 +13,7 @@ import respx
 
 from shared.immybot.auth import MsalHttpClient
 from shared.immybot.client import ImmyClient
-from shared.immybot.errors import ImmyAuthError, ImmyUnavailable
+from shared.immybot.errors import ImmyAuthError, ImmyProtocolError, ImmyUnavailable
 from shared.outbound.budget import RetryPolicy
 from shared.records.immybot import ImmyComputer
 from shared.runtime.clients import forget_applications
@@ -90,6 +90,20 @@ async def test_cached_token_is_reused(entra):
         for _ in range(3):
             await immy.tenants()
     assert tokens.call_count == 1
+
+
+async def test_a_fresh_token_is_handed_out_without_a_worker_thread(entra, monkeypatch):
+    token_route(entra, "tok-1")
+    api = entra.get(f"{BASE}/api/v1/tenants").respond(json=[])
+    async with client() as immy:
+        await immy.tenants()  # the first asks msal, in a worker thread
+
+        async def no_thread(*args, **kwargs):
+            raise AssertionError("msal asked again for a token that is still fresh")
+
+        monkeypatch.setattr("shared.immybot.auth.asyncio.to_thread", no_thread)
+        await immy.tenants()
+    assert [c.request.headers["Authorization"] for c in api.calls] == ["Bearer tok-1"] * 2
 
 
 async def test_expired_token_is_refreshed(entra):
@@ -191,6 +205,43 @@ async def test_a_server_cap_on_take_does_not_end_the_listing(entra):
     assert [c.id for c in computers] == list(range(1, 9))
     assert route.call_count == 3
     assert [c.id for c in computers if not c.deployable] == [2]
+
+
+async def test_inventory_search_is_one_request_for_every_tenant(entra):
+    token_route(entra, "tok-1")
+    rows = [
+        {
+            "computerId": 4, "tenantId": 2, "computer": "CONTOSO-LT02", "tenant": "Contoso",
+            "softwareName": "Sentinel Agent", "softwareVersion": "23.4",
+        },
+        {
+            "computerId": 9, "tenantId": 3, "computer": None, "tenant": None,
+            "softwareName": None, "softwareVersion": None,
+        },
+        {"tenantId": 3, "softwareName": "no computer id: skipped"},
+    ]  # fmt: skip
+    route = entra.get(f"{BASE}/api/v1/computers/all-inventory-software/search-by-name").respond(
+        json=rows
+    )
+    async with client() as immy:
+        found = await immy.inventory_search("Sentinel Agent")
+    assert [(r.computer_id, r.tenant_id, r.name, r.version) for r in found] == [
+        (4, 2, "Sentinel Agent", "23.4"),
+        (9, 3, "", ""),
+    ]
+    assert route.call_count == 1
+    params = route.calls.last.request.url.params
+    assert dict(params) == {"q": "Sentinel Agent", "searchMode": "0"}  # no tenantId: all tenants
+
+
+async def test_an_inventory_answer_that_is_not_a_list_is_a_protocol_error(entra):
+    token_route(entra, "tok-1")
+    entra.get(f"{BASE}/api/v1/computers/all-inventory-software/search-by-name").respond(
+        json={"results": []}
+    )
+    async with client() as immy:
+        with pytest.raises(ImmyProtocolError):
+            await immy.inventory_search("Huntress")
 
 
 async def test_tenants_are_paged_until_an_empty_page(entra, monkeypatch):

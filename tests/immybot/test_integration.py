@@ -17,11 +17,13 @@ import azure.functions as func
 import pytest
 
 from sandbox.halo_data import demo_data
-from sandbox.immybot import ImmyBotSandbox
+from sandbox.immybot import ImmyBotSandbox, ImmyFaults
 from sandbox.immybot_data import flag_computers, immy_data_for
 from shared.api.rules import import_rules
+from shared.core.installed import InventoryState
 from shared.runtime.clients import forget_applications
 from shared.runtime.process import get_store
+from shared.store.generations import read_computers, read_manifest
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from tests.conftest import immy_settings
@@ -99,24 +101,34 @@ def test_expand_computers_lists_each_tenants_computers(both):
     assert plain.headers["ETag"] != expanded.headers["ETag"]
 
 
-def test_reconciliation_compares_billed_with_deployed(both):
+def test_reconciliation_puts_billed_targeted_and_installed_side_by_side(both):
+    _, immy = both
+    before = immy.stats()["total"]
     response = call("reconciliation", "/api/reconciliation", software="SentinelOne")
     report = json.loads(response.get_body())
     rows = {r["client_name"]: r for r in report["rows"]}
     contoso = rows["Contoso Ltd"]
-    # Contoso is billed 25 SentinelOne seats at 6.00 and has 5 computers in tenant 2.
-    assert (contoso["billed"], contoso["deployed"], contoso["difference"]) == (25, 5, -20)
-    assert (contoso["unit_price"], contoso["at_stake"]) == (6.0, 120.0)
+    # Contoso is billed 25 SentinelOne seats at 6.00; tenant 2 has 5 deployable computers seen
+    # lately, and ImmyBot's inventory shows "Sentinel Agent" on two of them (ids 4 and 5).
+    assert (contoso["quantity"], contoso["targeted"], contoso["installed"]) == (25, 5, 2)
+    assert contoso["quantity_status"] == "fixed" and contoso["installed_unknown"] is None
+    # The documented signs: installed - quantity, and its money, negative for empty seats.
+    assert (contoso["installed_minus_quantity"], contoso["targeted_minus_installed"]) == (-23, 3)
+    assert (contoso["unit_price"], contoso["at_stake"]) == (6.0, -138.0)
     assert report["rows"][0]["client_name"] == "Contoso Ltd"  # most money at stake first
-    assert rows["Woodgrove Bank"]["deployed"] is None  # ambiguous: no tenant to count in
-    assert rows["Northwind Traders"]["deployed"] == 3  # tenant 4, by its Entra tenant
+    assert rows["Woodgrove Bank"]["targeted"] is None  # ambiguous: no tenant to count in
+    assert rows["Woodgrove Bank"]["installed_unknown"] == "the client has no ImmyBot tenant"
+    assert rows["Northwind Traders"]["targeted"] == 3  # tenant 4, by its Entra tenant
     assert report["totals"]["unmapped_clients"] == 2
+    assert report["detect"] == ["Sentinel Agent"] and report["stale_days"] == 30
     csv_response = call(
         "reconciliation", "/api/reconciliation", software="SentinelOne", format="csv"
     )
     assert csv_response.mimetype == "text/csv"
     lines = list(csv.DictReader(io.StringIO(csv_response.get_body().decode())))
-    assert lines[0]["client_name"] == "Contoso Ltd" and lines[0]["at_stake"] == "120.0"
+    assert lines[0]["client_name"] == "Contoso Ltd" and lines[0]["at_stake"] == "-138.0"
+    assert (lines[0]["quantity"], lines[0]["targeted"], lines[0]["installed"]) == ("25.0", "5", "2")
+    assert immy.stats()["total"] == before  # answered without calling ImmyBot
 
 
 def test_an_explicit_mapping_takes_effect_at_once(both):
@@ -134,8 +146,14 @@ def test_an_explicit_mapping_takes_effect_at_once(both):
         call("reconciliation", "/api/reconciliation", software="SentinelOne").get_body()
     )
     row = next(r for r in report["rows"] if r["client_name"] == "Wide World Importers")
-    # Its SentinelOne line is per device, not yet calculated: "calculated", never 0 billed.
-    assert (row["billed"], row["calculated_unknown"], row["deployed"]) == (None, 1, 6)
+    # Its SentinelOne line is per device, not yet calculated: "calculated", never 0 billed;
+    # tenant 8's six computers are targeted, four carry the agent (ids 23, 25, 26, 28).
+    assert (row["quantity"], row["quantity_status"], row["calculated_unknown"]) == (
+        None,
+        "calculated_unknown",
+        1,
+    )
+    assert (row["targeted"], row["installed"], row["at_stake"]) == (6, 4, None)
     listed = json.loads(call("rules", "/api/mappings", route={"area": "mappings"}).get_body())
     assert listed["explicit"] == [
         {
@@ -192,6 +210,45 @@ def test_status_reports_immybot(both):
     assert status["immybot"] == {"configured": True, "tenants": 11, "computers": 33, "note": None}
 
 
+def software_of(computers: list) -> dict[int, list[str]]:
+    return {c.id: [s.name for s in c.software] for c in computers}
+
+
+def test_the_sync_reads_the_inventory_once_per_detect_pattern_and_stores_it(both):
+    _, immy = both
+    # Demo rules: Huntress detects "Huntress Agent", SentinelOne "Sentinel Agent": two searches
+    # across every tenant, not a request per computer.
+    requests = immy.stats()["requests"]
+    assert (requests["inventory_search"], requests["detected_software"]) == (2, 0)
+    pointer = get_store().current()
+    manifest, _ = read_manifest(get_store(), pointer.generation)
+    # 22 of the 33 demo computers carry Huntress Agent, 20 Sentinel Agent (immybot_data.py:
+    # not ids divisible by 4, or by 3, and never ids ending in 7).
+    assert manifest.immybot.inventory == InventoryState(
+        searched=["Huntress Agent", "Sentinel Agent"], rows=42
+    )
+    contoso = software_of(read_computers(get_store(), pointer.generation, 2))
+    assert contoso == {
+        3: ["Huntress Agent"],
+        4: ["Sentinel Agent"],
+        5: ["Huntress Agent", "Sentinel Agent"],
+        6: ["Huntress Agent"],
+        7: [],  # never inventoried
+    }
+
+
+def test_a_refused_inventory_search_costs_only_installed(both):
+    _, immy = both
+    immy.set_faults(ImmyFaults(deny=["inventory_search"]))
+    report = asyncio.run(run_sync())
+    assert report.outcome is Outcome.SUCCEEDED, report.error
+    inventory = report.immybot["inventory"]
+    assert inventory["searched"] == [] and inventory["rows"] == 0
+    assert set(inventory["failed"]) == {"Huntress Agent", "Sentinel Agent"}
+    assert "HTTP 403" in inventory["failed"]["Sentinel Agent"]
+    assert report.immybot["computers"] == 33 and report.immybot["note"] is None
+
+
 def test_immybot_down_carries_the_previous_generation_over(both):
     _, immy = both
     immy.stop()
@@ -199,6 +256,11 @@ def test_immybot_down_carries_the_previous_generation_over(both):
     assert report.outcome is Outcome.SUCCEEDED, report.error
     assert "ImmyBot unavailable" in report.immybot["note"]
     assert by_name(targets("Huntress"))["Contoso Ltd"]["immy_tenant_id"] == 2
+    # The inventory comes over with the computers, and says from where.
+    assert report.immybot["inventory"]["searched"] == ["Huntress Agent", "Sentinel Agent"]
+    assert report.immybot["inventory"]["note"].startswith("from generation ")
+    pointer = get_store().current()
+    assert software_of(read_computers(get_store(), pointer.generation, 2))[4] == ["Sentinel Agent"]
 
 
 def test_the_tab_lists_the_ticket_users_computer_first(both):
@@ -240,8 +302,10 @@ def test_paging_past_the_server_cap_and_counting_only_active_deployable_computer
     body = json.loads(call("reconciliation", "/api/reconciliation", software="Huntress").get_body())
     rows = {r["client_name"]: r for r in body["rows"]}
     contoso, fabrikam = rows["Contoso Ltd"], rows["Fabrikam, Inc."]
-    assert (contoso["deployed"], contoso["stale"], contoso["not_deployable"]) == (2, 0, 3)
-    assert (fabrikam["deployed"], fabrikam["stale"], fabrikam["not_deployable"]) == (3, 1, 0)
+    assert (contoso["targeted"], contoso["stale"], contoso["not_deployable"]) == (2, 0, 3)
+    assert (fabrikam["targeted"], fabrikam["stale"], fabrikam["not_deployable"]) == (3, 1, 0)
+    # Installed counts the flagged and the stale computers too: Huntress on 3, 5, 6 and on 8-10.
+    assert (contoso["installed"], fabrikam["installed"]) == (3, 3)
     assert body["totals"]["not_deployable"] == 3 and body["totals"]["stale"] == 1
 
 

@@ -62,6 +62,7 @@ NO_TAG_REQUESTS = {
     "provider_links": 0,
     "provider_clients": 0,
     "detected_software": 0,
+    "inventory_search": 0,
 }
 
 
@@ -505,6 +506,50 @@ def test_detected_software_follows_the_documented_rule(sandbox: ImmyBotSandbox, 
         )
         assert answer.status_code == 404
     assert http.get("/api/v1/computers/5/detected-computer-software").status_code == 401
+
+
+INVENTORY_ROW = {"computerId", "tenantId", "computer", "tenant", "softwareName", "softwareVersion"}
+
+
+def test_inventory_search_answers_computer_inventory_all_software(
+    sandbox: ImmyBotSandbox, http: httpx.Client
+):
+    """`all-inventory-software/search-by-name`: one request across every computer, each row a
+    `ComputerInventoryAllSoftware` (exactly its six properties), `q` matched case-insensitively
+    anywhere in the name, `tenantId` narrowing, the same rows as each computer's own list."""
+    headers = bearer(http, sandbox)
+    path = "/api/v1/computers/all-inventory-software/search-by-name"
+
+    def rows(**params: Any) -> list[dict[str, Any]]:
+        answer = http.get(path, params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()
+        assert all(set(r) == INVENTORY_ROW for r in found)
+        return found
+
+    contoso = rows(q="sentinel AGENT", tenantId=2)
+    assert [(r["computerId"], r["computer"], r["tenant"]) for r in contoso] == [
+        (4, "CONTOSO-LT02", "Contoso Limited"),
+        (5, "CONTOSO-WS01", "Contoso Limited"),
+    ]
+    assert {(r["softwareName"], r["softwareVersion"]) for r in contoso} == {
+        ("Sentinel Agent", "23.4.4.223")
+    }
+    everywhere = rows(q="Sentinel Agent")
+    assert {r["tenantId"] for r in everywhere} > {2, 3}
+    for row in everywhere:  # what each computer's own list says, fleet-wide in one answer
+        own = http.get(
+            f"/api/v1/computers/{row['computerId']}/detected-computer-software", headers=headers
+        ).json()
+        assert "Sentinel Agent" in {r["softwareName"] for r in own}
+        assert {r["tenantId"] for r in own} == {row["tenantId"]}
+    assert [r["computerId"] for r in rows(q="^huntress", searchMode=1, tenantId=2)] == [3, 5, 6]
+    assert rows(q="no such software") == []
+    assert http.get(path, params={"q": "x", "searchMode": 7}, headers=headers).status_code == 400
+    assert http.get(path, params={"q": "(", "searchMode": 1}, headers=headers).status_code == 400
+    assert http.get(path, params={"q": "x", "tenantId": "two"}, headers=headers).status_code == 400
+    assert http.get(path, params={"q": "x"}).status_code == 401
+    assert sandbox.stats()["requests"]["inventory_search"] == 8
 
 
 def test_stats_faults_and_control(sandbox: ImmyBotSandbox, http: httpx.Client):

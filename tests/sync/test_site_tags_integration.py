@@ -18,7 +18,10 @@ sites 9 and 2, by the demo assets (sandbox/halo_data.py `_DEMO_ASSETS`, matched 
 
 from __future__ import annotations
 
+import asyncio
+import html
 import json
+import re
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -30,11 +33,21 @@ from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from shared.api.openapi import openapi_document
 from shared.api.rules import import_rules
+from shared.core.reach import OTHER_SITE
+from shared.core.site_links import NO_LINKS
 from shared.runtime.clients import forget_applications
 from shared.runtime.process import get_settings, get_store
 from tests.conftest import immy_settings
 from tests.registry import handler
-from tests.sync.tag_runs import DEMO_RULES, approve_tag, put_rule, sync, tag_view, writes
+from tests.sync.tag_runs import (
+    DEMO_RULES,
+    approve_tag,
+    call,
+    put_rule,
+    sync,
+    tag_view,
+    writes,
+)
 
 pytestmark = pytest.mark.integration
 HUNTRESS = "Halo: Huntress"
@@ -167,3 +180,81 @@ def test_computers_leaving_the_scope_beyond_the_guard_are_held_until_approved(st
     sync()
     assert immy.computer_tags()[HUNTRESS] == {7}
     assert tag_view()["Huntress"]["held"] is None
+
+
+def reconciliation(software: str) -> dict:
+    response = call("reconciliation", "/api/reconciliation", software=software)
+    assert response.status_code == 200, response.get_body()
+    return json.loads(response.get_body())
+
+
+def tab_html(ticket_id: str) -> str:
+    request = func.HttpRequest(
+        "GET",
+        f"/api/technician-tab/ticket/{ticket_id}",
+        body=b"",
+        route_params={"ticket_id": ticket_id},
+    )
+    response = asyncio.run(handler("technician_tab")(request))
+    assert response.status_code == 200, response.get_body()[:300]
+    return response.get_body().decode()
+
+
+def huntress_cells(page: str) -> dict[str, tuple[str, str]]:
+    """Computer name -> (status, text) of its Huntress cell."""
+    found = re.findall(
+        r'<bdi>([A-Z0-9-]+)</bdi></a></td>\s*<td class="sw (\w+)" data-software="Huntress">(.*?)'
+        r"</td>",
+        page,
+        re.S,
+    )
+    return {
+        name: (status, html.unescape(re.sub(r"<[^>]+>", "", text)).strip())
+        for name, status, text in found
+    }
+
+
+def test_a_site_scoped_rule_counts_and_marks_only_the_computers_at_its_sites(start):
+    start("plan", site_ids=[9, 2])
+    sync()
+    # Contoso: only computer 7 is at site 9 (never inventoried: no Huntress), 3 is unplaced.
+    # Fabrikam: 8 (no Huntress: id divisible by 4) and 9 (Huntress) at site 2; 10, 11 unplaced.
+    report = reconciliation("Huntress")
+    assert report["site_ids"] == [9, 2] and report["site_links_run"] is not None
+    numbers = {
+        r["client_name"]: (r["targeted"], r["installed"], r["unplaced"], r["targeted_unknown"])
+        for r in report["rows"]
+    }
+    assert numbers == {
+        "Contoso Ltd": (1, 0, 1, None),
+        "Fabrikam, Inc.": (2, 1, 2, None),
+        "Wide World Importers": (None, None, None, "the client has no ImmyBot tenant"),
+    }
+    assert report["totals"]["unplaced"] == 3
+    # The tags answer has the very same numbers.
+    clients = {c["client_name"]: c for c in tag_view()["Huntress"]["clients"]}
+    assert {n: (c["targeted"], c["installed"], c["unplaced"]) for n, c in clients.items()} == {
+        n: (t, i, u) for n, (t, i, u, _) in numbers.items()
+    }
+    # The tab: the heading's numbers, and "missing" only at the rule's sites.
+    page = tab_html("1")
+    assert "billed by contract (no quantity) · targeted 1 · installed 0 · 1 computer at no" in page
+    cells = huntress_cells(page)
+    assert cells["CONTOSO-LAB01"] == ("missing", "missing install it from ImmyBot")  # site 9
+    assert cells["CONTOSO-LT02"] == ("not_targeted", f"not targeted {OTHER_SITE}")  # site 1
+    assert cells["CONTOSO-LT01"][0] == "installed"  # installed is said wherever it is
+
+
+def test_without_computer_to_site_links_a_site_scoped_rule_says_targeted_is_unknown(
+    start, monkeypatch
+):
+    start("plan", site_ids=[9, 2])
+    monkeypatch.setenv("ASSET_SYNC", "off")  # asset population stores no links
+    get_settings.cache_clear()
+    sync()
+    rows = {r["client_name"]: r for r in reconciliation("Huntress")["rows"]}
+    contoso = rows["Contoso Ltd"]
+    assert (contoso["targeted"], contoso["installed"], contoso["unplaced"]) == (None, None, 5)
+    assert contoso["targeted_unknown"] == contoso["installed_unknown"] == NO_LINKS
+    cells = huntress_cells(tab_html("1"))
+    assert cells["CONTOSO-LAB01"] == ("not_targeted", f"not targeted {NO_LINKS}")

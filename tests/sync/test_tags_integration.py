@@ -64,9 +64,13 @@ def start(configure, halo_sandbox, monkeypatch):
 def test_apply_makes_each_managed_tag_equal_to_its_rules_targets(start):
     immy = start("apply")
     first = sync()
-    # Tenants: a page and the empty one; computers: one page; the link and its clients; tags: a
-    # read, two creates and one add-tags per rule (their tenant sets differ).
-    assert immybot_requests(first) == "ImmyBot       : 10 requests, minimum 10 (+0.0%)"
+    # Tenants: a page and the empty one; computers: one page; the link and its clients; an
+    # inventory search per detect pattern (two); tags: a read, two creates and one add-tags per
+    # rule (their tenant sets differ).
+    assert immybot_requests(first) == (
+        "ImmyBot       : 12 requests, minimum 12 (+0.0%), 363.64 per 1,000 computers read, "
+        "42 inventory rows kept"
+    )
     assert first.immybot["halo_link"] == "provider link 1 (HaloPSA)"
     carried = immy.tenant_tags()
     assert carried[HUNTRESS] == mapped_targets("Huntress") == {2, 3, 8}
@@ -112,6 +116,29 @@ def test_the_tags_answer_names_every_tenant_it_lists(start):
     assert [(s["client_name"], s["immy_tenant_id"], s["immy_tenant_name"]) for s in scoped] == [
         ("Woodgrove Bank", None, None)
     ]
+
+
+def test_the_tags_api_shows_billed_targeted_and_installed_per_client(start):
+    immy = start("plan")
+    sync()
+    before = immy.stats()["total"]
+    view = tag_view()["SentinelOne"]
+    assert view["numbers_generation"] == get_store().current().generation
+    clients = {c["client_name"]: c for c in view["clients"]}
+    numbers = {
+        name: (c["immy_tenant_id"], c["quantity"], c["targeted"], c["installed"])
+        for name, c in clients.items()
+    }
+    assert numbers == {
+        "Contoso Ltd": (2, 25.0, 5, 2),  # the reconciliation's numbers (tests/immybot)
+        "Northwind Traders": (4, 8.0, 3, 2),  # tenant 4, by its Entra tenant
+        "Wide World Importers": (8, None, 6, 4),  # linked; its per-device line not calculated
+        "Woodgrove Bank": (None, 40.0, None, None),  # subscriptions, last calculated 40
+    }
+    assert clients["Wide World Importers"]["quantity_status"] == "calculated_unknown"
+    assert clients["Woodgrove Bank"]["quantity_status"] == "calculated"
+    assert clients["Woodgrove Bank"]["installed_unknown"] == "the client has no ImmyBot tenant"
+    assert immy.stats()["total"] == before  # the numbers come from the sync, not from ImmyBot
 
 
 def test_a_held_generation_sends_no_tag_write(start):

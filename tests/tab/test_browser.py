@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.devhost import DevHost, function_key, serve
+from sandbox.devhost import DevHost, function_key
 from sandbox.halo_data import demo_data
+from sandbox.host_http import serve
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
@@ -131,7 +132,7 @@ def framed(configure, halo_sandbox):
         get_store(), (ROOT / "sandbox" / "demo_rules.json").read_bytes(), datetime.now(UTC).date()
     )
     assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
-    server = serve(DevHost(registered().values()), 0)
+    server = serve(DevHost(registered().values()).dispatch, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     # "localhost" makes the tab a different origin from the 127.0.0.1 pages that frame it.
     tab_url = (
@@ -176,6 +177,8 @@ def test_the_tab_renders_inside_the_allowed_origin(browser, framed, tmp_path):
         assert heading == "#1 Outlook keeps asking for my password"
         software = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "ul.software li b")]
         assert software == ["Huntress", "SentinelOne"]
+        numbers = [n.text for n in browser.find_elements(By.CSS_SELECTOR, "ul.software .numbers")]
+        assert numbers[1] == "— billed 25 · targeted 5 · installed 2"
         mine = browser.find_element(By.CSS_SELECTOR, "tr.mine a")
         assert mine.text == "CONTOSO-LT01"
         assert mine.get_attribute("target") == "_blank"
@@ -202,10 +205,9 @@ def test_the_tab_renders_inside_the_allowed_origin(browser, framed, tmp_path):
             lambda _, shown=others: shown.get_attribute("open") is not None
         )
         lab = others.find_element(By.XPATH, ".//tr[.//a[normalize-space(.)='CONTOSO-LAB01']]")
-        assert cells(lab) == {
-            "Huntress": "unknown never inventoried by ImmyBot",
-            "SentinelOne": "unknown never inventoried by ImmyBot",
-        }
+        # Never inventoried: the bulk inventory cannot tell it from "not installed".
+        missing = "missing install it from ImmyBot"
+        assert cells(lab) == {"Huntress": missing, "SentinelOne": missing}
         # Nothing wider than the frame: the layout holds at this width.
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"

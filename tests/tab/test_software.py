@@ -1,9 +1,11 @@
-"""The tab's installed / missing / unknown column, its ImmyBot links, its deadline and its Table reads.
+"""The tab's billed / targeted / installed heading, its installed / missing / unknown cells, its
+ImmyBot links, its deadline and its Table reads.
 
 Expectations come from the demo data sets (sandbox/halo_data.py, sandbox/immybot_data.py): ticket 1
 is Dana Whitfield's at Contoso Ltd (ImmyBot tenant 2, computers 3-7; hers is 3, CONTOSO-LT01), and
 `detected_software()` gives computer 3 Huntress only, 4 SentinelOne only, 5 both, 6 Huntress only,
-and 7 nothing at all (never inventoried).
+and 7 nothing at all (never inventoried). Contoso is billed 25 SentinelOne seats (a fixed line) and
+has Huntress through its Managed Security contract.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 
 from sandbox.halo_data import HaloDataSet, demo_data
-from sandbox.immybot import ImmyBotSandbox, ImmyFaults
+from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
 from shared.api.rules import import_rules
 from shared.core.coverage import Wanted
 from shared.core.detection import matches
-from shared.immybot.errors import ImmyError
-from shared.records.immybot import DetectedSoftware, ImmyComputer
+from shared.core.installed import SoftwareSeen, StoredComputer
+from shared.core.reach import NOT_DEPLOYABLE, OTHER_SITE
+from shared.core.site_links import NO_ASSET, NO_LINKS, NOT_COVERED, SiteLink
+from shared.core.targets import Quantities, SiteRef, Target
+from shared.records.immybot import ImmyComputer
 from shared.runtime.clients import forget_applications
 from shared.runtime.process import get_settings, get_store
 from shared.store import read_cache
@@ -37,7 +42,7 @@ from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.tab import page as tab_module
 from shared.tab import snapshot as tab_snapshot
-from shared.tab.computers import cell, read_tenant
+from shared.tab.computers import NEW_SINCE_SYNC, Reach, SoftwareCell, cell, tenant_read
 from tests.conftest import immy_settings
 from tests.registry import handler
 
@@ -66,101 +71,100 @@ def test_detect_patterns(pattern, name, found):
     assert matches(pattern, name) is found
 
 
-def detected(computer: int, *names: str) -> list[DetectedSoftware]:
-    return [
-        DetectedSoftware.model_validate(
-            {"computerId": computer, "tenantId": 2, "softwareName": n, "version": "1.2"}
-        )
-        for n in names
-    ]
+NO_TARGET = Target(
+    client_id=1,
+    client_name="Contoso",
+    immy_tenant_id=None,
+    immy_tenant_name=None,
+    mapping="name",
+    sites=[],
+    quantity=None,
+    quantities=Quantities(fixed=0, calculated=0, calculated_unknown=0),
+    reasons=[],
+)
 
 
-def test_cells_say_installed_missing_or_unknown():
-    wanted = Wanted("SentinelOne", ("sentinel agent", "SentinelOne"))
-    assert cell(wanted, detected(3, "Microsoft Edge", "Sentinel Agent")).status == "installed"
-    assert cell(wanted, detected(3, "Sentinel Agent")).version == "1.2"
-    assert cell(wanted, detected(3, "Huntress Agent")).status == "missing"
-    unknown = cell(wanted, "never inventoried by ImmyBot")
-    assert (unknown.status, unknown.why) == ("unknown", "never inventoried by ImmyBot")
+def stored(computer: int, *names: str, tenant: int = 2) -> StoredComputer:
+    return StoredComputer(
+        id=computer,
+        tenant_id=tenant,
+        software=tuple(SoftwareSeen(name=n, version="1.2") for n in names),
+    )
 
 
-class ForeignImmy:
-    """An ImmyBot that answers with a computer of another tenant, and rows of another computer."""
+EVERYWHERE = Reach({}, 30)
 
-    async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
-        return [
-            ImmyComputer(id=3, computerName="CONTOSO-LT01", tenantId=2),
-            ImmyComputer(id=8, computerName="FABRIKAM-LT01", tenantId=3),
-        ]
 
-    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
-        if computer_id != 3:
-            raise ImmyError("not asked for")
-        return detected(3, "Huntress Agent") + detected(8, "Sentinel Agent")
+def test_cells_say_installed_missing_or_unknown_from_the_stored_inventory():
+    wanted = Wanted("SentinelOne", ("sentinel agent", "SentinelOne"), NO_TARGET)
+    found = cell(wanted, stored(3, "Microsoft Edge", "Sentinel Agent"), None, EVERYWHERE)
+    assert found.status == "installed"
+    assert cell(wanted, stored(3, "Sentinel Agent"), None, EVERYWHERE).version == "1.2"
+    assert cell(wanted, stored(3, "Huntress Agent"), None, EVERYWHERE).status == "missing"
+    new = cell(wanted, None, None, EVERYWHERE)  # listed live, not in the last sync
+    assert (new.status, new.why) == ("unknown", NEW_SINCE_SYNC)
+    why = cell(wanted, stored(3, "Sentinel Agent"), "the rule names no detect pattern", EVERYWHERE)
+    assert (why.status, why.why) == ("unknown", "the rule names no detect pattern")
+
+
+def test_only_a_computer_the_rule_targets_is_ever_missing():
+    wanted = Wanted("SentinelOne", ("Sentinel Agent",), NO_TARGET)
+    reach = Reach({3: "targeted", 4: "stale", 5: "not_deployable"}, 30)
+    assert cell(wanted, stored(3), None, reach).status == "missing"
+    stale = cell(wanted, stored(4), None, reach)
+    assert (stale.status, stale.why) == (
+        "not_targeted",
+        "not seen by ImmyBot in the 30 days before the sync",
+    )
+    lab = cell(wanted, stored(5), None, reach)
+    assert (lab.status, lab.why) == ("not_targeted", NOT_DEPLOYABLE)
+    # Installed is said wherever the software is, targeted or not.
+    assert cell(wanted, stored(4, "Sentinel Agent"), None, reach).status == "installed"
+
+
+def test_a_site_scoped_rule_misses_only_computers_at_its_sites():
+    target = NO_TARGET.model_copy(update={"sites": [SiteRef(id=9, name="Lab")]})
+    wanted = Wanted("Huntress", ("Huntress Agent",), target, site_scoped=True)
+    links = {
+        7: SiteLink(computer_id=7, tenant_id=2, client_id=1, site_id=9),
+        4: SiteLink(computer_id=4, tenant_id=2, client_id=1, site_id=1),
+        3: SiteLink(computer_id=3, tenant_id=2, client_id=1, site_id=None, note=NO_ASSET),
+    }
+    reach = Reach({}, 30, links)
+    assert cell(wanted, stored(7), None, reach).status == "missing"
+    assert cell(wanted, stored(4), None, reach) == SoftwareCell("not_targeted", why=OTHER_SITE)
+    assert cell(wanted, stored(3), None, reach) == SoftwareCell("not_targeted", why=NO_ASSET)
+    assert cell(wanted, stored(6), None, reach) == SoftwareCell("not_targeted", why=NOT_COVERED)
+    # Without links nothing is placed: no computer is said to miss it.
+    assert cell(wanted, stored(7), None, Reach({}, 30)).why == NO_LINKS
+    # The same computers for a rule without a site scope: all targeted.
+    everywhere = Wanted("Huntress", ("Huntress Agent",), target)
+    assert cell(everywhere, stored(4), None, reach).status == "missing"
 
 
 def test_a_computer_of_another_tenant_never_appears():
-    async def run() -> Any:
-        loop = asyncio.get_running_loop()
-        return await read_tenant(
-            ForeignImmy(),  # type: ignore[arg-type]
-            2,
-            "",
-            cap=10,
-            deadline=loop.time() + 5,
-            deadline_ms=5000,
-            stored=list,
-        )
-
-    read = asyncio.run(run())
+    live = [
+        ImmyComputer(id=3, computerName="CONTOSO-LT01", tenantId=2),
+        ImmyComputer(id=8, computerName="FABRIKAM-LT01", tenantId=3),
+    ]
+    kept = [stored(3, "Huntress Agent"), stored(8, "Sentinel Agent", tenant=3)]
+    read = tenant_read(live, kept, 2, "")
     assert [c.name for c in read.computers] == ["CONTOSO-LT01"]
-    assert [r.name for r in read.inventory[3]] == ["Huntress Agent"]  # not computer 8's row
+    assert set(read.stored) == {3}  # not computer 8's inventory either
+    fallback = tenant_read("ImmyBot is unavailable", kept, 2, "")
+    assert [c.id for c in fallback.computers] == [3]
+    assert fallback.source == "as of the last sync: ImmyBot is unavailable"
 
 
-class FourComputers:
-    """A tenant of four computers, two of them (offline, named last) the ticket user's."""
-
-    def __init__(self) -> None:
-        self.asked: list[int] = []
-
-    async def computers(self, tenant_id: int | None = None) -> list[ImmyComputer]:
-        return [
-            ImmyComputer(id=1, computerName="A-DESK", tenantId=2, isOnline=True),
-            ImmyComputer(id=2, computerName="B-DESK", tenantId=2, isOnline=True),
-            ImmyComputer(
-                id=3, computerName="Y-LAPTOP", tenantId=2, primaryUserEmail="Dana@Contoso.com"
-            ),
-            ImmyComputer(
-                id=4, computerName="Z-LAPTOP", tenantId=2, primaryUserEmail="dana@contoso.com "
-            ),
-        ]
-
-    async def detected_software(self, computer_id: int) -> list[DetectedSoftware]:
-        self.asked.append(computer_id)
-        return detected(computer_id, "Huntress Agent")
-
-
-@pytest.mark.parametrize(("cap", "asked"), [(1, [3, 4]), (3, [3, 4, 1])])
-def test_the_ticket_users_computers_are_read_first_and_always_the_rest_up_to_the_cap(cap, asked):
-    immy = FourComputers()
-
-    async def run() -> Any:
-        loop = asyncio.get_running_loop()
-        return await read_tenant(
-            immy,  # type: ignore[arg-type]
-            2,
-            "dana@contoso.com",
-            cap=cap,
-            deadline=loop.time() + 5,
-            deadline_ms=5000,
-            stored=list,
-        )
-
-    read = asyncio.run(run())
+def test_the_ticket_users_computers_come_first_then_online_ones_by_name():
+    live = [
+        ImmyComputer(id=1, computerName="A-DESK", tenantId=2, isOnline=True),
+        ImmyComputer(id=2, computerName="B-DESK", tenantId=2, isOnline=False),
+        ImmyComputer(id=3, computerName="Y-LAPTOP", tenantId=2, primaryUserEmail="Dana@C.com"),
+        ImmyComputer(id=4, computerName="Z-LAPTOP", tenantId=2, primaryUserEmail="dana@c.com "),
+    ]
+    read = tenant_read(live, [], 2, "dana@c.com")
     assert [c.id for c in read.computers] == [3, 4, 1, 2]
-    assert sorted(immy.asked) == sorted(asked)
-    for computer_id in {1, 2, 3, 4} - set(asked):
-        assert read.inventory[computer_id] == f"not read: the tab checks {cap} computers at most"
 
 
 # -- through the handler, against Azurite and both sandboxes -----------------------------------------
@@ -215,8 +219,38 @@ def both(configure, halo_sandbox, monkeypatch):
     forget_applications()
 
 
+def heading(html: str, software: str) -> str:
+    """The text of `software`'s line in "Expected software", tags stripped."""
+    line = html.split(f"<li><b><bdi>{software}</bdi></b>", 1)[1].split('<span class="why">', 1)[0]
+    return software + re.sub(r"<[^>]+>", "", line).rstrip()
+
+
 @pytest.mark.integration
-def test_installed_missing_and_never_inventoried(both):
+def test_the_heading_shows_billed_targeted_and_installed_as_the_reconciliation_does(both):
+    immy = both(IMMY_HALO_LINK_ID="1")
+    before = immy.stats()["requests"]
+    html = page()
+    assert heading(html, "SentinelOne") == "SentinelOne — billed 25 · targeted 5 · installed 2"
+    assert heading(html, "Huntress") == (
+        "Huntress — billed by contract (no quantity) · targeted 5 · installed 3"
+    )
+    reconciliation = json.loads(
+        handler("reconciliation")(
+            func.HttpRequest(
+                "GET", "/api/reconciliation", body=b"", params={"software": "SentinelOne"}
+            )
+        ).get_body()
+    )
+    contoso = next(r for r in reconciliation["rows"] if r["client_name"] == "Contoso Ltd")
+    assert (contoso["quantity"], contoso["targeted"], contoso["installed"]) == (25, 5, 2)
+    # The view asked ImmyBot for the tenant's computer list, and nothing per computer.
+    after = immy.stats()["requests"]
+    assert after["computers"] - before["computers"] == 1
+    assert after["detected_software"] == after["inventory_search"] - before["inventory_search"] == 0
+
+
+@pytest.mark.integration
+def test_installed_and_missing_come_from_the_stored_inventory(both):
     immy = both(IMMY_HALO_LINK_ID="1")
     html = page()
     assert cells(html, "CONTOSO-LT01") == {
@@ -225,12 +259,13 @@ def test_installed_missing_and_never_inventoried(both):
     }
     assert cells(html, "CONTOSO-LT02")["SentinelOne"] == "installed installed 23.4.4.223"  # id 4
     assert cells(html, "CONTOSO-LT02")["Huntress"] == MISSING
-    assert cells(html, "CONTOSO-LAB01") == {  # id 7: never inventoried
-        "Huntress": "unknown unknown never inventoried by ImmyBot",
-        "SentinelOne": "unknown unknown never inventoried by ImmyBot",
+    # Id 7 was never inventoried: the bulk search cannot tell that from "not installed", and the
+    # page says so beside the table.
+    assert cells(html, "CONTOSO-LAB01") == {
+        "Huntress": MISSING,
+        "SentinelOne": MISSING,
     }
-    assert "Huntress: 3 of 5 computers (1 unknown)" in html
-    assert "SentinelOne: 2 of 5 computers (1 unknown)" in html
+    assert "a computer ImmyBot never inventoried shows as missing" in html
     # The ticket user's computer first and open; the other four inside <details> with their count.
     mine, others = html.split("<details", 1)
     assert "CONTOSO-LT01" in mine and "CONTOSO-LT02" not in mine
@@ -311,43 +346,53 @@ def test_detect_patterns_match_case_insensitively(both):
             ["HUNTRESS agent"] if rule["software"] == "Huntress" else ["sentinel*AGENT"]
         )
     both(json.dumps(rules).encode())
-    found = cells(page(), "CONTOSO-LT01")
+    html = page()
+    found = cells(html, "CONTOSO-LT01")
     assert found == {"Huntress": "installed installed 0.14.46", "SentinelOne": MISSING}
+    assert heading(html, "SentinelOne").endswith("installed 2")
 
 
 @pytest.mark.integration
-def test_a_pattern_that_matches_nothing_says_missing(both):
+def test_a_rule_without_detect_says_installed_is_unknown_never_guessed(both):
     rules = json.loads(DEMO_RULES.read_bytes())
     for rule in rules["rules"]:
-        rule.pop("detect", None)  # the default, "SentinelOne", is not "Sentinel Agent"
+        if rule["software"] == "SentinelOne":
+            rule.pop("detect")  # its name, "SentinelOne", is not its display name
     both(json.dumps(rules).encode())
-    assert cells(page(), "CONTOSO-LT02")["SentinelOne"] == MISSING
-
-
-@pytest.mark.integration
-def test_a_computer_slower_than_the_deadline_is_unknown(both):
-    # CONTOSO-WS01 (id 5) answers 30 s late; the tab's deadline is one second.
-    immy = both(TAB_DEADLINE_MS="1000")
-    immy.set_faults(ImmyFaults(slow_computers=[5], slow_computer_ms=30_000))
     html = page()
-    assert cells(html, "CONTOSO-WS01") == {
-        "Huntress": "unknown unknown ImmyBot did not answer within 1000 ms",
-        "SentinelOne": "unknown unknown ImmyBot did not answer within 1000 ms",
-    }
-    assert cells(html, "CONTOSO-LT01")["Huntress"] == "installed installed 0.14.46"
-    assert "Huntress: 2 of 5 computers (2 unknown)" in html  # 3 and 6; 5 late, 7 never inventoried
+    why = "the rule names no detect pattern"
+    assert cells(html, "CONTOSO-LT02")["SentinelOne"] == f"unknown unknown {why}"
+    assert heading(html, "SentinelOne") == (
+        f"SentinelOne — billed 25 · targeted 5 · installed unknown ({why})"
+    )
 
 
 @pytest.mark.integration
-def test_immybot_down_shows_the_snapshot_list_with_unknown_software(both):
+def test_a_computer_new_since_the_sync_is_unknown(both):
+    immy = both()
+    data = immy.data
+    template = next(c for c in data.computers if c["id"] == 4)
+    data.computers.append({**template, "id": 31, "computerName": "CONTOSO-NEW01"})
+    immy.set_data(data)  # ImmyBot lists it now; the last sync did not see it
+    html = page()
+    assert cells(html, "CONTOSO-NEW01") == {
+        "Huntress": f"unknown unknown {NEW_SINCE_SYNC}",
+        "SentinelOne": f"unknown unknown {NEW_SINCE_SYNC}",
+    }
+    assert heading(html, "SentinelOne").endswith("targeted 5 · installed 2")  # as of the sync
+
+
+@pytest.mark.integration
+def test_immybot_down_shows_the_stored_list_and_its_inventory(both):
     immy = both()
     immy.stop()
     html = page()
     assert "as of the last sync: ImmyBot is unavailable" in html
     assert cells(html, "CONTOSO-LT01") == {
-        "Huntress": "unknown unknown ImmyBot is unavailable",
-        "SentinelOne": "unknown unknown ImmyBot is unavailable",
+        "Huntress": "installed installed 0.14.46",
+        "SentinelOne": MISSING,
     }
+    assert heading(html, "SentinelOne") == "SentinelOne — billed 25 · targeted 5 · installed 2"
 
 
 @pytest.mark.integration
@@ -364,12 +409,12 @@ def test_contracts_in_grace_and_ending_soon(both):
     assert '<span class="tag warn">in grace</span>' in contract
     assert "(Managed Security) in grace" in html  # Huntress' reason says so too
     # Huntress itself ends with the grace: the contract's 3 days ago plus 7, so in 5 days.
-    assert '<b><bdi>Huntress</bdi></b> <span class="tag warn">ends in 5 days</span>' in html
+    assert heading(html, "Huntress").endswith("· installed 3 ends in 5 days")
     fabrikam = page("3")  # Managed Security ends in 20 days, + 7 grace days: 28 days
-    assert '<b><bdi>Huntress</bdi></b> <span class="tag warn">ends in 28 days</span>' in fabrikam
+    assert heading(fabrikam, "Huntress").endswith(" ends in 28 days")
     assert f"not covered from {today + timedelta(days=28)}" in fabrikam
     # Contoso's SentinelOne lines are open: no end beside it.
-    assert '<b><bdi>SentinelOne</bdi></b> <span class="tag warn">' not in html
+    assert heading(html, "SentinelOne") == "SentinelOne — billed 25 · targeted 5 · installed 2"
 
 
 # -- what a view costs: Table round trips, writes, clients ------------------------------------------
@@ -415,37 +460,67 @@ class Held:
 
 
 @pytest.mark.integration
-def test_a_view_makes_at_most_three_table_requests_and_no_write(both, azurite, monkeypatch):
+def test_a_view_makes_at_most_four_table_requests_and_no_write_and_two_once_indexed(
+    both, azurite, monkeypatch
+):
     both()
     store, transport = counting_store()
     monkeypatch.setattr(tab_module, "get_store", lambda: store)
     monkeypatch.setattr(read_cache.generations, "ttl", 3600.0)  # no refresh mid-test
     held = Held()
     monkeypatch.setattr(tab_module, "after_response", held)
+    monkeypatch.setattr(tab_snapshot, "after_response", held)
 
-    page()  # the first view of the generation in this process reads what every view shares
-    held.run()  # ...and its memo write, after the response
+    page()  # the first view of the generation reads what every view shares
+    held.run()  # ...and after its response writes its memo and loads the two indexes
     assert any(method in ("PUT", "PATCH", "MERGE", "POST") for method, _ in transport.requests)
 
+    # Nothing kept but the generation's shared data: the status and last run, the client's
+    # record and its tenant's stored computers, side by side; nothing written.
+    read_cache.statuses.clear()
+    read_cache.client_records.clear()
+    read_cache.tenant_computers.clear()
+    read_cache.client_index.clear()
+    read_cache.computer_index.clear()
+    transport.requests.clear()
+    page("1")
+    assert len(transport.requests) == 4, transport.requests
+    assert all(method == "GET" for method, _ in transport.requests), transport.requests
+    transport.requests.clear()
+    # The indexes again: for clients and for computers, the generation's index of their rows,
+    # then one range read per table holding them (one here); ticket 1's memo is written already.
+    held.run()
+    assert [m for m, _ in transport.requests] == ["GET"] * 4
+
+    # With the indexes, a view of a client not seen before reads neither its record nor its
+    # tenant's computers: the status and the last run only (and those are kept for 5 s).
+    read_cache.statuses.clear()
+    read_cache.client_records.clear()
+    read_cache.tenant_computers.clear()
     for ticket in ("1", "2", "1"):
         transport.requests.clear()
         html = page(ticket)
         assert "Contoso Ltd" in html
-        assert len(transport.requests) <= 3, transport.requests
+        assert 'SentinelOne</bdi></b> <span class="numbers">— <bdi>billed 25 · targeted 5' in html
+        assert len(transport.requests) <= 2, transport.requests
         assert all(method == "GET" for method, _ in transport.requests), transport.requests
     # Ticket 1's memo was written already (no write again); ticket 2's waits for after its response.
     assert len(held.work) == 1
     transport.requests.clear()
     held.run()
-    assert [m for m, _ in transport.requests] == ["PUT"]
+    assert [m for m, _ in transport.requests] == ["POST"]  # one transaction
     assert store.ticket_client(2) == 1
 
 
 @pytest.mark.integration
-def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both, azurite):
+def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(
+    both, azurite, monkeypatch
+):
     both()
     store, transport = counting_store()
     read_cache.forget_tab()
+    held = Held()  # the client index's load, kept until the end
+    monkeypatch.setattr(tab_snapshot, "after_response", held)
     now = [1000.0]
 
     def status():
@@ -485,6 +560,12 @@ def test_status_and_client_records_are_kept_and_a_hold_here_is_seen_at_once(both
     transport.requests.clear()
     assert asyncio.run(tab_snapshot.client_record(store, generation, 2)) is not None
     assert len(transport.requests) == 1  # the bucket is kept too: only the client's rows
+    held.run()  # the generation's client index: every client's rows, read once
+    transport.requests.clear()
+    found = asyncio.run(tab_snapshot.client_record(store, generation, 3))
+    assert found is not None and found.client.id == 3 and transport.requests == []
+    assert asyncio.run(tab_snapshot.client_record(store, generation, 999)) is None
+    assert transport.requests == []  # not in the generation: the index says so too
 
 
 @pytest.mark.integration
@@ -497,17 +578,18 @@ def test_the_memo_write_lands_after_the_response(both):
 
 
 class FailingStore:
-    """A store whose memo write fails the first time, then works."""
+    """A store whose memo write fails the first time, then works; it keeps what it was sent."""
 
     identity = "failing|"
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls: list[list[int]] = []
 
-    def remember_ticket_client(self, ticket_id: int, client_id: int, seen_at: datetime) -> None:
-        self.calls += 1
-        if self.calls == 1:
+    def remember_ticket_clients(self, memos: list[tuple[int, int, datetime]]) -> int:
+        self.calls.append([ticket for ticket, _, _ in memos])
+        if len(self.calls) == 1:
             raise ConnectionError("storage hiccup")
+        return 1
 
 
 def test_a_failed_memo_write_is_logged_counted_and_retried(caplog):
@@ -517,10 +599,25 @@ def test_a_failed_memo_write_is_logged_counted_and_retried(caplog):
     tab_module.remember_after_response(store, 42, 7, now)  # type: ignore[arg-type]
     tab_module.after_response.wait(10)
     assert tab_module.after_response.failures == failures + 1
-    assert "remember the client of ticket 42 failed: ConnectionError" in caplog.text
+    assert "remember the clients of tickets failed: ConnectionError" in caplog.text
     assert "storage hiccup" not in caplog.text  # the class only, never the message
     tab_module.remember_after_response(store, 42, 7, now)  # not marked written: tried again
     tab_module.after_response.wait(10)
     tab_module.remember_after_response(store, 42, 7, now)  # written now: skipped
     tab_module.after_response.wait(10)
-    assert store.calls == 2
+    assert store.calls == [[42], [42]]
+
+
+def test_memos_waiting_together_are_written_together(monkeypatch):
+    store = FailingStore()
+    store.calls.append([])  # the first write succeeds
+    held = Held()
+    monkeypatch.setattr(tab_module, "after_response", held)
+    now = datetime.now(UTC)
+    for ticket in (5, 3, 5, 4):  # a burst of first views; ticket 5 twice
+        tab_module.remember_after_response(store, ticket, 7, now)  # type: ignore[arg-type]
+    assert len(held.work) == 1  # one write scheduled for all of them
+    held.run()
+    assert store.calls[1:] == [[3, 4, 5]]
+    tab_module.remember_after_response(store, 3, 7, now)  # type: ignore[arg-type]
+    assert held.work == []  # written: nothing more to do
