@@ -91,6 +91,8 @@ class RememberedTickets:
         self._kept = kept
         self._entries: OrderedDict[TicketKey, int] = OrderedDict()
         self._waiting: dict[str, dict[int, TicketMemo]] = {}
+        # Taken for a write not yet done: still known, so a view meanwhile finds the client.
+        self._writing: dict[tuple[str, int], TicketMemo] = {}
         self._lock = threading.Lock()
 
     def written(self, key: TicketKey, client_id: int) -> bool:
@@ -113,6 +115,8 @@ class RememberedTickets:
         """The client this process memoed for a ticket (written, or waiting to be), if any."""
         with self._lock:
             waiting = self._waiting.get(identity, {}).get(ticket_id)
+            if waiting is None:
+                waiting = self._writing.get((identity, ticket_id))
             if waiting is not None:
                 return waiting.client_id
             return self._entries.get((identity, ticket_id))
@@ -127,7 +131,24 @@ class RememberedTickets:
             return first
 
     def take(self, identity: str) -> list[TicketMemo]:
-        """Every memo waiting for the store `identity`, in ticket order; none wait afterwards."""
+        """Every memo waiting for the store `identity`, in ticket order; none wait afterwards,
+        and each stays known until `settle` says how its write ended."""
         with self._lock:
             waiting = self._waiting.pop(identity, {})
+            for ticket_id, memo in waiting.items():
+                self._writing[(identity, ticket_id)] = memo
         return [waiting[t] for t in sorted(waiting)]
+
+    def settle(self, identity: str, memos: Sequence[TicketMemo], *, written: bool) -> None:
+        """End the write of `memos` taken for `identity`: written ones are remembered as such
+        (a repeat view writes nothing); failed ones are forgotten, so the next view tries again."""
+        with self._lock:
+            for memo in memos:
+                key = (identity, memo.ticket_id)
+                if self._writing.get(key) is memo:
+                    del self._writing[key]
+                if written:
+                    self._entries[key] = memo.client_id
+                    self._entries.move_to_end(key)
+            while len(self._entries) > self._kept:
+                self._entries.popitem(last=False)

@@ -198,6 +198,9 @@ def _write_memos(store: Store) -> None:
     # meanwhile join this transaction (a memo is only needed once HaloPSA fails).
     time.sleep(MEMO_LINGER_SECONDS)
     memos = read_cache.remembered_tickets.take(store.identity)
-    store.remember_ticket_clients([(m.ticket_id, m.client_id, m.seen_at) for m in memos])
-    for memo in memos:
-        read_cache.remembered_tickets.note((store.identity, memo.ticket_id), memo.client_id)
+    written = False
+    try:
+        store.remember_ticket_clients([(m.ticket_id, m.client_id, m.seen_at) for m in memos])
+        written = True
+    finally:
+        read_cache.remembered_tickets.settle(store.identity, memos, written=written)

@@ -39,6 +39,21 @@ def test_the_process_knows_the_clients_it_memoed_without_a_read():
     assert tickets.known("store|", 42) == 7  # waiting to be written
     assert tickets.known("other|", 42) is None  # another store's memos are its own
     assert [m.ticket_id for m in tickets.take("store|")] == [42, 43]
-    assert tickets.known("store|", 42) is None  # taken, not yet written
+    assert tickets.known("store|", 42) == 7  # taken, being written: still known
     tickets.note(("store|", 42), 7)
     assert tickets.known("store|", 42) == 7 and tickets.written(("store|", 42), 7)
+
+
+def test_a_memo_being_written_is_still_known_and_a_failed_write_is_forgotten():
+    tickets = RememberedTickets()
+    memo = TicketMemo(7, 6, datetime(2026, 12, 6, tzinfo=UTC))
+    assert tickets.queue("store|", memo)
+    taken = tickets.take("store|")
+    assert taken == [memo] and tickets.take("store|") == []
+    # The write is under way: a view meanwhile still finds the client, and will write again.
+    assert tickets.known("store|", 7) == 6 and not tickets.written(("store|", 7), 6)
+    tickets.settle("store|", taken, written=False)
+    assert tickets.known("store|", 7) is None and not tickets.written(("store|", 7), 6)
+    tickets.queue("store|", memo)
+    tickets.settle("store|", tickets.take("store|"), written=True)
+    assert tickets.known("store|", 7) == 6 and tickets.written(("store|", 7), 6)
