@@ -67,10 +67,8 @@ async def halo_for_tab() -> HaloClient:
     """The HaloPSA client of the technician tab for the running loop: the tab's timeout
     (`TAB_HALO_TIMEOUT_SECONDS`) and no retries (a retry's pause would outlast the tab's time
     budget). No request budget: a view costs one request, as when each view had its own client.
-    Its connections are `shared.outbound.keepalive`'s (httpcore's pool costs more CPU than the
-    rest of a view's request at 20 views at once).
-
-    Raises SettingsError on bad settings.
+    Its connections are `shared.outbound.keepalive`'s (httpcore's pool bookkeeping took about a
+    quarter of the event loop's CPU at 20 views at once).
     """
     clients = await _clients()
     if clients.halo is None:

@@ -5,8 +5,8 @@ the generation serves (single client records and tenants' computers are kept in
 `shared.core.recent.Recent` maps). An `OwnerIndex` keeps one generation's whole partition of
 client records, or of stored computers, as the JSON texts the sync wrote, per owner (client, or
 ImmyBot tenant): loaded once in the background (one range read per home table), it spares every
-later view of any client the Table read. It holds raw text (about 3.4 KB per client, half a
-kilobyte per computer) and parses only what a view shows.
+later view of any client the Table read. It holds raw text (about 3.4 KB per client, a third of
+a kilobyte per computer) and parses only what a view shows.
 
 `RememberedTickets` knows which client this process wrote for a ticket, and holds the memos still
 to write, so the writer after the responses sends every waiting memo in one transaction.

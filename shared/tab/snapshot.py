@@ -11,9 +11,10 @@ A tab view's Table requests, on its critical path:
    (`shared.store.site_links`): which computers a site-scoped rule reaches.
 1 and 2 are kept for `read_cache.TTL_SECONDS`, 3 and 4 for as long as the generation serves (an
 LRU), 5 per generation (its summary checked again after a response once it is TTL_SECONDS old).
-4 is not read at all once the generation's computer index is loaded: the first view of a
-generation starts that load after its response (every tenant's stored computers, one range read
-per home table, kept as text, about half a kilobyte per computer).
+3 and 4 are not read at all once the generation's indexes are loaded: the first view of a
+generation starts both loads after its response (every client's record and every tenant's stored
+computers, one range read per home table each, kept as text: about 3.4 KB per client and a third
+of a kilobyte per computer; one over `MAX_INDEX_CHARS` is not kept).
 The generation's manifest, item catalogue and client -> tenant matches are the same for every
 view of a generation, so they are read once per process and generation (on the first view of it)
 and kept; the manifest (which a rule or mapping edit replaces within a generation) is re-read after
