@@ -109,7 +109,8 @@ def publish_clients(
     done = publish_whole(
         settings, store, base, fresh, run_id=run_id, now=now, before_swap=before_swap
     )
-    done.built = f"whole: {why}"
+    if done.built:
+        done.built = f"whole: {why}"
     return done
 
 

@@ -81,8 +81,8 @@ class Published:
     # The ImmyBot tenants of the changed clients, mapped before or after: their tags follow.
     tenants: set[int] = field(default_factory=set)
     # How it was built: from the changed clients' part of the current generation, or (and why)
-    # from the whole of it.
-    built: str = "whole"
+    # from the whole of it; empty when nothing was built (nothing changed).
+    built: str = ""
     # Every rule's targets in the new generation (by rule key), for the tags that follow.
     resolved: Mapping[str, Sequence[Target]] = field(default_factory=dict)
 
@@ -149,6 +149,7 @@ def publish_whole(
         rejected=rejected,
         warnings=problems,
         tenants=tenants_of(moved, base.snapshot.matches, snapshot.matches),
+        built="whole",
     )
     # Written as a sync writes: only the clients' rows that differ from the current generation's
     # (here the changed ones), the rest named by the index, so the next event can patch it.

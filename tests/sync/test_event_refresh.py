@@ -150,6 +150,12 @@ def test_the_same_event_again_changes_nothing(events, monkeypatch):
     assert now_served() == first
     refreshes = status()["events"]["refreshes"]
     assert (refreshes["published"], refreshes["unchanged"]) == (1, 1)
+    # The replay built nothing, so its record says nothing of how it was built.
+    last = status()["events"]["last_refreshes"]
+    assert [("built" in r, r["outcome"]) for r in last[:2]] == [
+        (False, "unchanged"),
+        (True, "published"),
+    ]
 
 
 def test_messages_received_before_a_read_of_their_client_are_coalesced(events):
