@@ -103,14 +103,6 @@ class RememberedTickets:
             self._entries.move_to_end(key)
             return True
 
-    def note(self, key: TicketKey, client_id: int) -> None:
-        """Record a write."""
-        with self._lock:
-            self._entries[key] = client_id
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._kept:
-                self._entries.popitem(last=False)
-
     def known(self, identity: str, ticket_id: int) -> int | None:
         """The client this process memoed for a ticket (written, or waiting to be), if any."""
         with self._lock:

@@ -38,9 +38,10 @@ def test_the_process_knows_the_clients_it_memoed_without_a_read():
     assert not tickets.queue("store|", TicketMemo(43, 8, memo.seen_at))
     assert tickets.known("store|", 42) == 7  # waiting to be written
     assert tickets.known("other|", 42) is None  # another store's memos are its own
-    assert [m.ticket_id for m in tickets.take("store|")] == [42, 43]
+    taken = tickets.take("store|")
+    assert [m.ticket_id for m in taken] == [42, 43]
     assert tickets.known("store|", 42) == 7  # taken, being written: still known
-    tickets.note(("store|", 42), 7)
+    tickets.settle("store|", taken, written=True)
     assert tickets.known("store|", 42) == 7 and tickets.written(("store|", 42), 7)
 
 
