@@ -246,14 +246,15 @@ def _check_count(count: int) -> None:
         raise ApiError(problem(413, "too-many-rules", f"at most {MAX_RULES} rules", rules=count))
 
 
-def _generations(store: Store) -> set[str]:
-    """The current and the held generation: the ones a rule change applies to."""
+def _generations(store: Store) -> tuple[str | None, set[str]]:
+    """The current generation, and it with the held one: the ones a rule change applies to."""
     pointer, held = store.current(), store.held()
-    return {g for g in (pointer and pointer.generation, held and held.generation) if g}
+    current = pointer.generation if pointer else None
+    return current, {g for g in (current, held and held.generation) if g}
 
 
 def _applied_somewhere(store: Store, key: str) -> bool:
-    return any(key in read_manifest(store, g)[0].rules for g in _generations(store))
+    return any(key in read_manifest(store, g)[0].rules for g in _generations(store)[1])
 
 
 def _apply(
@@ -268,8 +269,8 @@ def _apply(
     (the whole rule set), also whatever a generation's manifest holds otherwise."""
     if not rules and not removed and wanted is None:
         return
-    pointer = store.current()
-    for generation in _generations(store):
+    current, generations = _generations(store)
+    for generation in generations:
         todo, gone = list(rules), list(removed)
         if wanted is not None:
             entries = read_manifest(store, generation)[0].rules
@@ -282,9 +283,8 @@ def _apply(
             gone += [k for k in entries if k not in wanted and k not in gone]
         if not (todo or gone):
             continue
-        serving = pointer is not None and generation == pointer.generation
         keys = {r.key for r in todo} | set(gone)
-        before = rule_targets(store, generation, keys) if serving else None
+        before = rule_targets(store, generation, keys) if generation == current else None
         apply_rules(store, generation, snapshot_of(store, generation), todo, today, removed=gone)
         if before is not None:
             _record_edit(store, generation, keys, before)
