@@ -131,14 +131,19 @@ async def test_a_connection_the_server_closed_while_idle_costs_the_next_get_noth
     assert server.requests == ["GET /first", "GET /second"]
 
 
-async def test_a_get_on_a_kept_connection_closed_unanswered_is_sent_once_more(serve):
+def dropping_the_second():
+    """A handler that closes the connection unanswered on the second request it sees."""
     answered = [0]
 
     async def drop_the_second(method: str, target: str) -> Answer:
         answered[0] += 1
         return None if answered[0] == 2 else await ok(method, target)
 
-    server = await serve(drop_the_second)
+    return drop_the_second
+
+
+async def test_a_get_on_a_kept_connection_closed_unanswered_is_sent_once_more(serve):
+    server = await serve(dropping_the_second())
     async with httpx.AsyncClient(transport=KeepAliveTransport(), base_url=server.url) as client:
         await client.get("/first")
         assert (await client.get("/second")).json() == {"target": "/second"}
@@ -146,13 +151,7 @@ async def test_a_get_on_a_kept_connection_closed_unanswered_is_sent_once_more(se
 
 
 async def test_a_post_on_a_kept_connection_closed_unanswered_is_not_sent_again(serve):
-    answered = [0]
-
-    async def drop_the_second(method: str, target: str) -> Answer:
-        answered[0] += 1
-        return None if answered[0] == 2 else await ok(method, target)
-
-    server = await serve(drop_the_second)
+    server = await serve(dropping_the_second())
     async with httpx.AsyncClient(transport=KeepAliveTransport(), base_url=server.url) as client:
         await client.get("/first")
         with pytest.raises(httpx.RemoteProtocolError):
