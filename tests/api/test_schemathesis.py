@@ -8,6 +8,7 @@ the run is repeatable. Each phase is a test of its own, so the phases run side b
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ pytestmark = pytest.mark.integration
 SEED = 20261202
 MAX_EXAMPLES = 3
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+# Keeps Hypothesis's build of each pattern for the run (see the module: most of the run's time).
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 # The run's configuration:
 # - A rule set of more rules than storage holds is refused with 413, as the document says: a
 #   rejection like any 4xx, though Schemathesis's default list of rejecting statuses lacks it.
@@ -31,10 +34,13 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 # - A PATCH's schema states each member it may set, but not what the rule they make with the
 #   stored one must be (a contract type or an item): a valid patch whose result is no valid rule
 #   is a 422 (RFC 5789 section 2.2), a status of that operation alone.
+# - The hooks module keeps each pattern's strategy once built (VisibleName's took 1.3 s a time).
 # - HaloPSA's webhook takes no function key but a secret of its own, which this run does not
 #   hold: every request would be a 401. It is fuzzed with the secret (tests/api/test_fuzz.py) and
 #   tested against the real queue (tests/api/test_halo_webhook.py) instead.
-CONFIG = """
+CONFIG = f"""
+hooks = {json.dumps(str(HOOKS))}
+
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428",
                      "429", "5xx"]
