@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies._internal import regex as hypothesis_regex
 
@@ -42,7 +42,14 @@ def test_what_a_kept_strategy_draws_matches_its_pattern(monkeypatch):
     pattern = re.compile(SOFTWARE_PATTERN)
     kept = hypothesis_regex.base_regex_strategy(pattern, alphabet=st.characters(codec="utf-8"))
 
-    @settings(max_examples=50, database=None, derandomize=True)
+    # The first draws load Hypothesis's Unicode tables: slow on a busy machine, and not the point.
+    @settings(
+        max_examples=50,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(kept)
     def draws(value: str) -> None:
         assert pattern.search(value), value
