@@ -36,7 +36,7 @@ from shared.core.rules import (
 from shared.core.text import CALLER, SOFTWARE_PATTERN, checked_text
 from shared.records.parsing import describe_error
 from shared.store.base import MAX_ENTITY_CHARS, StoreError, check_key
-from shared.store.generations import apply_rules, read_catalog, read_manifest
+from shared.store.generations import AppliedRules, apply_rules, read_catalog, read_manifest
 from shared.store.repository import Store
 from shared.sync.changes import record_changes, rule_targets
 
@@ -206,11 +206,10 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
     before = stored_rules(store)
     incoming = {r.key: r for r in rule_set.rules}
     changed = [r for k, r in incoming.items() if before.get(k) != r]
-    for rule in changed:  # an unchanged rule is already stored as it is
-        store.put_rule_document(rule.key, rule.model_dump(mode="json"))
+    # An unchanged rule is already stored as it is.
+    store.put_rule_documents({r.key: r.model_dump(mode="json") for r in changed})
     deleted = [k for k in before if k not in incoming]
-    for key in deleted:
-        store.delete_rule(key)
+    store.delete_rules(deleted)
     # Against the generations too: a retry after a failure between storing and applying finds
     # every rule stored already, yet the generations still answer from the old rules.
     _apply(store, changed, deleted, today, wanted=incoming)
@@ -285,18 +284,22 @@ def _apply(
             continue
         keys = {r.key for r in todo} | set(gone)
         before = rule_targets(store, generation, keys) if generation == current else None
-        apply_rules(store, generation, snapshot_of(store, generation), todo, today, removed=gone)
+        applied = apply_rules(
+            store, generation, snapshot_of(store, generation), todo, today, removed=gone
+        )
         if before is not None:
-            _record_edit(store, generation, keys, before)
+            _record_edit(store, generation, before, applied)
 
 
 def _record_edit(
-    store: Store, generation: str, keys: set[str], before: Mapping[str, RuleTargets]
+    store: Store, generation: str, before: Mapping[str, RuleTargets], applied: AppliedRules
 ) -> None:
     # Best effort, as a publish's record: the edit already serves, so a failure is logged only.
     cause = Cause(kind="rule", id=uuid.uuid4().hex[:12])
+    # The edited rules' targets as written (a dropped rule has none), without reading them back.
+    rules = applied.manifest.rules
+    after = {key: RuleTargets(rules[key].software, found) for key, found in applied.targets.items()}
     try:
-        after = rule_targets(store, generation, keys)
         record_changes(
             store, before, after, generation=generation, cause=cause, at=datetime.now(UTC)
         )

@@ -73,12 +73,18 @@ def entity_json(entity: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _operation(target: str, number: int, body: bytes | None, changeset: str) -> bytes:
-    """One operation of a changeset: a merge-upsert of `body`, or with None a delete."""
+def _operation(
+    target: str, number: int, body: bytes | None, changeset: str, *, replace: bool = False
+) -> bytes:
+    """One operation of a changeset: a merge-upsert of `body` (with `replace`, an insert-or-
+    replace: no property of the stored row survives), or with None a delete."""
     verb, headers = (
         ("DELETE", "If-Match: *\r\n")
         if body is None
-        else ("PATCH", f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+        else (
+            "PUT" if replace else "PATCH",
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n",
+        )
     )
     head = (
         f"--{changeset}\r\n"
@@ -100,9 +106,10 @@ def batch_body(
     entities: Sequence[Mapping[str, Any]],
     *,
     delete: bool = False,
+    replace: bool = False,
 ) -> tuple[bytes, str]:
-    """The multipart body of one transaction upserting (merging) `entities` into `partition`, or
-    with `delete` deleting the rows they name, and its boundary."""
+    """The multipart body of one transaction upserting (merging; with `replace`, replacing)
+    `entities` into `partition`, or with `delete` deleting the rows they name, and its boundary."""
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
     pk = quote(partition.replace("'", "''"), safe="")
     parts = [
@@ -112,20 +119,25 @@ def batch_body(
         rk = quote(str(entity["RowKey"]).replace("'", "''"), safe="")
         target = f"{base_url}/{table_name}(PartitionKey='{pk}',RowKey='{rk}')"
         body = None if delete else entity_json({**entity, "PartitionKey": partition})
-        parts.append(_operation(target, number, body, changeset))
+        parts.append(_operation(target, number, body, changeset, replace=replace))
     parts.append(f"--{changeset}--\r\n\r\n--{batch}--\r\n".encode("ascii"))
     return b"".join(parts), batch
 
 
 def submit_upserts(
-    table: TableClient, partition: str, entities: Sequence[Mapping[str, Any]]
+    table: TableClient,
+    partition: str,
+    entities: Sequence[Mapping[str, Any]],
+    *,
+    replace: bool = False,
 ) -> None:
     """Upsert `entities` (each with its RowKey) into one partition in one transaction: all or none.
+    Merged into the stored rows, or with `replace` replacing them whole.
 
     Raises HttpResponseError with the status that failed (the transaction's own, or the first
     failing operation's) when the service did not apply it.
     """
-    _submit(table, partition, entities, delete=False)
+    _submit(table, partition, entities, delete=False, replace=replace)
 
 
 def submit_deletes(table: TableClient, partition: str, row_keys: Sequence[str]) -> None:
@@ -135,10 +147,17 @@ def submit_deletes(table: TableClient, partition: str, row_keys: Sequence[str]) 
 
 
 def _submit(
-    table: TableClient, partition: str, entities: Sequence[Mapping[str, Any]], *, delete: bool
+    table: TableClient,
+    partition: str,
+    entities: Sequence[Mapping[str, Any]],
+    *,
+    delete: bool,
+    replace: bool = False,
 ) -> None:
     base_url = table.url.split("?", 1)[0].rstrip("/")
-    body, boundary = batch_body(base_url, table.table_name, partition, entities, delete=delete)
+    body, boundary = batch_body(
+        base_url, table.table_name, partition, entities, delete=delete, replace=replace
+    )
     request = HttpRequest(
         "POST",
         f"{base_url}/$batch",

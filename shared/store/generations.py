@@ -287,6 +287,15 @@ def read_catalog(store: Store, generation: str) -> Catalog:
     return Catalog.model_validate(document)
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedRules:
+    """What `apply_rules` made: the manifest it wrote, and each re-resolved rule's targets as
+    written (by rule key), so a caller needs no read to see them."""
+
+    manifest: Manifest
+    targets: dict[str, list[Target]]
+
+
 def apply_rules(
     store: Store,
     generation: str,
@@ -296,24 +305,24 @@ def apply_rules(
     *,
     removed: Sequence[str] = (),
     attempts: int = 5,
-) -> Manifest:
+) -> AppliedRules:
     """Re-resolve `rules` (and drop `removed` keys) in an existing generation.
 
-    New targets go to fresh partitions first; one ETag-checked manifest write then switches
-    readers over, and the partitions nothing names any more are deleted.
+    New targets go to fresh partitions first (all rules' in one write, its transactions side by
+    side); one ETag-checked manifest write then switches readers over, and the partitions nothing
+    names any more are deleted.
     """
     fresh: dict[str, RuleEntry] = {}
+    resolved: dict[str, list[Target]] = {}
+    partitions: dict[str, list[dict[str, Any]]] = {}
     for rule in rules:
         found = resolve(snapshot, rule, today)
         entry = rule_entry(rule, found, today, snapshot)
-        store.write_generation(
-            generation,
-            {
-                entry.partition: target_entities(found, []),
-                entry.unmapped_partition: unmapped_entities(found, snapshot, []),
-            },
-        )
-        fresh[rule.key] = entry
+        partitions[entry.partition] = target_entities(found, [])
+        partitions[entry.unmapped_partition] = unmapped_entities(found, snapshot, [])
+        fresh[rule.key], resolved[rule.key] = entry, list(found)
+    if partitions:
+        store.write_generation(generation, partitions)
     for _ in range(attempts):
         manifest, etag = read_manifest(store, generation)
         previous = {p for e in manifest.rules.values() for p in (e.partition, e.unmapped_partition)}
@@ -325,9 +334,8 @@ def apply_rules(
         except StoreConflict:
             continue  # someone else changed another rule meanwhile: merge onto theirs
         named = {p for e in rules_now.values() for p in (e.partition, e.unmapped_partition)}
-        for partition in previous - named:
-            store.delete_partition(generation, partition)
-        return updated
+        store.delete_partitions(generation, previous - named)
+        return AppliedRules(updated, resolved)
     raise StoreError(f"the manifest of generation {generation} kept changing; rule not applied")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -212,16 +213,34 @@ class Store(BatchWriter, SyncStateStore):
 
     def delete_partition(self, generation: str, partition: str) -> int:
         """Delete every entity of one partition of a generation; returns how many."""
+        return self.delete_partitions(generation, [partition])
+
+    def delete_partitions(self, generation: str, partitions: Iterable[str]) -> int:
+        """Delete every entity of the named partitions of a generation; returns how many.
+
+        The rows are found by one key-only range read per kind of partition (the part of the
+        name before the first `|`), not one read per partition: a rule set replaced whole drops
+        hundreds, most of them empty. Rows of other partitions in the range are read, not deleted.
+        """
         table = self._snapshot_table(generation)
-        keys = [
-            e["RowKey"]
-            for e in table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": check_key(partition)}, select=["RowKey"]
+        by_kind: dict[str, list[str]] = {}
+        for partition in partitions:
+            by_kind.setdefault(check_key(partition).split("|", 1)[0], []).append(partition)
+        found: dict[str, list[str]] = {}
+        for names in by_kind.values():
+            wanted = set(names)
+            rows = table.query_entities(
+                "PartitionKey ge @first and PartitionKey le @last",
+                parameters={"first": min(names), "last": max(names)},
+                select=["PartitionKey", "RowKey"],
             )
-        ]
-        for start in range(0, len(keys), MAX_BATCH_ENTITIES):
-            submit_deletes(table, partition, keys[start : start + MAX_BATCH_ENTITIES])
-        return len(keys)
+            for row in rows:
+                if row["PartitionKey"] in wanted:
+                    found.setdefault(row["PartitionKey"], []).append(row["RowKey"])
+        for partition, keys in found.items():
+            for start in range(0, len(keys), MAX_BATCH_ENTITIES):
+                submit_deletes(table, partition, keys[start : start + MAX_BATCH_ENTITIES])
+        return sum(len(keys) for keys in found.values())
 
     # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------
 
@@ -301,6 +320,34 @@ class Store(BatchWriter, SyncStateStore):
             **encode_data(json.dumps(document)),
         }
         self.table("Rules").upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def put_rule_documents(self, documents: Mapping[str, Any]) -> None:
+        """Create or replace rules by key, a transaction per 100 (all of a rule set fits one
+        transaction's 4 MiB: the rules' size is capped far below it by the manifest's)."""
+        entities = [
+            {"RowKey": check_key(key), **encode_data(json.dumps(document))}
+            for key, document in documents.items()
+        ]
+        table = self.table("Rules")
+        for start in range(0, len(entities), MAX_BATCH_ENTITIES):
+            # Replaced, not merged: a rule stored over several properties leaves none behind.
+            submit_upserts(
+                table, "rule", entities[start : start + MAX_BATCH_ENTITIES], replace=True
+            )
+
+    def delete_rules(self, keys: Sequence[str]) -> None:
+        """Delete stored rules, a transaction per 100; one deleted meanwhile is no failure."""
+        table = self.table("Rules")
+        for start in range(0, len(keys), MAX_BATCH_ENTITIES):
+            chunk = [check_key(key) for key in keys[start : start + MAX_BATCH_ENTITIES]]
+            try:
+                submit_deletes(table, "rule", chunk)
+            except HttpResponseError as error:
+                if error.status_code != 404:
+                    raise
+                # A row of the transaction was gone, so none was deleted: one at a time.
+                for key in chunk:
+                    self.delete_rule(key)
 
     def delete_rule(self, key: str) -> bool:
         """Delete one rule; False if there was none."""

@@ -10,6 +10,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableServiceClient
 
+from shared.store import repository
 from shared.store.base import (
     CHUNK_CHARS,
     MAX_DOCUMENT_CHARS,
@@ -158,6 +159,48 @@ def test_rule_documents_round_trip(store):
     assert json.dumps(store.rule_documents()) == "[]"
 
 
+def test_rules_are_put_and_deleted_a_hundred_to_a_transaction(store, monkeypatch):
+    sent: list[tuple[str, int]] = []
+    for name in ("submit_upserts", "submit_deletes"):
+        real = getattr(repository, name)
+
+        def counted(table, partition, rows, *args, _real=real, _name=name, **kwargs):
+            sent.append((_name, len(rows)))
+            return _real(table, partition, rows, *args, **kwargs)
+
+        monkeypatch.setattr(repository, name, counted)
+    documents = {f"tool {n:03d}": {"software": f"Tool {n:03d}"} for n in range(250)}
+    store.put_rule_documents(documents)
+    assert sorted(d["software"] for d in store.rule_documents()) == sorted(
+        d["software"] for d in documents.values()
+    )
+    store.delete_rules(list(documents)[:240])
+    assert [d["software"] for d in store.rule_documents()] == [
+        f"Tool {n:03d}" for n in range(240, 250)
+    ]
+    assert sent == [("submit_upserts", n) for n in (100, 100, 50)] + [
+        ("submit_deletes", n) for n in (100, 100, 40)
+    ]
+
+
+def test_a_rule_put_again_is_replaced_whole_not_merged(store):
+    # Stored over several properties (d0, d1, ...), then in one (d): a merge would leave d0..
+    # behind, and the other way round the old `d` would shadow the new parts when read.
+    long = {"software": "Long", "note": "x" * (2 * CHUNK_CHARS)}
+    store.put_rule_documents({"long": long})
+    store.put_rule_documents({"long": {"software": "Long"}})
+    assert store.rule_documents() == [{"software": "Long"}]
+    store.put_rule_documents({"long": long})
+    assert store.rule_documents() == [long]
+
+
+def test_deleting_rules_one_of_which_is_gone_already_deletes_the_rest(store):
+    store.put_rule_documents({k: {"software": k} for k in ("a", "b", "c")})
+    store.delete_rule("b")  # as a concurrent delete would, between reading and deleting
+    store.delete_rules(["a", "b", "c"])
+    assert store.rule_documents() == []
+
+
 def test_a_document_over_several_rows_is_read_whole_and_replaced_in_one_transaction(store):
     big = json.dumps({"text": "m" * (2 * MAX_ENTITY_CHARS + 10)})
     rows = document_entities("manifest", big)
@@ -206,6 +249,17 @@ def test_rows_are_deleted_in_transactions_all_or_none(store):
     assert len(store.read_partition("g9", "items")) == 148
     assert store.delete_partition("g9", "items") == 148  # two transactions
     assert store.read_partition("g9", "items") == []
+
+
+def test_partitions_are_deleted_by_kind_and_the_ones_between_are_kept(store):
+    rows = documents_to_entities([(f"{i:04d}", {}) for i in range(120)])
+    names = ["targets|a|1", "targets|b|1", "targets|c|1", "unmapped|a|1", "unmapped|c|1", "items"]
+    store.write_generation("g10", {name: rows for name in names})
+    gone = ["targets|a|1", "targets|c|1", "unmapped|a|1", "unmapped|c|1", "targets|z|9"]
+    assert store.delete_partitions("g10", gone) == 4 * 120  # the never-written one counts 0
+    for name in names:
+        expected = 0 if name in gone else 120
+        assert len(store.read_partition("g10", name)) == expected, name
 
 
 def test_batched_entities_keep_every_property_type_and_awkward_keys(store):
