@@ -116,3 +116,9 @@ def snapshot_of(store: Store, generation: str, manifest_etag: str | None = None)
     snapshot = read_snapshot(store, generation)
     read_cache.snapshots.put(key, snapshot)
     return snapshot
+
+
+def keep_snapshot(store: Store, generation: str, manifest_etag: str, snapshot: Snapshot) -> None:
+    """Keep `snapshot` under the manifest's new token after a write that changed only rules:
+    the records it holds are the same, so the next edit need not read them all again."""
+    read_cache.snapshots.put((store.identity, generation, manifest_etag), snapshot)

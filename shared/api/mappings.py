@@ -11,7 +11,7 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.api.current import snapshot_of
+from shared.api.current import keep_snapshot, snapshot_of
 from shared.api.names import NULL_NAME, Names, current_names
 from shared.api.params import record_id
 from shared.api.problems import ApiError, json_object, problem
@@ -174,14 +174,17 @@ def _remap(store: Store, today: date) -> None:
     explicit = explicit_mappings(store)
     pointer, held = store.current(), store.held()
     for generation in {g for g in (pointer and pointer.generation, held and held.generation) if g}:
-        manifest, _ = read_manifest(store, generation)
+        manifest, etag = read_manifest(store, generation)
         if not manifest.immybot.configured:
             continue
-        snapshot = snapshot_of(store, generation)
+        snapshot = snapshot_of(store, generation, etag)
         # ImmyBot's own links were read by the sync; keep them (they are in the stored mapping).
         links = links_of(snapshot.matches.values())
         matches = map_clients(snapshot.clients.values(), snapshot.tenants.values(), explicit, links)
         remapped = snapshot.with_immybot(snapshot.tenants.values(), matches)
         write_matches(store, generation, matches.values())
         rules = [entry.rule for entry in manifest.rules.values()]
-        apply_rules(store, generation, remapped, rules, today)
+        applied = apply_rules(store, generation, remapped, rules, today, read=(manifest, etag))
+        if applied.replaced_etag == etag:
+            # Nothing else changed meanwhile: the stored records are `remapped` now.
+            keep_snapshot(store, generation, applied.etag, remapped)

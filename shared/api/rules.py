@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.api.current import snapshot_of
+from shared.api.current import keep_snapshot, snapshot_of
 from shared.api.models import RulesImported, RuleView, RuleWritten
 from shared.api.problems import ApiError, json_object, problem
 from shared.api.references import checked_rules
@@ -271,8 +271,9 @@ def _apply(
     current, generations = _generations(store)
     for generation in generations:
         todo, gone = list(rules), list(removed)
+        manifest, etag = read_manifest(store, generation)
         if wanted is not None:
-            entries = read_manifest(store, generation)[0].rules
+            entries = manifest.rules
             named = {r.key for r in todo}
             todo += [
                 r
@@ -283,10 +284,14 @@ def _apply(
         if not (todo or gone):
             continue
         keys = {r.key for r in todo} | set(gone)
-        before = rule_targets(store, generation, keys) if generation == current else None
+        before = rule_targets(store, generation, keys, manifest) if generation == current else None
+        snapshot = snapshot_of(store, generation, etag)
         applied = apply_rules(
-            store, generation, snapshot_of(store, generation), todo, today, removed=gone
+            store, generation, snapshot, todo, today, removed=gone, read=(manifest, etag)
         )
+        if applied.replaced_etag == etag:
+            # Only rules changed since the snapshot was read (else a mapping may have).
+            keep_snapshot(store, generation, applied.etag, snapshot)
         if before is not None:
             _record_edit(store, generation, before, applied)
 

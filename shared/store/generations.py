@@ -289,10 +289,13 @@ def read_catalog(store: Store, generation: str) -> Catalog:
 
 @dataclass(frozen=True, slots=True)
 class AppliedRules:
-    """What `apply_rules` made: the manifest it wrote, and each re-resolved rule's targets as
-    written (by rule key), so a caller needs no read to see them."""
+    """What `apply_rules` made: the manifest it wrote with its token and the token it replaced,
+    and each re-resolved rule's targets as written (by rule key), so a caller needs no read to
+    see them."""
 
     manifest: Manifest
+    etag: str
+    replaced_etag: str
     targets: dict[str, list[Target]]
 
 
@@ -304,9 +307,11 @@ def apply_rules(
     today: date,
     *,
     removed: Sequence[str] = (),
+    read: tuple[Manifest, str] | None = None,
     attempts: int = 5,
 ) -> AppliedRules:
-    """Re-resolve `rules` (and drop `removed` keys) in an existing generation.
+    """Re-resolve `rules` (and drop `removed` keys) in an existing generation; `read`: the
+    manifest and its token if the caller has just read them.
 
     New targets go to fresh partitions first (all rules' in one write, its transactions side by
     side); one ETag-checked manifest write then switches readers over, and the partitions nothing
@@ -324,18 +329,21 @@ def apply_rules(
     if partitions:
         store.write_generation(generation, partitions)
     for _ in range(attempts):
-        manifest, etag = read_manifest(store, generation)
+        manifest, etag = read or read_manifest(store, generation)
+        read = None  # a conflict means it changed: read it again
         previous = {p for e in manifest.rules.values() for p in (e.partition, e.unmapped_partition)}
         rules_now = {k: v for k, v in manifest.rules.items() if k not in removed}
         rules_now.update(fresh)
         updated = manifest.model_copy(update={"rules": rules_now})
         try:
-            store.replace_document(generation, META, MANIFEST, updated.model_dump_json(), etag)
+            written = store.replace_document(
+                generation, META, MANIFEST, updated.model_dump_json(), etag
+            )
         except StoreConflict:
             continue  # someone else changed another rule meanwhile: merge onto theirs
         named = {p for e in rules_now.values() for p in (e.partition, e.unmapped_partition)}
         store.delete_partitions(generation, previous - named)
-        return AppliedRules(updated, resolved)
+        return AppliedRules(updated, written, etag, resolved)
     raise StoreError(f"the manifest of generation {generation} kept changing; rule not applied")
 
 

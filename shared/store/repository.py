@@ -169,8 +169,9 @@ class Store(BatchWriter, SyncStateStore):
 
     def replace_document(
         self, generation: str, partition: str, row: str, payload: str, etag: str
-    ) -> None:
-        """Replace a document if unchanged since `etag` (its token) was read, else StoreConflict.
+    ) -> str:
+        """Replace a document if unchanged since `etag` (its token) was read, else StoreConflict;
+        returns the new document's token, as `read_document` would give it.
 
         All of the document's rows change in one transaction, so readers see the old or the new
         document, never a mix.
@@ -194,7 +195,7 @@ class Store(BatchWriter, SyncStateStore):
                     ("delete", {"PartitionKey": partition, "RowKey": key}, conditions)
                 )
         try:
-            self._snapshot_table(generation).submit_transaction(operations)
+            answers = self._snapshot_table(generation).submit_transaction(operations)
         except (TableTransactionError, ResourceModifiedError, ResourceExistsError) as error:
             if getattr(error, "status_code", None) in (409, 412) or not isinstance(
                 error, TableTransactionError
@@ -204,6 +205,9 @@ class Store(BatchWriter, SyncStateStore):
         finally:
             # Even a failed transaction may have been applied (a lost answer): count it.
             self.note_write()
+        # The answers come in the operations' order, the new rows' first.
+        etags = {str(e["RowKey"]): str(a["etag"]) for e, a in zip(new, answers, strict=False)}
+        return json.dumps(etags, sort_keys=True)
 
     def delete_rows(self, generation: str, partition: str, rows: Sequence[str]) -> None:
         """Delete the named rows of one partition of a generation."""

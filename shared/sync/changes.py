@@ -29,11 +29,15 @@ from shared.store.state import Pointer
 
 
 def rule_targets(
-    store: Store, generation: str, keys: Collection[str] | None = None
+    store: Store,
+    generation: str,
+    keys: Collection[str] | None = None,
+    manifest: Manifest | None = None,
 ) -> dict[str, RuleTargets]:
     """The rules' targets in a stored generation, by rule key: every rule, or those of `keys`
-    the generation holds."""
-    manifest, _ = read_manifest(store, generation)
+    the generation holds (`manifest`: its manifest, if the caller has just read it)."""
+    if manifest is None:
+        manifest, _ = read_manifest(store, generation)
     return {
         key: RuleTargets(entry.software, read_targets(store, generation, entry.partition))
         for key, entry in manifest.rules.items()

@@ -110,3 +110,22 @@ def test_a_patch_is_a_merge_patch_or_json_object_only(demo_synced, content_type)
 def test_the_rule_set_takes_no_patch(demo_synced):
     response = rules("PATCH", None, {"rules": []}, MERGE_PATCH)
     assert response.status_code == 405 and response.headers["Allow"] == "GET, PUT"
+
+
+def test_a_rule_edit_keeps_the_snapshot_so_the_next_edit_reads_no_records(demo_synced, monkeypatch):
+    from shared.api import current
+
+    reads: list[str] = []
+    real = current.read_snapshot
+
+    def counted(store, generation):
+        reads.append(generation)
+        return real(store, generation)
+
+    monkeypatch.setattr(current, "read_snapshot", counted)
+    answer(rules("PUT", "Defender", {"contract_types": ["Managed Security"]}), 201)
+    answer(rules("PATCH", "Defender", {"offboard_days": 14}, MERGE_PATCH))
+    answer(rules("PUT", "Defender", {"contract_types": ["Managed Security"]}))
+    # The first edit read the records; a rule edit changes none of them, so the next two did not.
+    assert len(reads) == 1
+    assert answer(rules("GET", "Defender"))["targets"] == 3  # and they resolved from the same

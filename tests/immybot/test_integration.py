@@ -169,6 +169,30 @@ def test_an_explicit_mapping_takes_effect_at_once(both):
     assert by_name(targets("Huntress"))["Wide World Importers"]["immy_tenant_id"] is None
 
 
+def test_a_rule_edited_after_a_mapping_resolves_with_the_new_mapping(both):
+    # The mapping change keeps the remapped snapshot for the next edit: it must be the new one.
+    mapped = call(
+        "rules",
+        "/api/mappings/6",
+        "PUT",
+        json.dumps({"immy_tenant_id": 8}).encode(),
+        route={"area": "mappings", "key": "6"},
+    )
+    assert mapped.status_code == 201
+    edited = handler("rules")(
+        func.HttpRequest(
+            "PATCH",
+            "/api/rules/Huntress",
+            body=json.dumps({"offboard_days": 21}).encode(),
+            headers={"Content-Type": "application/merge-patch+json"},
+            route_params={"area": "rules", "key": "Huntress"},
+        )
+    )
+    assert edited.status_code == 200, edited.get_body()
+    wwi = by_name(targets("Huntress"))["Wide World Importers"]
+    assert (wwi["immy_tenant_id"], wwi["mapping"]) == (8, "explicit")
+
+
 def test_the_mapping_answers_name_every_client_and_tenant(both):
     listed = json.loads(call("rules", "/api/mappings", route={"area": "mappings"}).get_body())
     outcomes = {o["client_id"]: o for o in listed["outcomes"]}

@@ -211,9 +211,14 @@ def test_a_document_over_several_rows_is_read_whole_and_replaced_in_one_transact
     assert store.read_document("g8", "meta", "mapping")[0] == [1]
 
     # Shrinking to one row deletes the others in the same transaction.
-    store.replace_document("g8", "meta", "manifest", '{"small": true}', token)
+    written = store.replace_document("g8", "meta", "manifest", '{"small": true}', token)
     document, newer = store.read_document("g8", "meta", "manifest")
     assert document == {"small": True}
+    assert written == newer  # the token a cache may key on at once, without reading it back
+    # Growing to several rows again: every new row's token.
+    grown = store.replace_document("g8", "meta", "manifest", big, newer)
+    assert grown == store.read_document("g8", "meta", "manifest")[1] != newer
+    newer = store.replace_document("g8", "meta", "manifest", '{"small": true}', grown)
     assert [e["RowKey"] for e in store.read_partition("g8", "meta")] == ["manifest", "mapping"]
     # A writer holding the old token loses, and changes nothing.
     with pytest.raises(StoreConflict):
