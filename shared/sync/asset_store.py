@@ -67,7 +67,8 @@ def store_plan(
 ) -> None:
     """Store a run's summary and each eventful client's plan with `generation`, replacing what
     an earlier run against it stored."""
-    rows: list[dict[str, Any]] = [{"RowKey": SUMMARY_ROW, **encode_data(summary.model_dump_json())}]
+    summary_row = {"RowKey": SUMMARY_ROW, **encode_data(summary.model_dump_json())}
+    rows: list[dict[str, Any]] = []
     for plan in plans:
         if not plan.eventful:
             continue
@@ -77,7 +78,11 @@ def store_plan(
             )
     # A rerun against the same generation replaces the summary; drop the old client rows first.
     store.delete_partition(generation, PARTITION)
-    store.write_generation(generation, {PARTITION: rows})
+    if rows:
+        store.write_generation(generation, {PARTITION: rows})
+    # The summary last: the clients' rows go in concurrent transactions, and a reader takes a
+    # generation with a summary for one whose plan is whole.
+    store.write_generation(generation, {PARTITION: [summary_row]})
 
 
 def _parts(plan: ClientAssetPlan) -> list[str]:
