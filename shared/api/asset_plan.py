@@ -1,4 +1,8 @@
-"""`GET /api/assets/plan`: the last asset run's plan, for every client or one, with names."""
+"""`GET /api/assets/plan`: the last asset run's plan, for every client or one, with names.
+
+The current generation's plan once its asset run stored it; until then the last one stored,
+marked `current: false`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from shared.api.problems import ApiError, problem
 from shared.api.replies import Reply, json_reply
 from shared.core.asset_plan import ClientAssetPlan
 from shared.store.repository import Store
-from shared.sync.asset_store import AssetRunSummary, read_plan
+from shared.sync.asset_store import AssetRunSummary, latest_plan
 
 
 class NamedClientPlan(ClientAssetPlan):
@@ -24,6 +28,12 @@ class NamedClientPlan(ClientAssetPlan):
 class AssetPlanAnswer(BaseModel):
     """`GET /api/assets/plan`: the last asset run's summary and its plan per client."""
 
+    current: bool = Field(
+        description="Whether the plan is of the generation that serves now. false: that "
+        "generation has no plan yet (its asset run, which follows the swap, has not stored one; "
+        "generations that HaloPSA events or an approval publish get none), so this is the last "
+        "plan stored, of generation `summary.generation`."
+    )
     summary: AssetRunSummary
     clients: list[NamedClientPlan]
 
@@ -37,9 +47,10 @@ def plan_client(client_id: str | None) -> int | None:
 
 
 def asset_plan_reply(store: Store, client_id: int | None) -> Reply:
-    """The plan of the current generation (of one client with `client_id`), or a 404."""
+    """The plan of the current generation, else the last one stored (of one client with
+    `client_id`), or a 404 if no stored generation has one."""
     pointer = store.current()
-    view = read_plan(store, pointer.generation, client_id) if pointer else None
+    view = latest_plan(store, pointer.generation, client_id) if pointer else None
     if view is None:
         raise ApiError(
             problem(404, "no-asset-plan", "no asset plan yet: set ASSET_SYNC and let a sync run")
@@ -47,6 +58,7 @@ def asset_plan_reply(store: Store, client_id: int | None) -> Reply:
     names = current_names(store) if view.clients else Names()
     return json_reply(
         AssetPlanAnswer(
+            current=pointer is not None and view.generation == pointer.generation,
             summary=view.summary,
             clients=[
                 NamedClientPlan(

@@ -121,8 +121,12 @@ ASSET_PLAN = Route(
             summary="The last asset run: creates, updates, links, ambiguities, gone",
             params=(Param("client_id", "query", RecordId, "Only this HaloPSA client's plan."),),
             answers={
-                200: Response.json(AssetPlanAnswer, "The plan, per client with anything to do"),
-                404: Response.problem("No asset plan for the current generation"),
+                200: Response.json(
+                    AssetPlanAnswer,
+                    "The plan, per client with anything to do: the current generation's, or "
+                    "until it is stored the last one (`current: false`)",
+                ),
+                404: Response.problem("No stored generation has an asset plan"),
             },
             problems=(400, 503),
         ),

@@ -3,7 +3,9 @@
 The plan lives in the generation's table (partition `assets`): a summary row (`AssetRunSummary`,
 what the run planned and did) and one document per client with something to report, split into
 parts when a client has thousands of computers. It lives and dies with the generation it was
-computed against, like any other snapshot data.
+computed against, like any other snapshot data. A generation serves before its plan is stored (the
+asset run follows the swap; events and approvals publish generations without one), so readers
+take the last plan another stored generation holds until then (`latest_plan`).
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ class AssetRunSummary(BaseModel):
 
 
 class AssetPlanView(BaseModel):
-    """`GET /api/assets/plan`: the last asset run's summary and its plan per client."""
+    """An asset plan as stored: the generation it is stored with, its summary, each client's."""
 
+    generation: str
     summary: AssetRunSummary
     clients: list[ClientAssetPlan]
 
@@ -67,7 +70,8 @@ def store_plan(
 ) -> None:
     """Store a run's summary and each eventful client's plan with `generation`, replacing what
     an earlier run against it stored."""
-    rows: list[dict[str, Any]] = [{"RowKey": SUMMARY_ROW, **encode_data(summary.model_dump_json())}]
+    summary_row = {"RowKey": SUMMARY_ROW, **encode_data(summary.model_dump_json())}
+    rows: list[dict[str, Any]] = []
     for plan in plans:
         if not plan.eventful:
             continue
@@ -77,7 +81,11 @@ def store_plan(
             )
     # A rerun against the same generation replaces the summary; drop the old client rows first.
     store.delete_partition(generation, PARTITION)
-    store.write_generation(generation, {PARTITION: rows})
+    if rows:
+        store.write_generation(generation, {PARTITION: rows})
+    # The summary last: the clients' rows go in concurrent transactions, and a reader takes a
+    # generation with a summary for one whose plan is whole.
+    store.write_generation(generation, {PARTITION: [summary_row]})
 
 
 def _parts(plan: ClientAssetPlan) -> list[str]:
@@ -97,11 +105,13 @@ def _parts(plan: ClientAssetPlan) -> list[str]:
 def read_plan(store: Store, generation: str, client_id: int | None = None) -> AssetPlanView | None:
     """The asset plan stored with a generation (one client's, if asked), or None if there is none."""
     prefix = None if client_id is None else client_key(client_id) + "-"
-    try:
-        summary_doc, _ = store.read_document(generation, PARTITION, SUMMARY_ROW)
-    except StoreError:
+    summary = _read_summary(store, generation)
+    if summary is None:
         return None
-    entities = store.read_partition(generation, PARTITION, row_prefix=prefix)
+    try:
+        entities = store.read_partition(generation, PARTITION, row_prefix=prefix)
+    except StoreError:  # retention dropped the generation since its summary was read
+        return None
     merged: dict[int, dict[str, Any]] = {}
     for entity in entities:
         if entity["RowKey"] == SUMMARY_ROW:
@@ -114,6 +124,36 @@ def read_plan(store: Store, generation: str, client_id: int | None = None) -> As
         for name in ("creates", "updates", "links", "ambiguous", "gone", "unresolved"):
             into[name] = into[name] + piece[name]
     return AssetPlanView(
-        summary=AssetRunSummary.model_validate(summary_doc),
+        generation=generation,
+        summary=summary,
         clients=[ClientAssetPlan.model_validate(merged[k]) for k in sorted(merged)],
     )
+
+
+def latest_plan(store: Store, current: str, client_id: int | None = None) -> AssetPlanView | None:
+    """The plan of the `current` generation, else the last one computed among the other stored
+    generations (the current one's is not made yet), or None if no stored generation has one."""
+    view = read_plan(store, current, client_id)
+    if view is not None:
+        return view
+    # Only asset runs store plans, and only on a generation while it serves: the plan computed
+    # last is the last run's, whichever generation retention still keeps it with (usually the
+    # previous one; after HaloPSA events published a few, an older one).
+    summaries = [
+        (summary.computed_at, generation)
+        for generation in store.generations()
+        if generation != current and (summary := _read_summary(store, generation)) is not None
+    ]
+    for _, generation in sorted(summaries, reverse=True):
+        view = read_plan(store, generation, client_id)
+        if view is not None:
+            return view
+    return None
+
+
+def _read_summary(store: Store, generation: str) -> AssetRunSummary | None:
+    try:
+        document, _ = store.read_document(generation, PARTITION, SUMMARY_ROW)
+    except StoreError:  # no plan stored with it (or no such generation)
+        return None
+    return AssetRunSummary.model_validate(document)

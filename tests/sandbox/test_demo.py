@@ -125,7 +125,12 @@ def test_the_mappings_show_immybots_own_links(devhost_output):
 
 def test_the_asset_plan_names_its_clients_and_tenants(devhost_output):
     url = next(u for _, u in devhost_output.sights if "/api/assets/plan" in u)
-    body = httpx.get(url, timeout=30).json()
+    response = httpx.get(url, timeout=30)
+    # A sync another test queued may serve before its asset run stored its plan: the answer is
+    # then the last plan stored, of the same demo data, and says it is not the current one's.
+    assert response.status_code == 200, response.text[:300]
+    body = response.json()
+    assert isinstance(body["current"], bool)
     assert body["summary"]["mode"] == "plan"
     named = {(c["client_name"], c["tenant_name"]) for c in body["clients"]}
     assert ("Contoso Ltd", "Contoso Limited") in named
