@@ -200,12 +200,21 @@ def start_module(
     return proc, url
 
 
+@dataclass(frozen=True)
+class RunningDevhost:
+    """A devhost child process: its URL, everything it printed at start, its PID."""
+
+    url: str
+    output: str
+    pid: int
+
+
 @contextmanager
-def devhost_process(seconds: float = 120.0) -> Iterator[tuple[str, str]]:
+def devhost_process(*args: str, seconds: float = 120.0) -> Iterator[RunningDevhost]:
     """`make run`'s devhost (sandboxes, Azurite, a demo sync) in a child process on a free port,
-    until the block ends: (its URL, everything it printed at start)."""
-    proc, url, output = _start_listening("sandbox.devhost", (), seconds)
+    with extra flags `args` (`--tables` and the like: see its --help), until the block ends."""
+    proc, url, output = _start_listening("sandbox.devhost", args, seconds)
     try:
-        yield url, output
+        yield RunningDevhost(url, output, proc.pid)
     finally:
         stop_process(proc)
