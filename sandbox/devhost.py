@@ -8,6 +8,8 @@ sync queue run the queue function in-process.
 
     python -m sandbox.devhost --port 7071        (make run)
     python -m sandbox.devhost --port 0 --existing   (settings from the environment; bench/load.py)
+    python -m sandbox.devhost --port 0 --tables C --tables-prefix P --queues C --queues-prefix P
+                                   (running table and queue services, as the tests' devhosts)
 
 Invocations run as in the Functions Python worker (`sandbox.worker.Worker`): async handlers on one
 event loop that lives as long as the host, plain ones in a thread pool (`--threads`, default as the
@@ -46,7 +48,7 @@ from sandbox.halo_data import demo_data, generate
 from sandbox.host_http import query_params, route_value, serve, unauthorized
 from sandbox.immybot import ImmyBotSandbox
 from sandbox.immybot_data import immy_data_for
-from sandbox.processes import azurite_queue, azurite_table
+from sandbox.processes import azurite_or
 from sandbox.queues import BindingOut, QueueFunction, QueueHost
 from sandbox.worker import Worker
 
@@ -247,8 +249,14 @@ def _text(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start everything, sync once, serve until interrupted."""
+def _prefix(value: str) -> str:
+    """A table or queue name prefix, as both services take it (and names stay apart)."""
+    if not re.fullmatch(r"[a-z0-9]{1,20}", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: 1-20 lowercase letters or digits")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Serve halo-immy locally with Azurite and the sandbox."
     )
@@ -267,7 +275,30 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve with the settings already in the environment; start and sync nothing",
     )
+    storage = parser.add_argument_group(
+        "storage",
+        "Without these it starts Azurite's table and queue services in memory. With them it uses"
+        " running ones (the tests' own Azurite), under prefixes that keep its names apart.",
+    )
+    helps = {
+        "--tables": "a running table service's connection string: start no Azurite table service",
+        "--tables-prefix": "put before every table name (the app's TABLES_PREFIX)",
+        "--queues": "a running queue service's connection string: start no Azurite queue service",
+        "--queues-prefix": "put before every queue name the bindings use",
+    }
+    for flag, text in helps.items():
+        prefix = flag.endswith("prefix")
+        metavar, kind = ("PREFIX", _prefix) if prefix else ("CONNECTION", str)
+        storage.add_argument(flag, metavar=metavar, type=kind, help=text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start everything, sync once, serve until interrupted."""
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.existing and any((args.tables, args.queues, args.tables_prefix, args.queues_prefix)):
+        parser.error("--existing takes its storage from the environment, not from flags")
     worker = Worker(args.threads or None)
     if args.existing:
         import function_app
@@ -277,13 +308,16 @@ def main(argv: list[str] | None = None) -> int:
         queues = storage if "QueueEndpoint=" in storage else None
         host = DevHost(function_app.app.get_functions(), worker, queue_connection=queues)
         return _serve(host, args.port)
+    return _demo(args, worker)
 
+
+def _demo(args: argparse.Namespace, worker: Worker) -> int:
+    """Storage, both sandboxes and the settings for them, the rules, one sync; then serve."""
     demo = not args.clients
     data = demo_data(date.today()) if demo else generate(args.clients)
     immy_data = showcase(data, immy_data_for(data)) if demo else immy_data_for(data)
     with (
-        azurite_table() as azurite,
-        azurite_queue() as queue_service,
+        azurite_or(args.tables, args.queues) as (tables, queues),
         HaloSandbox(data) as halo,
         ImmyBotSandbox(immy_data) as immy,
     ):
@@ -298,11 +332,13 @@ def main(argv: list[str] | None = None) -> int:
                 "HALO_CLIENT_ID": "sandbox-client",
                 "HALO_CLIENT_SECRET": "sandbox-secret",
                 "HALO_REQUESTS_PER_MINUTE": "100000",
-                "TABLES_CONNECTION_STRING": azurite.connection_string,
-                "AzureWebJobsStorage": queue_service.connection_string,
+                "TABLES_CONNECTION_STRING": tables,
+                "AzureWebJobsStorage": queues,
                 "HALO_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
                 "SYNC_SCHEDULE": "0 */15 * * * *",
                 **(DEMO_SETTINGS if demo else {}),
+                # Unset, the prefix is whatever the environment says, as before the flag.
+                **({"TABLES_PREFIX": args.tables_prefix} if args.tables_prefix else {}),
             }
         )
         os.environ.pop("TABLES_ENDPOINT", None)
@@ -320,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         host = DevHost(
             function_app.app.get_functions(),
             worker,
-            queue_connection=queue_service.connection_string,
+            queue_connection=queues,
+            queue_prefix=args.queues_prefix or "",
         )
         return _serve(host, args.port, sights=demo)
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -298,12 +298,14 @@ def immy_settings(immy) -> dict[str, str]:
 class DevhostOutput:
     """What the devhost printed at start: where it listens, each route with the keys printed for
     it, the URLs worth opening (label, URL), and the keys by function name ("master": the master
-    key), for tests that call routes by function."""
+    key), for tests that call routes by function; and, once started, its PID and storage prefix."""
 
     url: str
     routes: dict[str, tuple[str, ...]]
     sights: list[tuple[str, str]]
     keys: dict[str, str]
+    pid: int = 0
+    prefix: str = ""
 
 
 def parse_devhost_output(text: str) -> DevhostOutput:
@@ -333,12 +335,32 @@ def parse_devhost_output(text: str) -> DevhostOutput:
     return DevhostOutput(url, routes, sights, keys)
 
 
+def devhost_prefix() -> str:
+    """A table and queue prefix no other devhost or test of this worker uses."""
+    return f"dev{next(_prefixes)}x"
+
+
+@pytest.fixture(scope="session")
+def devhost_flags(azurite: Azurite, azurite_queues: AzuriteQueue) -> Callable[[str], list[str]]:
+    """The devhost flags that keep its tables and queues in this worker's Azurite under a prefix:
+    starting Azurite's two services of its own would cost each devhost about 2.6 s of CPU."""
+
+    def flags(prefix: str) -> list[str]:
+        return [
+            *("--tables", azurite.connection_string, "--tables-prefix", prefix),
+            *("--queues", azurite_queues.connection_string, "--queues-prefix", prefix),
+        ]
+
+    return flags
+
+
 @pytest.fixture(scope="module")
-def devhost_output() -> Iterator[DevhostOutput]:
-    """`make run`'s devhost (sandboxes, Azurite, a demo sync) in its own process, and what it
-    printed at start."""
-    with devhost_process() as (_url, text):
-        yield parse_devhost_output(text)
+def devhost_output(devhost_flags: Callable[[str], list[str]]) -> Iterator[DevhostOutput]:
+    """`make run`'s devhost (sandboxes, a demo sync; this worker's Azurite) in its own process,
+    and what it printed at start."""
+    prefix = devhost_prefix()
+    with devhost_process(*devhost_flags(prefix)) as running:
+        yield replace(parse_devhost_output(running.output), pid=running.pid, prefix=prefix)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -315,18 +316,18 @@ def rewrite(doc: Path, outputs: dict[int, str]) -> bool:
     return False
 
 
-def changed_answers(doc: Path) -> list[tuple[Example, str]]:
-    """Run a doc's examples in order on a devhost of its own: each example whose answer now
-    differs from what the doc shows (beyond run-to-run values), with that answer."""
+def changed_answers(doc: Path, flags: Sequence[str] = ()) -> list[tuple[Example, str]]:
+    """Run a doc's examples in order on a devhost of its own (started with `flags`): each example
+    whose answer now differs from what the doc shows (beyond run-to-run values), with that answer."""
     from sandbox.processes import devhost_process
 
     examples = [example for block in blocks(doc) for example in block.examples]
     if not examples:
         return []
     changed = []
-    with devhost_process() as (url, startup), httpx.Client(timeout=60) as client:
+    with devhost_process(*flags) as devhost, httpx.Client(timeout=60) as client:
         for example in examples:
-            answer = run(example, url, client, startup)
+            answer = run(example, devhost.url, client, devhost.output)
             if masked(answer) != masked(example.shown):
                 changed.append((example, answer))
     return changed

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import devhost_prefix
 from tests.docs.examples import (
     DOC_BASE,
     DOCS,
@@ -36,9 +37,9 @@ CALLS = re.compile(r"\bcurl\b|Invoke-RestMethod|Invoke-WebRequest")
 
 
 @pytest.mark.parametrize("doc", RUNNABLE, ids=lambda d: d.name)
-def test_every_console_example_answers_what_the_doc_shows(doc: Path):
+def test_every_console_example_answers_what_the_doc_shows(doc: Path, devhost_flags):
     differences = []
-    for example, answer in changed_answers(doc):
+    for example, answer in changed_answers(doc, devhost_flags(devhost_prefix())):
         shown, got = masked(example.shown), masked(answer)
         diff = "\n".join(
             difflib.unified_diff(shown.splitlines(), got.splitlines(), "doc", "now", lineterm="")

@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from pathlib import Path
 from urllib.parse import quote
 
 import azure.functions as func
 import httpx
 import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueServiceClient
 
-from sandbox.devhost import DevHost, Route, function_key, route_value
+from sandbox.devhost import DEV_WEBHOOK_SECRET, DevHost, Route, function_key, main, route_value
+from sandbox.queues import AZURITE_QUEUE_API
 from sandbox.worker import Worker
+from shared.core.events import EVENTS_QUEUE
+from sync_timer import SYNC_QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +61,6 @@ def test_keys_are_checked_like_the_host_does(devhost):
 
 
 def test_the_demo_takes_halopsa_events_with_its_own_secret(devhost):
-    from sandbox.devhost import DEV_WEBHOOK_SECRET
-
     url, keys = devhost
     assert "halo_webhook" not in keys  # anonymous at the host: no function key opens it
     event = {"event": "Client Updated", "object_id": 1}
@@ -66,6 +70,63 @@ def test_the_demo_takes_halopsa_events_with_its_own_secret(devhost):
         events, json=event, headers={"Authorization": f"Bearer {DEV_WEBHOOK_SECRET}"}
     )
     assert answer.status_code == 202 and answer.json()["queued"] == 1
+
+
+def children(pid: int) -> list[int]:
+    """The PIDs of a process's children (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command may hold spaces and parentheses: the fields after its last ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_tests_devhost_keeps_its_storage_in_the_workers_azurite(
+    devhost_output, azurite, azurite_queues
+):
+    # tests/conftest.py starts it with --tables and --queues: it starts no Azurite of its own,
+    # and writes every table and queue under its prefix, none under a bare name.
+    assert devhost_output.prefix and devhost_output.pid
+    assert children(devhost_output.pid) == []
+    prefix = devhost_output.prefix
+    event = {"event": "Client Updated", "object_id": 1}
+    secret = {"Authorization": f"Bearer {DEV_WEBHOOK_SECRET}"}
+    assert httpx.post(
+        f"{devhost_output.url}/api/halo/events", json=event, headers=secret
+    ).is_success
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    tables = {table.name for table in service.list_tables()}
+    own = {name.removeprefix(prefix) for name in tables if name.startswith(prefix)}
+    assert {"Rules", "SyncState"} <= own
+    assert any(name.startswith("snap") for name in own), own
+    assert not own & tables
+    queue_service = QueueServiceClient.from_connection_string(
+        azurite_queues.connection_string, api_version=AZURITE_QUEUE_API
+    )
+    queues = {queue.name for queue in queue_service.list_queues()}
+    own_queues = {name.removeprefix(prefix) for name in queues if name.startswith(prefix)}
+    assert {EVENTS_QUEUE, SYNC_QUEUE} <= own_queues
+    assert not own_queues & queues
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--queues-prefix", "Upper"],
+        ["--tables-prefix", "has-hyphen"],
+        ["--existing", "--tables", "UseDevelopmentStorage=true"],
+    ],
+)
+def test_storage_flags_it_cannot_honour_are_refused_before_anything_starts(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
 
 
 def test_problem_answers_pass_through(devhost):
