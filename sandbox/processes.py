@@ -103,6 +103,13 @@ def drain(proc: subprocess.Popen[bytes]) -> None:
         threading.Thread(target=read_until_closed, daemon=True, name=f"drain-{proc.pid}").start()
 
 
+# Azure's front ends keep an idle connection open for minutes; Azurite's table service closes it
+# after 5 s, so a pooled connection reused at that moment is closed under a request
+# (RemoteDisconnected), which azure-core does not retry for a POST (a transaction, a new table).
+# The queue service has no such option.
+KEEP_ALIVE = {"table": ("--tableKeepAliveTimeout", "600")}
+
+
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     """Stop a process we started, by its PID: SIGTERM, then SIGKILL if it lingers."""
     if proc.poll() is not None:
@@ -131,6 +138,7 @@ def _azurite(binary: Path, service: str, ready: bytes, seconds: float) -> Iterat
             "127.0.0.1",
             f"--{service}Port",
             str(port),
+            *KEEP_ALIVE.get(service, ()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
