@@ -110,7 +110,7 @@ def put_rule(store: Store, software: str, body: bytes, today: date) -> tuple[Rul
     key = route_key(software)
     document = json_object(body, MAX_BODY)
     document.setdefault("software", software)
-    return _write(store, software, key, document, today, stored_rules(store))
+    return _write(store, software, key, document, today)
 
 
 def patch_rule(
@@ -146,11 +146,12 @@ def _write(
     key: str | None,
     document: dict[str, Any],
     today: date,
-    rules: dict[str, Rule],
+    rules: dict[str, Rule] | None = None,
     *,
     patched: bool = False,
 ) -> tuple[RuleWritten, bool]:
-    """Validate, store and apply one rule document for the URL's `software`; (answer, created)."""
+    """Validate, store and apply one rule document for the URL's `software`; (answer, created).
+    `rules`: the stored rules, if the caller has read them (else read once the body is valid)."""
     rule = _validate(document, patched=patched)
     if key is None:
         raise ApiError(problem(400, "bad-rule-name", "software may not contain / \\ # ?"))
@@ -163,6 +164,8 @@ def _write(
                 f"the body names software {rule.software!r}, the URL {software!r}",
             )
         )
+    if rules is None:
+        rules = stored_rules(store)
     before = rules.get(rule.key)
     _check_limits({**rules, rule.key: rule}.values())
     found = checked_rules(store, [rule])
