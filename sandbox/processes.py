@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -110,16 +110,36 @@ def drain(proc: subprocess.Popen[bytes]) -> None:
 KEEP_ALIVE = {"table": ("--tableKeepAliveTimeout", "600")}
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process we started, by its PID: SIGTERM, then SIGKILL if it lingers."""
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a process we started, by its PID: SIGTERM, then SIGKILL if it lingers `grace`
+    seconds. A killed process stops nothing it started (a devhost its Azurite services, which
+    run in sessions of their own), so its children are sent SIGTERM then."""
     if proc.poll() is not None:
         return
     os.kill(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
+        orphans = children_of(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        for pid in orphans:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid` (Linux: /proc; elsewhere none are found)."""
+    found: list[int] = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name, in parentheses, may hold spaces: the fields after it are fixed.
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.parent.name))
+    return found
 
 
 @contextmanager
