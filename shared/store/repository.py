@@ -205,9 +205,13 @@ class Store(BatchWriter, SyncStateStore):
         finally:
             # Even a failed transaction may have been applied (a lost answer): count it.
             self.note_write()
-        # The answers come in the operations' order, the new rows' first.
-        etags = {str(e["RowKey"]): str(a["etag"]) for e, a in zip(new, answers, strict=False)}
-        return json.dumps(etags, sort_keys=True)
+        # The answers come in the operations' order, the new rows' first. Without an ETag for
+        # each (not what the service promises) the token is "", which no read gives: a caller
+        # keying a cache on it only misses.
+        etags = {str(e["RowKey"]): a.get("etag") for e, a in zip(new, answers, strict=False)}
+        if len(etags) != len(new) or not all(etags.values()):
+            return ""
+        return json.dumps({k: str(v) for k, v in etags.items()}, sort_keys=True)
 
     def delete_rows(self, generation: str, partition: str, rows: Sequence[str]) -> None:
         """Delete the named rows of one partition of a generation."""

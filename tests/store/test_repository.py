@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 
 from shared.store import repository
 from shared.store.base import (
@@ -226,6 +226,19 @@ def test_a_document_over_several_rows_is_read_whole_and_replaced_in_one_transact
     assert store.read_document("g8", "meta", "manifest")[1] == newer
     with pytest.raises(EntityTooLarge):
         document_entities("manifest", "x" * (MAX_DOCUMENT_CHARS + 1))
+
+
+def test_a_replace_answered_without_etags_gives_a_token_no_read_gives(store, monkeypatch):
+    store.write_generation("g11", {"meta": document_entities("manifest", "[1]")})
+    _, token = store.read_document("g11", "meta", "manifest")
+    real = TableClient.submit_transaction
+
+    def without_etags(self, operations, **kwargs):
+        return [{} for _ in real(self, operations, **kwargs)]
+
+    monkeypatch.setattr(TableClient, "submit_transaction", without_etags)
+    assert store.replace_document("g11", "meta", "manifest", "[2]", token) == ""
+    assert store.read_document("g11", "meta", "manifest")[0] == [2]  # written all the same
 
 
 def test_a_lease_is_renewed_by_its_owner_only_and_a_takeover_names_the_stale_owner(store):
