@@ -13,7 +13,7 @@ from shared.core.rules import closest, normalise
 from shared.core.targets import Snapshot
 from shared.store import read_cache
 from shared.store.base import StoreError
-from shared.store.generations import read_manifest, read_snapshot
+from shared.store.generations import AppliedRules, read_manifest, read_snapshot
 from shared.store.read_cache import Current
 from shared.store.repository import Store
 from shared.store.state import Pointer
@@ -118,7 +118,11 @@ def snapshot_of(store: Store, generation: str, manifest_etag: str | None = None)
     return snapshot
 
 
-def keep_snapshot(store: Store, generation: str, manifest_etag: str, snapshot: Snapshot) -> None:
-    """Keep `snapshot` under the manifest's new token after a write that changed only rules:
-    the records it holds are the same, so the next edit need not read them all again."""
-    read_cache.snapshots.put((store.identity, generation, manifest_etag), snapshot)
+def keep_snapshot(
+    store: Store, generation: str, snapshot: Snapshot, read_etag: str, applied: AppliedRules
+) -> None:
+    """Keep `snapshot` (what the manifest of token `read_etag` saw, as `applied` left it) under
+    the manifest's new token, so the next edit need not read every record again: only when
+    `applied` replaced that very manifest (else something else, a mapping say, changed since)."""
+    if applied.replaced_etag == read_etag:
+        read_cache.snapshots.put((store.identity, generation, applied.etag), snapshot)

@@ -185,6 +185,4 @@ def _remap(store: Store, today: date) -> None:
         write_matches(store, generation, matches.values())
         rules = [entry.rule for entry in manifest.rules.values()]
         applied = apply_rules(store, generation, remapped, rules, today, read=(manifest, etag))
-        if applied.replaced_etag == etag:
-            # Nothing else changed meanwhile: the stored records are `remapped` now.
-            keep_snapshot(store, generation, applied.etag, remapped)
+        keep_snapshot(store, generation, remapped, etag, applied)  # the records as stored now

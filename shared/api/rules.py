@@ -292,9 +292,7 @@ def _apply(
         applied = apply_rules(
             store, generation, snapshot, todo, today, removed=gone, read=(manifest, etag)
         )
-        if applied.replaced_etag == etag:
-            # Only rules changed since the snapshot was read (else a mapping may have).
-            keep_snapshot(store, generation, applied.etag, snapshot)
+        keep_snapshot(store, generation, snapshot, etag, applied)
         if before is not None:
             _record_edit(store, generation, before, applied)
 

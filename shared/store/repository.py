@@ -246,8 +246,7 @@ class Store(BatchWriter, SyncStateStore):
                 if row["PartitionKey"] in wanted:
                     found.setdefault(row["PartitionKey"], []).append(row["RowKey"])
         for partition, keys in found.items():
-            for start in range(0, len(keys), MAX_BATCH_ENTITIES):
-                submit_deletes(table, partition, keys[start : start + MAX_BATCH_ENTITIES])
+            self.delete_rows(generation, partition, keys)
         return sum(len(keys) for keys in found.values())
 
     # -- ticket -> client memory (lets the tab render coverage while HaloPSA is down) -------------
@@ -322,12 +321,7 @@ class Store(BatchWriter, SyncStateStore):
 
     def put_rule_document(self, key: str, document: Any) -> None:
         """Create or replace one rule."""
-        entity = {
-            "PartitionKey": "rule",
-            "RowKey": check_key(key),
-            **encode_data(json.dumps(document)),
-        }
-        self.table("Rules").upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self.put_rule_documents({key: document})
 
     def put_rule_documents(self, documents: Mapping[str, Any]) -> None:
         """Create or replace rules by key, a transaction per 100 (all of a rule set fits one
