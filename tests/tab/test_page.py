@@ -435,7 +435,8 @@ def test_stale_data_and_failed_runs_are_warned_about(demo, monkeypatch):
     html = asyncio.run(tab_module.tab_page("1", principal=None, now=later)).html
     assert "The data is 2.0 hours old" in html
 
-    demo.set_faults(Faults(fail=[{"resource": "Client", "page": None, "status": 500}]))
+    # A refusal fails the run at once (a 500 is retried with back-off first: seconds of waiting).
+    demo.set_faults(Faults(fail=[{"resource": "Client", "page": None, "status": 403}]))
     assert asyncio.run(run_sync()).outcome is Outcome.FAILED
     demo.set_faults(Faults())
     assert "The last sync failed" in html_of(tab("1"))
