@@ -36,6 +36,8 @@ _VOLATILE = (
     (re.compile(r"\b\d{14}[0-9a-f]{6}\b"), "<generation>"),
     (re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"), "<time>"),
     (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<date>"),
+    # the day a targets ETag was resolved on ("<generation>.<version>.YYYYMMDD.<links>")
+    (re.compile(r"(?<=\.)20\d{6}(?=\.)"), "<day>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
     # A run or edit id is 12 hex digits: quoted, whatever they are (one in 280 is all decimal
     # digits); unquoted, only with a letter and a digit, so a plain 12-digit number stays itself.

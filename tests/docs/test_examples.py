@@ -109,6 +109,18 @@ def test_a_run_id_of_decimal_digits_only_is_masked_like_any_other():
     )
 
 
+def test_a_targets_etag_of_another_day_is_masked_and_of_another_version_is_not():
+    # The day the targets were resolved on is in the ETag: the docs test failed after midnight.
+    curl = Curl(url=f"{DOC_BASE}/api/x", include=True)
+
+    def shown(etag: str) -> str:
+        return masked(render(answer(200, {}, ETag=etag), curl, {}))
+
+    today = shown('"202612061819458dcc66.a96ef9c4dedb.20261206.f7a1497487ba.computers"')
+    assert today == shown('"202612070001028dcc66.a96ef9c4dedb.20261207.f7a1497487ba.computers"')
+    assert today != shown('"202612070001028dcc66.a96ef9c4dedb.20261207.f7a1497487ba"')
+
+
 def test_long_lists_are_cut_by_the_renderer_and_say_how_much():
     curl = Curl(url=f"{DOC_BASE}/api/x")
     shown = render(answer(200, {"targets": [{"id": i} for i in range(5)]}), curl, {"items": 2})
