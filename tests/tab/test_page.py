@@ -7,15 +7,14 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 
 import azure.functions as func
 import pytest
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data
+from shared.api.current import clear_caches
 from shared.api.problems import PROBLEM_BASE, PROBLEM_JSON
-from shared.api.rules import import_rules
 from shared.core.schedule import longest_gap
 from shared.records.halo import Ticket
 from shared.runtime.process import get_store
@@ -24,9 +23,9 @@ from shared.sync.runs import Outcome
 from shared.tab.computers import ComputerRow, Computers, SoftwareCell
 from shared.tab.render import render, security_headers
 from shared.tab.view import TabView
+from tests.conftest import import_demo_rules_and_sync
 from tests.registry import handler
 
-DEMO_RULES = Path(__file__).resolve().parents[2] / "sandbox" / "demo_rules.json"
 GROUP = "7f1c2a3b-0000-4000-8000-123456789abc"
 HOSTILE = [
     "<script>alert('x')</script>",
@@ -179,12 +178,14 @@ def html_of(response: func.HttpResponse) -> str:
 
 
 @pytest.fixture
-def demo(configure, halo_sandbox):
+def demo(configure, halo_sandbox, synced_templates):
+    """The demo synced with the demo rules (a copy of this worker's synced demo store)."""
     sandbox = halo_sandbox(demo_data(datetime.now(UTC).date()))
     configure(sandbox.url, TAB_FRAME_ORIGINS="https://msp.halopsa.com")
-    import_rules(get_store(), DEMO_RULES.read_bytes(), datetime.now(UTC).date())
-    assert asyncio.run(run_sync()).outcome is Outcome.SUCCEEDED
-    return sandbox
+    synced_templates.copy("demo", import_demo_rules_and_sync)
+    clear_caches()
+    yield sandbox
+    clear_caches()
 
 
 @pytest.mark.integration
@@ -431,7 +432,10 @@ def test_slow_halopsa_times_out_into_a_notice(demo, monkeypatch):
 def test_stale_data_and_failed_runs_are_warned_about(demo, monkeypatch):
     from shared.tab import page as tab_module
 
-    later = datetime.now(UTC) + timedelta(hours=2)
+    # Two hours after the (copied) store's sync, which may be minutes before this test.
+    pointer = get_store().current()
+    assert pointer is not None
+    later = pointer.synced_at + timedelta(hours=2)
     html = asyncio.run(tab_module.tab_page("1", principal=None, now=later)).html
     assert "The data is 2.0 hours old" in html
 
