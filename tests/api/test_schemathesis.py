@@ -131,7 +131,7 @@ def test_schemathesis_finds_no_failures(devhost, tmp_path, hypothesis_storage, p
         "none",
     ]
     environment = {**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(hypothesis_storage)}
-    # cwd: Schemathesis keeps its example database and reports beside it.
+    # cwd: Schemathesis writes its reports beside it.
     run = subprocess.run(
         command,
         cwd=tmp_path,
