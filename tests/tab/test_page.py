@@ -13,17 +13,15 @@ import pytest
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data
-from shared.api.current import clear_caches
 from shared.api.problems import PROBLEM_BASE, PROBLEM_JSON
 from shared.core.schedule import longest_gap
 from shared.records.halo import Ticket
-from shared.runtime.process import get_store
+from shared.runtime.process import get_settings, get_store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
 from shared.tab.computers import ComputerRow, Computers, SoftwareCell
 from shared.tab.render import render, security_headers
 from shared.tab.view import TabView
-from tests.conftest import import_demo_rules_and_sync
 from tests.registry import handler
 
 GROUP = "7f1c2a3b-0000-4000-8000-123456789abc"
@@ -178,14 +176,11 @@ def html_of(response: func.HttpResponse) -> str:
 
 
 @pytest.fixture
-def demo(configure, halo_sandbox, synced_templates):
-    """The demo synced with the demo rules (a copy of this worker's synced demo store)."""
-    sandbox = halo_sandbox(demo_data(datetime.now(UTC).date()))
-    configure(sandbox.url, TAB_FRAME_ORIGINS="https://msp.halopsa.com")
-    synced_templates.copy("demo", import_demo_rules_and_sync)
-    clear_caches()
-    yield sandbox
-    clear_caches()
+def demo(demo_synced, monkeypatch):
+    """The synced demo (`demo_synced`), framed by HaloPSA's origin."""
+    monkeypatch.setenv("TAB_FRAME_ORIGINS", "https://msp.halopsa.com")
+    get_settings.cache_clear()
+    return demo_synced
 
 
 @pytest.mark.integration
@@ -254,7 +249,6 @@ def principal(*groups: str) -> str:
 
 @pytest.mark.integration
 def test_group_restriction_with_app_service_authentication(demo, monkeypatch):
-    from shared.runtime.process import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # as App Service sets it
@@ -276,7 +270,6 @@ def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
     demo, monkeypatch, enabled
 ):
     """Without App Service Authentication anyone can send the header."""
-    from shared.runtime.process import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     if enabled is None:
@@ -294,7 +287,6 @@ def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
 
 @pytest.mark.integration
 def test_a_refusal_is_a_problem_unless_the_caller_reads_html(demo, monkeypatch):
-    from shared.runtime.process import get_settings
 
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
@@ -347,7 +339,6 @@ def test_a_bad_query_on_the_tab_is_refused_in_the_form_asked(demo):
 
 @pytest.mark.integration
 def test_without_a_group_the_header_does_not_matter(demo, monkeypatch):
-    from shared.runtime.process import get_settings
 
     monkeypatch.delenv("TAB_ALLOWED_GROUP", raising=False)
     monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
@@ -417,7 +408,6 @@ def test_halopsa_down_still_shows_coverage_for_a_known_ticket(demo):
 
 @pytest.mark.integration
 def test_slow_halopsa_times_out_into_a_notice(demo, monkeypatch):
-    from shared.runtime.process import get_settings
 
     assert tab("7").status_code == 200
     monkeypatch.setenv("TAB_HALO_TIMEOUT_SECONDS", "0.2")
@@ -461,7 +451,6 @@ def test_a_held_run_is_shown_with_its_reason(demo):
 def test_missing_settings_are_a_503_page(configure, monkeypatch):
     configure("https://msp.halopsa.com")
     monkeypatch.delenv("HALO_CLIENT_SECRET")
-    from shared.runtime.process import get_settings
 
     get_settings.cache_clear()
     response = tab("1")
