@@ -104,10 +104,15 @@ def _parts(plan: ClientAssetPlan) -> list[str]:
 
 def read_plan(store: Store, generation: str, client_id: int | None = None) -> AssetPlanView | None:
     """The asset plan stored with a generation (one client's, if asked), or None if there is none."""
-    prefix = None if client_id is None else client_key(client_id) + "-"
     summary = _read_summary(store, generation)
-    if summary is None:
-        return None
+    return None if summary is None else _plan_of(store, generation, summary, client_id)
+
+
+def _plan_of(
+    store: Store, generation: str, summary: AssetRunSummary, client_id: int | None
+) -> AssetPlanView | None:
+    """The client rows stored with a generation whose `summary` was read, as a plan."""
+    prefix = None if client_id is None else client_key(client_id) + "-"
     try:
         entities = store.read_partition(generation, PARTITION, row_prefix=prefix)
     except StoreError:  # retention dropped the generation since its summary was read
@@ -140,12 +145,13 @@ def latest_plan(store: Store, current: str, client_id: int | None = None) -> Ass
     # last is the last run's, whichever generation retention still keeps it with (usually the
     # previous one; after HaloPSA events published a few, an older one).
     summaries = [
-        (summary.computed_at, generation)
+        (generation, summary)
         for generation in store.generations()
         if generation != current and (summary := _read_summary(store, generation)) is not None
     ]
-    for _, generation in sorted(summaries, reverse=True):
-        view = read_plan(store, generation, client_id)
+    summaries.sort(key=lambda found: (found[1].computed_at, found[0]), reverse=True)
+    for generation, summary in summaries:
+        view = _plan_of(store, generation, summary, client_id)
         if view is not None:
             return view
     return None
