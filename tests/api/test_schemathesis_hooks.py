@@ -1,23 +1,27 @@
-"""The Schemathesis run's hooks keep a pattern's strategy, and what it draws still matches."""
+"""The Schemathesis run's hooks build a character class as Hypothesis does, only faster, keep a
+pattern's strategy, and what it draws still matches."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
+from re import _parser as sre_parse  # what Hypothesis parses a pattern with
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies._internal import regex as hypothesis_regex
+from hypothesis.strategies._internal.strategies import SearchStrategy
 
-from shared.core.text import SOFTWARE_PATTERN
+from shared.core.text import SOFTWARE_PATTERN, visible_pattern
 from tests.api.test_schemathesis import HOOKS
 
 
 def load_hooks(monkeypatch) -> None:
     # The module patches Hypothesis when loaded; monkeypatch puts the original back afterwards.
-    monkeypatch.setattr(
-        hypothesis_regex, "base_regex_strategy", hypothesis_regex.base_regex_strategy
-    )
+    for name in ("base_regex_strategy", "_strategy"):
+        monkeypatch.setattr(hypothesis_regex, name, getattr(hypothesis_regex, name))
     spec = importlib.util.spec_from_file_location("schemathesis_hooks_under_test", HOOKS)
     assert spec is not None and spec.loader is not None
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
@@ -55,3 +59,39 @@ def test_what_a_kept_strategy_draws_matches_its_pattern(monkeypatch):
         assert pattern.search(value), value
 
     draws()
+
+
+def _first_class(elements: Any) -> Any:
+    """The first character class (an IN element) of a parsed pattern, repeats looked into."""
+    for code, value in elements:
+        if code == hypothesis_regex.sre.IN:
+            return (code, value)
+        if code in (hypothesis_regex.sre.MAX_REPEAT, hypothesis_regex.sre.MIN_REPEAT):
+            return _first_class(value[2])
+    raise AssertionError("no character class")
+
+
+def _class_strategy(build, pattern: str, flags: re.RegexFlag) -> SearchStrategy:
+    element = _first_class(sre_parse.parse(pattern, flags))
+    context = hypothesis_regex.Context(flags=flags)
+    return build(element, context, True, alphabet=st.characters(codec="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flags"),
+    [
+        (visible_pattern(), re.RegexFlag(0)),  # 144,000 code points in about 700 ranges
+        (SOFTWARE_PATTERN, re.RegexFlag(0)),  # negated, the \\uXXXX spelling
+        (r"[a-f\d_@\u00e9-\u00ff]", re.RegexFlag(0)),  # a category among literals and ranges
+        (r"[\W0-3]", re.ASCII),
+        (r"[a-cK]", re.IGNORECASE),  # members add their other case: Hypothesis's own way
+    ],
+)
+def test_a_character_class_holds_the_code_points_hypothesis_gives_it(monkeypatch, pattern, flags):
+    original = hypothesis_regex._strategy
+    load_hooks(monkeypatch)
+    assert hypothesis_regex._strategy is not original
+    fast = _class_strategy(hypothesis_regex._strategy, pattern, flags)
+    slow = _class_strategy(original, pattern, flags)
+    assert type(fast) is type(slow)
+    assert fast.intervals == slow.intervals
