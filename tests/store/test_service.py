@@ -3,15 +3,18 @@ thread, against a real Azurite."""
 
 from __future__ import annotations
 
+import socketserver
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
 from shared.runtime.process import get_store
 from shared.settings import load_settings
 from shared.store.repository import Store
-from shared.store.service import table_service
+from shared.store.service import pooled_transport, table_service
 
 pytestmark = pytest.mark.integration
 CALLERS = 20
@@ -50,3 +53,83 @@ def test_concurrent_callers_share_one_pool_and_reuse_its_connections(configure):
         assert list(pool.map(read, range(CALLERS))) == [1] * CALLERS
     # The second round found every connection it needed in the pool.
     assert connections.num_connections == opened
+
+
+# -- the environment, read once: what requests would read per request ------------------------------
+
+
+class RecordingProxy(socketserver.ThreadingTCPServer):
+    """An HTTP proxy on loopback that records each request line and answers 503."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        assert isinstance(self.server, RecordingProxy)
+        self.server.lines.append(self.rfile.readline().decode("latin-1").strip())
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        self.wfile.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@pytest.fixture
+def proxy() -> Iterator[RecordingProxy]:
+    server = RecordingProxy()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def _rules_via_fresh_store() -> int:
+    settings = load_settings()
+    store = Store(table_service(settings, retry_total=0), prefix=settings.tables_prefix)
+    return len(store.rule_documents())
+
+
+@pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_the_environments_proxy_carries_table_calls(configure, monkeypatch, azurite, proxy, name):
+    configure("http://127.0.0.1:9")
+    for variable in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(name, proxy.url)
+    with pytest.raises(HttpResponseError) as refused:
+        _rules_via_fresh_store()
+    assert refused.value.status_code == 503  # the proxy's answer
+    # Sent to the proxy in absolute form: the proxy was asked to reach Azurite.
+    assert proxy.lines and proxy.lines[0].split()[1].startswith(azurite.endpoint + "/")
+
+
+def test_no_proxy_naming_the_storage_host_goes_direct(configure, monkeypatch, proxy):
+    configure("http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
+    assert _rules_via_fresh_store() == 0
+    assert proxy.lines == []
+
+
+def test_the_ca_bundle_named_by_the_environment_verifies_tls(monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    session = pooled_transport().session
+    url = "https://account.table.core.windows.net/Tables"
+    assert session.merge_environment_settings(url, {}, None, True, None)["verify"] == str(bundle)
+    # A verify the caller chose (off, or a file of its own) is the caller's.
+    assert session.merge_environment_settings(url, {}, None, False, None)["verify"] is False
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
+    assert pooled_transport().session.merge_environment_settings(url, {}, None, True, None)[
+        "verify"
+    ] == str(bundle)
