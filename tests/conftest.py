@@ -39,6 +39,7 @@ from shared.store.base import MAX_BATCH_BYTES, MAX_BATCH_ENTITIES
 from shared.store.batch import submit_upserts
 from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
+from shared.store.service import pooled_transport
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 TEMPLATE_MINUTES = 10
@@ -168,6 +169,13 @@ def configure(monkeypatch, azurite):
 Tables = dict[str, dict[str, list[TableEntity]]]
 
 
+def azurite_service(azurite: Azurite, **kwargs: Any) -> TableServiceClient:
+    """A service client for `azurite` over the transport the app's own clients use."""
+    return TableServiceClient.from_connection_string(
+        azurite.connection_string, transport=pooled_transport(), **kwargs
+    )
+
+
 def read_tables(service: TableServiceClient, prefix: str) -> Tables:
     """Every row of every table named `prefix` + X, by X and partition."""
     # Prefixes end in "x", so no prefix is the start of another: the names in [prefix, end).
@@ -219,7 +227,7 @@ class SyncedTemplates:
 
     def __init__(self, azurite: Azurite) -> None:
         self._azurite = azurite
-        self._service = TableServiceClient.from_connection_string(azurite.connection_string)
+        self._service = azurite_service(azurite)
         self._built: dict[tuple[str, date], tuple[Tables, float]] = {}
 
     def copy(self, name: str, build: Callable[[], None]) -> None:

@@ -11,7 +11,6 @@ from urllib.parse import quote
 import azure.functions as func
 import httpx
 import pytest
-from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from sandbox.devhost import DEV_WEBHOOK_SECRET, DevHost, Route, function_key, main, route_value
@@ -19,6 +18,7 @@ from sandbox.queues import AZURITE_QUEUE_API
 from sandbox.worker import Worker
 from shared.core.events import EVENTS_QUEUE
 from sync_timer import SYNC_QUEUE
+from tests.conftest import azurite_service
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def test_the_tests_devhost_keeps_its_storage_in_the_workers_azurite(
     assert httpx.post(
         f"{devhost_output.url}/api/halo/events", json=event, headers=secret
     ).is_success
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     tables = {table.name for table in service.list_tables()}
     own = {name.removeprefix(prefix) for name in tables if name.startswith(prefix)}
     assert {"Rules", "SyncState"} <= own

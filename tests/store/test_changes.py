@@ -6,7 +6,6 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from shared.core.changes import Cause, Change
 from shared.store.changes import (
@@ -19,6 +18,7 @@ from shared.store.changes import (
     write_changes,
 )
 from shared.store.repository import Store
+from tests.conftest import azurite_service
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ _names = itertools.count()
 
 @pytest.fixture
 def store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"c{next(_names)}x")
 
 

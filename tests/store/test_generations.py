@@ -6,7 +6,6 @@ import itertools
 from datetime import UTC, date, datetime
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from shared.core.generation import CLIENTS, MATCH_BUCKET, MATCHES, Manifest, rule_entry
 from shared.core.mapping import TenantMatch
@@ -24,6 +23,7 @@ from shared.store.generations import (
 )
 from shared.store.repository import Store
 from shared.store.writes import entity_sizes
+from tests.conftest import azurite_service
 
 _prefixes = itertools.count()
 TODAY = date(2026, 11, 25)
@@ -32,7 +32,7 @@ MANIFEST = Manifest(generation="g", synced_at=datetime(2026, 11, 25, tzinfo=UTC)
 
 @pytest.fixture
 def store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"l{next(_prefixes)}x")
 
 

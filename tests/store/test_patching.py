@@ -7,7 +7,6 @@ import itertools
 from datetime import UTC, date, datetime
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from shared.core.generation import CLIENTS, IMMY_NAMES, ITEMS, ImmyState, Manifest, rule_entry
 from shared.core.mapping import ExplicitMapping, map_clients
@@ -20,6 +19,7 @@ from shared.store.matches import names_entities, read_names
 from shared.store.patching import patched_shared, read_base_part, read_old_clients
 from shared.store.repository import Store
 from shared.store.sharing import chunk_partition, index_partition, read_index, share_unchanged
+from tests.conftest import azurite_service
 
 _names = itertools.count()
 TODAY = date(2026, 12, 6)
@@ -28,7 +28,7 @@ RULE = Rule(software="Huntress", contract_types=["Managed Security"])
 
 @pytest.fixture
 def store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"pt{next(_names)}x")
 
 

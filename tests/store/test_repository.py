@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient
 
 from shared.store import repository
 from shared.store.base import (
@@ -23,6 +23,7 @@ from shared.store.base import (
     encode_data,
 )
 from shared.store.repository import Store, document_entities, documents_to_entities
+from tests.conftest import azurite_service
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 _names = itertools.count()
@@ -31,7 +32,7 @@ _names = itertools.count()
 @pytest.fixture
 def store(azurite) -> Store:
     # A fresh table prefix per test keeps tests independent on the one session Azurite.
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"t{next(_names)}x")
 
 
@@ -89,7 +90,7 @@ def test_range_read_returns_one_clients_records(store):
 
 
 def test_injected_failures_are_retried_and_persistent_ones_fail(azurite):
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     failures = {"left": 2}
 
     def flaky(partition: str, sequence: int) -> None:

@@ -7,7 +7,6 @@ import itertools
 import json
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from shared.core.generation import CLIENTS
 from shared.store import read_cache
@@ -25,13 +24,14 @@ from shared.store.sharing import (
     read_index,
     share_unchanged,
 )
+from tests.conftest import azurite_service
 
 _names = itertools.count()
 
 
 @pytest.fixture
 def store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"sh{next(_names)}x")
 
 

@@ -6,11 +6,11 @@ import itertools
 from datetime import UTC, datetime
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from shared.core.asset_plan import ClientAssetPlan, Unresolved
 from shared.store.repository import Store
 from shared.sync.asset_store import AssetPlanView, AssetRunSummary, read_plan, store_plan
+from tests.conftest import azurite_service
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ _names = itertools.count()
 
 
 def test_a_plan_is_seen_only_once_every_client_row_is_stored(azurite):
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     seen: list[AssetPlanView | None] = []
 
     def look(partition: str, sequence: int) -> None:

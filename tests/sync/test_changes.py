@@ -8,7 +8,6 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from sandbox.halo_data import HaloDataSet, demo_data
 from shared.core.changes import Cause, Change, RuleTargets
@@ -22,6 +21,7 @@ from shared.sync.changes import record_changes
 from shared.sync.retention import approve_held
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
+from tests.conftest import azurite_service
 from tests.sync.sandbox_runs import HUNTRESS, SENTINELONE, TODAY, put_rules, settings_for
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ APPROVED_AT = datetime(2026, 12, 6, 16, 30, tzinfo=UTC)
 
 @pytest.fixture
 def store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"ch{next(_prefixes)}x")
 
 

@@ -11,7 +11,6 @@ import itertools
 from datetime import UTC, datetime
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from sandbox.halo_data import generate
 from sandbox.immybot import ImmyBotSandbox
@@ -38,7 +37,7 @@ from shared.sync.event_publish import Base, Published, publish_whole
 from shared.sync.event_refresh import fresh_of
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome
-from tests.conftest import immy_settings
+from tests.conftest import azurite_service, immy_settings
 from tests.sync.sandbox_runs import HUNTRESS, SENTINELONE, TODAY, answers, put_rules, settings_for
 
 pytestmark = pytest.mark.integration
@@ -50,7 +49,7 @@ SEED = 21
 
 
 def fresh_store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     store = Store(service, prefix=f"ep{next(_prefixes)}x")
     put_rules(store, HUNTRESS, SENTINELONE)
     return store

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
-from azure.data.tables import TableServiceClient
 
 from sandbox.halo_data import demo_data
 from shared.halo.client import HaloClient
@@ -23,6 +22,7 @@ from shared.store.repository import Store
 from shared.sync.lease import LEASE_RENEW, LEASE_TTL, LeaseLost, WriterLease
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
+from tests.conftest import azurite_service
 from tests.sync.sandbox_runs import (
     HUNTRESS,
     SENTINELONE,
@@ -41,7 +41,7 @@ SECOND = timedelta(seconds=1)
 
 @pytest.fixture
 def store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"l{next(_prefixes)}x")
 
 

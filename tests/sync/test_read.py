@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
@@ -31,7 +30,7 @@ from shared.settings import Settings, load_settings
 from shared.store.repository import Store
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
-from tests.conftest import served
+from tests.conftest import azurite_service, served
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +67,7 @@ def settings_for(sandbox, azurite, mode: str, page_size: int = 100) -> Settings:
 
 
 def new_store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     store = Store(service, prefix=f"r{next(_prefixes)}x")
     for rule in RULES:
         store.put_rule_document(rule.key, rule.model_dump(mode="json"))

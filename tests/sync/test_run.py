@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
-from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import HaloDataSet, demo_data, generate, inject_malformed
@@ -24,6 +23,7 @@ from shared.sync.retention import approve_held
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from shared.sync.status import sync_status
+from tests.conftest import azurite_service
 from tests.sync.sandbox_runs import (
     HUNTRESS,
     SENTINELONE,
@@ -41,7 +41,7 @@ _prefixes = itertools.count()
 
 @pytest.fixture
 def store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     return Store(service, prefix=f"s{next(_prefixes)}x")
 
 

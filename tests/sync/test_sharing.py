@@ -7,7 +7,6 @@ import asyncio
 import itertools
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from sandbox.halo_data import HaloDataSet, generate
 from sandbox.immybot import ImmyBotSandbox
@@ -25,7 +24,7 @@ from shared.sync.retention import approve_held, collect_garbage
 from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from shared.tab.snapshot import client_record
-from tests.conftest import immy_settings
+from tests.conftest import azurite_service, immy_settings
 from tests.sync.sandbox_runs import HUNTRESS, SENTINELONE, TODAY, answers, put_rules, settings_for
 
 pytestmark = pytest.mark.integration
@@ -35,7 +34,7 @@ CLIENT_COUNT = 300
 
 
 def fresh_store(azurite) -> Store:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     store = Store(service, prefix=f"sh{next(_prefixes)}x")
     put_rules(store, HUNTRESS, SENTINELONE)
     return store

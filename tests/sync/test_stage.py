@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from azure.data.tables import TableServiceClient
 
 from sandbox.halo import Faults
 from sandbox.halo_data import generate
@@ -24,6 +23,7 @@ from shared.sync.run import run_sync
 from shared.sync.runs import Outcome, SyncReport
 from shared.sync.stage import STAGE_FORMAT, STAGE_PARTITION, staged
 from shared.sync.status import sync_status
+from tests.conftest import azurite_service
 from tests.sync.sandbox_runs import (
     HUNTRESS,
     SENTINELONE,
@@ -116,7 +116,7 @@ _prefixes = itertools.count()
 
 @pytest.fixture
 def setup(halo_sandbox, azurite):
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    service = azurite_service(azurite)
     store = Store(service, prefix=f"stage{next(_prefixes)}x")
     sandbox = halo_sandbox(generate(300, seed=3, today=TODAY))
     settings = settings_for(sandbox, azurite, sync_time_limit_seconds=600)
