@@ -119,6 +119,8 @@ def test_a_targets_etag_of_another_day_is_masked_and_of_another_version_is_not()
     today = shown('"202612061819458dcc66.a96ef9c4dedb.20261206.f7a1497487ba.computers"')
     assert today == shown('"202612070001028dcc66.a96ef9c4dedb.20261207.f7a1497487ba.computers"')
     assert today != shown('"202612070001028dcc66.a96ef9c4dedb.20261207.f7a1497487ba"')
+    # Its version and links are 12 hex digits, now and then all decimal ones (about 1 in 280).
+    assert today == shown('"202612070001028dcc66.930009005289.20261207.064317786959.computers"')
 
 
 def test_long_lists_are_cut_by_the_renderer_and_say_how_much():
