@@ -159,50 +159,87 @@ class SyncStateStore(TableStore):
         existing = self._state("lease")
         try:
             if existing is None:
-                table.create_entity(entity)
-                return LeaseGrant(True)
+                return LeaseGrant(True, etag=_etag_of(table.create_entity(entity)))
             found = _lease_info(existing)
             if found.expires_at > now and found.owner != owner:
                 return LeaseGrant(False, holder=found)
-            table.update_entity(
+            answer = table.update_entity(
                 entity,
                 mode=UpdateMode.REPLACE,
                 etag=existing.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )
-            return LeaseGrant(True, replaced=found if found.owner != owner else None)
+            replaced = found if found.owner != owner else None
+            return LeaseGrant(True, replaced=replaced, etag=_etag_of(answer))
         except (ResourceExistsError, ResourceModifiedError):
             return LeaseGrant(False)  # someone else took it between our read and our write
 
-    def renew_lease(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
-        """Extend our lease to `now + ttl`; False if it is not ours any more (someone took it)."""
+    def renew_lease(
+        self, owner: str, *, now: datetime, ttl: timedelta, etag: str | None = None
+    ) -> str | None:
+        """Extend our lease to `now + ttl`: its new ETag, or None if it is not ours any more.
+
+        With `etag`, the ETag our last write to the lease gave, one conditional write does it:
+        nobody else wrote the lease since. Without one, or when that write finds the lease
+        changed (our own last renewal whose answer was lost, say), the lease is read first to
+        see whose it is, as before.
+        """
+        table = self.table("SyncState")
+        if etag is not None:
+            try:
+                return self._extend(table, etag, now, ttl)
+            except ResourceNotFoundError:
+                return None
+            except ResourceModifiedError:
+                pass
         existing = self._state("lease")
         if existing is None or existing["owner"] != owner:
-            return False
-        renewed = {**existing, "renewed_at": now, "expires_at": now + ttl}
+            return None
         try:
-            self.table("SyncState").update_entity(
-                renewed,
-                mode=UpdateMode.REPLACE,
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
+            return self._extend(table, existing.metadata["etag"], now, ttl)
         except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+            return None
+
+    @staticmethod
+    def _extend(table: Any, etag: str, now: datetime, ttl: timedelta) -> str:
+        """Move the lease's expiry if it still carries `etag`; its new ETag."""
+        answer = table.update_entity(
+            {
+                "PartitionKey": STATE_PK,
+                "RowKey": "lease",
+                "renewed_at": now,
+                "expires_at": now + ttl,
+            },
+            mode=UpdateMode.MERGE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+        return str(answer["etag"])
 
     def lease(self) -> LeaseInfo | None:
         """Who holds the writer lease (expired or not), if anyone."""
         existing = self._state("lease")
         return None if existing is None else _lease_info(existing)
 
-    def release_lease(self, owner: str) -> None:
-        """Give the lease back if we still hold it."""
+    def release_lease(self, owner: str, *, etag: str | None = None) -> None:
+        """Give the lease back if we still hold it: with `etag` (our last write's) in one
+        conditional delete, else, or when that finds the lease changed, after reading it."""
+        table = self.table("SyncState")
+        if etag is not None:
+            try:
+                table.delete_entity(
+                    STATE_PK, "lease", etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+                return
+            except ResourceNotFoundError:
+                return
+            except ResourceModifiedError:
+                pass
         existing = self._state("lease")
         if existing is None or existing["owner"] != owner:
             return
         try:
-            self.table("SyncState").delete_entity(
+            table.delete_entity(
                 STATE_PK,
                 "lease",
                 etag=existing.metadata["etag"],
@@ -307,9 +344,16 @@ class LeaseGrant:
     acquired: bool
     replaced: LeaseInfo | None = None
     holder: LeaseInfo | None = None
+    etag: str | None = None  # the lease's ETag after the write that took it
 
     def __bool__(self) -> bool:
         return self.acquired
+
+
+def _etag_of(answer: Mapping[str, Any] | None) -> str | None:
+    """The ETag a write's answer carries, if any."""
+    etag = (answer or {}).get("etag")
+    return None if etag is None else str(etag)
 
 
 def _pointer(entity: Any) -> Pointer | None:

@@ -9,7 +9,9 @@ publish side by side: each takes it with `WriterLease.take`, works inside `heart
 
 The lease is short (LEASE_TTL) and renewed every LEASE_RENEW while the writer lives, so a writer
 the host kills blocks the next one for at most LEASE_TTL. A renewal that finds the lease taken, or
-that storage refuses, marks it lost: the writer stops before it publishes anything else.
+that storage refuses, marks it lost: the writer stops before it publishes anything else. Each
+renewal and the release is one conditional write on the ETag of the writer's last write to the
+lease (a read first only when that write finds the lease changed).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class WriterLease:
         self._clock, self._sleep, self.ttl = clock, sleep, ttl
         self._renewing = asyncio.Lock()
         self._in_flight: asyncio.Future[bool] | None = None
+        # The lease's ETag after our last write to it: a renewal is then one conditional write.
+        self._etag: str | None = None
         self.lost: str | None = None  # why the lease is lost, once it is
 
     @property
@@ -83,7 +87,7 @@ class WriterLease:
 
     async def take(self, started_at: datetime) -> LeaseGrant:
         """Take the lease unless another writer holds an unexpired one (storage errors raise)."""
-        return await asyncio.to_thread(
+        grant = await asyncio.to_thread(
             self._store.acquire_lease,
             self.owner,
             now=self._clock(),
@@ -91,6 +95,8 @@ class WriterLease:
             started_at=started_at,
             purpose=self.purpose,
         )
+        self._etag = grant.etag
+        return grant
 
     @contextlib.asynccontextmanager
     async def heartbeat(self) -> AsyncIterator[None]:
@@ -118,11 +124,7 @@ class WriterLease:
         async with self._renewing:
             if self.lost is not None:
                 return False
-            job = asyncio.ensure_future(
-                asyncio.to_thread(
-                    self._store.renew_lease, self.owner, now=self._clock(), ttl=self.ttl
-                )
-            )
+            job = asyncio.ensure_future(asyncio.to_thread(self._renew_in_thread, self._clock()))
             self._in_flight = job
             try:
                 held = await asyncio.shield(job)
@@ -134,6 +136,14 @@ class WriterLease:
             if not held:
                 self.lost = "another writer holds it now"
             return held
+
+    def _renew_in_thread(self, now: datetime) -> bool:
+        # The ETag is kept here, in the thread, so a renewal whose task was cancelled (the
+        # heartbeat stopping) still hands its ETag to the next renewal or the release.
+        etag = self._store.renew_lease(self.owner, now=now, ttl=self.ttl, etag=self._etag)
+        if etag is not None:
+            self._etag = etag
+        return etag is not None
 
     def check(self) -> None:
         """Raise LeaseLost if the heartbeat found the lease lost."""
@@ -157,7 +167,7 @@ class WriterLease:
 
     async def release(self) -> None:
         """Give the lease back if we still hold it (storage errors raise)."""
-        await asyncio.to_thread(self._store.release_lease, self.owner)
+        await asyncio.to_thread(self._store.release_lease, self.owner, etag=self._etag)
 
 
 async def record_abandoned(store: Store, stale: LeaseInfo, report: SyncReport) -> None:

@@ -256,6 +256,39 @@ def test_a_lease_is_renewed_by_its_owner_only_and_a_takeover_names_the_stale_own
     assert store.lease().owner == "b"
 
 
+def test_a_renewal_with_its_last_etag_is_one_write_and_a_lost_answer_falls_back_to_a_read(
+    azurite,
+):
+    sent: list[str] = []
+    service = azurite_service(
+        azurite, raw_request_hook=lambda r: sent.append(r.http_request.method)
+    )
+    store = Store(service, prefix=f"t{next(_names)}x")
+    ttl = timedelta(minutes=2)
+    grant = store.acquire_lease("a", now=NOW, ttl=ttl)
+    assert grant and grant.etag
+    sent.clear()
+    renewed = store.renew_lease("a", now=NOW + timedelta(minutes=1), ttl=ttl, etag=grant.etag)
+    assert renewed and renewed != grant.etag
+    assert len(sent) == 1  # the conditional write alone
+    assert store.lease().expires_at == NOW + timedelta(minutes=3)
+    # The answer to that renewal was lost, so this writer still holds the grant's ETag: the
+    # write is refused, the lease is read, and it is still ours.
+    sent.clear()
+    again = store.renew_lease("a", now=NOW + timedelta(minutes=2), ttl=ttl, etag=grant.etag)
+    assert again and len(sent) == 3
+    assert store.lease().owner == "a" and store.lease().started_at == NOW
+    # Expired and taken over: neither the ETag nor the read renews it, and a's release leaves it.
+    taken = store.acquire_lease("b", now=NOW + timedelta(minutes=9), ttl=ttl)
+    assert store.renew_lease("a", now=NOW + timedelta(minutes=9), ttl=ttl, etag=again) is None
+    store.release_lease("a", etag=again)
+    assert store.lease().owner == "b"
+    sent.clear()
+    store.release_lease("b", etag=taken.etag)
+    assert len(sent) == 1  # the conditional delete alone
+    assert store.lease() is None
+
+
 def test_rows_are_deleted_in_transactions_all_or_none(store):
     store.write_generation(
         "g9", {"items": documents_to_entities([(f"{i:04d}", {}) for i in range(150)])}
