@@ -21,6 +21,9 @@ from azure.data.tables import UpdateMode
 
 from shared.store.base import CHUNK_CHARS, STATE_PK, StoreError, TableStore, _utc
 
+# The SDK's retried methods (azure-core RetryPolicy) and PATCH, for writes made safe by If-Match.
+_RETRIED_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"})
+
 
 @dataclass(frozen=True, slots=True)
 class Pointer:
@@ -200,8 +203,7 @@ class SyncStateStore(TableStore):
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
 
-    @staticmethod
-    def _extend(table: Any, etag: str, now: datetime, ttl: timedelta) -> str:
+    def _extend(self, table: Any, etag: str, now: datetime, ttl: timedelta) -> str:
         """Move the lease's expiry if it still carries `etag`; its new ETag."""
         answer = table.update_entity(
             {
@@ -213,8 +215,18 @@ class SyncStateStore(TableStore):
             mode=UpdateMode.MERGE,
             etag=etag,
             match_condition=MatchConditions.IfNotModified,
+            # A merge is a PATCH, which the SDK does not retry by default. If-Match makes a retry
+            # safe: a first attempt that landed turns the retry into a 412, and the caller then
+            # reads the lease to see that it is still ours.
+            retry_on_methods=_RETRIED_METHODS,
         )
-        return str(answer["etag"])
+        renewed = _etag_of(answer)
+        if renewed is None:  # Azure and Azurite always answer one; never send "None" as If-Match
+            existing = self._state("lease")
+            renewed = None if existing is None else _etag_of(existing.metadata)
+        if renewed is None:
+            raise StoreError("the lease was renewed but storage answered no ETag for it")
+        return renewed
 
     def lease(self) -> LeaseInfo | None:
         """Who holds the writer lease (expired or not), if anyone."""

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.data.tables import TableClient
 
 from shared.store import repository
@@ -23,6 +23,7 @@ from shared.store.base import (
     encode_data,
 )
 from shared.store.repository import Store, document_entities, documents_to_entities
+from shared.store.service import pooled_transport
 from tests.conftest import azurite_service
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -96,7 +97,9 @@ def test_injected_failures_are_retried_and_persistent_ones_fail(azurite):
     def flaky(partition: str, sequence: int) -> None:
         if failures["left"]:
             failures["left"] -= 1
-            from azure.core.exceptions import HttpResponseError
+            from azure.core.exceptions import (
+                HttpResponseError,
+            )
 
             error = HttpResponseError(message="injected 503")
             error.status_code = 503
@@ -287,6 +290,32 @@ def test_a_renewal_with_its_last_etag_is_one_write_and_a_lost_answer_falls_back_
     store.release_lease("b", etag=taken.etag)
     assert len(sent) == 1  # the conditional delete alone
     assert store.lease() is None
+
+
+@pytest.mark.parametrize("lost", ["before sending", "after it landed"])
+def test_a_renewal_whose_connection_drops_is_retried_and_keeps_the_lease(azurite, lost):
+    transport = pooled_transport()
+    real = transport.send
+    dropped: list[str] = []
+
+    def send(request, **kwargs):
+        if request.method == "PATCH" and not dropped:
+            dropped.append(lost)
+            if lost == "after it landed":
+                real(request, **kwargs)
+                raise ServiceResponseError("connection reset reading the answer (injected)")
+            raise ServiceRequestError("connection reset (injected)")
+        return real(request, **kwargs)
+
+    transport.send = send  # type: ignore[method-assign]
+    service = azurite_service(azurite, transport=transport, retry_backoff_factor=0)
+    store = Store(service, prefix=f"t{next(_names)}x")
+    ttl = timedelta(minutes=2)
+    grant = store.acquire_lease("a", now=NOW, ttl=ttl)
+    assert store.renew_lease("a", now=NOW + timedelta(minutes=1), ttl=ttl, etag=grant.etag)
+    assert dropped == [lost]
+    assert store.lease().owner == "a"
+    assert store.lease().expires_at == NOW + timedelta(minutes=3)
 
 
 def test_rows_are_deleted_in_transactions_all_or_none(store):

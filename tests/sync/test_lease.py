@@ -131,6 +131,31 @@ def test_a_renewal_that_finds_the_lease_taken_loses_it(store):
     asyncio.run(scenario())
 
 
+def test_each_renewal_and_the_release_is_one_write_on_the_last_etag(azurite):
+    sent: list[str] = []
+    service = azurite_service(
+        azurite, raw_request_hook=lambda r: sent.append(r.http_request.method)
+    )
+    store = Store(service, prefix=f"l{next(_prefixes)}x")
+
+    async def scenario() -> None:
+        time = SteppedTime(datetime(2026, 5, 1, 9, 0, tzinfo=UTC))
+        lease = lease_of(store, time)
+        assert await lease.take(time.now)
+        sent.clear()
+        async with lease.heartbeat():
+            await time.beat()
+            await lease.confirm()
+            await time.beat()
+        await lease.confirm()
+        await lease.release()
+
+    asyncio.run(scenario())
+    # Two beats and two confirmations each write once (MERGE is a PATCH); no read between.
+    assert sent == ["PATCH"] * 4 + ["DELETE"]
+    assert store.lease() is None
+
+
 def test_a_renewal_that_storage_refuses_loses_the_lease(store):
     async def scenario() -> None:
         time = SteppedTime(datetime(2026, 5, 1, 9, 0, tzinfo=UTC))
