@@ -44,24 +44,31 @@ from shared.store.service import pooled_transport
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 TEMPLATE_MINUTES = 10
 _TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+_NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
 _TLS_BEFORE = pytest.StashKey[dict[str, str | None]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Trust no certificate authority in this process and the processes it starts.
+    """Trust no certificate authority, and reach loopback without a proxy, in this process and
+    the processes it starts.
 
     httpx loads a CA bundle (30-130 ms of CPU) for every client it builds, and the tests build
     hundreds (tests/api alone about 400), though every call they make is plain HTTP on loopback.
     An empty certificate directory loads at once (httpx reads SSL_CERT_FILE, then SSL_CERT_DIR),
-    and with it no test could verify a real TLS endpoint either.
+    and with it no test could verify a real TLS endpoint either. A machine whose environment
+    names a proxy (a CI runner's http_proxy or all_proxy) would send the tests' loopback calls
+    to it: loopback is added to no_proxy, in both spellings.
     """
-    config.stash[_TLS_BEFORE] = {name: os.environ.get(name) for name in _TLS_VARIABLES}
+    names = (*_TLS_VARIABLES, *_NO_PROXY_VARIABLES)
+    config.stash[_TLS_BEFORE] = {name: os.environ.get(name) for name in names}
     os.environ.pop("SSL_CERT_FILE", None)
     os.environ["SSL_CERT_DIR"] = tempfile.mkdtemp(prefix="no-ca-")
+    for name in _NO_PROXY_VARIABLES:
+        os.environ[name] = ",".join(filter(None, (os.environ.get(name), "127.0.0.1,localhost")))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Put the process's certificate settings back and remove the empty directory."""
+    """Put the process's certificate and proxy settings back and remove the empty directory."""
     shutil.rmtree(os.environ["SSL_CERT_DIR"], ignore_errors=True)
     for name, value in config.stash[_TLS_BEFORE].items():
         if value is None:
@@ -170,10 +177,10 @@ Tables = dict[str, dict[str, list[TableEntity]]]
 
 
 def azurite_service(azurite: Azurite, **kwargs: Any) -> TableServiceClient:
-    """A service client for `azurite` over the transport the app's own clients use."""
-    return TableServiceClient.from_connection_string(
-        azurite.connection_string, transport=pooled_transport(), **kwargs
-    )
+    """A service client for `azurite` over the transport the app's own clients use (unless
+    `transport` names another)."""
+    kwargs.setdefault("transport", pooled_transport())
+    return TableServiceClient.from_connection_string(azurite.connection_string, **kwargs)
 
 
 def read_tables(service: TableServiceClient, prefix: str) -> Tables:

@@ -49,6 +49,9 @@ class SettledSession(requests.Session):
     request itself, and a netrc entry for the storage host would have replaced that signature.
     """
 
+    # requests copies and pickles a session by these names; the two read once go along.
+    __attrs__ = [*requests.Session.__attrs__, "_ca_bundle", "_proxies_by_host"]
+
     def __init__(self) -> None:
         super().__init__()
         self.trust_env = False  # what it would read per request, read below once instead

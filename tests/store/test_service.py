@@ -3,6 +3,8 @@ thread, against a real Azurite."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -10,9 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from requests.utils import get_environ_proxies
 
 from shared.runtime.process import get_store
 from shared.settings import load_settings
+from shared.store import service as service_module
 from shared.store.repository import Store
 from shared.store.service import pooled_transport, table_service
 
@@ -93,6 +97,19 @@ def proxy() -> Iterator[RecordingProxy]:
     server.server_close()
 
 
+_PROXY_VARIABLES = [
+    spelling
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    for spelling in (name, name.upper())
+]
+
+
+def _without_proxies(monkeypatch) -> None:
+    # requests prefers the lower-case spellings: a machine's own no_proxy or all_proxy would win.
+    for variable in _PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+
+
 def _rules_via_fresh_store() -> int:
     settings = load_settings()
     store = Store(table_service(settings, retry_total=0), prefix=settings.tables_prefix)
@@ -102,8 +119,7 @@ def _rules_via_fresh_store() -> int:
 @pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
 def test_the_environments_proxy_carries_table_calls(configure, monkeypatch, azurite, proxy, name):
     configure("http://127.0.0.1:9")
-    for variable in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
+    _without_proxies(monkeypatch)
     monkeypatch.setenv(name, proxy.url)
     with pytest.raises(HttpResponseError) as refused:
         _rules_via_fresh_store()
@@ -114,6 +130,7 @@ def test_the_environments_proxy_carries_table_calls(configure, monkeypatch, azur
 
 def test_no_proxy_naming_the_storage_host_goes_direct(configure, monkeypatch, proxy):
     configure("http://127.0.0.1:9")
+    _without_proxies(monkeypatch)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
     assert _rules_via_fresh_store() == 0
@@ -128,8 +145,36 @@ def test_the_ca_bundle_named_by_the_environment_verifies_tls(monkeypatch, tmp_pa
     assert session.merge_environment_settings(url, {}, None, True, None)["verify"] == str(bundle)
     # A verify the caller chose (off, or a file of its own) is the caller's.
     assert session.merge_environment_settings(url, {}, None, False, None)["verify"] is False
+    own = session.merge_environment_settings(url, {}, None, "/etc/own-ca.pem", None)
+    assert own["verify"] == "/etc/own-ca.pem"
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
     assert pooled_transport().session.merge_environment_settings(url, {}, None, True, None)[
         "verify"
     ] == str(bundle)
+
+
+def test_the_environment_is_read_once_per_host_and_kept_across_copies(monkeypatch):
+    _without_proxies(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/msp-ca.pem")
+    reads: list[str] = []
+
+    def counted(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        reads.append(url)
+        return get_environ_proxies(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(service_module, "get_environ_proxies", counted)
+    session = pooled_transport().session
+    assert session.trust_env is False  # requests itself reads nothing per request
+    tables = "https://account.table.core.windows.net"
+    for path in ("/Tables", "/Rules()", "/$batch"):
+        merged = session.merge_environment_settings(tables + path, {}, None, True, None)
+        assert merged["proxies"] == {"https": "http://proxy.example:3128"}
+        assert merged["verify"] == "/etc/msp-ca.pem"
+    assert len(reads) == 1
+    # requests copies and pickles a session by its attribute list: what was read goes along.
+    for twin in (copy.copy(session), pickle.loads(pickle.dumps(session))):
+        merged = twin.merge_environment_settings(tables + "/Tables", {}, None, True, None)
+        assert merged["proxies"] == {"https": "http://proxy.example:3128"}
+        assert merged["verify"] == "/etc/msp-ca.pem"
