@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from re import _parser as sre_parse  # what Hypothesis parses a pattern with
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,13 +19,15 @@ from shared.core.text import SOFTWARE_PATTERN, visible_pattern
 from tests.api.test_schemathesis import HOOKS
 
 
-def load_hooks(monkeypatch) -> None:
+def load_hooks(monkeypatch) -> ModuleType:
     # The module patches Hypothesis when loaded; monkeypatch puts the original back afterwards.
     for name in ("base_regex_strategy", "_strategy"):
         monkeypatch.setattr(hypothesis_regex, name, getattr(hypothesis_regex, name))
     spec = importlib.util.spec_from_file_location("schemathesis_hooks_under_test", HOOKS)
     assert spec is not None and spec.loader is not None
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_a_pattern_is_built_once_per_alphabet(monkeypatch):
@@ -95,3 +98,17 @@ def test_a_character_class_holds_the_code_points_hypothesis_gives_it(monkeypatch
     slow = _class_strategy(original, pattern, flags)
     assert type(fast) is type(slow)
     assert fast.intervals == slow.intervals
+
+
+def test_a_class_without_ignorecase_never_reaches_hypothesiss_own_build(monkeypatch):
+    hooks = load_hooks(monkeypatch)
+    own = hooks._element
+
+    def only_other_elements(codes, context, is_unicode, *, alphabet):
+        assert not (isinstance(codes, tuple) and codes[0] == hypothesis_regex.sre.IN), codes[:1]
+        return own(codes, context, is_unicode, alphabet=alphabet)
+
+    monkeypatch.setattr(hooks, "_element", only_other_elements)
+    pattern = re.compile(visible_pattern())
+    built = hypothesis_regex.base_regex_strategy(pattern, alphabet=st.characters(codec="utf-8"))
+    assert built is not None
