@@ -1,9 +1,9 @@
 """The sync's control tables: the pointer readers follow, the held generation, the lease, run records.
 
 - `SyncState`: PartitionKey `sync`; RowKey `current` (the pointer readers follow), `held` (a
-  generation waiting for approval), `lease` (one writer at a time: a sync run, or later an event
-  refresh of one client), `report_distrust` (report reads disproved by a REST sample: `auto`
-  reads through REST until it passes).
+  generation waiting for approval), `lease` (one writer at a time: shared.store.lease),
+  `report_distrust` (report reads disproved by a REST sample: `auto` reads through REST until it
+  passes).
 - `SyncRuns`: PartitionKey `run`; RowKey sorts newest first.
 """
 
@@ -12,17 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store.base import CHUNK_CHARS, STATE_PK, StoreError, TableStore, _utc
-
-# The SDK's retried methods (azure-core RetryPolicy) and PATCH, for writes made safe by If-Match.
-_RETRIED_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"})
+from shared.store.base import CHUNK_CHARS, STATE_PK, StoreError, _utc
+from shared.store.lease import LeaseStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +46,11 @@ class Held:
     fingerprint: str
 
 
-class SyncStateStore(TableStore):
-    """Pointer, held generation, lease and run records, on top of the table clients."""
+class SyncStateStore(LeaseStore):
+    """Pointer, held generation and run records (and the lease, LeaseStore), on top of the table
+    clients."""
 
-    # -- pointer, held generation, lease ---------------------------------------------------------
+    # -- pointer, held generation ----------------------------------------------------------------
 
     def current(self) -> Pointer | None:
         """The generation readers should use, or None before the first successful sync."""
@@ -133,133 +132,6 @@ class SyncStateStore(TableStore):
             mode=UpdateMode.REPLACE,
         )
 
-    def acquire_lease(
-        self,
-        owner: str,
-        *,
-        now: datetime,
-        ttl: timedelta,
-        started_at: datetime | None = None,
-        purpose: str = "sync",
-    ) -> LeaseGrant:
-        """Take the writer lease unless another owner holds an unexpired one.
-
-        One lease for every writer of the published state (`purpose`: a sync run, or an event
-        refresh of one client), so two never publish side by side. The grant is truthy when
-        taken; `replaced` names an expired lease of another owner that it took over (a writer
-        that stopped without releasing it), `holder` who holds it when not.
-        """
-        table = self.table("SyncState")
-        entity = {
-            "PartitionKey": STATE_PK,
-            "RowKey": "lease",
-            "owner": owner,
-            "purpose": purpose,
-            "started_at": started_at or now,
-            "renewed_at": now,
-            "expires_at": now + ttl,
-        }
-        existing = self._state("lease")
-        try:
-            if existing is None:
-                return LeaseGrant(True, etag=_etag_of(table.create_entity(entity)))
-            found = _lease_info(existing)
-            if found.expires_at > now and found.owner != owner:
-                return LeaseGrant(False, holder=found)
-            answer = table.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-            replaced = found if found.owner != owner else None
-            return LeaseGrant(True, replaced=replaced, etag=_etag_of(answer))
-        except (ResourceExistsError, ResourceModifiedError):
-            return LeaseGrant(False)  # someone else took it between our read and our write
-
-    def renew_lease(
-        self, owner: str, *, now: datetime, ttl: timedelta, etag: str | None = None
-    ) -> str | None:
-        """Extend our lease to `now + ttl`: its new ETag, or None if it is not ours any more.
-
-        With `etag`, the ETag our last write to the lease gave, one conditional write does it:
-        nobody else wrote the lease since. Without one, or when that write finds the lease
-        changed (our own last renewal whose answer was lost, say), the lease is read first to
-        see whose it is, as before.
-        """
-        table = self.table("SyncState")
-        if etag is not None:
-            try:
-                return self._extend(table, etag, now, ttl)
-            except ResourceNotFoundError:
-                return None
-            except ResourceModifiedError:
-                pass
-        existing = self._state("lease")
-        if existing is None or existing["owner"] != owner:
-            return None
-        try:
-            return self._extend(table, existing.metadata["etag"], now, ttl)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return None
-
-    def _extend(self, table: Any, etag: str, now: datetime, ttl: timedelta) -> str:
-        """Move the lease's expiry if it still carries `etag`; its new ETag."""
-        answer = table.update_entity(
-            {
-                "PartitionKey": STATE_PK,
-                "RowKey": "lease",
-                "renewed_at": now,
-                "expires_at": now + ttl,
-            },
-            mode=UpdateMode.MERGE,
-            etag=etag,
-            match_condition=MatchConditions.IfNotModified,
-            # A merge is a PATCH, which the SDK does not retry by default. If-Match makes a retry
-            # safe: a first attempt that landed turns the retry into a 412, and the caller then
-            # reads the lease to see that it is still ours.
-            retry_on_methods=_RETRIED_METHODS,
-        )
-        renewed = _etag_of(answer)
-        if renewed is None:  # Azure and Azurite always answer one; never send "None" as If-Match
-            existing = self._state("lease")
-            renewed = None if existing is None else _etag_of(existing.metadata)
-        if renewed is None:
-            raise StoreError("the lease was renewed but storage answered no ETag for it")
-        return renewed
-
-    def lease(self) -> LeaseInfo | None:
-        """Who holds the writer lease (expired or not), if anyone."""
-        existing = self._state("lease")
-        return None if existing is None else _lease_info(existing)
-
-    def release_lease(self, owner: str, *, etag: str | None = None) -> None:
-        """Give the lease back if we still hold it: with `etag` (our last write's) in one
-        conditional delete, else, or when that finds the lease changed, after reading it."""
-        table = self.table("SyncState")
-        if etag is not None:
-            try:
-                table.delete_entity(
-                    STATE_PK, "lease", etag=etag, match_condition=MatchConditions.IfNotModified
-                )
-                return
-            except ResourceNotFoundError:
-                return
-            except ResourceModifiedError:
-                pass
-        existing = self._state("lease")
-        if existing is None or existing["owner"] != owner:
-            return
-        try:
-            table.delete_entity(
-                STATE_PK,
-                "lease",
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            pass
-
     def report_distrust(self) -> ReportDistrust | None:
         """Why and until when `auto` syncs read through REST after a report read was disproved."""
         entity = self._state("report_distrust")
@@ -339,35 +211,6 @@ class ReportDistrust:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    """The writer lease as stored: who holds it, for what, since when, until when."""
-
-    owner: str
-    started_at: datetime | None
-    expires_at: datetime
-    purpose: str = "sync"
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseGrant:
-    """The answer to `acquire_lease`: truthy when the lease was taken."""
-
-    acquired: bool
-    replaced: LeaseInfo | None = None
-    holder: LeaseInfo | None = None
-    etag: str | None = None  # the lease's ETag after the write that took it
-
-    def __bool__(self) -> bool:
-        return self.acquired
-
-
-def _etag_of(answer: Mapping[str, Any] | None) -> str | None:
-    """The ETag a write's answer carries, if any."""
-    etag = (answer or {}).get("etag")
-    return None if etag is None else str(etag)
-
-
 def _pointer(entity: Any) -> Pointer | None:
     if entity is None:
         return None
@@ -390,17 +233,6 @@ def _held(entity: Any) -> Held | None:
         synced_at=_utc(entity["synced_at"]),
         reason=entity["reason"],
         fingerprint=entity["fingerprint"],
-    )
-
-
-def _lease_info(entity: Mapping[str, Any]) -> LeaseInfo:
-    started = entity.get("started_at")
-    return LeaseInfo(
-        owner=str(entity["owner"]),
-        started_at=_utc(started) if isinstance(started, datetime) else None,
-        expires_at=_utc(entity["expires_at"]),
-        # Leases written before writers said what they were doing were all sync runs'.
-        purpose=str(entity.get("purpose") or "sync"),
     )
 
 

@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
+from shared.store.lease import LeaseGrant, LeaseInfo
 from shared.store.repository import Store
-from shared.store.state import LeaseGrant, LeaseInfo
 from shared.sync.runs import Outcome, SyncReport
 
 log = logging.getLogger("halo_immy.sync")

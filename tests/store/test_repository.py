@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableClient
 
 from shared.store import repository
@@ -23,7 +23,6 @@ from shared.store.base import (
     encode_data,
 )
 from shared.store.repository import Store, document_entities, documents_to_entities
-from shared.store.service import pooled_transport
 from tests.conftest import azurite_service
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -130,17 +129,6 @@ def test_pointer_swap_is_optimistic(store):
     assert store.current().generation == "gen2"
 
 
-def test_lease_admits_one_owner_until_it_expires(store):
-    ttl = timedelta(minutes=10)
-    assert store.acquire_lease("a", now=NOW, ttl=ttl)
-    assert not store.acquire_lease("b", now=NOW + timedelta(minutes=5), ttl=ttl)
-    assert store.acquire_lease("b", now=NOW + timedelta(minutes=11), ttl=ttl)  # a's went stale
-    store.release_lease("a")  # not a's any more: must not free b's
-    assert not store.acquire_lease("c", now=NOW + timedelta(minutes=12), ttl=ttl)
-    store.release_lease("b")
-    assert store.acquire_lease("c", now=NOW + timedelta(minutes=12), ttl=ttl)
-
-
 def test_generations_are_listed_and_dropped(store):
     for generation in ("20261125120000aaaaaa", "20261125121500bbbbbb"):
         store.write_generation(generation, {"items": documents_to_entities([("1", {})])})
@@ -243,79 +231,6 @@ def test_a_replace_answered_without_etags_gives_a_token_no_read_gives(store, mon
     monkeypatch.setattr(TableClient, "submit_transaction", without_etags)
     assert store.replace_document("g11", "meta", "manifest", "[2]", token) == ""
     assert store.read_document("g11", "meta", "manifest")[0] == [2]  # written all the same
-
-
-def test_a_lease_is_renewed_by_its_owner_only_and_a_takeover_names_the_stale_owner(store):
-    ttl = timedelta(minutes=5)
-    started = NOW - timedelta(minutes=1)
-    assert store.acquire_lease("a", now=NOW, ttl=ttl, started_at=started)
-    assert store.renew_lease("a", now=NOW + timedelta(minutes=4), ttl=ttl)
-    # Renewed: still a's at minute 8, though the first grant alone would have expired at 5.
-    assert not store.acquire_lease("b", now=NOW + timedelta(minutes=8), ttl=ttl)
-    assert not store.renew_lease("b", now=NOW + timedelta(minutes=8), ttl=ttl)
-    grant = store.acquire_lease("b", now=NOW + timedelta(minutes=10), ttl=ttl)
-    assert grant and grant.replaced.owner == "a" and grant.replaced.started_at == started
-    assert not store.renew_lease("a", now=NOW + timedelta(minutes=10), ttl=ttl)  # a lost it
-    assert store.lease().owner == "b"
-
-
-def test_a_renewal_with_its_last_etag_is_one_write_and_a_lost_answer_falls_back_to_a_read(
-    azurite,
-):
-    sent: list[str] = []
-    service = azurite_service(
-        azurite, raw_request_hook=lambda r: sent.append(r.http_request.method)
-    )
-    store = Store(service, prefix=f"t{next(_names)}x")
-    ttl = timedelta(minutes=2)
-    grant = store.acquire_lease("a", now=NOW, ttl=ttl)
-    assert grant and grant.etag
-    sent.clear()
-    renewed = store.renew_lease("a", now=NOW + timedelta(minutes=1), ttl=ttl, etag=grant.etag)
-    assert renewed and renewed != grant.etag
-    assert len(sent) == 1  # the conditional write alone
-    assert store.lease().expires_at == NOW + timedelta(minutes=3)
-    # The answer to that renewal was lost, so this writer still holds the grant's ETag: the
-    # write is refused, the lease is read, and it is still ours.
-    sent.clear()
-    again = store.renew_lease("a", now=NOW + timedelta(minutes=2), ttl=ttl, etag=grant.etag)
-    assert again and len(sent) == 3
-    assert store.lease().owner == "a" and store.lease().started_at == NOW
-    # Expired and taken over: neither the ETag nor the read renews it, and a's release leaves it.
-    taken = store.acquire_lease("b", now=NOW + timedelta(minutes=9), ttl=ttl)
-    assert store.renew_lease("a", now=NOW + timedelta(minutes=9), ttl=ttl, etag=again) is None
-    store.release_lease("a", etag=again)
-    assert store.lease().owner == "b"
-    sent.clear()
-    store.release_lease("b", etag=taken.etag)
-    assert len(sent) == 1  # the conditional delete alone
-    assert store.lease() is None
-
-
-@pytest.mark.parametrize("lost", ["before sending", "after it landed"])
-def test_a_renewal_whose_connection_drops_is_retried_and_keeps_the_lease(azurite, lost):
-    transport = pooled_transport()
-    real = transport.send
-    dropped: list[str] = []
-
-    def send(request, **kwargs):
-        if request.method == "PATCH" and not dropped:
-            dropped.append(lost)
-            if lost == "after it landed":
-                real(request, **kwargs)
-                raise ServiceResponseError("connection reset reading the answer (injected)")
-            raise ServiceRequestError("connection reset (injected)")
-        return real(request, **kwargs)
-
-    transport.send = send  # type: ignore[method-assign]
-    service = azurite_service(azurite, transport=transport, retry_backoff_factor=0)
-    store = Store(service, prefix=f"t{next(_names)}x")
-    ttl = timedelta(minutes=2)
-    grant = store.acquire_lease("a", now=NOW, ttl=ttl)
-    assert store.renew_lease("a", now=NOW + timedelta(minutes=1), ttl=ttl, etag=grant.etag)
-    assert dropped == [lost]
-    assert store.lease().owner == "a"
-    assert store.lease().expires_at == NOW + timedelta(minutes=3)
 
 
 def test_rows_are_deleted_in_transactions_all_or_none(store):

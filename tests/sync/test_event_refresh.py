@@ -303,7 +303,7 @@ def test_status_counts_what_the_receiver_took_in(events):
 
 
 def test_a_dead_refresh_is_no_abandoned_sync_run(events):
-    from shared.store.state import LeaseInfo
+    from shared.store.lease import LeaseInfo
     from shared.sync.lease import record_abandoned
     from shared.sync.runs import SyncReport
 
