@@ -52,7 +52,7 @@ class LeaseStore(TableStore):
             "renewed_at": now,
             "expires_at": now + ttl,
         }
-        existing = self._lease_row()
+        existing = self._state("lease")
         try:
             if existing is None:
                 return LeaseGrant(True, etag=_etag_of(table.create_entity(entity)))
@@ -88,7 +88,7 @@ class LeaseStore(TableStore):
                 return None
             except ResourceModifiedError:
                 pass
-        existing = self._lease_row()
+        existing = self._state("lease")
         if existing is None or existing["owner"] != owner:
             return None
         try:
@@ -115,7 +115,7 @@ class LeaseStore(TableStore):
         )
         renewed = _etag_of(answer)
         if renewed is None:  # Azure and Azurite always answer one; never send "None" as If-Match
-            existing = self._lease_row()
+            existing = self._state("lease")
             renewed = None if existing is None else _etag_of(existing.metadata)
         if renewed is None:
             raise StoreError("the lease was renewed but storage answered no ETag for it")
@@ -123,7 +123,7 @@ class LeaseStore(TableStore):
 
     def lease(self) -> LeaseInfo | None:
         """Who holds the writer lease (expired or not), if anyone."""
-        existing = self._lease_row()
+        existing = self._state("lease")
         return None if existing is None else _lease_info(existing)
 
     def release_lease(self, owner: str, *, etag: str | None = None) -> None:
@@ -140,7 +140,7 @@ class LeaseStore(TableStore):
                 return
             except ResourceModifiedError:
                 pass
-        existing = self._lease_row()
+        existing = self._state("lease")
         if existing is None or existing["owner"] != owner:
             return
         try:
@@ -153,9 +153,10 @@ class LeaseStore(TableStore):
         except (ResourceModifiedError, ResourceNotFoundError):
             pass
 
-    def _lease_row(self) -> Any:
+    def _state(self, row: str) -> Any:
+        """A `SyncState` row (the lease, and SyncStateStore's pointer and held rows), or None."""
         try:
-            return self.table("SyncState").get_entity(STATE_PK, "lease")
+            return self.table("SyncState").get_entity(STATE_PK, row)
         except ResourceNotFoundError:
             return None
 

@@ -163,12 +163,6 @@ class SyncStateStore(LeaseStore):
             mode=UpdateMode.REPLACE,
         )
 
-    def _state(self, row: str) -> Any:
-        try:
-            return self.table("SyncState").get_entity(STATE_PK, row)
-        except ResourceNotFoundError:
-            return None
-
     # -- run records -----------------------------------------------------------------------------
 
     def record_run(self, run_id: str, started_at: datetime, properties: Mapping[str, Any]) -> None:
