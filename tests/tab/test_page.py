@@ -249,7 +249,6 @@ def principal(*groups: str) -> str:
 
 @pytest.mark.integration
 def test_group_restriction_with_app_service_authentication(demo, monkeypatch):
-
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # as App Service sets it
     get_settings.cache_clear()
@@ -270,7 +269,6 @@ def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
     demo, monkeypatch, enabled
 ):
     """Without App Service Authentication anyone can send the header."""
-
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     if enabled is None:
         monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
@@ -287,7 +285,6 @@ def test_a_forged_principal_is_refused_when_app_service_authentication_is_off(
 
 @pytest.mark.integration
 def test_a_refusal_is_a_problem_unless_the_caller_reads_html(demo, monkeypatch):
-
     monkeypatch.setenv("TAB_ALLOWED_GROUP", GROUP)
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     get_settings.cache_clear()
@@ -339,7 +336,6 @@ def test_a_bad_query_on_the_tab_is_refused_in_the_form_asked(demo):
 
 @pytest.mark.integration
 def test_without_a_group_the_header_does_not_matter(demo, monkeypatch):
-
     monkeypatch.delenv("TAB_ALLOWED_GROUP", raising=False)
     monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
     get_settings.cache_clear()
