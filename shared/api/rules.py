@@ -170,8 +170,7 @@ def _write(
     _check_limits({**rules, rule.key: rule}.values())
     found = checked_rules(store, [rule])
     store.put_rule_document(rule.key, rule.model_dump(mode="json"))
-    _apply(store, [rule], [], today)
-    manifest, catalog = _current(store)
+    manifest, catalog = _served(store, _apply(store, [rule], [], today))
     view = _view(rule, manifest, catalog, found[rule.key])
     replaced = rule_changes(before, rule) if before is not None else []
     return RuleWritten(**dict(view), replaced=replaced), before is None
@@ -215,8 +214,7 @@ def import_rules(store: Store, body: bytes, today: date) -> RulesImported:
     store.delete_rules(deleted)
     # Against the generations too: a retry after a failure between storing and applying finds
     # every rule stored already, yet the generations still answer from the old rules.
-    _apply(store, changed, deleted, today, wanted=incoming)
-    manifest, catalog = _current(store)
+    manifest, catalog = _served(store, _apply(store, changed, deleted, today, wanted=incoming))
     return RulesImported(
         created=sorted(r.software for k, r in incoming.items() if k not in before),
         replaced=sorted(r.software for k, r in incoming.items() if k in before),
@@ -266,15 +264,22 @@ def _apply(
     today: date,
     *,
     wanted: dict[str, Rule] | None = None,
-) -> None:
+) -> tuple[str, Manifest] | None:
     """Re-resolve `rules` and drop `removed` in the current and held generations; with `wanted`
-    (the whole rule set), also whatever a generation's manifest holds otherwise."""
+    (the whole rule set), also whatever a generation's manifest holds otherwise.
+
+    Returns the current generation's manifest as the edit left it (None: no generation yet, or
+    nothing to apply), so the answer needs no second read of the pointer and manifest.
+    """
     if not rules and not removed and wanted is None:
-        return
+        return None
     current, generations = _generations(store)
+    served = None
     for generation in generations:
         todo, gone = list(rules), list(removed)
         manifest, etag = read_manifest(store, generation)
+        if generation == current:
+            served = generation, manifest
         if wanted is not None:
             entries = manifest.rules
             named = {r.key for r in todo}
@@ -294,7 +299,9 @@ def _apply(
         )
         keep_snapshot(store, generation, snapshot, etag, applied)
         if before is not None:
+            served = generation, applied.manifest
             _record_edit(store, generation, before, applied)
+    return served
 
 
 def _record_edit(
@@ -318,7 +325,22 @@ def _current(store: Store) -> tuple[Manifest | None, Catalog | None]:
     if pointer is None:
         return None, None
     try:
-        return read_manifest(store, pointer.generation)[0], read_catalog(store, pointer.generation)
+        manifest = read_manifest(store, pointer.generation)[0]
+    except StoreError:
+        return None, None
+    return _served(store, (pointer.generation, manifest))
+
+
+def _served(
+    store: Store, served: tuple[str, Manifest] | None
+) -> tuple[Manifest | None, Catalog | None]:
+    """The manifest and catalogue an answer shows (neither where storage fails: the answer
+    still stands without its targets and warnings)."""
+    if served is None:
+        return None, None
+    generation, manifest = served
+    try:
+        return manifest, read_catalog(store, generation)
     except StoreError:
         return None, None
 

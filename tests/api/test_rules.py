@@ -129,3 +129,49 @@ def test_a_rule_edit_keeps_the_snapshot_so_the_next_edit_reads_no_records(demo_s
     # The first edit read the records; a rule edit changes none of them, so the next two did not.
     assert len(reads) == 1
     assert answer(rules("GET", "Defender"))["targets"] == 3  # and they resolved from the same
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "PUT /rules"])
+def test_a_rule_edit_reads_the_pointer_and_manifest_once_and_answers_what_it_wrote(
+    demo_synced, monkeypatch, method
+):
+    from shared.api import rules as rule_admin
+    from shared.store.state import SyncStateStore
+
+    reads: list[str] = []
+    manifest, current = rule_admin.read_manifest, SyncStateStore.current
+
+    def read_manifest(store, generation):
+        reads.append("manifest")
+        return manifest(store, generation)
+
+    def pointer(self):
+        reads.append("pointer")
+        return current(self)
+
+    monkeypatch.setattr(rule_admin, "read_manifest", read_manifest)
+    monkeypatch.setattr(SyncStateStore, "current", pointer)
+    if method == "PUT /rules":
+        exported = json.loads(rules("GET", None).get_body())
+        assert reads == []  # a listing that asks for no targets reads neither
+        edited = [
+            {**r, "offboard_days": 9} if r["software"] == "Huntress" else r
+            for r in exported["rules"]
+        ]
+        view = next(
+            r
+            for r in answer(rules("PUT", None, {"rules": edited}))["rules"]
+            if r["rule"]["software"] == "Huntress"
+        )
+    elif method == "PATCH":
+        view = answer(rules("PATCH", "Huntress", {"offboard_days": 9}, MERGE_PATCH))
+    else:
+        body = answer(rules("GET", "Huntress"))["rule"]
+        reads.clear()
+        view = answer(rules("PUT", "Huntress", {**body, "offboard_days": 9}))
+    # Once to apply the edit, and the answer shows what that wrote. An import's reference check
+    # reads the pointer too (what ids the current data holds), before anything is written.
+    assert reads == ["pointer", *(["pointer"] if method == "PUT /rules" else []), "manifest"]
+    # The answer shows the edit's own manifest: the targets the re-resolved rule has now.
+    assert view["rule"]["offboard_days"] == 9
+    assert view["targets"] == answer(rules("GET", "Huntress"))["targets"] == 3
