@@ -76,6 +76,7 @@ bench:
 	$(PY) bench/load.py
 	$(PY) bench/events.py
 	$(PY) bench/cold_start.py
+	$(PY) bench/transport.py
 
 bench-halo:
 	$(PY) bench/halo_read.py

@@ -284,8 +284,8 @@ def test_storage_calls_have_bounded_timeouts():
     worker thread, for azure-core's default 300 s per attempt (times the SDK's retries): the
     pooled transport states connect and read timeouts well inside the HTTP front end's 230 s."""
     transport = pooled_transport()
-    assert transport.connection_config.timeout <= 10
-    assert transport.connection_config.read_timeout <= 60
+    assert transport.connect_timeout <= 10
+    assert transport.read_timeout <= 60
 
 
 def test_a_storage_error_never_shows_the_sas_token(caplog):

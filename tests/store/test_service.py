@@ -3,20 +3,23 @@ thread, against a real Azurite."""
 
 from __future__ import annotations
 
-import copy
-import pickle
+import base64
+import http.server
 import socketserver
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.core.rest import HttpRequest
 from requests.utils import get_environ_proxies
+from urllib3.exceptions import InsecureRequestWarning
 
 from shared.runtime.process import get_store
 from shared.settings import load_settings
-from shared.store import service as service_module
+from shared.store import transport as transport_module
 from shared.store.repository import Store
 from shared.store.service import pooled_transport, table_service
 
@@ -32,7 +35,7 @@ def test_the_process_store_and_its_table_clients_are_built_once(configure):
     assert store.table("Rules", create=False) is store.table("Rules")
 
 
-def test_concurrent_callers_share_one_pool_and_reuse_its_connections(configure):
+def test_concurrent_callers_share_one_store_and_transport(configure):
     configure("http://127.0.0.1:9")
     settings = load_settings()
     store = Store(table_service(settings), prefix=settings.tables_prefix)
@@ -45,18 +48,45 @@ def test_concurrent_callers_share_one_pool_and_reuse_its_connections(configure):
 
     with ThreadPoolExecutor(CALLERS) as pool:
         assert list(pool.map(read, range(CALLERS))) == [1] * CALLERS
-        transport = store.service._client._client._pipeline._transport  # the one transport
-        pools = transport.session.get_adapter(store.service.url).poolmanager
-        connections = pools.connection_from_url(store.service.url)
-        # The pool keeps a connection for each caller in flight, so none is opened per request
-        # and thrown away (requests' default keeps 10).
-        assert connections.pool.maxsize >= CALLERS
-        opened = connections.num_connections
-        assert opened <= CALLERS
-        barrier.reset()
-        assert list(pool.map(read, range(CALLERS))) == [1] * CALLERS
-    # The second round found every connection it needed in the pool.
-    assert connections.num_connections == opened
+    transport = store.service._client._client._pipeline._transport  # the one transport
+    assert transport.pool_for(store.service.url).num_connections <= CALLERS
+
+
+class _AllAtOnce(http.server.BaseHTTPRequestHandler):
+    """Answers only once CALLERS requests are in flight together, each on its own connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.server.arrived.wait()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_pool_keeps_a_connection_for_every_caller_in_flight():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AllAtOnce)
+    server.daemon_threads = True
+    server.arrived = threading.Barrier(CALLERS, timeout=30)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/Tables"
+    transport = pooled_transport()
+    try:
+        with ThreadPoolExecutor(CALLERS) as pool:
+            for _ in range(3):
+                statuses = pool.map(lambda _: _get(transport, url), range(CALLERS))
+                assert list(statuses) == [200] * CALLERS
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+    # Each round had CALLERS connections in flight at once; the pool kept them all, so the next
+    # rounds opened none (with requests' default of 10 kept, each round opened 10 afresh).
+    assert transport.pool_for(url).num_connections == CALLERS
 
 
 # -- the environment, read once: what requests would read per request ------------------------------
@@ -70,6 +100,7 @@ class RecordingProxy(socketserver.ThreadingTCPServer):
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.headers: dict[str, str] = {}  # of the last request, by lower-case name
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
 
     @property
@@ -81,8 +112,9 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         assert isinstance(self.server, RecordingProxy)
         self.server.lines.append(self.rfile.readline().decode("latin-1").strip())
-        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-            pass
+        while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            self.server.headers[name.strip().lower()] = value.strip()
         self.wfile.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
@@ -128,6 +160,17 @@ def test_the_environments_proxy_carries_table_calls(configure, monkeypatch, azur
     assert proxy.lines and proxy.lines[0].split()[1].startswith(azurite.endpoint + "/")
 
 
+def test_a_proxy_urls_credentials_are_sent_as_proxy_authorization(configure, monkeypatch, proxy):
+    configure("http://127.0.0.1:9")
+    _without_proxies(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://msp:p%40ss@"))
+    with pytest.raises(HttpResponseError):
+        _rules_via_fresh_store()
+    assert proxy.headers["proxy-authorization"] == "Basic " + base64.b64encode(b"msp:p@ss").decode()
+    # The SDK's own signature still goes to the storage account, not to the proxy's credentials.
+    assert proxy.headers["authorization"].startswith("SharedKey ")
+
+
 def test_no_proxy_naming_the_storage_host_goes_direct(configure, monkeypatch, proxy):
     configure("http://127.0.0.1:9")
     _without_proxies(monkeypatch)
@@ -137,44 +180,72 @@ def test_no_proxy_naming_the_storage_host_goes_direct(configure, monkeypatch, pr
     assert proxy.lines == []
 
 
-def test_the_ca_bundle_named_by_the_environment_verifies_tls(monkeypatch, tmp_path):
-    bundle = tmp_path / "ca.pem"
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    session = pooled_transport().session
-    url = "https://account.table.core.windows.net/Tables"
-    assert session.merge_environment_settings(url, {}, None, True, None)["verify"] == str(bundle)
-    # A verify the caller chose (off, or a file of its own) is the caller's.
-    assert session.merge_environment_settings(url, {}, None, False, None)["verify"] is False
-    own = session.merge_environment_settings(url, {}, None, "/etc/own-ca.pem", None)
-    assert own["verify"] == "/etc/own-ca.pem"
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
-    monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
-    assert pooled_transport().session.merge_environment_settings(url, {}, None, True, None)[
-        "verify"
-    ] == str(bundle)
-
-
-def test_the_environment_is_read_once_per_host_and_kept_across_copies(monkeypatch):
+def test_the_environment_is_read_once_per_host(monkeypatch):
     _without_proxies(monkeypatch)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/msp-ca.pem")
     reads: list[str] = []
 
     def counted(url: str, no_proxy: str | None = None) -> dict[str, str]:
         reads.append(url)
         return get_environ_proxies(url, no_proxy=no_proxy)
 
-    monkeypatch.setattr(service_module, "get_environ_proxies", counted)
-    session = pooled_transport().session
-    assert session.trust_env is False  # requests itself reads nothing per request
+    monkeypatch.setattr(transport_module, "get_environ_proxies", counted)
+    transport = pooled_transport()
     tables = "https://account.table.core.windows.net"
     for path in ("/Tables", "/Rules()", "/$batch"):
-        merged = session.merge_environment_settings(tables + path, {}, None, True, None)
-        assert merged["proxies"] == {"https": "http://proxy.example:3128"}
-        assert merged["verify"] == "/etc/msp-ca.pem"
-    assert len(reads) == 1
-    # requests copies and pickles a session by its attribute list: what was read goes along.
-    for twin in (copy.copy(session), pickle.loads(pickle.dumps(session))):
-        merged = twin.merge_environment_settings(tables + "/Tables", {}, None, True, None)
-        assert merged["proxies"] == {"https": "http://proxy.example:3128"}
-        assert merged["verify"] == "/etc/msp-ca.pem"
+        assert transport.environment_proxies(tables + path) == {
+            "https": "http://proxy.example:3128"
+        }
+        assert transport.pool_for(tables + path).host == "account.table.core.windows.net"
+    assert transport.pool_for(tables).proxy.host == "proxy.example"
+    assert reads == [tables + "/Tables"]
+
+
+# -- TLS: verified against certifi's roots, or the bundle the environment or the caller names -------
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on loopback answering 200 to any GET, with a certificate of its own CA
+    (the CA's PEM file is the second member)."""
+    from tests.store.tls import serve_tls
+
+    with serve_tls(tmp_path_factory.mktemp("tls")) as served:
+        yield served
+
+
+def _get(transport, url: str, **kwargs) -> int:
+    return transport.send(HttpRequest("GET", url), **kwargs).status_code
+
+
+def test_tls_is_verified_against_certifi_unless_the_environment_names_a_bundle(
+    monkeypatch, tls_server
+):
+    url, ca = tls_server
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        _get(pooled_transport(), url)  # certifi's roots do not know this CA
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, str(ca))
+        assert _get(pooled_transport(), url) == 200
+        monkeypatch.delenv(name)
+
+
+def test_a_callers_own_verify_wins_over_the_environment(monkeypatch, tls_server, tmp_path):
+    url, ca = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    other = tmp_path / "other.pem"
+    other.write_text(certifi_pem())
+    with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        _get(pooled_transport(), url, connection_verify=str(other))
+    with pytest.warns(InsecureRequestWarning):  # urllib3 says so, as it does under requests
+        assert _get(pooled_transport(), url, connection_verify=False) == 200
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    assert _get(pooled_transport(), url, connection_verify=str(ca)) == 200
+
+
+def certifi_pem() -> str:
+    import certifi
+
+    return Path(certifi.where()).read_text()
