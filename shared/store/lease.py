@@ -154,9 +154,12 @@ class LeaseStore(TableStore):
             pass
 
     def _state(self, row: str) -> Any:
-        """A `SyncState` row (the lease, and SyncStateStore's pointer and held rows), or None."""
+        """A `SyncState` row (the lease, and SyncStateStore's pointer and held rows), or None.
+
+        A read creates no table: before the first sync there is none, which reads as no row (and
+        a reader whose key may only read is not refused)."""
         try:
-            return self.table("SyncState").get_entity(STATE_PK, row)
+            return self.table("SyncState", create=False).get_entity(STATE_PK, row)
         except ResourceNotFoundError:
             return None
 

@@ -116,6 +116,14 @@ def test_injected_failures_are_retried_and_persistent_ones_fail(azurite):
         store.write_generation("g7", {"items": documents_to_entities([("1", {})])})
 
 
+def test_reading_the_state_before_any_write_creates_no_table(store):
+    assert (store.current(), store.held(), store.lease()) == (None, None, None)
+    tables = [t.name for t in store.service.list_tables() if t.name.startswith(store.prefix)]
+    assert tables == []
+    store.swap("gen1", run_id="r1", synced_at=NOW, expected=None)  # the first write creates it
+    assert store.current().generation == "gen1"
+
+
 def test_pointer_swap_is_optimistic(store):
     assert store.current() is None
     first = store.swap("gen1", run_id="r1", synced_at=NOW, expected=None)
