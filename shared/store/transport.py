@@ -11,11 +11,13 @@ transport hands the SDK's request to urllib3, which requests itself sends throug
 urllib3's answer in azure-core's own response class.
 
 What requests reads from the environment is read here too, once: the proxies for a scheme and host
-(HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, with NO_PROXY; a proxy URL's user and password become its
-Proxy-Authorization, as requests sends them) and the CA bundle (REQUESTS_CA_BUNDLE, then
-CURL_CA_BUNDLE, else certifi's, as requests). No netrc file is read: a netrc entry for the storage
-host would replace the SDK's signature. Failures are raised as the azure-core errors
-`RequestsTransport` raises for them, so the SDK's retry policy treats them the same.
+(HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, with NO_PROXY; "host:port" is an http proxy, socks5:// and
+socks5h:// go through PySocks, and a proxy URL's user and password are sent as requests sends
+them) and the CA bundle (REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, else certifi's; a file or a
+directory of hashed certificates, as requests reads them). No netrc file is read: a netrc entry for
+the storage host would replace the SDK's signature. Failures are raised as the azure-core errors
+`RequestsTransport` raises for them, so the SDK's retry policy treats them the same (see
+`_azure_error` for the two that are more precise).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from http.client import IncompleteRead as HttpIncompleteRead
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +34,7 @@ import urllib3
 from azure.core.exceptions import (
     AzureError,
     DecodeError,
+    IncompleteReadError,
     ServiceRequestError,
     ServiceRequestTimeoutError,
     ServiceResponseError,
@@ -41,9 +45,15 @@ from azure.core.rest import HttpRequest, HttpResponse
 
 # azure-core's base for a transport's response: its aiohttp and requests transports build on it.
 from azure.core.rest._http_response_impl import HttpResponseImpl
-from requests.utils import get_auth_from_url, get_environ_proxies, select_proxy
+from requests.utils import (
+    get_auth_from_url,
+    get_environ_proxies,
+    prepend_scheme_if_needed,
+    select_proxy,
+)
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    IncompleteRead,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -122,21 +132,22 @@ class PooledTransport(HttpTransport[HttpRequest, HttpResponse]):
         proxy = select_proxy(
             request.url, {**self.environment_proxies(request.url), **(proxies or {})}
         )
-        manager = self._manager(proxy, verify, cert)
-        body = request.data
+        body, headers = _wire(request)
         try:
+            manager = self._manager(proxy, True if verify is None else verify, cert)
             raw = manager.urlopen(
                 request.method,
                 request.url,
-                body=body.encode("utf-8") if isinstance(body, str) else body,
-                headers=dict(request.headers),
+                body=body,
+                headers=headers,
                 redirect=False,
                 retries=False,
                 timeout=timeout,
                 preload_content=not stream,
                 decode_content=True,
             )
-        except Urllib3Error as error:
+        except (Urllib3Error, OSError, ValueError) as error:
+            # OSError and ValueError: a proxy or certificate setting that cannot be used.
             raise _azure_error(error) from error
         # Not streamed: urllib3 read the body with the headers and the connection is back in
         # its pool.
@@ -157,14 +168,27 @@ class PooledTransport(HttpTransport[HttpRequest, HttpResponse]):
     def _new_manager(self, proxy: str | None, verify: Any, cert: Any) -> urllib3.PoolManager:
         tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE"}
         if verify:
-            tls["ca_certs"] = verify if isinstance(verify, str) else self._ca_bundle
-            tls["ca_certs"] = tls["ca_certs"] or certifi.where()
+            bundle = verify if isinstance(verify, str) else self._ca_bundle or certifi.where()
+            # As requests: a directory of hashed certificates, or one file of them.
+            tls["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
         if cert:
             tls["cert_file"], tls["key_file"] = cert if isinstance(cert, tuple) else (cert, None)
+            for path in filter(None, (tls["cert_file"], tls["key_file"])):
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"client certificate file {path} does not exist")
         pools: dict[str, Any] = {"num_pools": 4, "maxsize": self.pool_size, "retries": False}
         if proxy is None:
             return urllib3.PoolManager(**pools, **tls)
+        proxy = prepend_scheme_if_needed(proxy, "http")  # "proxy.corp:3128", as requests reads it
         user, password = get_auth_from_url(proxy)
+        if proxy.lower().startswith("socks"):
+            try:
+                from urllib3.contrib.socks import SOCKSProxyManager
+            except ImportError:  # PySocks is not installed
+                raise ValueError("a SOCKS proxy needs the PySocks package") from None
+            return SOCKSProxyManager(
+                proxy, username=user or None, password=password or None, **pools, **tls
+            )
         headers = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}") if user else {}
         return urllib3.ProxyManager(proxy, proxy_headers=headers, **pools, **tls)
 
@@ -200,13 +224,32 @@ def _download(
     raw = response.internal_response
     try:
         yield from raw.stream(BLOCK_SIZE, decode_content=decompress)
-    except Urllib3Error as error:
+    except (Urllib3Error, OSError) as error:
         raw.close()
-        raise _azure_error(error) from error
+        # The answer had begun: whatever failed, it failed while reading it.
+        mapped = _azure_error(error)
+        if type(mapped) is ServiceRequestError:
+            mapped = ServiceResponseError(error, error=error)
+        raise mapped from error
 
 
-def _azure_error(error: Urllib3Error) -> AzureError:
-    """The azure-core error `RequestsTransport` raises for the same failure."""
+def _wire(request: HttpRequest) -> tuple[bytes | None, dict[str, str]]:
+    """The body as bytes and the headers to send: as requests sends them, a text body is UTF-8
+    with its Content-Length counted in bytes (azure-core counts characters), and a header whose
+    value is None is left out."""
+    headers = {k: v for k, v in request.headers.items() if v is not None}
+    body = request.data
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+        for name in [k for k in headers if k.lower() == "content-length"]:
+            headers[name] = str(len(body))
+    return body, headers
+
+
+def _azure_error(error: Exception) -> AzureError:
+    """The azure-core error `RequestsTransport` raises for the same failure (a read that times
+    out is a response timeout, and a body that will not decode a DecodeError, where requests
+    raised more general ones)."""
     if isinstance(error, NewConnectionError):
         return ServiceRequestError(error, error=error)
     if isinstance(error, ConnectTimeoutError):
@@ -216,6 +259,8 @@ def _azure_error(error: Urllib3Error) -> AzureError:
     if isinstance(error, BodyDecodeError):
         return DecodeError(error, error=error)
     if isinstance(error, ProtocolError):
+        if any(isinstance(cause, IncompleteRead | HttpIncompleteRead) for cause in error.args):
+            return IncompleteReadError(error, error=error)  # the body ended short
         # The connection dropped while the request or its answer was on it.
         return ServiceResponseError(error, error=error)
     # Refused by a proxy, TLS, or anything else before an answer: the request did not get through.

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import http.server
+import re
+import shutil
+import socket
 import socketserver
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +53,7 @@ def test_concurrent_callers_share_one_store_and_transport(configure):
     with ThreadPoolExecutor(CALLERS) as pool:
         assert list(pool.map(read, range(CALLERS))) == [1] * CALLERS
     transport = store.service._client._client._pipeline._transport  # the one transport
-    assert transport.pool_for(store.service.url).num_connections <= CALLERS
+    assert 1 <= transport.pool_for(store.service.url).num_connections <= CALLERS
 
 
 class _AllAtOnce(http.server.BaseHTTPRequestHandler):
@@ -148,16 +152,29 @@ def _rules_via_fresh_store() -> int:
     return len(store.rule_documents())
 
 
-@pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+@pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "HTTP_PROXY no scheme"])
 def test_the_environments_proxy_carries_table_calls(configure, monkeypatch, azurite, proxy, name):
     configure("http://127.0.0.1:9")
     _without_proxies(monkeypatch)
-    monkeypatch.setenv(name, proxy.url)
+    # "host:port" without a scheme is an http proxy, as requests reads it.
+    variable, _, bare = name.partition(" ")
+    monkeypatch.setenv(variable, proxy.url.removeprefix("http://") if bare else proxy.url)
     with pytest.raises(HttpResponseError) as refused:
         _rules_via_fresh_store()
     assert refused.value.status_code == 503  # the proxy's answer
     # Sent to the proxy in absolute form: the proxy was asked to reach Azurite.
     assert proxy.lines and proxy.lines[0].split()[1].startswith(azurite.endpoint + "/")
+
+
+def test_a_socks_proxy_that_cannot_be_reached_is_a_request_error(configure, monkeypatch):
+    configure("http://127.0.0.1:9")
+    _without_proxies(monkeypatch)
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        closed = placeholder.getsockname()[1]
+    monkeypatch.setenv("ALL_PROXY", f"socks5h://127.0.0.1:{closed}")
+    # An azure-core error, as for any unreachable storage (the API answers it with a 503).
+    with pytest.raises(ServiceRequestError, match="Connection refused"):
+        _rules_via_fresh_store()
 
 
 def test_a_proxy_urls_credentials_are_sent_as_proxy_authorization(configure, monkeypatch, proxy):
@@ -243,6 +260,40 @@ def test_a_callers_own_verify_wins_over_the_environment(monkeypatch, tls_server,
         assert _get(pooled_transport(), url, connection_verify=False) == 200
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     assert _get(pooled_transport(), url, connection_verify=str(ca)) == 200
+
+
+def test_a_ca_bundle_directory_verifies_as_requests_reads_one(monkeypatch, tls_server, tmp_path):
+    url, ca = tls_server
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to name a certificate directory's entries")
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(ca)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    (directory / f"{subject_hash}.0").write_bytes(ca.read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(directory))
+    assert _get(pooled_transport(), url) == 200
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    assert _get(pooled_transport(), url, connection_verify=str(directory)) == 200
+
+
+def test_verify_none_still_verifies(monkeypatch, tls_server):
+    url, _ = tls_server
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        _get(pooled_transport(), url, connection_verify=None)
+
+
+def test_a_missing_client_certificate_file_is_a_request_error_naming_it(tls_server, tmp_path):
+    url, _ = tls_server
+    missing = tmp_path / "client.pem"
+    with pytest.raises(ServiceRequestError, match=re.escape(f"{missing} does not exist")):
+        _get(pooled_transport(), url, connection_cert=str(missing))
 
 
 def certifi_pem() -> str:
