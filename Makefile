@@ -30,11 +30,14 @@ lint:
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# At the lowest priority: in `make test` it runs beside pytest on the CPU time pytest leaves idle
+# (about a tenth of two CPUs, waiting on Azurite and its subprocesses) rather than taking a CPU
+# from pytest's start-up, when both workers import and collect at once.
 typecheck:
-	$(BIN)/mypy
+	nice -n 19 $(BIN)/mypy
 
-# mypy (one CPU, about 6-13 s cold) runs beside pytest, which leaves a fifth of the two CPUs idle;
-# whole lines of each are printed as they finish, and either failing fails the target.
+# mypy (one CPU, about 6-13 s cold) runs beside pytest; whole lines of each are printed as they
+# finish, and either failing fails the target.
 test: lint
 	@$(MAKE) --no-print-directory -j2 --output-sync=line typecheck pytest
 
