@@ -10,6 +10,7 @@ import shutil
 import socket
 import socketserver
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +175,15 @@ def test_a_socks_proxy_that_cannot_be_reached_is_a_request_error(configure, monk
     monkeypatch.setenv("ALL_PROXY", f"socks5h://127.0.0.1:{closed}")
     # An azure-core error, as for any unreachable storage (the API answers it with a 503).
     with pytest.raises(ServiceRequestError, match="Connection refused"):
+        _rules_via_fresh_store()
+
+
+def test_a_socks_proxy_without_pysocks_says_what_is_missing(configure, monkeypatch):
+    configure("http://127.0.0.1:9")
+    _without_proxies(monkeypatch)
+    monkeypatch.setenv("ALL_PROXY", "socks5h://127.0.0.1:1080")
+    monkeypatch.setitem(sys.modules, "urllib3.contrib.socks", None)  # as where it is not installed
+    with pytest.raises(ServiceRequestError, match="needs the PySocks package"):
         _rules_via_fresh_store()
 
 
