@@ -10,14 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from azure.core.exceptions import (
-    DecodeError,
-    IncompleteReadError,
-    ServiceRequestError,
-    ServiceRequestTimeoutError,
-    ServiceResponseError,
-    ServiceResponseTimeoutError,
-)
+from azure.core import exceptions as azure_errors
 from azure.core.rest import HttpRequest
 from urllib3.exceptions import ConnectTimeoutError
 from urllib3.exceptions import DecodeError as BodyDecodeError
@@ -98,9 +91,9 @@ def test_a_refused_connection_is_a_request_error(raw_server):
     with socket.create_server(("127.0.0.1", 0)) as placeholder:
         closed = placeholder.getsockname()[1]
     assert closed != port
-    with pytest.raises(ServiceRequestError) as refused:
+    with pytest.raises(azure_errors.ServiceRequestError) as refused:
         transport().send(HttpRequest("GET", f"http://127.0.0.1:{closed}/Tables"))
-    assert not isinstance(refused.value, ServiceResponseError)
+    assert not isinstance(refused.value, azure_errors.ServiceResponseError)
 
 
 def test_an_answer_that_never_comes_is_a_response_timeout(raw_server):
@@ -110,7 +103,7 @@ def test_an_answer_that_never_comes_is_a_response_timeout(raw_server):
         connection.close()
 
     url = raw_server(silent)
-    with pytest.raises(ServiceResponseTimeoutError):
+    with pytest.raises(azure_errors.ServiceResponseTimeoutError):
         transport(read_timeout=0.3).send(HttpRequest("GET", url))
 
 
@@ -119,7 +112,7 @@ def test_a_connection_dropped_before_the_answer_is_a_response_error(raw_server):
         _read_request(connection)
         connection.close()
 
-    with pytest.raises(ServiceResponseError):
+    with pytest.raises(azure_errors.ServiceResponseError):
         transport().send(HttpRequest("GET", raw_server(drop)))
 
 
@@ -131,9 +124,9 @@ def test_a_body_cut_short_is_an_incomplete_read_streamed_or_not(raw_server):
 
     url = raw_server(short)
     # As RequestsTransport raises it: the answer began and its body ended short.
-    with pytest.raises(IncompleteReadError):
+    with pytest.raises(azure_errors.IncompleteReadError):
         transport().send(HttpRequest("GET", url))
-    with pytest.raises(IncompleteReadError):
+    with pytest.raises(azure_errors.IncompleteReadError):
         transport().send(HttpRequest("GET", url), stream=True).read()
 
 
@@ -164,8 +157,8 @@ def test_a_text_body_goes_as_utf8_with_its_length_in_bytes_and_none_headers_are_
 
 def test_failures_before_an_answer_map_as_requests_transport_maps_them():
     timeout = ConnectTimeoutError("connecting timed out")
-    assert type(_azure_error(timeout)) is ServiceRequestTimeoutError
-    assert type(_azure_error(BodyDecodeError("bad gzip"))) is DecodeError
+    assert type(_azure_error(timeout)) is azure_errors.ServiceRequestTimeoutError
+    assert type(_azure_error(BodyDecodeError("bad gzip"))) is azure_errors.DecodeError
 
 
 def test_an_unknown_option_is_refused_not_dropped(raw_server):
