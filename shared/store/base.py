@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableServiceClient
 
 from shared.store.read_cache import writes_here
 
@@ -137,6 +137,14 @@ class TableStore:
         if client is None:
             client = self._clients.setdefault(full, self.service.get_table_client(full))
         return client
+
+    def existing_rows(self, name: str, query: str, **parameters: str) -> list[TableEntity]:
+        """The rows of table `name` that `query` matches; none where the table does not exist
+        yet: a read creates no table (a write to it does)."""
+        try:
+            return list(self.table(name, create=False).query_entities(query, parameters=parameters))
+        except ResourceNotFoundError:
+            return []
 
 
 def _utc(value: datetime) -> datetime:

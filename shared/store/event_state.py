@@ -129,6 +129,9 @@ def pending_keys(store: Store, limit: int) -> list[PendingKey]:
 def drop_pending(store: Store, keys: Iterable[PendingKey]) -> int:
     """Drop the keys a refresh answered, unless a message touched them since it read them;
     how many were dropped."""
+    keys = list(keys)
+    if not keys:
+        return 0
     table = store.table(TABLE)
     dropped = 0
     for pending in keys:
@@ -148,7 +151,7 @@ def drop_pending(store: Store, keys: Iterable[PendingKey]) -> int:
 def answer_pending(store: Store, read_from: datetime) -> int:
     """A full sync whose read began at `read_from` answered every key a message asked for
     before then: mark them read then and drop them (a key touched since stays); how many."""
-    rows = store.table(TABLE).query_entities("PartitionKey eq @pk", parameters={"pk": _PENDING})
+    rows = store.existing_rows(TABLE, "PartitionKey eq @pk", pk=_PENDING)
     answered = [
         PendingKey(str(r["RowKey"]), _utc(r["received_at"]), str(r.metadata["etag"]))
         for r in rows
@@ -160,6 +163,9 @@ def answer_pending(store: Store, read_from: datetime) -> int:
 
 def mark_refreshed(store: Store, keys: Iterable[str], read_at: datetime) -> None:
     """Record that a refresh read these keys from HaloPSA at `read_at`."""
+    keys = list(keys)
+    if not keys:
+        return  # nothing to write: no table to create
     table = store.table(TABLE)
     for key in keys:
         table.upsert_entity(

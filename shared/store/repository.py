@@ -315,8 +315,7 @@ class Store(BatchWriter, SyncStateStore):
 
     def rule_documents(self) -> list[Any]:
         """Every stored rule as its JSON document."""
-        table = self.table("Rules")
-        entities = table.query_entities("PartitionKey eq @pk", parameters={"pk": "rule"})
+        entities = self.existing_rows("Rules", "PartitionKey eq @pk", pk="rule")
         return [json.loads(decode_data(e)) for e in entities]
 
     def put_rule_document(self, key: str, document: Any) -> None:

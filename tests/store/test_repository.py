@@ -116,12 +116,21 @@ def test_injected_failures_are_retried_and_persistent_ones_fail(azurite):
         store.write_generation("g7", {"items": documents_to_entities([("1", {})])})
 
 
-def test_reading_the_state_before_any_write_creates_no_table(store):
+def test_reads_before_any_write_create_no_table(store):
+    from shared.store.event_state import answer_pending
+    from shared.sync.tag_store import rule_memory
+
     assert (store.current(), store.held(), store.lease()) == (None, None, None)
+    assert store.rule_documents() == []
+    memory = rule_memory(store, "huntress")
+    assert (memory.tenants, memory.computers, memory.lost_on) == (set(), set(), {})
+    assert answer_pending(store, NOW) == 0  # a sync's end, before any HaloPSA event
     tables = [t.name for t in store.service.list_tables() if t.name.startswith(store.prefix)]
     assert tables == []
-    store.swap("gen1", run_id="r1", synced_at=NOW, expected=None)  # the first write creates it
-    assert store.current().generation == "gen1"
+    # The first write creates its table.
+    store.swap("gen1", run_id="r1", synced_at=NOW, expected=None)
+    store.put_rule_document("r", {"software": "R"})
+    assert store.current().generation == "gen1" and len(store.rule_documents()) == 1
 
 
 def test_pointer_swap_is_optimistic(store):
