@@ -91,14 +91,22 @@ def wait_for_line(proc: subprocess.Popen[bytes], marker: bytes, seconds: float) 
 
 
 def drain(proc: subprocess.Popen[bytes]) -> None:
-    """Keep reading a child's output in the background so a full pipe never blocks it."""
+    """Keep reading a child's output in the background so a full pipe never blocks it.
+
+    The thread holds the stream itself, not only its descriptor's number, and closes it at the
+    end of the output: when a stopped process's Popen was collected first, its stream's finaliser
+    closed the descriptor under a read still waiting on a grandchild's end of the pipe (EBADF,
+    or a read of whatever file took the number next)."""
     stream = proc.stdout
     if stream is not None:
-        fd = stream.fileno()
 
         def read_until_closed() -> None:
-            while os.read(fd, 65536):
-                pass
+            with stream:
+                try:
+                    while os.read(stream.fileno(), 65536):
+                        pass
+                except (OSError, ValueError):
+                    return  # closed by its owner (a `with Popen` block ending): nothing to drain
 
         threading.Thread(target=read_until_closed, daemon=True, name=f"drain-{proc.pid}").start()
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from sandbox.processes import children_of, stop_process
+from sandbox.processes import children_of, drain, stop_process, wait_for_line
 
 # A process that ignores SIGTERM (as a devhost stuck in its shutdown would) and has started a
 # child in a session of its own (as a devhost starts Azurite), whose PID it prints.
@@ -46,3 +48,29 @@ def test_a_process_killed_after_its_grace_takes_its_children_with_it():
         os.close(pidfd)
         if running(child):
             subprocess.run(["kill", "-9", str(child)], check=False)
+
+
+# A child that leaves a grandchild holding its output open, which writes once the child is gone.
+LATE_WRITER = """
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3); print('late', flush=True)"])
+print("ready", flush=True)
+"""
+
+
+def test_draining_outlives_the_popen_that_started_it(monkeypatch):
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook: failures.append(hook.exc_value))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LATE_WRITER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    wait_for_line(proc, b"ready", 30)
+    drain(proc)
+    proc.wait(timeout=30)
+    name = f"drain-{proc.pid}"
+    (thread,) = [t for t in threading.enumerate() if t.name == name]
+    del proc  # as a stopped process's Popen goes: its stream with it, unless the drain holds it
+    gc.collect()
+    thread.join(timeout=30)  # the grandchild's late line, then the end of its output
+    assert not thread.is_alive()
+    assert failures == []
