@@ -138,6 +138,14 @@ class TableStore:
             client = self._clients.setdefault(full, self.service.get_table_client(full))
         return client
 
+    def existing_row(self, name: str, partition: str, row: str) -> TableEntity | None:
+        """One row of table `name`, or None where it or the table does not exist: a read
+        creates no table (a write to it does)."""
+        try:
+            return self.table(name, create=False).get_entity(partition, row)
+        except ResourceNotFoundError:
+            return None
+
     def existing_rows(self, name: str, query: str, **parameters: str) -> list[TableEntity]:
         """The rows of table `name` that `query` matches; none where the table does not exist
         yet: a read creates no table (a write to it does)."""

@@ -158,10 +158,7 @@ class LeaseStore(TableStore):
 
         A read creates no table: before the first sync there is none, which reads as no row (and
         a reader whose key may only read is not refused)."""
-        try:
-            return self.table("SyncState", create=False).get_entity(STATE_PK, row)
-        except ResourceNotFoundError:
-            return None
+        return self.existing_row("SyncState", STATE_PK, row)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,14 +91,10 @@ class RuleMemory:
 def rule_memory(store: Store, rule_key: str) -> RuleMemory:
     """What the store remembers for one rule."""
     approved: dict[str, list[int]] = {}
-    try:
-        entity = store.table(STATE_TABLE, create=False).get_entity(
-            _APPROVAL_PK, check_key(rule_key)
-        )
+    entity = store.existing_row(STATE_TABLE, _APPROVAL_PK, check_key(rule_key))
+    if entity is not None:
         stored = json.loads(decode_data(entity))
         approved = {"tenants": stored} if isinstance(stored, list) else stored
-    except ResourceNotFoundError:
-        pass
     rows = store.existing_rows(OFFBOARD_TABLE, "PartitionKey eq @pk", pk=check_key(rule_key))
     lost_on = {int(r["RowKey"]): date.fromisoformat(str(r["lost_on"])) for r in rows}
     return RuleMemory(set(approved.get("tenants", [])), set(approved.get("computers", [])), lost_on)
