@@ -31,8 +31,8 @@ lint:
 	$(BIN)/lint-imports
 
 # At the lowest priority: in `make test` it runs beside pytest on the CPU time pytest leaves idle
-# (about a tenth of two CPUs, waiting on Azurite and its subprocesses) rather than taking a CPU
-# from pytest's start-up, when both workers import and collect at once.
+# (its workers waiting on Azurite and its subprocesses) rather than taking a CPU from pytest's
+# start-up, when every worker imports and collects at once.
 typecheck:
 	nice -n 19 $(BIN)/mypy
 

@@ -41,6 +41,9 @@ from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
 from shared.store.service import pooled_transport
 
+# How many workers, and how they share start-up (tests/workers.py); pytester for testing it.
+pytest_plugins = ("tests.workers", "pytester")
+
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 TEMPLATE_MINUTES = 10
 _TLS_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
