@@ -39,11 +39,13 @@ _VOLATILE = (
     # the day a targets ETag was resolved on ("<generation>.<version>.YYYYMMDD.<links>")
     (re.compile(r"(?<=\.)20\d{6}(?=\.)"), "<day>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
-    # A run or edit id is 12 hex digits: quoted, or between an ETag's dots (its version and its
-    # links), whatever they are (one in 280 is all decimal digits); elsewhere only with a letter
-    # and a digit, so a plain 12-digit number stays itself.
+    # A run or edit id is 12 hex digits: quoted, between an ETag's dots (its version and its
+    # links) or after a cause's kind, whatever they are (one in 280 is all decimal digits);
+    # elsewhere only with a letter and a digit, so a plain 12-digit number stays itself.
     (re.compile(r'(?<=")[0-9a-f]{12}(?=")'), "<run id>"),
     (re.compile(r'(?<=\.)[0-9a-f]{12}(?=[."])'), "<run id>"),
+    # A change's cause in the changes CSV: its kind, then the run's, event's or edit's id.
+    (re.compile(r"\b(sync|approval|event|rule) [0-9a-f]{12}\b"), r"\1 <run id>"),
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{12}\b"), "<run id>"),
     (re.compile(r'("[a-z_]*(?:_ms|_seconds|seconds|_s)":)-?[0-9.]+'), r"\1<n>"),
     (re.compile(r"(in|ago|after|for) [0-9.]+ ?(s|ms|seconds|minutes|min|h)\b"), r"\1 <n> \2"),

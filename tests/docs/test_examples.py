@@ -109,6 +109,20 @@ def test_a_run_id_of_decimal_digits_only_is_masked_like_any_other():
     )
 
 
+def test_a_cause_of_decimal_digits_only_in_the_changes_csv_is_masked():
+    # The CSV names a change's cause unquoted ("sync 129566984272"): the docs test failed then.
+    curl = Curl(url=f"{DOC_BASE}/api/changes?format=csv")
+    header = "at,software,client_id,change,cause\n"
+
+    def shown(cause: str) -> str:
+        row = f"2026-12-07T07:40:01Z,Huntress,1,became,{cause}\n"
+        return masked(render(httpx.Response(200, text=header + row), curl, {}))
+
+    assert shown("sync 5d1f0c2e9a7b") == shown("sync 129566984272")
+    assert shown("rule 3fa8b2c91d0e") == shown("rule 930009005289")
+    assert shown("sync 5d1f0c2e9a7b") != shown("rule 5d1f0c2e9a7b")
+
+
 def test_a_targets_etag_of_another_day_is_masked_and_of_another_version_is_not():
     # The day the targets were resolved on is in the ETag: the docs test failed after midnight.
     curl = Curl(url=f"{DOC_BASE}/api/x", include=True)
