@@ -41,8 +41,9 @@ from shared.store.generations import read_clients, read_items, read_rule_targets
 from shared.store.repository import Store
 from shared.store.service import pooled_transport
 
-# How many workers, and how they share start-up (tests/workers.py); pytester for testing it.
-pytest_plugins = ("tests.workers", "pytester")
+# How many workers, and how they share start-up (tests/workers.py); the heap collection built,
+# frozen out of the garbage collector (tests/frozen_heap.py); pytester for testing the first.
+pytest_plugins = ("tests.workers", "tests.frozen_heap", "pytester")
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "sandbox" / "demo_rules.json"
 TEMPLATE_MINUTES = 10
