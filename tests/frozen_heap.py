@@ -12,7 +12,7 @@ less time.
 from __future__ import annotations
 
 import gc
-import importlib.util
+import importlib
 
 import pytest
 
@@ -23,9 +23,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # Hypothesis, when first imported, registers the PRNGs of libraries already loaded (trio's)
     # and warns when gc.get_referrers finds nothing holding one; it cannot see frozen objects.
     # Its pytest plugin imports it at the latest for the run's summary: import it before.
-    if session.config.pluginmanager.has_plugin("hypothesispytest") and importlib.util.find_spec(
-        "hypothesis"
-    ):
+    # The plugin ships with Hypothesis: where it is loaded, Hypothesis is installed.
+    if session.config.pluginmanager.has_plugin("hypothesispytest"):
         importlib.import_module("hypothesis")
     gc.collect()
     gc.freeze()
