@@ -25,11 +25,10 @@ _names = itertools.count()
 @pytest.fixture
 def raw_server() -> Iterator[Callable[[Answer], str]]:
     """A loopback server whose every connection is handled by the given function: its URL."""
-    sockets: list[socket.socket] = []
+    servers: list[tuple[socket.socket, threading.Thread]] = []
 
     def serve(answer: Answer) -> str:
         listener = socket.create_server(("127.0.0.1", 0))
-        sockets.append(listener)
 
         def accept() -> None:
             while True:
@@ -39,11 +38,19 @@ def raw_server() -> Iterator[Callable[[Answer], str]]:
                     return
                 threading.Thread(target=answer, args=(connection,), daemon=True).start()
 
-        threading.Thread(target=accept, daemon=True).start()
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        servers.append((listener, acceptor))
         return f"http://127.0.0.1:{listener.getsockname()[1]}/Tables"
 
     yield serve
-    for listener in sockets:
+    for listener, acceptor in servers:
+        # Shut down, and the accept loop ended, before the descriptor is closed: a loop still
+        # about to call accept() on the number would take the connections of whichever listener
+        # a later test opens under the same number, and answer them as this test's server.
+        listener.shutdown(socket.SHUT_RDWR)
+        acceptor.join(timeout=10)
+        assert not acceptor.is_alive(), "the accept loop did not end"
         listener.close()
 
 
