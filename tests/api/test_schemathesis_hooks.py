@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from re import _parser as sre_parse  # what Hypothesis parses a pattern with
 from types import ModuleType
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.internal import charmap
+from hypothesis.internal.intervalsets import IntervalSet
 from hypothesis.strategies._internal import regex as hypothesis_regex
 from hypothesis.strategies._internal.strategies import SearchStrategy
 
@@ -23,6 +26,7 @@ def load_hooks(monkeypatch) -> ModuleType:
     # The module patches Hypothesis when loaded; monkeypatch puts the original back afterwards.
     for name in ("base_regex_strategy", "_strategy"):
         monkeypatch.setattr(hypothesis_regex, name, getattr(hypothesis_regex, name))
+    monkeypatch.setattr(charmap, "intervals_from_codec", charmap.intervals_from_codec)
     spec = importlib.util.spec_from_file_location("schemathesis_hooks_under_test", HOOKS)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -112,3 +116,51 @@ def test_a_class_without_ignorecase_never_reaches_hypothesiss_own_build(monkeypa
     pattern = re.compile(visible_pattern())
     built = hypothesis_regex.base_regex_strategy(pattern, alphabet=st.characters(codec="utf-8"))
     assert built is not None
+
+
+def _one_at_a_time(codec: str, stop: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Hypothesis's definition, code point by code point: those `codec` encodes, and those of them
+    that do not decode back to themselves, as merged intervals."""
+    encodable, lossy = [], []
+    for point in range(stop):
+        try:
+            encoded = chr(point).encode(codec)
+        except UnicodeError:
+            continue
+        encodable.append(point)
+        if encoded.decode(codec) != chr(point):
+            lossy.append(point)
+    return tuple(
+        IntervalSet.from_string("".join(map(chr, points))).intervals
+        for points in (encodable, lossy)
+    )
+
+
+# Below U+11000: the surrogates (UTF-8 encodes none), and blocks with and without gaps. Blocks
+# of one code point take the whole-block path for every code point a codec encodes.
+@pytest.mark.parametrize(
+    ("codec", "block"),
+    [
+        ("utf-8", 4096),
+        ("utf-8", 1000),
+        ("cp1252", 4096),  # five code points below 256 it does not encode, and most above it
+        ("shift_jis", 4096),  # the yen sign encodes as the byte that decodes as a backslash
+        ("shift_jis", 1),
+    ],
+)
+def test_code_points_found_by_block_are_those_found_one_at_a_time(monkeypatch, codec, block):
+    hooks = load_hooks(monkeypatch)
+    found = hooks.blockwise_intervals(codec, 0x11000, block)
+    assert tuple(spans.intervals for spans in found) == _one_at_a_time(codec, 0x11000)
+
+
+def test_hypothesis_asks_the_hooks_for_utf8_and_its_own_function_for_other_codecs(monkeypatch):
+    hooks = load_hooks(monkeypatch)
+    assert charmap.intervals_from_codec is hooks.intervals_from_codec
+    encodable, lossy = charmap.intervals_from_codec("utf-8")
+    assert encodable.intervals == ((0, 0xD7FF), (0xE000, sys.maxunicode)) and not lossy.intervals
+    asked = []
+    answer = (IntervalSet([(0, 127)]), IntervalSet())
+    monkeypatch.setattr(hooks, "_from_codec", lambda codec: asked.append(codec) or answer)
+    assert charmap.intervals_from_codec("cp1252") is answer
+    assert asked == ["cp1252"]
