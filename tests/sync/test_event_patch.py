@@ -126,10 +126,9 @@ def only_contract_targets(store: Store) -> list[int]:
     return [t.client_id for t in found if len(t.reasons) == 1 and t.immy_tenant_id is not None]
 
 
-def paired_by_name(store: Store) -> tuple[int, int, str]:
-    """Two clients mapped by a name two tenants share, paired letter for letter: (one, the
-    other, the other's name)."""
-    seen = everything(store)
+def paired_by_name(seen: dict) -> tuple[int, int, str]:
+    """Two clients mapped by a name two tenants share, paired letter for letter, in what a reader
+    sees (`everything`): (one, the other, the other's name)."""
     for named in (seen["names"] or {}).values():
         kinds = [seen["matches"][i]["kind"] for i, _ in named]
         if len(named) == 2 and kinds == ["name", "name"]:
@@ -140,8 +139,9 @@ def paired_by_name(store: Store) -> tuple[int, int, str]:
 
 def test_a_patched_publish_reads_as_a_whole_rebuild_and_writes_only_the_changed_clients(world):
     sandbox, settings, stores = world
-    assert everything(stores[0]) == everything(stores[1])
-    paired, renamed, name = paired_by_name(stores[0])
+    before = everything(stores[0])
+    assert before == everything(stores[1])
+    paired, renamed, name = paired_by_name(before)
     cancelled = next(c for c in only_contract_targets(stores[0]) if c not in (paired, renamed))
     data = copy.deepcopy(sandbox.data)
     for contract in data.contracts:
