@@ -101,6 +101,27 @@ def local_settings() -> set[str]:
     return set(json.loads((ROOT / "local.settings.json.example").read_text())["Values"])
 
 
+# The example's values that are this MSP's own, not defaults: its HaloPSA, and local storage.
+EXAMPLE_PLACEHOLDERS = {"HALO_TENANT", "TAB_FRAME_ORIGINS", "TABLES_CONNECTION_STRING"}
+
+
+def test_the_local_settings_example_holds_each_settings_default(monkeypatch):
+    # The README says to copy it for `func start`: a copy must behave as the documented defaults.
+    values = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+    for key in list(values):
+        monkeypatch.delenv(key, raising=False)
+    copied = load_settings(**{k.lower(): v for k, v in values.items() if k not in PLATFORM})
+    differ = {
+        key: (values[key], field.default)
+        for key in values
+        if (field := Settings.model_fields.get(key.lower())) is not None
+        and not field.is_required()
+        and key not in EXAMPLE_PLACEHOLDERS
+        and getattr(copied, key.lower()) != field.default
+    }
+    assert not differ, f"the example differs from the defaults: {differ}"
+
+
 def test_every_bicep_file_parses():
     files = sorted(INFRA.rglob("*.bicep"))
     assert len(files) >= 5
