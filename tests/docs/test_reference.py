@@ -1,5 +1,6 @@
 """The docs' reference tables are complete: every setting the code reads, every HTTP function's
-key, and what the Bicep writes for each setting."""
+key, and what the Bicep writes for each setting; make's error lines quoted in the docs name the
+Makefile line they would."""
 
 from __future__ import annotations
 
@@ -74,3 +75,23 @@ def test_section_finds_the_text_under_a_heading():
     text = "# A\nx\n## B\ny\n## C\nz\n"
     assert section(text, "B").strip().endswith("y")
     assert "z" not in section(text, "B")
+
+
+def test_makes_error_lines_in_the_docs_name_the_recipe_line_of_their_target():
+    # make names the Makefile line of the recipe command that failed; an edit above it moves it.
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    quoted = [
+        (doc.name, int(number), target)
+        for doc in docs
+        for number, target in re.findall(
+            r"\[Makefile:(\d+): ([\w-]+)\]", doc.read_text(encoding="utf-8")
+        )
+    ]
+    assert quoted, "no make error line in the docs: this test proves nothing"
+    for name, number, target in quoted:
+        above = makefile[: number - 1]
+        rule = next(line for line in reversed(above) if not line.startswith("\t"))
+        assert makefile[number - 1].startswith("\t") and rule.startswith(f"{target}:"), (
+            f"{name}: Makefile line {number} is not a recipe line of {target}"
+        )
