@@ -97,8 +97,12 @@ def is_parameter(bicep: dict, value: Any) -> bool:
     return isinstance(value, str) and value in bicep["parameters"]
 
 
+def local_values() -> dict[str, str]:
+    return json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+
+
 def local_settings() -> set[str]:
-    return set(json.loads((ROOT / "local.settings.json.example").read_text())["Values"])
+    return set(local_values())
 
 
 # The example's values that are this MSP's own, not defaults: its HaloPSA, and local storage.
@@ -107,8 +111,8 @@ EXAMPLE_PLACEHOLDERS = {"HALO_TENANT", "TAB_FRAME_ORIGINS", "TABLES_CONNECTION_S
 
 def test_the_local_settings_example_holds_each_settings_default(monkeypatch):
     # The README says to copy it for `func start`: a copy must behave as the documented defaults.
-    values = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
-    for key in list(values):
+    values = local_values()
+    for key in values:
         monkeypatch.delenv(key, raising=False)
     copied = load_settings(**{k.lower(): v for k, v in values.items() if k not in PLATFORM})
     differ = {
